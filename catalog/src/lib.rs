@@ -1,0 +1,32 @@
+//! The HeavenBase data model, with no I/O: logical types and their Arrow and
+//! Postgres types, entity and field definitions (JSON form too), placement plans,
+//! object_id derivation, the system entities `sys-catalog` and `sys-metaschema`,
+//! and the audit diff.
+
+pub mod audit;
+pub mod entity;
+pub mod objectid;
+pub mod placement;
+pub mod system;
+pub mod types;
+pub mod value;
+
+pub use entity::{EntityDef, FieldDef, FieldSet, NAME, OBJECT_ID, StoreSpec};
+pub use objectid::{catalog_row_id, derive_object_id, hash_id, system_row_id};
+pub use placement::{BackendInfo, Binding, FieldGroup, IndexPlan, PlacementPlan};
+pub use types::{ColumnBuilder, LogicalType};
+
+/// A row as users write and read it: field name → JSON value.
+pub type Row = serde_json::Map<String, serde_json::Value>;
+
+#[derive(Debug, thiserror::Error, Clone, PartialEq)]
+pub enum CatalogError {
+    #[error("{0}")]
+    Type(String),
+    #[error("{0}")]
+    Name(String),
+    #[error("{0}")]
+    Definition(String),
+    #[error("{0}")]
+    Placement(String),
+}

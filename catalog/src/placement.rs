@@ -1,0 +1,208 @@
+//! Placement plans: which backend holds each field (REFERENCE §4). Each (entity,
+//! backend) pair is a *field group*: one physical table holding `object_id` plus the
+//! group's columns. The group holding `name` is the entity's primary group: a row
+//! exists where the primary group has it.
+
+use serde_json::{Value as Json, json};
+
+use crate::entity::{EntityDef, NAME, OBJECT_ID};
+use crate::types::LogicalType;
+use crate::CatalogError;
+
+/// What the planner needs to know of a backend instance.
+#[derive(Debug, Clone, PartialEq)]
+pub struct BackendInfo {
+    pub name: String,
+    /// Backend type identifier: `sqlite`, `inmem`, `postgres`, `lance`, ...
+    pub kind: String,
+    /// Roles and tags: `row`, `sql`, `vector`, `text`, `search`.
+    pub tags: Vec<String>,
+}
+
+impl BackendInfo {
+    pub fn has(&self, tag: &str) -> bool {
+        self.tags.iter().any(|t| t == tag)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Binding {
+    pub field: String,
+    pub backend: String,
+    /// `inline`, `json`, `vector`, `inverted`.
+    pub strategy: String,
+    /// Why it is here: `builtin-id`, `builtin-inline`, `builtin-vector`, ..., `field`.
+    pub source: String,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct IndexPlan {
+    pub fields: Vec<String>,
+    pub backend: String,
+    pub unique: bool,
+}
+
+/// One physical table: `object_id` plus `fields`, in `backend`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FieldGroup {
+    pub backend: String,
+    pub table: String,
+    /// Group columns in entity declaration order, without object_id.
+    pub fields: Vec<String>,
+    pub primary: bool,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct PlacementPlan {
+    pub entity_id: String,
+    pub bindings: Vec<Binding>,
+    pub indexes: Vec<IndexPlan>,
+    /// Primary group first.
+    pub groups: Vec<FieldGroup>,
+}
+
+impl PlacementPlan {
+    /// Route every field of `def` over `backends` (registry order). `default_backend`
+    /// is `main` when present, else the first backend.
+    pub fn plan(def: &EntityDef, backends: &[BackendInfo]) -> Result<PlacementPlan, CatalogError> {
+        let default = backends
+            .iter()
+            .find(|b| b.name == "main")
+            .or_else(|| backends.first())
+            .ok_or_else(|| CatalogError::Placement("A workspace needs at least one backend".into()))?;
+        let mut bindings = Vec::new();
+        for f in def.fields.iter().filter(|f| f.name != OBJECT_ID) {
+            if f.stores.is_empty() {
+                let (backend, strategy, source) = default_route(&f.ty, default, backends);
+                bindings.push(Binding { field: f.name.clone(), backend, strategy, source });
+                continue;
+            }
+            let mut placed = false;
+            for s in &f.stores {
+                match backends.iter().find(|b| b.name == s.to) {
+                    Some(b) => {
+                        let strategy = s.strategy.clone().unwrap_or_else(|| default_strategy(&f.ty, b));
+                        bindings.push(Binding { field: f.name.clone(), backend: b.name.clone(), strategy, source: "field".into() });
+                        placed = true;
+                    }
+                    None if s.optional => {}
+                    None => {
+                        return Err(CatalogError::Placement(format!(
+                            "Storage for {}.{} targets unknown backend '{}'",
+                            def.entity_id, f.name, s.to
+                        )));
+                    }
+                }
+            }
+            if !placed {
+                let (backend, strategy, source) = default_route(&f.ty, default, backends);
+                bindings.push(Binding { field: f.name.clone(), backend, strategy, source });
+            }
+        }
+        // A field's first binding is where it is read from; every binding is written.
+        let primary_backend = bindings.iter().find(|b| b.field == NAME).map(|b| b.backend.clone()).unwrap_or(default.name.clone());
+        let mut groups: Vec<FieldGroup> = Vec::new();
+        for b in &bindings {
+            match groups.iter_mut().find(|g| g.backend == b.backend) {
+                Some(g) => g.fields.push(b.field.clone()),
+                None => groups.push(FieldGroup {
+                    backend: b.backend.clone(),
+                    table: def.table_name(),
+                    fields: vec![b.field.clone()],
+                    primary: b.backend == primary_backend,
+                }),
+            }
+        }
+        groups.sort_by_key(|g| !g.primary);
+        let mut all = Vec::with_capacity(bindings.len() + groups.len());
+        for g in &groups {
+            all.push(Binding { field: OBJECT_ID.into(), backend: g.backend.clone(), strategy: "inline".into(), source: "builtin-id".into() });
+        }
+        all.extend(bindings);
+        let home = |field: &str| all.iter().find(|b| b.field == field).map(|b| b.backend.clone());
+        let mut indexes = Vec::new();
+        for f in &def.fields {
+            if (f.index || f.unique) && f.name != OBJECT_ID {
+                let backend = home(&f.name).unwrap_or(default.name.clone());
+                indexes.push(IndexPlan { fields: vec![f.name.clone()], backend, unique: f.unique });
+            }
+        }
+        for (sets, unique) in [(&def.indexes, false), (&def.constraints, true)] {
+            for set in sets.iter() {
+                let backends_of: Vec<String> = set.fields.iter().filter_map(|f| home(f)).collect();
+                let backend = set.to.clone().unwrap_or_else(|| backends_of.first().cloned().unwrap_or(default.name.clone()));
+                if backends_of.iter().any(|b| *b != backend) {
+                    return Err(CatalogError::Placement(format!(
+                        "{}: the {} on ({}) spans several backends; its fields must live in one",
+                        def.entity_id,
+                        if unique { "unique constraint" } else { "index" },
+                        set.fields.join(", ")
+                    )));
+                }
+                indexes.push(IndexPlan { fields: set.fields.clone(), backend, unique });
+            }
+        }
+        Ok(PlacementPlan { entity_id: def.entity_id.clone(), bindings: all, indexes, groups })
+    }
+
+    pub fn primary(&self) -> &FieldGroup {
+        &self.groups[0]
+    }
+
+    /// The backend a field is read from (its first binding).
+    pub fn home_of(&self, field: &str) -> Option<&str> {
+        if field == OBJECT_ID {
+            return Some(&self.primary().backend);
+        }
+        self.bindings.iter().find(|b| b.field == field).map(|b| b.backend.as_str())
+    }
+
+    pub fn to_json(&self) -> Json {
+        json!({
+            "entity_id": self.entity_id,
+            "bindings": self.bindings.iter().map(|b| json!({
+                "entity_id": self.entity_id, "field_name": b.field, "backend": b.backend,
+                "strategy": b.strategy, "source": b.source,
+            })).collect::<Vec<_>>(),
+            "indexes": self.indexes.iter().filter(|i| !i.unique).map(|i| json!({
+                "entity_id": self.entity_id, "fields": i.fields, "backend": i.backend, "source": "field",
+            })).collect::<Vec<_>>(),
+            "constraints": self.indexes.iter().filter(|i| i.unique).map(|i| json!({
+                "entity_id": self.entity_id, "fields": i.fields, "backend": i.backend, "kind": "unique",
+            })).collect::<Vec<_>>(),
+        })
+    }
+}
+
+/// Default routing: vectors to the first vector-role backend, LongText to a
+/// search backend when one exists, everything else to the default row backend.
+fn default_route(ty: &LogicalType, default: &BackendInfo, backends: &[BackendInfo]) -> (String, String, String) {
+    let pick = |tags: &[&str]| -> Option<&BackendInfo> {
+        let fits = |b: &&BackendInfo| tags.iter().all(|t| b.has(t));
+        std::iter::once(default).filter(fits).next().or_else(|| backends.iter().find(fits))
+    };
+    let (backend, source) = match ty {
+        LogicalType::Vector { .. } => match pick(&["vector"]) {
+            Some(b) => (b, "builtin-vector"),
+            None => (default, "builtin-vector"),
+        },
+        LogicalType::LongText { .. } => match pick(&["search", "text"]) {
+            Some(b) => (b, "builtin-longtext"),
+            None => (pick(&["row"]).unwrap_or(default), "builtin-longtext"),
+        },
+        LogicalType::Json => (pick(&["row"]).unwrap_or(default), "builtin-json"),
+        LogicalType::Array { .. } => (pick(&["row"]).unwrap_or(default), "builtin-array"),
+        _ => (pick(&["row"]).unwrap_or(default), "builtin-inline"),
+    };
+    (backend.name.clone(), default_strategy(ty, backend), source.into())
+}
+
+fn default_strategy(ty: &LogicalType, backend: &BackendInfo) -> String {
+    match ty {
+        LogicalType::Vector { .. } if backend.has("vector") => "vector",
+        LogicalType::LongText { .. } if backend.has("search") => "inverted",
+        LogicalType::Json => "json",
+        _ => "inline",
+    }
+    .into()
+}

@@ -1,0 +1,829 @@
+//! Logical types (REFERENCE §1.2): their identifiers, descriptor forms, Arrow and
+//! Postgres types, and write-time validation and coercion.
+//!
+//! Coercion writes straight into Arrow builders ([`ColumnBuilder`]), so a batch of
+//! rows is validated and laid out as columns in one pass. Length limits are errors,
+//! never truncation.
+
+use std::sync::Arc;
+
+use arrow::array::{
+    ArrayBuilder, ArrayRef, BinaryBuilder, BooleanBuilder, Date32Builder, FixedSizeListBuilder,
+    Float32Builder, Float64Builder, Int64Builder, ListBuilder, StringBuilder,
+    TimestampMillisecondBuilder,
+};
+use arrow::datatypes::{DataType, Field, TimeUnit};
+use chrono::{DateTime, NaiveDate, NaiveDateTime, TimeZone, Utc};
+use serde_json::{Map, Value as Json, json};
+
+use crate::CatalogError;
+
+pub const IDENTIFIER_MAX: usize = 63;
+pub const SHORT_TEXT_MAX: usize = 255;
+pub const MEDIUM_TEXT_MAX: usize = 4095;
+pub const LONG_TEXT_MAX: usize = 65535;
+
+/// Milliseconds of 9999-12-31T23:59:59Z and of 0001-01-01T00:00:00Z: the range a
+/// Timestamp accepts (Postgres `timestamptz` and ISO 8601 both cover it).
+pub const TIMESTAMP_MAX_MS: i64 = 253_402_300_799_000;
+pub const TIMESTAMP_MIN_MS: i64 = -62_135_596_800_000;
+
+/// Days from 0001-01-01 to 1970-01-01, for the date range check.
+const UNIX_EPOCH_DAYS_FROM_CE: i32 = 719_163;
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum LogicalType {
+    Identifier { max_chars: usize, target_entity: Option<String> },
+    ShortText { max_chars: usize },
+    MediumText { max_chars: usize },
+    LongText { max_chars: usize },
+    Integer,
+    Float,
+    Boolean,
+    /// Epoch milliseconds, UTC. Arrow `Timestamp(ms, "UTC")`.
+    Timestamp,
+    /// Milliseconds, never negative. Arrow `Int64`.
+    Duration,
+    /// Calendar date. Arrow `Date32`.
+    Date,
+    Categorical { values: Vec<Json>, base: CategoricalBase },
+    /// A list; `item` None means items of any JSON kind, kept as JSON text.
+    Array { item: Option<Box<LogicalType>> },
+    /// Any JSON value, stored as compact JSON text.
+    Json,
+    Vector { dim: usize },
+    Artifact,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CategoricalBase {
+    String,
+    Integer,
+}
+
+impl LogicalType {
+    pub fn identifier() -> Self {
+        LogicalType::Identifier { max_chars: IDENTIFIER_MAX, target_entity: None }
+    }
+    pub fn short_text() -> Self {
+        LogicalType::ShortText { max_chars: SHORT_TEXT_MAX }
+    }
+    pub fn medium_text() -> Self {
+        LogicalType::MediumText { max_chars: MEDIUM_TEXT_MAX }
+    }
+    pub fn long_text() -> Self {
+        LogicalType::LongText { max_chars: LONG_TEXT_MAX }
+    }
+    pub fn array_of(item: LogicalType) -> Self {
+        LogicalType::Array { item: Some(Box::new(item)) }
+    }
+    pub fn vector(dim: usize) -> Self {
+        LogicalType::Vector { dim }
+    }
+    pub fn categorical<S: Into<String>>(values: impl IntoIterator<Item = S>) -> Self {
+        LogicalType::Categorical {
+            values: values.into_iter().map(|v| Json::String(v.into())).collect(),
+            base: CategoricalBase::String,
+        }
+    }
+
+    /// The lower-hyphen identifier of REFERENCE §1.2 (`short-text`).
+    pub fn type_id(&self) -> &'static str {
+        match self {
+            LogicalType::Identifier { .. } => "identifier",
+            LogicalType::ShortText { .. } => "short-text",
+            LogicalType::MediumText { .. } => "medium-text",
+            LogicalType::LongText { .. } => "long-text",
+            LogicalType::Integer => "integer",
+            LogicalType::Float => "float",
+            LogicalType::Boolean => "boolean",
+            LogicalType::Timestamp => "timestamp",
+            LogicalType::Duration => "duration",
+            LogicalType::Date => "date",
+            LogicalType::Categorical { .. } => "categorical",
+            LogicalType::Array { .. } => "array",
+            LogicalType::Json => "json",
+            LogicalType::Vector { .. } => "vector",
+            LogicalType::Artifact => "artifact",
+        }
+    }
+
+    /// The class name used in messages ("ShortText exceeds 255 characters").
+    pub fn class_name(&self) -> &'static str {
+        match self {
+            LogicalType::Identifier { .. } => "Identifier",
+            LogicalType::ShortText { .. } => "ShortText",
+            LogicalType::MediumText { .. } => "MediumText",
+            LogicalType::LongText { .. } => "LongText",
+            LogicalType::Integer => "Integer",
+            LogicalType::Float => "Float",
+            LogicalType::Boolean => "Boolean",
+            LogicalType::Timestamp => "Timestamp",
+            LogicalType::Duration => "Duration",
+            LogicalType::Date => "Date",
+            LogicalType::Categorical { .. } => "Categorical",
+            LogicalType::Array { .. } => "Array",
+            LogicalType::Json => "Json",
+            LogicalType::Vector { .. } => "Vector",
+            LogicalType::Artifact => "Artifact",
+        }
+    }
+
+    /// A key for placement profiles: `array[short-text]`, `array`, `vector`, ...
+    pub fn profile_key(&self) -> String {
+        match self {
+            LogicalType::Array { item: Some(item) } => format!("array[{}]", item.type_id()),
+            other => other.type_id().to_string(),
+        }
+    }
+
+    pub fn text_limit(&self) -> Option<usize> {
+        match self {
+            LogicalType::Identifier { max_chars, .. }
+            | LogicalType::ShortText { max_chars }
+            | LogicalType::MediumText { max_chars }
+            | LogicalType::LongText { max_chars } => Some(*max_chars),
+            _ => None,
+        }
+    }
+
+    pub fn is_text(&self) -> bool {
+        self.text_limit().is_some()
+    }
+
+    pub fn arrow_type(&self) -> DataType {
+        match self {
+            LogicalType::Identifier { .. }
+            | LogicalType::ShortText { .. }
+            | LogicalType::MediumText { .. }
+            | LogicalType::LongText { .. }
+            | LogicalType::Json => DataType::Utf8,
+            LogicalType::Integer | LogicalType::Duration => DataType::Int64,
+            LogicalType::Float => DataType::Float64,
+            LogicalType::Boolean => DataType::Boolean,
+            LogicalType::Timestamp => DataType::Timestamp(TimeUnit::Millisecond, Some("UTC".into())),
+            LogicalType::Date => DataType::Date32,
+            LogicalType::Categorical { base, .. } => match base {
+                CategoricalBase::String => DataType::Utf8,
+                CategoricalBase::Integer => DataType::Int64,
+            },
+            LogicalType::Array { item } => {
+                let item_type = item.as_ref().map(|t| t.arrow_type()).unwrap_or(DataType::Utf8);
+                DataType::List(Arc::new(Field::new("item", item_type, true)))
+            }
+            LogicalType::Vector { dim } => DataType::FixedSizeList(
+                Arc::new(Field::new("item", DataType::Float32, true)),
+                *dim as i32,
+            ),
+            LogicalType::Artifact => DataType::Binary,
+        }
+    }
+
+    /// The Postgres type a client sees (catalogs, the wire, the Postgres backend).
+    pub fn pg_type(&self) -> String {
+        match self {
+            LogicalType::Identifier { max_chars, .. }
+            | LogicalType::ShortText { max_chars }
+            | LogicalType::MediumText { max_chars }
+            | LogicalType::LongText { max_chars } => format!("varchar({max_chars})"),
+            LogicalType::Integer | LogicalType::Duration => "int8".into(),
+            LogicalType::Float => "float8".into(),
+            LogicalType::Boolean => "bool".into(),
+            LogicalType::Timestamp => "timestamptz".into(),
+            LogicalType::Date => "date".into(),
+            LogicalType::Categorical { base: CategoricalBase::Integer, .. } => "int8".into(),
+            LogicalType::Categorical { values, .. } => {
+                let longest = values.iter().map(|v| json_text(v).chars().count()).max().unwrap_or(1);
+                format!("varchar({})", longest.max(1))
+            }
+            LogicalType::Array { item: Some(item) } => {
+                let inner = item.pg_type();
+                // Postgres spells array types without a length modifier on the item.
+                let base = inner.split('(').next().unwrap_or(&inner).to_string();
+                format!("{base}[]")
+            }
+            LogicalType::Array { item: None } => "jsonb".into(),
+            LogicalType::Json => "jsonb".into(),
+            LogicalType::Vector { .. } => "float4[]".into(),
+            LogicalType::Artifact => "bytea".into(),
+        }
+    }
+
+    /// Parse any descriptor form of REFERENCE §1.2: `"short-text"`, `"ShortText"`,
+    /// `"vector[3]"`, `"array[integer]"`, or a mapping keyed `type`/`identifier`/`dtype`.
+    pub fn parse(descriptor: &Json) -> Result<LogicalType, CatalogError> {
+        match descriptor {
+            Json::String(s) => Self::parse_str(s),
+            Json::Object(map) => Self::parse_map(map),
+            other => Err(CatalogError::Type(format!("Unknown logical type descriptor {other}"))),
+        }
+    }
+
+    pub fn parse_str(text: &str) -> Result<LogicalType, CatalogError> {
+        let text = text.trim();
+        if let Some(open) = text.find('[') {
+            let Some(inner) = text[open + 1..].strip_suffix(']') else {
+                return Err(CatalogError::Type(format!("Malformed logical type '{text}'")));
+            };
+            let head = canonical_type_name(&text[..open])?;
+            return match head {
+                "vector" => {
+                    let dim: usize = inner.trim().parse().map_err(|_| {
+                        CatalogError::Type(format!("Vector dimension must be a positive integer, got '{inner}'"))
+                    })?;
+                    if dim == 0 {
+                        return Err(CatalogError::Type("Vector dimension must be positive".into()));
+                    }
+                    Ok(LogicalType::Vector { dim })
+                }
+                "array" => Ok(LogicalType::array_of(Self::parse_str(inner)?)),
+                "timestamp" => Ok(LogicalType::Timestamp),
+                "identifier" => Ok(LogicalType::Identifier {
+                    max_chars: IDENTIFIER_MAX,
+                    target_entity: Some(inner.trim().to_string()),
+                }),
+                other => Err(CatalogError::Type(format!(
+                    "Logical type '{other}' takes no bracket parameter (in '{text}')"
+                ))),
+            };
+        }
+        Self::from_name(canonical_type_name(text)?, &Map::new())
+    }
+
+    fn parse_map(map: &Map<String, Json>) -> Result<LogicalType, CatalogError> {
+        let name = ["type", "identifier", "dtype"]
+            .iter()
+            .find_map(|k| map.get(*k))
+            .ok_or_else(|| CatalogError::Type("A type mapping needs a 'type' key".into()))?;
+        match name {
+            Json::String(s) if s.contains('[') => Self::parse_str(s),
+            Json::String(s) => Self::from_name(canonical_type_name(s)?, map),
+            Json::Object(inner) => Self::parse_map(inner),
+            other => Err(CatalogError::Type(format!("Unknown logical type descriptor {other}"))),
+        }
+    }
+
+    fn from_name(name: &str, opts: &Map<String, Json>) -> Result<LogicalType, CatalogError> {
+        let max = |default: usize| -> Result<usize, CatalogError> {
+            match opts.get("max_chars") {
+                None | Some(Json::Null) => Ok(default),
+                Some(v) => v
+                    .as_u64()
+                    .filter(|n| *n > 0)
+                    .map(|n| n as usize)
+                    .ok_or_else(|| CatalogError::Type(format!("max_chars must be a positive integer, got {v}"))),
+            }
+        };
+        Ok(match name {
+            "identifier" => LogicalType::Identifier {
+                max_chars: max(IDENTIFIER_MAX)?,
+                target_entity: opts.get("target_entity").and_then(|v| v.as_str()).map(String::from),
+            },
+            "short-text" => LogicalType::ShortText { max_chars: max(SHORT_TEXT_MAX)? },
+            "medium-text" => LogicalType::MediumText { max_chars: max(MEDIUM_TEXT_MAX)? },
+            "long-text" => LogicalType::LongText { max_chars: max(LONG_TEXT_MAX)? },
+            "integer" => LogicalType::Integer,
+            "float" => LogicalType::Float,
+            "boolean" => LogicalType::Boolean,
+            "timestamp" => LogicalType::Timestamp,
+            "duration" => LogicalType::Duration,
+            "date" => LogicalType::Date,
+            "json" => LogicalType::Json,
+            "artifact" => LogicalType::Artifact,
+            "vector" => {
+                let dim = opts.get("dim").and_then(|v| v.as_u64()).filter(|d| *d > 0).ok_or_else(|| {
+                    CatalogError::Type("Vector needs a positive 'dim' (write 'vector[3]' or {type: vector, dim: 3})".into())
+                })?;
+                LogicalType::Vector { dim: dim as usize }
+            }
+            "array" => LogicalType::Array {
+                item: match opts.get("item_type") {
+                    None | Some(Json::Null) => None,
+                    Some(d) => Some(Box::new(LogicalType::parse(d)?)),
+                },
+            },
+            "categorical" => {
+                let values = opts
+                    .get("values")
+                    .and_then(|v| v.as_array())
+                    .filter(|v| !v.is_empty())
+                    .cloned()
+                    .ok_or_else(|| CatalogError::Type("Categorical needs a non-empty 'values' list".into()))?;
+                let base = match opts.get("base").and_then(|v| v.as_str()) {
+                    None | Some("string") => CategoricalBase::String,
+                    Some("integer") => CategoricalBase::Integer,
+                    Some(other) => {
+                        return Err(CatalogError::Type(format!(
+                            "Categorical base must be 'string' or 'integer', got '{other}'"
+                        )));
+                    }
+                };
+                for v in &values {
+                    let ok = match base {
+                        CategoricalBase::String => v.is_string(),
+                        CategoricalBase::Integer => v.is_i64(),
+                    };
+                    if !ok {
+                        return Err(CatalogError::Type(format!("Categorical value {v} does not match base")));
+                    }
+                }
+                LogicalType::Categorical { values, base }
+            }
+            other => return Err(CatalogError::Type(format!("Unknown logical type '{other}'"))),
+        })
+    }
+
+    /// The descriptor's canonical JSON form (`to_dict` of REFERENCE §1.2).
+    pub fn to_json(&self) -> Json {
+        match self {
+            LogicalType::Identifier { max_chars, target_entity } => {
+                let mut m = json!({"type": "identifier", "max_chars": max_chars});
+                if let Some(t) = target_entity {
+                    m["target_entity"] = json!(t);
+                }
+                m
+            }
+            LogicalType::ShortText { max_chars }
+            | LogicalType::MediumText { max_chars }
+            | LogicalType::LongText { max_chars } => json!({"type": self.type_id(), "max_chars": max_chars}),
+            LogicalType::Timestamp => json!({"type": "timestamp", "unit": "ms"}),
+            LogicalType::Categorical { values, base } => json!({
+                "type": "categorical",
+                "values": values,
+                "base": match base { CategoricalBase::String => "string", CategoricalBase::Integer => "integer" },
+            }),
+            LogicalType::Array { item } => {
+                json!({"type": "array", "item_type": item.as_ref().map(|t| t.to_json())})
+            }
+            LogicalType::Vector { dim } => json!({"type": "vector", "dim": dim}),
+            other => json!({"type": other.type_id()}),
+        }
+    }
+
+    /// Validate and coerce one value, returning its canonical JSON form. Used for
+    /// names, ids, defaults and patches; batches go through [`ColumnBuilder`].
+    pub fn coerce(&self, value: &Json) -> Result<Json, String> {
+        let mut builder = ColumnBuilder::new(self, 1);
+        builder.push(value)?;
+        let array = builder.finish();
+        Ok(crate::value::array_value(array.as_ref(), 0, self))
+    }
+}
+
+/// Map the accepted spellings (class names, aliases, case) to the identifier.
+fn canonical_type_name(name: &str) -> Result<&'static str, CatalogError> {
+    let key: String = name.trim().chars().filter(|c| *c != '-' && *c != '_').collect::<String>().to_lowercase();
+    Ok(match key.as_str() {
+        "identifier" => "identifier",
+        "shorttext" => "short-text",
+        "mediumtext" => "medium-text",
+        "longtext" => "long-text",
+        "integer" => "integer",
+        "float" => "float",
+        "boolean" => "boolean",
+        "timestamp" => "timestamp",
+        "duration" | "interval" => "duration",
+        "date" => "date",
+        "categorical" => "categorical",
+        "array" => "array",
+        "json" => "json",
+        "vector" => "vector",
+        "artifact" => "artifact",
+        _ => return Err(CatalogError::Type(format!("Unknown logical type '{}'", name.trim()))),
+    })
+}
+
+fn json_text(v: &Json) -> String {
+    match v {
+        Json::String(s) => s.clone(),
+        other => other.to_string(),
+    }
+}
+
+/// Describe a JSON value in an error message, shortened so a 1 MB string does not
+/// flood a log.
+pub fn describe_value(v: &Json) -> String {
+    let text = match v {
+        Json::String(s) => format!("'{s}'"),
+        other => other.to_string(),
+    };
+    if text.chars().count() > 80 {
+        let head: String = text.chars().take(77).collect();
+        format!("{head}...")
+    } else {
+        text
+    }
+}
+
+/// An Arrow builder for one column of one logical type; `push` validates and
+/// coerces a JSON value, `finish` yields the array.
+pub struct ColumnBuilder {
+    ty: LogicalType,
+    inner: Inner,
+}
+
+enum Inner {
+    Str(StringBuilder),
+    Int(Int64Builder),
+    Float(Float64Builder),
+    Bool(BooleanBuilder),
+    Ts(TimestampMillisecondBuilder),
+    Date(Date32Builder),
+    Bin(BinaryBuilder),
+    Vector(FixedSizeListBuilder<Float32Builder>),
+    List(ListBuilder<Box<dyn ArrayBuilder>>, Box<LogicalType>),
+}
+
+impl ColumnBuilder {
+    pub fn new(ty: &LogicalType, capacity: usize) -> Self {
+        let inner = match ty {
+            LogicalType::Integer | LogicalType::Duration => Inner::Int(Int64Builder::with_capacity(capacity)),
+            LogicalType::Float => Inner::Float(Float64Builder::with_capacity(capacity)),
+            LogicalType::Boolean => Inner::Bool(BooleanBuilder::with_capacity(capacity)),
+            LogicalType::Timestamp => {
+                Inner::Ts(TimestampMillisecondBuilder::with_capacity(capacity).with_timezone("UTC"))
+            }
+            LogicalType::Date => Inner::Date(Date32Builder::with_capacity(capacity)),
+            LogicalType::Categorical { base: CategoricalBase::Integer, .. } => {
+                Inner::Int(Int64Builder::with_capacity(capacity))
+            }
+            LogicalType::Artifact => Inner::Bin(BinaryBuilder::with_capacity(capacity, capacity * 16)),
+            LogicalType::Vector { dim } => Inner::Vector(
+                FixedSizeListBuilder::with_capacity(Float32Builder::with_capacity(capacity * dim), *dim as i32, capacity)
+                    .with_field(Arc::new(Field::new("item", DataType::Float32, true))),
+            ),
+            LogicalType::Array { item } => {
+                let item_ty = item.as_deref().cloned().unwrap_or(LogicalType::Json);
+                let values = ColumnBuilder::new(&item_ty, capacity).into_dyn();
+                Inner::List(
+                    ListBuilder::new(values).with_field(Arc::new(Field::new("item", item_ty.arrow_type(), true))),
+                    Box::new(item_ty),
+                )
+            }
+            _ => Inner::Str(StringBuilder::with_capacity(capacity, capacity * 16)),
+        };
+        ColumnBuilder { ty: ty.clone(), inner }
+    }
+
+    fn into_dyn(self) -> Box<dyn ArrayBuilder> {
+        match self.inner {
+            Inner::Str(b) => Box::new(b),
+            Inner::Int(b) => Box::new(b),
+            Inner::Float(b) => Box::new(b),
+            Inner::Bool(b) => Box::new(b),
+            Inner::Ts(b) => Box::new(b),
+            Inner::Date(b) => Box::new(b),
+            Inner::Bin(b) => Box::new(b),
+            Inner::Vector(b) => Box::new(b),
+            Inner::List(b, _) => Box::new(b),
+        }
+    }
+
+    pub fn logical_type(&self) -> &LogicalType {
+        &self.ty
+    }
+
+    pub fn push_null(&mut self) {
+        match &mut self.inner {
+            Inner::Str(b) => b.append_null(),
+            Inner::Int(b) => b.append_null(),
+            Inner::Float(b) => b.append_null(),
+            Inner::Bool(b) => b.append_null(),
+            Inner::Ts(b) => b.append_null(),
+            Inner::Date(b) => b.append_null(),
+            Inner::Bin(b) => b.append_null(),
+            Inner::Vector(b) => {
+                let dim = b.value_length() as usize;
+                for _ in 0..dim {
+                    b.values().append_null();
+                }
+                b.append(false)
+            }
+            Inner::List(b, _) => b.append(false),
+        }
+    }
+
+    /// Validate `value` against the column's type and append it. JSON null appends
+    /// a NULL; whether NULL is allowed is the caller's rule (required fields).
+    pub fn push(&mut self, value: &Json) -> Result<(), String> {
+        if value.is_null() {
+            self.push_null();
+            return Ok(());
+        }
+        let ty = &self.ty;
+        match &mut self.inner {
+            Inner::Str(b) => {
+                let text = coerce_text(ty, value)?;
+                b.append_value(text);
+            }
+            Inner::Int(b) => b.append_value(coerce_int(ty, value)?),
+            Inner::Float(b) => b.append_value(coerce_float(value)?),
+            Inner::Bool(b) => match coerce_bool(value)? {
+                Some(v) => b.append_value(v),
+                None => b.append_null(),
+            },
+            Inner::Ts(b) => b.append_value(coerce_timestamp(value)?),
+            Inner::Date(b) => b.append_value(coerce_date(value)?),
+            Inner::Bin(b) => b.append_value(coerce_bytes(value)?),
+            Inner::Vector(b) => {
+                let LogicalType::Vector { dim } = ty else { unreachable!("vector builder has vector type") };
+                let items = value.as_array().ok_or_else(|| {
+                    format!("Vector[{dim}] expects a list of numbers, got {}", describe_value(value))
+                })?;
+                if items.len() != *dim {
+                    return Err(format!("Vector[{dim}] received dimension {}", items.len()));
+                }
+                // Validate every item before appending any, so a bad item leaves the
+                // builder unchanged.
+                let mut floats = Vec::with_capacity(items.len());
+                for item in items {
+                    let f = item
+                        .as_f64()
+                        .ok_or_else(|| format!("Vector[{dim}] items must be numbers, got {}", describe_value(item)))?;
+                    floats.push(f as f32);
+                }
+                b.values().append_slice(&floats);
+                b.append(true);
+            }
+            Inner::List(b, item_ty) => {
+                let items = value.as_array().ok_or_else(|| format!("Array expects a list, got {}", describe_value(value)))?;
+                // Coerce into a scratch builder first: an invalid item must not leave
+                // a half-written list behind.
+                let mut scratch = Vec::with_capacity(items.len());
+                for item in items {
+                    scratch.push(if item.is_null() { Json::Null } else { item_ty.coerce(item)? });
+                }
+                let values = b.values();
+                for item in &scratch {
+                    append_dyn(values.as_mut(), item_ty, item)?;
+                }
+                b.append(true);
+            }
+        }
+        Ok(())
+    }
+
+    pub fn len(&self) -> usize {
+        match &self.inner {
+            Inner::Str(b) => b.len(),
+            Inner::Int(b) => b.len(),
+            Inner::Float(b) => b.len(),
+            Inner::Bool(b) => b.len(),
+            Inner::Ts(b) => b.len(),
+            Inner::Date(b) => b.len(),
+            Inner::Bin(b) => b.len(),
+            Inner::Vector(b) => b.len(),
+            Inner::List(b, _) => b.len(),
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    pub fn finish(self) -> ArrayRef {
+        let mut b = self.into_dyn();
+        b.finish()
+    }
+}
+
+/// Append an already-coerced value to a type-erased builder (list items).
+fn append_dyn(builder: &mut dyn ArrayBuilder, ty: &LogicalType, value: &Json) -> Result<(), String> {
+    macro_rules! down {
+        ($t:ty) => {
+            builder.as_any_mut().downcast_mut::<$t>().ok_or_else(|| format!("internal: list item builder for {}", ty.type_id()))?
+        };
+    }
+    let null = value.is_null();
+    match ty.arrow_type() {
+        DataType::Utf8 => {
+            let b = down!(StringBuilder);
+            if null { b.append_null() } else { b.append_value(coerce_text(ty, value)?) }
+        }
+        DataType::Int64 => {
+            let b = down!(Int64Builder);
+            if null { b.append_null() } else { b.append_value(coerce_int(ty, value)?) }
+        }
+        DataType::Float64 => {
+            let b = down!(Float64Builder);
+            if null { b.append_null() } else { b.append_value(coerce_float(value)?) }
+        }
+        DataType::Boolean => {
+            let b = down!(BooleanBuilder);
+            match if null { None } else { coerce_bool(value)? } {
+                Some(v) => b.append_value(v),
+                None => b.append_null(),
+            }
+        }
+        DataType::Timestamp(..) => {
+            let b = down!(TimestampMillisecondBuilder);
+            if null { b.append_null() } else { b.append_value(coerce_timestamp(value)?) }
+        }
+        DataType::Date32 => {
+            let b = down!(Date32Builder);
+            if null { b.append_null() } else { b.append_value(coerce_date(value)?) }
+        }
+        DataType::Binary => {
+            let b = down!(BinaryBuilder);
+            if null { b.append_null() } else { b.append_value(coerce_bytes(value)?) }
+        }
+        other => return Err(format!("Array items of type {} ({other}) are not supported", ty.type_id())),
+    }
+    Ok(())
+}
+
+fn coerce_text(ty: &LogicalType, value: &Json) -> Result<String, String> {
+    match ty {
+        LogicalType::Json => return Ok(coerce_json_text(value)),
+        LogicalType::Categorical { values, .. } => {
+            if values.iter().any(|v| v == value) {
+                return Ok(json_text(value));
+            }
+            let choices: Vec<String> = values.iter().map(|v| format!("'{}'", json_text(v))).collect();
+            return Err(format!(
+                "Categorical value {} is not one of ({})",
+                describe_value(value),
+                choices.join(", ")
+            ));
+        }
+        _ => {}
+    }
+    let text = match value {
+        Json::String(s) => s.clone(),
+        Json::Number(n) => n.to_string(),
+        Json::Bool(b) => b.to_string(),
+        other => {
+            return Err(format!(
+                "{} expects text, got {}",
+                ty.class_name(),
+                if other.is_array() { "a list" } else { "an object" }
+            ));
+        }
+    };
+    let limit = ty.text_limit().unwrap_or(usize::MAX);
+    // Byte length bounds the character count from above: skip counting when short.
+    if text.len() > limit && text.chars().count() > limit {
+        return Err(format!("{} exceeds {limit} characters", ty.class_name()));
+    }
+    if matches!(ty, LogicalType::Identifier { .. }) && text.is_empty() {
+        return Err("Identifier cannot be empty".into());
+    }
+    Ok(text)
+}
+
+/// A Json value's stored text. A string that holds a JSON document is parsed
+/// (REFERENCE §1.2: "a string is parsed as JSON"); any other string is a JSON string.
+fn coerce_json_text(value: &Json) -> String {
+    if let Json::String(s) = value {
+        let trimmed = s.trim_start();
+        if trimmed.starts_with('{') || trimmed.starts_with('[') {
+            if let Ok(parsed) = serde_json::from_str::<Json>(s) {
+                return parsed.to_string();
+            }
+        }
+    }
+    value.to_string()
+}
+
+fn coerce_int(ty: &LogicalType, value: &Json) -> Result<i64, String> {
+    let n = match value {
+        Json::Number(n) => {
+            if let Some(i) = n.as_i64() {
+                i
+            } else if let Some(f) = n.as_f64() {
+                if !f.is_finite() || f.abs() >= 9.2e18 {
+                    return Err(format!("Integer out of range: {f}"));
+                }
+                f.trunc() as i64
+            } else {
+                return Err(format!("Integer out of range: {n}"));
+            }
+        }
+        Json::String(s) => s
+            .trim()
+            .parse::<i64>()
+            .map_err(|_| format!("invalid literal for Integer: {}", describe_value(value)))?,
+        other => return Err(format!("Integer expects a number, got {}", describe_value(other))),
+    };
+    if let LogicalType::Categorical { values, .. } = ty {
+        if !values.iter().any(|v| v.as_i64() == Some(n)) {
+            let choices: Vec<String> = values.iter().map(|v| v.to_string()).collect();
+            return Err(format!("Categorical value {n} is not one of ({})", choices.join(", ")));
+        }
+    }
+    if matches!(ty, LogicalType::Duration) && n < 0 {
+        return Err(format!("Duration cannot be negative, got {n}"));
+    }
+    Ok(n)
+}
+
+fn coerce_float(value: &Json) -> Result<f64, String> {
+    match value {
+        Json::Number(n) => n.as_f64().ok_or_else(|| format!("could not convert to float: {n}")),
+        Json::String(s) => {
+            s.trim().parse::<f64>().map_err(|_| format!("could not convert string to float: '{s}'"))
+        }
+        other => Err(format!("Float expects a number, got {}", describe_value(other))),
+    }
+}
+
+/// Boolean rules of REFERENCE §1.2: string aliases, 0/1, null-like strings.
+fn coerce_bool(value: &Json) -> Result<Option<bool>, String> {
+    match value {
+        Json::Bool(b) => Ok(Some(*b)),
+        Json::Number(n) => match n.as_f64() {
+            Some(f) if f == 0.0 => Ok(Some(false)),
+            Some(f) if f == 1.0 => Ok(Some(true)),
+            _ => Err(format!("Cannot coerce {n} to Boolean")),
+        },
+        Json::String(s) => match s.trim().to_lowercase().as_str() {
+            "true" | "1" | "yes" | "on" | "t" | "y" => Ok(Some(true)),
+            "false" | "0" | "no" | "off" | "" | "f" | "n" => Ok(Some(false)),
+            "null" | "none" | "nil" | "nan" | "na" => Ok(None),
+            _ => Err(format!("Cannot coerce '{s}' to Boolean")),
+        },
+        other => Err(format!("Cannot coerce {} to Boolean", describe_value(other))),
+    }
+}
+
+/// Epoch milliseconds, UTC. Accepts epoch numbers (ms), ISO 8601 text (a trailing
+/// `Z` or an offset; naive text is UTC) and plain dates (midnight UTC).
+pub fn coerce_timestamp(value: &Json) -> Result<i64, String> {
+    let ms = match value {
+        Json::Number(n) => match (n.as_i64(), n.as_f64()) {
+            (Some(i), _) => i,
+            (None, Some(f)) if f.is_finite() => f.trunc() as i64,
+            _ => return Err(format!("Timestamp out of range: {n}")),
+        },
+        Json::String(s) => parse_timestamp_text(s.trim())
+            .ok_or_else(|| format!("Timestamp expects ISO 8601 text or epoch milliseconds, got '{s}'"))?,
+        Json::Bool(_) => return Err("Timestamp does not accept a boolean".into()),
+        other => return Err(format!("Timestamp expects ISO 8601 text or epoch milliseconds, got {}", describe_value(other))),
+    };
+    if !(TIMESTAMP_MIN_MS..=TIMESTAMP_MAX_MS).contains(&ms) {
+        return Err(format!("Timestamp {ms} ms is outside years 1..9999"));
+    }
+    Ok(ms)
+}
+
+fn parse_timestamp_text(s: &str) -> Option<i64> {
+    if let Ok(i) = s.parse::<i64>() {
+        return Some(i);
+    }
+    if let Ok(dt) = DateTime::parse_from_rfc3339(s) {
+        return Some(dt.timestamp_millis());
+    }
+    // Postgres prints "2024-01-02 03:04:05+00"; accept a space and short offsets too.
+    for fmt in ["%Y-%m-%d %H:%M:%S%.f%#z", "%Y-%m-%dT%H:%M:%S%.f%#z"] {
+        if let Ok(dt) = DateTime::parse_from_str(s, fmt) {
+            return Some(dt.timestamp_millis());
+        }
+    }
+    let naive = s.strip_suffix('Z').unwrap_or(s);
+    for fmt in ["%Y-%m-%dT%H:%M:%S%.f", "%Y-%m-%d %H:%M:%S%.f", "%Y-%m-%dT%H:%M", "%Y-%m-%d %H:%M"] {
+        if let Ok(dt) = NaiveDateTime::parse_from_str(naive, fmt) {
+            return Some(Utc.from_utc_datetime(&dt).timestamp_millis());
+        }
+    }
+    NaiveDate::parse_from_str(naive, "%Y-%m-%d")
+        .ok()
+        .and_then(|d| d.and_hms_opt(0, 0, 0))
+        .map(|dt| Utc.from_utc_datetime(&dt).timestamp_millis())
+}
+
+/// Days since 1970-01-01. Accepts `YYYY-MM-DD`, or a timestamp text, converted
+/// to UTC first. Numbers are rejected: a bare number is not a date.
+pub fn coerce_date(value: &Json) -> Result<i32, String> {
+    let Json::String(s) = value else {
+        return Err(format!("Date expects 'YYYY-MM-DD' text, got {}", describe_value(value)));
+    };
+    let s = s.trim();
+    let date = match NaiveDate::parse_from_str(s, "%Y-%m-%d") {
+        Ok(d) => d,
+        Err(_) => {
+            let ms = parse_timestamp_text(s)
+                .filter(|_| s.len() > 10)
+                .ok_or_else(|| format!("Date expects 'YYYY-MM-DD' text, got '{s}'"))?;
+            DateTime::from_timestamp_millis(ms).ok_or_else(|| format!("Date out of range: '{s}'"))?.date_naive()
+        }
+    };
+    Ok(chrono::Datelike::num_days_from_ce(&date) - UNIX_EPOCH_DAYS_FROM_CE)
+}
+
+/// Artifact bytes: text is taken as UTF-8, `{"base64": "..."}` is decoded, a list
+/// of byte values is taken as is.
+fn coerce_bytes(value: &Json) -> Result<Vec<u8>, String> {
+    match value {
+        Json::String(s) => Ok(s.as_bytes().to_vec()),
+        Json::Object(m) if m.len() == 1 && m.contains_key("base64") => {
+            let text = m["base64"].as_str().ok_or("Artifact base64 must be text")?;
+            crate::value::base64_decode(text).ok_or_else(|| "Artifact base64 text is not valid base64".to_string())
+        }
+        Json::Array(items) => items
+            .iter()
+            .map(|i| i.as_u64().filter(|b| *b <= 255).map(|b| b as u8))
+            .collect::<Option<Vec<u8>>>()
+            .ok_or_else(|| "Artifact byte lists hold integers 0..=255".to_string()),
+        other => Err(format!("Artifact expects text, bytes or {{\"base64\": ...}}, got {}", describe_value(other))),
+    }
+}

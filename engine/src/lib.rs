@@ -1,0 +1,30 @@
+//! HeavenBase: one workspace over many storage engines. A [`Workspace`] owns entity
+//! schemas, backend instances and field-level placement; every entity is one SQL
+//! table whose columns are stitched by `object_id` from its field groups.
+//!
+//! ```no_run
+//! # async fn demo() -> heavenbase::Result<()> {
+//! use heavenbase::{Construction, EntityDef, FieldDef, LogicalType, Workspace};
+//! let ws = Workspace::open("notes", Construction::preset("embedded")).await?;
+//! ws.register(EntityDef::new("note")
+//!     .field(FieldDef::new("title", LogicalType::short_text()))
+//!     .field(FieldDef::new("body", LogicalType::long_text())), false).await?;
+//! let id = ws.upsert("note", serde_json::json!({"name": "Routing note", "title": "Hi", "body": "..."})).await?;
+//! let row = ws.get("note", &id).await?;
+//! # Ok(()) }
+//! ```
+
+mod error;
+mod maintenance;
+mod presets;
+mod registry;
+mod table;
+mod workspace;
+mod write;
+
+pub use error::{Error, Result};
+pub use heavenbase_catalog::{self as catalog, EntityDef, FieldDef, LogicalType, Row};
+pub use heavenbase_providers as providers;
+pub use presets::{BackendConfig, Construction, PRESETS, preset_backends};
+pub use registry::{Home, WorkspaceRecord};
+pub use workspace::Workspace;

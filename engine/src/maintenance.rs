@@ -1,0 +1,166 @@
+//! audit() and repair() (REFERENCE §5.3), plus a cross-backend check: an object
+//! present in one field group and missing in another is the trace of a write cut
+//! off between backends.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use datafusion::arrow::array::{ArrayRef, RecordBatch, StringArray, new_null_array};
+use heavenbase_catalog::audit::{CatalogAudit, diff_catalog};
+use heavenbase_catalog::{NAME, OBJECT_ID, Row, catalog_row_id};
+use serde_json::{Value as Json, json};
+
+use crate::workspace::Workspace;
+use crate::write::{expected_card, finish_card, group_ids, projects_name};
+use crate::Result;
+
+/// An object whose field groups disagree.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PartialObject {
+    pub entity: String,
+    pub object_id: String,
+    pub present_in: Vec<String>,
+    pub missing_in: Vec<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Audit {
+    pub catalog: CatalogAudit,
+    pub partial: Vec<PartialObject>,
+}
+
+impl Audit {
+    pub fn ok(&self) -> bool {
+        self.catalog.ok() && self.partial.is_empty()
+    }
+
+    pub fn to_json(&self) -> Json {
+        json!({
+            "ok": self.ok(),
+            "catalog": self.catalog.to_json(),
+            "groups": {
+                "ok": self.partial.is_empty(),
+                "partial": self.partial.iter().map(|p| json!({
+                    "entity": p.entity, "object_id": p.object_id, "present_in": p.present_in, "missing_in": p.missing_in,
+                })).collect::<Vec<_>>(),
+            },
+        })
+    }
+}
+
+impl Workspace {
+    /// Compare every stored row with its Catalog card, and every field group of an
+    /// entity with its others.
+    pub async fn audit(&self) -> Result<Audit> {
+        let actual: BTreeMap<String, Row> = self
+            .scan_rows(Workspace::catalog_id())
+            .await?
+            .into_iter()
+            .map(|r| (r[OBJECT_ID].as_str().unwrap_or_default().to_string(), r))
+            .collect();
+        let mut expected = BTreeMap::new();
+        let mut partial = Vec::new();
+        let entities = self.entities();
+        let now = chrono::Utc::now().timestamp_millis();
+        for e in &entities {
+            let rt = self.runtime(e)?;
+            for row in self.scan_rows(e).await? {
+                let id = row[OBJECT_ID].as_str().unwrap_or_default().to_string();
+                let card_id = catalog_row_id(self.id(), e, &id);
+                let name = if projects_name(&rt.def) { row.get(NAME).cloned().unwrap_or(Json::Null) } else { Json::Null };
+                let mut card = expected_card(self.id(), e, &id, &card_id, name, now);
+                if let Some(have) = actual.get(&card_id) {
+                    for keep in ["created_at", "updated_at"] {
+                        if let Some(v) = have.get(keep) {
+                            card.insert(keep.into(), v.clone());
+                        }
+                    }
+                }
+                finish_card(&mut card);
+                expected.insert(card_id, card);
+            }
+            if rt.groups.len() > 1 {
+                let per_group = group_ids(&rt).await?;
+                let mut all: BTreeMap<&String, ()> = BTreeMap::new();
+                for ids in &per_group {
+                    all.extend(ids.keys().map(|k| (k, ())));
+                }
+                for id in all.keys() {
+                    let (present, missing): (Vec<_>, Vec<_>) =
+                        rt.groups.iter().zip(&per_group).partition(|(_, ids)| ids.contains_key(*id));
+                    if !missing.is_empty() {
+                        partial.push(PartialObject {
+                            entity: e.clone(),
+                            object_id: (*id).clone(),
+                            present_in: present.iter().map(|((b, _), _)| b.info().name.clone()).collect(),
+                            missing_in: missing.iter().map(|((b, _), _)| b.info().name.clone()).collect(),
+                        });
+                    }
+                }
+            }
+        }
+        Ok(Audit { catalog: diff_catalog(&expected, &actual, entities.len()), partial })
+    }
+
+    /// Write missing cards, rewrite mismatched ones, delete dangling ones; make
+    /// every field group agree with the primary group. `dry_run` writes nothing.
+    pub async fn repair(&self, dry_run: bool) -> Result<Json> {
+        let before = self.audit().await?;
+        let catalog = self.runtime(Workspace::catalog_id())?;
+        if !dry_run {
+            let mut rewrite: Vec<Row> = before.catalog.missing.clone();
+            rewrite.extend(before.catalog.mismatched.iter().map(|(_, expected, _)| expected.clone()));
+            if !rewrite.is_empty() {
+                self.write_system_rows(Workspace::catalog_id(), rewrite).await?;
+            }
+            let dangling: Vec<String> = before
+                .catalog
+                .dangling
+                .iter()
+                .map(|r| r[OBJECT_ID].as_str().unwrap_or_default().to_string())
+                .collect();
+            for (backend, group) in &catalog.groups {
+                backend.delete(group, &dangling).await?;
+            }
+            for p in &before.partial {
+                let rt = self.runtime(&p.entity)?;
+                let in_primary = p.present_in.contains(&rt.primary().0.info().name);
+                for (backend, group) in &rt.groups {
+                    let name = &backend.info().name;
+                    if !in_primary && p.present_in.contains(name) {
+                        // An orphan: no primary row, so the object does not exist.
+                        backend.delete(group, std::slice::from_ref(&p.object_id)).await?;
+                    } else if in_primary && p.missing_in.contains(name) {
+                        // The group's part was lost: store it as NULLs, as it reads.
+                        let mut arrays: Vec<ArrayRef> = vec![Arc::new(StringArray::from(vec![p.object_id.clone()]))];
+                        for f in group.schema().fields().iter().skip(1) {
+                            arrays.push(new_null_array(f.data_type(), 1));
+                        }
+                        let batch = RecordBatch::try_new(group.schema(), arrays)
+                            .map_err(|e| crate::Error::Invalid(e.to_string()))?;
+                        backend.upsert(group, batch).await?;
+                    }
+                }
+            }
+        }
+        let after = if dry_run { before.clone() } else { self.audit().await? };
+        Ok(json!({
+            "ok": after.ok(),
+            "catalog": {
+                "dry_run": dry_run,
+                "missing_written": if dry_run { 0 } else { before.catalog.missing.len() },
+                "mismatched_rewritten": if dry_run { 0 } else { before.catalog.mismatched.len() },
+                "dangling_deleted": if dry_run { 0 } else { before.catalog.dangling.len() },
+                "before": before.catalog.to_json(),
+                "after": after.catalog.to_json(),
+                "ok": after.catalog.ok(),
+            },
+            "groups": {
+                "dry_run": dry_run,
+                "mended": if dry_run { 0 } else { before.partial.len() },
+                "before": before.to_json()["groups"].clone(),
+                "after": after.to_json()["groups"].clone(),
+            },
+        }))
+    }
+}

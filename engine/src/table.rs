@@ -1,0 +1,347 @@
+//! The entity table: one DataFusion table whose columns are stitched by
+//! `object_id` from the entity's field groups.
+//!
+//! - Only groups holding projected or filtered columns are read (plus the primary
+//!   group, which decides which rows exist).
+//! - A filter goes to the group owning its columns, Exact when that backend runs it
+//!   natively; on a non-primary group only null-rejecting filters are pushed (a row
+//!   missing there reads as NULL, which such a filter rejects anyway).
+//! - `object_id = …` / `IN (…)` become key lookups in every group; the ids that
+//!   survive the filtered groups reach the other groups as key lookups.
+//! - With one group, the scan (and its LIMIT) goes straight to the backend.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use datafusion::arrow::array::{ArrayRef, AsArray, RecordBatch, UInt32Array};
+use datafusion::arrow::compute::{concat_batches, take};
+use datafusion::arrow::datatypes::{Schema, SchemaRef};
+use datafusion::catalog::Session;
+use datafusion::datasource::{TableProvider, TableType};
+use datafusion::error::{DataFusionError, Result as DfResult};
+use datafusion::logical_expr::{BinaryExpr, Expr, Operator, TableProviderFilterPushDown};
+use datafusion::physical_plan::ExecutionPlan;
+use datafusion::scalar::ScalarValue;
+use heavenbase_catalog::OBJECT_ID;
+use heavenbase_providers::group_table::scan_exec;
+use heavenbase_providers::{Backend, GroupSpec, LazyBatchesExec, Pushdown, ScanRequest};
+
+use crate::workspace::EntityRuntime;
+
+/// Above this many surviving ids, a group is scanned whole and joined in memory
+/// rather than probed key by key.
+const KEY_LOOKUP_LIMIT: usize = 50_000;
+
+#[derive(Debug)]
+pub struct EntityTable {
+    rt: Arc<EntityRuntime>,
+    schema: SchemaRef,
+}
+
+impl EntityTable {
+    pub(crate) fn new(rt: Arc<EntityRuntime>) -> Self {
+        let fields: Vec<_> = rt
+            .def
+            .fields
+            .iter()
+            .map(|f| {
+                datafusion::arrow::datatypes::Field::new(&f.name, f.ty.arrow_type(), f.name != OBJECT_ID)
+            })
+            .collect();
+        EntityTable { schema: Arc::new(Schema::new(fields)), rt }
+    }
+
+    /// Index of the group a column is read from (object_id: the primary).
+    fn group_of(&self, column: &str) -> Option<usize> {
+        if column == OBJECT_ID {
+            return Some(0);
+        }
+        self.rt.groups.iter().position(|(_, g)| g.column(column).is_some())
+    }
+
+    /// Where a filter runs: `Ids` for object_id lookups, `Group(i)` when group i
+    /// runs it exactly, None when DataFusion applies it after the stitch.
+    fn route(&self, filter: &Expr) -> Option<Route> {
+        if let Some(ids) = id_literals(filter) {
+            return Some(Route::Ids(ids));
+        }
+        let cols = filter.column_refs();
+        let mut groups: Vec<usize> =
+            cols.iter().filter(|c| c.name != OBJECT_ID).map(|c| self.group_of(&c.name)).collect::<Option<_>>()?;
+        groups.sort_unstable();
+        groups.dedup();
+        let g = match groups.as_slice() {
+            [] => 0,
+            [g] => *g,
+            _ => return None,
+        };
+        let (backend, group) = &self.rt.groups[g];
+        if backend.filter_pushdown(group, filter) != Pushdown::Exact {
+            return None;
+        }
+        if g != 0 && !null_rejecting(filter) {
+            return None;
+        }
+        Some(Route::Group(g))
+    }
+}
+
+enum Route {
+    Ids(Vec<String>),
+    Group(usize),
+}
+
+/// `object_id = 'x'` or `object_id IN ('x', 'y')`.
+fn id_literals(e: &Expr) -> Option<Vec<String>> {
+    let text = |e: &Expr| match e {
+        Expr::Literal(ScalarValue::Utf8(Some(s)) | ScalarValue::Utf8View(Some(s)) | ScalarValue::LargeUtf8(Some(s)), _) => {
+            Some(s.clone())
+        }
+        _ => None,
+    };
+    let is_id = |e: &Expr| matches!(e, Expr::Column(c) if c.name == OBJECT_ID);
+    match e {
+        Expr::BinaryExpr(BinaryExpr { left, op: Operator::Eq, right }) => {
+            if is_id(left) {
+                Some(vec![text(right)?])
+            } else if is_id(right) {
+                Some(vec![text(left)?])
+            } else {
+                None
+            }
+        }
+        Expr::InList(l) if !l.negated && is_id(&l.expr) => l.list.iter().map(text).collect(),
+        _ => None,
+    }
+}
+
+/// A filter that is never true when its columns are NULL.
+fn null_rejecting(e: &Expr) -> bool {
+    match e {
+        Expr::BinaryExpr(BinaryExpr { left, op, right }) => match op {
+            Operator::And => null_rejecting(left) || null_rejecting(right),
+            Operator::Or => null_rejecting(left) && null_rejecting(right),
+            Operator::Eq | Operator::NotEq | Operator::Lt | Operator::LtEq | Operator::Gt | Operator::GtEq => true,
+            _ => false,
+        },
+        Expr::IsNotNull(_) | Expr::Like(_) | Expr::Between(_) => true,
+        Expr::InList(l) => !l.negated,
+        Expr::Column(_) => true,
+        _ => false,
+    }
+}
+
+#[async_trait]
+impl TableProvider for EntityTable {
+    fn schema(&self) -> SchemaRef {
+        self.schema.clone()
+    }
+
+    fn table_type(&self) -> TableType {
+        TableType::Base
+    }
+
+    fn supports_filters_pushdown(&self, filters: &[&Expr]) -> DfResult<Vec<TableProviderFilterPushDown>> {
+        Ok(filters
+            .iter()
+            .map(|f| match self.route(f) {
+                Some(_) => TableProviderFilterPushDown::Exact,
+                None => TableProviderFilterPushDown::Unsupported,
+            })
+            .collect())
+    }
+
+    async fn scan(
+        &self,
+        _state: &dyn Session,
+        projection: Option<&Vec<usize>>,
+        filters: &[Expr],
+        limit: Option<usize>,
+    ) -> DfResult<Arc<dyn ExecutionPlan>> {
+        let out_schema = match projection {
+            Some(p) => Arc::new(self.schema.project(p)?),
+            None => self.schema.clone(),
+        };
+        let n = self.rt.groups.len();
+        let mut ids: Option<Vec<String>> = None;
+        let mut group_filters: Vec<Vec<Expr>> = vec![Vec::new(); n];
+        for f in filters {
+            match self.route(f) {
+                Some(Route::Ids(list)) => {
+                    ids = Some(match ids {
+                        None => list,
+                        Some(prev) => prev.into_iter().filter(|i| list.contains(i)).collect(),
+                    })
+                }
+                Some(Route::Group(g)) => group_filters[g].push(f.clone()),
+                None => return Err(DataFusionError::Internal(format!("filter {f} was not accepted"))),
+            }
+        }
+        let mut group_columns: Vec<Vec<String>> = vec![Vec::new(); n];
+        for field in out_schema.fields() {
+            if field.name() != OBJECT_ID {
+                let g = self.group_of(field.name()).expect("schema column has a group");
+                group_columns[g].push(field.name().clone());
+            }
+        }
+        let needed: Vec<usize> =
+            (0..n).filter(|g| *g == 0 || !group_columns[*g].is_empty() || !group_filters[*g].is_empty()).collect();
+        let ids = ids.map(Arc::new);
+
+        if needed == [0] {
+            let (backend, group) = &self.rt.groups[0];
+            let request = ScanRequest { columns: group_columns[0].clone(), filters: group_filters[0].clone(), ids, limit };
+            let exec = scan_exec(backend.clone(), group.clone(), request);
+            return project(Arc::new(exec), &out_schema);
+        }
+
+        let plan = Arc::new(StitchPlan {
+            groups: needed
+                .iter()
+                .map(|g| {
+                    let (backend, group) = &self.rt.groups[*g];
+                    (backend.clone(), group.clone(), group_columns[*g].clone(), group_filters[*g].clone())
+                })
+                .collect(),
+            ids,
+            limit,
+            schema: out_schema.clone(),
+        });
+        let detail = plan.describe();
+        let run_plan = plan.clone();
+        Ok(Arc::new(LazyBatchesExec::new(
+            "StitchExec",
+            detail,
+            out_schema,
+            Arc::new(move || {
+                let p = run_plan.clone();
+                Box::pin(async move { p.run().await.map(|b| vec![b]) })
+            }),
+        )))
+    }
+}
+
+/// Reorder a backend scan's columns (object_id first) into the projection.
+fn project(exec: Arc<dyn ExecutionPlan>, out: &SchemaRef) -> DfResult<Arc<dyn ExecutionPlan>> {
+    let input = exec.schema();
+    if input.fields().len() == out.fields().len()
+        && input.fields().iter().zip(out.fields()).all(|(a, b)| a.name() == b.name())
+    {
+        return Ok(exec);
+    }
+    let exprs = out
+        .fields()
+        .iter()
+        .map(|f| {
+            let idx = input.index_of(f.name())?;
+            Ok((Arc::new(datafusion::physical_expr::expressions::Column::new(f.name(), idx)) as _, f.name().clone()))
+        })
+        .collect::<DfResult<Vec<_>>>()?;
+    Ok(Arc::new(datafusion::physical_plan::projection::ProjectionExec::try_new(exprs, exec)?))
+}
+
+/// The per-query plan of a stitched scan; `groups[0]` is the primary.
+struct StitchPlan {
+    groups: Vec<(Arc<dyn Backend>, GroupSpec, Vec<String>, Vec<Expr>)>,
+    ids: Option<Arc<Vec<String>>>,
+    limit: Option<usize>,
+    schema: SchemaRef,
+}
+
+impl StitchPlan {
+    /// Filtered groups first (they narrow the ids), primary first among equals.
+    fn order(&self) -> Vec<usize> {
+        let mut order: Vec<usize> = (0..self.groups.len()).collect();
+        order.sort_by_key(|g| (self.groups[*g].3.is_empty(), *g != 0));
+        order
+    }
+
+    fn describe(&self) -> String {
+        let parts: Vec<String> = self
+            .order()
+            .iter()
+            .map(|g| {
+                let (backend, group, cols, filters) = &self.groups[*g];
+                let how = if filters.is_empty() && (self.ids.is_some() || *g != self.order()[0]) {
+                    "key lookup"
+                } else if filters.is_empty() {
+                    "scan"
+                } else {
+                    "filtered scan"
+                };
+                let pushed: Vec<String> = filters.iter().map(|f| f.to_string()).collect();
+                format!(
+                    "group[{}{}] backend={} ({}) {how} columns=[{}] pushed=[{}] native=[{}]",
+                    group.table,
+                    if *g == 0 { ", primary" } else { "" },
+                    backend.info().name,
+                    backend.info().kind,
+                    cols.join(", "),
+                    pushed.join(" AND "),
+                    if filters.is_empty() { "-" } else { "exact" }
+                )
+            })
+            .collect();
+        let ids = self.ids.as_ref().map(|i| format!(" ids={}", i.len())).unwrap_or_default();
+        format!("{}{ids}; then join by object_id", parts.join("; "))
+    }
+
+    async fn run(&self) -> DfResult<RecordBatch> {
+        let mut ids = self.ids.clone();
+        let mut results: Vec<Option<RecordBatch>> = vec![None; self.groups.len()];
+        for g in self.order() {
+            let (backend, group, cols, filters) = &self.groups[g];
+            let lookup = ids.as_ref().filter(|i| i.len() <= KEY_LOOKUP_LIMIT).cloned();
+            let request = ScanRequest { columns: cols.clone(), filters: filters.clone(), ids: lookup, limit: None };
+            let batches = backend.scan(group, &request).await.map_err(|e| DataFusionError::External(Box::new(e)))?;
+            let batch = concat_batches(&heavenbase_providers::backend::scan_schema(group, cols), &batches)?;
+            // The ids this group keeps, restricted to those surviving so far.
+            let found: Vec<String> = {
+                let col = batch.column(0).as_string::<i32>();
+                let keep: Option<std::collections::HashSet<&str>> =
+                    ids.as_ref().map(|i| i.iter().map(String::as_str).collect());
+                col.iter().flatten().filter(|id| keep.as_ref().is_none_or(|k| k.contains(id))).map(String::from).collect()
+            };
+            // Groups without filters do not narrow the row set, except the primary.
+            if !filters.is_empty() || g == 0 || ids.is_none() {
+                ids = Some(Arc::new(found));
+            }
+            results[g] = Some(batch);
+        }
+        let mut ids: Vec<String> = ids.map(|i| (*i).clone()).unwrap_or_default();
+        // Rows exist where the primary has them, in the primary's order.
+        let primary = results[0].as_ref().expect("primary scanned");
+        let survivors: std::collections::HashSet<&str> = ids.iter().map(String::as_str).collect();
+        let ordered: Vec<String> = primary
+            .column(0)
+            .as_string::<i32>()
+            .iter()
+            .flatten()
+            .filter(|id| survivors.contains(id))
+            .map(String::from)
+            .collect();
+        ids = ordered;
+        if let Some(limit) = self.limit {
+            ids.truncate(limit);
+        }
+        let mut columns: Vec<ArrayRef> = Vec::with_capacity(self.schema.fields().len());
+        let mut positions: Vec<Option<UInt32Array>> = vec![None; self.groups.len()];
+        for field in self.schema.fields() {
+            let g = if field.name() == OBJECT_ID {
+                0
+            } else {
+                self.groups.iter().position(|(_, _, cols, _)| cols.contains(field.name())).expect("column has a group")
+            };
+            let batch = results[g].as_ref().expect("group scanned");
+            let idx = positions[g].get_or_insert_with(|| {
+                let col = batch.column(0).as_string::<i32>();
+                let at: HashMap<&str, u32> = col.iter().enumerate().filter_map(|(i, id)| Some((id?, i as u32))).collect();
+                ids.iter().map(|id| at.get(id.as_str()).copied()).collect()
+            });
+            let source = batch.column(batch.schema().index_of(field.name())?);
+            columns.push(take(source.as_ref(), idx, None)?);
+        }
+        Ok(RecordBatch::try_new(self.schema.clone(), columns)?)
+    }
+}

@@ -1,0 +1,440 @@
+//! The `Workspace`: backends, registered entities, the DataFusion session, and the
+//! lifecycle (open, load, detached, drop).
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::PathBuf;
+use std::sync::{Arc, Weak};
+
+use datafusion::arrow::record_batch::RecordBatch;
+use datafusion::dataframe::DataFrame;
+use datafusion::prelude::{SessionConfig, SessionContext};
+use heavenbase_catalog::system::{SYS_CATALOG, SYS_METASCHEMA, catalog_entity, is_system, metaschema_entity};
+use heavenbase_catalog::{BackendInfo, EntityDef, PlacementPlan, system_row_id};
+use heavenbase_providers::{Backend, ColumnSpec, GroupSpec};
+use parking_lot::RwLock;
+use serde_json::{Value as Json, json};
+
+use crate::presets::{self, Construction};
+use crate::registry::Home;
+use crate::table::EntityTable;
+use crate::{Error, Result};
+
+/// A registered entity as the workspace runs it.
+#[derive(Debug)]
+pub(crate) struct EntityRuntime {
+    pub def: EntityDef,
+    pub plan: PlacementPlan,
+    /// One per field group, primary first.
+    pub groups: Vec<(Arc<dyn Backend>, GroupSpec)>,
+}
+
+impl EntityRuntime {
+    pub fn primary(&self) -> &(Arc<dyn Backend>, GroupSpec) {
+        &self.groups[0]
+    }
+}
+
+pub(crate) struct Inner {
+    pub id: String,
+    pub home: Home,
+    pub folder: PathBuf,
+    pub construction: Construction,
+    pub detached: bool,
+    pub backends: Vec<Arc<dyn Backend>>,
+    pub entities: RwLock<BTreeMap<String, Arc<EntityRuntime>>>,
+    pub ctx: SessionContext,
+    /// Striped per-object_id locks: concurrent writes to one object never interleave.
+    pub stripes: Vec<tokio::sync::Mutex<()>>,
+    /// Serialises registration.
+    pub register_lock: tokio::sync::Mutex<()>,
+}
+
+/// A workspace handle. Cheap to clone, `Send + Sync`, shared by any number of tasks.
+#[derive(Clone)]
+pub struct Workspace {
+    pub(crate) inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for Workspace {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Workspace({})", self.inner.id)
+    }
+}
+
+/// Live workspaces of this process, so every handle to one id shares one state
+/// (an in-memory `debug` workspace opened twice is one workspace, not two).
+static LIVE: parking_lot::Mutex<Option<HashMap<(PathBuf, String), Weak<Inner>>>> = parking_lot::Mutex::new(None);
+
+const STRIPES: usize = 256;
+
+impl Workspace {
+    /// Open workspace `id` under `$HEAVENBASE_HOME`, creating and registering it
+    /// when absent. An existing id must have been built with the same construction.
+    pub async fn open(id: &str, construction: Construction) -> Result<Workspace> {
+        Self::open_in(&Home::from_env()?, id, construction).await
+    }
+
+    /// [`Workspace::open`] under an explicit home folder.
+    pub async fn open_in(home: &Home, id: &str, construction: Construction) -> Result<Workspace> {
+        check_ws_id(id)?;
+        if let Some(rec) = home.get(id)? {
+            if rec.construction != construction {
+                return Err(Error::Conflict(format!(
+                    "Workspace '{id}' already exists with a different construction: it was built with {}, \
+                     and this call asks for {}",
+                    rec.construction.describe(),
+                    construction.describe()
+                )));
+            }
+        }
+        if let Some(live) = live_get(home, id) {
+            return Ok(live);
+        }
+        let ws = Self::build(home, id, construction.clone(), false).await?;
+        home.register(id, &construction)?;
+        Ok(ws)
+    }
+
+    /// Load a registered workspace, replaying its stored construction.
+    pub async fn load(id: &str) -> Result<Workspace> {
+        Self::load_in(&Home::from_env()?, id).await
+    }
+
+    pub async fn load_in(home: &Home, id: &str) -> Result<Workspace> {
+        let rec = home.get(id)?.ok_or_else(|| {
+            let known: Vec<String> = home.list().map(|l| l.into_iter().map(|r| r.id).collect()).unwrap_or_default();
+            Error::NotFound(format!(
+                "No registered workspace '{id}'.{}",
+                crate::error::suggest(id, known.iter().map(String::as_str))
+            ))
+        })?;
+        if let Some(live) = live_get(home, id) {
+            return Ok(live);
+        }
+        Self::build(home, id, rec.construction, false).await
+    }
+
+    /// A workspace that is not registered and cannot be loaded by id. Its files,
+    /// if any, live under the home's workspace folder like any other.
+    pub async fn detached(id: &str, construction: Construction) -> Result<Workspace> {
+        check_ws_id(id)?;
+        Self::build(&Home::from_env()?, id, construction, true).await
+    }
+
+    pub async fn detached_in(home: &Home, id: &str, construction: Construction) -> Result<Workspace> {
+        check_ws_id(id)?;
+        Self::build(home, id, construction, true).await
+    }
+
+    async fn build(home: &Home, id: &str, construction: Construction, detached: bool) -> Result<Workspace> {
+        let folder = home.workspace_folder(id);
+        let configs = presets::resolve(&construction, id)?;
+        let backends = presets::instantiate(&configs, id, &folder, home.root())?;
+        let config = SessionConfig::new()
+            .with_information_schema(true)
+            .with_default_catalog_and_schema("heavenbase", "public");
+        let ctx = SessionContext::new_with_config(config);
+        let ws = Workspace {
+            inner: Arc::new(Inner {
+                id: id.to_string(),
+                home: home.clone(),
+                folder,
+                construction,
+                detached,
+                backends,
+                entities: RwLock::new(BTreeMap::new()),
+                ctx,
+                stripes: (0..STRIPES).map(|_| tokio::sync::Mutex::new(())).collect(),
+                register_lock: tokio::sync::Mutex::new(()),
+            }),
+        };
+        // System entities first, then publish their rows, then restore user entities.
+        let meta = metaschema_entity();
+        let catalog = catalog_entity();
+        ws.install(meta.clone()).await?;
+        ws.install(catalog.clone()).await?;
+        ws.restore_entities().await?;
+        ws.publish_entity_rows(&meta).await?;
+        ws.publish_entity_rows(&catalog).await?;
+        ws.publish_workspace_rows().await?;
+        if !detached {
+            live_put(home, id, &ws);
+        }
+        Ok(ws)
+    }
+
+    pub fn id(&self) -> &str {
+        &self.inner.id
+    }
+
+    pub fn construction(&self) -> &Construction {
+        &self.inner.construction
+    }
+
+    pub fn is_detached(&self) -> bool {
+        self.inner.detached
+    }
+
+    pub fn backend_infos(&self) -> Vec<BackendInfo> {
+        self.inner.backends.iter().map(|b| b.info().clone()).collect()
+    }
+
+    pub fn backends(&self) -> &[Arc<dyn Backend>] {
+        &self.inner.backends
+    }
+
+    /// User entity ids (system entities excluded), sorted.
+    pub fn entities(&self) -> Vec<String> {
+        self.inner.entities.read().keys().filter(|e| !is_system(e)).cloned().collect()
+    }
+
+    pub fn entity(&self, entity_id: &str) -> Result<EntityDef> {
+        Ok(self.runtime(entity_id)?.def.clone())
+    }
+
+    pub fn placement(&self, entity_id: &str) -> Result<PlacementPlan> {
+        Ok(self.runtime(entity_id)?.plan.clone())
+    }
+
+    pub(crate) fn runtime(&self, entity_id: &str) -> Result<Arc<EntityRuntime>> {
+        let entities = self.inner.entities.read();
+        // Table names (`-` → `_`) are accepted as well as entity ids.
+        if let Some(rt) = entities.get(entity_id) {
+            return Ok(rt.clone());
+        }
+        if let Some(rt) = entities.values().find(|rt| rt.def.table_name() == entity_id) {
+            return Ok(rt.clone());
+        }
+        Err(Error::NotFound(format!(
+            "Workspace '{}' has no entity '{entity_id}'.{}",
+            self.inner.id,
+            crate::error::suggest(entity_id, entities.keys().map(String::as_str))
+        )))
+    }
+
+    /// The workspace's DataFusion session: every entity is a table in it.
+    pub fn session(&self) -> &SessionContext {
+        &self.inner.ctx
+    }
+
+    /// Run one SQL statement and collect its result.
+    pub async fn sql(&self, sql: &str) -> Result<Vec<RecordBatch>> {
+        Ok(self.dataframe(sql).await?.collect().await?)
+    }
+
+    /// Plan one SQL statement as a DataFrame.
+    pub async fn dataframe(&self, sql: &str) -> Result<DataFrame> {
+        Ok(self.inner.ctx.sql(sql).await?)
+    }
+
+    /// Register an entity. The same structure again is a no-op; a different one is
+    /// an error unless `replace` (which keeps stored rows of surviving columns).
+    pub async fn register(&self, def: EntityDef, replace: bool) -> Result<()> {
+        let def = def.validated()?;
+        if is_system(&def.entity_id) {
+            return Err(Error::Invalid(format!("'{}' is a fixed system entity and cannot be altered", def.entity_id)));
+        }
+        let _guard = self.inner.register_lock.lock().await;
+        if let Ok(existing) = self.runtime(&def.entity_id) {
+            if existing.def.same_structure(&def) {
+                return Ok(());
+            }
+            if !replace {
+                return Err(Error::Conflict(format!(
+                    "Entity '{}' is already registered with a different structure; pass replace=true explicitly",
+                    def.entity_id
+                )));
+            }
+        }
+        self.install(def.clone()).await?;
+        self.publish_entity_rows(&def).await
+    }
+
+    /// Plan, create tables, and expose an entity as a table; writes no rows.
+    pub(crate) async fn install(&self, def: EntityDef) -> Result<()> {
+        let infos = self.backend_infos();
+        let plan = PlacementPlan::plan(&def, &infos)?;
+        let mut groups = Vec::new();
+        for g in &plan.groups {
+            let backend = self
+                .inner
+                .backends
+                .iter()
+                .find(|b| b.info().name == g.backend)
+                .cloned()
+                .ok_or_else(|| Error::Invalid(format!("Unknown backend '{}'", g.backend)))?;
+            let columns = g
+                .fields
+                .iter()
+                .map(|f| ColumnSpec { name: f.clone(), ty: def.get(f).expect("planned field exists").ty.clone() })
+                .collect();
+            let indexes = plan.indexes.iter().filter(|i| i.backend == g.backend).cloned().collect();
+            let spec = GroupSpec::new(&def.entity_id, &g.table, columns, indexes);
+            backend.ensure_group(&spec).await?;
+            groups.push((backend, spec));
+        }
+        let rt = Arc::new(EntityRuntime { def, plan, groups });
+        let table = Arc::new(EntityTable::new(rt.clone()));
+        let name = rt.def.table_name();
+        self.inner.ctx.deregister_table(&name)?;
+        self.inner.ctx.register_table(&name, table)?;
+        self.inner.entities.write().insert(rt.def.entity_id.clone(), rt);
+        Ok(())
+    }
+
+    /// Reopen: every active `entity:` row of sys-metaschema that holds a full
+    /// definition is installed again.
+    async fn restore_entities(&self) -> Result<()> {
+        let rows = self.scan_rows(SYS_METASCHEMA).await?;
+        for row in rows {
+            let is_entity = row.get("kind").and_then(|k| k.as_str()) == Some("entity");
+            let active = row.get("active").and_then(|a| a.as_bool()).unwrap_or(true);
+            let Some(definition) = row.get("meta").and_then(|m| m.get("definition")) else { continue };
+            let entity_id = definition.get("entity_id").and_then(|e| e.as_str()).unwrap_or_default();
+            if !is_entity || !active || is_system(entity_id) {
+                continue;
+            }
+            let def = EntityDef::from_json(definition).map_err(|e| {
+                Error::Invalid(format!("Stored definition of entity '{entity_id}' in sys-metaschema is invalid: {e}"))
+            })?;
+            self.install(def).await?;
+        }
+        Ok(())
+    }
+
+    /// MetaSchema rows of one entity: entity, field, storage, index, constraint.
+    async fn publish_entity_rows(&self, def: &EntityDef) -> Result<()> {
+        let rt = self.runtime(&def.entity_id)?;
+        let ws = &self.inner.id;
+        let e = &def.entity_id;
+        let mut rows = vec![json!({
+            "object_id": system_row_id("entity", e), "kind": "entity", "subject_id": e, "name": e,
+            "desc": def.desc, "tags": def.tags, "ws": ws, "active": true,
+            "meta": {"definition": def.to_json(), "storage_plan": rt.plan.to_json()},
+        })];
+        for f in &def.fields {
+            rows.push(json!({
+                "object_id": system_row_id("field", &format!("{e}.{}", f.name)), "kind": "field", "subject_id": e,
+                "name": f.name, "field": f.name, "dtype": f.ty.type_id(), "desc": f.desc, "tags": f.tags, "ws": ws,
+                "meta": f.to_json(),
+            }));
+        }
+        for b in &rt.plan.bindings {
+            let kind = self.inner.backends.iter().find(|x| x.info().name == b.backend).map(|x| x.info().kind.clone());
+            rows.push(json!({
+                "object_id": system_row_id("storage", &format!("{e}.{}.{}.{}", b.field, b.backend, b.strategy)),
+                "kind": "storage", "subject_id": e, "name": b.field, "field": b.field, "backend": b.backend,
+                "type": kind, "strategy": b.strategy, "source": b.source, "ws": ws,
+            }));
+        }
+        for ix in &rt.plan.indexes {
+            let (kind, suffix) = if ix.unique { ("constraint", "unique") } else { ("index", "index") };
+            rows.push(json!({
+                "object_id": system_row_id(kind, &format!("{e}.{}.{}.{suffix}", ix.fields.join("-"), ix.backend)),
+                "kind": kind, "subject_id": e, "name": ix.fields.join("-"), "backend": ix.backend,
+                "type": if ix.unique { "unique" } else { "value" }, "ws": ws, "meta": {"fields": ix.fields},
+            }));
+        }
+        let rows: Vec<_> = rows.into_iter().map(|r| r.as_object().cloned().expect("object")).collect();
+        self.write_system_rows(SYS_METASCHEMA, rows).await
+    }
+
+    async fn publish_workspace_rows(&self) -> Result<()> {
+        let ws = &self.inner.id;
+        let mut rows = vec![json!({
+            "object_id": system_row_id("workspace", ws), "kind": "workspace", "subject_id": ws, "name": ws, "ws": ws,
+            "meta": {"construction": self.inner.construction.to_json(), "backends": self.inner.backends.iter().map(|b| b.info().name.clone()).collect::<Vec<_>>()},
+        })];
+        for b in &self.inner.backends {
+            rows.push(json!({
+                "object_id": system_row_id("backend", &b.info().name), "kind": "backend", "subject_id": ws,
+                "name": b.info().name, "backend": b.info().name, "type": b.info().kind, "ws": ws,
+                "tags": b.info().tags, "meta": b.describe(),
+            }));
+        }
+        let rows: Vec<_> = rows.into_iter().map(|r| r.as_object().cloned().expect("object")).collect();
+        self.write_system_rows(SYS_METASCHEMA, rows).await
+    }
+
+    /// Every stored row of an entity, as JSON rows (system reads and audits).
+    pub(crate) async fn scan_rows(&self, entity_id: &str) -> Result<Vec<heavenbase_catalog::Row>> {
+        let rt = self.runtime(entity_id)?;
+        let (backend, group) = rt.primary();
+        let request = heavenbase_providers::ScanRequest { columns: group.columns.iter().map(|c| c.name.clone()).collect(), ..Default::default() };
+        let batches = backend.scan(group, &request).await?;
+        let ids: Vec<String> = batches
+            .iter()
+            .flat_map(|b| {
+                let col = datafusion::arrow::array::AsArray::as_string::<i32>(b.column(0)).clone();
+                (0..b.num_rows()).map(move |i| col.value(i).to_string()).collect::<Vec<_>>()
+            })
+            .collect();
+        if rt.groups.len() == 1 {
+            return Ok(crate::write::batches_to_rows(&rt, &batches));
+        }
+        Ok(self.get_many(entity_id, &ids).await?.into_iter().flatten().collect())
+    }
+
+    /// Remove every table of every entity from every backend, the workspace
+    /// folder, and the registry record.
+    pub async fn drop(self) -> Result<()> {
+        let entities: Vec<Arc<EntityRuntime>> = self.inner.entities.read().values().cloned().collect();
+        for rt in entities {
+            for (backend, group) in &rt.groups {
+                backend.drop_group(group).await?;
+            }
+            self.inner.ctx.deregister_table(rt.def.table_name())?;
+        }
+        self.inner.entities.write().clear();
+        if !self.inner.detached {
+            self.inner.home.unregister(&self.inner.id)?;
+            let mut live = LIVE.lock();
+            if let Some(map) = live.as_mut() {
+                map.remove(&(self.inner.home.root().to_path_buf(), self.inner.id.clone()));
+            }
+        }
+        if self.inner.folder.exists() {
+            std::fs::remove_dir_all(&self.inner.folder)?;
+        }
+        Ok(())
+    }
+
+    /// A summary: id, construction, backends, entities.
+    pub fn health(&self) -> Json {
+        json!({
+            "workspace": self.inner.id,
+            "construction": self.inner.construction.to_json(),
+            "entities": self.entities(),
+            "backends": self.inner.backends.iter().map(|b| b.describe()).collect::<Vec<_>>(),
+        })
+    }
+
+    pub(crate) fn is_catalogued(entity_id: &str) -> bool {
+        !is_system(entity_id)
+    }
+
+    pub(crate) fn catalog_id() -> &'static str {
+        SYS_CATALOG
+    }
+}
+
+fn check_ws_id(id: &str) -> Result<()> {
+    if heavenbase_catalog::entity::is_valid_id(id) {
+        Ok(())
+    } else {
+        Err(Error::Invalid(format!(
+            "Invalid workspace id '{id}'; use lower-case letters, digits, '-' or '_', starting with a letter"
+        )))
+    }
+}
+
+fn live_get(home: &Home, id: &str) -> Option<Workspace> {
+    let live = LIVE.lock();
+    live.as_ref()?.get(&(home.root().to_path_buf(), id.to_string()))?.upgrade().map(|inner| Workspace { inner })
+}
+
+fn live_put(home: &Home, id: &str, ws: &Workspace) {
+    let mut live = LIVE.lock();
+    live.get_or_insert_with(HashMap::new)
+        .insert((home.root().to_path_buf(), id.to_string()), Arc::downgrade(&ws.inner));
+}

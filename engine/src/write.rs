@@ -1,0 +1,479 @@
+//! Rows in and out: upsert (full replace), set (patch), get, delete, exists,
+//! count, and the Catalog card written after every user-entity write.
+//!
+//! A batch is validated whole (types, lengths, required fields, unknown fields,
+//! ids) before any backend is touched. Groups are written primary first; the
+//! Catalog after the entity rows. A write cut off between backends leaves a trace
+//! that `audit` reports and `repair` mends.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::Arc;
+
+use datafusion::arrow::array::{ArrayRef, AsArray, RecordBatch};
+use heavenbase_catalog::system::{SYS_METASCHEMA, is_system};
+use heavenbase_catalog::types::LogicalType;
+use heavenbase_catalog::types::describe_value;
+use heavenbase_catalog::value::array_value;
+use heavenbase_catalog::{ColumnBuilder, EntityDef, NAME, OBJECT_ID, Row, catalog_row_id, derive_object_id};
+use heavenbase_providers::ScanRequest;
+use serde_json::{Value as Json, json};
+
+use crate::workspace::{EntityRuntime, Workspace};
+use crate::{Error, Result};
+
+/// Validated rows laid out as one Arrow column per entity field.
+struct PreparedBatch {
+    ids: Vec<String>,
+    columns: HashMap<String, ArrayRef>,
+}
+
+impl Workspace {
+    /// Insert or fully replace one row; returns its object_id.
+    pub async fn upsert(&self, entity: &str, row: Json) -> Result<String> {
+        let row = into_row(entity, row)?;
+        Ok(self.upsert_many(entity, vec![row]).await?.remove(0))
+    }
+
+    /// Insert or fully replace rows (omitted fields revert to default or NULL).
+    /// The batch is validated whole first: on any error nothing is written.
+    pub async fn upsert_many(&self, entity: &str, rows: Vec<Row>) -> Result<Vec<String>> {
+        let rt = self.runtime(entity)?;
+        let prepared = prepare(&rt.def, rows)?;
+        let _locks = self.lock_ids(&prepared.ids).await;
+        self.write_prepared(&rt, prepared).await
+    }
+
+    /// Insert only: an existing object_id is an error.
+    pub async fn insert_many(&self, entity: &str, rows: Vec<Row>) -> Result<Vec<String>> {
+        let rt = self.runtime(entity)?;
+        let prepared = prepare(&rt.def, rows)?;
+        let _locks = self.lock_ids(&prepared.ids).await;
+        let existing = self.existing_ids(&rt, &prepared.ids).await?;
+        if let Some(id) = prepared.ids.iter().find(|id| existing.contains(*id)) {
+            return Err(Error::Conflict(format!("{} object_id '{id}' already exists", rt.def.entity_id)));
+        }
+        self.write_prepared(&rt, prepared).await
+    }
+
+    /// Patch a row: merge `patch` over the stored row and write the result. A
+    /// missing row is created from the patch. object_id cannot move.
+    pub async fn set(&self, entity: &str, patch: Json) -> Result<String> {
+        let patch = into_row(entity, patch)?;
+        Ok(self.set_many(entity, vec![patch]).await?.remove(0))
+    }
+
+    pub async fn set_many(&self, entity: &str, patches: Vec<Row>) -> Result<Vec<String>> {
+        let rt = self.runtime(entity)?;
+        let mut ids = Vec::with_capacity(patches.len());
+        for p in &patches {
+            let id = match p.get(OBJECT_ID) {
+                Some(Json::String(s)) if !s.is_empty() => s.clone(),
+                Some(Json::Number(n)) => n.to_string(),
+                _ => match p.get(NAME).and_then(|n| name_source(n)) {
+                    Some(name) => derive_object_id(&rt.def.entity_id, &name),
+                    None => return Err(Error::Invalid(format!("set needs object_id in the patch (entity '{entity}')"))),
+                },
+            };
+            ids.push(id);
+        }
+        let _locks = self.lock_ids(&ids).await;
+        let current = self.get_many_unlocked(&rt, &ids).await?;
+        let mut merged = Vec::with_capacity(patches.len());
+        for ((patch, id), cur) in patches.into_iter().zip(&ids).zip(current) {
+            let mut row = cur.unwrap_or_default();
+            for (k, v) in patch {
+                if k == OBJECT_ID {
+                    let new_id = v.as_str().map(String::from).unwrap_or_else(|| v.to_string());
+                    if new_id != *id {
+                        return Err(Error::Invalid(format!(
+                            "set cannot move object_id '{id}' to '{new_id}'; use upsert and delete explicitly"
+                        )));
+                    }
+                }
+                row.insert(k, v);
+            }
+            row.insert(OBJECT_ID.into(), Json::String(id.clone()));
+            merged.push(row);
+        }
+        let prepared = prepare(&rt.def, merged)?;
+        self.write_prepared(&rt, prepared).await
+    }
+
+    /// One row by object_id, or None.
+    pub async fn get(&self, entity: &str, object_id: &str) -> Result<Option<Row>> {
+        Ok(self.get_many(entity, &[object_id.to_string()]).await?.remove(0))
+    }
+
+    /// Rows by object_id, aligned with `ids` (None where absent).
+    pub async fn get_many(&self, entity: &str, ids: &[String]) -> Result<Vec<Option<Row>>> {
+        let rt = self.runtime(entity)?;
+        self.get_many_unlocked(&rt, ids).await
+    }
+
+    /// Find an object_id in any user entity. An id in several entities is an error.
+    pub async fn get_any(&self, object_id: &str) -> Result<Option<(String, Row)>> {
+        let mut found = Vec::new();
+        for e in self.entities() {
+            if let Some(row) = self.get(&e, object_id).await? {
+                found.push((e, row));
+            }
+        }
+        if found.len() > 1 {
+            let names: Vec<&str> = found.iter().map(|(e, _)| e.as_str()).collect();
+            return Err(Error::Conflict(format!(
+                "object_id '{object_id}' exists in multiple entities: {}; pass the entity to disambiguate",
+                names.join(", ")
+            )));
+        }
+        Ok(found.pop())
+    }
+
+    pub async fn exists(&self, entity: &str, object_id: &str) -> Result<bool> {
+        let rt = self.runtime(entity)?;
+        Ok(!self.existing_ids(&rt, &[object_id.to_string()]).await?.is_empty())
+    }
+
+    /// Number of rows (rows of the primary group).
+    pub async fn count(&self, entity: &str) -> Result<usize> {
+        let rt = self.runtime(entity)?;
+        let (backend, group) = rt.primary();
+        Ok(backend.count(group).await?)
+    }
+
+    /// Delete one row; returns whether it existed.
+    pub async fn delete(&self, entity: &str, object_id: &str) -> Result<bool> {
+        Ok(self.delete_many(entity, &[object_id.to_string()]).await?[0])
+    }
+
+    /// Delete rows from every group and their Catalog cards; aligned flags say
+    /// which existed.
+    pub async fn delete_many(&self, entity: &str, ids: &[String]) -> Result<Vec<bool>> {
+        let rt = self.runtime(entity)?;
+        let _locks = self.lock_ids(ids).await;
+        let mut existed: HashSet<String> = HashSet::new();
+        for (i, (backend, group)) in rt.groups.iter().enumerate() {
+            let gone = backend.delete(group, ids).await?;
+            if i == 0 {
+                existed.extend(gone);
+            }
+        }
+        if Workspace::is_catalogued(&rt.def.entity_id) && !existed.is_empty() {
+            let cards: Vec<String> =
+                existed.iter().map(|id| catalog_row_id(self.id(), &rt.def.entity_id, id)).collect();
+            let crt = self.runtime(Workspace::catalog_id())?;
+            for (backend, group) in &crt.groups {
+                backend.delete(group, &cards).await?;
+            }
+        }
+        Ok(ids.iter().map(|id| existed.contains(id)).collect())
+    }
+
+    /// Write rows of a system entity (no Catalog cards for them).
+    pub(crate) async fn write_system_rows(&self, entity: &str, rows: Vec<Row>) -> Result<()> {
+        let rt = self.runtime(entity)?;
+        let prepared = prepare(&rt.def, rows)?;
+        self.write_groups(&rt, &prepared).await
+    }
+
+    async fn lock_ids(&self, ids: &[String]) -> Vec<tokio::sync::MutexGuard<'_, ()>> {
+        use std::hash::{Hash, Hasher};
+        let n = self.inner.stripes.len();
+        let mut stripes: Vec<usize> = ids
+            .iter()
+            .map(|id| {
+                let mut h = std::collections::hash_map::DefaultHasher::new();
+                id.hash(&mut h);
+                (h.finish() as usize) % n
+            })
+            .collect();
+        // Always in ascending order, so two batches can never deadlock.
+        stripes.sort_unstable();
+        stripes.dedup();
+        let mut guards = Vec::with_capacity(stripes.len());
+        for s in stripes {
+            guards.push(self.inner.stripes[s].lock().await);
+        }
+        guards
+    }
+
+    async fn existing_ids(&self, rt: &EntityRuntime, ids: &[String]) -> Result<HashSet<String>> {
+        let (backend, group) = rt.primary();
+        let request = ScanRequest { ids: Some(Arc::new(ids.to_vec())), ..Default::default() };
+        let batches = backend.scan(group, &request).await?;
+        Ok(batches.iter().flat_map(|b| b.column(0).as_string::<i32>().iter().flatten().map(String::from).collect::<Vec<_>>()).collect())
+    }
+
+    async fn get_many_unlocked(&self, rt: &EntityRuntime, ids: &[String]) -> Result<Vec<Option<Row>>> {
+        let request_ids = Arc::new(ids.to_vec());
+        let mut found: HashMap<String, Row> = HashMap::new();
+        for (i, (backend, group)) in rt.groups.iter().enumerate() {
+            let request = ScanRequest {
+                columns: group.columns.iter().map(|c| c.name.clone()).collect(),
+                ids: Some(request_ids.clone()),
+                ..Default::default()
+            };
+            for batch in backend.scan(group, &request).await? {
+                for r in batch_rows(rt, &batch) {
+                    let id = r.get(OBJECT_ID).and_then(|v| v.as_str()).unwrap_or_default().to_string();
+                    if i == 0 {
+                        found.insert(id, r);
+                    } else if let Some(row) = found.get_mut(&id) {
+                        row.extend(r.into_iter().filter(|(k, _)| k != OBJECT_ID));
+                    }
+                }
+            }
+        }
+        // Fields in declaration order; a group missing its part reads as NULL.
+        Ok(ids
+            .iter()
+            .map(|id| {
+                found.get(id).map(|row| {
+                    rt.def.fields.iter().map(|f| (f.name.clone(), row.get(&f.name).cloned().unwrap_or(Json::Null))).collect()
+                })
+            })
+            .collect())
+    }
+
+    async fn write_prepared(&self, rt: &EntityRuntime, prepared: PreparedBatch) -> Result<Vec<String>> {
+        self.write_groups(rt, &prepared).await?;
+        if Workspace::is_catalogued(&rt.def.entity_id) {
+            self.write_catalog_cards(rt, &prepared).await?;
+        } else if rt.def.entity_id == SYS_METASCHEMA {
+            self.establish_entities(&prepared).await?;
+        }
+        Ok(prepared.ids)
+    }
+
+    /// Write each field group, primary first.
+    async fn write_groups(&self, rt: &EntityRuntime, prepared: &PreparedBatch) -> Result<()> {
+        let ids: ArrayRef = Arc::new(datafusion::arrow::array::StringArray::from(prepared.ids.clone()));
+        for (backend, group) in &rt.groups {
+            let mut arrays = vec![ids.clone()];
+            arrays.extend(group.columns.iter().map(|c| prepared.columns[&c.name].clone()));
+            let batch = RecordBatch::try_new(group.schema(), arrays)
+                .map_err(|e| Error::Invalid(format!("{}: {e}", rt.def.entity_id)))?;
+            backend.upsert(group, batch).await.map_err(|e| match e {
+                heavenbase_providers::ProviderError::Unique { backend, table, message } => Error::Conflict(format!(
+                    "{}: unique constraint violated in backend '{backend}' ({table}): {message}",
+                    rt.def.entity_id
+                )),
+                other => other.into(),
+            })?;
+        }
+        Ok(())
+    }
+
+    /// One Catalog card per written row (REFERENCE §5.1): created_at kept,
+    /// updated_at now, `name` projected from the row.
+    async fn write_catalog_cards(&self, rt: &EntityRuntime, prepared: &PreparedBatch) -> Result<()> {
+        let crt = self.runtime(Workspace::catalog_id())?;
+        let entity_id = &rt.def.entity_id;
+        let card_ids: Vec<String> = prepared.ids.iter().map(|id| catalog_row_id(self.id(), entity_id, id)).collect();
+        let existing = self.get_many_unlocked(&crt, &card_ids).await?;
+        let now = chrono::Utc::now().timestamp_millis();
+        let names = prepared.columns.get(NAME).filter(|_| projects_name(&rt.def));
+        let mut cards = Vec::with_capacity(card_ids.len());
+        for (i, (card_id, old)) in card_ids.iter().zip(existing).enumerate() {
+            let name = names.map(|a| array_value(a.as_ref(), i, &LogicalType::short_text())).unwrap_or(Json::Null);
+            let mut card = expected_card(self.id(), entity_id, &prepared.ids[i], card_id, name, now);
+            if let Some(old) = old {
+                card.insert("created_at".into(), old.get("created_at").cloned().unwrap_or(json!(now)));
+                for keep in ["expires_at", "expires_after", "stale_after", "owner", "creator"] {
+                    if let Some(v) = old.get(keep) {
+                        card.insert(keep.into(), v.clone());
+                    }
+                }
+            }
+            finish_card(&mut card);
+            cards.push(card);
+        }
+        let prepared_cards = prepare(&crt.def, cards)?;
+        self.write_groups(&crt, &prepared_cards).await
+    }
+
+    /// A user row of kind `entity` in sys-metaschema whose meta holds a full
+    /// definition registers that entity when it is absent (REFERENCE §5.2).
+    async fn establish_entities(&self, prepared: &PreparedBatch) -> Result<()> {
+        let (Some(kind), Some(meta)) = (prepared.columns.get("kind"), prepared.columns.get("meta")) else { return Ok(()) };
+        for i in 0..prepared.ids.len() {
+            if array_value(kind.as_ref(), i, &LogicalType::short_text()) != json!("entity") {
+                continue;
+            }
+            let meta = array_value(meta.as_ref(), i, &LogicalType::Json);
+            let Some(def) = meta.get("definition").or_else(|| meta.get("fields").map(|_| &meta)) else { continue };
+            let Ok(def) = EntityDef::from_json(def) else { continue };
+            if !is_system(&def.entity_id) && self.runtime(&def.entity_id).is_err() {
+                self.install(def).await?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Whether the entity's `name` has the same type as Catalog.name (ShortText 255).
+pub(crate) fn projects_name(def: &EntityDef) -> bool {
+    def.get(NAME).is_some_and(|f| f.ty == LogicalType::short_text())
+}
+
+/// The card a row should have; timestamps `now`.
+pub(crate) fn expected_card(ws: &str, entity_id: &str, object_id: &str, card_id: &str, name: Json, now: i64) -> Row {
+    let mut card = Row::new();
+    card.insert(OBJECT_ID.into(), json!(card_id));
+    card.insert("target_id".into(), json!(object_id));
+    card.insert("target_entity".into(), json!(entity_id));
+    card.insert("ws".into(), json!(ws));
+    card.insert("created_at".into(), json!(now));
+    card.insert("updated_at".into(), json!(now));
+    if !matches!(&name, Json::String(s) if s.is_empty()) && !name.is_null() {
+        card.insert(NAME.into(), name);
+    }
+    card
+}
+
+/// expires_compute and stale_compute from the card's policy fields.
+pub(crate) fn finish_card(card: &mut Row) {
+    use heavenbase_catalog::types::{TIMESTAMP_MAX_MS, coerce_timestamp};
+    let ms = |k: &str| card.get(k).and_then(|v| coerce_timestamp(v).ok());
+    let int = |k: &str| card.get(k).and_then(|v| v.as_i64()).unwrap_or(0);
+    let created = ms("created_at").unwrap_or(0);
+    let updated = ms("updated_at").unwrap_or(0);
+    let mut expires = ms("expires_at").unwrap_or(TIMESTAMP_MAX_MS);
+    if int("expires_after") > 0 {
+        expires = expires.min(created.saturating_add(int("expires_after")));
+    }
+    let stale = if int("stale_after") > 0 { updated.saturating_add(int("stale_after")) } else { TIMESTAMP_MAX_MS };
+    card.insert("expires_compute".into(), json!(expires.min(TIMESTAMP_MAX_MS)));
+    card.insert("stale_compute".into(), json!(stale.min(TIMESTAMP_MAX_MS)));
+}
+
+fn into_row(entity: &str, row: Json) -> Result<Row> {
+    match row {
+        Json::Object(m) => Ok(m),
+        other => Err(Error::Invalid(format!("A row of '{entity}' must be a JSON object, got {}", describe_value(&other)))),
+    }
+}
+
+/// The display name a row's id derives from: ShortText rules, blank is missing.
+fn name_source(v: &Json) -> Option<String> {
+    let text = match v {
+        Json::String(s) => s.clone(),
+        Json::Number(n) => n.to_string(),
+        _ => return None,
+    };
+    if text.trim().is_empty() { None } else { Some(text) }
+}
+
+/// Validate rows against the entity and lay them out as columns.
+fn prepare(def: &EntityDef, rows: Vec<Row>) -> Result<PreparedBatch> {
+    let e = &def.entity_id;
+    let mut builders: Vec<ColumnBuilder> = def.fields.iter().map(|f| ColumnBuilder::new(&f.ty, rows.len())).collect();
+    let mut ids = Vec::with_capacity(rows.len());
+    let mut seen = HashSet::with_capacity(rows.len());
+    for (n, row) in rows.iter().enumerate() {
+        if let Some(unknown) = row.keys().find(|k| def.get(k).is_none()) {
+            return Err(Error::Invalid(format!(
+                "Unknown field '{unknown}' on entity '{e}' (row {n}).{}",
+                crate::error::suggest(unknown, def.fields.iter().map(|f| f.name.as_str()))
+            )));
+        }
+        let id = match row.get(OBJECT_ID) {
+            None | Some(Json::Null) => None,
+            Some(Json::String(s)) if s.is_empty() => None,
+            Some(v) => Some(
+                LogicalType::identifier()
+                    .coerce(v)
+                    .map_err(|m| Error::Invalid(format!("{e}.object_id: {m} (value {})", describe_value(v))))?
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_string(),
+            ),
+        };
+        let id = match id {
+            Some(id) => id,
+            None => {
+                let name = row.get(NAME).or_else(|| def.get(NAME).and_then(|f| f.default.as_ref()));
+                let name = match name {
+                    Some(v) => {
+                        LogicalType::short_text()
+                            .coerce(v)
+                            .map_err(|m| Error::Invalid(format!("{e}.name: {m} (value {})", describe_value(v))))?;
+                        name_source(v)
+                    }
+                    None => None,
+                };
+                match name {
+                    Some(name) => derive_object_id(e, &name),
+                    None => {
+                        return Err(Error::Invalid(format!(
+                            "Missing object_id for {e} (row {n}); object_id is required and cannot be null. \
+                             Provide object_id or a non-empty name to derive it from"
+                        )));
+                    }
+                }
+            }
+        };
+        if !seen.insert(id.clone()) {
+            return Err(Error::Invalid(format!("{e} batch contains duplicate object_id '{id}'")));
+        }
+        for (f, b) in def.fields.iter().zip(builders.iter_mut()) {
+            if f.name == OBJECT_ID {
+                b.push(&Json::String(id.clone())).map_err(Error::Invalid)?;
+                continue;
+            }
+            let value = match row.get(&f.name) {
+                Some(v) => v,
+                None => f.default.as_ref().unwrap_or(&Json::Null),
+            };
+            if value.is_null() && f.required {
+                return Err(Error::Invalid(format!("Missing required field {e}.{} (object_id '{id}')", f.name)));
+            }
+            b.push(value).map_err(|m| {
+                Error::Invalid(format!("{e}.{}: {m} (object_id '{id}', value {})", f.name, describe_value(value)))
+            })?;
+        }
+        ids.push(id);
+    }
+    let columns = def.fields.iter().zip(builders).map(|(f, b)| (f.name.clone(), b.finish())).collect();
+    Ok(PreparedBatch { ids, columns })
+}
+
+/// A scanned batch (object_id + some of the entity's columns) as JSON rows.
+pub(crate) fn batch_rows(rt: &EntityRuntime, batch: &RecordBatch) -> Vec<Row> {
+    let schema = batch.schema();
+    let types: Vec<LogicalType> = schema
+        .fields()
+        .iter()
+        .map(|f| rt.def.get(f.name()).map(|d| d.ty.clone()).unwrap_or(LogicalType::identifier()))
+        .collect();
+    (0..batch.num_rows())
+        .map(|r| {
+            schema
+                .fields()
+                .iter()
+                .enumerate()
+                .map(|(c, f)| (f.name().clone(), array_value(batch.column(c).as_ref(), r, &types[c])))
+                .collect()
+        })
+        .collect()
+}
+
+pub(crate) fn batches_to_rows(rt: &EntityRuntime, batches: &[RecordBatch]) -> Vec<Row> {
+    batches.iter().flat_map(|b| batch_rows(rt, b)).collect()
+}
+
+/// Stored ids per group of an entity: for the cross-backend consistency audit.
+pub(crate) async fn group_ids(rt: &EntityRuntime) -> Result<Vec<BTreeMap<String, ()>>> {
+    let mut out = Vec::new();
+    for (backend, group) in &rt.groups {
+        let batches = backend.scan(group, &ScanRequest::default()).await?;
+        let mut ids = BTreeMap::new();
+        for b in &batches {
+            for id in b.column(0).as_string::<i32>().iter().flatten() {
+                ids.insert(id.to_string(), ());
+            }
+        }
+        out.push(ids);
+    }
+    Ok(out)
+}
+

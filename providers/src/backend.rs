@@ -1,0 +1,115 @@
+use std::fmt::Debug;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+use datafusion::arrow::record_batch::RecordBatch;
+use datafusion::logical_expr::Expr;
+use heavenbase_catalog::{BackendInfo, IndexPlan, LogicalType, OBJECT_ID};
+use serde_json::Value as Json;
+
+use crate::Result;
+
+/// A column of a field group.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ColumnSpec {
+    pub name: String,
+    pub ty: LogicalType,
+}
+
+/// One physical table in one backend: `object_id` plus `columns`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct GroupSpec {
+    /// Entity id, for messages.
+    pub entity_id: String,
+    pub table: String,
+    pub columns: Vec<ColumnSpec>,
+    pub indexes: Vec<IndexPlan>,
+    schema: SchemaRef,
+}
+
+impl GroupSpec {
+    pub fn new(entity_id: &str, table: &str, columns: Vec<ColumnSpec>, indexes: Vec<IndexPlan>) -> Self {
+        let mut fields = vec![Field::new(OBJECT_ID, DataType::Utf8, false)];
+        fields.extend(columns.iter().map(|c| Field::new(&c.name, c.ty.arrow_type(), true)));
+        GroupSpec {
+            entity_id: entity_id.to_string(),
+            table: table.to_string(),
+            columns,
+            indexes,
+            schema: Arc::new(Schema::new(fields)),
+        }
+    }
+
+    /// `object_id` first, then the columns; every batch written or read has it.
+    pub fn schema(&self) -> SchemaRef {
+        self.schema.clone()
+    }
+
+    pub fn column(&self, name: &str) -> Option<&ColumnSpec> {
+        self.columns.iter().find(|c| c.name == name)
+    }
+}
+
+/// Whether a backend runs a filter itself, with the exact SQL semantics.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Pushdown {
+    Exact,
+    Unsupported,
+}
+
+/// What a scan asks of a backend.
+#[derive(Debug, Clone, Default)]
+pub struct ScanRequest {
+    /// Columns to return, by name; `object_id` is always returned first.
+    pub columns: Vec<String>,
+    /// Filters the backend declared [`Pushdown::Exact`] for; all must hold.
+    pub filters: Vec<Expr>,
+    /// Restrict to these object_ids (key lookups).
+    pub ids: Option<Arc<Vec<String>>>,
+    pub limit: Option<usize>,
+}
+
+#[async_trait]
+pub trait Backend: Send + Sync + Debug {
+    /// Name, type and roles, for placement.
+    fn info(&self) -> &BackendInfo;
+
+    /// The backend's configuration as shown to users (never a password).
+    fn describe(&self) -> Json;
+
+    /// Create the group's table, its indexes, and any columns added since.
+    async fn ensure_group(&self, group: &GroupSpec) -> Result<()>;
+
+    /// Insert or fully replace rows by object_id. `batch` has the group's schema.
+    async fn upsert(&self, group: &GroupSpec, batch: RecordBatch) -> Result<()>;
+
+    /// Delete rows; returns the ids that existed.
+    async fn delete(&self, group: &GroupSpec, ids: &[String]) -> Result<Vec<String>>;
+
+    /// Whether `filter` (over this group's columns) runs natively and exactly.
+    fn filter_pushdown(&self, group: &GroupSpec, filter: &Expr) -> Pushdown;
+
+    /// Rows matching the request, `object_id` first then the requested columns.
+    async fn scan(&self, group: &GroupSpec, request: &ScanRequest) -> Result<Vec<RecordBatch>>;
+
+    async fn count(&self, group: &GroupSpec) -> Result<usize>;
+
+    /// Remove the group's table and its data.
+    async fn drop_group(&self, group: &GroupSpec) -> Result<()>;
+
+    /// How the scan of `request` runs, for EXPLAIN (the SQL a SQL backend sends).
+    fn explain_scan(&self, group: &GroupSpec, request: &ScanRequest) -> String;
+}
+
+/// The output schema of a scan: object_id then the requested columns.
+pub fn scan_schema(group: &GroupSpec, columns: &[String]) -> SchemaRef {
+    let full = group.schema();
+    let mut fields = vec![full.field(0).clone()];
+    for c in columns {
+        if let Ok(f) = full.field_with_name(c) {
+            fields.push(f.clone());
+        }
+    }
+    Arc::new(Schema::new(fields))
+}

@@ -1,0 +1,76 @@
+//! An execution plan whose batches come from one async computation run when the
+//! plan executes (never while planning), and that shows what it will do in EXPLAIN.
+
+use std::fmt;
+use std::sync::Arc;
+
+use datafusion::arrow::datatypes::SchemaRef;
+use datafusion::arrow::record_batch::RecordBatch;
+use datafusion::error::Result as DfResult;
+use datafusion::execution::{SendableRecordBatchStream, TaskContext};
+use datafusion::physical_expr::EquivalenceProperties;
+use datafusion::physical_plan::execution_plan::{Boundedness, EmissionType};
+use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
+use datafusion::physical_plan::{DisplayAs, DisplayFormatType, ExecutionPlan, Partitioning, PlanProperties};
+use futures::future::BoxFuture;
+use futures::{StreamExt, stream};
+
+pub type BatchesFuture = BoxFuture<'static, DfResult<Vec<RecordBatch>>>;
+pub type BatchesFn = Arc<dyn Fn() -> BatchesFuture + Send + Sync>;
+
+pub struct LazyBatchesExec {
+    name: &'static str,
+    detail: String,
+    schema: SchemaRef,
+    run: BatchesFn,
+    properties: Arc<PlanProperties>,
+}
+
+impl LazyBatchesExec {
+    pub fn new(name: &'static str, detail: String, schema: SchemaRef, run: BatchesFn) -> Self {
+        let properties = Arc::new(PlanProperties::new(
+            EquivalenceProperties::new(schema.clone()),
+            Partitioning::UnknownPartitioning(1),
+            EmissionType::Final,
+            Boundedness::Bounded,
+        ));
+        LazyBatchesExec { name, detail, schema, run, properties }
+    }
+}
+
+impl fmt::Debug for LazyBatchesExec {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.name, self.detail)
+    }
+}
+
+impl DisplayAs for LazyBatchesExec {
+    fn fmt_as(&self, _t: DisplayFormatType, f: &mut fmt::Formatter) -> fmt::Result {
+        write!(f, "{}: {}", self.name, self.detail)
+    }
+}
+
+impl ExecutionPlan for LazyBatchesExec {
+    fn name(&self) -> &str {
+        self.name
+    }
+    fn properties(&self) -> &Arc<PlanProperties> {
+        &self.properties
+    }
+    fn children(&self) -> Vec<&Arc<dyn ExecutionPlan>> {
+        vec![]
+    }
+    fn with_new_children(self: Arc<Self>, _: Vec<Arc<dyn ExecutionPlan>>) -> DfResult<Arc<dyn ExecutionPlan>> {
+        Ok(self)
+    }
+    fn execute(&self, _partition: usize, _context: Arc<TaskContext>) -> DfResult<SendableRecordBatchStream> {
+        let fut = (self.run)();
+        let batches = stream::once(fut)
+            .map(|r| match r {
+                Ok(batches) => stream::iter(batches.into_iter().map(Ok)).left_stream(),
+                Err(e) => stream::iter(vec![Err(e)]).right_stream(),
+            })
+            .flatten();
+        Ok(Box::pin(RecordBatchStreamAdapter::new(self.schema.clone(), batches)))
+    }
+}

@@ -1,0 +1,98 @@
+//! A DataFusion table over one field group of one backend: projection, filters
+//! (Exact where the backend runs them natively) and limit reach the backend.
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use datafusion::arrow::datatypes::SchemaRef;
+use datafusion::catalog::Session;
+use datafusion::datasource::{TableProvider, TableType};
+use datafusion::error::{DataFusionError, Result as DfResult};
+use datafusion::logical_expr::{Expr, TableProviderFilterPushDown};
+use datafusion::physical_plan::ExecutionPlan;
+
+use crate::backend::{Backend, GroupSpec, Pushdown, ScanRequest, scan_schema};
+use crate::exec::LazyBatchesExec;
+
+#[derive(Debug)]
+pub struct GroupTable {
+    backend: Arc<dyn Backend>,
+    group: GroupSpec,
+}
+
+impl GroupTable {
+    pub fn new(backend: Arc<dyn Backend>, group: GroupSpec) -> Self {
+        GroupTable { backend, group }
+    }
+}
+
+/// A plan that runs `request` against `backend` when executed.
+pub fn scan_exec(backend: Arc<dyn Backend>, group: GroupSpec, request: ScanRequest) -> LazyBatchesExec {
+    let schema = scan_schema(&group, &request.columns);
+    let detail = format!("backend={} ({}) {}", backend.info().name, backend.info().kind, backend.explain_scan(&group, &request));
+    let request = Arc::new(request);
+    LazyBatchesExec::new(
+        "BackendScanExec",
+        detail,
+        schema,
+        Arc::new(move || {
+            let backend = backend.clone();
+            let group = group.clone();
+            let request = request.clone();
+            Box::pin(async move {
+                backend.scan(&group, &request).await.map_err(|e| DataFusionError::External(Box::new(e)))
+            })
+        }),
+    )
+}
+
+#[async_trait]
+impl TableProvider for GroupTable {
+    fn schema(&self) -> SchemaRef {
+        self.group.schema()
+    }
+
+    fn table_type(&self) -> TableType {
+        TableType::Base
+    }
+
+    fn supports_filters_pushdown(&self, filters: &[&Expr]) -> DfResult<Vec<TableProviderFilterPushDown>> {
+        Ok(filters
+            .iter()
+            .map(|f| match self.backend.filter_pushdown(&self.group, f) {
+                Pushdown::Exact => TableProviderFilterPushDown::Exact,
+                Pushdown::Unsupported => TableProviderFilterPushDown::Unsupported,
+            })
+            .collect())
+    }
+
+    async fn scan(
+        &self,
+        _state: &dyn Session,
+        projection: Option<&Vec<usize>>,
+        filters: &[Expr],
+        limit: Option<usize>,
+    ) -> DfResult<Arc<dyn ExecutionPlan>> {
+        let schema = self.group.schema();
+        let wanted: Vec<usize> = projection.cloned().unwrap_or_else(|| (0..schema.fields().len()).collect());
+        let columns: Vec<String> =
+            wanted.iter().filter(|i| **i != 0).map(|i| schema.field(*i).name().clone()).collect();
+        let request = ScanRequest { columns, filters: filters.to_vec(), ids: None, limit };
+        let exec = scan_exec(self.backend.clone(), self.group.clone(), request);
+        // The backend always returns object_id first; drop it when not projected.
+        if wanted.first() == Some(&0) && wanted.len() == exec.schema().fields().len() {
+            return Ok(Arc::new(exec));
+        }
+        let exec: Arc<dyn ExecutionPlan> = Arc::new(exec);
+        let out_schema = exec.schema();
+        let exprs = wanted
+            .iter()
+            .map(|i| {
+                let name = schema.field(*i).name();
+                let idx = out_schema.index_of(name)?;
+                Ok((Arc::new(datafusion::physical_expr::expressions::Column::new(name, idx)) as _, name.clone()))
+            })
+            .collect::<DfResult<Vec<_>>>()?;
+        Ok(Arc::new(datafusion::physical_plan::projection::ProjectionExec::try_new(exprs, exec)?))
+    }
+}

@@ -1,0 +1,29 @@
+//! HeavenBase storage backends. The [`Backend`] trait is what the engine knows of
+//! a backend: ensure a field-group table, upsert an Arrow batch keyed by
+//! `object_id`, delete and look up by ids, and scan with projection, filter and
+//! limit pushdown. One module per backend type.
+
+pub mod backend;
+pub mod exec;
+pub mod group_table;
+pub mod inmem;
+pub mod sql_filter;
+pub mod sqlite;
+
+pub use backend::{Backend, ColumnSpec, GroupSpec, Pushdown, ScanRequest};
+pub use exec::LazyBatchesExec;
+pub use group_table::GroupTable;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ProviderError {
+    /// A backend failed: which backend, what it was doing, what it said.
+    #[error("backend '{backend}' ({kind}): {message}")]
+    Backend { backend: String, kind: String, message: String },
+    /// A unique index refused a write.
+    #[error("backend '{backend}': unique violation on {table}: {message}")]
+    Unique { backend: String, table: String, message: String },
+    #[error("{0}")]
+    Config(String),
+}
+
+pub type Result<T> = std::result::Result<T, ProviderError>;

@@ -1,0 +1,479 @@
+//! The SQLite backend: a file (or `:memory:`) per backend instance, one table per
+//! field group, `object_id TEXT PRIMARY KEY` (a WITHOUT ROWID table, so a key
+//! lookup is one B-tree descent). Writes are batched in one transaction through a
+//! prepared statement; scans render pushed filters as parameterised SQL.
+//!
+//! Storage of logical types: text, Json → TEXT; Integer, Duration → INTEGER;
+//! Float → REAL; Boolean → INTEGER 0/1; Timestamp → INTEGER epoch ms (UTC);
+//! Date → TEXT `YYYY-MM-DD`; Array → TEXT (JSON list); Vector → BLOB (f32 LE);
+//! Artifact → BLOB.
+
+use std::path::PathBuf;
+use std::rc::Rc;
+use std::sync::{Arc, Mutex};
+
+use async_trait::async_trait;
+use datafusion::arrow::array::{
+    Array, ArrayRef, AsArray, BinaryBuilder, BooleanBuilder, Date32Builder, FixedSizeListBuilder, Float32Builder,
+    Float64Builder, Int64Builder, StringBuilder, TimestampMillisecondBuilder,
+};
+use datafusion::arrow::datatypes::{DataType, Date32Type, Field, Float32Type, Float64Type, Int64Type, TimestampMillisecondType};
+use datafusion::arrow::record_batch::RecordBatch;
+use datafusion::logical_expr::Expr;
+use heavenbase_catalog::types::coerce_date;
+use heavenbase_catalog::value::{array_value, format_date};
+use heavenbase_catalog::{BackendInfo, ColumnBuilder, LogicalType, OBJECT_ID};
+use rusqlite::types::{ToSqlOutput, Value as SqlValue, ValueRef};
+use rusqlite::{Connection, ErrorCode};
+use serde_json::{Value as Json, json};
+
+use crate::backend::{Backend, GroupSpec, Pushdown, ScanRequest, scan_schema};
+use crate::sql_filter::{SqlDialect, SqlParam, can_render, quote_ident, render};
+use crate::{ProviderError, Result};
+
+#[derive(Debug)]
+pub struct SqliteBackend {
+    info: BackendInfo,
+    /// `:memory:` or a file path.
+    location: String,
+    conn: Arc<Mutex<Connection>>,
+}
+
+struct Sqlite;
+
+impl SqlDialect for Sqlite {
+    fn placeholder(&self, n: usize) -> String {
+        format!("?{n}")
+    }
+    fn like_is_case_sensitive(&self) -> bool {
+        // Every connection sets PRAGMA case_sensitive_like = ON.
+        true
+    }
+    fn date_param(&self, days: i32) -> SqlParam {
+        SqlParam::Text(format_date(days).as_str().unwrap_or_default().to_string())
+    }
+}
+
+impl SqliteBackend {
+    /// Open `location`: `:memory:` or a file path (created with its folder).
+    pub fn open(name: &str, location: &str) -> Result<Self> {
+        let err = |e: String| ProviderError::Backend { backend: name.into(), kind: "sqlite".into(), message: e };
+        let conn = if location == ":memory:" {
+            Connection::open_in_memory()
+        } else {
+            let path = PathBuf::from(location);
+            if let Some(parent) = path.parent() {
+                std::fs::create_dir_all(parent).map_err(|e| err(format!("cannot create {}: {e}", parent.display())))?;
+            }
+            Connection::open(&path)
+        }
+        .map_err(|e| err(format!("cannot open {location}: {e}")))?;
+        conn.execute_batch(
+            "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA case_sensitive_like = ON; \
+             PRAGMA busy_timeout = 5000; PRAGMA temp_store = MEMORY;",
+        )
+        .map_err(|e| err(e.to_string()))?;
+        rusqlite::vtab::array::load_module(&conn).map_err(|e| err(e.to_string()))?;
+        Ok(SqliteBackend {
+            info: BackendInfo { name: name.into(), kind: "sqlite".into(), tags: vec!["row".into(), "sql".into()] },
+            location: location.into(),
+            conn: Arc::new(Mutex::new(conn)),
+        })
+    }
+
+    fn error(&self, context: &str, e: impl std::fmt::Display) -> ProviderError {
+        ProviderError::Backend { backend: self.info.name.clone(), kind: "sqlite".into(), message: format!("{context}: {e}") }
+    }
+
+    /// Run `f` on the connection on a blocking thread.
+    async fn with_conn<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&mut Connection) -> Result<T> + Send + 'static,
+    ) -> Result<T> {
+        let conn = self.conn.clone();
+        let name = self.info.name.clone();
+        tokio::task::spawn_blocking(move || {
+            let mut guard = conn.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+            f(&mut guard)
+        })
+        .await
+        .map_err(|e| ProviderError::Backend { backend: name, kind: "sqlite".into(), message: format!("task failed: {e}") })?
+    }
+
+    fn build_select(group: &GroupSpec, request: &ScanRequest) -> (String, Vec<SqlParam>, bool) {
+        let mut cols = vec![quote_ident(OBJECT_ID)];
+        cols.extend(request.columns.iter().filter(|c| group.column(c).is_some()).map(|c| quote_ident(c)));
+        let mut sql = format!("SELECT {} FROM {}", cols.join(", "), quote_ident(&group.table));
+        let mut params = Vec::new();
+        let mut conds = Vec::new();
+        for f in &request.filters {
+            if let Some(s) = render(f, group, &Sqlite, &mut params) {
+                conds.push(s);
+            }
+        }
+        let with_ids = request.ids.is_some();
+        if with_ids {
+            // The id list is bound as one array parameter, numbered after the others.
+            conds.push(format!("{} IN rarray(?{})", quote_ident(OBJECT_ID), params.len() + 1));
+        }
+        if !conds.is_empty() {
+            sql.push_str(" WHERE ");
+            sql.push_str(&conds.join(" AND "));
+        }
+        if let Some(limit) = request.limit {
+            sql.push_str(&format!(" LIMIT {limit}"));
+        }
+        (sql, params, with_ids)
+    }
+}
+
+fn sql_type(ty: &LogicalType) -> &'static str {
+    match ty.arrow_type() {
+        DataType::Int64 | DataType::Boolean | DataType::Timestamp(..) => "INTEGER",
+        DataType::Float64 => "REAL",
+        DataType::FixedSizeList(..) | DataType::Binary => "BLOB",
+        _ => "TEXT",
+    }
+}
+
+fn map_write_error(backend: &str, table: &str, e: rusqlite::Error) -> ProviderError {
+    if let rusqlite::Error::SqliteFailure(code, msg) = &e {
+        if code.code == ErrorCode::ConstraintViolation {
+            return ProviderError::Unique {
+                backend: backend.into(),
+                table: table.into(),
+                message: msg.clone().unwrap_or_else(|| e.to_string()),
+            };
+        }
+    }
+    ProviderError::Backend { backend: backend.into(), kind: "sqlite".into(), message: format!("write to {table}: {e}") }
+}
+
+/// The SQLite value of `array[row]`, borrowed where the storage allows.
+fn cell<'a>(array: &'a ArrayRef, row: usize, ty: &LogicalType) -> ToSqlOutput<'a> {
+    if array.is_null(row) {
+        return ToSqlOutput::Borrowed(ValueRef::Null);
+    }
+    match array.data_type() {
+        DataType::Utf8 => ToSqlOutput::Borrowed(ValueRef::Text(array.as_string::<i32>().value(row).as_bytes())),
+        DataType::Int64 => ToSqlOutput::Owned(SqlValue::Integer(array.as_primitive::<Int64Type>().value(row))),
+        DataType::Float64 => ToSqlOutput::Owned(SqlValue::Real(array.as_primitive::<Float64Type>().value(row))),
+        DataType::Boolean => ToSqlOutput::Owned(SqlValue::Integer(array.as_boolean().value(row) as i64)),
+        DataType::Timestamp(..) => {
+            ToSqlOutput::Owned(SqlValue::Integer(array.as_primitive::<TimestampMillisecondType>().value(row)))
+        }
+        DataType::Date32 => ToSqlOutput::Owned(SqlValue::Text(
+            format_date(array.as_primitive::<Date32Type>().value(row)).as_str().unwrap_or_default().to_string(),
+        )),
+        DataType::Binary => ToSqlOutput::Borrowed(ValueRef::Blob(array.as_binary::<i32>().value(row))),
+        DataType::FixedSizeList(..) => {
+            let v = array.as_fixed_size_list().value(row);
+            let floats = v.as_primitive::<Float32Type>();
+            let mut bytes = Vec::with_capacity(floats.len() * 4);
+            for f in floats.values().iter() {
+                bytes.extend_from_slice(&f.to_le_bytes());
+            }
+            ToSqlOutput::Owned(SqlValue::Blob(bytes))
+        }
+        _ => ToSqlOutput::Owned(SqlValue::Text(array_value(array.as_ref(), row, ty).to_string())),
+    }
+}
+
+/// Arrow builders fed from SQLite rows, one per output column.
+enum Reader {
+    Text(StringBuilder),
+    Int(Int64Builder),
+    Float(Float64Builder),
+    Bool(BooleanBuilder),
+    Ts(TimestampMillisecondBuilder),
+    Date(Date32Builder),
+    Bin(BinaryBuilder),
+    Vector(FixedSizeListBuilder<Float32Builder>),
+    /// Lists are stored as JSON text and parsed back through the type's coercion.
+    Json(ColumnBuilder),
+}
+
+impl Reader {
+    fn new(ty: &LogicalType) -> Reader {
+        match ty.arrow_type() {
+            DataType::Utf8 => Reader::Text(StringBuilder::new()),
+            DataType::Int64 => Reader::Int(Int64Builder::new()),
+            DataType::Float64 => Reader::Float(Float64Builder::new()),
+            DataType::Boolean => Reader::Bool(BooleanBuilder::new()),
+            DataType::Timestamp(..) => Reader::Ts(TimestampMillisecondBuilder::new().with_timezone("UTC")),
+            DataType::Date32 => Reader::Date(Date32Builder::new()),
+            DataType::Binary => Reader::Bin(BinaryBuilder::new()),
+            DataType::FixedSizeList(_, dim) => Reader::Vector(
+                FixedSizeListBuilder::new(Float32Builder::new(), dim)
+                    .with_field(Arc::new(Field::new("item", DataType::Float32, true))),
+            ),
+            _ => Reader::Json(ColumnBuilder::new(ty, 0)),
+        }
+    }
+
+    fn push(&mut self, v: ValueRef<'_>) -> std::result::Result<(), String> {
+        let null = matches!(v, ValueRef::Null);
+        let int = |v: ValueRef<'_>| match v {
+            ValueRef::Integer(i) => Some(i),
+            ValueRef::Real(f) => Some(f as i64),
+            _ => None,
+        };
+        match self {
+            Reader::Text(b) => match v {
+                ValueRef::Text(t) => b.append_value(std::str::from_utf8(t).map_err(|e| e.to_string())?),
+                ValueRef::Null => b.append_null(),
+                other => b.append_value(format!("{other:?}")),
+            },
+            Reader::Int(b) => b.append_option(int(v)),
+            Reader::Float(b) => b.append_option(match v {
+                ValueRef::Real(f) => Some(f),
+                ValueRef::Integer(i) => Some(i as f64),
+                _ => None,
+            }),
+            Reader::Bool(b) => b.append_option(int(v).map(|i| i != 0)),
+            Reader::Ts(b) => b.append_option(int(v)),
+            Reader::Date(b) => match v {
+                ValueRef::Text(t) => b.append_value(coerce_date(&Json::String(String::from_utf8_lossy(t).into_owned()))?),
+                _ => b.append_null(),
+            },
+            Reader::Bin(b) => match v {
+                ValueRef::Blob(x) => b.append_value(x),
+                ValueRef::Text(x) => b.append_value(x),
+                _ => b.append_null(),
+            },
+            Reader::Vector(b) => {
+                let dim = b.value_length() as usize;
+                match v {
+                    ValueRef::Blob(x) if x.len() == dim * 4 => {
+                        for chunk in x.chunks_exact(4) {
+                            b.values().append_value(f32::from_le_bytes([chunk[0], chunk[1], chunk[2], chunk[3]]));
+                        }
+                        b.append(true);
+                    }
+                    _ => {
+                        for _ in 0..dim {
+                            b.values().append_null();
+                        }
+                        b.append(false);
+                    }
+                }
+            }
+            Reader::Json(b) => {
+                if null {
+                    b.push_null();
+                } else if let ValueRef::Text(t) = v {
+                    let parsed: Json = serde_json::from_slice(t).map_err(|e| e.to_string())?;
+                    b.push(&parsed)?;
+                } else {
+                    b.push_null();
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn finish(self) -> ArrayRef {
+        use datafusion::arrow::array::ArrayBuilder;
+        match self {
+            Reader::Text(mut b) => Arc::new(b.finish()),
+            Reader::Int(mut b) => Arc::new(b.finish()),
+            Reader::Float(mut b) => Arc::new(b.finish()),
+            Reader::Bool(mut b) => Arc::new(b.finish()),
+            Reader::Ts(mut b) => Arc::new(b.finish()),
+            Reader::Date(mut b) => Arc::new(b.finish()),
+            Reader::Bin(mut b) => ArrayBuilder::finish(&mut b),
+            Reader::Vector(mut b) => Arc::new(b.finish()),
+            Reader::Json(b) => b.finish(),
+        }
+    }
+}
+
+fn bind_param(p: &SqlParam) -> SqlValue {
+    match p {
+        SqlParam::Int(i) => SqlValue::Integer(*i),
+        SqlParam::Float(f) => SqlValue::Real(*f),
+        SqlParam::Text(s) => SqlValue::Text(s.clone()),
+    }
+}
+
+#[async_trait]
+impl Backend for SqliteBackend {
+    fn info(&self) -> &BackendInfo {
+        &self.info
+    }
+
+    fn describe(&self) -> Json {
+        json!({"name": self.info.name, "type": "sqlite", "database": self.location, "tags": self.info.tags})
+    }
+
+    async fn ensure_group(&self, group: &GroupSpec) -> Result<()> {
+        let group = group.clone();
+        let name = self.info.name.clone();
+        self.with_conn(move |conn| {
+            let err = |e: rusqlite::Error| ProviderError::Backend {
+                backend: name.clone(),
+                kind: "sqlite".into(),
+                message: format!("create {}: {e}", group.table),
+            };
+            let table = quote_ident(&group.table);
+            let mut cols = vec![format!("{} TEXT PRIMARY KEY NOT NULL", quote_ident(OBJECT_ID))];
+            cols.extend(group.columns.iter().map(|c| format!("{} {}", quote_ident(&c.name), sql_type(&c.ty))));
+            conn.execute_batch(&format!("CREATE TABLE IF NOT EXISTS {table} ({}) WITHOUT ROWID", cols.join(", ")))
+                .map_err(err)?;
+            // Additive evolution: add columns the table does not have yet.
+            let existing: Vec<String> = {
+                let mut stmt = conn.prepare(&format!("PRAGMA table_info({table})")).map_err(err)?;
+                let names = stmt.query_map([], |r| r.get::<_, String>(1)).map_err(err)?;
+                names.collect::<std::result::Result<_, _>>().map_err(err)?
+            };
+            for c in &group.columns {
+                if !existing.contains(&c.name) {
+                    conn.execute_batch(&format!("ALTER TABLE {table} ADD COLUMN {} {}", quote_ident(&c.name), sql_type(&c.ty)))
+                        .map_err(err)?;
+                }
+            }
+            for ix in &group.indexes {
+                let ix_name = format!("ix_{}_{}", group.table, ix.fields.join("_"));
+                let cols: Vec<String> = ix.fields.iter().map(|f| quote_ident(f)).collect();
+                conn.execute_batch(&format!(
+                    "CREATE {}INDEX IF NOT EXISTS {} ON {table} ({})",
+                    if ix.unique { "UNIQUE " } else { "" },
+                    quote_ident(&ix_name),
+                    cols.join(", ")
+                ))
+                .map_err(|e| map_write_error(&name, &group.table, e))?;
+            }
+            Ok(())
+        })
+        .await
+    }
+
+    async fn upsert(&self, group: &GroupSpec, batch: RecordBatch) -> Result<()> {
+        if batch.num_rows() == 0 {
+            return Ok(());
+        }
+        let group = group.clone();
+        let name = self.info.name.clone();
+        self.with_conn(move |conn| {
+            let names: Vec<String> = batch.schema().fields().iter().map(|f| quote_ident(f.name())).collect();
+            let types: Vec<LogicalType> = batch
+                .schema()
+                .fields()
+                .iter()
+                .map(|f| group.column(f.name()).map(|c| c.ty.clone()).unwrap_or(LogicalType::identifier()))
+                .collect();
+            let placeholders: Vec<String> = (1..=names.len()).map(|i| format!("?{i}")).collect();
+            let updates: Vec<String> = names.iter().skip(1).map(|n| format!("{n} = excluded.{n}")).collect();
+            // ON CONFLICT on the key only: a clash on another unique index is an error,
+            // never a silent delete of the other row (as INSERT OR REPLACE would do).
+            let sql = format!(
+                "INSERT INTO {} ({}) VALUES ({}) ON CONFLICT ({}) DO {}",
+                quote_ident(&group.table),
+                names.join(", "),
+                placeholders.join(", "),
+                quote_ident(OBJECT_ID),
+                if updates.is_empty() { "NOTHING".to_string() } else { format!("UPDATE SET {}", updates.join(", ")) }
+            );
+            let tx = conn.transaction().map_err(|e| map_write_error(&name, &group.table, e))?;
+            {
+                let mut stmt = tx.prepare_cached(&sql).map_err(|e| map_write_error(&name, &group.table, e))?;
+                let columns = batch.columns();
+                for row in 0..batch.num_rows() {
+                    for (i, col) in columns.iter().enumerate() {
+                        stmt.raw_bind_parameter(i + 1, cell(col, row, &types[i]))
+                            .map_err(|e| map_write_error(&name, &group.table, e))?;
+                    }
+                    stmt.raw_execute().map_err(|e| map_write_error(&name, &group.table, e))?;
+                }
+            }
+            tx.commit().map_err(|e| map_write_error(&name, &group.table, e))
+        })
+        .await
+    }
+
+    async fn delete(&self, group: &GroupSpec, ids: &[String]) -> Result<Vec<String>> {
+        let table = group.table.clone();
+        let ids = ids.to_vec();
+        let name = self.info.name.clone();
+        self.with_conn(move |conn| {
+            let tx = conn.transaction().map_err(|e| map_write_error(&name, &table, e))?;
+            let mut existed = Vec::new();
+            {
+                let mut stmt = tx
+                    .prepare_cached(&format!("DELETE FROM {} WHERE {} = ?1", quote_ident(&table), quote_ident(OBJECT_ID)))
+                    .map_err(|e| map_write_error(&name, &table, e))?;
+                for id in ids {
+                    if stmt.execute([&id]).map_err(|e| map_write_error(&name, &table, e))? > 0 {
+                        existed.push(id);
+                    }
+                }
+            }
+            tx.commit().map_err(|e| map_write_error(&name, &table, e))?;
+            Ok(existed)
+        })
+        .await
+    }
+
+    fn filter_pushdown(&self, group: &GroupSpec, filter: &Expr) -> Pushdown {
+        if can_render(filter, group, &Sqlite) { Pushdown::Exact } else { Pushdown::Unsupported }
+    }
+
+    async fn scan(&self, group: &GroupSpec, request: &ScanRequest) -> Result<Vec<RecordBatch>> {
+        let (sql, params, with_ids) = Self::build_select(group, request);
+        let schema = scan_schema(group, &request.columns);
+        let types: Vec<LogicalType> = schema
+            .fields()
+            .iter()
+            .map(|f| group.column(f.name()).map(|c| c.ty.clone()).unwrap_or(LogicalType::identifier()))
+            .collect();
+        let ids = request.ids.clone();
+        let backend = self.info.name.clone();
+        self.with_conn(move |conn| {
+            let err = |e: String| ProviderError::Backend {
+                backend: backend.clone(),
+                kind: "sqlite".into(),
+                message: format!("{sql}: {e}"),
+            };
+            let mut stmt = conn.prepare_cached(&sql).map_err(|e| err(e.to_string()))?;
+            for (i, p) in params.iter().enumerate() {
+                stmt.raw_bind_parameter(i + 1, bind_param(p)).map_err(|e| err(e.to_string()))?;
+            }
+            if with_ids {
+                let list: Vec<SqlValue> = ids.iter().flat_map(|v| v.iter()).map(|s| SqlValue::Text(s.clone())).collect();
+                stmt.raw_bind_parameter(params.len() + 1, Rc::new(list)).map_err(|e| err(e.to_string()))?;
+            }
+            let mut readers: Vec<Reader> = types.iter().map(Reader::new).collect();
+            let mut rows = stmt.raw_query();
+            while let Some(row) = rows.next().map_err(|e| err(e.to_string()))? {
+                for (i, r) in readers.iter_mut().enumerate() {
+                    r.push(row.get_ref(i).map_err(|e| err(e.to_string()))?).map_err(|e| err(e))?;
+                }
+            }
+            let arrays: Vec<ArrayRef> = readers.into_iter().map(Reader::finish).collect();
+            let batch = RecordBatch::try_new(schema, arrays).map_err(|e| err(e.to_string()))?;
+            Ok(vec![batch])
+        })
+        .await
+    }
+
+    async fn count(&self, group: &GroupSpec) -> Result<usize> {
+        let sql = format!("SELECT count(*) FROM {}", quote_ident(&group.table));
+        let res = self.with_conn(move |conn| Ok(conn.query_row(&sql, [], |r| r.get::<_, i64>(0)))).await?;
+        res.map(|n| n as usize).map_err(|e| self.error("count", e))
+    }
+
+    async fn drop_group(&self, group: &GroupSpec) -> Result<()> {
+        let sql = format!("DROP TABLE IF EXISTS {}", quote_ident(&group.table));
+        let res = self.with_conn(move |conn| Ok(conn.execute_batch(&sql))).await?;
+        res.map_err(|e| self.error("drop", e))
+    }
+
+    fn explain_scan(&self, group: &GroupSpec, request: &ScanRequest) -> String {
+        let (sql, params, with_ids) = Self::build_select(group, request);
+        let mut shown: Vec<String> = params.iter().map(|p| format!("{p:?}")).collect();
+        if with_ids {
+            shown.push(format!("[{} ids]", request.ids.as_ref().map_or(0, |i| i.len())));
+        }
+        format!("sql=[{sql}] params=[{}]", shown.join(", "))
+    }
+}
