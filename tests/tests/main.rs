@@ -1,1 +1,7 @@
+//! End-to-end tests: one test binary (every extra binary costs a full link of
+//! DataFusion). Real SQLite files, real workspaces under a temporary home.
 
+mod common;
+mod foundation;
+mod sql;
+mod types;
