@@ -1,1 +1,45 @@
-fn main() {}
+//! Ratio benchmarks: every figure is measured beside its baseline in the same run,
+//! because absolute times on shared machines are noise.
+//!
+//! `cargo run --release -p heavenbase-benchmarks -- [ingest|stitch|lookup|all]`
+
+mod ingest;
+mod query;
+
+use std::time::{Duration, Instant};
+
+#[tokio::main]
+async fn main() {
+    let what = std::env::args().nth(1).unwrap_or_else(|| "all".into());
+    let run = |name: &str| what == "all" || what == name;
+    if run("ingest") {
+        ingest::run().await;
+    }
+    if run("stitch") {
+        query::stitched_scan().await;
+    }
+    if run("lookup") {
+        query::point_lookup().await;
+    }
+}
+
+/// Best of `n` runs of `f`: the least disturbed measurement.
+pub async fn best_of<F, Fut>(n: usize, mut f: F) -> Duration
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = ()>,
+{
+    let mut best = Duration::MAX;
+    for _ in 0..n {
+        let t = Instant::now();
+        f().await;
+        best = best.min(t.elapsed());
+    }
+    best
+}
+
+pub fn home() -> (tempfile::TempDir, heavenbase::Home) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let home = heavenbase::Home::new(dir.path());
+    (dir, home)
+}

@@ -5,6 +5,7 @@
 //! rows is validated and laid out as columns in one pass. Length limits are errors,
 //! never truncation.
 
+use std::borrow::Cow;
 use std::sync::Arc;
 
 use arrow::array::{
@@ -514,7 +515,7 @@ impl ColumnBuilder {
         match &mut self.inner {
             Inner::Str(b) => {
                 let text = coerce_text(ty, value)?;
-                b.append_value(text);
+                b.append_value(text.as_ref());
             }
             Inner::Int(b) => b.append_value(coerce_int(ty, value)?),
             Inner::Float(b) => b.append_value(coerce_float(value)?),
@@ -547,14 +548,15 @@ impl ColumnBuilder {
             }
             Inner::List(b, item_ty) => {
                 let items = value.as_array().ok_or_else(|| format!("Array expects a list, got {}", describe_value(value)))?;
-                // Coerce into a scratch builder first: an invalid item must not leave
-                // a half-written list behind.
-                let mut scratch = Vec::with_capacity(items.len());
+                // Check every item before appending any: an invalid item must not
+                // leave a half-written list behind.
                 for item in items {
-                    scratch.push(if item.is_null() { Json::Null } else { item_ty.coerce(item)? });
+                    if !item.is_null() {
+                        check_scalar(item_ty, item)?;
+                    }
                 }
                 let values = b.values();
-                for item in &scratch {
+                for item in items {
                     append_dyn(values.as_mut(), item_ty, item)?;
                 }
                 b.append(true);
@@ -598,7 +600,7 @@ fn append_dyn(builder: &mut dyn ArrayBuilder, ty: &LogicalType, value: &Json) ->
     match ty.arrow_type() {
         DataType::Utf8 => {
             let b = down!(StringBuilder);
-            if null { b.append_null() } else { b.append_value(coerce_text(ty, value)?) }
+            if null { b.append_null() } else { b.append_value(coerce_text(ty, value)?.as_ref()) }
         }
         DataType::Int64 => {
             let b = down!(Int64Builder);
@@ -632,12 +634,31 @@ fn append_dyn(builder: &mut dyn ArrayBuilder, ty: &LogicalType, value: &Json) ->
     Ok(())
 }
 
-fn coerce_text(ty: &LogicalType, value: &Json) -> Result<String, String> {
+/// Validate a scalar (list item) without building anything.
+fn check_scalar(ty: &LogicalType, value: &Json) -> Result<(), String> {
+    match ty.arrow_type() {
+        DataType::Utf8 => coerce_text(ty, value).map(|_| ()),
+        DataType::Int64 => coerce_int(ty, value).map(|_| ()),
+        DataType::Float64 => coerce_float(value).map(|_| ()),
+        DataType::Boolean => coerce_bool(value).map(|_| ()),
+        DataType::Timestamp(..) => coerce_timestamp(value).map(|_| ()),
+        DataType::Date32 => coerce_date(value).map(|_| ()),
+        DataType::Binary => coerce_bytes(value).map(|_| ()),
+        other => Err(format!("Array items of type {} ({other}) are not supported", ty.type_id())),
+    }
+}
+
+/// Validate text (ShortText, Identifier, ...) and return it without copying.
+pub fn check_text<'a>(ty: &LogicalType, value: &'a Json) -> Result<Cow<'a, str>, String> {
+    coerce_text(ty, value)
+}
+
+fn coerce_text<'a>(ty: &LogicalType, value: &'a Json) -> Result<Cow<'a, str>, String> {
     match ty {
-        LogicalType::Json => return Ok(coerce_json_text(value)),
+        LogicalType::Json => return Ok(Cow::Owned(coerce_json_text(value))),
         LogicalType::Categorical { values, .. } => {
             if values.iter().any(|v| v == value) {
-                return Ok(json_text(value));
+                return Ok(Cow::Owned(json_text(value)));
             }
             let choices: Vec<String> = values.iter().map(|v| format!("'{}'", json_text(v))).collect();
             return Err(format!(
@@ -648,10 +669,10 @@ fn coerce_text(ty: &LogicalType, value: &Json) -> Result<String, String> {
         }
         _ => {}
     }
-    let text = match value {
-        Json::String(s) => s.clone(),
-        Json::Number(n) => n.to_string(),
-        Json::Bool(b) => b.to_string(),
+    let text: Cow<'a, str> = match value {
+        Json::String(s) => Cow::Borrowed(s.as_str()),
+        Json::Number(n) => Cow::Owned(n.to_string()),
+        Json::Bool(b) => Cow::Owned(b.to_string()),
         other => {
             return Err(format!(
                 "{} expects text, got {}",

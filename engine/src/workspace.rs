@@ -266,7 +266,10 @@ impl Workspace {
             let columns = g
                 .fields
                 .iter()
-                .map(|f| ColumnSpec { name: f.clone(), ty: def.get(f).expect("planned field exists").ty.clone() })
+                .map(|f| {
+                    let field = def.get(f).expect("planned field exists");
+                    ColumnSpec { name: f.clone(), ty: field.ty.clone(), default: field.default.clone() }
+                })
                 .collect();
             let indexes = plan.indexes.iter().filter(|i| i.backend == g.backend).cloned().collect();
             let spec = GroupSpec::new(&def.entity_id, &g.table, columns, indexes);

@@ -12,7 +12,7 @@ use std::sync::Arc;
 use datafusion::arrow::array::{ArrayRef, AsArray, RecordBatch};
 use heavenbase_catalog::system::{SYS_METASCHEMA, is_system};
 use heavenbase_catalog::types::LogicalType;
-use heavenbase_catalog::types::describe_value;
+use heavenbase_catalog::types::{check_text, describe_value};
 use heavenbase_catalog::value::array_value;
 use heavenbase_catalog::{ColumnBuilder, EntityDef, NAME, OBJECT_ID, Row, catalog_row_id, derive_object_id};
 use heavenbase_providers::ScanRequest;
@@ -248,9 +248,17 @@ impl Workspace {
     async fn write_groups(&self, rt: &EntityRuntime, prepared: &PreparedBatch) -> Result<()> {
         let ids: ArrayRef = Arc::new(datafusion::arrow::array::StringArray::from(prepared.ids.clone()));
         for (backend, group) in &rt.groups {
+            // Columns left out of `prepared` keep their stored values (see Backend::upsert).
+            let mut fields = vec![group.schema().field(0).clone()];
             let mut arrays = vec![ids.clone()];
-            arrays.extend(group.columns.iter().map(|c| prepared.columns[&c.name].clone()));
-            let batch = RecordBatch::try_new(group.schema(), arrays)
+            for (i, c) in group.columns.iter().enumerate() {
+                if let Some(a) = prepared.columns.get(&c.name) {
+                    fields.push(group.schema().field(i + 1).clone());
+                    arrays.push(a.clone());
+                }
+            }
+            let schema = Arc::new(datafusion::arrow::datatypes::Schema::new(fields));
+            let batch = RecordBatch::try_new(schema, arrays)
                 .map_err(|e| Error::Invalid(format!("{}: {e}", rt.def.entity_id)))?;
             backend.upsert(group, batch).await.map_err(|e| match e {
                 heavenbase_providers::ProviderError::Unique { backend, table, message } => Error::Conflict(format!(
@@ -264,31 +272,83 @@ impl Workspace {
     }
 
     /// One Catalog card per written row (REFERENCE §5.1): created_at kept,
-    /// updated_at now, `name` projected from the row.
+    /// updated_at now, `name` projected from the row. Only the computed fields
+    /// are written; the card's other fields (summary, tags, owner, ...) keep what
+    /// they hold, or their defaults on a new card.
     async fn write_catalog_cards(&self, rt: &EntityRuntime, prepared: &PreparedBatch) -> Result<()> {
+        use datafusion::arrow::array::{StringArray, TimestampMillisecondArray};
+        use heavenbase_catalog::types::TIMESTAMP_MAX_MS;
         let crt = self.runtime(Workspace::catalog_id())?;
         let entity_id = &rt.def.entity_id;
         let card_ids: Vec<String> = prepared.ids.iter().map(|id| catalog_row_id(self.id(), entity_id, id)).collect();
-        let existing = self.get_many_unlocked(&crt, &card_ids).await?;
+        let existing = self.card_policies(&crt, &card_ids).await?;
         let now = chrono::Utc::now().timestamp_millis();
-        let names = prepared.columns.get(NAME).filter(|_| projects_name(&rt.def));
-        let mut cards = Vec::with_capacity(card_ids.len());
-        for (i, (card_id, old)) in card_ids.iter().zip(existing).enumerate() {
-            let name = names.map(|a| array_value(a.as_ref(), i, &LogicalType::short_text())).unwrap_or(Json::Null);
-            let mut card = expected_card(self.id(), entity_id, &prepared.ids[i], card_id, name, now);
-            if let Some(old) = old {
-                card.insert("created_at".into(), old.get("created_at").cloned().unwrap_or(json!(now)));
-                for keep in ["expires_at", "expires_after", "stale_after", "owner", "creator"] {
-                    if let Some(v) = old.get(keep) {
-                        card.insert(keep.into(), v.clone());
-                    }
-                }
+        let n = card_ids.len();
+        let mut created = Vec::with_capacity(n);
+        let mut expires = Vec::with_capacity(n);
+        let mut stale = Vec::with_capacity(n);
+        for id in &card_ids {
+            let p = existing.get(id).copied().unwrap_or(CardPolicy { created_at: now, ..CardPolicy::default() });
+            created.push(p.created_at);
+            let mut exp = p.expires_at.unwrap_or(TIMESTAMP_MAX_MS);
+            if p.expires_after > 0 {
+                exp = exp.min(p.created_at.saturating_add(p.expires_after));
             }
-            finish_card(&mut card);
-            cards.push(card);
+            expires.push(exp.min(TIMESTAMP_MAX_MS));
+            stale.push(if p.stale_after > 0 { now.saturating_add(p.stale_after).min(TIMESTAMP_MAX_MS) } else { TIMESTAMP_MAX_MS });
         }
-        let prepared_cards = prepare(&crt.def, cards)?;
-        self.write_groups(&crt, &prepared_cards).await
+        let ts = |v: Vec<i64>| -> ArrayRef { Arc::new(TimestampMillisecondArray::from(v).with_timezone("UTC")) };
+        let text = |v: &str| -> ArrayRef { Arc::new(StringArray::from(vec![v; n])) };
+        let names: ArrayRef = match prepared.columns.get(NAME).filter(|_| projects_name(&rt.def)) {
+            // An absent name reads as the card default "".
+            Some(a) => Arc::new(a.as_string::<i32>().iter().map(|v| Some(v.unwrap_or(""))).collect::<StringArray>()),
+            None => text(""),
+        };
+        let columns: HashMap<String, ArrayRef> = [
+            ("target_id", Arc::new(StringArray::from(prepared.ids.clone())) as ArrayRef),
+            ("target_entity", text(entity_id)),
+            ("ws", text(self.id())),
+            ("name", names),
+            ("created_at", ts(created)),
+            ("updated_at", ts(vec![now; n])),
+            ("expires_compute", ts(expires)),
+            ("stale_compute", ts(stale)),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v))
+        .collect();
+        self.write_groups(&crt, &PreparedBatch { ids: card_ids, columns }).await
+    }
+
+    /// created_at and expiry policy of stored cards, by card id.
+    async fn card_policies(&self, crt: &EntityRuntime, card_ids: &[String]) -> Result<HashMap<String, CardPolicy>> {
+        use datafusion::arrow::datatypes::{Int64Type, TimestampMillisecondType};
+        let (backend, group) = crt.primary();
+        let request = ScanRequest {
+            columns: ["created_at", "expires_at", "expires_after", "stale_after"].map(String::from).to_vec(),
+            ids: Some(Arc::new(card_ids.to_vec())),
+            ..Default::default()
+        };
+        let mut out = HashMap::new();
+        for b in backend.scan(group, &request).await? {
+            let ids = b.column(0).as_string::<i32>();
+            let ts = |c: usize| b.column(c).as_primitive::<TimestampMillisecondType>().clone();
+            let (created, expires_at) = (ts(1), ts(2));
+            let (after, stale) = (b.column(3).as_primitive::<Int64Type>(), b.column(4).as_primitive::<Int64Type>());
+            for r in 0..b.num_rows() {
+                let get = |a: &dyn datafusion::arrow::array::Array| !a.is_null(r);
+                out.insert(
+                    ids.value(r).to_string(),
+                    CardPolicy {
+                        created_at: if get(&created) { created.value(r) } else { chrono::Utc::now().timestamp_millis() },
+                        expires_at: get(&expires_at).then(|| expires_at.value(r)),
+                        expires_after: if get(after) { after.value(r) } else { 0 },
+                        stale_after: if get(stale) { stale.value(r) } else { 0 },
+                    },
+                );
+            }
+        }
+        Ok(out)
     }
 
     /// A user row of kind `entity` in sys-metaschema whose meta holds a full
@@ -308,6 +368,14 @@ impl Workspace {
         }
         Ok(())
     }
+}
+
+#[derive(Debug, Clone, Copy, Default)]
+struct CardPolicy {
+    created_at: i64,
+    expires_at: Option<i64>,
+    expires_after: i64,
+    stale_after: i64,
 }
 
 /// Whether the entity's `name` has the same type as Catalog.name (ShortText 255).
@@ -369,6 +437,7 @@ fn prepare(def: &EntityDef, rows: Vec<Row>) -> Result<PreparedBatch> {
     let mut builders: Vec<ColumnBuilder> = def.fields.iter().map(|f| ColumnBuilder::new(&f.ty, rows.len())).collect();
     let mut ids = Vec::with_capacity(rows.len());
     let mut seen = HashSet::with_capacity(rows.len());
+    let (identifier, short_text) = (LogicalType::identifier(), LogicalType::short_text());
     for (n, row) in rows.iter().enumerate() {
         if let Some(unknown) = row.keys().find(|k| def.get(k).is_none()) {
             return Err(Error::Invalid(format!(
@@ -380,12 +449,9 @@ fn prepare(def: &EntityDef, rows: Vec<Row>) -> Result<PreparedBatch> {
             None | Some(Json::Null) => None,
             Some(Json::String(s)) if s.is_empty() => None,
             Some(v) => Some(
-                LogicalType::identifier()
-                    .coerce(v)
+                check_text(&identifier, v)
                     .map_err(|m| Error::Invalid(format!("{e}.object_id: {m} (value {})", describe_value(v))))?
-                    .as_str()
-                    .unwrap_or_default()
-                    .to_string(),
+                    .into_owned(),
             ),
         };
         let id = match id {
@@ -394,8 +460,7 @@ fn prepare(def: &EntityDef, rows: Vec<Row>) -> Result<PreparedBatch> {
                 let name = row.get(NAME).or_else(|| def.get(NAME).and_then(|f| f.default.as_ref()));
                 let name = match name {
                     Some(v) => {
-                        LogicalType::short_text()
-                            .coerce(v)
+                        check_text(&short_text, v)
                             .map_err(|m| Error::Invalid(format!("{e}.name: {m} (value {})", describe_value(v))))?;
                         name_source(v)
                     }

@@ -15,6 +15,27 @@ use crate::Result;
 pub struct ColumnSpec {
     pub name: String,
     pub ty: LogicalType,
+    /// The value a new row takes when a write leaves this column out.
+    pub default: Option<Json>,
+}
+
+impl ColumnSpec {
+    pub fn new(name: impl Into<String>, ty: LogicalType) -> Self {
+        ColumnSpec { name: name.into(), ty, default: None }
+    }
+
+    /// A one-row array holding the default (NULL when there is none).
+    pub fn default_array(&self) -> datafusion::arrow::array::ArrayRef {
+        let mut b = heavenbase_catalog::ColumnBuilder::new(&self.ty, 1);
+        match &self.default {
+            Some(v) if b.push(v).is_ok() => {}
+            _ => {
+                b = heavenbase_catalog::ColumnBuilder::new(&self.ty, 1);
+                b.push_null();
+            }
+        }
+        b.finish()
+    }
 }
 
 /// One physical table in one backend: `object_id` plus `columns`.
@@ -81,7 +102,9 @@ pub trait Backend: Send + Sync + Debug {
     /// Create the group's table, its indexes, and any columns added since.
     async fn ensure_group(&self, group: &GroupSpec) -> Result<()>;
 
-    /// Insert or fully replace rows by object_id. `batch` has the group's schema.
+    /// Insert or replace rows by object_id. `batch` holds object_id first and any
+    /// subset of the group's columns: columns left out keep their stored value, or
+    /// take their default in new rows. (A full row is a full replace.)
     async fn upsert(&self, group: &GroupSpec, batch: RecordBatch) -> Result<()>;
 
     /// Delete rows; returns the ids that existed.

@@ -144,6 +144,7 @@ impl Backend for InmemBackend {
         }
         let mut tables = self.tables.write();
         let table = tables.get_mut(&group.table).ok_or_else(|| self.missing(&group.table))?;
+        let batch = if batch.num_columns() < group.schema().fields().len() { complete(group, table, &batch)? } else { batch };
         // Unique fields: refuse a value another live row already holds.
         for ix in group.indexes.iter().filter(|i| i.unique) {
             check_unique(&self.info.name, group, table, &batch, &ix.fields)?;
@@ -226,6 +227,36 @@ impl Backend for InmemBackend {
             None => format!("full scan of {}{}", group.table, request.limit.map(|l| format!(" limit {l}")).unwrap_or_default()),
         }
     }
+}
+
+/// Widen a batch holding some of the group's columns to all of them: a left-out
+/// column keeps the stored value of an existing row, or takes its default.
+fn complete(group: &GroupSpec, table: &Table, batch: &RecordBatch) -> Result<RecordBatch> {
+    use datafusion::arrow::compute::interleave;
+    let err = |e: datafusion::arrow::error::ArrowError| ProviderError::Config(e.to_string());
+    let schema = group.schema();
+    let ids = batch.column(0).as_string::<i32>();
+    // Source `n` (one past the stored batches) is the one-row batch of defaults.
+    let defaults = table.batches.len();
+    let positions: Vec<(usize, usize)> = ids
+        .iter()
+        .map(|id| match id.and_then(|id| table.index.get(id)) {
+            Some((b, r)) => (*b as usize, *r as usize),
+            None => (defaults, 0),
+        })
+        .collect();
+    let mut columns = Vec::with_capacity(schema.fields().len());
+    for (i, f) in schema.fields().iter().enumerate() {
+        if let Some(c) = batch.column_by_name(f.name()) {
+            columns.push(c.clone());
+            continue;
+        }
+        let default = group.column(f.name()).map(|c| c.default_array()).expect("group column");
+        let mut sources: Vec<&dyn Array> = table.batches.iter().map(|b| b.column(i).as_ref()).collect();
+        sources.push(default.as_ref());
+        columns.push(interleave(&sources, &positions).map_err(err)?);
+    }
+    RecordBatch::try_new(schema, columns).map_err(err)
 }
 
 fn check_unique(backend: &str, group: &GroupSpec, table: &Table, batch: &RecordBatch, fields: &[String]) -> Result<()> {

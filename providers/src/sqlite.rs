@@ -136,6 +136,30 @@ fn sql_type(ty: &LogicalType) -> &'static str {
     }
 }
 
+/// `"name" TYPE [DEFAULT literal]`. The default is rendered from the stored value
+/// of the column's own type, so it reads back exactly as a written default would.
+fn column_ddl(c: &crate::backend::ColumnSpec) -> String {
+    let mut ddl = format!("{} {}", quote_ident(&c.name), sql_type(&c.ty));
+    if c.default.as_ref().is_some_and(|d| !d.is_null()) {
+        let array = c.default_array();
+        let literal = match cell(&array, 0, &c.ty) {
+            ToSqlOutput::Borrowed(ValueRef::Text(t)) => Some(sql_text_literal(&String::from_utf8_lossy(t))),
+            ToSqlOutput::Owned(SqlValue::Text(t)) => Some(sql_text_literal(&t)),
+            ToSqlOutput::Owned(SqlValue::Integer(i)) => Some(i.to_string()),
+            ToSqlOutput::Owned(SqlValue::Real(f)) if f.is_finite() => Some(format!("{f:?}")),
+            _ => None,
+        };
+        if let Some(l) = literal {
+            ddl.push_str(&format!(" DEFAULT {l}"));
+        }
+    }
+    ddl
+}
+
+fn sql_text_literal(text: &str) -> String {
+    format!("'{}'", text.replace('\'', "''"))
+}
+
 fn map_write_error(backend: &str, table: &str, e: rusqlite::Error) -> ProviderError {
     if let rusqlite::Error::SqliteFailure(code, msg) = &e {
         if code.code == ErrorCode::ConstraintViolation {
@@ -317,7 +341,7 @@ impl Backend for SqliteBackend {
             };
             let table = quote_ident(&group.table);
             let mut cols = vec![format!("{} TEXT PRIMARY KEY NOT NULL", quote_ident(OBJECT_ID))];
-            cols.extend(group.columns.iter().map(|c| format!("{} {}", quote_ident(&c.name), sql_type(&c.ty))));
+            cols.extend(group.columns.iter().map(column_ddl));
             conn.execute_batch(&format!("CREATE TABLE IF NOT EXISTS {table} ({}) WITHOUT ROWID", cols.join(", ")))
                 .map_err(err)?;
             // Additive evolution: add columns the table does not have yet.
@@ -328,7 +352,7 @@ impl Backend for SqliteBackend {
             };
             for c in &group.columns {
                 if !existing.contains(&c.name) {
-                    conn.execute_batch(&format!("ALTER TABLE {table} ADD COLUMN {} {}", quote_ident(&c.name), sql_type(&c.ty)))
+                    conn.execute_batch(&format!("ALTER TABLE {table} ADD COLUMN {}", column_ddl(c)))
                         .map_err(err)?;
                 }
             }
@@ -362,28 +386,49 @@ impl Backend for SqliteBackend {
                 .iter()
                 .map(|f| group.column(f.name()).map(|c| c.ty.clone()).unwrap_or(LogicalType::identifier()))
                 .collect();
-            let placeholders: Vec<String> = (1..=names.len()).map(|i| format!("?{i}")).collect();
+            let ncols = names.len();
             let updates: Vec<String> = names.iter().skip(1).map(|n| format!("{n} = excluded.{n}")).collect();
-            // ON CONFLICT on the key only: a clash on another unique index is an error,
-            // never a silent delete of the other row (as INSERT OR REPLACE would do).
-            let sql = format!(
-                "INSERT INTO {} ({}) VALUES ({}) ON CONFLICT ({}) DO {}",
-                quote_ident(&group.table),
-                names.join(", "),
-                placeholders.join(", "),
-                quote_ident(OBJECT_ID),
-                if updates.is_empty() { "NOTHING".to_string() } else { format!("UPDATE SET {}", updates.join(", ")) }
-            );
-            let tx = conn.transaction().map_err(|e| map_write_error(&name, &group.table, e))?;
+            // Several rows per statement: fewer VM runs per row, within SQLite's
+            // limit of bound parameters.
+            let per_stmt = (30_000 / ncols).clamp(1, 64);
+            let sql_for = |rows: usize| -> String {
+                let tuples: Vec<String> = (0..rows)
+                    .map(|r| format!("({})", (1..=ncols).map(|c| format!("?{}", r * ncols + c)).collect::<Vec<_>>().join(", ")))
+                    .collect();
+                // ON CONFLICT on the key only: a clash on another unique index is an
+                // error, never a silent delete of the other row (as INSERT OR REPLACE does).
+                format!(
+                    "INSERT INTO {} ({}) VALUES {} ON CONFLICT ({}) DO {}",
+                    quote_ident(&group.table),
+                    names.join(", "),
+                    tuples.join(", "),
+                    quote_ident(OBJECT_ID),
+                    if updates.is_empty() { "NOTHING".to_string() } else { format!("UPDATE SET {}", updates.join(", ")) }
+                )
+            };
+            let wrap = |e: rusqlite::Error| map_write_error(&name, &group.table, e);
+            let full_sql = sql_for(per_stmt);
+            let tx = conn.transaction().map_err(wrap)?;
             {
-                let mut stmt = tx.prepare_cached(&sql).map_err(|e| map_write_error(&name, &group.table, e))?;
                 let columns = batch.columns();
-                for row in 0..batch.num_rows() {
-                    for (i, col) in columns.iter().enumerate() {
-                        stmt.raw_bind_parameter(i + 1, cell(col, row, &types[i]))
-                            .map_err(|e| map_write_error(&name, &group.table, e))?;
+                let total = batch.num_rows();
+                // Insert in key order: B-tree pages fill in sequence instead of at
+                // random, which is most of the cost of a large batch.
+                let order = datafusion::arrow::compute::sort_to_indices(&columns[0], None, None)
+                    .map_err(|e| ProviderError::Config(e.to_string()))?;
+                let order = order.values();
+                let mut start = 0;
+                while start < total {
+                    let rows = per_stmt.min(total - start);
+                    let sql = if rows == per_stmt { full_sql.clone() } else { sql_for(rows) };
+                    let mut stmt = tx.prepare_cached(&sql).map_err(wrap)?;
+                    for r in 0..rows {
+                        for (i, col) in columns.iter().enumerate() {
+                            stmt.raw_bind_parameter(r * ncols + i + 1, cell(col, order[start + r] as usize, &types[i])).map_err(wrap)?;
+                        }
                     }
-                    stmt.raw_execute().map_err(|e| map_write_error(&name, &group.table, e))?;
+                    stmt.raw_execute().map_err(wrap)?;
+                    start += rows;
                 }
             }
             tx.commit().map_err(|e| map_write_error(&name, &group.table, e))

@@ -203,7 +203,7 @@ async fn audit_reports_objects_split_between_backends() {
     // Simulate a write cut off between backends: the vec part is lost.
     let vec_backend = ws.backends().iter().find(|b| b.info().name == "vec").unwrap().clone();
     let rt_group = heavenbase::providers::GroupSpec::new(
-        "product", "product", vec![heavenbase::providers::ColumnSpec { name: "vec".into(), ty: T::vector(3) }], vec![]);
+        "product", "product", vec![heavenbase::providers::ColumnSpec::new("vec", T::vector(3))], vec![]);
     vec_backend.delete(&rt_group, &[id.clone()]).await.unwrap();
     let audit = ws.audit().await.unwrap();
     assert_eq!(audit.partial.len(), 1);

@@ -1,0 +1,2 @@
+pub async fn stitched_scan() {}
+pub async fn point_lookup() {}
