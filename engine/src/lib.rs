@@ -14,6 +14,7 @@
 //! # Ok(()) }
 //! ```
 
+mod dml;
 mod error;
 mod maintenance;
 mod presets;

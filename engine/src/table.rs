@@ -11,7 +11,7 @@
 //! - With one group, the scan (and its LIMIT) goes straight to the backend.
 
 use std::collections::HashMap;
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
 
 use async_trait::async_trait;
 use datafusion::arrow::array::{ArrayRef, AsArray, RecordBatch, UInt32Array};
@@ -27,7 +27,11 @@ use heavenbase_catalog::OBJECT_ID;
 use heavenbase_providers::group_table::scan_exec;
 use heavenbase_providers::{Backend, GroupSpec, LazyBatchesExec, Pushdown, ScanRequest};
 
-use crate::workspace::EntityRuntime;
+use datafusion::arrow::datatypes::DataType;
+use datafusion::logical_expr::dml::InsertOp;
+use heavenbase_catalog::{LogicalType, Row};
+
+use crate::workspace::{EntityRuntime, Inner, Workspace};
 
 /// Above this many surviving ids, a group is scanned whole and joined in memory
 /// rather than probed key by key.
@@ -37,10 +41,26 @@ const KEY_LOOKUP_LIMIT: usize = 50_000;
 pub struct EntityTable {
     rt: Arc<EntityRuntime>,
     schema: SchemaRef,
+    /// The workspace, for INSERT through the write path (weak: the workspace owns
+    /// the session that owns this table).
+    ws: Weak<Inner>,
+    defaults: HashMap<String, Expr>,
+}
+
+impl std::fmt::Debug for Inner {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Workspace({})", self.id)
+    }
 }
 
 impl EntityTable {
-    pub(crate) fn new(rt: Arc<EntityRuntime>) -> Self {
+    pub(crate) fn new(rt: Arc<EntityRuntime>, ws: Weak<Inner>) -> Self {
+        let defaults = rt
+            .def
+            .fields
+            .iter()
+            .filter_map(|f| Some((f.name.clone(), default_literal(&f.ty, f.default.as_ref()?)?)))
+            .collect();
         let fields: Vec<_> = rt
             .def
             .fields
@@ -49,7 +69,7 @@ impl EntityTable {
                 datafusion::arrow::datatypes::Field::new(&f.name, f.ty.arrow_type(), f.name != OBJECT_ID)
             })
             .collect();
-        EntityTable { schema: Arc::new(Schema::new(fields)), rt }
+        EntityTable { schema: Arc::new(Schema::new(fields)), rt, ws, defaults }
     }
 
     /// Index of the group a column is read from (object_id: the primary).
@@ -85,6 +105,25 @@ impl EntityTable {
         }
         Some(Route::Group(g))
     }
+}
+
+/// A field default as a SQL literal, for INSERTs that leave the column out.
+fn default_literal(ty: &LogicalType, default: &serde_json::Value) -> Option<Expr> {
+    use serde_json::Value as Json;
+    let value = match (ty, default) {
+        (LogicalType::Json, v) => ScalarValue::Utf8(Some(v.to_string())),
+        (LogicalType::Timestamp, v) => {
+            ScalarValue::TimestampMillisecond(Some(heavenbase_catalog::types::coerce_timestamp(v).ok()?), Some("UTC".into()))
+        }
+        (LogicalType::Array { .. } | LogicalType::Vector { .. } | LogicalType::Artifact, _) => return None,
+        (LogicalType::Float, Json::Number(n)) => ScalarValue::Float64(n.as_f64()),
+        (_, Json::Number(n)) if n.is_i64() => ScalarValue::Int64(n.as_i64()),
+        (_, Json::Number(n)) => ScalarValue::Float64(n.as_f64()),
+        (_, Json::String(s)) => ScalarValue::Utf8(Some(s.clone())),
+        (_, Json::Bool(b)) => ScalarValue::Boolean(Some(*b)),
+        _ => return None,
+    };
+    Some(Expr::Literal(value, None))
 }
 
 enum Route {
@@ -140,6 +179,50 @@ impl TableProvider for EntityTable {
 
     fn table_type(&self) -> TableType {
         TableType::Base
+    }
+
+    fn get_column_default(&self, column: &str) -> Option<&Expr> {
+        self.defaults.get(column)
+    }
+
+    /// INSERT goes through the workspace write path: validation, id derivation,
+    /// every field group, the Catalog. `INSERT` refuses existing ids; `REPLACE INTO`
+    /// / `INSERT OR REPLACE` replaces them.
+    async fn insert_into(
+        &self,
+        state: &dyn Session,
+        input: Arc<dyn ExecutionPlan>,
+        op: InsertOp,
+    ) -> DfResult<Arc<dyn ExecutionPlan>> {
+        let ws = self.ws.clone();
+        let rt = self.rt.clone();
+        let task = state.task_ctx();
+        let schema = Arc::new(Schema::new(vec![datafusion::arrow::datatypes::Field::new("count", DataType::UInt64, false)]));
+        let out = schema.clone();
+        let detail = format!("entity={} op={op}", rt.def.entity_id);
+        Ok(Arc::new(LazyBatchesExec::new(
+            "EntityInsertExec",
+            detail,
+            schema,
+            Arc::new(move || {
+                let (ws, rt, input, task, out) = (ws.clone(), rt.clone(), input.clone(), task.clone(), out.clone());
+                Box::pin(async move {
+                    let inner = ws.upgrade().ok_or_else(|| DataFusionError::Execution("the workspace was closed".into()))?;
+                    let ws = Workspace { inner };
+                    let batches = datafusion::physical_plan::collect(input, task).await?;
+                    let rows: Vec<Row> = batches.iter().flat_map(|b| crate::write::batch_rows(&rt, b)).collect();
+                    let n = rows.len() as u64;
+                    let entity = &rt.def.entity_id;
+                    let written = match op {
+                        InsertOp::Append => ws.insert_many(entity, rows).await,
+                        _ => ws.upsert_many(entity, rows).await,
+                    };
+                    written.map_err(|e| DataFusionError::External(Box::new(e)))?;
+                    let count: ArrayRef = Arc::new(datafusion::arrow::array::UInt64Array::from(vec![n]));
+                    Ok(vec![RecordBatch::try_new(out, vec![count])?])
+                })
+            }),
+        )))
     }
 
     fn supports_filters_pushdown(&self, filters: &[&Expr]) -> DfResult<Vec<TableProviderFilterPushDown>> {

@@ -5,7 +5,6 @@ use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
 use std::sync::{Arc, Weak};
 
-use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::dataframe::DataFrame;
 use datafusion::prelude::{SessionConfig, SessionContext};
 use heavenbase_catalog::system::{SYS_CATALOG, SYS_METASCHEMA, catalog_entity, is_system, metaschema_entity};
@@ -34,7 +33,7 @@ impl EntityRuntime {
     }
 }
 
-pub(crate) struct Inner {
+pub struct Inner {
     pub id: String,
     pub home: Home,
     pub folder: PathBuf,
@@ -130,10 +129,13 @@ impl Workspace {
         let folder = home.workspace_folder(id);
         let configs = presets::resolve(&construction, id)?;
         let backends = presets::instantiate(&configs, id, &folder, home.root())?;
-        let config = SessionConfig::new()
+        let mut config = SessionConfig::new()
             .with_information_schema(true)
             .with_default_catalog_and_schema("heavenbase", "public");
-        let ctx = SessionContext::new_with_config(config);
+        config.options_mut().sql_parser.dialect = datafusion::config::Dialect::PostgreSQL;
+        let mut ctx = SessionContext::new_with_config(config);
+        // JSON paths in SQL: json_get_str(meta, 'k'), meta->>'k', ...
+        datafusion_functions_json::register_all(&mut ctx)?;
         let ws = Workspace {
             inner: Arc::new(Inner {
                 id: id.to_string(),
@@ -217,11 +219,6 @@ impl Workspace {
         &self.inner.ctx
     }
 
-    /// Run one SQL statement and collect its result.
-    pub async fn sql(&self, sql: &str) -> Result<Vec<RecordBatch>> {
-        Ok(self.dataframe(sql).await?.collect().await?)
-    }
-
     /// Plan one SQL statement as a DataFrame.
     pub async fn dataframe(&self, sql: &str) -> Result<DataFrame> {
         Ok(self.inner.ctx.sql(sql).await?)
@@ -277,7 +274,7 @@ impl Workspace {
             groups.push((backend, spec));
         }
         let rt = Arc::new(EntityRuntime { def, plan, groups });
-        let table = Arc::new(EntityTable::new(rt.clone()));
+        let table = Arc::new(EntityTable::new(rt.clone(), Arc::downgrade(&self.inner)));
         let name = rt.def.table_name();
         self.inner.ctx.deregister_table(&name)?;
         self.inner.ctx.register_table(&name, table)?;

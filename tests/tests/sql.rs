@@ -24,7 +24,7 @@ fn product(split: bool) -> EntityDef {
 
 fn review() -> EntityDef {
     EntityDef::new("review")
-        .field(FieldDef::new("product", T::identifier()).index())
+        .field(FieldDef::new("product_id", T::identifier()).index())
         .field(FieldDef::new("stars", T::Integer))
 }
 
@@ -50,7 +50,7 @@ async fn load(h: &TestHome, placement: &str) -> Workspace {
     let a = heavenbase::catalog::derive_object_id("product", "alpha");
     let b = heavenbase::catalog::derive_object_id("product", "beta");
     for (n, p, s) in [("r1", &a, 5), ("r2", &a, 3), ("r3", &b, 4)] {
-        ws.upsert("review", json!({"name": n, "product": p, "stars": s})).await.unwrap();
+        ws.upsert("review", json!({"name": n, "product_id": p, "stars": s})).await.unwrap();
     }
     ws
 }
@@ -105,13 +105,13 @@ fn cases() -> Vec<(String, Vec<Vec<String>>)> {
         ("SELECT name, price FROM product ORDER BY price DESC LIMIT 2".into(), rows(&[&["gamma", "NULL"], &["delta", "40.0"]])),
         ("SELECT name FROM product ORDER BY price DESC NULLS LAST LIMIT 2".into(), names(&["delta", "beta"])),
         ("SELECT name FROM product ORDER BY qty LIMIT 2 OFFSET 1".into(), names(&["beta", "gamma"])),
-        ("SELECT p.name, r.stars FROM review r JOIN product p ON r.product = p.object_id ORDER BY r.stars".into(),
+        ("SELECT p.name, r.stars FROM review r JOIN product p ON r.product_id = p.object_id ORDER BY r.stars".into(),
             rows(&[&["alpha", "3"], &["beta", "4"], &["alpha", "5"]])),
-        ("SELECT p.name, count(*) AS n, avg(r.stars) FROM review r JOIN product p ON r.product = p.object_id \
+        ("SELECT p.name, count(*) AS n, avg(r.stars) FROM review r JOIN product p ON r.product_id = p.object_id \
           GROUP BY p.name HAVING count(*) > 1".into(), rows(&[&["alpha", "2", "4.0"]])),
-        ("SELECT p.name FROM product p LEFT JOIN review r ON r.product = p.object_id WHERE r.object_id IS NULL ORDER BY p.name".into(),
+        ("SELECT p.name FROM product p LEFT JOIN review r ON r.product_id = p.object_id WHERE r.object_id IS NULL ORDER BY p.name".into(),
             names(&["delta", "gamma"])),
-        ("SELECT name FROM product WHERE object_id IN (SELECT product FROM review WHERE stars >= 4) ORDER BY name".into(),
+        ("SELECT name FROM product WHERE object_id IN (SELECT product_id FROM review WHERE stars >= 4) ORDER BY name".into(),
             names(&["alpha", "beta"])),
         ("SELECT count(*) FROM sys_catalog WHERE target_entity = 'product'".into(), rows(&[&["4"]])),
         ("SELECT count(*) FROM sys_metaschema WHERE kind = 'field' AND subject_id = 'product'".into(), rows(&[&["10"]])),
@@ -158,4 +158,88 @@ async fn explain_shows_key_lookups_and_pushed_filters() {
     // One group answering everything: the backend gets the SQL and the LIMIT.
     let plan = explain(&ws, "SELECT name, title FROM product WHERE title LIKE 'A%' LIMIT 1").await;
     assert!(plan.contains("BackendScanExec") && plan.contains("WHERE \"title\" LIKE ?1 LIMIT 1"), "{plan}");
+}
+
+#[tokio::test]
+async fn sql_writes_go_through_the_write_path() {
+    let h = TestHome::new();
+    for placement in ["sqlite", "sqlite+inmem", "inmem+sqlite"] {
+        let ws = load(&h, placement).await;
+        let n = ws.sql("INSERT INTO product (name, title, price) VALUES ('epsilon', 'Eps', 5.5), ('zeta', 'Zeta', 6)").await.unwrap();
+        assert_eq!(cells(&n), rows(&[&["2"]]), "[{placement}]");
+        let row = ws.get("product", &id("epsilon")).await.unwrap().expect("inserted row");
+        assert_eq!((row["title"].clone(), row["price"].clone()), (json!("Eps"), json!(5.5)), "[{placement}]");
+        assert_eq!(ws.count("sys-catalog").await.unwrap(), 4 + 3 + 2, "[{placement}] cards written");
+        let dup = ws.sql("INSERT INTO product (name) VALUES ('alpha')").await.unwrap_err().to_string();
+        assert!(dup.contains("already exists"), "[{placement}] {dup}");
+        let unknown = ws.sql("INSERT INTO product (name, colour) VALUES ('x', 'red')").await.unwrap_err().to_string();
+        assert!(unknown.contains("colour"), "[{placement}] {unknown}");
+        let n = ws.sql("UPDATE product SET price = price * 2, title = 'Doubled' WHERE qty >= 2").await.unwrap();
+        assert_eq!(cells(&n), rows(&[&["2"]]), "[{placement}]");
+        let got = ws.sql("SELECT name, price, title FROM product WHERE title = 'Doubled' ORDER BY name").await.unwrap();
+        assert_eq!(cells(&got), rows(&[&["beta", "40.0", "Doubled"], &["gamma", "NULL", "Doubled"]]), "[{placement}]");
+        let moved = ws.sql("UPDATE product SET object_id = 'x' WHERE name = 'beta'").await.unwrap_err().to_string();
+        assert!(moved.contains("cannot move object_id"), "{moved}");
+        let n = ws.sql("DELETE FROM product WHERE name IN ('epsilon', 'zeta', 'nobody')").await.unwrap();
+        assert_eq!(cells(&n), rows(&[&["2"]]), "[{placement}]");
+        assert_eq!(ws.count("product").await.unwrap(), 4);
+        assert!(ws.audit().await.unwrap().ok(), "[{placement}] audit after SQL writes");
+    }
+}
+
+/// DataFusion can hand a provider's DML hooks an empty filter list for a WHERE it
+/// could not push (a subquery, a folded false predicate). Such statements must
+/// touch exactly the rows they name.
+#[tokio::test]
+async fn dml_with_subqueries_and_folded_predicates_touch_only_the_intended_rows() {
+    let h = TestHome::new();
+    for placement in ["sqlite", "sqlite+inmem", "inmem+sqlite"] {
+        let ws = load(&h, placement).await;
+        let none = ws.sql("DELETE FROM product WHERE 1 = 0").await.unwrap();
+        assert_eq!(cells(&none), rows(&[&["0"]]), "[{placement}]");
+        let none = ws.sql("UPDATE product SET qty = 99 WHERE false").await.unwrap();
+        assert_eq!(cells(&none), rows(&[&["0"]]), "[{placement}]");
+        assert_eq!(ws.count("product").await.unwrap(), 4);
+        let n = ws.sql("UPDATE product SET qty = 100 WHERE EXISTS (SELECT 1 FROM review r WHERE r.product_id = product.object_id AND r.stars = 4)").await.unwrap();
+        assert_eq!(cells(&n), rows(&[&["1"]]), "[{placement}]");
+        let got = ws.sql("SELECT name FROM product WHERE qty = 100").await.unwrap();
+        assert_eq!(cells(&got), rows(&[&["beta"]]), "[{placement}]");
+        let n = ws.sql("DELETE FROM product WHERE object_id IN (SELECT product_id FROM review WHERE stars >= 5)").await.unwrap();
+        assert_eq!(cells(&n), rows(&[&["1"]]), "[{placement}]");
+        let left = ws.sql("SELECT name FROM product ORDER BY name").await.unwrap();
+        assert_eq!(cells(&left), rows(&[&["beta"], &["delta"], &["gamma"]]), "[{placement}]");
+        // The raw DataFusion session refuses DML instead of widening it.
+        let raw = ws.session().sql("DELETE FROM product WHERE object_id IN (SELECT product_id FROM review)").await;
+        let raw_err = match raw {
+            Ok(df) => df.collect().await.map(|_| ()).unwrap_err().to_string(),
+            Err(e) => e.to_string(),
+        };
+        assert!(raw_err.to_lowercase().contains("not"), "{raw_err}");
+        assert_eq!(ws.count("product").await.unwrap(), 3, "[{placement}] nothing else was deleted");
+    }
+}
+
+#[tokio::test]
+async fn create_table_registers_an_entity_with_placement() {
+    let h = TestHome::new();
+    let ws = load(&h, "sqlite+inmem").await;
+    ws.sql("CREATE TABLE article (title VARCHAR(120) NOT NULL, body TEXT, score DOUBLE PRECISION DEFAULT 1.5, \
+            tags TEXT[], seen TIMESTAMPTZ, embedding VECTOR(3), meta JSONB) WITH (placement = 'embedding:side, score:side')")
+        .await
+        .unwrap();
+    let def = ws.entity("article").unwrap();
+    assert_eq!(def.get("title").unwrap().ty, T::ShortText { max_chars: 120 });
+    assert!(def.get("title").unwrap().required);
+    assert_eq!(def.get("body").unwrap().ty, T::long_text());
+    assert_eq!(def.get("tags").unwrap().ty, T::array_of(T::long_text()));
+    assert_eq!(def.get("embedding").unwrap().ty, T::vector(3));
+    assert_eq!(ws.placement("article").unwrap().home_of("embedding"), Some("side"));
+    ws.sql("INSERT INTO article (name, title, embedding) VALUES ('a1', 'First', [1.0, 2.0, 3.0])").await.unwrap();
+    let got = ws.sql("SELECT title, score, embedding FROM article").await.unwrap();
+    assert_eq!(cells(&got), rows(&[&["First", "1.5", "[1.0, 2.0, 3.0]"]]));
+    let missing = ws.sql("INSERT INTO article (name) VALUES ('a2')").await.unwrap_err().to_string();
+    assert!(missing.contains("Missing required field article.title"), "{missing}");
+    ws.sql("CREATE TABLE IF NOT EXISTS article (x INT)").await.unwrap();
+    let again = ws.sql("CREATE TABLE article (x INT)").await.unwrap_err().to_string();
+    assert!(again.contains("different structure"), "{again}");
 }
