@@ -3,5 +3,6 @@
 
 mod common;
 mod foundation;
+mod query;
 mod sql;
 mod types;

@@ -28,7 +28,7 @@ fn review() -> EntityDef {
         .field(FieldDef::new("stars", T::Integer))
 }
 
-async fn load(h: &TestHome, placement: &str) -> Workspace {
+pub async fn load(h: &TestHome, placement: &str) -> Workspace {
     let db = h.dir.path().join(format!("{placement}.sqlite")).display().to_string();
     let (backends, split) = match placement {
         "sqlite" => (json!({"main": {"type": "sqlite", "database": db}}), false),
@@ -55,7 +55,7 @@ async fn load(h: &TestHome, placement: &str) -> Workspace {
     ws
 }
 
-fn id(name: &str) -> String {
+pub fn id(name: &str) -> String {
     heavenbase::catalog::derive_object_id("product", name)
 }
 
@@ -89,6 +89,10 @@ fn cases() -> Vec<(String, Vec<Vec<String>>)> {
         (q("array_has(tags, 'office')"), names(&["alpha", "beta"])),
         (q("cardinality(tags) = 0"), names(&["gamma"])),
         (q("meta LIKE '%red%'"), names(&["alpha", "delta"])),
+        (q("meta->>'color' = 'red'"), names(&["alpha", "delta"])),
+        (q("json_get_str(meta, 'color') = 'blue'"), names(&["beta"])),
+        ("SELECT name, json_get_str(meta, 'color') AS color FROM product WHERE meta IS NOT NULL ORDER BY name".into(),
+            rows(&[&["alpha", "red"], &["beta", "blue"], &["delta", "red"]])),
         (q("price > 5 AND title LIKE '%a%'"), names(&["alpha", "beta"])),
         (q("price > 30 OR qty = 3"), names(&["delta", "gamma"])),
         (q("name = 'alpha'"), names(&["alpha"])),

@@ -1,0 +1,648 @@
+//! The query builder and the JSON query language (REFERENCE §7.1, §7.3), both
+//! compiled to DataFusion logical plans over the stitched entity table, so
+//! filters reach the backends exactly as SQL filters do.
+//!
+//! Semantics (documented in docs/query.md): `ne` matches NULL rows (IS DISTINCT
+//! FROM), `in` with a null matches NULL rows, `$not` is the complement over all
+//! rows, order operators and text operators never match NULL; ORDER BY puts NULLs
+//! last in both directions; without an order, rows come by object_id.
+
+use datafusion::arrow::record_batch::RecordBatch;
+use datafusion::dataframe::DataFrame;
+use datafusion::functions::expr_fn::{ends_with, lower, regexp_like, starts_with, strpos};
+use datafusion::functions_aggregate::expr_fn::{avg, count, count_distinct, max, median, min, sum};
+use datafusion::functions_nested::expr_fn::{array_has, array_has_all, make_array};
+use std::ops::Not;
+
+use datafusion::logical_expr::{BinaryExpr, Expr, Operator, col, ident, lit};
+use datafusion::scalar::ScalarValue;
+use heavenbase_catalog::types::{coerce_date, coerce_timestamp, describe_value};
+use heavenbase_catalog::value::array_value;
+use heavenbase_catalog::{EntityDef, LogicalType, OBJECT_ID, Row};
+use serde_json::{Map, Value as Json, json};
+
+use crate::error::suggest;
+use crate::workspace::Workspace;
+use crate::{Error, Result};
+
+pub const OPERATORS: &[&str] = &[
+    "eq", "ne", "lt", "lte", "gt", "gte", "in", "match", "contains", "like", "ilike", "regex", "starts_with",
+    "ends_with", "array_contains", "contained_in",
+];
+pub const JSON_KEYS: &[&str] =
+    &["filter", "select", "group_by", "aggregate", "having", "order", "offset", "limit", "count"];
+pub const AGGREGATES: &[&str] = &["count", "sum", "avg", "min", "max", "median", "percentile"];
+/// Longest regex pattern accepted (REFERENCE §7.2).
+pub const MAX_REGEX_LEN: usize = 512;
+
+/// A filter over an entity's fields.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Filter {
+    And(Vec<Filter>),
+    Or(Vec<Filter>),
+    Not(Box<Filter>),
+    /// `field` may be a dotted JSON path (`meta.color`).
+    Op { field: String, op: String, value: Json },
+}
+
+impl Filter {
+    pub fn op(field: &str, op: &str, value: impl Into<Json>) -> Filter {
+        Filter::Op { field: field.into(), op: op.trim_start_matches('$').into(), value: value.into() }
+    }
+    pub fn eq(field: &str, v: impl Into<Json>) -> Filter {
+        Filter::op(field, "eq", v)
+    }
+    pub fn lt(field: &str, v: impl Into<Json>) -> Filter {
+        Filter::op(field, "lt", v)
+    }
+    pub fn gt(field: &str, v: impl Into<Json>) -> Filter {
+        Filter::op(field, "gt", v)
+    }
+
+    /// Parse the Mongo-style filter of the JSON query language.
+    pub fn from_json(v: &Json) -> Result<Filter> {
+        let obj = v.as_object().ok_or_else(|| Error::Invalid(format!("A filter is a JSON object, got {v}")))?;
+        let mut parts = Vec::new();
+        for (key, value) in obj {
+            match key.as_str() {
+                "$and" | "$or" => {
+                    let items = value
+                        .as_array()
+                        .ok_or_else(|| Error::Invalid(format!("{key} takes a list of filters, got {value}")))?;
+                    let subs = items.iter().map(Filter::from_json).collect::<Result<Vec<_>>>()?;
+                    parts.push(if key == "$and" { Filter::And(subs) } else { Filter::Or(subs) });
+                }
+                "$not" => parts.push(Filter::Not(Box::new(Filter::from_json(value)?))),
+                k if k.starts_with('$') => {
+                    return Err(Error::Invalid(format!(
+                        "Unknown logical filter operator '{k}'; use $and, $or or $not.{}",
+                        suggest(k, ["$and", "$or", "$not"])
+                    )));
+                }
+                field => match value {
+                    Json::Object(ops) if ops.keys().any(|k| k.starts_with('$') || OPERATORS.contains(&k.as_str())) => {
+                        for (op, arg) in ops {
+                            parts.push(Filter::op(field, op, arg.clone()));
+                        }
+                    }
+                    other => parts.push(Filter::eq(field, other.clone())),
+                },
+            }
+        }
+        Ok(if parts.len() == 1 { parts.pop().expect("one part") } else { Filter::And(parts) })
+    }
+
+    pub fn to_json(&self) -> Json {
+        match self {
+            Filter::And(v) => json!({"and": v.iter().map(Filter::to_json).collect::<Vec<_>>()}),
+            Filter::Or(v) => json!({"or": v.iter().map(Filter::to_json).collect::<Vec<_>>()}),
+            Filter::Not(f) => json!({"not": f.to_json()}),
+            Filter::Op { field, op, value } => json!({"filter": {"field": field, "op": op, "value": value}}),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Aggregate {
+    pub out: String,
+    pub op: String,
+    pub field: String,
+    pub distinct: bool,
+    /// For `percentile`: q in [0, 1].
+    pub q: Option<f64>,
+}
+
+/// What a query asks, independent of where it came from (builder or JSON).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct QuerySpec {
+    pub filters: Vec<Filter>,
+    pub select: Vec<String>,
+    pub order: Vec<(String, bool)>,
+    pub offset: usize,
+    pub limit: Option<usize>,
+    pub group_by: Vec<String>,
+    pub aggregates: Vec<Aggregate>,
+    pub having: Vec<Filter>,
+    pub count: bool,
+}
+
+impl QuerySpec {
+    pub fn from_json(v: &Json) -> Result<QuerySpec> {
+        let obj = v.as_object().ok_or_else(|| Error::Invalid(format!("A JSON query is an object, got {v}")))?;
+        let mut spec = QuerySpec::default();
+        for (key, value) in obj {
+            match key.as_str() {
+                "filter" => spec.filters.push(Filter::from_json(value)?),
+                "select" => spec.select = strings(key, value)?,
+                "group_by" => spec.group_by = strings(key, value)?,
+                "order" => {
+                    for o in strings(key, value)? {
+                        match o.strip_prefix('-') {
+                            Some(f) => spec.order.push((f.to_string(), true)),
+                            None => spec.order.push((o.trim_start_matches('+').to_string(), false)),
+                        }
+                    }
+                }
+                "offset" => spec.offset = non_negative(key, value)?,
+                "limit" => spec.limit = Some(non_negative(key, value)?),
+                "having" => spec.having.push(Filter::from_json(value)?),
+                "count" => spec.count = value.as_bool().unwrap_or(false),
+                "aggregate" => {
+                    let m = value.as_object().ok_or_else(|| Error::Invalid("aggregate is {out: {op: {field}}}".into()))?;
+                    for (out, def) in m {
+                        spec.aggregates.push(parse_aggregate(out, def)?);
+                    }
+                }
+                "near" | "traverse" | "available" | "unsafe" => {
+                    return Err(Error::Invalid(format!("The JSON query key '{key}' is not supported by this build yet")));
+                }
+                other => {
+                    return Err(Error::Invalid(format!(
+                        "Unsupported JSON query key '{other}'.{}\nAvailable options: {}",
+                        suggest(other, JSON_KEYS.iter().copied()),
+                        JSON_KEYS.join(", ")
+                    )));
+                }
+            }
+        }
+        Ok(spec)
+    }
+
+    pub fn to_json(&self) -> Json {
+        json!({
+            "filter": {"and": self.filters.iter().map(Filter::to_json).collect::<Vec<_>>()},
+            "select": self.select,
+            "order": self.order.iter().map(|(f, d)| json!([f, d])).collect::<Vec<_>>(),
+            "offset": self.offset,
+            "limit": self.limit,
+            "group_by": self.group_by,
+            "aggregate": self.aggregates.iter().map(|a| json!({"out": a.out, "op": a.op, "field": a.field, "distinct": a.distinct, "q": a.q})).collect::<Vec<_>>(),
+            "having": self.having.iter().map(Filter::to_json).collect::<Vec<_>>(),
+            "terminal": if self.count { "count" } else { "rows" },
+        })
+    }
+}
+
+fn strings(key: &str, v: &Json) -> Result<Vec<String>> {
+    match v {
+        Json::String(s) => Ok(vec![s.clone()]),
+        Json::Array(items) => items
+            .iter()
+            .map(|i| i.as_str().map(String::from).ok_or_else(|| Error::Invalid(format!("{key} takes field names, got {i}"))))
+            .collect(),
+        other => Err(Error::Invalid(format!("{key} takes a list of field names, got {other}"))),
+    }
+}
+
+fn non_negative(key: &str, v: &Json) -> Result<usize> {
+    v.as_i64()
+        .filter(|n| *n >= 0)
+        .map(|n| n as usize)
+        .ok_or_else(|| Error::Invalid(format!("{key} must be non-negative, got {v}")))
+}
+
+fn parse_aggregate(out: &str, def: &Json) -> Result<Aggregate> {
+    let m = def.as_object().filter(|m| m.len() == 1).ok_or_else(|| {
+        Error::Invalid(format!("aggregate '{out}' is {{op: {{field: ...}}}}, got {def}"))
+    })?;
+    let (op, opts) = m.iter().next().expect("one entry");
+    let op = op.trim_start_matches('$').to_string();
+    if !AGGREGATES.contains(&op.as_str()) {
+        return Err(Error::Invalid(format!("Unknown aggregate '{op}'.{}", suggest(&op, AGGREGATES.iter().copied()))));
+    }
+    let field = match opts {
+        Json::String(f) => f.clone(),
+        Json::Object(o) => o.get("field").and_then(|f| f.as_str()).unwrap_or(OBJECT_ID).to_string(),
+        _ => OBJECT_ID.to_string(),
+    };
+    Ok(Aggregate {
+        out: out.to_string(),
+        op,
+        field,
+        distinct: opts.get("distinct").and_then(|d| d.as_bool()).unwrap_or(false),
+        q: opts.get("q").and_then(|q| q.as_f64()),
+    })
+}
+
+/// An immutable query over one entity: each call returns a new query.
+#[derive(Debug, Clone)]
+pub struct Query {
+    ws: Workspace,
+    entity: String,
+    spec: QuerySpec,
+}
+
+impl Workspace {
+    /// Start a query over `entity`.
+    pub fn query(&self, entity: &str) -> Result<Query> {
+        let rt = self.runtime(entity)?;
+        Ok(Query { ws: self.clone(), entity: rt.def.entity_id.clone(), spec: QuerySpec::default() })
+    }
+
+    /// A query in the JSON query language.
+    pub fn query_json(&self, entity: &str, spec: &Json) -> Result<Query> {
+        Ok(Query { spec: QuerySpec::from_json(spec)?, ..self.query(entity)? })
+    }
+}
+
+impl Query {
+    pub fn spec(&self) -> &QuerySpec {
+        &self.spec
+    }
+    fn with(mut self, f: impl FnOnce(&mut QuerySpec)) -> Self {
+        f(&mut self.spec);
+        self
+    }
+    /// Several calls are ANDed.
+    pub fn where_(self, filter: Filter) -> Self {
+        self.with(|s| s.filters.push(filter))
+    }
+    pub fn where_json(self, filter: &Json) -> Result<Self> {
+        let f = Filter::from_json(filter)?;
+        Ok(self.where_(f))
+    }
+    pub fn select<S: Into<String>>(self, fields: impl IntoIterator<Item = S>) -> Self {
+        let fields: Vec<String> = fields.into_iter().map(Into::into).collect();
+        self.with(|s| s.select = fields)
+    }
+    pub fn order_by(self, field: &str, desc: bool) -> Self {
+        self.with(|s| s.order.push((field.to_string(), desc)))
+    }
+    pub fn limit(self, n: usize) -> Self {
+        self.with(|s| s.limit = Some(n))
+    }
+    pub fn offset(self, n: usize) -> Self {
+        self.with(|s| s.offset = n)
+    }
+    pub fn group_by<S: Into<String>>(self, fields: impl IntoIterator<Item = S>) -> Self {
+        let fields: Vec<String> = fields.into_iter().map(Into::into).collect();
+        self.with(|s| s.group_by = fields)
+    }
+    /// `aggregate("avg_price", "avg", "price")`.
+    pub fn aggregate(self, out: &str, op: &str, field: &str) -> Result<Self> {
+        let a = parse_aggregate(out, &json!({op: {"field": field}}))?;
+        Ok(self.with(|s| s.aggregates.push(a)))
+    }
+    pub fn having(self, filter: Filter) -> Self {
+        self.with(|s| s.having.push(filter))
+    }
+    /// Terminal count: one row, one column `count`.
+    pub fn count(self) -> Self {
+        self.with(|s| s.count = true)
+    }
+
+    /// The DataFusion plan of this query.
+    pub async fn dataframe(&self) -> Result<DataFrame> {
+        let rt = self.ws.runtime(&self.entity)?;
+        let def = &rt.def;
+        let spec = &self.spec;
+        if !spec.aggregates.is_empty() && !spec.select.is_empty() {
+            return Err(Error::Invalid(
+                "Aggregate defines the result projection; do not combine aggregate() with select()".into(),
+            ));
+        }
+        let mut df = self.ws.session().table(def.table_name()).await?;
+        if !spec.filters.is_empty() {
+            let exprs = spec.filters.iter().map(|f| compile_filter(def, f)).collect::<Result<Vec<_>>>()?;
+            df = df.filter(and_all(exprs))?;
+        }
+        if spec.count {
+            return Ok(df.aggregate(vec![], vec![count(ident(OBJECT_ID)).alias("count")])?);
+        }
+        if !spec.aggregates.is_empty() || !spec.group_by.is_empty() {
+            let groups = spec
+                .group_by
+                .iter()
+                .map(|g| Ok(field_expr(def, g)?.0.alias(g)))
+                .collect::<Result<Vec<_>>>()?;
+            let aggs = spec.aggregates.iter().map(|a| compile_aggregate(def, a)).collect::<Result<Vec<_>>>()?;
+            df = df.aggregate(groups, aggs)?;
+            if !spec.having.is_empty() {
+                let exprs = spec.having.iter().map(compile_having).collect::<Result<Vec<_>>>()?;
+                df = df.filter(and_all(exprs))?;
+            }
+            let order: Vec<(String, bool)> = if spec.order.is_empty() {
+                spec.group_by.iter().map(|g| (g.clone(), false)).collect()
+            } else {
+                spec.order.clone()
+            };
+            if !order.is_empty() {
+                df = df.sort(order.iter().map(|(f, d)| ident(f).sort(!d, false)).collect())?;
+            }
+            return Ok(df.limit(spec.offset, spec.limit)?);
+        }
+        let mut order = Vec::new();
+        for (f, desc) in &spec.order {
+            order.push(field_expr(def, f)?.0.sort(!desc, false));
+        }
+        // A stable base order: object_id ascending.
+        order.push(ident(OBJECT_ID).sort(true, false));
+        df = df.sort(order)?;
+        if !spec.select.is_empty() {
+            let mut cols = vec![ident(OBJECT_ID)];
+            for f in spec.select.iter().filter(|f| *f != OBJECT_ID) {
+                cols.push(field_expr(def, f)?.0.alias(f));
+            }
+            df = df.select(cols)?;
+        }
+        Ok(df.limit(spec.offset, spec.limit)?)
+    }
+
+    pub async fn execute(&self) -> Result<Vec<RecordBatch>> {
+        Ok(self.dataframe().await?.collect().await?)
+    }
+
+    /// Result rows as JSON.
+    pub async fn rows(&self) -> Result<Vec<Row>> {
+        let def = self.ws.entity(&self.entity)?;
+        let batches = self.execute().await?;
+        let mut out = Vec::new();
+        for b in &batches {
+            let schema = b.schema();
+            for r in 0..b.num_rows() {
+                let mut row = Row::new();
+                for (c, f) in schema.fields().iter().enumerate() {
+                    let ty = def.get(f.name()).map(|d| d.ty.clone()).unwrap_or(LogicalType::short_text());
+                    row.insert(f.name().clone(), array_value(b.column(c).as_ref(), r, &ty));
+                }
+                out.push(row);
+            }
+        }
+        Ok(out)
+    }
+
+    /// How the query runs: per field group the backend, the filters pushed into
+    /// it and whether they ran natively, then what DataFusion does after the stitch.
+    pub async fn explain(&self) -> Result<Json> {
+        let df = self.dataframe().await?;
+        let batches = df.explain(false, false)?.collect().await?;
+        let mut plans = Map::new();
+        for b in &batches {
+            for r in 0..b.num_rows() {
+                let kind = heavenbase_catalog::value::display_value(b.column(0).as_ref(), r);
+                let text = heavenbase_catalog::value::display_value(b.column(1).as_ref(), r);
+                plans.insert(kind, Json::Array(text.lines().map(|l| json!(l)).collect()));
+            }
+        }
+        Ok(json!({
+            "workspace": self.ws.id(),
+            "entity": self.entity,
+            "query": self.spec.to_json(),
+            "storage_plan": self.ws.placement(&self.entity)?.to_json(),
+            "logical_plan": plans.get("logical_plan").cloned().unwrap_or(Json::Null),
+            "physical_plan": plans.get("physical_plan").cloned().unwrap_or(Json::Null),
+        }))
+    }
+}
+
+fn is_distinct_from(a: Expr, b: Expr) -> Expr {
+    Expr::BinaryExpr(BinaryExpr::new(Box::new(a), Operator::IsDistinctFrom, Box::new(b)))
+}
+
+fn and_all(exprs: Vec<Expr>) -> Expr {
+    exprs.into_iter().reduce(|a, b| a.and(b)).unwrap_or_else(|| lit(true))
+}
+
+/// A field or dotted JSON path as an expression, with its logical type
+/// (None for a JSON path, whose kind is decided per row).
+fn field_expr(def: &EntityDef, name: &str) -> Result<(Expr, Option<LogicalType>)> {
+    if let Some(f) = def.get(name) {
+        return Ok((ident(name), Some(f.ty.clone())));
+    }
+    if let Some((head, path)) = name.split_once('.') {
+        if let Some(f) = def.get(head) {
+            if f.ty != LogicalType::Json {
+                return Err(Error::Invalid(format!(
+                    "{}.{head} is {}, not Json: '{name}' is not a JSON path",
+                    def.entity_id,
+                    f.ty.type_id()
+                )));
+            }
+            return Ok((json_call("json_as_text", head, path), None));
+        }
+    }
+    Err(unknown_field(def, name))
+}
+
+fn unknown_field(def: &EntityDef, name: &str) -> Error {
+    Error::Invalid(format!(
+        "Unknown field '{name}' on entity '{}'.{}",
+        def.entity_id,
+        suggest(name, def.fields.iter().map(|f| f.name.as_str()))
+    ))
+}
+
+fn json_call(function: &str, column: &str, path: &str) -> Expr {
+    use datafusion_functions_json::udfs;
+    let udf = match function {
+        "json_get_str" => udfs::json_get_str_udf(),
+        "json_get_int" => udfs::json_get_int_udf(),
+        "json_get_float" => udfs::json_get_float_udf(),
+        "json_get_bool" => udfs::json_get_bool_udf(),
+        "json_get_json" => udfs::json_get_json_udf(),
+        _ => udfs::json_as_text_udf(),
+    };
+    let mut args = vec![ident(column)];
+    args.extend(path.split('.').map(|p| lit(p.to_string())));
+    udf.call(args)
+}
+
+/// A JSON value as a literal of the column's type (validated like a write).
+fn literal(def: &EntityDef, field: &str, ty: &LogicalType, v: &Json) -> Result<Expr> {
+    let bad = |m: String| Error::Invalid(format!("filter on {}.{field}: {m} (value {})", def.entity_id, describe_value(v)));
+    let canonical = ty.coerce(v).map_err(bad)?;
+    let value = match ty {
+        LogicalType::Integer | LogicalType::Duration => ScalarValue::Int64(canonical.as_i64()),
+        LogicalType::Categorical { base: heavenbase_catalog::types::CategoricalBase::Integer, .. } => {
+            ScalarValue::Int64(canonical.as_i64())
+        }
+        LogicalType::Float => ScalarValue::Float64(canonical.as_f64()),
+        LogicalType::Boolean => ScalarValue::Boolean(canonical.as_bool()),
+        LogicalType::Timestamp => ScalarValue::TimestampMillisecond(Some(coerce_timestamp(v).map_err(bad)?), Some("UTC".into())),
+        LogicalType::Date => ScalarValue::Date32(Some(coerce_date(v).map_err(bad)?)),
+        LogicalType::Json => ScalarValue::Utf8(Some(canonical.to_string())),
+        _ => ScalarValue::Utf8(canonical.as_str().map(String::from)),
+    };
+    Ok(lit(value))
+}
+
+/// A literal by JSON kind (JSON paths, HAVING over aggregates).
+fn natural_literal(v: &Json) -> Expr {
+    match v {
+        Json::Bool(b) => lit(*b),
+        Json::Number(n) if n.is_i64() => lit(n.as_i64().expect("i64")),
+        Json::Number(n) => lit(n.as_f64().unwrap_or(0.0)),
+        Json::String(s) => lit(s.clone()),
+        other => lit(other.to_string()),
+    }
+}
+
+fn compile_filter(def: &EntityDef, f: &Filter) -> Result<Expr> {
+    Ok(match f {
+        Filter::And(v) => and_all(v.iter().map(|f| compile_filter(def, f)).collect::<Result<_>>()?),
+        Filter::Or(v) => v
+            .iter()
+            .map(|f| compile_filter(def, f))
+            .collect::<Result<Vec<_>>>()?
+            .into_iter()
+            .reduce(|a, b| a.or(b))
+            .unwrap_or_else(|| lit(false)),
+        // The complement over all rows: a NULL inner result counts as false.
+        Filter::Not(inner) => datafusion::functions::expr_fn::coalesce(vec![compile_filter(def, inner)?, lit(false)]).not(),
+        Filter::Op { field, op, value } => compile_op(def, field, op, value)?,
+    })
+}
+
+fn compile_op(def: &EntityDef, field: &str, op: &str, value: &Json) -> Result<Expr> {
+    if !OPERATORS.contains(&op) {
+        return Err(Error::Invalid(format!(
+            "Unknown operation '${op}' on {}.{field}.{}",
+            def.entity_id,
+            suggest(op, OPERATORS.iter().copied())
+        )));
+    }
+    let (expr, ty) = match def.get(field) {
+        Some(f) => (ident(field), Some(f.ty.clone())),
+        None => {
+            let (head, path) = field.split_once('.').ok_or_else(|| unknown_field(def, field))?;
+            field_expr(def, field)?;
+            return compile_json_path(head, path, op, value);
+        }
+    };
+    let ty = ty.expect("declared field");
+    let is_array = matches!(ty, LogicalType::Array { .. });
+    let item_ty = match &ty {
+        LogicalType::Array { item } => item.as_deref().cloned().unwrap_or(LogicalType::Json),
+        other => other.clone(),
+    };
+    let lit_of = |v: &Json| literal(def, field, &item_ty, v);
+    let text = |v: &Json| -> Result<Expr> {
+        v.as_str().map(|s| lit(s.to_string())).ok_or_else(|| {
+            Error::Invalid(format!("${op} on {}.{field} takes text, got {}", def.entity_id, describe_value(v)))
+        })
+    };
+    let not_a_list = || Error::Invalid(format!("${op} on {}.{field} takes a list, got {}", def.entity_id, describe_value(value)));
+    Ok(match op {
+        "eq" if value.is_null() => expr.is_null(),
+        "ne" if value.is_null() => expr.is_not_null(),
+        "eq" if !is_array => expr.eq(lit_of(value)?),
+        "ne" if !is_array => is_distinct_from(expr, lit_of(value)?),
+        "lt" => expr.lt(lit_of(value)?),
+        "lte" => expr.lt_eq(lit_of(value)?),
+        "gt" => expr.gt(lit_of(value)?),
+        "gte" => expr.gt_eq(lit_of(value)?),
+        "in" => {
+            let items = value.as_array().ok_or_else(not_a_list)?;
+            let has_null = items.iter().any(Json::is_null);
+            let values = items.iter().filter(|v| !v.is_null()).map(lit_of).collect::<Result<Vec<_>>>()?;
+            let base = if values.is_empty() { lit(false) } else { expr.clone().in_list(values, false) };
+            if has_null { base.or(expr.is_null()) } else { base }
+        }
+        "match" => strpos(lower(expr), lower(text(value)?)).gt(lit(0i32)),
+        "contains" | "array_contains" if is_array => array_has(expr, lit_of(value)?),
+        "contains" => strpos(expr, text(value)?).gt(lit(0i32)),
+        "like" => expr.like(text(value)?),
+        "ilike" => expr.ilike(text(value)?),
+        "regex" => {
+            let pattern = value.as_str().unwrap_or_default();
+            if pattern.chars().count() > MAX_REGEX_LEN {
+                return Err(Error::Invalid(format!("regex patterns are limited to {MAX_REGEX_LEN} characters")));
+            }
+            regexp_like(expr, text(value)?, None)
+        }
+        "starts_with" => starts_with(expr, text(value)?),
+        "ends_with" => ends_with(expr, text(value)?),
+        "contained_in" if is_array => {
+            let items = value.as_array().ok_or_else(not_a_list)?.iter().map(lit_of).collect::<Result<Vec<_>>>()?;
+            array_has_all(make_array(items), expr)
+        }
+        other => {
+            return Err(Error::Invalid(format!(
+                "${other} does not apply to {}.{field} ({})",
+                def.entity_id,
+                ty.type_id()
+            )));
+        }
+    })
+}
+
+/// Comparisons on a JSON path are strictly JSON-kinded: the value's kind picks
+/// the extractor, so `true` never equals `1` and a kind mismatch is false.
+fn compile_json_path(column: &str, path: &str, op: &str, value: &Json) -> Result<Expr> {
+    let extractor = |v: &Json| match v {
+        Json::Bool(_) => "json_get_bool",
+        Json::Number(n) if n.is_i64() => "json_get_int",
+        Json::Number(_) => "json_get_float",
+        Json::String(_) => "json_get_str",
+        _ => "json_get_json",
+    };
+    let get = |v: &Json| json_call(extractor(v), column, path);
+    let as_lit = |v: &Json| match v {
+        Json::Object(_) | Json::Array(_) => lit(v.to_string()),
+        other => natural_literal(other),
+    };
+    Ok(match op {
+        "eq" if value.is_null() => json_call("json_get_json", column, path).is_null(),
+        "ne" if value.is_null() => json_call("json_get_json", column, path).is_not_null(),
+        "eq" => get(value).eq(as_lit(value)),
+        "ne" => is_distinct_from(get(value), as_lit(value)),
+        "lt" => get(value).lt(as_lit(value)),
+        "lte" => get(value).lt_eq(as_lit(value)),
+        "gt" => get(value).gt(as_lit(value)),
+        "gte" => get(value).gt_eq(as_lit(value)),
+        "in" => {
+            let items = value.as_array().ok_or_else(|| Error::Invalid(format!("$in on {column}.{path} takes a list")))?;
+            items
+                .iter()
+                .map(|v| get(v).eq(as_lit(v)))
+                .reduce(|a, b| a.or(b))
+                .unwrap_or_else(|| lit(false))
+        }
+        "contains" => strpos(json_call("json_as_text", column, path), lit(value.as_str().unwrap_or_default().to_string())).gt(lit(0i32)),
+        other => return Err(Error::Invalid(format!("${other} does not apply to the JSON path {column}.{path}"))),
+    })
+}
+
+fn compile_aggregate(def: &EntityDef, a: &Aggregate) -> Result<Expr> {
+    let (e, _) = field_expr(def, &a.field)?;
+    let agg = match (a.op.as_str(), a.distinct) {
+        ("count", false) => count(e),
+        ("count", true) => count_distinct(e),
+        ("sum", _) => sum(e),
+        ("avg", _) => avg(datafusion::logical_expr::cast(e, datafusion::arrow::datatypes::DataType::Float64)),
+        ("min", _) => min(e),
+        ("max", _) => max(e),
+        ("median", _) => median(e),
+        ("percentile", _) => {
+            let q = a.q.filter(|q| (0.0..=1.0).contains(q)).ok_or_else(|| {
+                Error::Invalid(format!("percentile '{}' needs q in [0, 1]", a.out))
+            })?;
+            datafusion::functions_aggregate::expr_fn::percentile_cont(e.sort(true, false), lit(q))
+        }
+        (other, _) => return Err(Error::Invalid(format!("Unknown aggregate '{other}'"))),
+    };
+    Ok(agg.alias(&a.out))
+}
+
+/// HAVING works on output columns (group fields and aggregate names).
+fn compile_having(f: &Filter) -> Result<Expr> {
+    Ok(match f {
+        Filter::And(v) => and_all(v.iter().map(compile_having).collect::<Result<_>>()?),
+        Filter::Or(v) => v.iter().map(compile_having).collect::<Result<Vec<_>>>()?.into_iter().reduce(|a, b| a.or(b)).unwrap_or(lit(false)),
+        Filter::Not(inner) => compile_having(inner)?.not(),
+        Filter::Op { field, op, value } => {
+            let e = col(format!("\"{}\"", field.replace('"', "\"\"")));
+            let v = natural_literal(value);
+            match op.as_str() {
+                "eq" => e.eq(v),
+                "ne" => e.not_eq(v),
+                "lt" => e.lt(v),
+                "lte" => e.lt_eq(v),
+                "gt" => e.gt(v),
+                "gte" => e.gt_eq(v),
+                other => return Err(Error::Invalid(format!("${other} is not supported in having"))),
+            }
+        }
+    })
+}
+
