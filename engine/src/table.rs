@@ -14,7 +14,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Weak};
 
 use async_trait::async_trait;
-use datafusion::arrow::array::{ArrayRef, AsArray, RecordBatch, UInt32Array};
+use datafusion::arrow::array::{Array, ArrayRef, AsArray, RecordBatch, UInt32Array};
 use datafusion::arrow::compute::{concat_batches, take};
 use datafusion::arrow::datatypes::{Schema, SchemaRef};
 use datafusion::catalog::Session;
@@ -299,7 +299,7 @@ impl TableProvider for EntityTable {
             out_schema,
             Arc::new(move || {
                 let p = run_plan.clone();
-                Box::pin(async move { p.run().await.map(|b| vec![b]) })
+                Box::pin(async move { p.run().await })
             }),
         )))
     }
@@ -370,61 +370,145 @@ impl StitchPlan {
         format!("{}{ids}; then join by object_id", parts.join("; "))
     }
 
-    async fn run(&self) -> DfResult<RecordBatch> {
+    async fn scan_batches(&self, g: usize, ids: Option<Arc<Vec<String>>>) -> DfResult<Vec<RecordBatch>> {
+        let (backend, group, cols, filters) = &self.groups[g];
+        let request = ScanRequest { columns: cols.clone(), filters: filters.clone(), ids, limit: None };
+        backend.scan(group, &request).await.map_err(|e| DataFusionError::External(Box::new(e)))
+    }
+
+    fn concat(&self, g: usize, mut batches: Vec<RecordBatch>) -> DfResult<RecordBatch> {
+        if batches.len() == 1 {
+            return Ok(batches.pop().expect("one batch"));
+        }
+        let (_, group, cols, _) = &self.groups[g];
+        Ok(concat_batches(&heavenbase_providers::backend::scan_schema(group, cols), &batches)?)
+    }
+
+    async fn scan_group(&self, g: usize, ids: Option<Arc<Vec<String>>>) -> DfResult<RecordBatch> {
+        let batches = self.scan_batches(g, ids).await?;
+        self.concat(g, batches)
+    }
+
+    async fn run(&self) -> DfResult<Vec<RecordBatch>> {
+        let narrowing = self.ids.is_some() || self.groups.iter().any(|g| !g.3.is_empty());
+        if narrowing {
+            let results = self.run_narrowing().await?;
+            return Ok(vec![self.stitch(&results)?]);
+        }
+        // Nothing narrows the rows: read every group whole, concurrently.
+        let scans = futures::future::try_join_all((0..self.groups.len()).map(|g| self.scan_batches(g, None))).await?;
+        if let Some(zipped) = self.zip_aligned(&scans)? {
+            return Ok(zipped);
+        }
+        let results = scans.into_iter().enumerate().map(|(g, b)| self.concat(g, b)).collect::<DfResult<Vec<_>>>()?;
+        Ok(vec![self.stitch(&results)?])
+    }
+
+    /// Groups written together hand out batches with the very same ids (often the
+    /// same buffers): put their columns side by side, batch by batch, no copy.
+    fn zip_aligned(&self, scans: &[Vec<RecordBatch>]) -> DfResult<Option<Vec<RecordBatch>>> {
+        let primary = &scans[0];
+        for other in &scans[1..] {
+            if other.len() != primary.len() {
+                return Ok(None);
+            }
+            for (a, b) in primary.iter().zip(other) {
+                let (a, b) = (a.column(0).to_data(), b.column(0).to_data());
+                if !(a.ptr_eq(&b) || a == b) {
+                    return Ok(None);
+                }
+            }
+        }
+        let mut remaining = self.limit.unwrap_or(usize::MAX);
+        let mut out = Vec::with_capacity(primary.len());
+        for (i, p) in primary.iter().enumerate() {
+            if remaining == 0 {
+                break;
+            }
+            let rows = p.num_rows().min(remaining);
+            remaining -= rows;
+            let mut columns = Vec::with_capacity(self.schema.fields().len());
+            for field in self.schema.fields() {
+                let g = self.group_index(field.name());
+                let b = &scans[g][i];
+                columns.push(b.column(b.schema().index_of(field.name())?).slice(0, rows));
+            }
+            out.push(RecordBatch::try_new_with_options(
+                self.schema.clone(),
+                columns,
+                &datafusion::arrow::record_batch::RecordBatchOptions::new().with_row_count(Some(rows)),
+            )?);
+        }
+        Ok(Some(out))
+    }
+
+    fn group_index(&self, column: &str) -> usize {
+        if column == OBJECT_ID {
+            return 0;
+        }
+        self.groups.iter().position(|(_, _, cols, _)| cols.iter().any(|c| c == column)).expect("column has a group")
+    }
+
+    /// Filtered groups first; the ids that survive reach the next group as key
+    /// lookups (or, past KEY_LOOKUP_LIMIT, as a whole scan joined in memory).
+    async fn run_narrowing(&self) -> DfResult<Vec<RecordBatch>> {
         let mut ids = self.ids.clone();
         let mut results: Vec<Option<RecordBatch>> = vec![None; self.groups.len()];
         for g in self.order() {
-            let (backend, group, cols, filters) = &self.groups[g];
             let lookup = ids.as_ref().filter(|i| i.len() <= KEY_LOOKUP_LIMIT).cloned();
-            let request = ScanRequest { columns: cols.clone(), filters: filters.clone(), ids: lookup, limit: None };
-            let batches = backend.scan(group, &request).await.map_err(|e| DataFusionError::External(Box::new(e)))?;
-            let batch = concat_batches(&heavenbase_providers::backend::scan_schema(group, cols), &batches)?;
-            // The ids this group keeps, restricted to those surviving so far.
-            let found: Vec<String> = {
+            let batch = self.scan_group(g, lookup).await?;
+            // Groups without filters do not narrow the row set, except the primary.
+            if !self.groups[g].3.is_empty() || g == 0 {
                 let col = batch.column(0).as_string::<i32>();
                 let keep: Option<std::collections::HashSet<&str>> =
                     ids.as_ref().map(|i| i.iter().map(String::as_str).collect());
-                col.iter().flatten().filter(|id| keep.as_ref().is_none_or(|k| k.contains(id))).map(String::from).collect()
-            };
-            // Groups without filters do not narrow the row set, except the primary.
-            if !filters.is_empty() || g == 0 || ids.is_none() {
+                let found: Vec<String> =
+                    col.iter().flatten().filter(|id| keep.as_ref().is_none_or(|k| k.contains(id))).map(String::from).collect();
                 ids = Some(Arc::new(found));
             }
             results[g] = Some(batch);
         }
-        let mut ids: Vec<String> = ids.map(|i| (*i).clone()).unwrap_or_default();
-        // Rows exist where the primary has them, in the primary's order.
-        let primary = results[0].as_ref().expect("primary scanned");
-        let survivors: std::collections::HashSet<&str> = ids.iter().map(String::as_str).collect();
-        let ordered: Vec<String> = primary
-            .column(0)
-            .as_string::<i32>()
-            .iter()
-            .flatten()
-            .filter(|id| survivors.contains(id))
-            .map(String::from)
-            .collect();
-        ids = ordered;
-        if let Some(limit) = self.limit {
-            ids.truncate(limit);
-        }
+        let survivors: std::collections::HashSet<String> = ids.map(|i| i.iter().cloned().collect()).unwrap_or_default();
+        // Keep only surviving primary rows; the stitch follows the primary's order.
+        let primary = results[0].take().expect("primary scanned");
+        let mask: datafusion::arrow::array::BooleanArray =
+            primary.column(0).as_string::<i32>().iter().map(|id| Some(id.is_some_and(|id| survivors.contains(id)))).collect();
+        results[0] = Some(datafusion::arrow::compute::filter_record_batch(&primary, &mask)?);
+        Ok(results.into_iter().map(|r| r.expect("group scanned")).collect())
+    }
+
+    /// Align every group's columns to the primary's rows by object_id. Groups that
+    /// hold the same ids in the same order (groups written together, or sorted by
+    /// key) are zipped without hashing.
+    fn stitch(&self, results: &[RecordBatch]) -> DfResult<RecordBatch> {
+        let primary = &results[0];
+        let rows = self.limit.map_or(primary.num_rows(), |l| l.min(primary.num_rows()));
+        let primary_ids = primary.column(0).as_string::<i32>();
+        let mut positions: Vec<Option<Option<UInt32Array>>> = vec![None; results.len()];
         let mut columns: Vec<ArrayRef> = Vec::with_capacity(self.schema.fields().len());
-        let mut positions: Vec<Option<UInt32Array>> = vec![None; self.groups.len()];
         for field in self.schema.fields() {
-            let g = if field.name() == OBJECT_ID {
-                0
-            } else {
-                self.groups.iter().position(|(_, _, cols, _)| cols.contains(field.name())).expect("column has a group")
-            };
-            let batch = results[g].as_ref().expect("group scanned");
-            let idx = positions[g].get_or_insert_with(|| {
-                let col = batch.column(0).as_string::<i32>();
-                let at: HashMap<&str, u32> = col.iter().enumerate().filter_map(|(i, id)| Some((id?, i as u32))).collect();
-                ids.iter().map(|id| at.get(id.as_str()).copied()).collect()
-            });
+            let g = self.group_index(field.name());
+            let batch = &results[g];
             let source = batch.column(batch.schema().index_of(field.name())?);
-            columns.push(take(source.as_ref(), idx, None)?);
+            // None: aligned with the primary; Some(idx): gather by idx.
+            let idx = positions[g].get_or_insert_with(|| {
+                let ids = batch.column(0).as_string::<i32>();
+                if g == 0 || (ids.len() >= rows && ids.slice(0, rows) == primary_ids.slice(0, rows)) {
+                    return None;
+                }
+                let at: HashMap<&str, u32> =
+                    ids.iter().enumerate().filter_map(|(i, id)| Some((id?, i as u32))).collect();
+                Some(primary_ids.iter().take(rows).map(|id| id.and_then(|id| at.get(id).copied())).collect())
+            });
+            columns.push(match idx {
+                None => source.slice(0, rows),
+                Some(idx) => take(source.as_ref(), idx, None)?,
+            });
         }
-        Ok(RecordBatch::try_new(self.schema.clone(), columns)?)
+        Ok(RecordBatch::try_new_with_options(
+            self.schema.clone(),
+            columns,
+            &datafusion::arrow::record_batch::RecordBatchOptions::new().with_row_count(Some(rows)),
+        )?)
     }
 }
