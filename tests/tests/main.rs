@@ -6,3 +6,4 @@ mod foundation;
 mod query;
 mod sql;
 mod types;
+mod wire;
