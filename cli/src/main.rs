@@ -1,1 +1,463 @@
-fn main() {}
+//! `hb`: the HeavenBase command line.
+//!
+//! Exit codes: 0 ok, 1 user error (message on stderr), 2 internal error.
+
+mod demo;
+mod output;
+mod transfer;
+
+use std::io::{BufRead, IsTerminal, Write};
+use std::path::PathBuf;
+use std::time::Instant;
+
+use clap::{Parser, Subcommand, ValueEnum};
+use heavenbase::{Construction, Error, Home, PRESETS, Workspace, preset_backends};
+use heavenbase_pgwire::{DEFAULT_PORT, ServeOptions};
+
+#[derive(Parser)]
+#[command(name = "hb", version, about = "HeavenBase: one workspace over many storage engines, every entity one SQL table")]
+struct Cli {
+    /// Workspace id (default: `default`).
+    #[arg(short = 'w', long, global = true)]
+    workspace: Option<String>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Create $HEAVENBASE_HOME and the `default` workspace (embedded preset).
+    Setup,
+    /// Manage workspaces.
+    #[command(subcommand)]
+    Ws(WsCommand),
+    /// Run SQL: `-c` once, `-f` a file, or a REPL on stdin (`\dt`, `\d ENTITY`, `\explain SQL`, `\q`).
+    ///
+    /// Example: hb sql -w demo -c "SELECT count(*) FROM product"
+    Sql {
+        #[arg(short = 'c', long)]
+        command: Option<String>,
+        #[arg(short = 'f', long)]
+        file: Option<PathBuf>,
+        #[arg(long, value_enum, default_value = "table")]
+        format: output::Format,
+        /// Print how long each statement took.
+        #[arg(long)]
+        timing: bool,
+    },
+    /// Serve the workspace over the Postgres wire protocol.
+    ///
+    /// Example: hb serve --demo    then    psql -h 127.0.0.1 -p 5433 -d demo
+    Serve {
+        #[arg(long, default_value = "127.0.0.1")]
+        host: String,
+        #[arg(long, default_value_t = DEFAULT_PORT)]
+        port: u16,
+        /// Serve the `demo` workspace, loading the demo data first if it is empty.
+        #[arg(long)]
+        demo: bool,
+        #[arg(long)]
+        tls_cert: Option<String>,
+        #[arg(long)]
+        tls_key: Option<String>,
+    },
+    /// Compare stored rows with their Catalog cards and field groups with each other.
+    Audit {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Mend what audit finds.
+    Repair {
+        #[arg(long)]
+        dry_run: bool,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Load a CSV, Parquet, JSON or NDJSON file into an entity (created from the
+    /// file's columns when absent).
+    ///
+    /// Example: hb import people.csv --entity person --name-column full_name
+    Import {
+        file: PathBuf,
+        #[arg(long)]
+        entity: String,
+        /// Column whose values become `name` (object_ids derive from it).
+        #[arg(long)]
+        name_column: Option<String>,
+        /// Column whose values become `object_id`.
+        #[arg(long)]
+        id_column: Option<String>,
+    },
+    /// Write an entity to a CSV, Parquet, JSON or NDJSON file (by extension).
+    Export {
+        entity: String,
+        #[arg(long)]
+        to: PathBuf,
+    },
+    /// Load a small real-looking dataset (products and reviews).
+    Demo,
+}
+
+#[derive(Subcommand)]
+enum WsCommand {
+    /// List registered workspaces.
+    List,
+    /// Create a workspace from a preset or a backend map file (JSON).
+    Create {
+        id: String,
+        #[arg(long, conflicts_with = "backends")]
+        preset: Option<String>,
+        #[arg(long)]
+        backends: Option<PathBuf>,
+    },
+    /// Show a workspace's construction, backends and entities.
+    Show { id: String },
+    /// Drop a workspace: its tables, its folder and its registry record.
+    Drop { id: String },
+    /// List a workspace's entities.
+    Entities { id: String },
+    /// Presets: `list`, or `show NAME` for the resolved backend map.
+    Presets {
+        #[arg(value_enum, default_value = "list")]
+        action: PresetAction,
+        name: Option<String>,
+    },
+}
+
+#[derive(Clone, ValueEnum)]
+enum PresetAction {
+    List,
+    Show,
+}
+
+/// A failure and the exit code it gets.
+pub struct Failure {
+    code: i32,
+    message: String,
+}
+
+impl From<Error> for Failure {
+    fn from(e: Error) -> Self {
+        let code = match e {
+            Error::Io(_) | Error::Backend(_) => 2,
+            _ => 1,
+        };
+        Failure { code, message: e.to_string() }
+    }
+}
+
+impl From<std::io::Error> for Failure {
+    fn from(e: std::io::Error) -> Self {
+        Failure { code: 1, message: e.to_string() }
+    }
+}
+
+pub fn user_error(message: impl Into<String>) -> Failure {
+    Failure { code: 1, message: message.into() }
+}
+
+#[tokio::main]
+async fn main() {
+    let cli = Cli::parse();
+    let code = match run(cli).await {
+        Ok(()) => 0,
+        Err(f) => {
+            eprintln!("hb: {}", f.message);
+            f.code
+        }
+    };
+    std::process::exit(code);
+}
+
+async fn open(id: Option<&str>) -> Result<Workspace, Failure> {
+    let id = id.unwrap_or("default");
+    Workspace::load(id).await.map_err(|e| {
+        let hint = if id == "default" { " Run `hb setup` to create it." } else { "" };
+        user_error(format!("{e}{hint}"))
+    })
+}
+
+async fn run(cli: Cli) -> Result<(), Failure> {
+    let ws_id = cli.workspace.as_deref();
+    match cli.command {
+        Command::Setup => {
+            let home = Home::from_env()?;
+            std::fs::create_dir_all(home.root())?;
+            let ws = Workspace::open("default", Construction::preset("embedded")).await?;
+            println!("HeavenBase home: {}", home.root().display());
+            println!("workspace '{}' ready ({})", ws.id(), ws.construction().describe());
+        }
+        Command::Ws(cmd) => ws_command(cmd).await?,
+        Command::Sql { command, file, format, timing } => {
+            let ws = open(ws_id).await?;
+            let script = match (command, file) {
+                (Some(c), _) => Some(c),
+                (None, Some(f)) => Some(std::fs::read_to_string(&f).map_err(|e| user_error(format!("{}: {e}", f.display())))?),
+                (None, None) => None,
+            };
+            match script {
+                Some(text) => {
+                    for stmt in split_statements(&text) {
+                        run_statement(&ws, &stmt, format, timing).await?;
+                    }
+                }
+                None => repl(&ws, format, timing).await?,
+            }
+        }
+        Command::Serve { host, port, demo, tls_cert, tls_key } => {
+            let ws = if demo { demo::ensure_demo(ws_id.unwrap_or("demo")).await? } else { open(ws_id).await? };
+            let opts = ServeOptions { host: host.clone(), port, tls_cert, tls_key, max_connections: 0 };
+            println!("serving workspace '{}' on {host}:{port}", ws.id());
+            println!("connect: psql -h {host} -p {port} -d {}", ws.id());
+            tokio::select! {
+                r = heavenbase_pgwire::serve(ws, &opts) => r.map_err(|e| user_error(format!("server: {e}")))?,
+                _ = shutdown_signal() => println!("shutting down"),
+            }
+        }
+        Command::Audit { json } => {
+            let ws = open(ws_id).await?;
+            let audit = ws.audit().await?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&audit.to_json()).expect("json"));
+            } else {
+                let c = &audit.catalog;
+                println!(
+                    "{}: {} objects, {} catalog cards; missing {}, mismatched {}, dangling {}; objects split between backends: {}",
+                    if audit.ok() { "ok" } else { "problems found" },
+                    c.objects, c.catalog_rows, c.missing.len(), c.mismatched.len(), c.dangling.len(), audit.partial.len()
+                );
+            }
+            if !audit.ok() {
+                return Err(Failure { code: 1, message: "audit found problems; run `hb repair`".into() });
+            }
+        }
+        Command::Repair { dry_run, json } => {
+            let ws = open(ws_id).await?;
+            let r = ws.repair(dry_run).await?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&r).expect("json"));
+            } else {
+                let c = &r["catalog"];
+                println!(
+                    "{}missing written {}, mismatched rewritten {}, dangling deleted {}, split objects mended {}; ok: {}",
+                    if dry_run { "(dry run) " } else { "" },
+                    c["missing_written"], c["mismatched_rewritten"], c["dangling_deleted"], r["groups"]["mended"], r["ok"]
+                );
+            }
+        }
+        Command::Import { file, entity, name_column, id_column } => {
+            let ws = open(ws_id).await?;
+            let n = transfer::import(&ws, &file, &entity, name_column.as_deref(), id_column.as_deref()).await?;
+            println!("imported {n} rows into {entity}");
+        }
+        Command::Export { entity, to } => {
+            let ws = open(ws_id).await?;
+            let n = transfer::export(&ws, &entity, &to).await?;
+            println!("exported {n} rows of {entity} to {}", to.display());
+        }
+        Command::Demo => {
+            let ws = demo::ensure_demo(ws_id.unwrap_or("demo")).await?;
+            println!("workspace '{}': {}", ws.id(), ws.entities().join(", "));
+        }
+    }
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).expect("signal handler");
+        tokio::select! {
+            _ = ctrl_c => {},
+            _ = term.recv() => {},
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = ctrl_c.await;
+}
+
+async fn ws_command(cmd: WsCommand) -> Result<(), Failure> {
+    let home = Home::from_env()?;
+    match cmd {
+        WsCommand::List => {
+            for rec in home.list()? {
+                println!("{}\t{}\t{}", rec.id, rec.construction.describe(), rec.created_at);
+            }
+        }
+        WsCommand::Create { id, preset, backends } => {
+            let construction = match (preset, backends) {
+                (_, Some(file)) => {
+                    let text = std::fs::read_to_string(&file).map_err(|e| user_error(format!("{}: {e}", file.display())))?;
+                    let map = serde_json::from_str(&text)
+                        .map_err(|e| user_error(format!("{}: not a JSON backend map: {e}", file.display())))?;
+                    Construction::Backends(map)
+                }
+                (Some(p), None) => Construction::preset(&p),
+                (None, None) => Construction::preset("embedded"),
+            };
+            let ws = Workspace::open(&id, construction).await?;
+            println!("workspace '{}' ready ({})", ws.id(), ws.construction().describe());
+        }
+        WsCommand::Show { id } => {
+            let ws = open(Some(&id)).await?;
+            println!("{}", serde_json::to_string_pretty(&ws.health()).expect("json"));
+        }
+        WsCommand::Drop { id } => {
+            let ws = open(Some(&id)).await?;
+            ws.drop().await?;
+            println!("dropped workspace '{id}'");
+        }
+        WsCommand::Entities { id } => {
+            let ws = open(Some(&id)).await?;
+            for e in ws.entities() {
+                println!("{e}");
+            }
+        }
+        WsCommand::Presets { action, name } => match action {
+            PresetAction::List => {
+                for p in PRESETS {
+                    println!("{p}");
+                }
+            }
+            PresetAction::Show => {
+                let name = name.ok_or_else(|| user_error("hb ws presets show NAME"))?;
+                let backends = preset_backends(&name)?;
+                let shown = serde_json::json!({"domain": "workspace-preset", "data": {"preset": name, "backends": redact(backends)}});
+                println!("{}", serde_json::to_string_pretty(&shown).expect("json"));
+            }
+        },
+    }
+    Ok(())
+}
+
+/// Never print passwords.
+fn redact(mut v: serde_json::Value) -> serde_json::Value {
+    if let Some(m) = v.as_object_mut() {
+        for (k, x) in m.iter_mut() {
+            if k == "password" {
+                *x = serde_json::json!("***");
+            } else {
+                *x = redact(x.take());
+            }
+        }
+    }
+    v
+}
+
+/// Split a script on `;` outside quotes.
+fn split_statements(text: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut cur = String::new();
+    let mut quote: Option<char> = None;
+    for c in text.chars() {
+        match (quote, c) {
+            (None, '\'' | '"') => quote = Some(c),
+            (Some(q), c) if c == q => quote = None,
+            (None, ';') => {
+                if !cur.trim().is_empty() {
+                    out.push(cur.trim().to_string());
+                }
+                cur.clear();
+                continue;
+            }
+            _ => {}
+        }
+        cur.push(c);
+    }
+    if !cur.trim().is_empty() {
+        out.push(cur.trim().to_string());
+    }
+    out
+}
+
+async fn run_statement(ws: &Workspace, sql: &str, format: output::Format, timing: bool) -> Result<(), Failure> {
+    let t = Instant::now();
+    let batches = ws.sql(sql).await?;
+    output::print(&batches, format)?;
+    if timing {
+        println!("Time: {:.3} ms", t.elapsed().as_secs_f64() * 1e3);
+    }
+    Ok(())
+}
+
+/// The REPL: statements end with `;`; meta commands start with `\`.
+async fn repl(ws: &Workspace, format: output::Format, timing: bool) -> Result<(), Failure> {
+    let interactive = std::io::stdin().is_terminal();
+    let stdin = std::io::stdin();
+    let mut buffer = String::new();
+    let prompt = |b: &str| if b.is_empty() { format!("{}=> ", ws.id()) } else { format!("{}-> ", ws.id()) };
+    if interactive {
+        print!("{}", prompt(&buffer));
+        std::io::stdout().flush()?;
+    }
+    for line in stdin.lock().lines() {
+        let line = line?;
+        let trimmed = line.trim();
+        if buffer.is_empty() && trimmed.starts_with('\\') {
+            if let Err(f) = meta_command(ws, trimmed, format).await {
+                if f.code == 0 {
+                    return Ok(());
+                }
+                eprintln!("hb: {}", f.message);
+            }
+        } else if !trimmed.is_empty() {
+            buffer.push_str(&line);
+            buffer.push('\n');
+            if trimmed.ends_with(';') {
+                for stmt in split_statements(&buffer) {
+                    // An error ends the statement, not the session.
+                    if let Err(f) = run_statement(ws, &stmt, format, timing).await {
+                        eprintln!("hb: {}", f.message);
+                    }
+                }
+                buffer.clear();
+            }
+        }
+        if interactive {
+            print!("{}", prompt(&buffer));
+            std::io::stdout().flush()?;
+        }
+    }
+    for stmt in split_statements(&buffer) {
+        if let Err(f) = run_statement(ws, &stmt, format, timing).await {
+            eprintln!("hb: {}", f.message);
+        }
+    }
+    Ok(())
+}
+
+async fn meta_command(ws: &Workspace, cmd: &str, format: output::Format) -> Result<(), Failure> {
+    let (name, arg) = cmd.split_once(char::is_whitespace).map(|(a, b)| (a, b.trim())).unwrap_or((cmd, ""));
+    match name {
+        "\\q" => Err(Failure { code: 0, message: String::new() }),
+        "\\dt" => {
+            let batches = ws
+                .sql("SELECT table_name AS entity FROM information_schema.tables WHERE table_schema = 'public' ORDER BY table_name")
+                .await?;
+            output::print(&batches, format)
+        }
+        "\\d" if !arg.is_empty() => {
+            let def = ws.entity(arg)?;
+            let plan = ws.placement(arg)?;
+            println!("Entity \"{}\"{}", def.entity_id, if def.desc.is_empty() { String::new() } else { format!(": {}", def.desc) });
+            println!("{:<20} {:<16} {:<9} {:<10} {}", "column", "type", "nullable", "backend", "description");
+            for f in &def.fields {
+                println!(
+                    "{:<20} {:<16} {:<9} {:<10} {}",
+                    f.name,
+                    f.ty.pg_type(),
+                    if f.required { "not null" } else { "" },
+                    plan.home_of(&f.name).unwrap_or("-"),
+                    f.desc
+                );
+            }
+            Ok(())
+        }
+        "\\explain" if !arg.is_empty() => {
+            let batches = ws.sql(&format!("EXPLAIN {}", arg.trim_end_matches(';'))).await?;
+            output::print(&batches, format)
+        }
+        other => Err(user_error(format!("unknown meta command {other}; try \\dt, \\d ENTITY, \\explain SQL, \\q"))),
+    }
+}

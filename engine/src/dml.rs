@@ -133,8 +133,8 @@ impl Workspace {
     }
 
     async fn sql_create_table(&self, create: &ast::CreateTable) -> Result<()> {
-        let entity_id = last_ident(&create.name).replace('_', "-");
-        let entity_id = if heavenbase_catalog::entity::is_valid_id(&entity_id) { entity_id } else { last_ident(&create.name) };
+        // The entity id is the table name as written (it must follow the id rules).
+        let entity_id = last_ident(&create.name);
         let mut def = EntityDef::new(&entity_id);
         for col in &create.columns {
             let name = col.name.value.clone();

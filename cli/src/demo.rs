@@ -1,0 +1,90 @@
+//! A small real-looking dataset: a product catalogue and its reviews.
+
+use heavenbase::{Construction, EntityDef, FieldDef, LogicalType as T, Row, Workspace};
+use serde_json::json;
+
+use crate::Failure;
+
+const PRODUCTS: usize = 2_000;
+const REVIEWS: usize = 3_000;
+
+/// A tiny deterministic generator, so every demo holds the same data.
+struct Lcg(u64);
+
+impl Lcg {
+    fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        self.0 >> 33
+    }
+    fn pick<'a>(&mut self, items: &[&'a str]) -> &'a str {
+        items[(self.next() as usize) % items.len()]
+    }
+}
+
+/// Open (or create) the demo workspace on the embedded preset and load the data
+/// when it is empty.
+pub async fn ensure_demo(id: &str) -> Result<Workspace, Failure> {
+    let ws = Workspace::open(id, Construction::preset("embedded")).await?;
+    ws.register(
+        EntityDef::new("product")
+            .desc("Things the shop sells")
+            .field(FieldDef::new("title", T::short_text()).desc("Display title"))
+            .field(FieldDef::new("category", T::categorical(["desk", "chair", "lamp", "shelf", "rug"])))
+            .field(FieldDef::new("price", T::Float).desc("Price in EUR"))
+            .field(FieldDef::new("qty", T::Integer).default(0).desc("Units in stock"))
+            .field(FieldDef::new("tags", T::array_of(T::short_text())))
+            .field(FieldDef::new("added", T::Date)),
+        false,
+    )
+    .await?;
+    ws.register(
+        EntityDef::new("review")
+            .desc("What customers said")
+            .field(FieldDef::new("product_id", T::identifier()).index().desc("object_id of the product"))
+            .field(FieldDef::new("stars", T::Integer))
+            .field(FieldDef::new("body", T::long_text()))
+            .field(FieldDef::new("posted", T::Timestamp)),
+        false,
+    )
+    .await?;
+    if ws.count("product").await? > 0 {
+        return Ok(ws);
+    }
+    let mut rng = Lcg(42);
+    let woods = ["oak", "walnut", "birch", "pine", "ash", "teak"];
+    let styles = ["Nordic", "Classic", "Compact", "Studio", "Loft", "Heritage"];
+    let categories = ["desk", "chair", "lamp", "shelf", "rug"];
+    let mut products: Vec<Row> = Vec::with_capacity(PRODUCTS);
+    let mut ids = Vec::with_capacity(PRODUCTS);
+    for i in 0..PRODUCTS {
+        let (style, wood, category) = (rng.pick(&styles), rng.pick(&woods), rng.pick(&categories));
+        let name = format!("{style} {wood} {category} #{i}");
+        ids.push(heavenbase::catalog::derive_object_id("product", &name));
+        products.push(
+            json!({
+                "name": name, "title": format!("{style} {category} in {wood}"), "category": category,
+                "price": (rng.next() % 90_000) as f64 / 100.0 + 10.0, "qty": rng.next() % 50,
+                "tags": [wood, style.to_lowercase()], "added": format!("2025-{:02}-{:02}", rng.next() % 12 + 1, rng.next() % 28 + 1),
+            })
+            .as_object()
+            .expect("object")
+            .clone(),
+        );
+    }
+    ws.upsert_many("product", products).await?;
+    let phrases = ["Solid and well made.", "Arrived late but works.", "Looks great in the study.", "Wobbles a little.", "Worth every euro."];
+    let reviews: Vec<Row> = (0..REVIEWS)
+        .map(|i| {
+            json!({
+                "name": format!("review {i}"), "product_id": ids[(rng.next() as usize) % ids.len()],
+                "stars": rng.next() % 5 + 1, "body": rng.pick(&phrases),
+                "posted": 1_735_689_600_000i64 + (rng.next() % 31_536_000) as i64 * 1000,
+            })
+            .as_object()
+            .expect("object")
+            .clone()
+        })
+        .collect();
+    ws.upsert_many("review", reviews).await?;
+    Ok(ws)
+}

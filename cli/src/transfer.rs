@@ -1,0 +1,185 @@
+//! `hb import` and `hb export`: files in and out of entities, in batches.
+
+use std::io::Write;
+use std::path::Path;
+use std::time::Instant;
+
+use datafusion::arrow::datatypes::{DataType, Schema};
+use datafusion::arrow::record_batch::RecordBatch;
+use datafusion::prelude::{CsvReadOptions, JsonReadOptions, ParquetReadOptions, SessionContext};
+use heavenbase::catalog::value::array_value;
+use heavenbase::{EntityDef, FieldDef, LogicalType, Row, Workspace};
+use serde_json::Value as Json;
+
+use crate::{Failure, user_error};
+
+const BATCH: usize = 10_000;
+
+fn extension(path: &Path) -> String {
+    path.extension().and_then(|e| e.to_str()).unwrap_or_default().to_lowercase()
+}
+
+/// Rows of a file, as (rows, Arrow schema when the format has one).
+async fn read(path: &Path) -> Result<(Vec<RecordBatch>, Option<Schema>), Failure> {
+    let ctx = SessionContext::new();
+    let p = path.to_str().ok_or_else(|| user_error("file path is not UTF-8"))?;
+    let df = match extension(path).as_str() {
+        "csv" => ctx.read_csv(p, CsvReadOptions::new()).await,
+        "parquet" => ctx.read_parquet(p, ParquetReadOptions::default()).await,
+        "ndjson" | "jsonl" => {
+            let ext = format!(".{}", extension(path));
+            ctx.read_json(p, JsonReadOptions { file_extension: &ext, ..Default::default() }).await
+        }
+        other => return Err(user_error(format!("{}: unsupported format '{other}' (csv, parquet, json, ndjson)", path.display()))),
+    }
+    .map_err(|e| user_error(format!("{}: {e}", path.display())))?;
+    let schema = df.schema().as_arrow().clone();
+    let batches = df.collect().await.map_err(|e| user_error(format!("{}: {e}", path.display())))?;
+    Ok((batches, Some(schema)))
+}
+
+/// Logical types for a file's columns (strings become LongText, as the reference infers).
+fn infer(schema: &Schema) -> Vec<(String, LogicalType)> {
+    schema
+        .fields()
+        .iter()
+        .map(|f| {
+            let ty = match f.data_type() {
+                DataType::Boolean => LogicalType::Boolean,
+                DataType::Int8 | DataType::Int16 | DataType::Int32 | DataType::Int64 | DataType::UInt8 | DataType::UInt16
+                | DataType::UInt32 | DataType::UInt64 => LogicalType::Integer,
+                DataType::Float16 | DataType::Float32 | DataType::Float64 | DataType::Decimal128(..) => LogicalType::Float,
+                DataType::Date32 | DataType::Date64 => LogicalType::Date,
+                DataType::Timestamp(..) => LogicalType::Timestamp,
+                DataType::FixedSizeList(item, n) if item.data_type().is_floating() => LogicalType::vector(*n as usize),
+                DataType::List(item) | DataType::LargeList(item) => LogicalType::array_of(match item.data_type() {
+                    DataType::Int64 | DataType::Int32 => LogicalType::Integer,
+                    DataType::Float64 | DataType::Float32 => LogicalType::Float,
+                    DataType::Boolean => LogicalType::Boolean,
+                    _ => LogicalType::short_text(),
+                }),
+                DataType::Struct(_) | DataType::Map(..) => LogicalType::Json,
+                _ => LogicalType::long_text(),
+            };
+            (f.name().clone(), ty)
+        })
+        .collect()
+}
+
+pub async fn import(ws: &Workspace, path: &Path, entity: &str, name_col: Option<&str>, id_col: Option<&str>) -> Result<usize, Failure> {
+    let rename = |c: &str| -> String {
+        if Some(c) == name_col {
+            "name".into()
+        } else if Some(c) == id_col {
+            "object_id".into()
+        } else {
+            c.to_string()
+        }
+    };
+    let (rows, columns): (Vec<Row>, Vec<(String, LogicalType)>) = if extension(path) == "json" {
+        let text = std::fs::read_to_string(path).map_err(|e| user_error(format!("{}: {e}", path.display())))?;
+        let doc: Json = serde_json::from_str(&text).map_err(|e| user_error(format!("{}: {e}", path.display())))?;
+        let items = doc.as_array().ok_or_else(|| user_error(format!("{}: expected a JSON array of objects", path.display())))?;
+        let rows: Vec<Row> = items
+            .iter()
+            .map(|i| i.as_object().map(|o| o.iter().map(|(k, v)| (rename(k), v.clone())).collect()))
+            .collect::<Option<_>>()
+            .ok_or_else(|| user_error(format!("{}: every item must be an object", path.display())))?;
+        let mut cols: Vec<(String, LogicalType)> = Vec::new();
+        for r in &rows {
+            for (k, v) in r {
+                if !cols.iter().any(|(c, _)| c == k) {
+                    let ty = match v {
+                        Json::Bool(_) => LogicalType::Boolean,
+                        Json::Number(n) if n.is_i64() => LogicalType::Integer,
+                        Json::Number(_) => LogicalType::Float,
+                        Json::Array(_) => LogicalType::Array { item: None },
+                        Json::Object(_) => LogicalType::Json,
+                        _ => LogicalType::long_text(),
+                    };
+                    cols.push((k.clone(), ty));
+                }
+            }
+        }
+        (rows, cols)
+    } else {
+        let (batches, schema) = read(path).await?;
+        let cols: Vec<(String, LogicalType)> =
+            infer(&schema.expect("file schema")).into_iter().map(|(n, t)| (rename(&n), t)).collect();
+        let mut rows = Vec::new();
+        for b in &batches {
+            for r in 0..b.num_rows() {
+                rows.push(cols.iter().enumerate().map(|(c, (n, t))| (n.clone(), array_value(b.column(c).as_ref(), r, t))).collect());
+            }
+        }
+        (rows, cols)
+    };
+    if ws.entity(entity).is_err() {
+        let mut def = EntityDef::new(entity);
+        for (name, ty) in &columns {
+            if name == "object_id" {
+                continue;
+            }
+            let ty = if name == "name" { LogicalType::short_text() } else { ty.clone() };
+            def.fields.push(FieldDef::new(name, ty));
+        }
+        ws.register(def, false).await?;
+        eprintln!("created entity '{entity}' from the file's columns");
+    }
+    let total = rows.len();
+    let start = Instant::now();
+    let mut done = 0;
+    let mut rows = rows.into_iter();
+    loop {
+        let chunk: Vec<Row> = rows.by_ref().take(BATCH).collect();
+        if chunk.is_empty() {
+            break;
+        }
+        done += chunk.len();
+        ws.upsert_many(entity, chunk).await?;
+        let rate = done as f64 / start.elapsed().as_secs_f64().max(1e-9);
+        eprint!("\r{done}/{total} rows ({rate:.0} rows/s)");
+        std::io::stderr().flush().ok();
+    }
+    if total > 0 {
+        eprintln!();
+    }
+    Ok(total)
+}
+
+pub async fn export(ws: &Workspace, entity: &str, path: &Path) -> Result<usize, Failure> {
+    let def = ws.entity(entity)?;
+    let batches = ws.sql(&format!("SELECT * FROM \"{}\" ORDER BY object_id", def.table_name())).await?;
+    let rows = batches.iter().map(|b| b.num_rows()).sum();
+    let file = std::fs::File::create(path).map_err(|e| user_error(format!("{}: {e}", path.display())))?;
+    let err = |e: String| user_error(format!("{}: {e}", path.display()));
+    let refs: Vec<&RecordBatch> = batches.iter().collect();
+    match extension(path).as_str() {
+        "csv" => {
+            let mut w = datafusion::arrow::csv::Writer::new(file);
+            for b in &batches {
+                w.write(b).map_err(|e| err(e.to_string()))?;
+            }
+        }
+        "json" => {
+            let mut w = datafusion::arrow::json::ArrayWriter::new(file);
+            w.write_batches(&refs).map_err(|e| err(e.to_string()))?;
+            w.finish().map_err(|e| err(e.to_string()))?;
+        }
+        "ndjson" | "jsonl" => {
+            let mut w = datafusion::arrow::json::LineDelimitedWriter::new(file);
+            w.write_batches(&refs).map_err(|e| err(e.to_string()))?;
+            w.finish().map_err(|e| err(e.to_string()))?;
+        }
+        "parquet" => {
+            let schema = batches.first().map(|b| b.schema()).ok_or_else(|| err("nothing to export".into()))?;
+            let mut w = datafusion::parquet::arrow::ArrowWriter::try_new(file, schema, None).map_err(|e| err(e.to_string()))?;
+            for b in &batches {
+                w.write(b).map_err(|e| err(e.to_string()))?;
+            }
+            w.close().map_err(|e| err(e.to_string()))?;
+        }
+        other => return Err(err(format!("unsupported format '{other}' (csv, parquet, json, ndjson)"))),
+    }
+    Ok(rows)
+}

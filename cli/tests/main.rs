@@ -1,0 +1,158 @@
+//! The built `hb` binary, run as a user would, against a temporary HEAVENBASE_HOME.
+
+use std::io::Write;
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
+
+struct Hb {
+    home: tempfile::TempDir,
+}
+
+impl Hb {
+    fn new() -> Self {
+        Hb { home: tempfile::tempdir().unwrap() }
+    }
+
+    fn cmd(&self) -> Command {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_hb"));
+        c.env("HEAVENBASE_HOME", self.home.path());
+        c
+    }
+
+    fn run(&self, args: &[&str]) -> Output {
+        self.cmd().args(args).output().unwrap()
+    }
+
+    /// Run and expect success; returns stdout.
+    fn ok(&self, args: &[&str]) -> String {
+        let out = self.run(args);
+        assert!(out.status.success(), "hb {args:?} failed: {}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8_lossy(&out.stdout).to_string()
+    }
+}
+
+#[test]
+fn setup_workspaces_and_presets() {
+    let hb = Hb::new();
+    assert!(hb.ok(&["setup"]).contains("workspace 'default' ready"));
+    assert!(hb.ok(&["ws", "list"]).contains("default\tpreset 'embedded'"));
+    let debug = hb.ok(&["ws", "presets", "show", "debug"]);
+    let shown: serde_json::Value = serde_json::from_str(&debug).unwrap();
+    assert_eq!(shown["data"]["backends"]["main"], serde_json::json!({"type": "sqlite", "database": ":memory:"}));
+    assert_eq!(shown["data"]["backends"]["vec"]["type"], "inmem");
+    let lts = hb.ok(&["ws", "presets", "show", "local-lts"]);
+    assert!(lts.contains("\"postgres\"") && !lts.contains("\"password\": \"password\""), "passwords are never printed: {lts}");
+    assert_eq!(hb.ok(&["ws", "presets"]).lines().collect::<Vec<_>>(), ["debug", "embedded", "local-lts", "web-lts"]);
+    let backends = hb.home.path().join("map.json");
+    std::fs::write(&backends, r#"{"main": {"type": "sqlite", "database": "shop"}, "side": {"type": "inmem"}}"#).unwrap();
+    assert!(hb.ok(&["ws", "create", "shop", "--backends", backends.to_str().unwrap()]).contains("ready"));
+    let shown = hb.ok(&["ws", "show", "shop"]);
+    assert!(shown.contains("\"side\"") && shown.contains("\"sqlite\""), "{shown}");
+    assert!(hb.ok(&["ws", "drop", "shop"]).contains("dropped"));
+    let out = hb.run(&["ws", "show", "shop"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("No registered workspace 'shop'"));
+}
+
+#[test]
+fn demo_sql_repl_audit_and_errors() {
+    let hb = Hb::new();
+    assert!(hb.ok(&["demo"]).contains("product, review"));
+    assert_eq!(hb.ok(&["sql", "-w", "demo", "--format", "csv", "-c", "SELECT count(*) AS n FROM product"]).trim(), "n\n2000");
+    let json = hb.ok(&["sql", "-w", "demo", "--format", "json", "-c", "SELECT stars, count(*) AS n FROM review GROUP BY stars ORDER BY stars"]);
+    let rows: serde_json::Value = serde_json::from_str(&json).unwrap();
+    assert_eq!(rows.as_array().unwrap().len(), 5);
+    let total: i64 = rows.as_array().unwrap().iter().map(|r| r["n"].as_i64().unwrap()).sum();
+    assert_eq!(total, 3000);
+    // The REPL, fed on stdin: meta commands, a statement over two lines, an error
+    // that does not end the session.
+    let mut child = hb.cmd().args(["sql", "-w", "demo"]).stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"\\dt\n\\d review\nSELECT count(*) AS n\n  FROM review WHERE stars >= 1;\nSELECT nope FROM review;\nSELECT 41 + 1 AS answer;\n\\q\n")
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success());
+    assert!(stdout.contains("| product") && stdout.contains("| sys_catalog"), "{stdout}");
+    assert!(stdout.contains("product_id") && stdout.contains("varchar(63)"), "{stdout}");
+    assert!(stdout.contains("| 3000 |"), "{stdout}");
+    assert!(stdout.contains("| 42     |"), "{stdout}");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("nope"));
+    assert!(hb.ok(&["audit", "-w", "demo"]).starts_with("ok: 5000 objects, 5000 catalog cards"));
+    assert!(hb.ok(&["repair", "-w", "demo", "--dry-run"]).contains("(dry run)"));
+    let explain = hb.ok(&["sql", "-w", "demo", "-c", "EXPLAIN SELECT title FROM product WHERE price < 20"]);
+    assert!(explain.contains("BackendScanExec") && explain.contains("\"price\" < ?1"), "{explain}");
+    // User errors exit 1 with a message and no backtrace.
+    let out = hb.run(&["sql", "-w", "demo", "-c", "SELECT * FROM nothing_here"]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.starts_with("hb: ") && err.contains("nothing_here") && !err.contains("panicked"), "{err}");
+    let out = hb.run(&["sql", "-c", "SELECT 1"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("hb setup"));
+}
+
+#[test]
+fn import_and_export_csv_json_ndjson_parquet() {
+    let hb = Hb::new();
+    hb.ok(&["setup"]);
+    let dir = hb.home.path();
+    let csv = dir.join("people.csv");
+    std::fs::write(&csv, "full_name,age,score,member\nAda Lovelace,36,9.5,true\nAlan Turing,41,9.9,false\nGrace Hopper,85,9.7,true\n").unwrap();
+    let out = hb.ok(&["import", csv.to_str().unwrap(), "--entity", "person", "--name-column", "full_name"]);
+    assert!(out.contains("imported 3 rows"), "{out}");
+    let got = hb.ok(&["sql", "--format", "csv", "-c", "SELECT name, age, member FROM person ORDER BY age"]);
+    assert_eq!(got.trim(), "name,age,member\nAda Lovelace,36,true\nAlan Turing,41,false\nGrace Hopper,85,true");
+    let id = hb.ok(&["sql", "--format", "csv", "-c", "SELECT object_id FROM person WHERE name = 'Ada Lovelace'"]);
+    assert!(id.contains(&heavenbase::catalog::derive_object_id("person", "Ada Lovelace")));
+    for ext in ["parquet", "ndjson", "json", "csv"] {
+        let file = dir.join(format!("out.{ext}"));
+        assert!(hb.ok(&["export", "person", "--to", file.to_str().unwrap()]).contains("exported 3 rows"));
+        let entity = format!("copy_{ext}");
+        let out = hb.ok(&["import", file.to_str().unwrap(), "--entity", &entity]);
+        assert!(out.contains("imported 3 rows"), "{ext}: {out}");
+        let n = hb.ok(&["sql", "--format", "csv", "-c", &format!("SELECT count(*) AS n, sum(age) AS s FROM {entity}")]);
+        assert_eq!(n.trim(), "n,s\n3,162", "{ext}");
+    }
+    let bad = dir.join("bad.csv");
+    std::fs::write(&bad, "name,age\nx,notanumber\n").unwrap();
+    hb.ok(&["sql", "-c", "CREATE TABLE strict_people (age BIGINT)"]);
+    let out = hb.run(&["import", bad.to_str().unwrap(), "--entity", "strict_people"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("strict_people.age"), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(Path::new(&dir.join("workspaces/default/main.sqlite")).exists());
+}
+
+#[test]
+fn serve_answers_psql_and_stops_on_sigterm() {
+    if Command::new("psql").arg("--version").output().is_err() {
+        assert!(std::env::var("CI").is_err(), "psql is required under CI");
+        eprintln!("skipped: psql is not installed");
+        return;
+    }
+    let hb = Hb::new();
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port().to_string();
+    let mut server = hb.cmd().args(["serve", "--demo", "--port", &port]).stdout(Stdio::piped()).spawn().unwrap();
+    let mut up = false;
+    for _ in 0..400 {
+        if std::net::TcpStream::connect(("127.0.0.1", port.parse::<u16>().unwrap())).is_ok() {
+            up = true;
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    assert!(up, "server did not start");
+    let out = Command::new("psql")
+        .args(["-h", "127.0.0.1", "-p", &port, "-U", "postgres", "-d", "demo", "-X", "-A", "-t", "-c",
+               "SELECT category, count(*) FROM product GROUP BY category ORDER BY category LIMIT 1"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(String::from_utf8_lossy(&out.stdout).starts_with("chair|"));
+    Command::new("kill").args(["-TERM", &server.id().to_string()]).status().unwrap();
+    let status = server.wait().unwrap();
+    assert!(status.success(), "graceful exit on SIGTERM: {status:?}");
+}
