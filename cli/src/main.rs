@@ -6,7 +6,7 @@ mod demo;
 mod output;
 mod transfer;
 
-use std::io::{BufRead, IsTerminal, Write};
+use std::io::{BufRead, IsTerminal};
 use std::path::PathBuf;
 use std::time::Instant;
 
@@ -102,7 +102,9 @@ enum Command {
 enum WsCommand {
     /// List registered workspaces.
     List,
-    /// Create a workspace from a preset or a backend map file (JSON).
+    /// Create a workspace from a preset or a backend map file (JSON or TOML).
+    ///
+    /// Example: hb ws create shop --backends backends.toml
     Create {
         id: String,
         #[arg(long, conflicts_with = "backends")]
@@ -289,8 +291,13 @@ async fn ws_command(cmd: WsCommand) -> Result<(), Failure> {
             let construction = match (preset, backends) {
                 (_, Some(file)) => {
                     let text = std::fs::read_to_string(&file).map_err(|e| user_error(format!("{}: {e}", file.display())))?;
-                    let map = serde_json::from_str(&text)
-                        .map_err(|e| user_error(format!("{}: not a JSON backend map: {e}", file.display())))?;
+                    let is_toml = file.extension().is_some_and(|e| e == "toml");
+                    let map: serde_json::Value = if is_toml {
+                        toml::from_str(&text).map_err(|e| user_error(format!("{}: not a TOML backend map: {e}", file.display())))?
+                    } else {
+                        serde_json::from_str(&text)
+                            .map_err(|e| user_error(format!("{}: not a JSON backend map: {e}", file.display())))?
+                    };
                     Construction::Backends(map)
                 }
                 (Some(p), None) => Construction::preset(&p),
@@ -381,18 +388,47 @@ async fn run_statement(ws: &Workspace, sql: &str, format: output::Format, timing
     Ok(())
 }
 
+/// Lines of REPL input: line editing and history on a terminal (history in
+/// `$HEAVENBASE_HOME/history`), plain lines from a pipe.
+enum Input {
+    Editor(Box<rustyline::DefaultEditor>, PathBuf),
+    Piped(std::io::Lines<std::io::StdinLock<'static>>),
+}
+
+impl Input {
+    fn open() -> Input {
+        if std::io::stdin().is_terminal() {
+            if let Ok(mut editor) = rustyline::DefaultEditor::new() {
+                let history = Home::from_env().map(|h| h.root().join("history")).unwrap_or_else(|_| PathBuf::from(".hb_history"));
+                let _ = editor.load_history(&history);
+                return Input::Editor(Box::new(editor), history);
+            }
+        }
+        Input::Piped(std::io::stdin().lock().lines())
+    }
+
+    fn next(&mut self, prompt: &str) -> Option<String> {
+        match self {
+            Input::Editor(editor, history) => match editor.readline(prompt) {
+                Ok(line) => {
+                    let _ = editor.add_history_entry(line.as_str());
+                    let _ = editor.save_history(history);
+                    Some(line)
+                }
+                Err(rustyline::error::ReadlineError::Interrupted) => Some(String::new()),
+                Err(_) => None,
+            },
+            Input::Piped(lines) => lines.next().and_then(|l| l.ok()),
+        }
+    }
+}
+
 /// The REPL: statements end with `;`; meta commands start with `\`.
 async fn repl(ws: &Workspace, format: output::Format, timing: bool) -> Result<(), Failure> {
-    let interactive = std::io::stdin().is_terminal();
-    let stdin = std::io::stdin();
+    let mut input = Input::open();
     let mut buffer = String::new();
     let prompt = |b: &str| if b.is_empty() { format!("{}=> ", ws.id()) } else { format!("{}-> ", ws.id()) };
-    if interactive {
-        print!("{}", prompt(&buffer));
-        std::io::stdout().flush()?;
-    }
-    for line in stdin.lock().lines() {
-        let line = line?;
+    while let Some(line) = input.next(&prompt(&buffer)) {
         let trimmed = line.trim();
         if buffer.is_empty() && trimmed.starts_with('\\') {
             if let Err(f) = meta_command(ws, trimmed, format).await {
@@ -413,10 +449,6 @@ async fn repl(ws: &Workspace, format: output::Format, timing: bool) -> Result<()
                 }
                 buffer.clear();
             }
-        }
-        if interactive {
-            print!("{}", prompt(&buffer));
-            std::io::stdout().flush()?;
         }
     }
     for stmt in split_statements(&buffer) {

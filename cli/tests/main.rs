@@ -49,6 +49,11 @@ fn setup_workspaces_and_presets() {
     let shown = hb.ok(&["ws", "show", "shop"]);
     assert!(shown.contains("\"side\"") && shown.contains("\"sqlite\""), "{shown}");
     assert!(hb.ok(&["ws", "drop", "shop"]).contains("dropped"));
+    let toml = hb.home.path().join("map.toml");
+    std::fs::write(&toml, "[main]\ntype = \"sqlite\"\ndatabase = \"lab\"\n\n[vec]\ntype = \"memory\"\n").unwrap();
+    assert!(hb.ok(&["ws", "create", "lab", "--backends", toml.to_str().unwrap()]).contains("ready"));
+    let shown = hb.ok(&["ws", "show", "lab"]);
+    assert!(shown.contains("\"inmem\""), "the memory alias resolves to inmem: {shown}");
     let out = hb.run(&["ws", "show", "shop"]);
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("No registered workspace 'shop'"));
