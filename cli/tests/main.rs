@@ -86,8 +86,19 @@ fn demo_sql_repl_audit_and_errors() {
     assert!(stdout.contains("| 3000 |"), "{stdout}");
     assert!(stdout.contains("| 42     |"), "{stdout}");
     assert!(String::from_utf8_lossy(&out.stderr).contains("nope"));
+    assert_eq!(hb.ok(&["ws", "entities", "demo"]).lines().collect::<Vec<_>>(), ["product", "review"]);
+    let script = hb.home.path().join("script.sql");
+    std::fs::write(&script, "UPDATE product SET qty = 0 WHERE category = 'rug';\nSELECT count(*) AS n FROM product WHERE category = 'rug' AND qty > 0;").unwrap();
+    let out = hb.ok(&["sql", "-w", "demo", "-f", script.to_str().unwrap(), "--format", "csv", "--timing"]);
+    assert!(out.contains("n\n0\n") && out.contains("Time: "), "{out}");
     assert!(hb.ok(&["audit", "-w", "demo"]).starts_with("ok: 5000 objects, 5000 catalog cards"));
     assert!(hb.ok(&["repair", "-w", "demo", "--dry-run"]).contains("(dry run)"));
+    hb.ok(&["sql", "-w", "demo", "-c", "DELETE FROM sys_catalog WHERE target_entity = 'review' AND object_id IN (SELECT object_id FROM sys_catalog WHERE target_entity = 'review' LIMIT 3)"]);
+    let out = hb.run(&["audit", "-w", "demo"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("missing 3"), "{}", String::from_utf8_lossy(&out.stdout));
+    let fixed: serde_json::Value = serde_json::from_str(&hb.ok(&["repair", "-w", "demo", "--json"])).unwrap();
+    assert_eq!((fixed["catalog"]["missing_written"].as_i64(), fixed["ok"].as_bool()), (Some(3), Some(true)));
     let explain = hb.ok(&["sql", "-w", "demo", "-c", "EXPLAIN SELECT title FROM product WHERE price < 20"]);
     assert!(explain.contains("BackendScanExec") && explain.contains("\"price\" < ?1"), "{explain}");
     // User errors exit 1 with a message and no backtrace.
@@ -152,11 +163,16 @@ fn serve_answers_psql_and_stops_on_sigterm() {
     assert!(up, "server did not start");
     let out = Command::new("psql")
         .args(["-h", "127.0.0.1", "-p", &port, "-U", "postgres", "-d", "demo", "-X", "-A", "-t", "-c",
-               "SELECT category, count(*) FROM product GROUP BY category ORDER BY category LIMIT 1"])
+               // The README's own example.
+               "SELECT category, count(*), round(avg(price), 2) FROM product GROUP BY category ORDER BY category"])
         .output()
         .unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    assert!(String::from_utf8_lossy(&out.stdout).starts_with("chair|"));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let categories: Vec<&str> = stdout.lines().map(|l| l.split('|').next().unwrap()).collect();
+    assert_eq!(categories, ["chair", "desk", "lamp", "rug", "shelf"], "{stdout}");
+    let counted: i64 = stdout.lines().map(|l| l.split('|').nth(1).unwrap().parse::<i64>().unwrap()).sum();
+    assert_eq!(counted, 2000);
     Command::new("kill").args(["-TERM", &server.id().to_string()]).status().unwrap();
     let status = server.wait().unwrap();
     assert!(status.success(), "graceful exit on SIGTERM: {status:?}");
