@@ -22,7 +22,14 @@ use datafusion_postgres::hooks::HookClient;
 use datafusion_postgres::hooks::cursor::CursorStatementHook;
 use datafusion_postgres::hooks::set_show::SetShowHook;
 use datafusion_postgres::hooks::transactions::TransactionStatementHook;
-use datafusion_postgres::pgwire::api::ClientInfo;
+use datafusion_postgres::DfSessionService;
+use datafusion_postgres::pgwire::api::auth::StartupHandler;
+use datafusion_postgres::pgwire::api::auth::noop::NoopStartupHandler;
+use datafusion_postgres::pgwire::api::cancel::{CancelHandler, DefaultCancelHandler};
+use datafusion_postgres::pgwire::api::query::{ExtendedQueryHandler, SimpleQueryHandler};
+use datafusion_postgres::pgwire::api::{ClientInfo, ConnectionManager, PgWireServerHandlers};
+use datafusion_postgres::pgwire::messages::{PgWireBackendMessage, PgWireFrontendMessage};
+use futures::Sink;
 use datafusion_postgres::pgwire::api::results::{Response, Tag};
 use datafusion_postgres::pgwire::error::{ErrorInfo, PgWireError, PgWireResult};
 use datafusion_postgres::{QueryHook, ServerOptions};
@@ -67,13 +74,73 @@ pub async fn serve(ws: Workspace, opts: &ServeOptions) -> std::io::Result<()> {
         .with_tls_cert_path(opts.tls_cert.clone())
         .with_tls_key_path(opts.tls_key.clone())
         .with_max_connections(opts.max_connections);
+    let database = ws.id().to_string();
     let hooks: Vec<Arc<dyn QueryHook>> = vec![
         Arc::new(WorkspaceWrites { ws }),
         Arc::new(CursorStatementHook),
         Arc::new(SetShowHook),
         Arc::new(TransactionStatementHook),
     ];
-    datafusion_postgres::serve_with_hooks(ctx, &server, hooks).await
+    let connections = Arc::new(ConnectionManager::new());
+    let handlers = Arc::new(Handlers {
+        session: Arc::new(DfSessionService::new_with_hooks(ctx, hooks)),
+        startup: Arc::new(WorkspaceStartup { database, connections: connections.clone() }),
+        cancel: Arc::new(DefaultCancelHandler::new(connections)),
+    });
+    datafusion_postgres::serve_with_handlers(handlers, &server).await
+}
+
+/// The connection's database name must be the workspace id, as a database name
+/// selects a database in Postgres; anything else is refused with 3D000.
+struct WorkspaceStartup {
+    database: String,
+    connections: Arc<ConnectionManager>,
+}
+
+#[async_trait]
+impl NoopStartupHandler for WorkspaceStartup {
+    fn connection_manager(&self) -> Option<Arc<ConnectionManager>> {
+        Some(self.connections.clone())
+    }
+
+    async fn post_startup<C>(&self, client: &mut C, _message: PgWireFrontendMessage) -> PgWireResult<()>
+    where
+        C: ClientInfo + Sink<PgWireBackendMessage> + Unpin + Send,
+        C::Error: std::fmt::Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        // Postgres defaults the database to the user name.
+        let metadata = client.metadata();
+        let requested = metadata.get("database").or_else(|| metadata.get("user")).cloned().unwrap_or_default();
+        if requested != self.database {
+            return Err(user_error(
+                "3D000",
+                format!("database \"{requested}\" does not exist; this server serves workspace \"{}\"", self.database),
+            ));
+        }
+        Ok(())
+    }
+}
+
+struct Handlers {
+    session: Arc<DfSessionService>,
+    startup: Arc<WorkspaceStartup>,
+    cancel: Arc<DefaultCancelHandler>,
+}
+
+impl PgWireServerHandlers for Handlers {
+    fn simple_query_handler(&self) -> Arc<impl SimpleQueryHandler> {
+        self.session.clone()
+    }
+    fn extended_query_handler(&self) -> Arc<impl ExtendedQueryHandler> {
+        self.session.clone()
+    }
+    fn startup_handler(&self) -> Arc<impl StartupHandler> {
+        self.startup.clone()
+    }
+    fn cancel_handler(&self) -> Arc<impl CancelHandler> {
+        self.cancel.clone()
+    }
 }
 
 /// Routes UPDATE, DELETE and CREATE TABLE to the workspace.

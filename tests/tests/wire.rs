@@ -124,3 +124,20 @@ async fn psql_lists_and_queries_entities() {
     let out = psql("SELECT price FROM product WHERE name = 'psql row'").await;
     assert_eq!(out.trim(), "3.0");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unknown_database_is_refused_and_the_server_keeps_serving() {
+    let h = TestHome::new();
+    let ws = load(&h, "sqlite").await;
+    let port = start(ws).await;
+    let err = tokio_postgres::connect(&format!("host=127.0.0.1 port={port} user=postgres dbname=nope"), NoTls)
+        .await
+        .err()
+        .expect("an unknown database is refused");
+    let db = err.as_db_error().expect("a server error");
+    assert_eq!(db.code().code(), "3D000", "{db:?}");
+    assert!(db.message().contains("\"nope\" does not exist"), "{db:?}");
+    let client = connect(port, "sqlite").await;
+    let rows = simple_rows(client.simple_query("SELECT count(*) FROM product").await.unwrap());
+    assert_eq!(rows, vec![vec![Some("4".into())]]);
+}
