@@ -24,7 +24,7 @@ use datafusion::logical_expr::{BinaryExpr, Expr, Operator, TableProviderFilterPu
 use datafusion::physical_plan::ExecutionPlan;
 use datafusion::scalar::ScalarValue;
 use heavenbase_catalog::OBJECT_ID;
-use heavenbase_providers::group_table::scan_exec;
+use heavenbase_providers::group_table::{project_to, scan_exec};
 use heavenbase_providers::{Backend, GroupSpec, LazyBatchesExec, Pushdown, ScanRequest};
 
 use datafusion::arrow::datatypes::DataType;
@@ -276,7 +276,7 @@ impl TableProvider for EntityTable {
             let (backend, group) = &self.rt.groups[0];
             let request = ScanRequest { columns: group_columns[0].clone(), filters: group_filters[0].clone(), ids, limit };
             let exec = scan_exec(backend.clone(), group.clone(), request);
-            return project(Arc::new(exec), &out_schema);
+            return project_to(Arc::new(exec), &out_schema);
         }
 
         let plan = Arc::new(StitchPlan {
@@ -303,25 +303,6 @@ impl TableProvider for EntityTable {
             }),
         )))
     }
-}
-
-/// Reorder a backend scan's columns (object_id first) into the projection.
-fn project(exec: Arc<dyn ExecutionPlan>, out: &SchemaRef) -> DfResult<Arc<dyn ExecutionPlan>> {
-    let input = exec.schema();
-    if input.fields().len() == out.fields().len()
-        && input.fields().iter().zip(out.fields()).all(|(a, b)| a.name() == b.name())
-    {
-        return Ok(exec);
-    }
-    let exprs = out
-        .fields()
-        .iter()
-        .map(|f| {
-            let idx = input.index_of(f.name())?;
-            Ok((Arc::new(datafusion::physical_expr::expressions::Column::new(f.name(), idx)) as _, f.name().clone()))
-        })
-        .collect::<DfResult<Vec<_>>>()?;
-    Ok(Arc::new(datafusion::physical_plan::projection::ProjectionExec::try_new(exprs, exec)?))
 }
 
 /// The per-query plan of a stitched scan; `groups[0]` is the primary.

@@ -33,7 +33,7 @@ impl EntityRuntime {
     }
 }
 
-pub struct Inner {
+pub(crate) struct Inner {
     pub id: String,
     pub home: Home,
     pub folder: PathBuf,

@@ -46,6 +46,25 @@ pub fn scan_exec(backend: Arc<dyn Backend>, group: GroupSpec, request: ScanReque
     )
 }
 
+/// `exec`'s columns, picked by name, in the order and selection of `out`.
+pub fn project_to(exec: Arc<dyn ExecutionPlan>, out: &SchemaRef) -> DfResult<Arc<dyn ExecutionPlan>> {
+    let input = exec.schema();
+    if input.fields().len() == out.fields().len()
+        && input.fields().iter().zip(out.fields()).all(|(a, b)| a.name() == b.name())
+    {
+        return Ok(exec);
+    }
+    let exprs = out
+        .fields()
+        .iter()
+        .map(|f| {
+            let idx = input.index_of(f.name())?;
+            Ok((Arc::new(datafusion::physical_expr::expressions::Column::new(f.name(), idx)) as _, f.name().clone()))
+        })
+        .collect::<DfResult<Vec<_>>>()?;
+    Ok(Arc::new(datafusion::physical_plan::projection::ProjectionExec::try_new(exprs, exec)?))
+}
+
 #[async_trait]
 impl TableProvider for GroupTable {
     fn schema(&self) -> SchemaRef {
@@ -79,20 +98,7 @@ impl TableProvider for GroupTable {
             wanted.iter().filter(|i| **i != 0).map(|i| schema.field(*i).name().clone()).collect();
         let request = ScanRequest { columns, filters: filters.to_vec(), ids: None, limit };
         let exec = scan_exec(self.backend.clone(), self.group.clone(), request);
-        // The backend always returns object_id first; drop it when not projected.
-        if wanted.first() == Some(&0) && wanted.len() == exec.schema().fields().len() {
-            return Ok(Arc::new(exec));
-        }
-        let exec: Arc<dyn ExecutionPlan> = Arc::new(exec);
-        let out_schema = exec.schema();
-        let exprs = wanted
-            .iter()
-            .map(|i| {
-                let name = schema.field(*i).name();
-                let idx = out_schema.index_of(name)?;
-                Ok((Arc::new(datafusion::physical_expr::expressions::Column::new(name, idx)) as _, name.clone()))
-            })
-            .collect::<DfResult<Vec<_>>>()?;
-        Ok(Arc::new(datafusion::physical_plan::projection::ProjectionExec::try_new(exprs, exec)?))
+        // The backend returns object_id first; reorder (or drop it) to the projection.
+        project_to(Arc::new(exec), &Arc::new(schema.project(&wanted)?))
     }
 }

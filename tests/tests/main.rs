@@ -3,6 +3,7 @@
 
 mod common;
 mod foundation;
+mod providers;
 mod query;
 mod sql;
 mod types;

@@ -1,0 +1,83 @@
+//! Backends on their own: the `Backend` contract, for SQLite (a real file) and
+//! in-memory, and `GroupTable` in a plain DataFusion session.
+
+use std::sync::Arc;
+
+use datafusion::arrow::array::{ArrayRef, Float64Array, RecordBatch, StringArray};
+use datafusion::arrow::datatypes::{DataType, Field, Schema};
+use datafusion::prelude::SessionContext;
+use heavenbase::LogicalType as T;
+use heavenbase::catalog::IndexPlan;
+use heavenbase::providers::inmem::InmemBackend;
+use heavenbase::providers::sqlite::SqliteBackend;
+use heavenbase::providers::{Backend, ColumnSpec, GroupSpec, GroupTable, ScanRequest};
+use serde_json::json;
+
+use crate::common::{cells, rows};
+
+fn group() -> GroupSpec {
+    let price = ColumnSpec { default: Some(json!(1.5)), ..ColumnSpec::new("price", T::Float) };
+    GroupSpec::new(
+        "item",
+        "item",
+        vec![ColumnSpec::new("sku", T::short_text()), price],
+        vec![IndexPlan { fields: vec!["sku".into()], backend: "b".into(), unique: true }],
+    )
+}
+
+fn batch(ids: &[&str], skus: &[Option<&str>], prices: Option<&[Option<f64>]>) -> RecordBatch {
+    let mut fields = vec![Field::new("object_id", DataType::Utf8, false), Field::new("sku", DataType::Utf8, true)];
+    let mut cols: Vec<ArrayRef> = vec![Arc::new(StringArray::from(ids.to_vec())), Arc::new(StringArray::from(skus.to_vec()))];
+    if let Some(p) = prices {
+        fields.push(Field::new("price", DataType::Float64, true));
+        cols.push(Arc::new(Float64Array::from(p.to_vec())));
+    }
+    RecordBatch::try_new(Arc::new(Schema::new(fields)), cols).unwrap()
+}
+
+async fn contract(b: Arc<dyn Backend>) {
+    let g = group();
+    b.ensure_group(&g).await.unwrap();
+    b.ensure_group(&g).await.unwrap();
+    b.upsert(&g, batch(&["a", "b", "c"], &[Some("A"), Some("B"), None], Some(&[Some(1.0), None, Some(3.0)]))).await.unwrap();
+    assert_eq!(b.count(&g).await.unwrap(), 3);
+    // A partial batch: price is left out, so stored rows keep theirs and new rows take the default.
+    b.upsert(&g, batch(&["a", "d"], &[Some("A2"), Some("D")], None)).await.unwrap();
+    let req = ScanRequest { columns: vec!["sku".into(), "price".into()], ids: Some(Arc::new(vec!["a".into(), "d".into(), "zz".into()])), ..Default::default() };
+    let mut got = cells(&b.scan(&g, &req).await.unwrap());
+    got.sort();
+    assert_eq!(got, rows(&[&["a", "A2", "1.0"], &["d", "D", "1.5"]]), "{}", b.info().kind);
+    // A unique clash is an error and changes nothing.
+    let clash = b.upsert(&g, batch(&["e"], &[Some("B")], Some(&[Some(9.0)]))).await.unwrap_err().to_string();
+    assert!(clash.contains("unique"), "{clash}");
+    assert_eq!(b.count(&g).await.unwrap(), 4);
+    let gone = b.delete(&g, &["b".into(), "nope".into()]).await.unwrap();
+    assert_eq!(gone, vec!["b".to_string()]);
+    assert!(b.delete(&g, &["b".into()]).await.unwrap().is_empty());
+    b.drop_group(&g).await.unwrap();
+}
+
+#[tokio::test]
+async fn sqlite_and_inmem_keep_the_backend_contract() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("sub/b.sqlite");
+    contract(Arc::new(SqliteBackend::open("b", path.to_str().unwrap()).unwrap())).await;
+    assert!(path.exists(), "a real SQLite file");
+    contract(Arc::new(SqliteBackend::open("b", ":memory:").unwrap())).await;
+    contract(Arc::new(InmemBackend::new("b"))).await;
+}
+
+#[tokio::test]
+async fn group_table_pushes_filters_and_limit_into_sqlite() {
+    let b: Arc<dyn Backend> = Arc::new(SqliteBackend::open("b", ":memory:").unwrap());
+    let g = group();
+    b.ensure_group(&g).await.unwrap();
+    b.upsert(&g, batch(&["a", "b", "c"], &[Some("A"), Some("B"), Some("C")], Some(&[Some(1.0), Some(2.0), Some(3.0)]))).await.unwrap();
+    let ctx = SessionContext::new();
+    ctx.register_table("item", Arc::new(GroupTable::new(b, g))).unwrap();
+    let got = ctx.sql("SELECT sku FROM item WHERE price >= 2 ORDER BY sku").await.unwrap().collect().await.unwrap();
+    assert_eq!(cells(&got), rows(&[&["B"], &["C"]]));
+    let plan = ctx.sql("EXPLAIN SELECT sku FROM item WHERE price >= 2 LIMIT 1").await.unwrap().collect().await.unwrap();
+    let text = cells(&plan).into_iter().map(|r| r.join(" ")).collect::<Vec<_>>().join("\n");
+    assert!(text.contains("WHERE \"price\" >= ?1 LIMIT 1"), "{text}");
+}
