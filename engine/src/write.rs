@@ -38,7 +38,7 @@ impl Workspace {
     /// The batch is validated whole first: on any error nothing is written.
     pub async fn upsert_many(&self, entity: &str, rows: Vec<Row>) -> Result<Vec<String>> {
         let rt = self.runtime(entity)?;
-        let prepared = prepare(&rt.def, rows)?;
+        let prepared = prepare_off_thread(&rt, rows).await?;
         let _locks = self.lock_ids(&prepared.ids).await;
         self.write_prepared(&rt, prepared).await
     }
@@ -46,7 +46,7 @@ impl Workspace {
     /// Insert only: an existing object_id is an error.
     pub async fn insert_many(&self, entity: &str, rows: Vec<Row>) -> Result<Vec<String>> {
         let rt = self.runtime(entity)?;
-        let prepared = prepare(&rt.def, rows)?;
+        let prepared = prepare_off_thread(&rt, rows).await?;
         let _locks = self.lock_ids(&prepared.ids).await;
         let existing = self.existing_ids(&rt, &prepared.ids).await?;
         if let Some(id) = prepared.ids.iter().find(|id| existing.contains(*id)) {
@@ -432,13 +432,62 @@ fn name_source(v: &Json) -> Option<String> {
 }
 
 /// Validate rows against the entity and lay them out as columns.
+/// [`prepare`] on the blocking pool for large batches, so validating 100k rows
+/// does not stall the other tasks of this runtime (a server's connections).
+async fn prepare_off_thread(rt: &Arc<EntityRuntime>, rows: Vec<Row>) -> Result<PreparedBatch> {
+    if rows.len() < 1024 {
+        return prepare(&rt.def, rows);
+    }
+    let rt = rt.clone();
+    tokio::task::spawn_blocking(move || prepare(&rt.def, rows))
+        .await
+        .map_err(|e| Error::Invalid(format!("row validation failed: {e}")))?
+}
+
+/// Validate rows against the entity and lay them out as columns. Large batches
+/// are validated on every core, in chunks; the first error in row order wins.
 fn prepare(def: &EntityDef, rows: Vec<Row>) -> Result<PreparedBatch> {
+    const CHUNK: usize = 16_384;
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    if rows.len() < 2 * CHUNK || threads < 2 {
+        return prepare_chunk(def, &rows, 0);
+    }
+    let per = rows.len().div_ceil(threads);
+    let parts: Vec<Result<PreparedBatch>> = std::thread::scope(|scope| {
+        let handles: Vec<_> = rows
+            .chunks(per)
+            .enumerate()
+            .map(|(i, chunk)| scope.spawn(move || prepare_chunk(def, chunk, i * per)))
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap_or_else(|_| Err(Error::Invalid("row validation panicked".into())))).collect()
+    });
+    let parts = parts.into_iter().collect::<Result<Vec<_>>>()?;
+    let mut seen = HashSet::with_capacity(rows.len());
+    for id in parts.iter().flat_map(|p| &p.ids) {
+        if !seen.insert(id.as_str()) {
+            return Err(Error::Invalid(format!("{} batch contains duplicate object_id '{id}'", def.entity_id)));
+        }
+    }
+    let mut columns = HashMap::with_capacity(def.fields.len());
+    for f in &def.fields {
+        let arrays: Vec<&dyn datafusion::arrow::array::Array> = parts.iter().map(|p| p.columns[&f.name].as_ref()).collect();
+        let merged = datafusion::arrow::compute::concat(&arrays).map_err(|e| Error::Invalid(e.to_string()))?;
+        columns.insert(f.name.clone(), merged);
+    }
+    drop(seen);
+    let ids = parts.into_iter().flat_map(|p| p.ids).collect();
+    Ok(PreparedBatch { ids, columns })
+}
+
+/// [`prepare`] for rows `offset..` of a batch (row numbers in messages are global).
+fn prepare_chunk(def: &EntityDef, rows: &[Row], offset: usize) -> Result<PreparedBatch> {
     let e = &def.entity_id;
     let mut builders: Vec<ColumnBuilder> = def.fields.iter().map(|f| ColumnBuilder::new(&f.ty, rows.len())).collect();
     let mut ids = Vec::with_capacity(rows.len());
     let mut seen = HashSet::with_capacity(rows.len());
     let (identifier, short_text) = (LogicalType::identifier(), LogicalType::short_text());
     for (n, row) in rows.iter().enumerate() {
+        let n = n + offset;
         if let Some(unknown) = row.keys().find(|k| def.get(k).is_none()) {
             return Err(Error::Invalid(format!(
                 "Unknown field '{unknown}' on entity '{e}' (row {n}).{}",

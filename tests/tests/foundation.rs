@@ -259,3 +259,33 @@ async fn metaschema_rows_describe_entities_fields_storage_indexes_backends() {
     ws.upsert("memo", json!({"name": "m", "text": "hello"})).await.unwrap();
     assert_eq!(ws.count("memo").await.unwrap(), 1);
 }
+
+/// Large batches are validated in parallel chunks: an error in the last chunk, or
+/// a duplicate id across chunks, still rejects the whole batch.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_large_batch_is_validated_whole() {
+    let h = TestHome::new();
+    let ws = h.open("large", Construction::preset("debug")).await;
+    ws.register(product(), false).await.unwrap();
+    let make = |n: usize| -> Vec<heavenbase::Row> {
+        (0..n).map(|i| json!({"name": format!("p{i}"), "price": i as f64}).as_object().unwrap().clone()).collect()
+    };
+    let mut rows = make(40_000);
+    rows[39_999].insert("price".into(), json!("not a price"));
+    let err = ws.upsert_many("product", rows).await.unwrap_err().to_string();
+    assert!(err.contains("product.price") && err.contains("'not a price'"), "{err}");
+    let mut rows = make(40_000);
+    rows[39_999].insert("name".into(), json!("p0"));
+    let err = ws.upsert_many("product", rows).await.unwrap_err().to_string();
+    assert!(err.contains("duplicate object_id"), "{err}");
+    let mut rows = make(40_000);
+    rows[39_998].insert("colour".into(), json!("red"));
+    let err = ws.upsert_many("product", rows).await.unwrap_err().to_string();
+    assert!(err.contains("Unknown field 'colour'") && err.contains("row 39998"), "{err}");
+    assert_eq!(ws.count("product").await.unwrap(), 0);
+    let ids = ws.upsert_many("product", make(40_000)).await.unwrap();
+    assert_eq!(ids[39_999], heavenbase::catalog::derive_object_id("product", "p39999"));
+    assert_eq!(ws.count("product").await.unwrap(), 40_000);
+    assert_eq!(ws.get("product", &ids[20_000]).await.unwrap().unwrap()["price"], json!(20000.0));
+    assert!(ws.audit().await.unwrap().ok());
+}
