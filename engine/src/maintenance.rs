@@ -81,17 +81,14 @@ impl Workspace {
             }
             if rt.groups.len() > 1 {
                 let per_group = group_ids(&rt).await?;
-                let mut all: BTreeMap<&String, ()> = BTreeMap::new();
-                for ids in &per_group {
-                    all.extend(ids.keys().map(|k| (k, ())));
-                }
-                for id in all.keys() {
+                let all: std::collections::BTreeSet<&String> = per_group.iter().flatten().collect();
+                for id in all {
                     let (present, missing): (Vec<_>, Vec<_>) =
-                        rt.groups.iter().zip(&per_group).partition(|(_, ids)| ids.contains_key(*id));
+                        rt.groups.iter().zip(&per_group).partition(|(_, ids)| ids.contains(id));
                     if !missing.is_empty() {
                         partial.push(PartialObject {
                             entity: e.clone(),
-                            object_id: (*id).clone(),
+                            object_id: id.clone(),
                             present_in: present.iter().map(|((b, _), _)| b.info().name.clone()).collect(),
                             missing_in: missing.iter().map(|((b, _), _)| b.info().name.clone()).collect(),
                         });

@@ -6,7 +6,7 @@
 //! Catalog after the entity rows. A write cut off between backends leaves a trace
 //! that `audit` reports and `repair` mends.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
 
 use datafusion::arrow::array::{ArrayRef, AsArray, RecordBatch};
@@ -576,14 +576,14 @@ pub(crate) fn batches_to_rows(rt: &EntityRuntime, batches: &[RecordBatch]) -> Ve
 }
 
 /// Stored ids per group of an entity: for the cross-backend consistency audit.
-pub(crate) async fn group_ids(rt: &EntityRuntime) -> Result<Vec<BTreeMap<String, ()>>> {
+pub(crate) async fn group_ids(rt: &EntityRuntime) -> Result<Vec<BTreeSet<String>>> {
     let mut out = Vec::new();
     for (backend, group) in &rt.groups {
         let batches = backend.scan(group, &ScanRequest::default()).await?;
-        let mut ids = BTreeMap::new();
+        let mut ids = BTreeSet::new();
         for b in &batches {
             for id in b.column(0).as_string::<i32>().iter().flatten() {
-                ids.insert(id.to_string(), ());
+                ids.insert(id.to_string());
             }
         }
         out.push(ids);
