@@ -11,7 +11,7 @@ use std::path::PathBuf;
 use std::time::Instant;
 
 use clap::{Parser, Subcommand, ValueEnum};
-use heavenbase::{Construction, Error, Home, PRESETS, Workspace, preset_backends};
+use heavenbase::{Construction, Error, Home, PRESETS, Workspace, preset_backends, redact_secrets};
 use heavenbase_pgwire::{DEFAULT_PORT, ServeOptions};
 
 #[derive(Parser)]
@@ -330,26 +330,12 @@ async fn ws_command(cmd: WsCommand) -> Result<(), Failure> {
             PresetAction::Show => {
                 let name = name.ok_or_else(|| user_error("hb ws presets show NAME"))?;
                 let backends = preset_backends(&name)?;
-                let shown = serde_json::json!({"domain": "workspace-preset", "data": {"preset": name, "backends": redact(backends)}});
+                let shown = serde_json::json!({"domain": "workspace-preset", "data": {"preset": name, "backends": redact_secrets(&backends)}});
                 println!("{}", serde_json::to_string_pretty(&shown).expect("json"));
             }
         },
     }
     Ok(())
-}
-
-/// Never print passwords.
-fn redact(mut v: serde_json::Value) -> serde_json::Value {
-    if let Some(m) = v.as_object_mut() {
-        for (k, x) in m.iter_mut() {
-            if k == "password" {
-                *x = serde_json::json!("***");
-            } else {
-                *x = redact(x.take());
-            }
-        }
-    }
-    v
 }
 
 /// Split a script on `;` outside quotes.

@@ -44,10 +44,13 @@ fn setup_workspaces_and_presets() {
     assert!(lts.contains("\"postgres\"") && !lts.contains("\"password\": \"password\""), "passwords are never printed: {lts}");
     assert_eq!(hb.ok(&["ws", "presets"]).lines().collect::<Vec<_>>(), ["debug", "embedded", "local-lts", "web-lts"]);
     let backends = hb.home.path().join("map.json");
-    std::fs::write(&backends, r#"{"main": {"type": "sqlite", "database": "shop"}, "side": {"type": "inmem"}}"#).unwrap();
+    std::fs::write(&backends, r#"{"main": {"type": "sqlite", "database": "shop", "password": "hunter2"}, "side": {"type": "inmem"}}"#).unwrap();
     assert!(hb.ok(&["ws", "create", "shop", "--backends", backends.to_str().unwrap()]).contains("ready"));
     let shown = hb.ok(&["ws", "show", "shop"]);
     assert!(shown.contains("\"side\"") && shown.contains("\"sqlite\""), "{shown}");
+    assert!(!shown.contains("hunter2"), "passwords are never printed: {shown}");
+    let meta = hb.ok(&["sql", "-w", "shop", "--format", "csv", "-c", "SELECT meta FROM sys_metaschema WHERE kind = 'workspace'"]);
+    assert!(meta.contains("***") && !meta.contains("hunter2"), "nor stored where SQL can read them: {meta}");
     assert!(hb.ok(&["ws", "drop", "shop"]).contains("dropped"));
     let toml = hb.home.path().join("map.toml");
     std::fs::write(&toml, "[main]\ntype = \"sqlite\"\ndatabase = \"lab\"\n\n[vec]\ntype = \"memory\"\n").unwrap();

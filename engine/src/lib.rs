@@ -29,6 +29,6 @@ pub use heavenbase_catalog::{self as catalog, EntityDef, FieldDef, LogicalType, 
 pub use heavenbase_providers as providers;
 pub use query::{Aggregate, Filter, Query, QuerySpec};
 pub use maintenance::{Audit, PartialObject};
-pub use presets::{BackendConfig, Construction, PRESETS, preset_backends};
+pub use presets::{BackendConfig, Construction, PRESETS, preset_backends, redact_secrets};
 pub use registry::{Home, WorkspaceRecord};
 pub use workspace::Workspace;

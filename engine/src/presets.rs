@@ -56,6 +56,19 @@ impl Construction {
     }
 }
 
+/// `v` with every `password` value replaced, for anything shown or logged.
+pub fn redact_secrets(v: &Json) -> Json {
+    match v {
+        Json::Object(m) => Json::Object(
+            m.iter()
+                .map(|(k, x)| (k.clone(), if k == "password" { json!("***") } else { redact_secrets(x) }))
+                .collect(),
+        ),
+        Json::Array(items) => Json::Array(items.iter().map(redact_secrets).collect()),
+        other => other.clone(),
+    }
+}
+
 /// One resolved backend: its name, type and configuration.
 #[derive(Debug, Clone, PartialEq)]
 pub struct BackendConfig {

@@ -343,7 +343,7 @@ impl Workspace {
         let ws = &self.inner.id;
         let mut rows = vec![json!({
             "object_id": system_row_id("workspace", ws), "kind": "workspace", "subject_id": ws, "name": ws, "ws": ws,
-            "meta": {"construction": self.inner.construction.to_json(), "backends": self.inner.backends.iter().map(|b| b.info().name.clone()).collect::<Vec<_>>()},
+            "meta": {"construction": crate::presets::redact_secrets(&self.inner.construction.to_json()), "backends": self.inner.backends.iter().map(|b| b.info().name.clone()).collect::<Vec<_>>()},
         })];
         for b in &self.inner.backends {
             rows.push(json!({
@@ -403,7 +403,7 @@ impl Workspace {
     pub fn health(&self) -> Json {
         json!({
             "workspace": self.inner.id,
-            "construction": self.inner.construction.to_json(),
+            "construction": crate::presets::redact_secrets(&self.inner.construction.to_json()),
             "entities": self.entities(),
             "backends": self.inner.backends.iter().map(|b| b.describe()).collect::<Vec<_>>(),
         })
