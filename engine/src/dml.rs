@@ -59,7 +59,7 @@ impl Workspace {
         }
         let table = single_table(&tables[0], "DELETE")?;
         let rt = self.runtime(&table)?;
-        let ids = self.select_ids(&table, delete.selection.as_ref()).await?;
+        let ids = self.select_ids(&select_sql(&table, &[], delete.selection.as_ref())).await?;
         let existed = self.delete_many(&rt.def.entity_id, &ids).await?;
         Ok(existed.iter().filter(|e| **e).count() as u64)
     }
@@ -71,8 +71,8 @@ impl Workspace {
         let table = single_table(&update.table, "UPDATE")?;
         let rt = self.runtime(&table)?;
         let mut targets = Vec::new();
-        let mut exprs = vec![quote(OBJECT_ID)];
-        for (i, a) in update.assignments.iter().enumerate() {
+        let mut values = Vec::new();
+        for a in &update.assignments {
             let AssignmentTarget::ColumnName(col) = &a.target else {
                 return Err(Error::Invalid("UPDATE … SET (a, b) = … is not supported; assign columns one by one".into()));
             };
@@ -87,15 +87,10 @@ impl Workspace {
             if name == OBJECT_ID {
                 return Err(Error::Invalid("UPDATE cannot move object_id; insert the new row and delete the old".into()));
             }
-            exprs.push(format!("{} AS \"__v{i}\"", a.value));
+            values.push(&a.value);
             targets.push(field.clone());
         }
-        let query = format!(
-            "SELECT {} FROM {}{}",
-            exprs.join(", "),
-            quote(&table),
-            update.selection.as_ref().map(|w| format!(" WHERE {w}")).unwrap_or_default()
-        );
+        let query = select_sql(&table, &values, update.selection.as_ref());
         let batches = self.dataframe(&query).await?.collect().await?;
         let mut patches: Vec<Row> = Vec::new();
         for b in &batches {
@@ -115,15 +110,9 @@ impl Workspace {
         Ok(n)
     }
 
-    /// object_ids of the rows a WHERE clause selects, planned as a SELECT.
-    async fn select_ids(&self, table: &str, selection: Option<&SqlExpr>) -> Result<Vec<String>> {
-        let query = format!(
-            "SELECT {} FROM {}{}",
-            quote(OBJECT_ID),
-            quote(table),
-            selection.map(|w| format!(" WHERE {w}")).unwrap_or_default()
-        );
-        let batches = self.dataframe(&query).await?.collect().await?;
+    /// object_ids of the rows a DELETE's SELECT returns.
+    async fn select_ids(&self, query: &str) -> Result<Vec<String>> {
+        let batches = self.dataframe(query).await?.collect().await?;
         let mut ids = Vec::new();
         for b in &batches {
             let col = datafusion::arrow::array::AsArray::as_string::<i32>(b.column(0));
@@ -190,6 +179,34 @@ impl Workspace {
             return Ok(());
         }
         self.register(def, create.or_replace).await
+    }
+}
+
+/// `SELECT object_id, <value>… FROM <table> [WHERE …]`: the rows an UPDATE or
+/// DELETE touches and, for an UPDATE, the new values.
+fn select_sql(table: &str, values: &[&SqlExpr], selection: Option<&SqlExpr>) -> String {
+    let mut exprs = vec![quote(OBJECT_ID)];
+    exprs.extend(values.iter().enumerate().map(|(i, v)| format!("{v} AS \"__v{i}\"")));
+    format!("SELECT {} FROM {}{}", exprs.join(", "), quote(table), selection.map(|w| format!(" WHERE {w}")).unwrap_or_default())
+}
+
+/// The SELECT that plans an UPDATE's or DELETE's rows, for clients that prepare
+/// the statement first (its placeholders get their types from it).
+pub fn dml_select_sql(statement: &Statement) -> Option<String> {
+    match statement {
+        Statement::Delete(d) => {
+            let tables = match &d.from {
+                FromTable::WithFromKeyword(t) | FromTable::WithoutKeyword(t) => t,
+            };
+            let table = single_table(tables.first()?, "DELETE").ok()?;
+            Some(select_sql(&table, &[], d.selection.as_ref()))
+        }
+        Statement::Update(u) => {
+            let table = single_table(&u.table, "UPDATE").ok()?;
+            let values: Vec<&SqlExpr> = u.assignments.iter().map(|a| &a.value).collect();
+            Some(select_sql(&table, &values, u.selection.as_ref()))
+        }
+        _ => None,
     }
 }
 

@@ -24,6 +24,7 @@ mod table;
 mod workspace;
 mod write;
 
+pub use dml::dml_select_sql;
 pub use error::{Error, Result};
 pub use heavenbase_catalog::{self as catalog, EntityDef, FieldDef, LogicalType, Row};
 pub use heavenbase_providers as providers;

@@ -186,13 +186,22 @@ impl QueryHook for WorkspaceWrites {
     async fn handle_extended_parse_query(
         &self,
         statement: &Statement,
-        _ctx: &SessionContext,
+        ctx: &SessionContext,
         _client: &(dyn ClientInfo + Send + Sync),
     ) -> Option<PgWireResult<LogicalPlan>> {
         if !is_workspace_write(statement) {
             return None;
         }
-        // The statement runs at execute time; describe it as returning no rows.
+        // UPDATE and DELETE are described by the SELECT that picks their rows, so
+        // their placeholders get types; the statement itself runs at execute time.
+        if let Some(select) = heavenbase::dml_select_sql(statement) {
+            return Some(
+                ctx.state()
+                    .create_logical_plan(&select)
+                    .await
+                    .map_err(|e| user_error("42601", format!("{statement}: {e}"))),
+            );
+        }
         Some(Ok(LogicalPlan::EmptyRelation(EmptyRelation { produce_one_row: false, schema: Arc::new(DFSchema::empty()) })))
     }
 
@@ -207,18 +216,52 @@ impl QueryHook for WorkspaceWrites {
         if !is_workspace_write(statement) {
             return None;
         }
-        let has_params = match params {
-            ParamValues::List(l) => !l.is_empty(),
-            ParamValues::Map(m) => !m.is_empty(),
+        let bound = match bind_parameters(statement, params) {
+            Ok(b) => b,
+            Err(e) => return Some(Err(e)),
         };
-        if has_params {
-            return Some(Err(user_error(
-                "0A000",
-                "UPDATE, DELETE and CREATE TABLE take no bind parameters yet; send literal values".into(),
-            )));
-        }
-        Some(self.run(statement).await)
+        Some(self.run(&bound).await)
     }
+}
+
+/// The statement with `$n` replaced by its bound value, as a SQL literal.
+fn bind_parameters(statement: &Statement, params: &ParamValues) -> PgWireResult<Statement> {
+    use datafusion::sql::sqlparser::ast::{Expr as SqlExpr, Value, visit_expressions_mut};
+    let ParamValues::List(values) = params else {
+        return Err(user_error("0A000", "named parameters are not supported".into()));
+    };
+    let mut bound = statement.clone();
+    let mut failure = None;
+    let _ = visit_expressions_mut(&mut bound, |e| {
+        if let SqlExpr::Value(v) = e {
+            if let Value::Placeholder(p) = &v.value {
+                match p.trim_start_matches('$').parse::<usize>().ok().and_then(|i| values.get(i.wrapping_sub(1))) {
+                    Some(value) => *e = sql_literal(&value.value),
+                    None => failure = Some(user_error("08P01", format!("no value bound for parameter {p}"))),
+                }
+            }
+        }
+        std::ops::ControlFlow::<()>::Continue(())
+    });
+    match failure {
+        Some(f) => Err(f),
+        None => Ok(bound),
+    }
+}
+
+/// A bound value as a SQL literal: numbers and booleans as they are, NULL, and
+/// everything else as a quoted string that the write path coerces to the column type.
+fn sql_literal(v: &datafusion::scalar::ScalarValue) -> datafusion::sql::sqlparser::ast::Expr {
+    use datafusion::scalar::ScalarValue as S;
+    use datafusion::sql::sqlparser::ast::{Expr as SqlExpr, Value};
+    let value = match v {
+        v if v.is_null() => Value::Null,
+        S::Boolean(Some(b)) => Value::Boolean(*b),
+        S::Int8(_) | S::Int16(_) | S::Int32(_) | S::Int64(_) | S::UInt8(_) | S::UInt16(_) | S::UInt32(_) | S::UInt64(_)
+        | S::Float32(_) | S::Float64(_) => Value::Number(v.to_string(), false),
+        other => Value::SingleQuotedString(other.to_string()),
+    };
+    SqlExpr::value(value)
 }
 
 fn user_error(code: &str, message: String) -> PgWireError {

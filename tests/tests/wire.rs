@@ -70,6 +70,13 @@ async fn tokio_postgres_reads_and_writes_over_the_wire() {
     assert_eq!(ws.get("product", &omega).await.unwrap().unwrap()["title"], serde_json::json!("Last"));
     let n = client.execute("UPDATE product SET qty = 7 WHERE name = 'omega'", &[]).await.unwrap();
     assert_eq!(n, 1);
+    // Prepared DML: WHERE placeholders take their column's type; SET values are
+    // described as text and coerced by the write path.
+    let n = client.execute("UPDATE product SET qty = $1 WHERE name = $2 AND price < $3", &[&"8", &"omega", &2.0f64]).await.unwrap();
+    assert_eq!(n, 1);
+    assert_eq!(ws.get("product", &omega).await.unwrap().unwrap()["qty"], serde_json::json!(8));
+    let n = client.execute("DELETE FROM product WHERE name = $1", &[&"nobody"]).await.unwrap();
+    assert_eq!(n, 0);
     let msgs = client.simple_query("DELETE FROM product WHERE object_id IN (SELECT product_id FROM review WHERE stars = 5)").await.unwrap();
     let tag = msgs.iter().find_map(|m| match m {
         SimpleQueryMessage::CommandComplete(n) => Some(*n),
