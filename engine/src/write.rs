@@ -95,7 +95,7 @@ impl Workspace {
             row.insert(OBJECT_ID.into(), Json::String(id.clone()));
             merged.push(row);
         }
-        let prepared = prepare(&rt.def, merged)?;
+        let prepared = prepare(&rt.def, &merged)?;
         self.write_prepared(&rt, prepared).await
     }
 
@@ -171,7 +171,7 @@ impl Workspace {
     /// Write rows of a system entity (no Catalog cards for them).
     pub(crate) async fn write_system_rows(&self, entity: &str, rows: Vec<Row>) -> Result<()> {
         let rt = self.runtime(entity)?;
-        let prepared = prepare(&rt.def, rows)?;
+        let prepared = prepare(&rt.def, &rows)?;
         self.write_groups(&rt, &prepared).await
     }
 
@@ -436,28 +436,33 @@ fn name_source(v: &Json) -> Option<String> {
 /// does not stall the other tasks of this runtime (a server's connections).
 async fn prepare_off_thread(rt: &Arc<EntityRuntime>, rows: Vec<Row>) -> Result<PreparedBatch> {
     if rows.len() < 1024 {
-        return prepare(&rt.def, rows);
+        return prepare(&rt.def, &rows);
     }
     let rt = rt.clone();
-    tokio::task::spawn_blocking(move || prepare(&rt.def, rows))
-        .await
-        .map_err(|e| Error::Invalid(format!("row validation failed: {e}")))?
+    tokio::task::spawn_blocking(move || {
+        let prepared = prepare(&rt.def, &rows);
+        // Freeing 100k JSON rows takes a while; the caller need not wait for it.
+        std::thread::spawn(move || drop(rows));
+        prepared
+    })
+    .await
+    .map_err(|e| Error::Invalid(format!("row validation failed: {e}")))?
 }
 
 /// Validate rows against the entity and lay them out as columns. Large batches
 /// are validated on every core, in chunks; the first error in row order wins.
-fn prepare(def: &EntityDef, rows: Vec<Row>) -> Result<PreparedBatch> {
+fn prepare(def: &EntityDef, rows: &[Row]) -> Result<PreparedBatch> {
     const CHUNK: usize = 16_384;
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
     if rows.len() < 2 * CHUNK || threads < 2 {
-        return prepare_chunk(def, &rows, 0);
+        return prepare_chunk(def, rows, 0, true);
     }
     let per = rows.len().div_ceil(threads);
     let parts: Vec<Result<PreparedBatch>> = std::thread::scope(|scope| {
         let handles: Vec<_> = rows
             .chunks(per)
             .enumerate()
-            .map(|(i, chunk)| scope.spawn(move || prepare_chunk(def, chunk, i * per)))
+            .map(|(i, chunk)| scope.spawn(move || prepare_chunk(def, chunk, i * per, false)))
             .collect();
         handles.into_iter().map(|h| h.join().unwrap_or_else(|_| Err(Error::Invalid("row validation panicked".into())))).collect()
     });
@@ -479,8 +484,9 @@ fn prepare(def: &EntityDef, rows: Vec<Row>) -> Result<PreparedBatch> {
     Ok(PreparedBatch { ids, columns })
 }
 
-/// [`prepare`] for rows `offset..` of a batch (row numbers in messages are global).
-fn prepare_chunk(def: &EntityDef, rows: &[Row], offset: usize) -> Result<PreparedBatch> {
+/// [`prepare`] for rows `offset..` of a batch (row numbers in messages are global);
+/// `check_duplicates` is off when the caller checks ids across chunks itself.
+fn prepare_chunk(def: &EntityDef, rows: &[Row], offset: usize, check_duplicates: bool) -> Result<PreparedBatch> {
     let e = &def.entity_id;
     let mut builders: Vec<ColumnBuilder> = def.fields.iter().map(|f| ColumnBuilder::new(&f.ty, rows.len())).collect();
     let mut ids = Vec::with_capacity(rows.len());
@@ -526,7 +532,7 @@ fn prepare_chunk(def: &EntityDef, rows: &[Row], offset: usize) -> Result<Prepare
                 }
             }
         };
-        if !seen.insert(id.clone()) {
+        if check_duplicates && !seen.insert(id.clone()) {
             return Err(Error::Invalid(format!("{e} batch contains duplicate object_id '{id}'")));
         }
         for (f, b) in def.fields.iter().zip(builders.iter_mut()) {
