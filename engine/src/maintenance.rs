@@ -11,7 +11,7 @@ use heavenbase_catalog::{NAME, OBJECT_ID, Row, catalog_row_id};
 use serde_json::{Value as Json, json};
 
 use crate::workspace::Workspace;
-use crate::write::{expected_card, finish_card, group_ids, projects_name};
+use crate::write::{expected_card, group_ids, projects_name};
 use crate::Result;
 
 /// An object whose field groups disagree.
@@ -76,7 +76,6 @@ impl Workspace {
                         }
                     }
                 }
-                finish_card(&mut card);
                 expected.insert(card_id, card);
             }
             if rt.groups.len() > 1 {
@@ -105,10 +104,19 @@ impl Workspace {
         let before = self.audit().await?;
         let catalog = self.runtime(Workspace::catalog_id())?;
         if !dry_run {
-            let mut rewrite: Vec<Row> = before.catalog.missing.clone();
-            rewrite.extend(before.catalog.mismatched.iter().map(|(_, expected, _)| expected.clone()));
-            if !rewrite.is_empty() {
-                self.write_system_rows(Workspace::catalog_id(), rewrite).await?;
+            // Missing and mismatched cards are rewritten the way a write writes them.
+            let mut by_entity: BTreeMap<String, (Vec<String>, Vec<Option<String>>)> = BTreeMap::new();
+            let expected = before.catalog.missing.iter().chain(before.catalog.mismatched.iter().map(|(_, e, _)| e));
+            for card in expected {
+                let entity = card["target_entity"].as_str().unwrap_or_default().to_string();
+                let (ids, names) = by_entity.entry(entity).or_default();
+                ids.push(card["target_id"].as_str().unwrap_or_default().to_string());
+                names.push(card.get(NAME).and_then(|n| n.as_str()).map(String::from));
+            }
+            for (entity, (ids, names)) in by_entity {
+                let rt = self.runtime(&entity)?;
+                let names: ArrayRef = Arc::new(StringArray::from(names));
+                self.write_catalog_cards(&rt, &ids, Some(&names)).await?;
             }
             let dangling: Vec<String> = before
                 .catalog

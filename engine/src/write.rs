@@ -237,7 +237,7 @@ impl Workspace {
     async fn write_prepared(&self, rt: &EntityRuntime, prepared: PreparedBatch) -> Result<Vec<String>> {
         self.write_groups(rt, &prepared).await?;
         if Workspace::is_catalogued(&rt.def.entity_id) {
-            self.write_catalog_cards(rt, &prepared).await?;
+            self.write_catalog_cards(rt, &prepared.ids, prepared.columns.get(NAME)).await?;
         } else if rt.def.entity_id == SYS_METASCHEMA {
             self.establish_entities(&prepared).await?;
         }
@@ -275,12 +275,14 @@ impl Workspace {
     /// updated_at now, `name` projected from the row. Only the computed fields
     /// are written; the card's other fields (summary, tags, owner, ...) keep what
     /// they hold, or their defaults on a new card.
-    async fn write_catalog_cards(&self, rt: &EntityRuntime, prepared: &PreparedBatch) -> Result<()> {
+    /// `names` is the rows' `name` column (aligned with `ids`), if they have one.
+    /// Writes and `repair` both come through here.
+    pub(crate) async fn write_catalog_cards(&self, rt: &EntityRuntime, ids: &[String], names: Option<&ArrayRef>) -> Result<()> {
         use datafusion::arrow::array::{StringArray, TimestampMillisecondArray};
         use heavenbase_catalog::types::TIMESTAMP_MAX_MS;
         let crt = self.runtime(Workspace::catalog_id())?;
         let entity_id = &rt.def.entity_id;
-        let card_ids: Vec<String> = prepared.ids.iter().map(|id| catalog_row_id(self.id(), entity_id, id)).collect();
+        let card_ids: Vec<String> = ids.iter().map(|id| catalog_row_id(self.id(), entity_id, id)).collect();
         let existing = self.card_policies(&crt, &card_ids).await?;
         let now = chrono::Utc::now().timestamp_millis();
         let n = card_ids.len();
@@ -299,13 +301,13 @@ impl Workspace {
         }
         let ts = |v: Vec<i64>| -> ArrayRef { Arc::new(TimestampMillisecondArray::from(v).with_timezone("UTC")) };
         let text = |v: &str| -> ArrayRef { Arc::new(StringArray::from(vec![v; n])) };
-        let names: ArrayRef = match prepared.columns.get(NAME).filter(|_| projects_name(&rt.def)) {
+        let names: ArrayRef = match names.filter(|_| projects_name(&rt.def)) {
             // An absent name reads as the card default "".
             Some(a) => Arc::new(a.as_string::<i32>().iter().map(|v| Some(v.unwrap_or(""))).collect::<StringArray>()),
             None => text(""),
         };
         let columns: HashMap<String, ArrayRef> = [
-            ("target_id", Arc::new(StringArray::from(prepared.ids.clone())) as ArrayRef),
+            ("target_id", Arc::new(StringArray::from(ids.to_vec())) as ArrayRef),
             ("target_entity", text(entity_id)),
             ("ws", text(self.id())),
             ("name", names),
@@ -396,22 +398,6 @@ pub(crate) fn expected_card(ws: &str, entity_id: &str, object_id: &str, card_id:
         card.insert(NAME.into(), name);
     }
     card
-}
-
-/// expires_compute and stale_compute from the card's policy fields.
-pub(crate) fn finish_card(card: &mut Row) {
-    use heavenbase_catalog::types::{TIMESTAMP_MAX_MS, coerce_timestamp};
-    let ms = |k: &str| card.get(k).and_then(|v| coerce_timestamp(v).ok());
-    let int = |k: &str| card.get(k).and_then(|v| v.as_i64()).unwrap_or(0);
-    let created = ms("created_at").unwrap_or(0);
-    let updated = ms("updated_at").unwrap_or(0);
-    let mut expires = ms("expires_at").unwrap_or(TIMESTAMP_MAX_MS);
-    if int("expires_after") > 0 {
-        expires = expires.min(created.saturating_add(int("expires_after")));
-    }
-    let stale = if int("stale_after") > 0 { updated.saturating_add(int("stale_after")) } else { TIMESTAMP_MAX_MS };
-    card.insert("expires_compute".into(), json!(expires.min(TIMESTAMP_MAX_MS)));
-    card.insert("stale_compute".into(), json!(stale.min(TIMESTAMP_MAX_MS)));
 }
 
 fn into_row(entity: &str, row: Json) -> Result<Row> {
