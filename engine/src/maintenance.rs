@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use datafusion::arrow::array::{ArrayRef, RecordBatch, StringArray, new_null_array};
+use heavenbase_catalog::system::SYS_CATALOG;
 use heavenbase_catalog::audit::{CatalogAudit, diff_catalog};
 use heavenbase_catalog::{NAME, OBJECT_ID, Row, catalog_row_id};
 use serde_json::{Value as Json, json};
@@ -53,7 +54,7 @@ impl Workspace {
     /// entity with its others.
     pub async fn audit(&self) -> Result<Audit> {
         let actual: BTreeMap<String, Row> = self
-            .scan_rows(Workspace::catalog_id())
+            .scan_rows(SYS_CATALOG)
             .await?
             .into_iter()
             .map(|r| (r[OBJECT_ID].as_str().unwrap_or_default().to_string(), r))
@@ -102,7 +103,7 @@ impl Workspace {
     /// every field group agree with the primary group. `dry_run` writes nothing.
     pub async fn repair(&self, dry_run: bool) -> Result<Json> {
         let before = self.audit().await?;
-        let catalog = self.runtime(Workspace::catalog_id())?;
+        let catalog = self.runtime(SYS_CATALOG)?;
         if !dry_run {
             // Missing and mismatched cards are rewritten the way a write writes them.
             let mut by_entity: BTreeMap<String, (Vec<String>, Vec<Option<String>>)> = BTreeMap::new();

@@ -322,12 +322,12 @@ impl StitchPlan {
     }
 
     fn describe(&self) -> String {
-        let parts: Vec<String> = self
-            .order()
+        let order = self.order();
+        let parts: Vec<String> = order
             .iter()
             .map(|g| {
                 let (backend, group, cols, filters) = &self.groups[*g];
-                let how = if filters.is_empty() && (self.ids.is_some() || *g != self.order()[0]) {
+                let how = if filters.is_empty() && (self.ids.is_some() || *g != order[0]) {
                     "key lookup"
                 } else if filters.is_empty() {
                     "scan"

@@ -7,7 +7,7 @@ use std::sync::{Arc, Weak};
 
 use datafusion::dataframe::DataFrame;
 use datafusion::prelude::{SessionConfig, SessionContext};
-use heavenbase_catalog::system::{SYS_CATALOG, SYS_METASCHEMA, catalog_entity, is_system, metaschema_entity};
+use heavenbase_catalog::system::{SYS_METASCHEMA, catalog_entity, is_system, metaschema_entity};
 use heavenbase_catalog::{BackendInfo, EntityDef, PlacementPlan, system_row_id};
 use heavenbase_providers::{Backend, ColumnSpec, GroupSpec};
 use parking_lot::RwLock;
@@ -409,13 +409,6 @@ impl Workspace {
         })
     }
 
-    pub(crate) fn is_catalogued(entity_id: &str) -> bool {
-        !is_system(entity_id)
-    }
-
-    pub(crate) fn catalog_id() -> &'static str {
-        SYS_CATALOG
-    }
 }
 
 fn check_ws_id(id: &str) -> Result<()> {

@@ -10,7 +10,7 @@ use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
 
 use datafusion::arrow::array::{ArrayRef, AsArray, RecordBatch};
-use heavenbase_catalog::system::{SYS_METASCHEMA, is_system};
+use heavenbase_catalog::system::{SYS_CATALOG, SYS_METASCHEMA, is_system};
 use heavenbase_catalog::types::LogicalType;
 use heavenbase_catalog::types::{check_text, describe_value};
 use heavenbase_catalog::value::array_value;
@@ -157,10 +157,10 @@ impl Workspace {
                 existed.extend(gone);
             }
         }
-        if Workspace::is_catalogued(&rt.def.entity_id) && !existed.is_empty() {
+        if !is_system(&rt.def.entity_id) && !existed.is_empty() {
             let cards: Vec<String> =
                 existed.iter().map(|id| catalog_row_id(self.id(), &rt.def.entity_id, id)).collect();
-            let crt = self.runtime(Workspace::catalog_id())?;
+            let crt = self.runtime(SYS_CATALOG)?;
             for (backend, group) in &crt.groups {
                 backend.delete(group, &cards).await?;
             }
@@ -236,7 +236,7 @@ impl Workspace {
 
     async fn write_prepared(&self, rt: &EntityRuntime, prepared: PreparedBatch) -> Result<Vec<String>> {
         self.write_groups(rt, &prepared).await?;
-        if Workspace::is_catalogued(&rt.def.entity_id) {
+        if !is_system(&rt.def.entity_id) {
             self.write_catalog_cards(rt, &prepared.ids, prepared.columns.get(NAME)).await?;
         } else if rt.def.entity_id == SYS_METASCHEMA {
             self.establish_entities(&prepared).await?;
@@ -280,7 +280,7 @@ impl Workspace {
     pub(crate) async fn write_catalog_cards(&self, rt: &EntityRuntime, ids: &[String], names: Option<&ArrayRef>) -> Result<()> {
         use datafusion::arrow::array::{StringArray, TimestampMillisecondArray};
         use heavenbase_catalog::types::TIMESTAMP_MAX_MS;
-        let crt = self.runtime(Workspace::catalog_id())?;
+        let crt = self.runtime(SYS_CATALOG)?;
         let entity_id = &rt.def.entity_id;
         let card_ids: Vec<String> = ids.iter().map(|id| catalog_row_id(self.id(), entity_id, id)).collect();
         let existing = self.card_policies(&crt, &card_ids).await?;

@@ -38,8 +38,9 @@ pub struct SqlPredicate {
     pub params: Vec<SqlParam>,
 }
 
-/// Render `expr` as SQL over `group`, numbering parameters after `first_param - 1`
-/// existing ones. None when the expression is not one this module renders exactly.
+/// Render `expr` as SQL over `group`, appending its parameters to `params` (their
+/// placeholders are numbered after those already there). None when the expression
+/// is not one this module renders exactly.
 pub fn render(expr: &Expr, group: &GroupSpec, dialect: &dyn SqlDialect, params: &mut Vec<SqlParam>) -> Option<String> {
     let mut r = Renderer { group, dialect, params: Vec::new(), base: params.len() };
     let sql = r.expr(expr)?;
