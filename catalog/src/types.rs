@@ -130,14 +130,6 @@ impl LogicalType {
         }
     }
 
-    /// A key for placement profiles: `array[short-text]`, `array`, `vector`, ...
-    pub fn profile_key(&self) -> String {
-        match self {
-            LogicalType::Array { item: Some(item) } => format!("array[{}]", item.type_id()),
-            other => other.type_id().to_string(),
-        }
-    }
-
     pub fn text_limit(&self) -> Option<usize> {
         match self {
             LogicalType::Identifier { max_chars, .. }
@@ -480,10 +472,6 @@ impl ColumnBuilder {
         }
     }
 
-    pub fn logical_type(&self) -> &LogicalType {
-        &self.ty
-    }
-
     pub fn push_null(&mut self) {
         match &mut self.inner {
             Inner::Str(b) => b.append_null(),
@@ -514,7 +502,7 @@ impl ColumnBuilder {
         let ty = &self.ty;
         match &mut self.inner {
             Inner::Str(b) => {
-                let text = coerce_text(ty, value)?;
+                let text = check_text(ty, value)?;
                 b.append_value(text.as_ref());
             }
             Inner::Int(b) => b.append_value(coerce_int(ty, value)?),
@@ -565,24 +553,6 @@ impl ColumnBuilder {
         Ok(())
     }
 
-    pub fn len(&self) -> usize {
-        match &self.inner {
-            Inner::Str(b) => b.len(),
-            Inner::Int(b) => b.len(),
-            Inner::Float(b) => b.len(),
-            Inner::Bool(b) => b.len(),
-            Inner::Ts(b) => b.len(),
-            Inner::Date(b) => b.len(),
-            Inner::Bin(b) => b.len(),
-            Inner::Vector(b) => b.len(),
-            Inner::List(b, _) => b.len(),
-        }
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-
     pub fn finish(self) -> ArrayRef {
         let mut b = self.into_dyn();
         b.finish()
@@ -600,7 +570,7 @@ fn append_dyn(builder: &mut dyn ArrayBuilder, ty: &LogicalType, value: &Json) ->
     match ty.arrow_type() {
         DataType::Utf8 => {
             let b = down!(StringBuilder);
-            if null { b.append_null() } else { b.append_value(coerce_text(ty, value)?.as_ref()) }
+            if null { b.append_null() } else { b.append_value(check_text(ty, value)?.as_ref()) }
         }
         DataType::Int64 => {
             let b = down!(Int64Builder);
@@ -637,7 +607,7 @@ fn append_dyn(builder: &mut dyn ArrayBuilder, ty: &LogicalType, value: &Json) ->
 /// Validate a scalar (list item) without building anything.
 fn check_scalar(ty: &LogicalType, value: &Json) -> Result<(), String> {
     match ty.arrow_type() {
-        DataType::Utf8 => coerce_text(ty, value).map(|_| ()),
+        DataType::Utf8 => check_text(ty, value).map(|_| ()),
         DataType::Int64 => coerce_int(ty, value).map(|_| ()),
         DataType::Float64 => coerce_float(value).map(|_| ()),
         DataType::Boolean => coerce_bool(value).map(|_| ()),
@@ -648,12 +618,9 @@ fn check_scalar(ty: &LogicalType, value: &Json) -> Result<(), String> {
     }
 }
 
-/// Validate text (ShortText, Identifier, ...) and return it without copying.
+/// Validate text (ShortText, Identifier, Categorical, Json ...) and return it
+/// without copying where the input is already text.
 pub fn check_text<'a>(ty: &LogicalType, value: &'a Json) -> Result<Cow<'a, str>, String> {
-    coerce_text(ty, value)
-}
-
-fn coerce_text<'a>(ty: &LogicalType, value: &'a Json) -> Result<Cow<'a, str>, String> {
     match ty {
         LogicalType::Json => return Ok(Cow::Owned(coerce_json_text(value))),
         LogicalType::Categorical { values, .. } => {
