@@ -1,10 +1,13 @@
 //! Ratio benchmarks: every figure is measured beside its baseline in the same run,
 //! because absolute times on shared machines are noise.
 //!
-//! `cargo run --release -p heavenbase-benchmarks -- [ingest|stitch|lookup|all]`
+//! `cargo run --release -p heavenbase-benchmarks -- [ingest|stitch|lookup|pg-ingest|pg-aggregate|ann|near-small|all]`
+//! (the pg-* figures need the Postgres of `HEAVENBASE_TEST_PG`)
 
 mod ingest;
+mod postgres;
 mod query;
+mod vectors;
 
 use std::time::{Duration, Instant};
 
@@ -20,6 +23,18 @@ async fn main() {
     }
     if run("lookup") {
         query::point_lookup().await;
+    }
+    if run("pg-ingest") {
+        postgres::ingest().await;
+    }
+    if run("pg-aggregate") {
+        postgres::aggregate().await;
+    }
+    if run("ann") {
+        vectors::ann().await;
+    }
+    if run("near-small") {
+        vectors::small().await;
     }
 }
 

@@ -16,7 +16,9 @@
 
 mod dml;
 mod error;
+mod federation;
 mod maintenance;
+mod near;
 mod presets;
 mod query;
 mod registry;
@@ -28,6 +30,8 @@ pub use dml::dml_select_sql;
 pub use error::{Error, Result};
 pub use heavenbase_catalog::{self as catalog, EntityDef, FieldDef, LogicalType, Row};
 pub use heavenbase_providers as providers;
+pub use near::{Near, parse_vector};
+pub use heavenbase_providers::vector::Metric;
 pub use query::{Aggregate, Filter, Query, QuerySpec};
 pub use maintenance::{Audit, PartialObject};
 pub use presets::{BackendConfig, Construction, PRESETS, preset_backends, redact_secrets};

@@ -6,12 +6,17 @@ use std::sync::Arc;
 
 use heavenbase_providers::Backend;
 use heavenbase_providers::inmem::InmemBackend;
+use heavenbase_providers::lance::LanceBackend;
+use heavenbase_providers::postgres::{PostgresBackend, PostgresConfig};
 use heavenbase_providers::sqlite::SqliteBackend;
 use serde_json::{Map, Value as Json, json};
 
 use crate::{Error, Result};
 
 pub const PRESETS: &[&str] = &["debug", "embedded", "local-lts", "web-lts"];
+
+/// Backend types this build runs.
+pub const AVAILABLE_KINDS: &[&str] = &["sqlite", "inmem", "postgres", "lance"];
 
 /// How a workspace's backends are built. Stored in the registry and compared on
 /// reopen: the same id with another construction is an error.
@@ -92,6 +97,7 @@ pub fn preset_backends(preset: &str) -> Result<Json> {
         // Durable with no services: everything under the workspace folder.
         "embedded" => json!({
             "main": {"type": "sqlite", "database": "file://{ws_folder}/main.sqlite"},
+            "vec": {"type": "lance", "uri": "file://{ws_folder}/lance"},
         }),
         "local-lts" => json!({
             "main": {
@@ -222,11 +228,27 @@ pub fn instantiate(
                 };
                 Arc::new(SqliteBackend::open(&c.name, &location)?)
             }
+            "postgres" => {
+                let mut config = c.config.clone();
+                if let Some(Json::String(schema)) = config.get("schema") {
+                    let expanded = expand(schema, ws_id, ws_folder, home);
+                    config.insert("schema".into(), Json::String(expanded));
+                }
+                let default_schema = ws_id.replace('-', "_");
+                let pg = PostgresConfig::from_json(&c.name, &config, &default_schema)?;
+                Arc::new(PostgresBackend::new(&c.name, pg))
+            }
+            "lance" => {
+                let uri = c.config.get("uri").and_then(|u| u.as_str()).unwrap_or("file://{ws_folder}/lance");
+                let uri = expand(uri, ws_id, ws_folder, home);
+                let threshold = c.config.get("index_threshold").and_then(|t| t.as_u64()).map(|t| t as usize);
+                Arc::new(LanceBackend::new(&c.name, uri.trim_start_matches("file://"), threshold)?)
+            }
             other => {
                 return Err(Error::Invalid(format!(
-                    "Backend '{}' has type '{other}', which this build cannot run yet (available: sqlite, inmem). \
-                     Presets local-lts and web-lts need postgres, lance and elasticsearch backends.",
-                    c.name
+                    "Backend '{}' has type '{other}', which this build cannot run (available: {}).",
+                    c.name,
+                    AVAILABLE_KINDS.join(", ")
                 )));
             }
         };

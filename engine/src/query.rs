@@ -30,7 +30,7 @@ pub const OPERATORS: &[&str] = &[
     "ends_with", "array_contains", "contained_in",
 ];
 pub const JSON_KEYS: &[&str] =
-    &["filter", "select", "group_by", "aggregate", "having", "order", "offset", "limit", "count"];
+    &["filter", "near", "select", "group_by", "aggregate", "having", "order", "offset", "limit", "count"];
 pub const AGGREGATES: &[&str] = &["count", "sum", "avg", "min", "max", "median", "percentile"];
 /// Longest regex pattern accepted (REFERENCE §7.2).
 pub const MAX_REGEX_LEN: usize = 512;
@@ -124,6 +124,9 @@ pub struct QuerySpec {
     pub aggregates: Vec<Aggregate>,
     pub having: Vec<Filter>,
     pub count: bool,
+    /// Nearest-neighbour search: the result is its top_k rows (after `filters`,
+    /// applied before the search), with a `score` column.
+    pub near: Option<crate::near::Near>,
 }
 
 impl QuerySpec {
@@ -153,7 +156,8 @@ impl QuerySpec {
                         spec.aggregates.push(parse_aggregate(out, def)?);
                     }
                 }
-                "near" | "traverse" | "available" | "unsafe" => {
+                "near" => spec.near = Some(crate::near::Near::from_json(value)?),
+                "traverse" | "available" | "unsafe" => {
                     return Err(Error::Invalid(format!("The JSON query key '{key}' is not supported by this build yet")));
                 }
                 other => {
@@ -179,6 +183,7 @@ impl QuerySpec {
             "aggregate": self.aggregates.iter().map(|a| json!({"out": a.out, "op": a.op, "field": a.field, "distinct": a.distinct, "q": a.q})).collect::<Vec<_>>(),
             "having": self.having.iter().map(Filter::to_json).collect::<Vec<_>>(),
             "terminal": if self.count { "count" } else { "rows" },
+            "near": self.near.as_ref().map(crate::near::Near::to_json),
         })
     }
 }
@@ -287,6 +292,14 @@ impl Query {
         self.with(|s| s.having.push(filter))
     }
     /// Terminal count: one row, one column `count`.
+    /// Nearest neighbours by a vector field: `top_k` (default 50, at most 1000)
+    /// rows nearest to `vector` by `metric` (default cosine), filters applied
+    /// first, ordered by `score` descending unless an order is given.
+    pub fn near(mut self, field: &str, vector: Vec<f32>, top_k: Option<usize>, metric: Option<&str>) -> Result<Self> {
+        self.spec.near = Some(crate::near::Near::new(field, vector, top_k, metric)?);
+        Ok(self)
+    }
+
     pub fn count(self) -> Self {
         self.with(|s| s.count = true)
     }
@@ -305,6 +318,43 @@ impl Query {
         if !spec.filters.is_empty() {
             let exprs = spec.filters.iter().map(|f| compile_filter(def, f)).collect::<Result<Vec<_>>>()?;
             df = df.filter(and_all(exprs))?;
+        }
+        let mut near_scored = false;
+        if let Some(near) = &spec.near {
+            // Filters pick the candidates; the search runs where the vectors live;
+            // the hits join back to the entity by object_id (key lookups).
+            let candidates = if spec.filters.is_empty() {
+                None
+            } else {
+                let batches = df.clone().select(vec![ident(OBJECT_ID)])?.collect().await?;
+                Some(
+                    batches
+                        .iter()
+                        .flat_map(|b| {
+                            datafusion::arrow::array::AsArray::as_string::<i32>(b.column(0))
+                                .iter()
+                                .flatten()
+                                .map(String::from)
+                                .collect::<Vec<_>>()
+                        })
+                        .collect::<Vec<_>>(),
+                )
+            };
+            let hits = self.ws.near(&self.entity, near, candidates).await?;
+            let ids: Vec<Expr> = hits.iter().map(|(id, _)| lit(id.clone())).collect();
+            let hits_df = self
+                .ws
+                .session()
+                .read_batch(crate::near::hits_batch(&hits))?
+                .select(vec![ident(OBJECT_ID).alias("__near_id"), ident("score")])?;
+            let base = self.ws.session().table(def.table_name()).await?;
+            let base = if ids.is_empty() { base.filter(lit(false))? } else { base.filter(ident(OBJECT_ID).in_list(ids, false))? };
+            let mut cols: Vec<Expr> = base.schema().fields().iter().map(|f| ident(f.name())).collect();
+            cols.push(ident("score"));
+            df = base
+                .join(hits_df, datafusion::common::JoinType::Inner, &[OBJECT_ID], &["__near_id"], None)?
+                .select(cols)?;
+            near_scored = true;
         }
         if spec.count {
             return Ok(df.aggregate(vec![], vec![count(ident(OBJECT_ID)).alias("count")])?);
@@ -333,15 +383,25 @@ impl Query {
         }
         let mut order = Vec::new();
         for (f, desc) in &spec.order {
+            if near_scored && f == "score" {
+                order.push(ident("score").sort(!desc, false));
+                continue;
+            }
             order.push(field_expr(def, f)?.0.sort(!desc, false));
+        }
+        if near_scored && spec.order.is_empty() {
+            order.push(ident("score").sort(false, false));
         }
         // A stable base order: object_id ascending.
         order.push(ident(OBJECT_ID).sort(true, false));
         df = df.sort(order)?;
         if !spec.select.is_empty() {
             let mut cols = vec![ident(OBJECT_ID)];
-            for f in spec.select.iter().filter(|f| *f != OBJECT_ID) {
+            for f in spec.select.iter().filter(|f| *f != OBJECT_ID && !(near_scored && *f == "score")) {
                 cols.push(field_expr(def, f)?.0.alias(f));
+            }
+            if near_scored {
+                cols.push(ident("score"));
             }
             df = df.select(cols)?;
         }

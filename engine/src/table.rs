@@ -72,6 +72,17 @@ impl EntityTable {
         EntityTable { schema: Arc::new(Schema::new(fields)), rt, ws, defaults }
     }
 
+    /// The backend, table and column types of an entity stored whole in one
+    /// Postgres table, for federation.
+    pub(crate) fn postgres_table(&self) -> Option<(Arc<dyn Backend>, String, Vec<(String, LogicalType)>)> {
+        let [(backend, group)] = self.rt.groups.as_slice() else { return None };
+        if !backend.as_postgres()?.federates() {
+            return None;
+        }
+        let types = self.rt.def.fields.iter().map(|f| (f.name.clone(), f.ty.clone())).collect();
+        Some((backend.clone(), group.table.clone(), types))
+    }
+
     /// Index of the group a column is read from (object_id: the primary).
     fn group_of(&self, column: &str) -> Option<usize> {
         if column == OBJECT_ID {

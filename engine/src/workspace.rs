@@ -133,7 +133,13 @@ impl Workspace {
             .with_information_schema(true)
             .with_default_catalog_and_schema("heavenbase", "public");
         config.options_mut().sql_parser.dialect = datafusion::config::Dialect::PostgreSQL;
-        let mut ctx = SessionContext::new_with_config(config);
+        // Subplans over one Postgres backend's tables run there as one statement.
+        let state = datafusion::execution::SessionStateBuilder::new()
+            .with_config(config)
+            .with_default_features()
+            .with_optimizer_rule(Arc::new(crate::federation::Federation))
+            .build();
+        let mut ctx = SessionContext::new_with_state(state);
         // JSON paths in SQL: json_get_str(meta, 'k'), meta->>'k', ...
         datafusion_functions_json::register_all(&mut ctx)?;
         let ws = Workspace {
@@ -150,6 +156,8 @@ impl Workspace {
                 register_lock: tokio::sync::Mutex::new(()),
             }),
         };
+        // near(entity, field, vector, ...) in SQL.
+        ws.inner.ctx.register_udtf("near", Arc::new(crate::near::NearFunction { ws: Arc::downgrade(&ws.inner) }));
         // System entities first, then publish their rows, then restore user entities.
         let meta = metaschema_entity();
         let catalog = catalog_entity();

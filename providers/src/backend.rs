@@ -9,6 +9,7 @@ use heavenbase_catalog::{BackendInfo, IndexPlan, LogicalType, OBJECT_ID};
 use serde_json::Value as Json;
 
 use crate::Result;
+use crate::vector::{Hit, NearRequest, exact_nearest};
 
 /// A column of a field group.
 #[derive(Debug, Clone, PartialEq)]
@@ -123,6 +124,21 @@ pub trait Backend: Send + Sync + Debug {
 
     /// How the scan of `request` runs, for EXPLAIN (the SQL a SQL backend sends).
     fn explain_scan(&self, group: &GroupSpec, request: &ScanRequest) -> String;
+
+    /// The `k` nearest rows to `request.vector` in a vector column, nearest first.
+    /// By default an exact search over a scan of the column; backends with a
+    /// vector index answer from it.
+    async fn nearest(&self, group: &GroupSpec, request: &NearRequest) -> Result<Vec<Hit>> {
+        let scan = ScanRequest { columns: vec![request.column.clone()], filters: Vec::new(), ids: request.ids.clone(), limit: None };
+        let batches = self.scan(group, &scan).await?;
+        Ok(exact_nearest(&batches, request))
+    }
+
+    /// The Postgres backend, for federation: whole subplans over its tables run
+    /// there as one statement.
+    fn as_postgres(&self) -> Option<&crate::postgres::PostgresBackend> {
+        None
+    }
 }
 
 /// The output schema of a scan: object_id then the requested columns.

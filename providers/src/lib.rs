@@ -7,8 +7,13 @@ pub mod backend;
 pub mod exec;
 pub mod group_table;
 pub mod inmem;
+#[cfg(feature = "lance")]
+pub mod lance;
+pub mod pg_tls;
+pub mod postgres;
 pub mod sql_filter;
 pub mod sqlite;
+pub mod vector;
 
 pub use backend::{Backend, ColumnSpec, GroupSpec, Pushdown, ScanRequest};
 pub use exec::LazyBatchesExec;

@@ -14,6 +14,11 @@ pub enum SqlParam {
     Int(i64),
     Float(f64),
     Text(String),
+    Bool(bool),
+    /// Days since 1970-01-01.
+    Date(i32),
+    /// Milliseconds since the epoch, UTC.
+    Timestamp(i64),
 }
 
 /// How a dialect spells things that differ between SQL engines.
@@ -26,6 +31,10 @@ pub trait SqlDialect {
     fn date_param(&self, days: i32) -> SqlParam;
     fn bool_param(&self, b: bool) -> SqlParam {
         SqlParam::Int(b as i64)
+    }
+    /// A timestamp in epoch milliseconds (how SQLite stores it).
+    fn timestamp_param(&self, ms: i64) -> SqlParam {
+        SqlParam::Int(ms)
     }
 }
 
@@ -92,11 +101,15 @@ impl Renderer<'_> {
                 v => SqlParam::Int(int_of(v)?),
             },
             (LogicalType::Boolean, ScalarValue::Boolean(Some(b))) => self.dialect.bool_param(*b),
-            (LogicalType::Timestamp, ScalarValue::TimestampMillisecond(Some(ms), _)) => SqlParam::Int(*ms),
-            (LogicalType::Timestamp, ScalarValue::TimestampSecond(Some(s), _)) => SqlParam::Int(s.checked_mul(1000)?),
-            (LogicalType::Timestamp, ScalarValue::TimestampMicrosecond(Some(us), _)) if us % 1000 == 0 => SqlParam::Int(us / 1000),
+            (LogicalType::Timestamp, ScalarValue::TimestampMillisecond(Some(ms), _)) => self.dialect.timestamp_param(*ms),
+            (LogicalType::Timestamp, ScalarValue::TimestampSecond(Some(s), _)) => {
+                self.dialect.timestamp_param(s.checked_mul(1000)?)
+            }
+            (LogicalType::Timestamp, ScalarValue::TimestampMicrosecond(Some(us), _)) if us % 1000 == 0 => {
+                self.dialect.timestamp_param(us / 1000)
+            }
             (LogicalType::Timestamp, ScalarValue::TimestampNanosecond(Some(ns), _)) if ns % 1_000_000 == 0 => {
-                SqlParam::Int(ns / 1_000_000)
+                self.dialect.timestamp_param(ns / 1_000_000)
             }
             (LogicalType::Date, ScalarValue::Date32(Some(d))) => self.dialect.date_param(*d),
             _ => return None,

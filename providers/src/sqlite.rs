@@ -320,6 +320,9 @@ fn bind_param(p: &SqlParam) -> SqlValue {
         SqlParam::Int(i) => SqlValue::Integer(*i),
         SqlParam::Float(f) => SqlValue::Real(*f),
         SqlParam::Text(s) => SqlValue::Text(s.clone()),
+        SqlParam::Bool(b) => SqlValue::Integer(*b as i64),
+        SqlParam::Date(d) => SqlValue::Text(format_date(*d).as_str().unwrap_or_default().to_string()),
+        SqlParam::Timestamp(ms) => SqlValue::Integer(*ms),
     }
 }
 

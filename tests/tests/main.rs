@@ -3,8 +3,10 @@
 
 mod common;
 mod foundation;
+mod postgres;
 mod providers;
 mod query;
 mod sql;
 mod types;
+mod vectors;
 mod wire;

@@ -33,7 +33,10 @@ pub async fn load(h: &TestHome, placement: &str) -> Workspace {
     let (backends, split) = match placement {
         "sqlite" => (json!({"main": {"type": "sqlite", "database": db}}), false),
         "sqlite+inmem" => (json!({"main": {"type": "sqlite", "database": db}, "side": {"type": "inmem"}}), true),
-        _ => (json!({"main": {"type": "inmem"}, "side": {"type": "sqlite", "database": db}}), true),
+        "inmem+sqlite" => (json!({"main": {"type": "inmem"}, "side": {"type": "sqlite", "database": db}}), true),
+        "postgres" => (json!({"main": h.postgres(placement).await}), false),
+        "postgres+sqlite" => (json!({"main": h.postgres(placement).await, "side": {"type": "sqlite", "database": db}}), true),
+        other => panic!("unknown placement {other}"),
     };
     let ws = Workspace::open_in(&h.home, &placement.replace('+', "-"), Construction::Backends(backends)).await.unwrap();
     ws.register(product(split), false).await.unwrap();
@@ -59,7 +62,7 @@ pub fn id(name: &str) -> String {
     heavenbase::catalog::derive_object_id("product", name)
 }
 
-fn cases() -> Vec<(String, Vec<Vec<String>>)> {
+pub fn cases() -> Vec<(String, Vec<Vec<String>>)> {
     let names = |n: &[&str]| n.iter().map(|x| vec![x.to_string()]).collect::<Vec<_>>();
     let q = |w: &str| format!("SELECT name FROM product WHERE {w} ORDER BY name");
     vec![

@@ -1,0 +1,322 @@
+//! Nearest-neighbour search over an entity's vector field, the same from the
+//! Rust API, the query builder, the JSON language and SQL:
+//!
+//! ```sql
+//! SELECT p.name, n.score
+//! FROM near('product', 'embedding', '[0.1, 0.2, 0.3]', 10) AS n
+//! JOIN product p USING (object_id)
+//! ORDER BY n.score DESC;
+//! ```
+//!
+//! `near(entity, field, vector [, top_k [, metric [, where]]])` returns
+//! `(object_id, score)`; `where` is a SQL predicate over the entity that picks the
+//! candidates before the search (a pre-filter: top_k matching rows, never fewer
+//! because of the filter). The search runs where the field is stored: Lance's
+//! ANN index, or an exact scan.
+
+use std::sync::{Arc, Weak};
+
+use async_trait::async_trait;
+use datafusion::arrow::array::{Float32Array, RecordBatch, StringArray};
+use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+use datafusion::catalog::{Session, TableFunctionArgs, TableFunctionImpl};
+use datafusion::datasource::{TableProvider, TableType};
+use datafusion::error::{DataFusionError, Result as DfResult};
+use datafusion::logical_expr::Expr;
+use datafusion::physical_plan::ExecutionPlan;
+use datafusion::scalar::ScalarValue;
+use heavenbase_catalog::{LogicalType, OBJECT_ID};
+use heavenbase_providers::LazyBatchesExec;
+use heavenbase_providers::vector::{DEFAULT_TOP_K, MAX_TOP_K, Metric, NearRequest};
+use serde_json::Value as Json;
+
+use crate::workspace::{Inner, Workspace};
+use crate::{Error, Result};
+
+/// A near search: which field, which vector, how many, by which metric.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Near {
+    pub field: String,
+    pub vector: Vec<f32>,
+    pub top_k: usize,
+    pub metric: Metric,
+}
+
+impl Near {
+    pub fn new(field: &str, vector: Vec<f32>, top_k: Option<usize>, metric: Option<&str>) -> Result<Near> {
+        let top_k = top_k.unwrap_or(DEFAULT_TOP_K);
+        if top_k == 0 || top_k > MAX_TOP_K {
+            return Err(Error::Invalid(format!("near top_k must be between 1 and {MAX_TOP_K}, got {top_k}")));
+        }
+        let metric = Metric::parse(metric.unwrap_or("cosine"))?;
+        Ok(Near { field: field.to_string(), vector, top_k, metric })
+    }
+
+    /// The JSON form of REFERENCE §7.3: `{field, query, top_k, metric}`.
+    pub fn from_json(v: &Json) -> Result<Near> {
+        let o = v.as_object().ok_or_else(|| Error::Invalid(format!("near is {{field, query, top_k, metric}}, got {v}")))?;
+        for k in o.keys() {
+            if !["field", "query", "vector", "value", "top_k", "metric"].contains(&k.as_str()) {
+                return Err(Error::Invalid(format!(
+                    "Unknown near key '{k}'.{} near takes field, query, top_k, metric",
+                    crate::error::suggest(k, ["field", "query", "top_k", "metric"].into_iter())
+                )));
+            }
+        }
+        let field = o.get("field").and_then(Json::as_str).ok_or_else(|| Error::Invalid("near needs a 'field'".into()))?;
+        let query = o.get("query").or_else(|| o.get("vector")).or_else(|| o.get("value"));
+        let vector = parse_vector(query.ok_or_else(|| Error::Invalid("near needs a 'query' vector".into()))?)?;
+        let top_k = match o.get("top_k") {
+            None | Some(Json::Null) => None,
+            Some(k) => Some(k.as_u64().ok_or_else(|| Error::Invalid(format!("near top_k must be a positive integer, got {k}")))? as usize),
+        };
+        Near::new(field, vector, top_k, o.get("metric").and_then(Json::as_str))
+    }
+
+    pub fn to_json(&self) -> Json {
+        serde_json::json!({"field": self.field, "value": self.vector, "top_k": self.top_k, "metric": self.metric.name()})
+    }
+}
+
+/// A vector from JSON: a list of numbers, or a string holding one.
+pub fn parse_vector(v: &Json) -> Result<Vec<f32>> {
+    let parsed;
+    let v = match v {
+        Json::String(s) => {
+            parsed = serde_json::from_str::<Json>(s).map_err(|_| Error::Invalid(format!("near vector must be a list of numbers, got '{s}'")))?;
+            &parsed
+        }
+        other => other,
+    };
+    let items = v.as_array().ok_or_else(|| Error::Invalid(format!("near vector must be a list of numbers, got {v}")))?;
+    items
+        .iter()
+        .map(|x| x.as_f64().map(|f| f as f32).ok_or_else(|| Error::Invalid(format!("near vector holds a non-number: {x}"))))
+        .collect()
+}
+
+impl Workspace {
+    /// The `near.top_k` nearest objects of `entity` by `near.field`, nearest first,
+    /// as (object_id, score). `candidates` restricts the search to those ids.
+    pub async fn near(&self, entity: &str, near: &Near, candidates: Option<Vec<String>>) -> Result<Vec<(String, f32)>> {
+        let rt = self.runtime(entity)?;
+        let field = rt.def.get(&near.field).ok_or_else(|| {
+            Error::NotFound(format!(
+                "{entity} has no field '{}'.{}",
+                near.field,
+                crate::error::suggest(&near.field, rt.def.fields.iter().map(|f| f.name.as_str()))
+            ))
+        })?;
+        let LogicalType::Vector { dim } = field.ty else {
+            return Err(Error::Invalid(format!("{entity}.{} is {}, not a vector; near needs a vector field", near.field, field.ty.type_id())));
+        };
+        if near.vector.len() != dim {
+            return Err(Error::Invalid(format!(
+                "{entity}.{}: the near vector has {} dimensions, the field has {dim}",
+                near.field,
+                near.vector.len()
+            )));
+        }
+        let (backend, group) = rt
+            .groups
+            .iter()
+            .find(|(_, g)| g.column(&near.field).is_some())
+            .ok_or_else(|| Error::NotFound(format!("{entity}.{} has no storage", near.field)))?;
+        let request = NearRequest {
+            column: near.field.clone(),
+            vector: near.vector.clone(),
+            k: near.top_k,
+            metric: near.metric,
+            ids: candidates.map(Arc::new),
+        };
+        let hits = backend.nearest(group, &request).await?;
+        Ok(hits.into_iter().map(|(id, d)| (id, near.metric.score(d))).collect())
+    }
+}
+
+pub(crate) fn hits_batch(hits: &[(String, f32)]) -> RecordBatch {
+    let ids = StringArray::from_iter_values(hits.iter().map(|(id, _)| id.as_str()));
+    let scores = Float32Array::from_iter_values(hits.iter().map(|(_, s)| *s));
+    RecordBatch::try_new(near_schema(), vec![Arc::new(ids), Arc::new(scores)]).expect("near schema")
+}
+
+pub fn near_schema() -> SchemaRef {
+    Arc::new(Schema::new(vec![Field::new(OBJECT_ID, DataType::Utf8, false), Field::new("score", DataType::Float32, false)]))
+}
+
+
+/// The SQL table function `near(...)`.
+#[derive(Debug)]
+pub(crate) struct NearFunction {
+    pub ws: Weak<Inner>,
+}
+
+fn text_arg(args: &[Expr], i: usize, what: &str) -> DfResult<Option<String>> {
+    match args.get(i) {
+        None => Ok(None),
+        Some(Expr::Literal(ScalarValue::Utf8(Some(s)) | ScalarValue::Utf8View(Some(s)) | ScalarValue::LargeUtf8(Some(s)), _)) => {
+            Ok(Some(s.clone()))
+        }
+        Some(other) => Err(DataFusionError::Plan(format!("near(): {what} must be a text literal, got {other}"))),
+    }
+}
+
+fn vector_arg(e: &Expr) -> DfResult<Vec<f32>> {
+    let bad = || DataFusionError::Plan(format!("near(): the vector must be a literal like '[0.1, 0.2]' or ARRAY[0.1, 0.2], got {e}"));
+    match e {
+        Expr::Literal(ScalarValue::Utf8(Some(s)) | ScalarValue::Utf8View(Some(s)), _) => {
+            parse_vector(&Json::String(s.clone())).map_err(|e| DataFusionError::Plan(format!("near(): {e}")))
+        }
+        Expr::ScalarFunction(f) if f.name() == "make_array" => f
+            .args
+            .iter()
+            .map(|a| match a {
+                Expr::Literal(v, _) => match v {
+                    ScalarValue::Float64(Some(x)) => Ok(*x as f32),
+                    ScalarValue::Float32(Some(x)) => Ok(*x),
+                    ScalarValue::Int64(Some(x)) => Ok(*x as f32),
+                    _ => Err(bad()),
+                },
+                Expr::Negative(inner) => match inner.as_ref() {
+                    Expr::Literal(ScalarValue::Float64(Some(x)), _) => Ok(-*x as f32),
+                    Expr::Literal(ScalarValue::Int64(Some(x)), _) => Ok(-*x as f32),
+                    _ => Err(bad()),
+                },
+                _ => Err(bad()),
+            })
+            .collect(),
+        Expr::Literal(ScalarValue::List(list), _) => {
+            let values = datafusion::arrow::compute::cast(list.values(), &DataType::Float32)?;
+            Ok(values.as_any().downcast_ref::<Float32Array>().ok_or_else(bad)?.values().to_vec())
+        }
+        _ => Err(bad()),
+    }
+}
+
+impl TableFunctionImpl for NearFunction {
+    fn call_with_args(&self, args: TableFunctionArgs) -> DfResult<Arc<dyn TableProvider>> {
+        self.plan(args.exprs())
+    }
+}
+
+impl NearFunction {
+    fn plan(&self, args: &[Expr]) -> DfResult<Arc<dyn TableProvider>> {
+        let usage = "near(entity, field, vector [, top_k [, metric [, where]]])";
+        if args.len() < 3 || args.len() > 6 {
+            return Err(DataFusionError::Plan(format!("{usage} takes 3 to 6 arguments, got {}", args.len())));
+        }
+        let entity = text_arg(args, 0, "entity")?.unwrap_or_default();
+        let field = text_arg(args, 1, "field")?.unwrap_or_default();
+        let vector = vector_arg(&args[2])?;
+        let top_k = match args.get(3) {
+            None => None,
+            Some(Expr::Literal(ScalarValue::Int64(Some(k)), _)) if *k > 0 => Some(*k as usize),
+            Some(other) => return Err(DataFusionError::Plan(format!("near(): top_k must be a positive integer, got {other}"))),
+        };
+        let metric = text_arg(args, 4, "metric")?;
+        let filter = text_arg(args, 5, "where")?;
+        let near = Near::new(&field, vector, top_k, metric.as_deref()).map_err(|e| DataFusionError::Plan(e.to_string()))?;
+        let ws = Workspace { inner: self.ws.upgrade().ok_or_else(|| DataFusionError::Plan("workspace closed".into()))? };
+        // Check entity, field and dimensions now, so errors come at planning time.
+        let rt = ws.runtime(&entity).map_err(|e| DataFusionError::Plan(e.to_string()))?;
+        match rt.def.get(&near.field).map(|f| f.ty.clone()) {
+            Some(LogicalType::Vector { dim }) if dim == near.vector.len() => {}
+            Some(LogicalType::Vector { dim }) => {
+                return Err(DataFusionError::Plan(format!(
+                    "{entity}.{}: the near vector has {} dimensions, the field has {dim}",
+                    near.field,
+                    near.vector.len()
+                )));
+            }
+            Some(t) => return Err(DataFusionError::Plan(format!("{entity}.{} is {}, not a vector", near.field, t.type_id()))),
+            None => return Err(DataFusionError::Plan(format!("{entity} has no field '{}'", near.field))),
+        }
+        Ok(Arc::new(NearTable { ws: self.ws.clone(), entity, near, filter }))
+    }
+}
+
+#[derive(Debug)]
+struct NearTable {
+    ws: Weak<Inner>,
+    entity: String,
+    near: Near,
+    filter: Option<String>,
+}
+
+#[async_trait]
+impl TableProvider for NearTable {
+    fn schema(&self) -> SchemaRef {
+        near_schema()
+    }
+
+    fn table_type(&self) -> TableType {
+        TableType::Temporary
+    }
+
+    async fn scan(
+        &self,
+        _state: &dyn Session,
+        projection: Option<&Vec<usize>>,
+        _filters: &[Expr],
+        _limit: Option<usize>,
+    ) -> DfResult<Arc<dyn ExecutionPlan>> {
+        let schema = match projection {
+            Some(p) => Arc::new(near_schema().project(p)?),
+            None => near_schema(),
+        };
+        let detail = format!(
+            "entity={} field={} top_k={} metric={}{}",
+            self.entity,
+            self.near.field,
+            self.near.top_k,
+            self.near.metric.name(),
+            self.filter.as_ref().map(|f| format!(" prefilter=[{f}]")).unwrap_or_default()
+        );
+        let (ws, entity, near, filter, projection) =
+            (self.ws.clone(), self.entity.clone(), self.near.clone(), self.filter.clone(), projection.cloned());
+        let run = Arc::new(move || {
+            let (ws, entity, near, filter, projection) = (ws.clone(), entity.clone(), near.clone(), filter.clone(), projection.clone());
+            let fut: heavenbase_providers::exec::BatchesFuture = Box::pin(async move {
+                let ws = Workspace { inner: ws.upgrade().ok_or_else(|| DataFusionError::Execution("workspace closed".into()))? };
+                let ext = |e: Error| DataFusionError::External(Box::new(e));
+                let candidates = match &filter {
+                    Some(f) => Some(candidate_ids(&ws, &entity, f).await.map_err(ext)?),
+                    None => None,
+                };
+                let hits = ws.near(&entity, &near, candidates).await.map_err(ext)?;
+                let batch = hits_batch(&hits);
+                Ok(vec![match &projection {
+                    Some(p) => batch.project(p)?,
+                    None => batch,
+                }])
+            });
+            fut
+        });
+        Ok(Arc::new(LazyBatchesExec::new("NearExec", detail, schema, run)))
+    }
+}
+
+/// Object ids of `entity` rows matching the SQL predicate `filter`.
+async fn candidate_ids(ws: &Workspace, entity: &str, filter: &str) -> Result<Vec<String>> {
+    use datafusion::sql::sqlparser::dialect::PostgreSqlDialect;
+    use datafusion::sql::sqlparser::parser::Parser;
+    use datafusion::sql::sqlparser::tokenizer::Token;
+    // One expression and nothing after it: the text cannot become another statement.
+    let bad = |e: String| Error::Invalid(format!("near(): the where argument must be one SQL predicate over {entity}: {e}"));
+    let predicate = {
+        let mut parser = Parser::new(&PostgreSqlDialect {}).try_with_sql(filter).map_err(|e| bad(e.to_string()))?;
+        let predicate = parser.parse_expr().map_err(|e| bad(e.to_string()))?;
+        if parser.peek_token().token != Token::EOF {
+            return Err(bad(format!("unexpected text after the predicate in '{filter}'")));
+        }
+        predicate.to_string()
+    };
+    let table = heavenbase_catalog::entity::table_name(entity);
+    let batches = ws.sql(&format!("SELECT {OBJECT_ID} FROM {table} WHERE {predicate}")).await?;
+    let mut ids = Vec::new();
+    for b in &batches {
+        let col = datafusion::arrow::array::AsArray::as_string::<i32>(b.column(0));
+        ids.extend(col.iter().flatten().map(String::from));
+    }
+    Ok(ids)
+}

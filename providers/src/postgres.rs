@@ -1,0 +1,946 @@
+//! The Postgres backend: one schema per workspace, one table per field group,
+//! `object_id text PRIMARY KEY`. Small writes are one multi-row
+//! `INSERT … ON CONFLICT`; large ones a binary COPY into a temporary table and one
+//! `INSERT … SELECT … ON CONFLICT` (measured in benchmarks/). Scans render pushed
+//! filters as parameterised SQL, and [`PostgresBackend::query_arrow`] runs whole
+//! federated subplans (engine/src/federation.rs).
+//!
+//! Storage of logical types: text kinds → `text COLLATE "C"` (byte order, as
+//! DataFusion compares strings); Integer, Duration → int8; Float → float8;
+//! Boolean → bool; Timestamp → timestamptz; Date → date; Json and untyped arrays →
+//! jsonb; arrays of text/integer/float/boolean → text[]/int8[]/float8[]/bool[];
+//! Vector → real[]; Artifact → bytea.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use chrono::{DateTime, NaiveDate, Utc};
+use datafusion::arrow::array::{
+    Array, ArrayRef, AsArray, BinaryBuilder, BooleanBuilder, Date32Builder, FixedSizeListBuilder, Float32Builder,
+    Float64Builder, Int32Builder, Int64Builder, StringBuilder, TimestampMillisecondBuilder,
+};
+use datafusion::arrow::datatypes::{
+    DataType, Date32Type, Field, Float32Type, Float64Type, Int64Type, SchemaRef, TimeUnit, TimestampMillisecondType,
+};
+use datafusion::arrow::record_batch::RecordBatch;
+use datafusion::logical_expr::Expr;
+use futures::{StreamExt, pin_mut};
+use heavenbase_catalog::value::array_value;
+use heavenbase_catalog::{BackendInfo, ColumnBuilder, LogicalType, OBJECT_ID};
+use serde_json::{Value as Json, json};
+use tokio::sync::{Mutex, OwnedMutexGuard};
+use tokio_postgres::binary_copy::BinaryCopyInWriter;
+use tokio_postgres::config::SslMode;
+use tokio_postgres::types::{ToSql, Type};
+use tokio_postgres::{Client, Row, Statement};
+
+use crate::backend::{Backend, ColumnSpec, GroupSpec, Pushdown, ScanRequest, scan_schema};
+use crate::sql_filter::{SqlDialect, SqlParam, can_render, quote_ident, render};
+use crate::{ProviderError, Result};
+
+/// Batches of more rows than this go through COPY; smaller ones through VALUES.
+const COPY_THRESHOLD: usize = 256;
+/// Connections per backend instance.
+const DEFAULT_POOL_SIZE: usize = 4;
+const EPOCH_DAYS_CE: i32 = 719_163;
+
+/// Connection settings: REFERENCE §3.5 keys (host, port, database, username,
+/// password, schema, params) or a `url`, explicit keys winning over the URL.
+#[derive(Clone)]
+pub struct PostgresConfig {
+    pub pg: tokio_postgres::Config,
+    pub schema: String,
+    pub pool_size: usize,
+}
+
+impl std::fmt::Debug for PostgresConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Never the password.
+        write!(f, "PostgresConfig({})", self.display())
+    }
+}
+
+impl PostgresConfig {
+    /// Build from a backend config object. `default_schema` applies when the
+    /// config names none.
+    pub fn from_json(backend: &str, config: &serde_json::Map<String, Json>, default_schema: &str) -> Result<Self> {
+        let bad = |m: String| ProviderError::Config(format!("Postgres backend '{backend}': {m}"));
+        let mut pg = match config.get("url").and_then(Json::as_str) {
+            Some(url) => url.parse::<tokio_postgres::Config>().map_err(|e| bad(format!("invalid url: {e}")))?,
+            None => tokio_postgres::Config::new(),
+        };
+        let text = |k: &str| config.get(k).and_then(|v| match v {
+            Json::String(s) => Some(s.clone()),
+            Json::Number(n) => Some(n.to_string()),
+            _ => None,
+        });
+        if let Some(h) = text("host") {
+            pg.host(&h);
+        }
+        if let Some(p) = text("port") {
+            pg.port(p.parse().map_err(|_| bad(format!("port '{p}' is not a number")))?);
+        }
+        if let Some(d) = text("database") {
+            pg.dbname(&d);
+        }
+        if let Some(u) = text("username").or_else(|| text("user")) {
+            pg.user(&u);
+        }
+        if let Some(p) = text("password") {
+            if !p.is_empty() {
+                pg.password(p);
+            }
+        }
+        let mut sslmode = None;
+        if let Some(Json::Object(params)) = config.get("params") {
+            for (k, v) in params {
+                let v = v.as_str().map(String::from).unwrap_or_else(|| v.to_string());
+                match k.as_str() {
+                    "sslmode" => sslmode = Some(v),
+                    "connect_timeout" => {
+                        pg.connect_timeout(Duration::from_secs(v.parse().map_err(|_| bad(format!("connect_timeout '{v}'")))?));
+                    }
+                    "application_name" => {
+                        pg.application_name(&v);
+                    }
+                    other => return Err(bad(format!("unknown connection parameter '{other}'"))),
+                }
+            }
+        }
+        if let Some(mode) = sslmode.or_else(|| text("sslmode")) {
+            pg.ssl_mode(match mode.as_str() {
+                "disable" => SslMode::Disable,
+                "prefer" | "allow" => SslMode::Prefer,
+                "require" => SslMode::Require,
+                other => return Err(bad(format!("sslmode '{other}' (use disable, prefer or require)"))),
+            });
+        }
+        if pg.get_hosts().is_empty() {
+            pg.host("localhost");
+        }
+        if pg.get_user().is_none() {
+            pg.user("postgres");
+        }
+        if pg.get_dbname().is_none() {
+            let user = pg.get_user().unwrap_or("postgres").to_string();
+            pg.dbname(&user);
+        }
+        if pg.get_connect_timeout().is_none() {
+            pg.connect_timeout(Duration::from_secs(5));
+        }
+        pg.application_name("heavenbase");
+        let schema = text("schema").unwrap_or_else(|| default_schema.to_string());
+        if simple_identifier(&schema) {
+            // Federated statements name tables bare, as the session does.
+            pg.options(&format!("-c search_path={schema}"));
+        }
+        let pool_size = text("pool_size").and_then(|p| p.parse().ok()).unwrap_or(DEFAULT_POOL_SIZE).max(1);
+        Ok(PostgresConfig { pg, schema, pool_size })
+    }
+
+    /// Whether federated statements can name this schema's tables bare.
+    pub fn federates(&self) -> bool {
+        simple_identifier(&self.schema)
+    }
+
+    /// `user@host:port/db`, for messages (no password).
+    pub fn display(&self) -> String {
+        let host = match self.pg.get_hosts().first() {
+            Some(tokio_postgres::config::Host::Tcp(h)) => h.clone(),
+            #[cfg(unix)]
+            Some(tokio_postgres::config::Host::Unix(p)) => p.display().to_string(),
+            None => "localhost".into(),
+        };
+        format!(
+            "{}@{}:{}/{}",
+            self.pg.get_user().unwrap_or("postgres"),
+            host,
+            self.pg.get_ports().first().copied().unwrap_or(5432),
+            self.pg.get_dbname().unwrap_or("postgres")
+        )
+    }
+}
+
+fn simple_identifier(s: &str) -> bool {
+    !s.is_empty() && s.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+}
+
+/// A connection and the statements prepared on it.
+struct Conn {
+    client: Client,
+    statements: HashMap<String, Statement>,
+}
+
+impl Conn {
+    async fn prepare(&mut self, sql: &str) -> std::result::Result<Statement, tokio_postgres::Error> {
+        if let Some(s) = self.statements.get(sql) {
+            return Ok(s.clone());
+        }
+        let s = self.client.prepare(sql).await?;
+        if self.statements.len() > 256 {
+            self.statements.clear();
+        }
+        self.statements.insert(sql.to_string(), s.clone());
+        Ok(s)
+    }
+}
+
+/// A fixed set of connection slots, each opened on first use and reopened when
+/// its connection has closed (a restarted server, a dropped socket).
+struct Pool {
+    config: PostgresConfig,
+    slots: Vec<Arc<Mutex<Option<Conn>>>>,
+    next: AtomicUsize,
+}
+
+impl Pool {
+    async fn get(&self, backend: &str) -> Result<OwnedMutexGuard<Option<Conn>>> {
+        // A free slot if there is one, else wait for the next in turn.
+        let mut guard = None;
+        for slot in &self.slots {
+            if let Ok(g) = slot.clone().try_lock_owned() {
+                guard = Some(g);
+                break;
+            }
+        }
+        let mut guard = match guard {
+            Some(g) => g,
+            None => {
+                let i = self.next.fetch_add(1, Ordering::Relaxed) % self.slots.len();
+                self.slots[i].clone().lock_owned().await
+            }
+        };
+        if (*guard).as_ref().is_none_or(|c| c.client.is_closed()) {
+            *guard = None;
+            let client = connect(&self.config).await.map_err(|e| ProviderError::Backend {
+                backend: backend.into(),
+                kind: "postgres".into(),
+                message: format!("cannot connect to {}: {}", self.config.display(), pg_message(&e)),
+            })?;
+            *guard = Some(Conn { client, statements: HashMap::new() });
+        }
+        Ok(guard)
+    }
+}
+
+async fn connect(config: &PostgresConfig) -> std::result::Result<Client, tokio_postgres::Error> {
+    let client = match config.pg.get_ssl_mode() {
+        SslMode::Disable => {
+            let (client, connection) = config.pg.connect(tokio_postgres::NoTls).await?;
+            tokio::spawn(async move {
+                if let Err(e) = connection.await {
+                    tracing::debug!("postgres connection closed: {e}");
+                }
+            });
+            client
+        }
+        _ => {
+            let tls = crate::pg_tls::connector();
+            let (client, connection) = config.pg.connect(tls).await?;
+            tokio::spawn(async move {
+                if let Err(e) = connection.await {
+                    tracing::debug!("postgres connection closed: {e}");
+                }
+            });
+            client
+        }
+    };
+    Ok(client)
+}
+
+/// Postgres' own words: message, detail and SQLSTATE for a server error, the
+/// error chain for anything else (refused connection, closed socket).
+pub fn pg_message(e: &tokio_postgres::Error) -> String {
+    if let Some(db) = e.as_db_error() {
+        let mut m = format!("{} (SQLSTATE {})", db.message(), db.code().code());
+        if let Some(d) = db.detail() {
+            m.push_str(&format!("; {d}"));
+        }
+        return m;
+    }
+    let mut m = e.to_string();
+    let mut source = std::error::Error::source(e);
+    while let Some(s) = source {
+        m.push_str(&format!(": {s}"));
+        source = s.source();
+    }
+    m
+}
+
+pub struct PostgresBackend {
+    info: BackendInfo,
+    config: PostgresConfig,
+    pool: Pool,
+    /// Whether the schema has been created in this process.
+    schema_ready: Mutex<bool>,
+}
+
+impl std::fmt::Debug for PostgresBackend {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "PostgresBackend({}, {})", self.info.name, self.config.display())
+    }
+}
+
+struct Postgres;
+
+impl SqlDialect for Postgres {
+    fn placeholder(&self, n: usize) -> String {
+        format!("${n}")
+    }
+    fn like_is_case_sensitive(&self) -> bool {
+        true
+    }
+    fn date_param(&self, days: i32) -> SqlParam {
+        SqlParam::Date(days)
+    }
+    fn bool_param(&self, b: bool) -> SqlParam {
+        SqlParam::Bool(b)
+    }
+    fn timestamp_param(&self, ms: i64) -> SqlParam {
+        SqlParam::Timestamp(ms)
+    }
+}
+
+/// The Postgres column type of a logical type.
+pub fn pg_storage_type(ty: &LogicalType) -> &'static str {
+    match ty {
+        LogicalType::Json | LogicalType::Array { item: None } => "jsonb",
+        LogicalType::Array { item: Some(item) } => match item.arrow_type() {
+            DataType::Utf8 => "text[]",
+            DataType::Int64 => "int8[]",
+            DataType::Float64 => "float8[]",
+            DataType::Boolean => "bool[]",
+            _ => "jsonb",
+        },
+        LogicalType::Vector { .. } => "real[]",
+        LogicalType::Artifact => "bytea",
+        other => match other.arrow_type() {
+            DataType::Int64 => "int8",
+            DataType::Float64 => "float8",
+            DataType::Boolean => "bool",
+            DataType::Timestamp(..) => "timestamptz",
+            DataType::Date32 => "date",
+            _ => "text COLLATE \"C\"",
+        },
+    }
+}
+
+fn ms_to_datetime(ms: i64) -> Option<DateTime<Utc>> {
+    DateTime::<Utc>::from_timestamp_millis(ms)
+}
+
+fn days_to_date(days: i32) -> Option<NaiveDate> {
+    NaiveDate::from_num_days_from_ce_opt(days.checked_add(EPOCH_DAYS_CE)?)
+}
+
+fn date_to_days(d: NaiveDate) -> i32 {
+    chrono::Datelike::num_days_from_ce(&d) - EPOCH_DAYS_CE
+}
+
+type Param = Box<dyn ToSql + Sync + Send>;
+
+/// A filter parameter typed as the server inferred it for its placeholder.
+fn bind_param(p: &SqlParam, ty: &Type) -> Param {
+    match (p, ty) {
+        (SqlParam::Int(i), t) if *t == Type::FLOAT8 => Box::new(*i as f64),
+        (SqlParam::Int(i), t) if *t == Type::INT4 => Box::new(*i as i32),
+        (SqlParam::Int(i), t) if *t == Type::TIMESTAMPTZ => Box::new(ms_to_datetime(*i)),
+        (SqlParam::Int(i), _) => Box::new(*i),
+        (SqlParam::Float(f), _) => Box::new(*f),
+        (SqlParam::Text(s), _) => Box::new(s.clone()),
+        (SqlParam::Bool(b), _) => Box::new(*b),
+        (SqlParam::Date(d), _) => Box::new(days_to_date(*d)),
+        (SqlParam::Timestamp(ms), _) => Box::new(ms_to_datetime(*ms)),
+    }
+}
+
+/// The value of `array[row]` as Postgres stores the column's logical type.
+fn cell_param(array: &ArrayRef, row: usize, ty: &LogicalType) -> Param {
+    if array.is_null(row) {
+        return match pg_storage_type(ty) {
+            "int8" => Box::new(None::<i64>),
+            "float8" => Box::new(None::<f64>),
+            "bool" => Box::new(None::<bool>),
+            "timestamptz" => Box::new(None::<DateTime<Utc>>),
+            "date" => Box::new(None::<NaiveDate>),
+            "jsonb" => Box::new(None::<Json>),
+            "real[]" => Box::new(None::<Vec<f32>>),
+            "text[]" => Box::new(None::<Vec<Option<String>>>),
+            "int8[]" => Box::new(None::<Vec<Option<i64>>>),
+            "float8[]" => Box::new(None::<Vec<Option<f64>>>),
+            "bool[]" => Box::new(None::<Vec<Option<bool>>>),
+            "bytea" => Box::new(None::<Vec<u8>>),
+            _ => Box::new(None::<String>),
+        };
+    }
+    match pg_storage_type(ty) {
+        "jsonb" => {
+            let v = array_value(array.as_ref(), row, ty);
+            return Box::new(v);
+        }
+        "text[]" | "int8[]" | "float8[]" | "bool[]" => {
+            let list = array.as_list::<i32>().value(row);
+            return match list.data_type() {
+                DataType::Int64 => Box::new(list.as_primitive::<Int64Type>().iter().collect::<Vec<_>>()),
+                DataType::Float64 => Box::new(list.as_primitive::<Float64Type>().iter().collect::<Vec<_>>()),
+                DataType::Boolean => Box::new(list.as_boolean().iter().collect::<Vec<_>>()),
+                _ => Box::new(list.as_string::<i32>().iter().map(|s| s.map(String::from)).collect::<Vec<_>>()),
+            };
+        }
+        _ => {}
+    }
+    match array.data_type() {
+        DataType::Int64 => Box::new(array.as_primitive::<Int64Type>().value(row)),
+        DataType::Float64 => Box::new(array.as_primitive::<Float64Type>().value(row)),
+        DataType::Boolean => Box::new(array.as_boolean().value(row)),
+        DataType::Timestamp(..) => Box::new(ms_to_datetime(array.as_primitive::<TimestampMillisecondType>().value(row))),
+        DataType::Date32 => Box::new(days_to_date(array.as_primitive::<Date32Type>().value(row))),
+        DataType::Binary => Box::new(array.as_binary::<i32>().value(row).to_vec()),
+        DataType::FixedSizeList(..) => {
+            let v = array.as_fixed_size_list().value(row);
+            Box::new(v.as_primitive::<Float32Type>().values().to_vec())
+        }
+        _ => Box::new(array.as_string::<i32>().value(row).to_string()),
+    }
+}
+
+/// The Postgres type a COPY of the column sends.
+fn copy_type(ty: &LogicalType) -> Type {
+    match pg_storage_type(ty) {
+        "int8" => Type::INT8,
+        "float8" => Type::FLOAT8,
+        "bool" => Type::BOOL,
+        "timestamptz" => Type::TIMESTAMPTZ,
+        "date" => Type::DATE,
+        "jsonb" => Type::JSONB,
+        "real[]" => Type::FLOAT4_ARRAY,
+        "text[]" => Type::TEXT_ARRAY,
+        "int8[]" => Type::INT8_ARRAY,
+        "float8[]" => Type::FLOAT8_ARRAY,
+        "bool[]" => Type::BOOL_ARRAY,
+        "bytea" => Type::BYTEA,
+        _ => Type::TEXT,
+    }
+}
+
+/// Arrow builders fed from Postgres rows. The target is the Arrow type; the
+/// Postgres column type decides how a value is read.
+enum Reader {
+    Text(StringBuilder),
+    Int(Int64Builder),
+    Int32(Int32Builder),
+    Float(Float64Builder),
+    Float32(Float32Builder),
+    Bool(BooleanBuilder),
+    Ts(TimestampMillisecondBuilder),
+    Date(Date32Builder),
+    Bin(BinaryBuilder),
+    Vector(FixedSizeListBuilder<Float32Builder>),
+    /// Lists and other JSON-shaped values go through the logical type's coercion.
+    Json(ColumnBuilder),
+}
+
+fn reader_for(field: &Field, logical: Option<&LogicalType>) -> std::result::Result<Reader, String> {
+    Ok(match field.data_type() {
+        DataType::Utf8 => Reader::Text(StringBuilder::new()),
+        DataType::Int64 => Reader::Int(Int64Builder::new()),
+        DataType::Int32 => Reader::Int32(Int32Builder::new()),
+        DataType::Float64 => Reader::Float(Float64Builder::new()),
+        DataType::Float32 => Reader::Float32(Float32Builder::new()),
+        DataType::Boolean => Reader::Bool(BooleanBuilder::new()),
+        DataType::Timestamp(TimeUnit::Millisecond, tz) => {
+            Reader::Ts(TimestampMillisecondBuilder::new().with_timezone_opt(tz.clone()))
+        }
+        DataType::Date32 => Reader::Date(Date32Builder::new()),
+        DataType::Binary => Reader::Bin(BinaryBuilder::new()),
+        DataType::FixedSizeList(_, dim) => Reader::Vector(
+            FixedSizeListBuilder::new(Float32Builder::new(), *dim)
+                .with_field(Arc::new(Field::new("item", DataType::Float32, true))),
+        ),
+        other => match logical {
+            Some(ty) => Reader::Json(ColumnBuilder::new(ty, 0)),
+            None => return Err(format!("column '{}' of type {other} cannot be read from Postgres", field.name())),
+        },
+    })
+}
+
+impl Reader {
+    fn push(&mut self, row: &Row, i: usize) -> std::result::Result<(), tokio_postgres::Error> {
+        let pg = row.columns()[i].type_().clone();
+        match self {
+            Reader::Text(b) => {
+                if pg == Type::JSONB || pg == Type::JSON {
+                    b.append_option(row.try_get::<_, Option<Json>>(i)?.map(|v| v.to_string()))
+                } else {
+                    b.append_option(row.try_get::<_, Option<&str>>(i)?)
+                }
+            }
+            Reader::Int(b) => b.append_option(match pg {
+                Type::INT4 => row.try_get::<_, Option<i32>>(i)?.map(i64::from),
+                Type::INT2 => row.try_get::<_, Option<i16>>(i)?.map(i64::from),
+                _ => row.try_get::<_, Option<i64>>(i)?,
+            }),
+            Reader::Int32(b) => b.append_option(row.try_get::<_, Option<i32>>(i)?),
+            Reader::Float(b) => b.append_option(match pg {
+                Type::FLOAT4 => row.try_get::<_, Option<f32>>(i)?.map(f64::from),
+                _ => row.try_get::<_, Option<f64>>(i)?,
+            }),
+            Reader::Float32(b) => b.append_option(row.try_get::<_, Option<f32>>(i)?),
+            Reader::Bool(b) => b.append_option(row.try_get::<_, Option<bool>>(i)?),
+            Reader::Ts(b) => b.append_option(row.try_get::<_, Option<DateTime<Utc>>>(i)?.map(|t| t.timestamp_millis())),
+            Reader::Date(b) => b.append_option(row.try_get::<_, Option<NaiveDate>>(i)?.map(date_to_days)),
+            Reader::Bin(b) => b.append_option(row.try_get::<_, Option<&[u8]>>(i)?),
+            Reader::Vector(b) => {
+                let dim = b.value_length() as usize;
+                match row.try_get::<_, Option<Vec<f32>>>(i)? {
+                    Some(v) if v.len() == dim => {
+                        b.values().append_slice(&v);
+                        b.append(true);
+                    }
+                    _ => {
+                        for _ in 0..dim {
+                            b.values().append_null();
+                        }
+                        b.append(false);
+                    }
+                }
+            }
+            Reader::Json(b) => {
+                let v: Option<Json> = match pg {
+                    Type::JSONB | Type::JSON => row.try_get(i)?,
+                    Type::TEXT_ARRAY => row.try_get::<_, Option<Vec<Option<String>>>>(i)?.map(|v| json!(v)),
+                    Type::INT8_ARRAY => row.try_get::<_, Option<Vec<Option<i64>>>>(i)?.map(|v| json!(v)),
+                    Type::FLOAT8_ARRAY => row.try_get::<_, Option<Vec<Option<f64>>>>(i)?.map(|v| json!(v)),
+                    Type::BOOL_ARRAY => row.try_get::<_, Option<Vec<Option<bool>>>>(i)?.map(|v| json!(v)),
+                    _ => row.try_get::<_, Option<String>>(i)?.map(Json::String),
+                };
+                match v {
+                    // Values were checked on the way in; a value that no longer
+                    // fits (edited outside HeavenBase) reads as NULL.
+                    Some(v) => {
+                        if b.push(&v).is_err() {
+                            b.push_null()
+                        }
+                    }
+                    None => b.push_null(),
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn finish(self) -> ArrayRef {
+        use datafusion::arrow::array::ArrayBuilder;
+        match self {
+            Reader::Text(mut b) => Arc::new(b.finish()),
+            Reader::Int(mut b) => Arc::new(b.finish()),
+            Reader::Int32(mut b) => Arc::new(b.finish()),
+            Reader::Float(mut b) => Arc::new(b.finish()),
+            Reader::Float32(mut b) => Arc::new(b.finish()),
+            Reader::Bool(mut b) => Arc::new(b.finish()),
+            Reader::Ts(mut b) => Arc::new(b.finish()),
+            Reader::Date(mut b) => Arc::new(b.finish()),
+            Reader::Bin(mut b) => ArrayBuilder::finish(&mut b),
+            Reader::Vector(mut b) => Arc::new(b.finish()),
+            Reader::Json(b) => b.finish(),
+        }
+    }
+}
+
+/// Read rows into one batch of `schema`; `logical` gives the logical type of
+/// columns that need one (lists).
+fn rows_to_batch(
+    rows: &[Row],
+    schema: SchemaRef,
+    logical: &[Option<LogicalType>],
+) -> std::result::Result<RecordBatch, String> {
+    let mut readers = schema
+        .fields()
+        .iter()
+        .enumerate()
+        .map(|(i, f)| reader_for(f, logical.get(i).and_then(|l| l.as_ref())))
+        .collect::<std::result::Result<Vec<_>, _>>()?;
+    for row in rows {
+        for (i, r) in readers.iter_mut().enumerate() {
+            r.push(row, i).map_err(|e| format!("column '{}': {}", schema.field(i).name(), pg_message(&e)))?;
+        }
+    }
+    let arrays = readers.into_iter().map(Reader::finish).collect();
+    RecordBatch::try_new(schema, arrays).map_err(|e| e.to_string())
+}
+
+impl PostgresBackend {
+    /// A backend that connects on first use: a server that is down fails the
+    /// statements that need it, not the workspace's other backends.
+    pub fn new(name: &str, config: PostgresConfig) -> Self {
+        let slots = (0..config.pool_size).map(|_| Arc::new(Mutex::new(None))).collect();
+        PostgresBackend {
+            info: BackendInfo { name: name.into(), kind: "postgres".into(), tags: vec!["row".into(), "sql".into()] },
+            pool: Pool { config: config.clone(), slots, next: AtomicUsize::new(0) },
+            config,
+            schema_ready: Mutex::new(false),
+        }
+    }
+
+    pub fn config(&self) -> &PostgresConfig {
+        &self.config
+    }
+
+    /// Whether whole subplans over this backend's tables can run here.
+    pub fn federates(&self) -> bool {
+        self.config.federates()
+    }
+
+    /// `"schema"."table"` of a group.
+    pub fn qualified(&self, table: &str) -> String {
+        format!("{}.{}", quote_ident(&self.config.schema), quote_ident(table))
+    }
+
+    fn error(&self, statement: &str, e: &tokio_postgres::Error) -> ProviderError {
+        ProviderError::Backend {
+            backend: self.info.name.clone(),
+            kind: "postgres".into(),
+            message: format!("{}; statement: {}", pg_message(e), shorten(statement)),
+        }
+    }
+
+    fn write_error(&self, table: &str, statement: &str, e: &tokio_postgres::Error) -> ProviderError {
+        if let Some(db) = e.as_db_error() {
+            if db.code() == &tokio_postgres::error::SqlState::UNIQUE_VIOLATION {
+                return ProviderError::Unique {
+                    backend: self.info.name.clone(),
+                    table: table.into(),
+                    message: pg_message(e),
+                };
+            }
+        }
+        self.error(statement, e)
+    }
+
+    async fn ensure_schema(&self, conn: &mut Conn) -> Result<()> {
+        let mut ready = self.schema_ready.lock().await;
+        if !*ready {
+            let sql = format!("CREATE SCHEMA IF NOT EXISTS {}", quote_ident(&self.config.schema));
+            if let Err(e) = conn.client.batch_execute(&sql).await {
+                // Another session creating it at the same moment is fine.
+                if e.as_db_error().is_none_or(|d| d.code() != &tokio_postgres::error::SqlState::UNIQUE_VIOLATION) {
+                    return Err(self.error(&sql, &e));
+                }
+            }
+            *ready = true;
+        }
+        Ok(())
+    }
+
+    fn build_select(&self, group: &GroupSpec, request: &ScanRequest) -> (String, Vec<SqlParam>, bool) {
+        let mut cols = vec![quote_ident(OBJECT_ID)];
+        cols.extend(request.columns.iter().filter(|c| group.column(c).is_some()).map(|c| quote_ident(c)));
+        let mut sql = format!("SELECT {} FROM {}", cols.join(", "), self.qualified(&group.table));
+        let mut params = Vec::new();
+        let mut conds = Vec::new();
+        for f in &request.filters {
+            if let Some(s) = render(f, group, &Postgres, &mut params) {
+                conds.push(s);
+            }
+        }
+        let with_ids = request.ids.is_some();
+        if with_ids {
+            conds.push(format!("{} = ANY(${})", quote_ident(OBJECT_ID), params.len() + 1));
+        }
+        if !conds.is_empty() {
+            sql.push_str(" WHERE ");
+            sql.push_str(&conds.join(" AND "));
+        }
+        if let Some(limit) = request.limit {
+            sql.push_str(&format!(" LIMIT {limit}"));
+        }
+        (sql, params, with_ids)
+    }
+
+    /// Run a query and read its rows as one batch of `schema`: the federated
+    /// path. Column i of the result fills field i of `schema`.
+    pub async fn query_arrow(&self, sql: &str, schema: SchemaRef) -> Result<RecordBatch> {
+        let mut guard = self.pool.get(&self.info.name).await?;
+        let conn = guard.as_mut().expect("connected");
+        let rows = conn.client.query(sql, &[]).await.map_err(|e| self.error(sql, &e))?;
+        drop(guard);
+        let logical = vec![None; schema.fields().len()];
+        rows_to_batch(&rows, schema, &logical).map_err(|m| ProviderError::Backend {
+            backend: self.info.name.clone(),
+            kind: "postgres".into(),
+            message: format!("{m}; statement: {}", shorten(sql)),
+        })
+    }
+
+    /// Multi-row `INSERT … VALUES … ON CONFLICT` in one statement.
+    async fn upsert_values(&self, conn: &mut Conn, group: &GroupSpec, batch: &RecordBatch, types: &[LogicalType]) -> Result<()> {
+        let names: Vec<String> = batch.schema().fields().iter().map(|f| quote_ident(f.name())).collect();
+        let ncols = names.len();
+        let rows = batch.num_rows();
+        let tuples: Vec<String> = (0..rows)
+            .map(|r| format!("({})", (1..=ncols).map(|c| format!("${}", r * ncols + c)).collect::<Vec<_>>().join(", ")))
+            .collect();
+        let sql = format!(
+            "INSERT INTO {} ({}) VALUES {} {}",
+            self.qualified(&group.table),
+            names.join(", "),
+            tuples.join(", "),
+            on_conflict(&names)
+        );
+        let mut params: Vec<Param> = Vec::with_capacity(rows * ncols);
+        for r in 0..rows {
+            for (i, col) in batch.columns().iter().enumerate() {
+                params.push(cell_param(col, r, &types[i]));
+            }
+        }
+        let refs: Vec<&(dyn ToSql + Sync)> = params.iter().map(|p| p.as_ref() as &(dyn ToSql + Sync)).collect();
+        let stmt = conn.prepare(&sql).await.map_err(|e| self.write_error(&group.table, &sql, &e))?;
+        conn.client.execute(&stmt, &refs).await.map_err(|e| self.write_error(&group.table, &sql, &e))?;
+        Ok(())
+    }
+
+    /// Binary COPY into a temporary table, then one `INSERT … SELECT … ON CONFLICT`.
+    async fn upsert_copy(&self, conn: &mut Conn, group: &GroupSpec, batch: &RecordBatch, types: &[LogicalType]) -> Result<()> {
+        let names: Vec<String> = batch.schema().fields().iter().map(|f| quote_ident(f.name())).collect();
+        let stage = quote_ident(&format!("hb_stage_{}", group.table));
+        let table = &group.table;
+        let tx = conn.client.transaction().await.map_err(|e| self.error("BEGIN", &e))?;
+        let create = format!(
+            "CREATE TEMP TABLE IF NOT EXISTS {stage} ({}) ON COMMIT DELETE ROWS",
+            batch
+                .schema()
+                .fields()
+                .iter()
+                .zip(types)
+                .map(|(f, t)| format!("{} {}", quote_ident(f.name()), pg_storage_type(t)))
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+        // The stage's shape follows the batch's columns: recreate it for each shape.
+        tx.batch_execute(&format!("DROP TABLE IF EXISTS {stage}; {create}"))
+            .await
+            .map_err(|e| self.error(&create, &e))?;
+        let copy = format!("COPY {stage} ({}) FROM STDIN (FORMAT binary)", names.join(", "));
+        let sink = tx.copy_in(&copy).await.map_err(|e| self.error(&copy, &e))?;
+        let pg_types: Vec<Type> = types.iter().map(copy_type).collect();
+        let writer = BinaryCopyInWriter::new(sink, &pg_types);
+        pin_mut!(writer);
+        let mut row: Vec<Param> = Vec::with_capacity(names.len());
+        for r in 0..batch.num_rows() {
+            row.clear();
+            for (i, col) in batch.columns().iter().enumerate() {
+                row.push(cell_param(col, r, &types[i]));
+            }
+            let refs: Vec<&(dyn ToSql + Sync)> = row.iter().map(|p| p.as_ref() as &(dyn ToSql + Sync)).collect();
+            writer.as_mut().write(&refs).await.map_err(|e| self.error(&copy, &e))?;
+        }
+        writer.finish().await.map_err(|e| self.error(&copy, &e))?;
+        let insert = format!(
+            "INSERT INTO {} ({cols}) SELECT {cols} FROM {stage} ORDER BY {} {}",
+            self.qualified(table),
+            quote_ident(OBJECT_ID),
+            on_conflict(&names),
+            cols = names.join(", "),
+        );
+        tx.batch_execute(&insert).await.map_err(|e| self.write_error(table, &insert, &e))?;
+        tx.commit().await.map_err(|e| self.error("COMMIT", &e))?;
+        Ok(())
+    }
+}
+
+fn on_conflict(names: &[String]) -> String {
+    let updates: Vec<String> = names.iter().skip(1).map(|n| format!("{n} = EXCLUDED.{n}")).collect();
+    if updates.is_empty() {
+        format!("ON CONFLICT ({}) DO NOTHING", quote_ident(OBJECT_ID))
+    } else {
+        format!("ON CONFLICT ({}) DO UPDATE SET {}", quote_ident(OBJECT_ID), updates.join(", "))
+    }
+}
+
+/// Statements in messages: long VALUES lists cut short.
+fn shorten(sql: &str) -> String {
+    if sql.chars().count() > 300 { format!("{}…", sql.chars().take(300).collect::<String>()) } else { sql.to_string() }
+}
+
+/// `"name" type [DEFAULT literal]`; the default is sent as a typed literal.
+fn column_ddl(c: &ColumnSpec) -> String {
+    let storage = pg_storage_type(&c.ty);
+    let mut ddl = format!("{} {storage}", quote_ident(&c.name));
+    if c.default.as_ref().is_some_and(|d| !d.is_null()) {
+        let array = c.default_array();
+        if !array.is_null(0) {
+            let v = array_value(array.as_ref(), 0, &c.ty);
+            let text = match (&v, storage) {
+                (_, "jsonb") => v.to_string(),
+                (Json::String(s), _) => s.clone(),
+                (Json::Array(items), s) if s.ends_with("[]") => {
+                    // Postgres array literal: {"a","b"} with each item quoted.
+                    let inner: Vec<String> = items
+                        .iter()
+                        .map(|i| match i {
+                            Json::String(s) => format!("\"{}\"", s.replace('\\', "\\\\").replace('"', "\\\"")),
+                            other => other.to_string(),
+                        })
+                        .collect();
+                    format!("{{{}}}", inner.join(","))
+                }
+                (other, _) => other.to_string(),
+            };
+            let base = storage.split(" COLLATE").next().unwrap_or(storage);
+            ddl.push_str(&format!(" DEFAULT '{}'::{base}", text.replace('\'', "''")));
+        }
+    }
+    ddl
+}
+
+#[async_trait]
+impl Backend for PostgresBackend {
+    fn info(&self) -> &BackendInfo {
+        &self.info
+    }
+
+    fn describe(&self) -> Json {
+        json!({
+            "name": self.info.name,
+            "type": "postgres",
+            "connection": self.config.display(),
+            "schema": self.config.schema,
+            "tags": self.info.tags,
+        })
+    }
+
+    async fn ensure_group(&self, group: &GroupSpec) -> Result<()> {
+        let mut guard = self.pool.get(&self.info.name).await?;
+        let conn = guard.as_mut().expect("connected");
+        self.ensure_schema(conn).await?;
+        let table = self.qualified(&group.table);
+        let mut cols = vec![format!("{} text COLLATE \"C\" PRIMARY KEY", quote_ident(OBJECT_ID))];
+        cols.extend(group.columns.iter().map(column_ddl));
+        let mut statements = vec![format!("CREATE TABLE IF NOT EXISTS {table} ({})", cols.join(", "))];
+        // Additive evolution: columns added since the table was made.
+        statements.extend(group.columns.iter().map(|c| format!("ALTER TABLE {table} ADD COLUMN IF NOT EXISTS {}", column_ddl(c))));
+        for ix in &group.indexes {
+            let ix_name = format!("ix_{}_{}", group.table, ix.fields.join("_"));
+            let cols: Vec<String> = ix.fields.iter().map(|f| quote_ident(f)).collect();
+            statements.push(format!(
+                "CREATE {}INDEX IF NOT EXISTS {} ON {table} ({})",
+                if ix.unique { "UNIQUE " } else { "" },
+                quote_ident(&ix_name),
+                cols.join(", ")
+            ));
+        }
+        for sql in statements {
+            conn.client.batch_execute(&sql).await.map_err(|e| self.write_error(&group.table, &sql, &e))?;
+        }
+        Ok(())
+    }
+
+    async fn upsert(&self, group: &GroupSpec, batch: RecordBatch) -> Result<()> {
+        if batch.num_rows() == 0 {
+            return Ok(());
+        }
+        let types: Vec<LogicalType> = batch
+            .schema()
+            .fields()
+            .iter()
+            .map(|f| group.column(f.name()).map(|c| c.ty.clone()).unwrap_or(LogicalType::identifier()))
+            .collect();
+        let mut guard = self.pool.get(&self.info.name).await?;
+        let conn = guard.as_mut().expect("connected");
+        // Postgres binds at most 65535 parameters per statement.
+        if batch.num_rows() <= COPY_THRESHOLD && batch.num_rows() * batch.num_columns() < 65_000 {
+            self.upsert_values(conn, group, &batch, &types).await
+        } else {
+            self.upsert_copy(conn, group, &batch, &types).await
+        }
+    }
+
+    async fn delete(&self, group: &GroupSpec, ids: &[String]) -> Result<Vec<String>> {
+        let sql = format!(
+            "DELETE FROM {} WHERE {id} = ANY($1) RETURNING {id}",
+            self.qualified(&group.table),
+            id = quote_ident(OBJECT_ID)
+        );
+        let mut guard = self.pool.get(&self.info.name).await?;
+        let conn = guard.as_mut().expect("connected");
+        let stmt = conn.prepare(&sql).await.map_err(|e| self.error(&sql, &e))?;
+        let rows = conn.client.query(&stmt, &[&ids]).await.map_err(|e| self.error(&sql, &e))?;
+        Ok(rows.iter().map(|r| r.get::<_, String>(0)).collect())
+    }
+
+    fn filter_pushdown(&self, group: &GroupSpec, filter: &Expr) -> Pushdown {
+        if can_render(filter, group, &Postgres) { Pushdown::Exact } else { Pushdown::Unsupported }
+    }
+
+    async fn scan(&self, group: &GroupSpec, request: &ScanRequest) -> Result<Vec<RecordBatch>> {
+        let (sql, params, with_ids) = self.build_select(group, request);
+        let schema = scan_schema(group, &request.columns);
+        let logical: Vec<Option<LogicalType>> =
+            schema.fields().iter().map(|f| group.column(f.name()).map(|c| c.ty.clone())).collect();
+        let mut guard = self.pool.get(&self.info.name).await?;
+        let conn = guard.as_mut().expect("connected");
+        let stmt = conn.prepare(&sql).await.map_err(|e| self.error(&sql, &e))?;
+        let mut bound: Vec<Param> = params.iter().zip(stmt.params()).map(|(p, t)| bind_param(p, t)).collect();
+        if with_ids {
+            bound.push(Box::new(request.ids.as_ref().map(|i| i.as_ref().clone()).unwrap_or_default()));
+        }
+        let refs: Vec<&(dyn ToSql + Sync)> = bound.iter().map(|p| p.as_ref() as &(dyn ToSql + Sync)).collect();
+        let stream = conn.client.query_raw(&stmt, refs).await.map_err(|e| self.error(&sql, &e))?;
+        pin_mut!(stream);
+        // Batches of 8k rows: memory stays bounded by one batch of rows.
+        let mut batches = Vec::new();
+        let mut rows = Vec::with_capacity(8192);
+        loop {
+            let next = stream.next().await;
+            let done = next.is_none();
+            if let Some(row) = next {
+                rows.push(row.map_err(|e| self.error(&sql, &e))?);
+            }
+            if rows.len() == 8192 || (done && (!rows.is_empty() || batches.is_empty())) {
+                let batch = rows_to_batch(&rows, schema.clone(), &logical).map_err(|m| ProviderError::Backend {
+                    backend: self.info.name.clone(),
+                    kind: "postgres".into(),
+                    message: format!("{m}; statement: {}", shorten(&sql)),
+                })?;
+                batches.push(batch);
+                rows.clear();
+            }
+            if done {
+                break;
+            }
+        }
+        Ok(batches)
+    }
+
+    async fn count(&self, group: &GroupSpec) -> Result<usize> {
+        let sql = format!("SELECT count(*) FROM {}", self.qualified(&group.table));
+        let mut guard = self.pool.get(&self.info.name).await?;
+        let conn = guard.as_mut().expect("connected");
+        let row = conn.client.query_one(&sql, &[]).await.map_err(|e| self.error(&sql, &e))?;
+        Ok(row.get::<_, i64>(0) as usize)
+    }
+
+    async fn drop_group(&self, group: &GroupSpec) -> Result<()> {
+        let sql = format!("DROP TABLE IF EXISTS {}", self.qualified(&group.table));
+        let mut guard = self.pool.get(&self.info.name).await?;
+        let conn = guard.as_mut().expect("connected");
+        conn.statements.clear();
+        conn.client.batch_execute(&sql).await.map_err(|e| self.error(&sql, &e))
+    }
+
+    fn explain_scan(&self, group: &GroupSpec, request: &ScanRequest) -> String {
+        let (sql, params, with_ids) = self.build_select(group, request);
+        let mut shown: Vec<String> = params.iter().map(|p| format!("{p:?}")).collect();
+        if with_ids {
+            shown.push(format!("[{} ids]", request.ids.as_ref().map_or(0, |i| i.len())));
+        }
+        format!("sql=[{sql}] params=[{}]", shown.join(", "))
+    }
+
+    fn as_postgres(&self) -> Option<&PostgresBackend> {
+        Some(self)
+    }
+}

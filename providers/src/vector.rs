@@ -1,0 +1,120 @@
+//! Nearest-neighbour search: the request every backend answers, the metrics, and
+//! exact search over Arrow batches (the in-memory backend, and any backend
+//! without a vector index of its own).
+
+use std::collections::HashSet;
+use std::sync::Arc;
+
+use datafusion::arrow::array::{Array, AsArray, RecordBatch};
+use datafusion::arrow::datatypes::Float32Type;
+
+use crate::{ProviderError, Result};
+
+/// Default and largest `top_k` (REFERENCE §7.1).
+pub const DEFAULT_TOP_K: usize = 50;
+pub const MAX_TOP_K: usize = 1000;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Metric {
+    Cosine,
+    L2,
+    Dot,
+}
+
+impl Metric {
+    pub fn parse(name: &str) -> Result<Metric> {
+        match name.to_ascii_lowercase().as_str() {
+            "cosine" | "cos" => Ok(Metric::Cosine),
+            "l2" | "euclidean" => Ok(Metric::L2),
+            "dot" | "ip" | "inner_product" => Ok(Metric::Dot),
+            other => Err(ProviderError::Config(format!("Unknown metric '{other}' (use cosine, l2 or dot)"))),
+        }
+    }
+
+    pub fn name(&self) -> &'static str {
+        match self {
+            Metric::Cosine => "cosine",
+            Metric::L2 => "l2",
+            Metric::Dot => "dot",
+        }
+    }
+
+    /// The distance (smaller is nearer) in the convention Lance uses: cosine
+    /// 1 − cos, l2 the squared Euclidean distance, dot 1 − x·y.
+    pub fn distance(&self, a: &[f32], b: &[f32]) -> f32 {
+        match self {
+            Metric::Cosine => {
+                let (mut dot, mut na, mut nb) = (0f32, 0f32, 0f32);
+                for (x, y) in a.iter().zip(b) {
+                    dot += x * y;
+                    na += x * x;
+                    nb += y * y;
+                }
+                if na == 0.0 || nb == 0.0 { 1.0 } else { 1.0 - dot / (na.sqrt() * nb.sqrt()) }
+            }
+            Metric::L2 => a.iter().zip(b).map(|(x, y)| (x - y) * (x - y)).sum(),
+            Metric::Dot => 1.0 - a.iter().zip(b).map(|(x, y)| x * y).sum::<f32>(),
+        }
+    }
+
+    /// The score users see, larger is nearer: cosine similarity, dot product, or
+    /// the negated Euclidean distance.
+    pub fn score(&self, distance: f32) -> f32 {
+        match self {
+            Metric::Cosine | Metric::Dot => 1.0 - distance,
+            Metric::L2 => -distance.max(0.0).sqrt(),
+        }
+    }
+}
+
+/// A nearest-neighbour request on one vector column of one field group.
+#[derive(Debug, Clone)]
+pub struct NearRequest {
+    pub column: String,
+    pub vector: Vec<f32>,
+    pub k: usize,
+    pub metric: Metric,
+    /// Only these object_ids are candidates (a filter applied before the search).
+    pub ids: Option<Arc<Vec<String>>>,
+}
+
+/// One hit: object_id and distance (smaller is nearer).
+pub type Hit = (String, f32);
+
+/// Exact search over batches holding `object_id` first and the vector column
+/// second. Rows with a NULL vector are not candidates.
+pub fn exact_nearest(batches: &[RecordBatch], request: &NearRequest) -> Vec<Hit> {
+    let allowed: Option<HashSet<&str>> = request.ids.as_ref().map(|ids| ids.iter().map(String::as_str).collect());
+    let mut hits: Vec<(f32, &str)> = Vec::new();
+    for b in batches {
+        let ids = b.column(0).as_string::<i32>();
+        let vectors = b.column(1).as_fixed_size_list();
+        let dim = vectors.value_length() as usize;
+        let values = vectors.values().as_primitive::<Float32Type>().values();
+        for row in 0..b.num_rows() {
+            if vectors.is_null(row) {
+                continue;
+            }
+            let id = ids.value(row);
+            if allowed.as_ref().is_some_and(|a| !a.contains(id)) {
+                continue;
+            }
+            let start = (vectors.offset() + row) * dim;
+            let v = &values[start..start + dim];
+            hits.push((request.metric.distance(&request.vector, v), id));
+        }
+    }
+    let k = request.k.min(hits.len());
+    if k == 0 {
+        return Vec::new();
+    }
+    // Partial selection, then sort the k kept: O(n + k log k). Ties break on id
+    // so every backend returns the same order.
+    let cmp = |a: &(f32, &str), b: &(f32, &str)| a.0.total_cmp(&b.0).then_with(|| a.1.cmp(b.1));
+    if k < hits.len() {
+        hits.select_nth_unstable_by(k - 1, cmp);
+        hits.truncate(k);
+    }
+    hits.sort_by(cmp);
+    hits.into_iter().map(|(d, id)| (id.to_string(), d)).collect()
+}

@@ -1,0 +1,155 @@
+//! Vector fields: exact round trips, dimension errors, near from the builder,
+//! JSON and SQL, pre-filters on SQLite fields, in-memory and Lance agreeing, and
+//! a Lance index found again after reopening.
+
+use heavenbase::{Construction, EntityDef, FieldDef, LogicalType as T, Workspace};
+use serde_json::json;
+
+use crate::common::{TestHome, cells};
+
+const DIM: usize = 8;
+const ROWS: usize = 300;
+
+/// A deterministic, well-spread vector for row i.
+fn vector(i: usize) -> Vec<f32> {
+    (0..DIM).map(|d| (((i * 7919 + d * 104_729) % 1000) as f32 / 500.0) - 1.0).collect()
+}
+
+fn doc() -> EntityDef {
+    EntityDef::new("doc")
+        .field(FieldDef::new("category", T::short_text()))
+        .field(FieldDef::new("emb", T::Vector { dim: DIM }))
+}
+
+async fn load(ws: &Workspace, rows: usize) {
+    ws.register(doc(), false).await.unwrap();
+    let batch: Vec<_> = (0..rows)
+        .map(|i| {
+            json!({"name": format!("d{i}"), "category": if i % 3 == 0 { "a" } else { "b" }, "emb": vector(i)})
+                .as_object()
+                .unwrap()
+                .clone()
+        })
+        .collect();
+    ws.upsert_many("doc", batch).await.unwrap();
+}
+
+fn names(rows: &[heavenbase::Row]) -> Vec<String> {
+    rows.iter().map(|r| r["name"].as_str().unwrap().to_string()).collect()
+}
+
+#[tokio::test]
+async fn vectors_round_trip_and_wrong_dimensions_are_errors() {
+    let h = TestHome::new();
+    for preset in ["debug", "embedded"] {
+        let ws = h.open(&format!("v-{preset}"), Construction::preset(preset)).await;
+        load(&ws, 20).await;
+        let plan = ws.placement("doc").unwrap();
+        let emb_backend = plan.groups.iter().find(|g| g.fields.contains(&"emb".to_string())).unwrap().backend.clone();
+        assert_eq!(emb_backend, "vec", "[{preset}] vectors live in the vec backend");
+        let row = ws.get("doc", &heavenbase::catalog::derive_object_id("doc", "d7")).await.unwrap().unwrap();
+        assert_eq!(row["emb"], json!(vector(7)), "[{preset}] exact round trip");
+        assert_eq!(row["category"], json!("b"));
+        let err = ws.upsert("doc", json!({"name": "bad", "emb": [1.0, 2.0]})).await.unwrap_err().to_string();
+        assert!(err.contains("emb") && err.contains('8') && err.contains('2'), "[{preset}] {err}");
+        let err = ws.query("doc").unwrap().near("emb", vec![1.0; 3], Some(5), None).unwrap().rows().await.unwrap_err().to_string();
+        assert!(err.contains("doc.emb") && err.contains("3 dimensions") && err.contains("has 8"), "[{preset}] {err}");
+        let err = ws.sql("SELECT * FROM near('doc', 'emb', '[1, 2]', 5)").await.unwrap_err().to_string();
+        assert!(err.contains("doc.emb") && err.contains("2 dimensions"), "[{preset}] {err}");
+        let err = ws.sql("SELECT * FROM near('doc', 'category', '[1, 2]', 5)").await.unwrap_err().to_string();
+        assert!(err.contains("not a vector"), "[{preset}] {err}");
+        // Partial writes keep the stored vector.
+        ws.set("doc", json!({"name": "d7", "category": "z"})).await.unwrap();
+        let row = ws.get("doc", &heavenbase::catalog::derive_object_id("doc", "d7")).await.unwrap().unwrap();
+        assert_eq!((row["emb"].clone(), row["category"].clone()), (json!(vector(7)), json!("z")), "[{preset}]");
+        assert!(ws.audit().await.unwrap().ok(), "[{preset}] audit");
+    }
+}
+
+#[tokio::test]
+async fn near_finds_each_probe_first_and_agrees_across_backends_and_front_doors() {
+    let h = TestHome::new();
+    let debug = h.open("n-debug", Construction::preset("debug")).await;
+    let embedded = h.open("n-embedded", Construction::preset("embedded")).await;
+    load(&debug, ROWS).await;
+    load(&embedded, ROWS).await;
+    for ws in [&debug, &embedded] {
+        for probe in (0..ROWS).step_by(17) {
+            let rows = ws.query("doc").unwrap().near("emb", vector(probe), Some(5), None).unwrap().rows().await.unwrap();
+            assert_eq!(rows.len(), 5);
+            assert_eq!(rows[0]["name"], json!(format!("d{probe}")), "{ws:?} probe {probe}");
+            let score = rows[0]["score"].as_f64().unwrap();
+            assert!((score - 1.0).abs() < 1e-4, "cosine score of the probe itself: {score}");
+            let scores: Vec<f64> = rows.iter().map(|r| r["score"].as_f64().unwrap()).collect();
+            assert!(scores.windows(2).all(|w| w[0] >= w[1]), "descending scores {scores:?}");
+        }
+    }
+    // In-memory and Lance give the same neighbours, for every metric.
+    for metric in ["cosine", "l2", "dot"] {
+        for probe in [3, 150, 299] {
+            let q = |ws: &Workspace| {
+                let ws = ws.clone();
+                async move { names(&ws.query("doc").unwrap().near("emb", vector(probe), Some(10), Some(metric)).unwrap().rows().await.unwrap()) }
+            };
+            assert_eq!(q(&debug).await, q(&embedded).await, "{metric} probe {probe}");
+        }
+    }
+    // The same query from the builder, JSON and SQL.
+    for ws in [&debug, &embedded] {
+        let probe = vector(42);
+        let builder = names(&ws.query("doc").unwrap().where_(heavenbase::Filter::eq("category", "a")).near("emb", probe.clone(), Some(7), None).unwrap().rows().await.unwrap());
+        let spec = json!({"filter": {"category": "a"}, "near": {"field": "emb", "query": probe, "top_k": 7}});
+        let from_json = names(&ws.query_json("doc", &spec).unwrap().rows().await.unwrap());
+        let sql = format!(
+            "SELECT d.name FROM near('doc', 'emb', '{}', 7, 'cosine', 'category = ''a''') n JOIN doc d USING (object_id) ORDER BY n.score DESC, d.object_id",
+            serde_json::to_string(&probe).unwrap()
+        );
+        let from_sql: Vec<String> = cells(&ws.sql(&sql).await.unwrap()).into_iter().map(|r| r[0].clone()).collect();
+        assert_eq!(builder.len(), 7, "pre-filter keeps top_k rows");
+        assert_eq!(builder[0], "d42");
+        assert_eq!(builder, from_json);
+        assert_eq!(builder, from_sql);
+        // Only rows matching the filter on the SQLite field.
+        for n in &builder {
+            let i: usize = n[1..].parse().unwrap();
+            assert_eq!(i % 3, 0, "{n} is in category a");
+        }
+        // ARRAY[...] literals work too, and the default top_k is 50.
+        let arr = format!("ARRAY[{}]", probe.iter().map(|x| format!("{x:?}")).collect::<Vec<_>>().join(", "));
+        let n = ws.sql(&format!("SELECT count(*) FROM near('doc', 'emb', {arr})")).await.unwrap();
+        assert_eq!(cells(&n), vec![vec!["50".to_string()]]);
+    }
+}
+
+#[tokio::test]
+async fn an_embedded_workspace_reopens_with_its_vector_index() {
+    let h = TestHome::new();
+    // vector(i) repeats every 1000 rows: stay below that so each probe is unique.
+    let rows = 900;
+    let backends = json!({
+        "main": {"type": "sqlite", "database": "file://{ws_folder}/main.sqlite"},
+        "vec": {"type": "lance", "uri": "file://{ws_folder}/lance", "index_threshold": 500},
+    });
+    {
+        let ws = h.open("persist", Construction::Backends(backends.clone())).await;
+        load(&ws, rows).await;
+        let dataset = h.home.workspace_folder("persist").join("lance").join("doc.lance").join("_indices");
+        let indexes = std::fs::read_dir(&dataset).map(|d| d.count()).unwrap_or(0);
+        assert!(indexes >= 2, "object_id and ANN indexes in {}", dataset.display());
+        let desc = ws.health().to_string();
+        assert!(desc.contains("IVF_HNSW_SQ"), "{desc}");
+    }
+    // A second process would see the same folders: load by id from the registry.
+    let ws = Workspace::load_in(&h.home, "persist").await.unwrap();
+    assert_eq!(ws.count("doc").await.unwrap(), rows);
+    let mut first = 0;
+    for probe in (0..rows).step_by(97) {
+        let hits = ws.near("doc", &heavenbase::Near::new("emb", vector(probe), Some(10), None).unwrap(), None).await.unwrap();
+        assert_eq!(hits.len(), 10);
+        if hits[0].0 == heavenbase::catalog::derive_object_id("doc", &format!("d{probe}")) {
+            first += 1;
+        }
+    }
+    let probes = (0..rows).step_by(97).count();
+    assert_eq!(first, probes, "the indexed search finds each probe first");
+}
