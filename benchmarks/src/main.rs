@@ -1,13 +1,14 @@
 //! Ratio benchmarks: every figure is measured beside its baseline in the same run,
 //! because absolute times on shared machines are noise.
 //!
-//! `cargo run --release -p heavenbase-benchmarks -- [ingest|stitch|lookup|pg-ingest|pg-aggregate|ann|near-small|all]`
-//! (the pg-* figures need the Postgres of `HEAVENBASE_TEST_PG`)
+//! `cargo run --release -p heavenbase-benchmarks -- [ingest|stitch|lookup|pg-ingest|pg-aggregate|ann|near-small|wire|all]`
+//! (the pg-* and wire figures need the Postgres of `HEAVENBASE_TEST_PG`)
 
 mod ingest;
 mod postgres;
 mod query;
 mod vectors;
+mod wire;
 
 use std::time::{Duration, Instant};
 
@@ -35,6 +36,9 @@ async fn main() {
     }
     if run("near-small") {
         vectors::small().await;
+    }
+    if run("wire") {
+        wire::run().await;
     }
 }
 

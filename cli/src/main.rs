@@ -45,7 +45,8 @@ enum Command {
         #[arg(long)]
         timing: bool,
     },
-    /// Serve the workspace over the Postgres wire protocol.
+    /// Serve workspaces over the Postgres wire protocol: every registered one
+    /// (the database name picks it), or only the one `-w` names.
     ///
     /// Example: hb serve --demo    then    psql -h 127.0.0.1 -p 5433 -d demo
     Serve {
@@ -60,6 +61,13 @@ enum Command {
         tls_cert: Option<String>,
         #[arg(long)]
         tls_key: Option<String>,
+        /// Refuse connections beyond this many (0: no limit).
+        #[arg(long, default_value_t = 0)]
+        max_connections: usize,
+        /// JSON file with password users and the method:
+        /// {"users": [{"name": "bi", "password": "…", "read_only": true}], "method": "scram-sha-256"}
+        #[arg(long)]
+        auth: Option<PathBuf>,
     },
     /// Compare stored rows with their Catalog cards and field groups with each other.
     Audit {
@@ -206,15 +214,35 @@ async fn run(cli: Cli) -> Result<(), Failure> {
                 None => repl(&ws, format, timing).await?,
             }
         }
-        Command::Serve { host, port, demo, tls_cert, tls_key } => {
-            let ws = if demo { demo::ensure_demo(ws_id.unwrap_or("demo")).await? } else { open(ws_id).await? };
-            let opts = ServeOptions { host: host.clone(), port, tls_cert, tls_key, max_connections: 0 };
-            println!("serving workspace '{}' on {host}:{port}", ws.id());
-            println!("connect: psql -h {host} -p {port} -d {}", ws.id());
-            tokio::select! {
-                r = heavenbase_pgwire::serve(ws, &opts) => r.map_err(|e| user_error(format!("server: {e}")))?,
-                _ = shutdown_signal() => println!("shutting down"),
+        Command::Serve { host, port, demo, tls_cert, tls_key, max_connections, auth } => {
+            let workspaces = if demo {
+                vec![demo::ensure_demo(ws_id.unwrap_or("demo")).await?]
+            } else if ws_id.is_some() {
+                vec![open(ws_id).await?]
+            } else {
+                let mut all = Vec::new();
+                for record in Home::from_env()?.list()? {
+                    all.push(open(Some(&record.id)).await?);
+                }
+                if all.is_empty() {
+                    return Err(user_error("no workspaces are registered; run `hb setup` or `hb serve --demo`"));
+                }
+                all
+            };
+            let auth = match auth {
+                Some(path) => heavenbase_pgwire::AuthConfig::from_file(&path).map_err(user_error)?,
+                None => Default::default(),
+            };
+            let opts = ServeOptions { host: host.clone(), port, tls_cert, tls_key, max_connections, auth, ..Default::default() };
+            for ws in &workspaces {
+                println!("serving workspace '{}' on {host}:{port}: psql -h {host} -p {port} -d {}", ws.id(), ws.id());
             }
+            heavenbase_pgwire::serve_until(workspaces, &opts, async {
+                shutdown_signal().await;
+                println!("shutting down: letting running statements finish");
+            })
+            .await
+            .map_err(|e| user_error(format!("server: {e}")))?;
         }
         Command::Audit { json } => {
             let ws = open(ws_id).await?;

@@ -46,6 +46,9 @@ pub(crate) struct Inner {
     pub stripes: Vec<tokio::sync::Mutex<()>>,
     /// Serialises registration.
     pub register_lock: tokio::sync::Mutex<()>,
+    /// Bumped whenever a table is (re)registered or removed, so cached plans
+    /// (the wire server's) know they are stale.
+    pub schema_version: std::sync::atomic::AtomicU64,
 }
 
 /// A workspace handle. Cheap to clone, `Send + Sync`, shared by any number of tasks.
@@ -154,6 +157,7 @@ impl Workspace {
                 ctx,
                 stripes: (0..STRIPES).map(|_| tokio::sync::Mutex::new(())).collect(),
                 register_lock: tokio::sync::Mutex::new(()),
+                schema_version: std::sync::atomic::AtomicU64::new(0),
             }),
         };
         // near(entity, field, vector, ...) in SQL.
@@ -222,6 +226,11 @@ impl Workspace {
         )))
     }
 
+    /// Changes whenever an entity's table is registered, replaced or removed.
+    pub fn schema_version(&self) -> u64 {
+        self.inner.schema_version.load(std::sync::atomic::Ordering::Acquire)
+    }
+
     /// The workspace's DataFusion session: every entity is a table in it.
     pub fn session(&self) -> &SessionContext {
         &self.inner.ctx
@@ -287,6 +296,7 @@ impl Workspace {
         self.inner.ctx.deregister_table(&name)?;
         self.inner.ctx.register_table(&name, table)?;
         self.inner.entities.write().insert(rt.def.entity_id.clone(), rt);
+        self.inner.schema_version.fetch_add(1, std::sync::atomic::Ordering::Release);
         Ok(())
     }
 
@@ -394,6 +404,7 @@ impl Workspace {
             self.inner.ctx.deregister_table(rt.def.table_name())?;
         }
         self.inner.entities.write().clear();
+        self.inner.schema_version.fetch_add(1, std::sync::atomic::Ordering::Release);
         if !self.inner.detached {
             self.inner.home.unregister(&self.inner.id)?;
             let mut live = LIVE.lock();

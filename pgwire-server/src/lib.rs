@@ -1,39 +1,46 @@
-//! The Postgres-wire endpoint: psql, BI tools and drivers talk to a workspace.
+//! The Postgres-wire endpoint: psql, BI tools and drivers talk to workspaces.
 //!
-//! Built on datafusion-postgres (pg_catalog, SET/SHOW, transactions, cursors)
-//! over the workspace's own `SessionContext`. Writes go through the workspace
-//! write path: INSERT lands in the entity tables' `insert_into`; UPDATE, DELETE
-//! and CREATE TABLE are intercepted here and run by `Workspace::sql`, which plans
-//! their WHERE clauses as SELECTs (so a subquery never widens a DELETE).
+//! One listener serves several workspaces: the connection's database name picks
+//! one, as it picks a database in Postgres (an unknown name is refused with
+//! 3D000). Each workspace is served by datafusion-postgres (pg_catalog,
+//! SET/SHOW, transactions, cursors) over the workspace's own `SessionContext`,
+//! with our own pieces around it:
+//!
+//! - `auth`: trust for loopback by default; password users checked with
+//!   SCRAM-SHA-256 (MD5 or cleartext when configured); read-only users.
+//! - `router`: per-connection dispatch to the workspace, a cache of parsed and
+//!   planned statements, and a fast path for lookups by object_id or name.
+//! - `writes`: UPDATE, DELETE and CREATE TABLE through the workspace write path,
+//!   and the read-only guard (42501).
+//! - `copy`: `COPY entity FROM STDIN` (text, CSV) and `COPY … TO STDOUT`.
 //!
 //! Transactions: BEGIN/COMMIT/ROLLBACK are accepted and answered with the right
 //! status, but each statement commits on its own; there are no cross-backend
 //! transactions (see docs/design.md).
 
-use std::sync::Arc;
+mod auth;
+mod copy;
+mod router;
+mod writes;
 
-use async_trait::async_trait;
-use datafusion::common::{DFSchema, ParamValues};
-use datafusion::logical_expr::{EmptyRelation, LogicalPlan};
-use datafusion::prelude::SessionContext;
-use datafusion::sql::sqlparser::ast::Statement;
+use std::collections::HashMap;
+use std::future::Future;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::time::Duration;
+
 use datafusion_postgres::datafusion_pg_catalog::pg_catalog::{context::EmptyContextProvider, setup_pg_catalog};
-use datafusion_postgres::hooks::HookClient;
-use datafusion_postgres::hooks::cursor::CursorStatementHook;
-use datafusion_postgres::hooks::set_show::SetShowHook;
-use datafusion_postgres::hooks::transactions::TransactionStatementHook;
-use datafusion_postgres::DfSessionService;
-use datafusion_postgres::pgwire::api::auth::StartupHandler;
-use datafusion_postgres::pgwire::api::auth::noop::NoopStartupHandler;
-use datafusion_postgres::pgwire::api::cancel::{CancelHandler, DefaultCancelHandler};
-use datafusion_postgres::pgwire::api::query::{ExtendedQueryHandler, SimpleQueryHandler};
-use datafusion_postgres::pgwire::api::{ClientInfo, ConnectionManager, PgWireServerHandlers};
-use datafusion_postgres::pgwire::messages::{PgWireBackendMessage, PgWireFrontendMessage};
-use futures::Sink;
-use datafusion_postgres::pgwire::api::results::{Response, Tag};
-use datafusion_postgres::pgwire::error::{ErrorInfo, PgWireError, PgWireResult};
-use datafusion_postgres::{QueryHook, ServerOptions};
+use datafusion_postgres::pgwire::api::ConnectionManager;
+use datafusion_postgres::pgwire::error::{ErrorInfo, PgWireError};
+use datafusion_postgres::pgwire::tokio::process_socket;
+use datafusion_postgres::pgwire::tokio::tokio_rustls::TlsAcceptor;
+use datafusion_postgres::pgwire::tokio::tokio_rustls::rustls;
 use heavenbase::{Error, Workspace};
+use tokio::net::TcpListener;
+use tokio::sync::Notify;
+
+pub use auth::{AuthConfig, AuthMethod, User};
+use router::{Handlers, WorkspaceService};
 
 pub const DEFAULT_PORT: u16 = 5433;
 
@@ -46,226 +53,249 @@ pub struct ServeOptions {
     pub tls_key: Option<String>,
     /// 0 means no limit.
     pub max_connections: usize,
+    pub auth: AuthConfig,
+    /// How long a shutdown waits for running statements before closing sockets.
+    pub shutdown_grace: Duration,
 }
 
 impl Default for ServeOptions {
     fn default() -> Self {
-        ServeOptions { host: "127.0.0.1".into(), port: DEFAULT_PORT, tls_cert: None, tls_key: None, max_connections: 0 }
+        ServeOptions {
+            host: "127.0.0.1".into(),
+            port: DEFAULT_PORT,
+            tls_cert: None,
+            tls_key: None,
+            max_connections: 0,
+            auth: AuthConfig::default(),
+            shutdown_grace: Duration::from_secs(30),
+        }
     }
 }
 
-/// Serve `ws` until the task is dropped or the listener fails.
+/// What every connection shares: the workspaces, who may log in, and the
+/// count of statements in flight (for a graceful shutdown).
+pub(crate) struct Shared {
+    pub workspaces: HashMap<String, Arc<WorkspaceService>>,
+    pub auth: auth::Authenticator,
+    pub connections: Arc<ConnectionManager>,
+    pub shutting_down: AtomicBool,
+    pub in_flight: AtomicUsize,
+    pub idle: Notify,
+}
+
+impl Shared {
+    /// Marks a statement as running until the guard is dropped; refused once a
+    /// shutdown has begun.
+    pub fn begin_statement(self: &Arc<Self>) -> Result<InFlight, PgWireError> {
+        if self.shutting_down.load(Ordering::Acquire) {
+            return Err(user_error("57P01", "terminating connection due to administrator command".into()));
+        }
+        self.in_flight.fetch_add(1, Ordering::AcqRel);
+        Ok(InFlight(self.clone()))
+    }
+}
+
+pub(crate) struct InFlight(Arc<Shared>);
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        if self.0.in_flight.fetch_sub(1, Ordering::AcqRel) == 1 {
+            self.0.idle.notify_waiters();
+        }
+    }
+}
+
+/// Serve one workspace until the listener fails.
 pub async fn serve(ws: Workspace, opts: &ServeOptions) -> std::io::Result<()> {
-    let ctx = Arc::new(ws.session().clone());
-    let catalog = ctx.state().config().options().catalog.default_catalog.clone();
-    setup_pg_catalog(&ctx, &catalog, EmptyContextProvider)
-        .map_err(|e| std::io::Error::other(format!("pg_catalog setup failed: {e}")))?;
-    // TLS that cannot be set up stops the server; it never falls back to plaintext.
-    if let (Some(cert), Some(key)) = (&opts.tls_cert, &opts.tls_key) {
-        for path in [cert, key] {
-            std::fs::metadata(path).map_err(|e| std::io::Error::other(format!("TLS file {path}: {e}")))?;
-        }
-    } else if opts.tls_cert.is_some() || opts.tls_key.is_some() {
-        return Err(std::io::Error::other("TLS needs both a certificate and a key"));
+    serve_until(vec![ws], opts, std::future::pending()).await
+}
+
+/// Serve `workspaces` (each under its id as database name) until `shutdown`
+/// completes; then stop accepting, let running statements finish (up to
+/// `opts.shutdown_grace`), and close every connection.
+pub async fn serve_until(
+    workspaces: Vec<Workspace>,
+    opts: &ServeOptions,
+    shutdown: impl Future<Output = ()>,
+) -> std::io::Result<()> {
+    let listener = TcpListener::bind((opts.host.as_str(), opts.port)).await?;
+    serve_on(listener, workspaces, opts, shutdown).await
+}
+
+/// As [`serve_until`], on a listener the caller bound (port 0 for tests).
+pub async fn serve_on(
+    listener: TcpListener,
+    workspaces: Vec<Workspace>,
+    opts: &ServeOptions,
+    shutdown: impl Future<Output = ()>,
+) -> std::io::Result<()> {
+    if workspaces.is_empty() {
+        return Err(std::io::Error::other("no workspace to serve"));
     }
-    let server = ServerOptions::new()
-        .with_host(opts.host.clone())
-        .with_port(opts.port)
-        .with_tls_cert_path(opts.tls_cert.clone())
-        .with_tls_key_path(opts.tls_key.clone())
-        .with_max_connections(opts.max_connections);
-    let database = ws.id().to_string();
-    let hooks: Vec<Arc<dyn QueryHook>> = vec![
-        Arc::new(WorkspaceWrites { ws }),
-        Arc::new(CursorStatementHook),
-        Arc::new(SetShowHook),
-        Arc::new(TransactionStatementHook),
-    ];
-    let connections = Arc::new(ConnectionManager::new());
-    let handlers = Arc::new(Handlers {
-        session: Arc::new(DfSessionService::new_with_hooks(ctx, hooks)),
-        startup: Arc::new(WorkspaceStartup { database, connections: connections.clone() }),
-        cancel: Arc::new(DefaultCancelHandler::new(connections)),
+    let tls = tls_acceptor(opts)?;
+    let mut services = HashMap::new();
+    for ws in workspaces {
+        let ctx = Arc::new(ws.session().clone());
+        let catalog = ctx.state().config().options().catalog.default_catalog.clone();
+        // The pg_catalog schema is registered once per session context.
+        if ctx.catalog(&catalog).and_then(|c| c.schema("pg_catalog")).is_none() {
+            setup_pg_catalog(&ctx, &catalog, EmptyContextProvider)
+                .map_err(|e| std::io::Error::other(format!("pg_catalog setup failed: {e}")))?;
+        }
+        ctx.register_udf(postgres_version());
+        services.insert(ws.id().to_string(), Arc::new(WorkspaceService::new(ws, ctx)));
+    }
+    let shared = Arc::new(Shared {
+        workspaces: services,
+        auth: auth::Authenticator::new(&opts.auth)?,
+        connections: Arc::new(ConnectionManager::new()),
+        shutting_down: AtomicBool::new(false),
+        in_flight: AtomicUsize::new(0),
+        idle: Notify::new(),
     });
-    datafusion_postgres::serve_with_handlers(handlers, &server).await
-}
-
-/// The connection's database name must be the workspace id, as a database name
-/// selects a database in Postgres; anything else is refused with 3D000.
-struct WorkspaceStartup {
-    database: String,
-    connections: Arc<ConnectionManager>,
-}
-
-#[async_trait]
-impl NoopStartupHandler for WorkspaceStartup {
-    fn connection_manager(&self) -> Option<Arc<ConnectionManager>> {
-        Some(self.connections.clone())
-    }
-
-    async fn post_startup<C>(&self, client: &mut C, _message: PgWireFrontendMessage) -> PgWireResult<()>
-    where
-        C: ClientInfo + Sink<PgWireBackendMessage> + Unpin + Send,
-        C::Error: std::fmt::Debug,
-        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
-    {
-        // Postgres defaults the database to the user name.
-        let metadata = client.metadata();
-        let requested = metadata.get("database").or_else(|| metadata.get("user")).cloned().unwrap_or_default();
-        if requested != self.database {
-            return Err(user_error(
-                "3D000",
-                format!("database \"{requested}\" does not exist; this server serves workspace \"{}\"", self.database),
-            ));
-        }
-        Ok(())
-    }
-}
-
-struct Handlers {
-    session: Arc<DfSessionService>,
-    startup: Arc<WorkspaceStartup>,
-    cancel: Arc<DefaultCancelHandler>,
-}
-
-impl PgWireServerHandlers for Handlers {
-    fn simple_query_handler(&self) -> Arc<impl SimpleQueryHandler> {
-        self.session.clone()
-    }
-    fn extended_query_handler(&self) -> Arc<impl ExtendedQueryHandler> {
-        self.session.clone()
-    }
-    fn startup_handler(&self) -> Arc<impl StartupHandler> {
-        self.startup.clone()
-    }
-    fn cancel_handler(&self) -> Arc<impl CancelHandler> {
-        self.cancel.clone()
-    }
-}
-
-/// Routes UPDATE, DELETE and CREATE TABLE to the workspace.
-struct WorkspaceWrites {
-    ws: Workspace,
-}
-
-fn is_workspace_write(s: &Statement) -> bool {
-    matches!(s, Statement::Update(_) | Statement::Delete(_) | Statement::CreateTable(_))
-}
-
-impl WorkspaceWrites {
-    async fn run(&self, statement: &Statement) -> PgWireResult<Response> {
-        let sql = statement.to_string();
-        let batches = self.ws.sql(&sql).await.map_err(to_pg_error)?;
-        let count = batches
-            .first()
-            .filter(|b| b.num_rows() == 1 && b.num_columns() == 1)
-            .and_then(|b| b.column(0).as_any().downcast_ref::<datafusion::arrow::array::UInt64Array>().map(|a| a.value(0)))
-            .unwrap_or(0) as usize;
-        Ok(Response::Execution(match statement {
-            Statement::Update(_) => Tag::new("UPDATE").with_rows(count),
-            Statement::Delete(_) => Tag::new("DELETE").with_rows(count),
-            _ => Tag::new("CREATE TABLE"),
-        }))
-    }
-}
-
-#[async_trait]
-impl QueryHook for WorkspaceWrites {
-    async fn handle_simple_query(
-        &self,
-        statement: &Statement,
-        _ctx: &SessionContext,
-        _client: &mut dyn HookClient,
-    ) -> Option<PgWireResult<Response>> {
-        if !is_workspace_write(statement) {
-            return None;
-        }
-        Some(self.run(statement).await)
-    }
-
-    async fn handle_extended_parse_query(
-        &self,
-        statement: &Statement,
-        ctx: &SessionContext,
-        _client: &(dyn ClientInfo + Send + Sync),
-    ) -> Option<PgWireResult<LogicalPlan>> {
-        if !is_workspace_write(statement) {
-            return None;
-        }
-        // UPDATE and DELETE are described by the SELECT that picks their rows, so
-        // their placeholders get types; the statement itself runs at execute time.
-        if let Some(select) = heavenbase::dml_select_sql(statement) {
-            return Some(
-                ctx.state()
-                    .create_logical_plan(&select)
-                    .await
-                    .map_err(|e| user_error("42601", format!("{statement}: {e}"))),
-            );
-        }
-        Some(Ok(LogicalPlan::EmptyRelation(EmptyRelation { produce_one_row: false, schema: Arc::new(DFSchema::empty()) })))
-    }
-
-    async fn handle_extended_query(
-        &self,
-        statement: &Statement,
-        _plan: &LogicalPlan,
-        params: &ParamValues,
-        _ctx: &SessionContext,
-        _client: &mut dyn HookClient,
-    ) -> Option<PgWireResult<Response>> {
-        if !is_workspace_write(statement) {
-            return None;
-        }
-        let bound = match bind_parameters(statement, params) {
-            Ok(b) => b,
-            Err(e) => return Some(Err(e)),
-        };
-        Some(self.run(&bound).await)
-    }
-}
-
-/// The statement with `$n` replaced by its bound value, as a SQL literal.
-fn bind_parameters(statement: &Statement, params: &ParamValues) -> PgWireResult<Statement> {
-    use datafusion::sql::sqlparser::ast::{Expr as SqlExpr, Value, visit_expressions_mut};
-    let ParamValues::List(values) = params else {
-        return Err(user_error("0A000", "named parameters are not supported".into()));
-    };
-    let mut bound = statement.clone();
-    let mut failure = None;
-    let _ = visit_expressions_mut(&mut bound, |e| {
-        if let SqlExpr::Value(v) = e {
-            if let Value::Placeholder(p) = &v.value {
-                match p.trim_start_matches('$').parse::<usize>().ok().and_then(|i| values.get(i.wrapping_sub(1))) {
-                    Some(value) => *e = sql_literal(&value.value),
-                    None => failure = Some(user_error("08P01", format!("no value bound for parameter {p}"))),
-                }
+    let limiter = (opts.max_connections > 0).then(|| Arc::new(tokio::sync::Semaphore::new(opts.max_connections)));
+    let mut connections = tokio::task::JoinSet::new();
+    tokio::pin!(shutdown);
+    loop {
+        tokio::select! {
+            _ = &mut shutdown => break,
+            accepted = listener.accept() => {
+                let (socket, addr) = match accepted {
+                    Ok(a) => a,
+                    Err(e) => {
+                        tracing::warn!("accept failed: {e}");
+                        continue;
+                    }
+                };
+                let _ = socket.set_nodelay(true);
+                let permit = match &limiter {
+                    Some(l) => match l.clone().try_acquire_owned() {
+                        Ok(p) => Some(p),
+                        Err(_) => {
+                            tracing::warn!("connection from {addr} refused: {} connections open", opts.max_connections);
+                            continue;
+                        }
+                    },
+                    None => None,
+                };
+                let handlers = Arc::new(Handlers::new(shared.clone()));
+                let tls = tls.clone();
+                connections.spawn(async move {
+                    let _permit = permit;
+                    if let Err(e) = process_socket(socket, tls, handlers).await {
+                        tracing::debug!("connection from {addr} ended: {e}");
+                    }
+                });
+                // Reap finished connections so the set does not grow.
+                while connections.try_join_next().is_some() {}
             }
         }
-        std::ops::ControlFlow::<()>::Continue(())
-    });
-    match failure {
-        Some(f) => Err(f),
-        None => Ok(bound),
+    }
+    // Graceful shutdown: no new connections or statements; running ones finish.
+    drop(listener);
+    shared.shutting_down.store(true, Ordering::Release);
+    let drained = async {
+        loop {
+            let idle = shared.idle.notified();
+            if shared.in_flight.load(Ordering::Acquire) == 0 {
+                break;
+            }
+            idle.await;
+        }
+    };
+    let _ = tokio::time::timeout(opts.shutdown_grace, drained).await;
+    connections.shutdown().await;
+    Ok(())
+}
+
+/// `version()` in the form drivers parse (SQLAlchemy, pgJDBC and others read
+/// "PostgreSQL X.Y" from it), naming what actually answers.
+fn postgres_version() -> datafusion::logical_expr::ScalarUDF {
+    use datafusion::arrow::datatypes::DataType;
+    use datafusion::logical_expr::{ColumnarValue, Volatility, create_udf};
+    let text = format!(
+        "PostgreSQL 16.6 on x86_64-pc-linux-gnu (HeavenBase {}, Apache DataFusion {})",
+        env!("CARGO_PKG_VERSION"),
+        datafusion::DATAFUSION_VERSION
+    );
+    create_udf(
+        "version",
+        vec![],
+        DataType::Utf8,
+        Volatility::Immutable,
+        Arc::new(move |_| Ok(ColumnarValue::Scalar(datafusion::scalar::ScalarValue::Utf8(Some(text.clone()))))),
+    )
+}
+
+/// TLS that cannot be set up stops the server; it never falls back to plaintext.
+fn tls_acceptor(opts: &ServeOptions) -> std::io::Result<Option<TlsAcceptor>> {
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+    let (cert, key) = match (&opts.tls_cert, &opts.tls_key) {
+        (Some(c), Some(k)) => (c, k),
+        (None, None) => return Ok(None),
+        _ => return Err(std::io::Error::other("TLS needs both a certificate and a key")),
+    };
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let certs = CertificateDer::pem_file_iter(cert)
+        .and_then(|i| i.collect::<Result<Vec<_>, _>>())
+        .map_err(|e| std::io::Error::other(format!("TLS certificate {cert}: {e}")))?;
+    if certs.is_empty() {
+        return Err(std::io::Error::other(format!("TLS certificate {cert}: no certificate found")));
+    }
+    let key = PrivateKeyDer::from_pem_file(key).map_err(|e| std::io::Error::other(format!("TLS key {key}: {e}")))?;
+    let config = rustls::ServerConfig::builder()
+        .with_no_client_auth()
+        .with_single_cert(certs, key)
+        .map_err(|e| std::io::Error::other(format!("TLS: {e}")))?;
+    Ok(Some(TlsAcceptor::from(Arc::new(config))))
+}
+
+pub(crate) fn user_error(code: &str, message: String) -> PgWireError {
+    PgWireError::UserError(Box::new(ErrorInfo::new("ERROR".into(), code.into(), message)))
+}
+
+pub(crate) fn fatal_error(code: &str, message: String) -> PgWireError {
+    PgWireError::UserError(Box::new(ErrorInfo::new("FATAL".into(), code.into(), message)))
+}
+
+/// Gives errors raised inside datafusion-postgres (planning and execution
+/// errors from DataFusion) the SQLSTATE a Postgres client expects, instead of
+/// the internal-error code they arrive with.
+pub(crate) struct SqlStateErrors;
+
+impl datafusion_postgres::pgwire::api::ErrorHandler for SqlStateErrors {
+    fn on_error<C>(&self, _client: &C, error: &mut PgWireError)
+    where
+        C: datafusion_postgres::pgwire::api::ClientInfo,
+    {
+        if let PgWireError::ApiError(inner) = error {
+            let message = inner.to_string();
+            *error = user_error(sqlstate_of(&message), message);
+        }
     }
 }
 
-/// A bound value as a SQL literal: numbers and booleans as they are, NULL, and
-/// everything else as a quoted string that the write path coerces to the column type.
-fn sql_literal(v: &datafusion::scalar::ScalarValue) -> datafusion::sql::sqlparser::ast::Expr {
-    use datafusion::scalar::ScalarValue as S;
-    use datafusion::sql::sqlparser::ast::{Expr as SqlExpr, Value};
-    let value = match v {
-        v if v.is_null() => Value::Null,
-        S::Boolean(Some(b)) => Value::Boolean(*b),
-        S::Int8(_) | S::Int16(_) | S::Int32(_) | S::Int64(_) | S::UInt8(_) | S::UInt16(_) | S::UInt32(_) | S::UInt64(_)
-        | S::Float32(_) | S::Float64(_) => Value::Number(v.to_string(), false),
-        other => Value::SingleQuotedString(other.to_string()),
-    };
-    SqlExpr::value(value)
-}
-
-fn user_error(code: &str, message: String) -> PgWireError {
-    PgWireError::UserError(Box::new(ErrorInfo::new("ERROR".into(), code.into(), message)))
+/// The SQLSTATE for a DataFusion error message.
+fn sqlstate_of(message: &str) -> &'static str {
+    let m = message.to_lowercase();
+    if m.contains("no field named") || m.contains("column") && m.contains("not found") {
+        "42703"
+    } else if m.contains("table") && (m.contains("not found") || m.contains("doesn't exist") || m.contains("does not exist")) {
+        "42P01"
+    } else if m.contains("sql parser error") || m.contains("parsererror") || m.contains("sql error") || m.contains("syntax error") {
+        "42601"
+    } else if m.contains("divide by zero") || m.contains("division by zero") {
+        "22012"
+    } else if m.contains("cannot cast") || m.contains("cast error") || m.contains("invalid input") || m.contains("parser error") {
+        "22P02"
+    } else if m.contains("not implemented") || m.contains("unsupported") || m.contains("not supported") {
+        "0A000"
+    } else if m.contains("invalid function") || m.contains("function") && m.contains("not found") {
+        "42883"
+    } else {
+        "XX000"
+    }
 }
 
 /// Workspace errors as Postgres errors with the matching SQLSTATE.

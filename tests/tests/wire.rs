@@ -3,28 +3,22 @@
 use std::time::Duration;
 
 use heavenbase::Workspace;
-use heavenbase_pgwire::{ServeOptions, serve};
+use heavenbase_pgwire::{AuthConfig, AuthMethod, ServeOptions, User, serve_on};
 use tokio_postgres::{NoTls, SimpleQueryMessage};
 
 use crate::common::TestHome;
 use crate::sql::load;
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+/// Start a server for `workspaces` on a free loopback port; returns the port.
+async fn start_with(workspaces: Vec<Workspace>, opts: ServeOptions) -> u16 {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    tokio::spawn(async move { serve_on(listener, workspaces, &opts, std::future::pending()).await.expect("server runs") });
+    port
 }
 
-/// Start a server for `ws` on a free loopback port; returns the port.
 async fn start(ws: Workspace) -> u16 {
-    let port = free_port();
-    let opts = ServeOptions { port, ..ServeOptions::default() };
-    tokio::spawn(async move { serve(ws, &opts).await.expect("server runs") });
-    for _ in 0..200 {
-        if tokio::net::TcpStream::connect(("127.0.0.1", port)).await.is_ok() {
-            return port;
-        }
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
-    panic!("server did not start on port {port}");
+    start_with(vec![ws], ServeOptions::default()).await
 }
 
 async fn connect(port: u16, db: &str) -> tokio_postgres::Client {
@@ -147,4 +141,362 @@ async fn an_unknown_database_is_refused_and_the_server_keeps_serving() {
     let client = connect(port, "sqlite").await;
     let rows = simple_rows(client.simple_query("SELECT count(*) FROM product").await.unwrap());
     assert_eq!(rows, vec![vec![Some("4".into())]]);
+}
+
+fn db_code(e: &tokio_postgres::Error) -> String {
+    e.as_db_error().map(|d| d.code().code().to_string()).unwrap_or_else(|| format!("no server error: {e}"))
+}
+
+fn has_psql() -> bool {
+    if std::process::Command::new("psql").arg("--version").output().is_ok() {
+        return true;
+    }
+    assert!(std::env::var("CI").is_err(), "psql is required under CI");
+    eprintln!("skipped: psql is not installed");
+    false
+}
+
+/// psql with a connection string, `-X -A -t`, optional stdin; returns (success, stdout, stderr).
+async fn psql_run(conninfo: &str, args: &[&str], stdin: Option<&str>) -> (bool, String, String) {
+    use tokio::io::AsyncWriteExt;
+    let mut child = tokio::process::Command::new("psql")
+        .arg(conninfo)
+        .args(["-X", "-A", "-t", "-v", "ON_ERROR_STOP=1"])
+        .args(args)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("psql runs");
+    let mut input = child.stdin.take().unwrap();
+    if let Some(text) = stdin {
+        input.write_all(text.as_bytes()).await.unwrap();
+    }
+    drop(input);
+    let out = child.wait_with_output().await.unwrap();
+    (out.status.success(), String::from_utf8_lossy(&out.stdout).into_owned(), String::from_utf8_lossy(&out.stderr).into_owned())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_listener_serves_every_workspace_by_database_name() {
+    let h = TestHome::new();
+    let a = load(&h, "sqlite").await;
+    let b = load(&h, "sqlite+inmem").await;
+    b.upsert("product", serde_json::json!({"name": "only in b"})).await.unwrap();
+    let port = start_with(vec![a, b], ServeOptions::default()).await;
+    let count = |db: &'static str| async move {
+        let client = connect(port, db).await;
+        client.query_one("SELECT count(*) FROM product", &[]).await.unwrap().get::<_, i64>(0)
+    };
+    assert_eq!((count("sqlite").await, count("sqlite-inmem").await), (4, 5));
+    let err = tokio_postgres::connect(&format!("host=127.0.0.1 port={port} user=postgres dbname=other"), NoTls).await.err().unwrap();
+    assert_eq!(db_code(&err), "3D000");
+    assert!(err.as_db_error().unwrap().message().contains("sqlite, sqlite-inmem"), "{err}");
+}
+
+fn users(method: AuthMethod) -> AuthConfig {
+    AuthConfig {
+        users: vec![
+            User { name: "app".into(), password: "s3cret pass".into(), read_only: false },
+            User { name: "bi".into(), password: "look-only".into(), read_only: true },
+        ],
+        method,
+        trust_loopback: None,
+    }
+}
+
+async fn login(port: u16, user: &str, password: &str) -> Result<tokio_postgres::Client, tokio_postgres::Error> {
+    let (client, conn) =
+        tokio_postgres::connect(&format!("host=127.0.0.1 port={port} user={user} password='{password}' dbname=sqlite"), NoTls)
+            .await?;
+    tokio::spawn(conn);
+    Ok(client)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn scram_users_and_a_read_only_role() {
+    let h = TestHome::new();
+    let ws = load(&h, "sqlite").await;
+    let port = start_with(vec![ws.clone()], ServeOptions { auth: users(AuthMethod::ScramSha256), ..Default::default() }).await;
+
+    // With users configured, loopback is not trusted: a wrong or missing password is refused.
+    let err = login(port, "app", "wrong").await.err().expect("a wrong password is refused");
+    assert_eq!(db_code(&err), "28P01");
+    let err = login(port, "nobody", "s3cret pass").await.err().expect("an unknown user is refused");
+    assert_eq!(db_code(&err), "28P01");
+    assert!(tokio_postgres::connect(&format!("host=127.0.0.1 port={port} user=app dbname=sqlite"), NoTls).await.is_err());
+
+    let app = login(port, "app", "s3cret pass").await.expect("SCRAM login");
+    assert_eq!(app.execute("INSERT INTO product (name, price) VALUES ('by app', 1.0)", &[]).await.unwrap(), 1);
+
+    let bi = login(port, "bi", "look-only").await.expect("SCRAM login");
+    let n: i64 = bi.query_one("SELECT count(*) FROM product", &[]).await.unwrap().get(0);
+    assert_eq!(n, 5);
+    for write in [
+        "INSERT INTO product (name) VALUES ('by bi')",
+        "UPDATE product SET qty = 9 WHERE name = 'alpha'",
+        "DELETE FROM product WHERE name = 'alpha'",
+        "CREATE TABLE sneaky (name VARCHAR)",
+    ] {
+        let err = bi.simple_query(write).await.err().unwrap_or_else(|| panic!("{write} is refused"));
+        assert_eq!(db_code(&err), "42501", "{write}");
+        let err = bi.execute(write, &[]).await.err().unwrap_or_else(|| panic!("{write} is refused (extended)"));
+        assert_eq!(db_code(&err), "42501", "{write}");
+    }
+    // Nothing was written, and the session goes on.
+    let n: i64 = bi.query_one("SELECT count(*) FROM product WHERE qty = 9 OR name = 'by bi'", &[]).await.unwrap().get(0);
+    assert_eq!(n, 0);
+    assert_eq!(ws.count("product").await.unwrap(), 5);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn md5_and_cleartext_when_configured() {
+    let h = TestHome::new();
+    let ws = load(&h, "sqlite").await;
+    for method in [AuthMethod::Md5, AuthMethod::Cleartext] {
+        let port = start_with(vec![ws.clone()], ServeOptions { auth: users(method), ..Default::default() }).await;
+        let err = login(port, "app", "nope").await.err().expect("a wrong password is refused");
+        assert_eq!(db_code(&err), "28P01", "{method:?}");
+        let app = login(port, "app", "s3cret pass").await.unwrap_or_else(|e| panic!("{method:?}: {e}"));
+        let n: i64 = app.query_one("SELECT count(*) FROM product", &[]).await.unwrap().get(0);
+        assert_eq!(n, 4);
+    }
+}
+
+/// A self-signed certificate for localhost, made with the openssl command line.
+fn self_signed(dir: &std::path::Path) -> (String, String) {
+    let (cert, key) = (dir.join("server.crt"), dir.join("server.key"));
+    let out = std::process::Command::new("openssl")
+        .args(["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=localhost", "-keyout"])
+        .arg(&key)
+        .arg("-out")
+        .arg(&cert)
+        .output()
+        .expect("openssl runs");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    (cert.display().to_string(), key.display().to_string())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tls_with_sslmode_require() {
+    if !has_psql() {
+        return;
+    }
+    let h = TestHome::new();
+    let ws = load(&h, "sqlite").await;
+    let (cert, key) = self_signed(h.dir.path());
+    let tls = ServeOptions { tls_cert: Some(cert), tls_key: Some(key), ..Default::default() };
+    let port = start_with(vec![ws.clone()], tls).await;
+    let plain = start(ws.clone()).await;
+
+    let conninfo = |port: u16| format!("host=127.0.0.1 port={port} user=postgres dbname=sqlite sslmode=require");
+    let (ok, out, err) = psql_run(&conninfo(port), &["-c", "SELECT count(*) FROM product"], None).await;
+    assert!(ok, "{err}");
+    assert_eq!(out.trim(), "4");
+    // psql reports the TLS session it negotiated.
+    let (ok, out, err) = psql_run(&conninfo(port), &["-c", "\\conninfo"], None).await;
+    assert!(ok && out.contains("SSL connection"), "{out}{err}");
+    // Without a certificate the server has no TLS, and sslmode=require fails.
+    let (ok, _, err) = psql_run(&conninfo(plain), &["-c", "SELECT 1"], None).await;
+    assert!(!ok && err.to_lowercase().contains("ssl"), "{err}");
+    // A missing key file stops the server instead of serving plaintext.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let broken = ServeOptions { tls_cert: Some("/nonexistent.crt".into()), tls_key: Some("/nonexistent.key".into()), ..Default::default() };
+    let err = serve_on(listener, vec![ws], &broken, std::future::pending()).await.unwrap_err();
+    assert!(err.to_string().contains("/nonexistent.crt"), "{err}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn psql_copy_loads_and_exports() {
+    if !has_psql() {
+        return;
+    }
+    let h = TestHome::new();
+    let ws = load(&h, "sqlite+inmem").await;
+    let port = start(ws.clone()).await;
+    let conninfo = format!("host=127.0.0.1 port={port} user=postgres dbname=sqlite-inmem");
+
+    // \copy FROM STDIN, text format: tabs, \N for NULL, escapes, an array literal.
+    let data = "copied one\t1.5\t{a,b}\tline\\tbreak\ncopied two\t\\N\t{}\t\\N\n";
+    let (ok, out, err) =
+        psql_run(&conninfo, &["-c", "\\copy product (name, price, tags, title) FROM pstdin"], Some(data)).await;
+    assert!(ok, "{err}");
+    assert_eq!(out.trim(), "COPY 2");
+    let one = ws.get("product", &heavenbase::catalog::derive_object_id("product", "copied one")).await.unwrap().unwrap();
+    assert_eq!((one["price"].clone(), one["tags"].clone(), one["title"].clone()), (serde_json::json!(1.5), serde_json::json!(["a", "b"]), serde_json::json!("line\tbreak")));
+    let two = ws.get("product", &heavenbase::catalog::derive_object_id("product", "copied two")).await.unwrap().unwrap();
+    assert_eq!(two["price"], serde_json::Value::Null);
+
+    // CSV with a header, quoted delimiters and quotes.
+    let csv = "name,title,qty\n\"csv, one\",\"say \"\"hi\"\"\",7\ncsv two,,8\n";
+    let (ok, out, err) = psql_run(&conninfo, &["-c", "\\copy product (name, title, qty) FROM pstdin WITH (FORMAT csv, HEADER true)"], Some(csv)).await;
+    assert!(ok, "{err}");
+    assert_eq!(out.trim(), "COPY 2");
+    let row = ws.get("product", &heavenbase::catalog::derive_object_id("product", "csv, one")).await.unwrap().unwrap();
+    assert_eq!((row["title"].clone(), row["qty"].clone()), (serde_json::json!("say \"hi\""), serde_json::json!(7)));
+    assert_eq!(ws.count("product").await.unwrap(), 8);
+    assert!(ws.audit().await.unwrap().ok());
+
+    // Bad input names the entity and line, and loads nothing.
+    let (ok, _, err) = psql_run(&conninfo, &["-c", "\\copy product (name, qty) FROM pstdin"], Some("bad\tnot a number\n")).await;
+    assert!(!ok && err.contains("product") && err.contains("qty"), "{err}");
+    let (ok, _, err) = psql_run(&conninfo, &["-c", "\\copy product (name, qty) FROM pstdin"], Some("one column only\n")).await;
+    assert!(!ok && err.contains("line 1"), "{err}");
+    assert_eq!(ws.count("product").await.unwrap(), 8);
+
+    // COPY (query) TO STDOUT, CSV and text.
+    let (ok, out, err) = psql_run(
+        &conninfo,
+        &["-c", "COPY (SELECT name, qty, active FROM product WHERE name IN ('alpha', 'csv, one') ORDER BY name) TO STDOUT WITH (FORMAT csv, HEADER true)"],
+        None,
+    )
+    .await;
+    assert!(ok, "{err}");
+    assert_eq!(out, "name,qty,active\nalpha,1,t\n\"csv, one\",7,\n");
+    let (ok, out, _) = psql_run(&conninfo, &["-c", "COPY (SELECT name, title FROM product WHERE name = 'copied one') TO STDOUT"], None).await;
+    assert!(ok);
+    assert_eq!(out, "copied one\tline\\tbreak\n");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn key_lookups_over_the_wire_match_the_general_path() {
+    let h = TestHome::new();
+    let ws = load(&h, "sqlite+inmem").await;
+    let port = start(ws.clone()).await;
+    let client = connect(port, "sqlite-inmem").await;
+    let alpha = heavenbase::catalog::derive_object_id("product", "alpha");
+
+    // The fast path (object_id = $1, name = $1) and a general plan give the same rows.
+    let fast = client.prepare("SELECT * FROM product WHERE object_id = $1").await.unwrap();
+    let general = client.prepare("SELECT * FROM product WHERE object_id = $1 AND 1 = 1").await.unwrap();
+    assert_eq!(fast.columns().len(), general.columns().len());
+    for _ in 0..3 {
+        let a = client.query(&fast, &[&alpha]).await.unwrap();
+        let b = client.query(&general, &[&alpha]).await.unwrap();
+        assert_eq!((a.len(), b.len()), (1, 1));
+        let typed = |r: &tokio_postgres::Row| {
+            (
+                r.get::<_, String>("name"),
+                r.get::<_, Option<String>>("title"),
+                r.get::<_, Option<f64>>("price"),
+                r.get::<_, Option<i64>>("qty"),
+                r.get::<_, Option<bool>>("active"),
+                r.get::<_, Option<std::time::SystemTime>>("created"),
+            )
+        };
+        assert_eq!(typed(&a[0]), typed(&b[0]));
+        let price: Option<f64> = a[0].get("price");
+        let qty: Option<i64> = a[0].get("qty");
+        assert_eq!((price, qty), (Some(10.0), Some(1)));
+    }
+    let by_name = client.query("SELECT object_id, qty FROM product WHERE name = $1", &[&"beta"]).await.unwrap();
+    assert_eq!(by_name.len(), 1);
+    assert_eq!(by_name[0].get::<_, Option<i64>>(1), Some(2));
+    assert!(client.query(&fast, &[&"no such id"]).await.unwrap().is_empty());
+    // A literal key, simple and extended.
+    let rows = simple_rows(client.simple_query(&format!("SELECT name FROM product WHERE object_id = '{alpha}'")).await.unwrap());
+    assert_eq!(rows, vec![vec![Some("alpha".into())]]);
+
+    // A changed entity invalidates cached statements: the new column is there.
+    let mut def = ws.entity("product").unwrap();
+    def = def.field(heavenbase::FieldDef::new("colour", heavenbase::LogicalType::short_text()));
+    ws.register(def, true).await.unwrap();
+    ws.set("product", serde_json::json!({"object_id": alpha, "colour": "green"})).await.unwrap();
+    let rows = client.query("SELECT * FROM product WHERE object_id = $1", &[&alpha]).await.unwrap();
+    assert_eq!(rows[0].get::<_, Option<String>>("colour"), Some("green".into()));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_stops_accepting_and_closes_sessions() {
+    let h = TestHome::new();
+    let ws = load(&h, "sqlite").await;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(async move {
+        serve_on(listener, vec![ws], &ServeOptions::default(), async {
+            let _ = stopped.await;
+        })
+        .await
+    });
+    let client = connect(port, "sqlite").await;
+    let n: i64 = client.query_one("SELECT count(*) FROM product", &[]).await.unwrap().get(0);
+    assert_eq!(n, 4);
+    stop.send(()).unwrap();
+    tokio::time::timeout(Duration::from_secs(10), server).await.expect("server stops").unwrap().unwrap();
+    assert!(client.simple_query("SELECT 1").await.is_err(), "the session is closed");
+    assert!(tokio::net::TcpStream::connect(("127.0.0.1", port)).await.is_err(), "the port is closed");
+}
+
+/// Run a client program; under CI a missing runtime or library is a failure.
+async fn run_client(program: &str, args: &[String], probe: &[&str]) -> Option<String> {
+    let available = std::process::Command::new(program).args(probe).output().is_ok_and(|o| o.status.success());
+    if !available {
+        assert!(std::env::var("CI").is_err(), "{program} {probe:?} must work under CI (.ci/run installs it)");
+        eprintln!("skipped: {program} {probe:?} failed");
+        return None;
+    }
+    let out = tokio::process::Command::new(program).args(args).output().await.unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(out.status.success(), "{program} failed:\n{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+    Some(stdout)
+}
+
+fn clients_dir() -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("clients")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn psycopg_sqlalchemy_and_pandas() {
+    let h = TestHome::new();
+    let ws = load(&h, "sqlite").await;
+    let port = start(ws.clone()).await;
+    let alpha = heavenbase::catalog::derive_object_id("product", "alpha");
+    let script = clients_dir().join("python_client.py").display().to_string();
+    let args = [script, port.to_string(), "sqlite".into(), alpha];
+    if let Some(out) = run_client("python3", &args, &["-c", "import psycopg, sqlalchemy, pandas"]).await {
+        assert_eq!(out.trim(), "ok");
+        assert_eq!(ws.count("product").await.unwrap(), 5);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pgjdbc_metadata_and_prepared_statements() {
+    let h = TestHome::new();
+    let ws = load(&h, "sqlite").await;
+    let port = start(ws.clone()).await;
+    let jar = "/usr/share/java/postgresql.jar";
+    if !std::path::Path::new(jar).exists() {
+        assert!(std::env::var("CI").is_err(), "{jar} is required under CI (.ci/run installs libpostgresql-jdbc-java)");
+        eprintln!("skipped: {jar} is not installed");
+        return;
+    }
+    let source = clients_dir().join("JdbcClient.java").display().to_string();
+    let args = ["-cp".into(), jar.into(), source, port.to_string(), "sqlite".into()];
+    if let Some(out) = run_client("java", &args, &["-version"]).await {
+        assert_eq!(out.trim(), "ok");
+        assert!(ws.get("product", &heavenbase::catalog::derive_object_id("product", "from jdbc")).await.unwrap().is_some());
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn planning_errors_carry_postgres_sqlstates() {
+    let h = TestHome::new();
+    let ws = load(&h, "sqlite").await;
+    let port = start(ws).await;
+    let client = connect(port, "sqlite").await;
+    for (sql, code) in [
+        ("SELECT nope FROM product", "42703"),
+        ("SELECT * FROM no_such_table", "42P01"),
+        ("SELEC 1", "42601"),
+        ("SELECT 1/0", "22012"),
+        ("SELECT CAST('abc' AS INT)", "22P02"),
+    ] {
+        let err = client.simple_query(sql).await.err().unwrap_or_else(|| panic!("{sql} fails"));
+        assert_eq!(db_code(&err), code, "{sql}: {err:?}");
+        let err = client.query(sql, &[]).await.err().unwrap_or_else(|| panic!("{sql} fails (extended)"));
+        assert_eq!(db_code(&err), code, "{sql} (extended): {err:?}");
+    }
+    let n: i64 = client.query_one("SELECT count(*) FROM product", &[]).await.unwrap().get(0);
+    assert_eq!(n, 4);
 }

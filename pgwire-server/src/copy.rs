@@ -1,0 +1,539 @@
+//! COPY over the wire: `COPY entity [(columns)] FROM STDIN` in text or CSV
+//! format bulk-loads through `upsert_many`; `COPY entity|(query) TO STDOUT`
+//! exports in the same formats. (psql's `\copy` is these two statements.)
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use datafusion::arrow::array::{Array, BooleanArray, RecordBatch};
+use datafusion::arrow::datatypes::DataType;
+use datafusion::arrow::util::display::{ArrayFormatter, FormatOptions};
+use datafusion::common::ParamValues;
+use datafusion::logical_expr::LogicalPlan;
+use datafusion::prelude::SessionContext;
+use datafusion::sql::sqlparser::ast::{
+    CopyLegacyCsvOption, CopyLegacyOption, CopyOption, CopySource, CopyTarget, Statement,
+};
+use datafusion_postgres::QueryHook;
+use datafusion_postgres::hooks::HookClient;
+use datafusion_postgres::pgwire::api::ClientInfo;
+use datafusion_postgres::pgwire::api::copy::CopyHandler;
+use datafusion_postgres::pgwire::api::results::{CopyResponse, Response, Tag};
+use datafusion_postgres::pgwire::error::{PgWireError, PgWireResult};
+use datafusion_postgres::pgwire::messages::PgWireBackendMessage;
+use datafusion_postgres::pgwire::messages::copy::{CopyData, CopyDone, CopyFail};
+use futures::{Sink, SinkExt};
+use heavenbase::catalog::LogicalType;
+use heavenbase::{Row, Workspace};
+use parking_lot::Mutex;
+use serde_json::Value as Json;
+
+use crate::{to_pg_error, user_error};
+
+/// Rows written per `upsert_many` call while loading.
+const LOAD_CHUNK: usize = 10_000;
+
+#[derive(Clone, Debug)]
+struct Format {
+    csv: bool,
+    delimiter: char,
+    null: String,
+    header: bool,
+    quote: char,
+}
+
+impl Format {
+    fn of(options: &[CopyOption], legacy: &[CopyLegacyOption]) -> PgWireResult<Format> {
+        let mut csv = false;
+        let (mut delimiter, mut null, mut header, mut quote) = (None, None, false, '"');
+        for o in options {
+            match o {
+                CopyOption::Format(f) => match f.value.to_lowercase().as_str() {
+                    "csv" => csv = true,
+                    "text" => csv = false,
+                    other => return Err(user_error("0A000", format!("COPY format {other} is not supported (text, csv)"))),
+                },
+                CopyOption::Delimiter(c) => delimiter = Some(*c),
+                CopyOption::Null(s) => null = Some(s.clone()),
+                CopyOption::Header(h) => header = *h,
+                CopyOption::Quote(c) => quote = *c,
+                CopyOption::Encoding(e) if e.eq_ignore_ascii_case("utf8") || e.eq_ignore_ascii_case("utf-8") => {}
+                other => return Err(user_error("0A000", format!("COPY option {other} is not supported"))),
+            }
+        }
+        for o in legacy {
+            match o {
+                CopyLegacyOption::Csv(csv_options) => {
+                    csv = true;
+                    for c in csv_options {
+                        match c {
+                            CopyLegacyCsvOption::Header => header = true,
+                            CopyLegacyCsvOption::Quote(q) => quote = *q,
+                            other => return Err(user_error("0A000", format!("COPY option {other} is not supported"))),
+                        }
+                    }
+                }
+                CopyLegacyOption::Delimiter(c) => delimiter = Some(*c),
+                CopyLegacyOption::Null(s) => null = Some(s.clone()),
+                CopyLegacyOption::Header => header = true,
+                other => return Err(user_error("0A000", format!("COPY option {other} is not supported"))),
+            }
+        }
+        Ok(Format {
+            csv,
+            delimiter: delimiter.unwrap_or(if csv { ',' } else { '\t' }),
+            null: null.unwrap_or(if csv { String::new() } else { "\\N".into() }),
+            header,
+            quote,
+        })
+    }
+}
+
+/// A COPY FROM STDIN in progress on a connection.
+struct Load {
+    ws: Workspace,
+    entity: String,
+    columns: Vec<(String, LogicalType)>,
+    format: Format,
+    data: Vec<u8>,
+}
+
+/// The connection's pending load, if any (session extensions hold one value per type).
+#[derive(Default)]
+struct PendingLoad(Mutex<Option<Load>>);
+
+pub(crate) struct CopyHook {
+    pub ws: Workspace,
+}
+
+impl CopyHook {
+    async fn start(&self, statement: &Statement, ctx: &SessionContext, client: &mut dyn HookClient) -> PgWireResult<Response> {
+        let Statement::Copy { source, to, target, options, legacy_options, values } = statement else {
+            unreachable!("only COPY reaches here")
+        };
+        let format = Format::of(options, legacy_options)?;
+        match (to, target) {
+            (false, CopyTarget::Stdin) => {
+                let CopySource::Table { table_name, columns } = source else {
+                    return Err(user_error("42601", format!("{statement}: COPY FROM needs a table")));
+                };
+                if !values.is_empty() {
+                    return Err(user_error("0A000", format!("{statement}: inline COPY data is not supported")));
+                }
+                let entity = table_name.0.last().map(|p| p.to_string().trim_matches('"').to_string()).unwrap_or_default();
+                let def = self.ws.entity(&entity).map_err(to_pg_error)?;
+                let names: Vec<String> = if columns.is_empty() {
+                    ctx.table_provider(def.table_name())
+                        .await
+                        .map_err(|e| PgWireError::ApiError(Box::new(e)))?
+                        .schema()
+                        .fields()
+                        .iter()
+                        .map(|f| f.name().clone())
+                        .collect()
+                } else {
+                    columns.iter().map(|c| c.value.clone()).collect()
+                };
+                let mut typed = Vec::with_capacity(names.len());
+                for name in names {
+                    let ty = match def.get(&name) {
+                        Some(f) => f.ty.clone(),
+                        None if name == "object_id" => LogicalType::identifier(),
+                        None => {
+                            return Err(user_error("42703", format!("column \"{name}\" of entity \"{}\" does not exist", def.entity_id)));
+                        }
+                    };
+                    typed.push((name, ty));
+                }
+                let n = typed.len();
+                let load = Load { ws: self.ws.clone(), entity: def.entity_id.clone(), columns: typed, format, data: Vec::new() };
+                *client.session_extensions().get_or_insert_with(PendingLoad::default).0.lock() = Some(load);
+                Ok(Response::CopyIn(CopyResponse::new(0, n, futures::stream::empty())))
+            }
+            (true, CopyTarget::Stdout) => {
+                let query = match source {
+                    CopySource::Query(q) => q.to_string(),
+                    CopySource::Table { table_name, columns } if columns.is_empty() => format!("SELECT * FROM {table_name}"),
+                    CopySource::Table { table_name, columns } => {
+                        let cols: Vec<String> = columns.iter().map(|c| c.to_string()).collect();
+                        format!("SELECT {} FROM {table_name}", cols.join(", "))
+                    }
+                };
+                let batches = ctx
+                    .sql(&query)
+                    .await
+                    .map_err(|e| PgWireError::ApiError(Box::new(e)))?
+                    .collect()
+                    .await
+                    .map_err(|e| PgWireError::ApiError(Box::new(e)))?;
+                let columns = batches.first().map(|b| b.num_columns()).unwrap_or(0);
+                let mut lines = Vec::new();
+                if format.csv && format.header {
+                    if let Some(b) = batches.first() {
+                        let names: Vec<String> = b.schema().fields().iter().map(|f| csv_field(f.name(), &format)).collect();
+                        lines.push(line(names.join(&format.delimiter.to_string())));
+                    }
+                }
+                for batch in &batches {
+                    export_batch(batch, &format, &mut lines)?;
+                }
+                let stream = futures::stream::iter(lines.into_iter().map(Ok));
+                Ok(Response::CopyOut(CopyResponse::new(0, columns, stream)))
+            }
+            _ => Err(user_error(
+                "0A000",
+                format!("{statement}: only COPY … FROM STDIN and COPY … TO STDOUT are supported (files stay on the client: use \\copy)"),
+            )),
+        }
+    }
+}
+
+fn line(text: String) -> CopyData {
+    let mut bytes = text.into_bytes();
+    bytes.push(b'\n');
+    CopyData::new(Bytes::from(bytes))
+}
+
+fn export_batch(batch: &RecordBatch, format: &Format, lines: &mut Vec<CopyData>) -> PgWireResult<()> {
+    let options = FormatOptions::default();
+    let formatters: Vec<ArrayFormatter> = batch
+        .columns()
+        .iter()
+        .map(|c| ArrayFormatter::try_new(c.as_ref(), &options))
+        .collect::<Result<_, _>>()
+        .map_err(|e| PgWireError::ApiError(Box::new(e)))?;
+    let delimiter = format.delimiter.to_string();
+    for row in 0..batch.num_rows() {
+        let fields: Vec<String> = batch
+            .columns()
+            .iter()
+            .zip(&formatters)
+            .map(|(column, formatter)| {
+                if column.is_null(row) {
+                    return format.null.clone();
+                }
+                // Postgres spells booleans t/f.
+                let text = match column.data_type() {
+                    DataType::Boolean => {
+                        let b = column.as_any().downcast_ref::<BooleanArray>().expect("boolean").value(row);
+                        (if b { "t" } else { "f" }).to_string()
+                    }
+                    _ => formatter.value(row).to_string(),
+                };
+                if format.csv { csv_field(&text, format) } else { text_escape(&text) }
+            })
+            .collect();
+        lines.push(line(fields.join(&delimiter)));
+    }
+    Ok(())
+}
+
+fn csv_field(text: &str, format: &Format) -> String {
+    let q = format.quote;
+    if text.is_empty() || text.contains([format.delimiter, q, '\n', '\r']) {
+        format!("{q}{}{q}", text.replace(q, &format!("{q}{q}")))
+    } else {
+        text.to_string()
+    }
+}
+
+fn text_escape(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '\\' => out.push_str("\\\\"),
+            '\t' => out.push_str("\\t"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+#[async_trait]
+impl QueryHook for CopyHook {
+    async fn handle_simple_query(
+        &self,
+        statement: &Statement,
+        ctx: &SessionContext,
+        client: &mut dyn HookClient,
+    ) -> Option<PgWireResult<Response>> {
+        if !matches!(statement, Statement::Copy { .. }) {
+            return None;
+        }
+        Some(self.start(statement, ctx, client).await)
+    }
+
+    async fn handle_extended_parse_query(
+        &self,
+        statement: &Statement,
+        _ctx: &SessionContext,
+        _client: &(dyn ClientInfo + Send + Sync),
+    ) -> Option<PgWireResult<LogicalPlan>> {
+        matches!(statement, Statement::Copy { .. })
+            .then(|| Err(user_error("0A000", "COPY runs over the simple query protocol only".into())))
+    }
+
+    async fn handle_extended_query(
+        &self,
+        _statement: &Statement,
+        _plan: &LogicalPlan,
+        _params: &ParamValues,
+        _ctx: &SessionContext,
+        _client: &mut dyn HookClient,
+    ) -> Option<PgWireResult<Response>> {
+        None
+    }
+}
+
+/// Receives COPY data and loads it when the client is done.
+pub(crate) struct CopyIn;
+
+fn pending<C: ClientInfo>(client: &C) -> Arc<PendingLoad> {
+    client.session_extensions().get_or_insert_with(PendingLoad::default)
+}
+
+#[async_trait]
+impl CopyHandler for CopyIn {
+    async fn on_copy_data<C>(&self, client: &mut C, copy_data: CopyData) -> PgWireResult<()>
+    where
+        C: ClientInfo + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        C::Error: std::fmt::Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        if let Some(load) = pending(client).0.lock().as_mut() {
+            load.data.extend_from_slice(&copy_data.data);
+        }
+        Ok(())
+    }
+
+    async fn on_copy_done<C>(&self, client: &mut C, _done: CopyDone) -> PgWireResult<()>
+    where
+        C: ClientInfo + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        C::Error: std::fmt::Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        let Some(load) = pending(client).0.lock().take() else {
+            return Err(user_error("08P01", "COPY data arrived with no COPY in progress".into()));
+        };
+        let rows = parse_rows(&load)?;
+        let n = rows.len();
+        let mut rows = rows.into_iter().peekable();
+        while rows.peek().is_some() {
+            let chunk: Vec<Row> = rows.by_ref().take(LOAD_CHUNK).collect();
+            load.ws.upsert_many(&load.entity, chunk).await.map_err(to_pg_error)?;
+        }
+        client.send(PgWireBackendMessage::CommandComplete(Tag::new("COPY").with_rows(n).into())).await?;
+        Ok(())
+    }
+
+    async fn on_copy_fail<C>(&self, client: &mut C, fail: CopyFail) -> PgWireError
+    where
+        C: ClientInfo + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        C::Error: std::fmt::Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        pending(client).0.lock().take();
+        user_error("57014", format!("COPY from stdin failed: {}", fail.message))
+    }
+}
+
+/// The received data as rows keyed by column name; errors name the line.
+fn parse_rows(load: &Load) -> PgWireResult<Vec<Row>> {
+    let text = std::str::from_utf8(&load.data).map_err(|e| user_error("22021", format!("COPY data is not UTF-8: {e}")))?;
+    let records = if load.format.csv { csv_records(text, &load.format) } else { text_records(text, &load.format) };
+    let mut rows = Vec::with_capacity(records.len());
+    for (i, record) in records.into_iter().enumerate() {
+        let line = i + 1 + usize::from(load.format.header);
+        if record.len() != load.columns.len() {
+            return Err(user_error(
+                "22P04",
+                format!("COPY {}, line {line}: expected {} columns, got {}", load.entity, load.columns.len(), record.len()),
+            ));
+        }
+        let row: Row = load
+            .columns
+            .iter()
+            .zip(record)
+            .map(|((name, ty), value)| (name.clone(), value.map(|v| typed_value(ty, v)).unwrap_or(Json::Null)))
+            .collect();
+        rows.push(row);
+    }
+    Ok(rows)
+}
+
+/// Text format: one row per line, `\N` for NULL, backslash escapes.
+fn text_records(text: &str, format: &Format) -> Vec<Vec<Option<String>>> {
+    let mut out = Vec::new();
+    for line in text.split('\n') {
+        let line = line.strip_suffix('\r').unwrap_or(line);
+        if line == "\\." {
+            break;
+        }
+        if line.is_empty() {
+            continue;
+        }
+        let fields = line
+            .split(format.delimiter)
+            .map(|f| if f == format.null { None } else { Some(text_unescape(f)) })
+            .collect();
+        out.push(fields);
+    }
+    if format.header && !out.is_empty() {
+        out.remove(0);
+    }
+    out
+}
+
+fn text_unescape(field: &str) -> String {
+    let mut out = String::with_capacity(field.len());
+    let mut chars = field.chars();
+    while let Some(c) = chars.next() {
+        if c != '\\' {
+            out.push(c);
+            continue;
+        }
+        match chars.next() {
+            Some('t') => out.push('\t'),
+            Some('n') => out.push('\n'),
+            Some('r') => out.push('\r'),
+            Some('b') => out.push('\u{8}'),
+            Some('f') => out.push('\u{c}'),
+            Some('v') => out.push('\u{b}'),
+            Some(other) => out.push(other),
+            None => out.push('\\'),
+        }
+    }
+    out
+}
+
+/// CSV: quoted fields may hold delimiters, quotes (doubled) and newlines; an
+/// unquoted field equal to the NULL string is NULL.
+fn csv_records(text: &str, format: &Format) -> Vec<Vec<Option<String>>> {
+    let (q, d) = (format.quote, format.delimiter);
+    let mut records = Vec::new();
+    let mut record: Vec<Option<String>> = Vec::new();
+    let mut field = String::new();
+    let (mut quoted, mut in_quotes, mut any) = (false, false, false);
+    let mut chars = text.chars().peekable();
+    let finish_field = |field: &mut String, quoted: &mut bool, record: &mut Vec<Option<String>>| {
+        let value = std::mem::take(field);
+        record.push(if !*quoted && value == format.null { None } else { Some(value) });
+        *quoted = false;
+    };
+    while let Some(c) = chars.next() {
+        any = true;
+        if in_quotes {
+            if c == q {
+                if chars.peek() == Some(&q) {
+                    chars.next();
+                    field.push(q);
+                } else {
+                    in_quotes = false;
+                }
+            } else {
+                field.push(c);
+            }
+        } else if c == q {
+            in_quotes = true;
+            quoted = true;
+        } else if c == d {
+            finish_field(&mut field, &mut quoted, &mut record);
+        } else if c == '\n' || c == '\r' {
+            if c == '\r' && chars.peek() == Some(&'\n') {
+                chars.next();
+            }
+            finish_field(&mut field, &mut quoted, &mut record);
+            let done = std::mem::take(&mut record);
+            if !(done.len() == 1 && done[0].as_deref() == Some("\\.")) {
+                records.push(done);
+            }
+            any = false;
+        } else {
+            field.push(c);
+        }
+    }
+    if any {
+        finish_field(&mut field, &mut quoted, &mut record);
+        if !(record.len() == 1 && record[0].as_deref() == Some("\\.")) {
+            records.push(record);
+        }
+    }
+    // Blank lines are not rows.
+    records.retain(|r| !(r.len() == 1 && r[0].as_deref() == Some("")));
+    if format.header && !records.is_empty() {
+        records.remove(0);
+    }
+    records
+}
+
+/// COPY text as the JSON value the write path takes: scalars stay text (the
+/// write path coerces and reports bad input by field), arrays and vectors
+/// accept `{…}` or `[…]`, JSON fields are parsed.
+fn typed_value(ty: &LogicalType, text: String) -> Json {
+    match ty {
+        LogicalType::Array { .. } | LogicalType::Vector { .. } => {
+            let t = text.trim();
+            if t.starts_with('[') {
+                serde_json::from_str(t).unwrap_or(Json::String(text))
+            } else if let Some(inner) = t.strip_prefix('{').and_then(|s| s.strip_suffix('}')) {
+                Json::Array(pg_array_elements(inner))
+            } else {
+                Json::String(text)
+            }
+        }
+        LogicalType::Json => serde_json::from_str(&text).unwrap_or(Json::String(text)),
+        _ => Json::String(text),
+    }
+}
+
+/// Elements of a one-dimensional Postgres array literal (without braces).
+fn pg_array_elements(inner: &str) -> Vec<Json> {
+    let mut out = Vec::new();
+    if inner.trim().is_empty() {
+        return out;
+    }
+    let mut chars = inner.chars().peekable();
+    loop {
+        while chars.peek() == Some(&' ') {
+            chars.next();
+        }
+        let mut value = String::new();
+        let quoted = chars.peek() == Some(&'"');
+        if quoted {
+            chars.next();
+            while let Some(c) = chars.next() {
+                match c {
+                    '\\' => value.extend(chars.next()),
+                    '"' => break,
+                    c => value.push(c),
+                }
+            }
+            while chars.peek().is_some_and(|c| *c != ',') {
+                chars.next();
+            }
+        } else {
+            while let Some(c) = chars.peek().copied() {
+                if c == ',' {
+                    break;
+                }
+                value.push(c);
+                chars.next();
+            }
+        }
+        let value = if quoted { value } else { value.trim().to_string() };
+        out.push(if !quoted && value.eq_ignore_ascii_case("null") {
+            Json::Null
+        } else if !quoted {
+            value.parse::<i64>().map(Json::from).or_else(|_| value.parse::<f64>().map(Json::from)).unwrap_or(Json::String(value))
+        } else {
+            Json::String(value)
+        });
+        if chars.next().is_none() {
+            break;
+        }
+    }
+    out
+}

@@ -1,0 +1,429 @@
+//! Per-connection dispatch to the workspace the connection chose, a cache of
+//! parsed and planned statements, and a fast path for lookups by key.
+//!
+//! datafusion-postgres plans every statement anew: parsing, planning and
+//! optimising cost far more than a lookup by object_id itself. Two things here
+//! keep point queries cheap:
+//! - Parsed statements (the SQL AST and its unoptimised logical plan) are cached
+//!   by SQL text per workspace, so a driver that sends Parse for every execution
+//!   (pgbench's extended mode, most ORMs) pays for planning once. The cache is
+//!   dropped whenever the workspace's tables change (`schema_version`).
+//! - A statement whose plan is `SELECT <columns> FROM <table> WHERE <text column>
+//!   = <$n or literal>`, where the table takes that filter exactly (an entity's
+//!   object_id, or a column its backend filters itself), skips the optimiser and
+//!   the executor: the table is scanned once with that filter and the rows are
+//!   encoded directly.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use datafusion::arrow::datatypes::{DataType, SchemaRef};
+use datafusion::catalog::TableProvider;
+use datafusion::common::{Column, ScalarValue};
+use datafusion::datasource::source_as_provider;
+use datafusion::logical_expr::{BinaryExpr, Expr, LogicalPlan, Operator, TableProviderFilterPushDown};
+use datafusion::physical_plan::collect;
+use datafusion::prelude::SessionContext;
+use datafusion::sql::sqlparser::ast::Statement;
+use datafusion_postgres::DfSessionService;
+use datafusion_postgres::arrow_pg::datatypes::{arrow_schema_to_pg_fields, encode_recordbatch};
+use datafusion_postgres::hooks::{HookClient, QueryHook};
+use datafusion_postgres::hooks::cursor::CursorStatementHook;
+use datafusion_postgres::hooks::set_show::SetShowHook;
+use datafusion_postgres::hooks::transactions::TransactionStatementHook;
+use datafusion_postgres::pgwire::api::auth::StartupHandler;
+use datafusion_postgres::pgwire::api::cancel::{CancelHandler, DefaultCancelHandler};
+use datafusion_postgres::pgwire::api::copy::CopyHandler;
+use datafusion_postgres::pgwire::api::portal::Portal;
+use datafusion_postgres::pgwire::api::query::{ExtendedQueryHandler, SimpleQueryHandler};
+use datafusion_postgres::pgwire::api::results::{FieldInfo, QueryResponse, Response, Tag};
+use datafusion_postgres::pgwire::api::stmt::QueryParser;
+use datafusion_postgres::pgwire::api::store::PortalStore;
+use datafusion_postgres::pgwire::api::{ClientInfo, ClientPortalStore, ErrorHandler, PgWireServerHandlers, Type};
+use datafusion_postgres::pgwire::error::{PgWireError, PgWireResult};
+use datafusion_postgres::pgwire::messages::PgWireBackendMessage;
+use datafusion_postgres::pgwire::types::format::FormatOptions;
+use futures::Sink;
+use heavenbase::Workspace;
+use parking_lot::Mutex;
+
+use crate::auth::ConnectionStartup;
+use crate::copy::{CopyHook, CopyIn};
+use crate::writes::{ReadOnlyGuard, WorkspaceWrites};
+use crate::{Shared, SqlStateErrors, fatal_error};
+
+/// What datafusion-postgres keeps for a parsed statement: the SQL it re-rendered,
+/// and the statement with its unoptimised plan.
+pub(crate) type DfStatement = (String, Option<(Statement, LogicalPlan)>);
+
+/// Statements cached per workspace before the cache starts over.
+const CACHE_CAPACITY: usize = 1024;
+
+/// A connection's choice, stored in its session extensions at startup.
+pub(crate) struct Session {
+    pub service: Arc<WorkspaceService>,
+    pub read_only: bool,
+}
+
+pub(crate) fn session<C: ClientInfo + ?Sized>(client: &C) -> PgWireResult<Arc<Session>> {
+    client
+        .session_extensions()
+        .get::<Session>()
+        .ok_or_else(|| fatal_error("08P01", "the connection has not chosen a workspace".into()))
+}
+
+/// One served workspace.
+pub(crate) struct WorkspaceService {
+    pub ws: Workspace,
+    pub ctx: Arc<SessionContext>,
+    pub df: Arc<DfSessionService>,
+    cache: Mutex<StatementCache>,
+}
+
+#[derive(Default)]
+struct StatementCache {
+    version: u64,
+    parsed: HashMap<String, DfStatement>,
+    /// Keyed by the re-rendered SQL a portal carries; None: not a lookup.
+    lookups: HashMap<String, Option<Arc<Lookup>>>,
+}
+
+impl StatementCache {
+    /// Forget everything planned against an older set of tables.
+    fn at(&mut self, version: u64) -> &mut Self {
+        if self.version != version || self.parsed.len() + self.lookups.len() > 2 * CACHE_CAPACITY {
+            self.parsed.clear();
+            self.lookups.clear();
+            self.version = version;
+        }
+        self
+    }
+}
+
+/// A lookup by one text column, answered by a single filtered table scan.
+pub(crate) struct Lookup {
+    table: Arc<dyn TableProvider>,
+    projection: Vec<usize>,
+    schema: SchemaRef,
+    column: String,
+    key: Key,
+}
+
+enum Key {
+    /// `$n`, zero-based.
+    Parameter(usize),
+    Literal(String),
+}
+
+impl WorkspaceService {
+    pub fn new(ws: Workspace, ctx: Arc<SessionContext>) -> Self {
+        let hooks: Vec<Arc<dyn QueryHook>> = vec![
+            Arc::new(ReadOnlyGuard),
+            Arc::new(CopyHook { ws: ws.clone() }),
+            Arc::new(WorkspaceWrites { ws: ws.clone() }),
+            Arc::new(Savepoints),
+            Arc::new(CursorStatementHook),
+            Arc::new(SetShowHook),
+            Arc::new(TransactionStatementHook),
+        ];
+        let df = Arc::new(DfSessionService::new_with_hooks(ctx.clone(), hooks));
+        WorkspaceService { ws, ctx, df, cache: Mutex::new(StatementCache::default()) }
+    }
+
+    async fn parse<C>(&self, client: &C, sql: &str, types: &[Option<Type>]) -> PgWireResult<DfStatement>
+    where
+        C: ClientInfo + Unpin + Send + Sync,
+    {
+        let version = self.ws.schema_version();
+        if let Some(hit) = self.cache.lock().at(version).parsed.get(sql) {
+            return Ok(hit.clone());
+        }
+        let parsed = self.df.query_parser().parse_sql(client, sql, types).await?;
+        // Only queries: SET, SHOW, cursors and writes are cheap to parse or
+        // depend on the session, and the read-only guard runs at parse time.
+        if matches!(&parsed.1, Some((Statement::Query(_), _))) {
+            self.cache.lock().at(version).parsed.insert(sql.to_string(), parsed.clone());
+        }
+        Ok(parsed)
+    }
+
+    fn lookup(&self, statement: &DfStatement) -> Option<Arc<Lookup>> {
+        let version = self.ws.schema_version();
+        let mut cache = self.cache.lock();
+        let cache = cache.at(version);
+        if let Some(known) = cache.lookups.get(&statement.0) {
+            return known.clone();
+        }
+        let found = match &statement.1 {
+            Some((Statement::Query(_), plan)) => lookup_of(plan).map(Arc::new),
+            _ => None,
+        };
+        cache.lookups.insert(statement.0.clone(), found.clone());
+        found
+    }
+
+    /// Answer a portal by the lookup fast path, or None to take the general one.
+    async fn try_lookup<C>(&self, client: &C, portal: &Portal<DfStatement>) -> PgWireResult<Option<Response>>
+    where
+        C: ClientInfo,
+    {
+        let Some(lookup) = self.lookup(&portal.statement.statement) else { return Ok(None) };
+        let value = match &lookup.key {
+            Key::Literal(s) => Some(s.clone()),
+            Key::Parameter(i) => {
+                // A parameter the client declared as non-text is converted by
+                // the general path; text arrives as UTF-8 in both formats.
+                if let Some(Some(t)) = portal.statement.parameter_types.get(*i) {
+                    if !matches!(*t, Type::TEXT | Type::VARCHAR | Type::BPCHAR | Type::NAME | Type::UNKNOWN) {
+                        return Ok(None);
+                    }
+                }
+                match portal.parameters.get(*i) {
+                    Some(Some(bytes)) => match std::str::from_utf8(bytes) {
+                        Ok(s) => Some(s.to_string()),
+                        Err(_) => return Ok(None),
+                    },
+                    // `= NULL` matches nothing.
+                    Some(None) => None,
+                    None => return Ok(None),
+                }
+            }
+        };
+        let format = Arc::new(FormatOptions::from_client_metadata(client.metadata()));
+        let fields: Arc<Vec<FieldInfo>> =
+            Arc::new(arrow_schema_to_pg_fields(&lookup.schema, &portal.result_column_format, Some(format))?);
+        let mut rows = Vec::new();
+        if let Some(value) = value {
+            let filter = Expr::Column(Column::from_name(&lookup.column)).eq(Expr::Literal(ScalarValue::Utf8(Some(value)), None));
+            let state = self.ctx.state();
+            let plan = lookup
+                .table
+                .scan(&state, Some(&lookup.projection), &[filter], None)
+                .await
+                .map_err(|e| PgWireError::ApiError(Box::new(e)))?;
+            let batches = collect(plan, state.task_ctx()).await.map_err(|e| PgWireError::ApiError(Box::new(e)))?;
+            for batch in batches {
+                rows.extend(encode_recordbatch(fields.clone(), batch));
+            }
+        }
+        Ok(Some(Response::Query(QueryResponse::new(fields, futures::stream::iter(rows)))))
+    }
+}
+
+/// `Projection(columns) <- Filter(text column = $n | 'literal') <- TableScan`,
+/// where the table takes the filter exactly.
+fn lookup_of(plan: &LogicalPlan) -> Option<Lookup> {
+    let LogicalPlan::Projection(projection) = plan else { return None };
+    let LogicalPlan::Filter(filter) = projection.input.as_ref() else { return None };
+    let LogicalPlan::TableScan(scan) = filter.input.as_ref() else { return None };
+    if scan.projection.is_some() || !scan.filters.is_empty() || scan.fetch.is_some() {
+        return None;
+    }
+    let Expr::BinaryExpr(BinaryExpr { left, op: Operator::Eq, right }) = &filter.predicate else { return None };
+    let (column, key) = match (left.as_ref(), right.as_ref()) {
+        (Expr::Column(c), k) | (k, Expr::Column(c)) => (c, key_of(k)?),
+        _ => return None,
+    };
+    let table = source_as_provider(&scan.source).ok()?;
+    let schema = table.schema();
+    let key_index = schema.index_of(&column.name).ok()?;
+    if !matches!(schema.field(key_index).data_type(), DataType::Utf8 | DataType::Utf8View | DataType::LargeUtf8) {
+        return None;
+    }
+    let probe = Expr::Column(Column::from_name(&column.name)).eq(Expr::Literal(ScalarValue::Utf8(Some(String::new())), None));
+    if table.supports_filters_pushdown(&[&probe]).ok()?.first() != Some(&TableProviderFilterPushDown::Exact) {
+        return None;
+    }
+    let projection: Vec<usize> = projection
+        .expr
+        .iter()
+        .map(|e| match e {
+            Expr::Column(c) => schema.index_of(&c.name).ok(),
+            _ => None,
+        })
+        .collect::<Option<_>>()?;
+    let schema = Arc::new(schema.project(&projection).ok()?);
+    Some(Lookup { table, projection, schema, column: column.name.clone(), key })
+}
+
+fn key_of(e: &Expr) -> Option<Key> {
+    match e {
+        Expr::Placeholder(p) => {
+            let n: usize = p.id.trim_start_matches('$').parse().ok()?;
+            Some(Key::Parameter(n.checked_sub(1)?))
+        }
+        Expr::Literal(ScalarValue::Utf8(Some(s)), _) => Some(Key::Literal(s.clone())),
+        _ => None,
+    }
+}
+
+/// SAVEPOINT, RELEASE and ROLLBACK TO are answered like BEGIN and COMMIT: every
+/// statement commits on its own, so there is nothing to roll back to. Drivers
+/// (psycopg's nested transactions, SQLAlchemy) send them unasked.
+struct Savepoints;
+
+impl Savepoints {
+    fn answer(statement: &Statement) -> Option<PgWireResult<Response>> {
+        let tag = match statement {
+            Statement::Savepoint { .. } => "SAVEPOINT",
+            Statement::ReleaseSavepoint { .. } => "RELEASE",
+            Statement::Rollback { savepoint: Some(_), .. } => "ROLLBACK",
+            _ => return None,
+        };
+        Some(Ok(Response::Execution(Tag::new(tag))))
+    }
+}
+
+#[async_trait]
+impl QueryHook for Savepoints {
+    async fn handle_simple_query(
+        &self,
+        statement: &Statement,
+        _ctx: &SessionContext,
+        _client: &mut dyn HookClient,
+    ) -> Option<PgWireResult<Response>> {
+        Self::answer(statement)
+    }
+
+    async fn handle_extended_parse_query(
+        &self,
+        statement: &Statement,
+        _ctx: &SessionContext,
+        _client: &(dyn ClientInfo + Send + Sync),
+    ) -> Option<PgWireResult<LogicalPlan>> {
+        Self::answer(statement).map(|_| {
+            Ok(LogicalPlan::EmptyRelation(datafusion::logical_expr::EmptyRelation {
+                produce_one_row: false,
+                schema: Arc::new(datafusion::common::DFSchema::empty()),
+            }))
+        })
+    }
+
+    async fn handle_extended_query(
+        &self,
+        statement: &Statement,
+        _plan: &LogicalPlan,
+        _params: &datafusion::common::ParamValues,
+        _ctx: &SessionContext,
+        _client: &mut dyn HookClient,
+    ) -> Option<PgWireResult<Response>> {
+        Self::answer(statement)
+    }
+}
+
+/// The per-connection handler set pgwire asks for.
+pub(crate) struct Handlers {
+    startup: Arc<ConnectionStartup>,
+    router: Arc<Router>,
+    copy: Arc<CopyIn>,
+    cancel: Arc<DefaultCancelHandler>,
+}
+
+impl Handlers {
+    pub fn new(shared: Arc<Shared>) -> Self {
+        let fallback = shared.workspaces.values().next().expect("at least one workspace").df.query_parser();
+        Handlers {
+            startup: Arc::new(ConnectionStartup::new(shared.clone())),
+            cancel: Arc::new(DefaultCancelHandler::new(shared.connections.clone())),
+            copy: Arc::new(CopyIn),
+            router: Arc::new(Router { shared, parser: Arc::new(RouterParser { fallback }) }),
+        }
+    }
+}
+
+impl PgWireServerHandlers for Handlers {
+    fn simple_query_handler(&self) -> Arc<impl SimpleQueryHandler> {
+        self.router.clone()
+    }
+    fn extended_query_handler(&self) -> Arc<impl ExtendedQueryHandler> {
+        self.router.clone()
+    }
+    fn startup_handler(&self) -> Arc<impl StartupHandler> {
+        self.startup.clone()
+    }
+    fn copy_handler(&self) -> Arc<impl CopyHandler> {
+        self.copy.clone()
+    }
+    fn cancel_handler(&self) -> Arc<impl CancelHandler> {
+        self.cancel.clone()
+    }
+    fn error_handler(&self) -> Arc<impl ErrorHandler> {
+        Arc::new(SqlStateErrors)
+    }
+}
+
+pub(crate) struct Router {
+    shared: Arc<Shared>,
+    parser: Arc<RouterParser>,
+}
+
+#[async_trait]
+impl SimpleQueryHandler for Router {
+    async fn do_query<C>(&self, client: &mut C, query: &str) -> PgWireResult<Vec<Response>>
+    where
+        C: ClientInfo + ClientPortalStore + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        C::PortalStore: PortalStore,
+        C::Error: std::fmt::Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        let session = session(client)?;
+        let _running = self.shared.begin_statement()?;
+        <DfSessionService as SimpleQueryHandler>::do_query(&session.service.df, client, query).await
+    }
+}
+
+#[async_trait]
+impl ExtendedQueryHandler for Router {
+    type Statement = DfStatement;
+    type QueryParser = RouterParser;
+
+    fn query_parser(&self) -> Arc<RouterParser> {
+        self.parser.clone()
+    }
+
+    async fn do_query<C>(&self, client: &mut C, portal: &Portal<DfStatement>, max_rows: usize) -> PgWireResult<Response>
+    where
+        C: ClientInfo + ClientPortalStore + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        C::PortalStore: PortalStore<Statement = DfStatement>,
+        C::Error: std::fmt::Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        let session = session(client)?;
+        let _running = self.shared.begin_statement()?;
+        if let Some(response) = session.service.try_lookup(client, portal).await? {
+            return Ok(response);
+        }
+        <DfSessionService as ExtendedQueryHandler>::do_query(&session.service.df, client, portal, max_rows).await
+    }
+}
+
+/// Parses through the connection's workspace (and its cache); describes with
+/// datafusion-postgres' parser, which needs only the plan.
+pub(crate) struct RouterParser {
+    fallback: Arc<datafusion_postgres::Parser>,
+}
+
+#[async_trait]
+impl QueryParser for RouterParser {
+    type Statement = DfStatement;
+
+    async fn parse_sql<C>(&self, client: &C, sql: &str, types: &[Option<Type>]) -> PgWireResult<DfStatement>
+    where
+        C: ClientInfo + Unpin + Send + Sync,
+    {
+        session(client)?.service.parse(client, sql, types).await
+    }
+
+    fn get_parameter_types(&self, stmt: &DfStatement) -> PgWireResult<Vec<Type>> {
+        self.fallback.get_parameter_types(stmt)
+    }
+
+    fn get_result_schema(
+        &self,
+        stmt: &DfStatement,
+        column_format: Option<&datafusion_postgres::pgwire::api::portal::Format>,
+    ) -> PgWireResult<Vec<FieldInfo>> {
+        self.fallback.get_result_schema(stmt, column_format)
+    }
+}

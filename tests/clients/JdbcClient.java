@@ -1,0 +1,75 @@
+import java.sql.Connection;
+import java.sql.DatabaseMetaData;
+import java.sql.DriverManager;
+import java.sql.PreparedStatement;
+import java.sql.ResultSet;
+import java.util.ArrayList;
+import java.util.HashMap;
+import java.util.List;
+import java.util.Map;
+
+/**
+ * pgJDBC against `hb serve`: DatabaseMetaData.getTables/getColumns and a
+ * prepared statement executed often enough to become a server-side one.
+ *
+ * Usage: java -cp /usr/share/java/postgresql.jar JdbcClient.java PORT DATABASE
+ * Exits non-zero with the failing check on stderr; prints "ok" on success.
+ */
+public class JdbcClient {
+    static void check(boolean ok, String what) {
+        if (!ok) {
+            System.err.println("check failed: " + what);
+            System.exit(1);
+        }
+    }
+
+    public static void main(String[] args) throws Exception {
+        String url = "jdbc:postgresql://127.0.0.1:" + args[0] + "/" + args[1] + "?user=postgres";
+        try (Connection c = DriverManager.getConnection(url)) {
+            DatabaseMetaData md = c.getMetaData();
+            List<String> tables = new ArrayList<>();
+            try (ResultSet rs = md.getTables(null, null, "%", new String[] {"TABLE"})) {
+                while (rs.next()) {
+                    tables.add(rs.getString("TABLE_NAME"));
+                }
+            }
+            check(tables.contains("product") && tables.contains("review"), "getTables: " + tables);
+
+            Map<String, String> columns = new HashMap<>();
+            try (ResultSet rs = md.getColumns(null, null, "product", "%")) {
+                while (rs.next()) {
+                    columns.put(rs.getString("COLUMN_NAME"), rs.getString("TYPE_NAME"));
+                }
+            }
+            check(columns.containsKey("price") && columns.containsKey("qty") && columns.containsKey("title"),
+                    "getColumns: " + columns);
+            check("float8".equals(columns.get("price")) && "int8".equals(columns.get("qty")), "column types: " + columns);
+
+            // Past prepareThreshold (5) pgJDBC switches to a named server-side statement.
+            try (PreparedStatement ps = c.prepareStatement("SELECT name, qty FROM product WHERE price > ? ORDER BY name")) {
+                for (int i = 0; i < 8; i++) {
+                    ps.setDouble(1, 15.0);
+                    List<String> got = new ArrayList<>();
+                    try (ResultSet rs = ps.executeQuery()) {
+                        while (rs.next()) {
+                            got.add(rs.getString(1) + ":" + (rs.getObject(2) == null ? "null" : rs.getLong(2)));
+                        }
+                    }
+                    check(got.equals(List.of("beta:2", "delta:null")), "prepared run " + i + ": " + got);
+                }
+            }
+            try (PreparedStatement ps = c.prepareStatement("INSERT INTO product (name, price) VALUES (?, ?)")) {
+                ps.setString(1, "from jdbc");
+                ps.setDouble(2, 3.5);
+                check(ps.executeUpdate() == 1, "insert count");
+            }
+            try (PreparedStatement ps = c.prepareStatement("SELECT price FROM product WHERE name = ?")) {
+                ps.setString(1, "from jdbc");
+                try (ResultSet rs = ps.executeQuery()) {
+                    check(rs.next() && rs.getDouble(1) == 3.5, "inserted row reads back");
+                }
+            }
+        }
+        System.out.println("ok");
+    }
+}

@@ -1,0 +1,53 @@
+"""psycopg 3, SQLAlchemy's inspector and pandas.read_sql against `hb serve`.
+
+Usage: python3 python_client.py PORT DATABASE ALPHA_OBJECT_ID
+Exits non-zero with the failing check on stderr; prints "ok" on success.
+"""
+import sys
+
+import pandas as pd
+import psycopg
+import sqlalchemy as sa
+
+port, db, alpha = sys.argv[1], sys.argv[2], sys.argv[3]
+
+with psycopg.connect(f"host=127.0.0.1 port={port} user=postgres dbname={db}") as conn:
+    # Server-side parameters of several types (extended protocol).
+    rows = conn.execute("SELECT name, price, qty FROM product WHERE price > %s ORDER BY name", (15.0,)).fetchall()
+    assert rows == [("beta", 20.0, 2), ("delta", 40.0, None)], rows
+    row = conn.execute("SELECT name, active FROM product WHERE object_id = %s", (alpha,)).fetchone()
+    assert row == ("alpha", True), row
+    rows = conn.execute("SELECT name FROM product WHERE qty = %s AND active = %s", (1, True)).fetchall()
+    assert rows == [("alpha",)], rows
+    # Binary results.
+    with conn.cursor(binary=True) as cur:
+        cur.execute("SELECT name, qty FROM product WHERE name = %s", ("beta",))
+        assert cur.fetchall() == [("beta", 2)]
+    conn.execute("INSERT INTO product (name, price) VALUES (%s, %s)", ("from psycopg", 2.5))
+    conn.commit()
+    n = conn.execute("SELECT count(*) FROM product").fetchone()[0]
+    assert n == 5, n
+    # An error carries its SQLSTATE, and the connection goes on after a rollback.
+    try:
+        conn.execute("SELECT nope FROM product")
+        raise AssertionError("an unknown column is an error")
+    except psycopg.errors.UndefinedColumn:
+        conn.rollback()
+    assert conn.execute("SELECT 1").fetchone() == (1,)
+
+engine = sa.create_engine(f"postgresql+psycopg://postgres@127.0.0.1:{port}/{db}")
+inspector = sa.inspect(engine)
+tables = inspector.get_table_names()
+assert "product" in tables and "review" in tables, tables
+columns = {c["name"]: c for c in inspector.get_columns("product")}
+assert {"object_id", "name", "title", "price", "qty", "active"} <= set(columns), sorted(columns)
+assert isinstance(columns["price"]["type"], sa.types.Float), columns["price"]["type"]
+assert isinstance(columns["qty"]["type"], sa.types.BigInteger), columns["qty"]["type"]
+assert isinstance(columns["title"]["type"], sa.types.String), columns["title"]["type"]
+
+df = pd.read_sql("SELECT name, price FROM product ORDER BY name", engine)
+assert list(df["name"]) == ["alpha", "beta", "delta", "from psycopg", "gamma"], list(df["name"])
+assert df["price"].iloc[0] == 10.0
+df = pd.read_sql(sa.text("SELECT name FROM product WHERE qty >= :q ORDER BY name"), engine, params={"q": 2})
+assert list(df["name"]) == ["beta", "gamma"], list(df["name"])
+print("ok")
