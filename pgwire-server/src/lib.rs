@@ -19,6 +19,7 @@
 //! transactions (see docs/design.md).
 
 mod auth;
+mod compat;
 mod copy;
 mod router;
 mod writes;
@@ -142,7 +143,7 @@ pub async fn serve_on(
             setup_pg_catalog(&ctx, &catalog, EmptyContextProvider)
                 .map_err(|e| std::io::Error::other(format!("pg_catalog setup failed: {e}")))?;
         }
-        ctx.register_udf(postgres_version());
+        compat::register(&ctx);
         services.insert(ws.id().to_string(), Arc::new(WorkspaceService::new(ws, ctx)));
     }
     let shared = Arc::new(Shared {
@@ -206,25 +207,6 @@ pub async fn serve_on(
     let _ = tokio::time::timeout(opts.shutdown_grace, drained).await;
     connections.shutdown().await;
     Ok(())
-}
-
-/// `version()` in the form drivers parse (SQLAlchemy, pgJDBC and others read
-/// "PostgreSQL X.Y" from it), naming what actually answers.
-fn postgres_version() -> datafusion::logical_expr::ScalarUDF {
-    use datafusion::arrow::datatypes::DataType;
-    use datafusion::logical_expr::{ColumnarValue, Volatility, create_udf};
-    let text = format!(
-        "PostgreSQL 16.6 on x86_64-pc-linux-gnu (HeavenBase {}, Apache DataFusion {})",
-        env!("CARGO_PKG_VERSION"),
-        datafusion::DATAFUSION_VERSION
-    );
-    create_udf(
-        "version",
-        vec![],
-        DataType::Utf8,
-        Volatility::Immutable,
-        Arc::new(move |_| Ok(ColumnarValue::Scalar(datafusion::scalar::ScalarValue::Utf8(Some(text.clone()))))),
-    )
 }
 
 /// TLS that cannot be set up stops the server; it never falls back to plaintext.
