@@ -79,6 +79,9 @@ pub(crate) struct WorkspaceService {
     pub ctx: Arc<SessionContext>,
     pub df: Arc<DfSessionService>,
     cache: Mutex<StatementCache>,
+    /// For lookup scans: copying the session state per lookup costs more than
+    /// the lookup, and a keyed scan reads nothing from it but the task context.
+    lookup_state: datafusion::execution::SessionState,
 }
 
 #[derive(Default)]
@@ -128,7 +131,8 @@ impl WorkspaceService {
             Arc::new(TransactionStatementHook),
         ];
         let df = Arc::new(DfSessionService::new_with_hooks(ctx.clone(), hooks));
-        WorkspaceService { ws, ctx, df, cache: Mutex::new(StatementCache::default()) }
+        let lookup_state = ctx.state();
+        WorkspaceService { ws, ctx, df, cache: Mutex::new(StatementCache::default()), lookup_state }
     }
 
     async fn parse<C>(&self, client: &C, sql: &str, types: &[Option<Type>]) -> PgWireResult<DfStatement>
@@ -196,10 +200,10 @@ impl WorkspaceService {
         let mut rows = Vec::new();
         if let Some(value) = value {
             let filter = Expr::Column(Column::from_name(&lookup.column)).eq(Expr::Literal(ScalarValue::Utf8(Some(value)), None));
-            let state = self.ctx.state();
+            let state = &self.lookup_state;
             let plan = lookup
                 .table
-                .scan(&state, Some(&lookup.projection), &[filter], None)
+                .scan(state, Some(&lookup.projection), &[filter], None)
                 .await
                 .map_err(|e| PgWireError::ApiError(Box::new(e)))?;
             let batches = collect(plan, state.task_ctx()).await.map_err(|e| PgWireError::ApiError(Box::new(e)))?;
