@@ -76,7 +76,6 @@ pub(crate) fn session<C: ClientInfo + ?Sized>(client: &C) -> PgWireResult<Arc<Se
 /// One served workspace.
 pub(crate) struct WorkspaceService {
     pub ws: Workspace,
-    pub ctx: Arc<SessionContext>,
     pub df: Arc<DfSessionService>,
     cache: Mutex<StatementCache>,
     /// For lookup scans: copying the session state per lookup costs more than
@@ -132,7 +131,7 @@ impl WorkspaceService {
         ];
         let df = Arc::new(DfSessionService::new_with_hooks(ctx.clone(), hooks));
         let lookup_state = ctx.state();
-        WorkspaceService { ws, ctx, df, cache: Mutex::new(StatementCache::default()), lookup_state }
+        WorkspaceService { ws, df, cache: Mutex::new(StatementCache::default()), lookup_state }
     }
 
     async fn parse<C>(&self, client: &C, sql: &str, types: &[Option<Type>]) -> PgWireResult<DfStatement>

@@ -266,7 +266,7 @@ impl LanceBackend {
                 continue;
             }
             let mut ds = (*ds).clone();
-            let partitions = ((rows as f64).sqrt() as usize / 4).clamp(1, 256);
+            let partitions = ivf_partitions(rows);
             let params = VectorIndexParams::with_ivf_hnsw_sq_params(
                 MetricType::Cosine,
                 IvfBuildParams::new(partitions),
@@ -282,6 +282,15 @@ impl LanceBackend {
         Ok(())
     }
 }
+
+/// IVF partitions for an index over `rows` vectors: sqrt(rows)/4, 1..=256.
+fn ivf_partitions(rows: usize) -> usize {
+    ((rows as f64).sqrt() as usize / 4).clamp(1, 256)
+}
+
+/// A query probes one partition in PROBE_SHARE, and at least MIN_PROBES.
+const PROBE_SHARE: usize = 5;
+const MIN_PROBES: usize = 8;
 
 fn index_name(column: &str) -> String {
     format!("{column}_ann")
@@ -436,10 +445,10 @@ impl Backend for LanceBackend {
 
     async fn nearest(&self, group: &GroupSpec, request: &NearRequest) -> Result<Vec<Hit>> {
         let state = self.state(&group.table).await;
-        let (ds, indexed) = {
+        let (ds, indexed_rows) = {
             let mut st = state.lock().await;
             let ds = self.dataset(group, &mut st).await?;
-            (ds, st.indexed_rows.contains_key(&request.column))
+            (ds, st.indexed_rows.get(&request.column).copied())
         };
         let Some(ds) = ds else { return Ok(Vec::new()) };
         let mut scanner = ds.scan();
@@ -448,10 +457,12 @@ impl Backend for LanceBackend {
         scanner.nearest(&request.column, &q as &dyn Array, request.k).map_err(|e| self.error("near", e))?;
         scanner.distance_metric(lance_metric(request.metric));
         // The index serves its own metric; other metrics search exactly.
-        scanner.use_index(indexed && request.metric == Metric::Cosine);
-        if indexed {
-            // Probe enough partitions and re-rank by exact distance: recall first.
-            scanner.minimum_nprobes(8);
+        scanner.use_index(indexed_rows.is_some() && request.metric == Metric::Cosine);
+        if let Some(rows) = indexed_rows.filter(|_| request.metric == Metric::Cosine) {
+            // A fixed share of the IVF partitions, HNSW within each, then re-rank
+            // by exact distance. (Left unset, Lance's adaptive probing starts at
+            // half of all partitions: near-exact and slower than brute force.)
+            scanner.nprobes((ivf_partitions(rows) / PROBE_SHARE).max(MIN_PROBES));
             scanner.ef((request.k * 8).max(96));
             scanner.refine(4);
         }
