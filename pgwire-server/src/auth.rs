@@ -87,7 +87,7 @@ pub(crate) struct Authenticator {
     users: Arc<Secrets>,
 }
 
-#[derive(Debug)]
+/// Never Debug: it holds the password (MD5 and cleartext need it).
 struct Secret {
     read_only: bool,
     password: String,
