@@ -50,7 +50,7 @@ use parking_lot::Mutex;
 
 use crate::auth::ConnectionStartup;
 use crate::copy::{CopyHook, CopyIn};
-use crate::writes::{ReadOnlyGuard, WorkspaceWrites};
+use crate::writes::{ReadOnlyGuard, WorkspaceWrites, empty_plan};
 use crate::{Shared, SqlStateErrors, fatal_error};
 
 /// What datafusion-postgres keeps for a parsed statement: the SQL it re-rendered,
@@ -295,12 +295,7 @@ impl QueryHook for Savepoints {
         _ctx: &SessionContext,
         _client: &(dyn ClientInfo + Send + Sync),
     ) -> Option<PgWireResult<LogicalPlan>> {
-        Self::answer(statement).map(|_| {
-            Ok(LogicalPlan::EmptyRelation(datafusion::logical_expr::EmptyRelation {
-                produce_one_row: false,
-                schema: Arc::new(datafusion::common::DFSchema::empty()),
-            }))
-        })
+        Self::answer(statement).map(|_| Ok(empty_plan()))
     }
 
     async fn handle_extended_query(

@@ -93,7 +93,8 @@ impl QueryHook for ReadOnlyGuard {
     }
 }
 
-fn empty_plan() -> LogicalPlan {
+/// The plan of a statement a hook answers itself: no rows, no columns.
+pub(crate) fn empty_plan() -> LogicalPlan {
     LogicalPlan::EmptyRelation(EmptyRelation { produce_one_row: false, schema: Arc::new(DFSchema::empty()) })
 }
 
