@@ -341,33 +341,19 @@ impl TableProvider for RemoteQuery {
         _filters: &[Expr],
         _limit: Option<usize>,
     ) -> DfResult<Arc<dyn ExecutionPlan>> {
-        let projected = match projection {
-            Some(p) => Arc::new(self.schema.project(p)?),
-            None => self.schema.clone(),
-        };
         let backend = self.backend.clone();
         let sql = self.sql.clone();
         let full = self.schema.clone();
-        let projection = projection.cloned();
         let detail = format!("backend={} sql=[{}]", backend.info().name, self.sql);
-        let run = Arc::new(move || {
-            let backend = backend.clone();
-            let sql = sql.clone();
-            let full = full.clone();
-            let projection = projection.clone();
-            let fut: heavenbase_providers::exec::BatchesFuture = Box::pin(async move {
+        let exec = LazyBatchesExec::projected("PostgresQueryExec", detail, &self.schema, projection, move || {
+            let (backend, sql, full) = (backend.clone(), sql.clone(), full.clone());
+            Box::pin(async move {
                 let pg = backend
                     .as_postgres()
                     .ok_or_else(|| DataFusionError::Internal("federated backend is not Postgres".into()))?;
-                let batch = pg.query_arrow(&sql, full).await.map_err(|e| DataFusionError::External(Box::new(e)))?;
-                let batch = match &projection {
-                    Some(p) => batch.project(p)?,
-                    None => batch,
-                };
-                Ok(vec![batch])
-            });
-            fut
-        });
-        Ok(Arc::new(LazyBatchesExec::new("PostgresQueryExec", detail, projected, run)))
+                pg.query_arrow(&sql, full).await.map_err(|e| DataFusionError::External(Box::new(e)))
+            })
+        })?;
+        Ok(Arc::new(exec))
     }
 }

@@ -260,10 +260,6 @@ impl TableProvider for NearTable {
         _filters: &[Expr],
         _limit: Option<usize>,
     ) -> DfResult<Arc<dyn ExecutionPlan>> {
-        let schema = match projection {
-            Some(p) => Arc::new(near_schema().project(p)?),
-            None => near_schema(),
-        };
         let detail = format!(
             "entity={} field={} top_k={} metric={}{}",
             self.entity,
@@ -272,11 +268,10 @@ impl TableProvider for NearTable {
             self.near.metric.name(),
             self.filter.as_ref().map(|f| format!(" prefilter=[{f}]")).unwrap_or_default()
         );
-        let (ws, entity, near, filter, projection) =
-            (self.ws.clone(), self.entity.clone(), self.near.clone(), self.filter.clone(), projection.cloned());
-        let run = Arc::new(move || {
-            let (ws, entity, near, filter, projection) = (ws.clone(), entity.clone(), near.clone(), filter.clone(), projection.clone());
-            let fut: heavenbase_providers::exec::BatchesFuture = Box::pin(async move {
+        let (ws, entity, near, filter) = (self.ws.clone(), self.entity.clone(), self.near.clone(), self.filter.clone());
+        let exec = LazyBatchesExec::projected("NearExec", detail, &near_schema(), projection, move || {
+            let (ws, entity, near, filter) = (ws.clone(), entity.clone(), near.clone(), filter.clone());
+            Box::pin(async move {
                 let ws = Workspace { inner: ws.upgrade().ok_or_else(|| DataFusionError::Execution("workspace closed".into()))? };
                 let ext = |e: Error| DataFusionError::External(Box::new(e));
                 let candidates = match &filter {
@@ -284,15 +279,10 @@ impl TableProvider for NearTable {
                     None => None,
                 };
                 let hits = ws.near(&entity, &near, candidates).await.map_err(ext)?;
-                let batch = hits_batch(&hits);
-                Ok(vec![match &projection {
-                    Some(p) => batch.project(p)?,
-                    None => batch,
-                }])
-            });
-            fut
-        });
-        Ok(Arc::new(LazyBatchesExec::new("NearExec", detail, schema, run)))
+                Ok(hits_batch(&hits))
+            })
+        })?;
+        Ok(Arc::new(exec))
     }
 }
 

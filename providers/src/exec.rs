@@ -36,6 +36,37 @@ impl LazyBatchesExec {
         ));
         LazyBatchesExec { name, detail, schema, run, properties }
     }
+
+    /// A plan that runs `produce` once per execution for one batch in `full`
+    /// schema, and returns its `projection` (a table provider's scan request).
+    pub fn projected<F>(
+        name: &'static str,
+        detail: String,
+        full: &SchemaRef,
+        projection: Option<&Vec<usize>>,
+        produce: F,
+    ) -> DfResult<Self>
+    where
+        F: Fn() -> BoxFuture<'static, DfResult<RecordBatch>> + Send + Sync + 'static,
+    {
+        let schema = match projection {
+            Some(p) => Arc::new(full.project(p)?),
+            None => full.clone(),
+        };
+        let projection = projection.cloned();
+        let run: BatchesFn = Arc::new(move || {
+            let batch = produce();
+            let projection = projection.clone();
+            Box::pin(async move {
+                let batch = batch.await?;
+                Ok(vec![match &projection {
+                    Some(p) => batch.project(p)?,
+                    None => batch,
+                }])
+            })
+        });
+        Ok(Self::new(name, detail, schema, run))
+    }
 }
 
 impl fmt::Debug for LazyBatchesExec {
