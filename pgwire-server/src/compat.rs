@@ -1,6 +1,7 @@
 //! Functions drivers call on connect that DataFusion spells differently or
-//! lacks: `version()` in the form they parse, `to_regtype(name)` and
-//! `pg_get_serial_sequence`.
+//! lacks: `version()` in the form they parse, `to_regtype(name)`,
+//! `pg_get_serial_sequence`, `current_setting`, `pg_size_pretty`, and `hb_regclass`,
+//! `hb_when` and `hb_null` for rewrite.rs.
 
 use std::sync::Arc;
 
@@ -23,6 +24,46 @@ pub(crate) fn register(ctx: &SessionContext) {
         Arc::new(|_| Ok(ColumnarValue::Scalar(ScalarValue::Boolean(Some(true))))),
     ));
     ctx.register_udf(datafusion::logical_expr::ScalarUDF::new_from_impl(JsonBuildObject::default()));
+    ctx.register_udf(datafusion::logical_expr::ScalarUDF::new_from_impl(CurrentSetting::default()));
+    ctx.register_udf(datafusion::logical_expr::ScalarUDF::new_from_impl(When::default()));
+    // NULL, whatever its arguments (rewrite.rs keeps parameters alive with it).
+    ctx.register_udf(datafusion::logical_expr::ScalarUDF::new_from_impl(datafusion::logical_expr::SimpleScalarUDF::new_with_signature(
+        "hb_null",
+        datafusion::logical_expr::Signature::variadic_any(Volatility::Immutable),
+        DataType::Utf8,
+        Arc::new(|_| Ok(ColumnarValue::Scalar(ScalarValue::Utf8(None)))),
+    )));
+    // psql's `\dt+` asks pg_table_size; the catalog answers pg_relation_size.
+    if let Ok(size) = datafusion::execution::FunctionRegistry::udf(ctx, "pg_relation_size") {
+        ctx.register_udf(size.as_ref().clone().with_aliases(["pg_table_size"]));
+    }
+    ctx.register_udf(create_udf(
+        "pg_size_pretty",
+        vec![DataType::Int64],
+        DataType::Utf8,
+        Volatility::Immutable,
+        Arc::new(|args| {
+            let sizes = ColumnarValue::values_to_arrays(args)?;
+            let sizes = datafusion::arrow::compute::cast(&sizes[0], &DataType::Int64)?;
+            let sizes = sizes.as_any().downcast_ref::<datafusion::arrow::array::Int64Array>().expect("cast to Int64");
+            let out: StringArray = sizes.iter().map(|s| s.map(size_pretty)).collect();
+            Ok(ColumnarValue::Array(Arc::new(out)))
+        }),
+    ));
+    ctx.register_udf(create_udf(
+        // `$n::regclass` for the system catalogs (see rewrite.rs); NULL otherwise.
+        "hb_regclass",
+        vec![DataType::Utf8],
+        DataType::Int32,
+        Volatility::Immutable,
+        Arc::new(|args| {
+            let names = ColumnarValue::values_to_arrays(args)?;
+            let names = datafusion::arrow::compute::cast(&names[0], &DataType::Utf8)?;
+            let names = names.as_any().downcast_ref::<StringArray>().expect("cast to Utf8");
+            let oids: Int32Array = names.iter().map(|n| n.and_then(crate::rewrite::catalog_oid).map(|o| o as i32)).collect();
+            Ok(ColumnarValue::Array(Arc::new(oids)))
+        }),
+    ));
 }
 
 /// `json_build_object(key, value, …)` as JSON text (SQLAlchemy's column
@@ -151,4 +192,142 @@ fn to_regtype() -> datafusion::logical_expr::ScalarUDF {
             })
         }),
     )
+}
+
+/// Server settings as `current_setting(name [, missing_ok])` reports them: the
+/// values every session starts with (Grafana reads search_path and
+/// server_version_num this way). SET changes what SHOW reports for the session,
+/// not these.
+const SETTINGS: &[(&str, &str)] = &[
+    ("server_version", "16.6"),
+    ("server_version_num", "160006"),
+    ("server_encoding", "UTF8"),
+    ("client_encoding", "UTF8"),
+    ("search_path", "\"$user\", public"),
+    ("standard_conforming_strings", "on"),
+    ("integer_datetimes", "on"),
+    ("datestyle", "ISO, MDY"),
+    ("intervalstyle", "postgres"),
+    ("timezone", "UTC"),
+    ("max_identifier_length", "63"),
+    ("transaction_isolation", "read committed"),
+    ("default_transaction_isolation", "read committed"),
+    ("is_superuser", "off"),
+    ("lc_collate", "C"),
+    ("lc_ctype", "C"),
+];
+
+#[derive(Debug, PartialEq, Eq, Hash)]
+struct CurrentSetting {
+    signature: datafusion::logical_expr::Signature,
+}
+
+impl Default for CurrentSetting {
+    fn default() -> Self {
+        CurrentSetting { signature: datafusion::logical_expr::Signature::variadic_any(Volatility::Stable) }
+    }
+}
+
+impl datafusion::logical_expr::ScalarUDFImpl for CurrentSetting {
+    fn name(&self) -> &str {
+        "current_setting"
+    }
+    fn signature(&self) -> &datafusion::logical_expr::Signature {
+        &self.signature
+    }
+    fn return_type(&self, _args: &[DataType]) -> datafusion::error::Result<DataType> {
+        Ok(DataType::Utf8)
+    }
+    fn invoke_with_args(&self, args: datafusion::logical_expr::ScalarFunctionArgs) -> datafusion::error::Result<ColumnarValue> {
+        let arrays = ColumnarValue::values_to_arrays(&args.args)?;
+        let Some(names) = arrays.first() else {
+            return Err(datafusion::error::DataFusionError::Plan("current_setting(name [, missing_ok]) needs a name".into()));
+        };
+        let mut out = Vec::with_capacity(args.number_rows);
+        for row in 0..args.number_rows {
+            let name = ScalarValue::try_from_array(names, row)?;
+            if name.is_null() {
+                out.push(None);
+                continue;
+            }
+            let name = name.to_string().to_ascii_lowercase();
+            let missing_ok = match arrays.get(1) {
+                Some(a) => matches!(ScalarValue::try_from_array(a, row)?, ScalarValue::Boolean(Some(true))),
+                None => false,
+            };
+            match SETTINGS.iter().find(|(n, _)| *n == name) {
+                Some((_, value)) => out.push(Some(value.to_string())),
+                None if missing_ok => out.push(None),
+                None => {
+                    return Err(datafusion::error::DataFusionError::Plan(format!(
+                        "unrecognized configuration parameter \"{name}\""
+                    )));
+                }
+            }
+        }
+        Ok(ColumnarValue::Array(Arc::new(StringArray::from(out))))
+    }
+}
+
+/// Postgres' rendering of a byte count: bytes below 10 kB, then kB, MB, GB, TB
+/// and PB, each rounded half away from zero.
+fn size_pretty(bytes: i64) -> String {
+    const LIMIT: i64 = 10 * 1024;
+    if bytes.abs() < LIMIT {
+        return format!("{bytes} bytes");
+    }
+    let half_rounded = |x: i64| (x + if x < 0 { -1 } else { 1 }) / 2;
+    // One extra bit is kept for rounding.
+    let mut size = bytes >> 9;
+    for unit in ["kB", "MB", "GB", "TB"] {
+        if size.abs() < 2 * LIMIT - 1 {
+            return format!("{} {unit}", half_rounded(size));
+        }
+        size >>= 10;
+    }
+    format!("{} PB", half_rounded(size))
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn sizes_render_as_postgres_does() {
+        for (bytes, text) in [(0, "0 bytes"), (10239, "10239 bytes"), (10240, "10 kB"), (8 << 20, "8192 kB"), (20 << 20, "20 MB"), (3 << 40, "3072 GB")] {
+            assert_eq!(super::size_pretty(bytes), text, "{bytes}");
+        }
+    }
+}
+
+/// `hb_when(condition, value)`: value where condition holds, else NULL. The
+/// form rewrite.rs gives `CASE WHEN c THEN (subquery) END`, since DataFusion
+/// decorrelates subqueries in function arguments but not inside CASE.
+#[derive(Debug, PartialEq, Eq, Hash)]
+struct When {
+    signature: datafusion::logical_expr::Signature,
+}
+
+impl Default for When {
+    fn default() -> Self {
+        When { signature: datafusion::logical_expr::Signature::any(2, Volatility::Immutable) }
+    }
+}
+
+impl datafusion::logical_expr::ScalarUDFImpl for When {
+    fn name(&self) -> &str {
+        "hb_when"
+    }
+    fn signature(&self) -> &datafusion::logical_expr::Signature {
+        &self.signature
+    }
+    fn return_type(&self, args: &[DataType]) -> datafusion::error::Result<DataType> {
+        Ok(args[1].clone())
+    }
+    fn invoke_with_args(&self, args: datafusion::logical_expr::ScalarFunctionArgs) -> datafusion::error::Result<ColumnarValue> {
+        let arrays = ColumnarValue::values_to_arrays(&args.args)?;
+        let condition = datafusion::arrow::compute::cast(&arrays[0], &DataType::Boolean)?;
+        let condition = condition.as_any().downcast_ref::<datafusion::arrow::array::BooleanArray>().expect("cast to Boolean");
+        // nullif blanks where its mask is true: where the condition is not.
+        let unmet: datafusion::arrow::array::BooleanArray = condition.iter().map(|c| Some(c != Some(true))).collect();
+        Ok(ColumnarValue::Array(datafusion::arrow::compute::nullif(&arrays[1], &unmet)?))
+    }
 }

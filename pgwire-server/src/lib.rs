@@ -21,6 +21,8 @@
 mod auth;
 mod compat;
 mod copy;
+mod describe;
+mod rewrite;
 mod router;
 mod writes;
 
@@ -144,6 +146,7 @@ pub async fn serve_on(
                 .map_err(|e| std::io::Error::other(format!("pg_catalog setup failed: {e}")))?;
         }
         compat::register(&ctx);
+        describe::register(&ctx, &ws).map_err(|e| std::io::Error::other(format!("pg_catalog setup failed: {e}")))?;
         services.insert(ws.id().to_string(), Arc::new(WorkspaceService::new(ws, ctx)));
     }
     let shared = Arc::new(Shared {

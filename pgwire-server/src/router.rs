@@ -142,7 +142,8 @@ impl WorkspaceService {
         if let Some(hit) = self.cache.lock().at(version).parsed.get(sql) {
             return Ok(hit.clone());
         }
-        let parsed = self.df.query_parser().parse_sql(client, sql, types).await?;
+        let rewritten = crate::rewrite::rewrite(sql);
+        let parsed = self.df.query_parser().parse_sql(client, rewritten.as_deref().unwrap_or(sql), types).await?;
         // Only queries: SET, SHOW, cursors and writes are cheap to parse or
         // depend on the session, and the read-only guard runs at parse time.
         if matches!(&parsed.1, Some((Statement::Query(_), _))) {
@@ -367,7 +368,8 @@ impl SimpleQueryHandler for Router {
     {
         let session = session(client)?;
         let _running = self.shared.begin_statement()?;
-        <DfSessionService as SimpleQueryHandler>::do_query(&session.service.df, client, query).await
+        let rewritten = crate::rewrite::rewrite(query);
+        <DfSessionService as SimpleQueryHandler>::do_query(&session.service.df, client, rewritten.as_deref().unwrap_or(query)).await
     }
 }
 

@@ -9,7 +9,8 @@ import java.util.List;
 import java.util.Map;
 
 /**
- * pgJDBC against `hb serve`: DatabaseMetaData.getTables/getColumns and a
+ * pgJDBC against `hb serve`: DatabaseMetaData.getTables/getColumns/getSchemas
+ * (with descriptions as REMARKS) and a
  * prepared statement executed often enough to become a server-side one.
  *
  * Usage: java -cp /usr/share/java/postgresql.jar JdbcClient.java PORT DATABASE
@@ -44,6 +45,29 @@ public class JdbcClient {
             check(columns.containsKey("price") && columns.containsKey("qty") && columns.containsKey("title"),
                     "getColumns: " + columns);
             check("float8".equals(columns.get("price")) && "int8".equals(columns.get("qty")), "column types: " + columns);
+
+            // Descriptions (entity and field `desc`) arrive as REMARKS.
+            String noteRemarks = null;
+            try (ResultSet rs = md.getTables(null, "public", "note", new String[] {"TABLE"})) {
+                check(rs.next(), "getTables finds note");
+                noteRemarks = rs.getString("REMARKS");
+            }
+            check("Notes taken in meetings".equals(noteRemarks), "table REMARKS: " + noteRemarks);
+            Map<String, String> remarks = new HashMap<>();
+            try (ResultSet rs = md.getColumns(null, "public", "note", "%")) {
+                while (rs.next()) {
+                    remarks.put(rs.getString("COLUMN_NAME"), rs.getString("REMARKS"));
+                }
+            }
+            check("What was said".equals(remarks.get("body")) && remarks.containsKey("stars") && remarks.get("stars") == null,
+                    "column REMARKS: " + remarks);
+            List<String> schemas = new ArrayList<>();
+            try (ResultSet rs = md.getSchemas()) {
+                while (rs.next()) {
+                    schemas.add(rs.getString("TABLE_SCHEM"));
+                }
+            }
+            check(schemas.contains("public"), "getSchemas: " + schemas);
 
             // Past prepareThreshold (5) pgJDBC switches to a named server-side statement.
             try (PreparedStatement ps = c.prepareStatement("SELECT name, qty FROM product WHERE price > ? ORDER BY name")) {

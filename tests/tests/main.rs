@@ -6,6 +6,7 @@ mod foundation;
 mod postgres;
 mod providers;
 mod query;
+mod replay;
 mod sql;
 mod types;
 mod vectors;

@@ -17,11 +17,11 @@ async fn start_with(workspaces: Vec<Workspace>, opts: ServeOptions) -> u16 {
     port
 }
 
-async fn start(ws: Workspace) -> u16 {
+pub(crate) async fn start(ws: Workspace) -> u16 {
     start_with(vec![ws], ServeOptions::default()).await
 }
 
-async fn connect(port: u16, db: &str) -> tokio_postgres::Client {
+pub(crate) async fn connect(port: u16, db: &str) -> tokio_postgres::Client {
     let (client, conn) = tokio_postgres::connect(&format!("host=127.0.0.1 port={port} user=postgres dbname={db}"), NoTls)
         .await
         .expect("connect");
@@ -429,7 +429,7 @@ async fn shutdown_stops_accepting_and_closes_sessions() {
 }
 
 /// Run a client program; under CI a missing runtime or library is a failure.
-async fn run_client(program: &str, args: &[String], probe: &[&str]) -> Option<String> {
+pub(crate) async fn run_client(program: &str, args: &[String], probe: &[&str]) -> Option<String> {
     let available = std::process::Command::new(program).args(probe).output().is_ok_and(|o| o.status.success());
     if !available {
         assert!(std::env::var("CI").is_err(), "{program} {probe:?} must work under CI (.ci/run installs it)");
@@ -442,14 +442,14 @@ async fn run_client(program: &str, args: &[String], probe: &[&str]) -> Option<St
     Some(stdout)
 }
 
-fn clients_dir() -> std::path::PathBuf {
+pub(crate) fn clients_dir() -> std::path::PathBuf {
     std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("clients")
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn psycopg_sqlalchemy_and_pandas() {
     let h = TestHome::new();
-    let ws = load(&h, "sqlite").await;
+    let ws = crate::replay::described(&h).await;
     let port = start(ws.clone()).await;
     let alpha = heavenbase::catalog::derive_object_id("product", "alpha");
     let script = clients_dir().join("python_client.py").display().to_string();
@@ -463,7 +463,7 @@ async fn psycopg_sqlalchemy_and_pandas() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pgjdbc_metadata_and_prepared_statements() {
     let h = TestHome::new();
-    let ws = load(&h, "sqlite").await;
+    let ws = crate::replay::described(&h).await;
     let port = start(ws.clone()).await;
     let jar = "/usr/share/java/postgresql.jar";
     if !std::path::Path::new(jar).exists() {

@@ -1,0 +1,439 @@
+//! Rewrites of the catalog queries drivers send that DataFusion cannot plan as
+//! written. Applied before datafusion-postgres sees the statement, and only
+//! when the statement needs one: other SQL passes through untouched.
+//!
+//! - A scalar subquery that refers to the outer query and returns one plain
+//!   value (SQLAlchemy's column reflection: `CASE WHEN a.atthasdef THEN (SELECT
+//!   pg_get_expr(…) FROM pg_attrdef WHERE adrelid = a.attrelid …) END`) becomes
+//!   `(SELECT max(…) …)`: DataFusion decorrelates only aggregated scalar
+//!   subqueries. For the at most one row such a subquery yields, max is that row.
+//! - `CASE WHEN c THEN (SELECT …) END` becomes `hb_when(c, (SELECT …))`: the
+//!   subquery is then decorrelated like any other (DataFusion cannot execute
+//!   one inside CASE); SQLAlchemy wraps its column-default lookups this way.
+//! - `'pg_class'::regclass` and the like, for the system catalogs, become the
+//!   catalogs' fixed Postgres OIDs (pg_description's `classoid` holds those);
+//!   `$n::regclass` becomes `hb_regclass($n)`, which resolves them at run time.
+//! - `x::regtype::text` becomes `format_type(x, NULL)`: the type planner reads
+//!   regtype as an integer, so the text would be the OID (pgcli's columns).
+//! - `x::regtype[]` becomes the list of OIDs as text (pg_proc holds argument
+//!   types as text; pgcli lists functions with them).
+//! - Quoted OIDs passed to catalog functions become numbers.
+//! - Repeated unnamed outputs (`SELECT a, NULL, NULL`) get distinct names.
+//! - In catalog queries, `ARRAY(SELECT …)` (which DataFusion lacks) becomes
+//!   NULL: psql's `\d` builds lists of table options, policy roles and the like
+//!   this way, and the catalog holds none of them.
+
+use std::collections::HashSet;
+use std::ops::ControlFlow;
+
+use datafusion::sql::sqlparser::ast::{
+    ArrayElemTypeDef, BinaryOperator, DataType, Expr, FunctionArg, FunctionArgExpr, FunctionArguments, ObjectName, Query, SelectItem, SetExpr, Statement, TableFactor, Value, VisitMut, VisitorMut,
+};
+use datafusion::sql::sqlparser::dialect::PostgreSqlDialect;
+use datafusion::sql::sqlparser::parser::Parser;
+
+/// System catalogs clients name in `::regclass` casts, with their Postgres OIDs.
+const CATALOG_OIDS: &[(&str, i64)] = &[
+    ("pg_type", 1247),
+    ("pg_attribute", 1249),
+    ("pg_proc", 1255),
+    ("pg_class", 1259),
+    ("pg_authid", 1260),
+    ("pg_database", 1262),
+    ("pg_constraint", 2606),
+    ("pg_namespace", 2615),
+    ("pg_trigger", 2620),
+    ("pg_rewrite", 2618),
+    ("pg_index", 2610),
+    ("pg_am", 2601),
+    ("pg_description", 2609),
+    ("pg_extension", 3079),
+];
+
+/// Catalog functions whose arguments are OIDs, which clients pass quoted.
+const OID_FUNCTIONS: &[&str] = &[
+    "pg_relation_is_publishable",
+    "pg_table_is_visible",
+    "pg_get_partkeydef",
+    "pg_relation_size",
+    "pg_total_relation_size",
+    "pg_table_size",
+    "pg_get_constraintdef",
+    "pg_get_userbyid",
+    "obj_description",
+    "col_description",
+];
+
+/// The OID of a system catalog named as `regclass` text (`pg_class`,
+/// `pg_catalog.pg_class`).
+pub(crate) fn catalog_oid(name: &str) -> Option<i64> {
+    let name = name.trim().trim_start_matches("pg_catalog.").trim_matches('"').to_ascii_lowercase();
+    CATALOG_OIDS.iter().find(|(n, _)| *n == name).map(|(_, oid)| *oid)
+}
+
+/// The rewritten SQL, or None when nothing in it needs rewriting (or it does not
+/// parse here: datafusion-postgres reports the error).
+pub(crate) fn rewrite(sql: &str) -> Option<String> {
+    let lower = sql.to_ascii_lowercase();
+    let worth_parsing = lower.contains("regclass")
+        || lower.contains("regtype")
+        || lower.matches("select").nth(1).is_some()
+        || lower.matches("null").nth(1).is_some();
+    if !worth_parsing {
+        return None;
+    }
+    let mut statements = Parser::parse_sql(&PostgreSqlDialect {}, sql).ok()?;
+    let mut rewriter = Rewriter { changed: false, catalog: lower.contains("pg_catalog.") };
+    let _ = statements.visit(&mut rewriter);
+    let rewritten = rewriter.changed.then(|| statements.iter().map(Statement::to_string).collect::<Vec<_>>().join("; "))?;
+    tracing::debug!("catalog query rewritten for DataFusion: {rewritten}");
+    Some(rewritten)
+}
+
+struct Rewriter {
+    changed: bool,
+    /// The statement reads the system catalogs (psql's `\d` and the like).
+    catalog: bool,
+}
+
+fn parse_expr(sql: &str) -> Option<Expr> {
+    Parser::new(&PostgreSqlDialect {}).try_with_sql(sql).ok()?.parse_expr().ok()
+}
+
+fn is_regclass(ty: &DataType) -> bool {
+    match ty {
+        DataType::Regclass => true,
+        other => is_custom(other, "regclass"),
+    }
+}
+
+fn is_custom(ty: &DataType, name: &str) -> bool {
+    matches!(ty, DataType::Custom(n, _) if n.to_string().to_ascii_lowercase().trim_start_matches("pg_catalog.") == name)
+}
+
+fn is_text(ty: &DataType) -> bool {
+    matches!(ty, DataType::Text | DataType::Varchar(_) | DataType::String(_)) || is_custom(ty, "text") || is_custom(ty, "name")
+}
+
+impl VisitorMut for Rewriter {
+    type Break = ();
+
+    fn post_visit_query(&mut self, query: &mut Query) -> ControlFlow<()> {
+        self.changed |= name_duplicates(query.body.as_mut());
+        ControlFlow::Continue(())
+    }
+
+    fn post_visit_expr(&mut self, expr: &mut Expr) -> ControlFlow<()> {
+        let replacement = match expr {
+            Expr::Cast { expr: inner, data_type, .. } if is_regclass(data_type) => match inner.as_ref() {
+                Expr::Value(v) => match &v.value {
+                    Value::SingleQuotedString(name) => catalog_oid(name).and_then(|oid| parse_expr(&oid.to_string())),
+                    Value::Placeholder(p) => parse_expr(&format!("hb_regclass(CAST({p} AS TEXT))")),
+                    _ => None,
+                },
+                _ => None,
+            },
+            // `atttypid::regtype::text`: the type's name, not its number.
+            Expr::Cast { expr: inner, data_type, .. } if is_text(data_type) => match inner.as_ref() {
+                Expr::Cast { expr: oid, data_type: reg, .. } if is_custom(reg, "regtype") && !matches!(oid.as_ref(), Expr::Value(_)) => {
+                    parse_expr(&format!("pg_catalog.format_type({oid}, NULL)"))
+                }
+                _ => None,
+            },
+            // `proargtypes::regtype[]` (pgcli's function list): pg_proc keeps
+            // these as text; a list of the OIDs as text, not their names.
+            Expr::Cast { expr: inner, data_type: DataType::Array(ArrayElemTypeDef::SquareBracket(element, _)), .. }
+                if is_custom(element, "regtype") && !matches!(inner.as_ref(), Expr::Value(_)) =>
+            {
+                parse_expr(&format!("string_to_array(btrim(CAST({inner} AS TEXT), '[]{{}}'), ',')"))
+            }
+            Expr::Subquery(query) => aggregated(query, self.catalog).and_then(|q| parse_expr(&q)),
+            Expr::Case { operand: None, conditions, else_result, .. }
+                if conditions.len() == 1
+                    && else_result.as_deref().is_none_or(|e| e.to_string().eq_ignore_ascii_case("NULL"))
+                    && (has_subquery(&conditions[0].condition) || has_subquery(&conditions[0].result)) =>
+            {
+                parse_expr(&format!("hb_when({}, {})", conditions[0].condition, conditions[0].result))
+            }
+            Expr::Function(f) if OID_FUNCTIONS.contains(&last_part(&f.name).as_str()) => {
+                // `pg_relation_is_publishable('16387')`: Postgres reads the
+                // quoted OID as an oid; DataFusion sees text.
+                let FunctionArguments::List(list) = &mut f.args else { return ControlFlow::Continue(()) };
+                for arg in &mut list.args {
+                    if let FunctionArg::Unnamed(FunctionArgExpr::Expr(e @ Expr::Value(_))) = arg {
+                        let Expr::Value(v) = &*e else { continue };
+                        if let Value::SingleQuotedString(text) = &v.value {
+                            if !text.is_empty() && text.len() <= 10 && text.bytes().all(|b| b.is_ascii_digit()) {
+                                if let Some(oid) = parse_expr(&format!("CAST({text} AS INTEGER)")) {
+                                    *e = oid;
+                                    self.changed = true;
+                                }
+                            }
+                        }
+                    }
+                }
+                None
+            }
+            Expr::Function(f) if self.catalog && last_part(&f.name) == "array" && matches!(f.args, FunctionArguments::Subquery(_)) => {
+                parse_expr("NULL")
+            }
+            _ => None,
+        };
+        if let Some(new) = replacement {
+            *expr = new;
+            self.changed = true;
+        }
+        ControlFlow::Continue(())
+    }
+}
+
+/// A correlated scalar subquery DataFusion would refuse, as an expression it
+/// plans: its one plain output wrapped in max(), and conditions on the outer
+/// row alone (`WHERE outer.flag AND …`, which DataFusion cannot pull up past an
+/// aggregate) moved outside as `hb_when(condition, (SELECT max(…) …))`.
+///
+/// DataFusion cannot aggregate an expression over the outer row's columns
+/// either, nor join a table function to the outer row; in a catalog query such
+/// a subquery (SQLAlchemy's identity options of a column, psql's publication
+/// columns: nothing here has any) becomes NULL, as datafusion-pg-catalog
+/// does with correlated subqueries it cannot plan.
+fn aggregated(query: &Query, catalog: bool) -> Option<String> {
+    if query.limit_clause.is_some() || query.fetch.is_some() || query.with.is_some() {
+        return None;
+    }
+    let SetExpr::Select(select) = query.body.as_ref() else { return None };
+    let [item] = select.projection.as_slice() else { return None };
+    let (expr, alias) = match item {
+        SelectItem::UnnamedExpr(e) => (e, None),
+        SelectItem::ExprWithAlias { expr, alias } => (expr, Some(alias)),
+        _ => return None,
+    };
+    let locals = Locals::of(select);
+    // A set-returning function over the outer row (`generate_series(0,
+    // array_upper(outer.list, 1))`, psql's publication columns) is a lateral
+    // join DataFusion lacks.
+    let lateral = select.from.iter().any(|f| {
+        std::iter::once(&f.relation)
+            .chain(f.joins.iter().map(|j| &j.relation))
+            .any(|t| matches!(t, TableFactor::Table { args: Some(_), .. } | TableFactor::Function { .. }))
+    });
+    if lateral && locals.refers_outside(select) {
+        return catalog.then(|| null_keeping_parameters(query));
+    }
+    let grouped = !matches!(&select.group_by, datafusion::sql::sqlparser::ast::GroupByExpr::Expressions(e, _) if e.is_empty());
+    if grouped || select.having.is_some() || select.distinct.is_some() || is_aggregate(expr) || !locals.refers_outside(select) {
+        return None;
+    }
+    if locals.reads_outside(expr) {
+        return catalog.then(|| null_keeping_parameters(query));
+    }
+    let mut rewritten = query.clone();
+    let SetExpr::Select(select) = rewritten.body.as_mut() else { return None };
+    let wrapped = parse_expr(&format!("max({expr})"))?;
+    select.projection = vec![match alias {
+        Some(alias) => SelectItem::ExprWithAlias { expr: wrapped, alias: alias.clone() },
+        None => SelectItem::UnnamedExpr(wrapped),
+    }];
+    let (outer, inner): (Vec<Expr>, Vec<Expr>) =
+        select.selection.take().map(conjuncts).unwrap_or_default().into_iter().partition(|c| locals.outer_only(c));
+    select.selection = inner.into_iter().reduce(|a, b| Expr::BinaryOp { left: Box::new(a), op: BinaryOperator::And, right: Box::new(b) });
+    if outer.is_empty() {
+        return Some(format!("({rewritten})"));
+    }
+    let condition = outer.iter().map(|c| format!("({c})")).collect::<Vec<_>>().join(" AND ");
+    Some(format!("hb_when({condition}, ({rewritten}))"))
+}
+
+/// NULL, still naming the parameters `query` used: datafusion-postgres binds
+/// parameters by their order among those the plan names, so one must not
+/// disappear from the statement.
+fn null_keeping_parameters(query: &Query) -> String {
+    let mut parameters = Vec::new();
+    let _ = datafusion::sql::sqlparser::ast::visit_expressions(query, |e| {
+        match e {
+            Expr::Cast { expr, .. } if matches!(expr.as_ref(), Expr::Value(v) if matches!(v.value, Value::Placeholder(_))) => {
+                parameters.push(e.to_string())
+            }
+            Expr::Value(v) if matches!(v.value, Value::Placeholder(_)) && !parameters.iter().any(|p| p.contains(&v.to_string())) => {
+                parameters.push(v.to_string())
+            }
+            _ => {}
+        }
+        ControlFlow::<()>::Continue(())
+    });
+    if parameters.is_empty() { "NULL".to_string() } else { format!("hb_null({})", parameters.join(", ")) }
+}
+
+fn conjuncts(expr: Expr) -> Vec<Expr> {
+    match expr {
+        Expr::BinaryOp { left, op: BinaryOperator::And, right } => {
+            let mut all = conjuncts(*left);
+            all.extend(conjuncts(*right));
+            all
+        }
+        Expr::Nested(inner) if matches!(inner.as_ref(), Expr::BinaryOp { op: BinaryOperator::And, .. }) => conjuncts(*inner),
+        other => vec![other],
+    }
+}
+
+/// The relations a select reads, by name and alias.
+struct Locals(HashSet<String>);
+
+impl Locals {
+    fn of(select: &datafusion::sql::sqlparser::ast::Select) -> Self {
+        let mut local = HashSet::new();
+        for from in &select.from {
+            for factor in std::iter::once(&from.relation).chain(from.joins.iter().map(|j| &j.relation)) {
+                if let TableFactor::Table { name, alias, .. } = factor {
+                    local.insert(last_part(name));
+                    if let Some(alias) = alias {
+                        local.insert(alias.name.value.to_ascii_lowercase());
+                    }
+                }
+            }
+        }
+        Locals(local)
+    }
+
+    /// Whether `outer_table.column` names a relation this select does not read.
+    fn is_outer(&self, parts: &[datafusion::sql::sqlparser::ast::Ident]) -> bool {
+        parts.len() >= 2 && !self.0.contains(&parts[parts.len() - 2].value.to_ascii_lowercase())
+    }
+
+    /// Whether the select refers to the enclosing query anywhere.
+    fn refers_outside(&self, select: &datafusion::sql::sqlparser::ast::Select) -> bool {
+        let mut outer = false;
+        let _ = datafusion::sql::sqlparser::ast::visit_expressions(select, |e| {
+            outer |= matches!(e, Expr::CompoundIdentifier(parts) if self.is_outer(parts));
+            ControlFlow::<()>::Continue(())
+        });
+        outer
+    }
+
+    /// Whether `expr` reads a column of the enclosing query.
+    fn reads_outside(&self, expr: &Expr) -> bool {
+        let mut outer = false;
+        let _ = datafusion::sql::sqlparser::ast::visit_expressions(expr, |e| {
+            outer |= matches!(e, Expr::CompoundIdentifier(parts) if self.is_outer(parts));
+            ControlFlow::<()>::Continue(())
+        });
+        outer
+    }
+
+    /// Whether `expr` reads only the enclosing query's columns (and constants).
+    fn outer_only(&self, expr: &Expr) -> bool {
+        let (mut outer, mut other) = (false, false);
+        let _ = datafusion::sql::sqlparser::ast::visit_expressions(expr, |e| {
+            match e {
+                Expr::CompoundIdentifier(parts) if self.is_outer(parts) => outer = true,
+                Expr::CompoundIdentifier(_) | Expr::Identifier(_) | Expr::Subquery(_) | Expr::Exists { .. } | Expr::InSubquery { .. } => {
+                    other = true
+                }
+                _ => {}
+            }
+            ControlFlow::<()>::Continue(())
+        });
+        outer && !other
+    }
+}
+
+/// Give repeated unnamed outputs (`SELECT pubname, NULL, NULL`, psql's
+/// publication listing) distinct names: Postgres allows the repeat, DataFusion
+/// does not. Returns whether anything was renamed.
+fn name_duplicates(body: &mut SetExpr) -> bool {
+    match body {
+        SetExpr::SetOperation { left, right, .. } => name_duplicates(left) | name_duplicates(right),
+        SetExpr::Select(select) => {
+            let mut seen = HashSet::new();
+            let mut renamed = false;
+            for (i, item) in select.projection.iter_mut().enumerate() {
+                if let SelectItem::UnnamedExpr(expr) = item {
+                    if !seen.insert(expr.to_string()) {
+                        let alias = datafusion::sql::sqlparser::ast::Ident::with_quote('"', format!("?column?{i}"));
+                        *item = SelectItem::ExprWithAlias { expr: expr.clone(), alias };
+                        renamed = true;
+                    }
+                }
+            }
+            renamed
+        }
+        _ => false,
+    }
+}
+
+fn has_subquery(expr: &Expr) -> bool {
+    let mut found = false;
+    let _ = datafusion::sql::sqlparser::ast::visit_expressions(expr, |e| {
+        found |= matches!(e, Expr::Subquery(_));
+        ControlFlow::<()>::Continue(())
+    });
+    found
+}
+
+fn is_aggregate(expr: &Expr) -> bool {
+    const AGGREGATES: &[&str] = &["count", "max", "min", "sum", "avg", "array_agg", "string_agg", "bool_and", "bool_or", "every"];
+    matches!(expr, Expr::Function(f) if AGGREGATES.contains(&last_part(&f.name).as_str()))
+}
+
+fn last_part(name: &ObjectName) -> String {
+    name.0.last().map(|p| p.to_string().trim_matches('"').to_ascii_lowercase()).unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn correlated_scalar_subqueries_are_aggregated() {
+        let sql = "SELECT a.attname, (SELECT pg_get_expr(d.adbin, d.adrelid) FROM pg_catalog.pg_attrdef d \
+                   WHERE d.adrelid = a.attrelid) AS dflt FROM pg_catalog.pg_attribute a";
+        let out = rewrite(sql).expect("rewritten");
+        assert!(out.contains("max(pg_get_expr(d.adbin, d.adrelid))"), "{out}");
+        let out = rewrite(&sql.replace("(SELECT", "CASE WHEN a.atthasdef THEN (SELECT").replace(" AS dflt", " ELSE NULL END AS dflt")).unwrap();
+        assert!(out.contains("hb_when(a.atthasdef, (SELECT max("), "{out}");
+        // A condition on the outer row alone moves out of the subquery.
+        let out = rewrite(&sql.replace("WHERE d.adrelid", "WHERE a.atthasdef AND d.adrelid")).unwrap();
+        assert!(out.contains("hb_when((a.atthasdef), (SELECT max(pg_get_expr(d.adbin, d.adrelid)) FROM"), "{out}");
+        assert!(out.contains("WHERE d.adrelid = a.attrelid)"), "{out}");
+        // Uncorrelated, or already aggregated: untouched.
+        assert_eq!(rewrite("SELECT (SELECT max(x) FROM t WHERE t.y = s.y) FROM s"), None);
+        assert_eq!(rewrite("SELECT (SELECT x FROM t WHERE t.y = 1) FROM s"), None);
+        assert_eq!(rewrite("SELECT 1"), None);
+    }
+
+    #[test]
+    fn system_catalog_regclass_casts_become_oids() {
+        let out = rewrite("SELECT 1 FROM pg_description d WHERE d.classoid = 'pg_class'::regclass").unwrap();
+        assert!(out.ends_with("d.classoid = 1259"), "{out}");
+        let out = rewrite("SELECT 1 FROM pg_description d WHERE d.classoid = CAST($1 AS REGCLASS)").unwrap();
+        assert!(out.contains("hb_regclass(CAST($1 AS TEXT))"), "{out}");
+        // User tables keep datafusion-postgres' own lookup.
+        assert_eq!(rewrite("SELECT 'note'::regclass"), None);
+    }
+
+    #[test]
+    fn repeated_unnamed_outputs_get_names() {
+        let out = rewrite("SELECT pubname, NULL, NULL FROM pg_catalog.pg_publication").unwrap();
+        assert_eq!(out, "SELECT pubname, NULL, NULL AS \"?column?2\" FROM pg_catalog.pg_publication");
+    }
+
+    #[test]
+    fn quoted_oids_become_numbers() {
+        let out = rewrite("SELECT 1 WHERE pg_catalog.pg_relation_is_publishable('16387') AND x = '16387' AND y IS NULL AND z IS NULL").unwrap();
+        assert!(out.contains("pg_relation_is_publishable(CAST(16387 AS INTEGER)) AND x = '16387'"), "{out}");
+    }
+
+    #[test]
+    fn regtype_text_is_the_type_name() {
+        let out = rewrite("SELECT att.atttypid::regtype::text FROM pg_catalog.pg_attribute att").unwrap();
+        assert!(out.contains("pg_catalog.format_type(att.atttypid, NULL)"), "{out}");
+    }
+
+    #[test]
+    fn array_subqueries_of_catalog_queries_are_empty() {
+        let sql = "SELECT pg_catalog.array_to_string(c.reloptions || array(select 'toast.' || x from pg_catalog.unnest(tc.reloptions) x), ', ') \
+                   FROM pg_catalog.pg_class c LEFT JOIN pg_catalog.pg_class tc ON (c.reltoastrelid = tc.oid)";
+        let out = rewrite(sql).expect("rewritten");
+        assert!(out.contains("c.reloptions || NULL"), "{out}");
+    }
+}
