@@ -38,7 +38,7 @@ use tokio_postgres::types::{ToSql, Type};
 use tokio_postgres::{Client, Row, Statement};
 
 use crate::backend::{Backend, ColumnSpec, GroupSpec, Pushdown, ScanRequest, scan_schema};
-use crate::sql_filter::{SqlDialect, SqlParam, can_render, quote_ident, render};
+use crate::sql_filter::{SqlDialect, SqlParam, build_select, can_render, quote_ident};
 use crate::{ProviderError, Result};
 
 /// Batches of more rows than this go through COPY; smaller ones through VALUES.
@@ -636,28 +636,7 @@ impl PostgresBackend {
     }
 
     fn build_select(&self, group: &GroupSpec, request: &ScanRequest) -> (String, Vec<SqlParam>, bool) {
-        let mut cols = vec![quote_ident(OBJECT_ID)];
-        cols.extend(request.columns.iter().filter(|c| group.column(c).is_some()).map(|c| quote_ident(c)));
-        let mut sql = format!("SELECT {} FROM {}", cols.join(", "), self.qualified(&group.table));
-        let mut params = Vec::new();
-        let mut conds = Vec::new();
-        for f in &request.filters {
-            if let Some(s) = render(f, group, &Postgres, &mut params) {
-                conds.push(s);
-            }
-        }
-        let with_ids = request.ids.is_some();
-        if with_ids {
-            conds.push(format!("{} = ANY(${})", quote_ident(OBJECT_ID), params.len() + 1));
-        }
-        if !conds.is_empty() {
-            sql.push_str(" WHERE ");
-            sql.push_str(&conds.join(" AND "));
-        }
-        if let Some(limit) = request.limit {
-            sql.push_str(&format!(" LIMIT {limit}"));
-        }
-        (sql, params, with_ids)
+        build_select(&self.qualified(&group.table), group, request, &Postgres, |n| format!("{} = ANY(${n})", quote_ident(OBJECT_ID)))
     }
 
     /// Run a query and read its rows as one batch of `schema`: the federated

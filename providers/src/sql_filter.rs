@@ -57,6 +57,37 @@ pub fn render(expr: &Expr, group: &GroupSpec, dialect: &dyn SqlDialect, params: 
     Some(sql)
 }
 
+/// `SELECT object_id, <columns> FROM <table> [WHERE <filters> [AND <id list>]]
+/// [LIMIT n]` for a scan: filters the dialect renders become bound parameters;
+/// an id list (when the request has one) is bound as one more parameter after
+/// them, in the form `id_list(its number)` gives. Returns the statement, the
+/// filter parameters and whether the id list is to be bound.
+pub fn build_select(
+    table: &str,
+    group: &GroupSpec,
+    request: &crate::backend::ScanRequest,
+    dialect: &dyn SqlDialect,
+    id_list: impl Fn(usize) -> String,
+) -> (String, Vec<SqlParam>, bool) {
+    let mut cols = vec![quote_ident(OBJECT_ID)];
+    cols.extend(request.columns.iter().filter(|c| group.column(c).is_some()).map(|c| quote_ident(c)));
+    let mut sql = format!("SELECT {} FROM {table}", cols.join(", "));
+    let mut params = Vec::new();
+    let mut conds: Vec<String> = request.filters.iter().filter_map(|f| render(f, group, dialect, &mut params)).collect();
+    let with_ids = request.ids.is_some();
+    if with_ids {
+        conds.push(id_list(params.len() + 1));
+    }
+    if !conds.is_empty() {
+        sql.push_str(" WHERE ");
+        sql.push_str(&conds.join(" AND "));
+    }
+    if let Some(limit) = request.limit {
+        sql.push_str(&format!(" LIMIT {limit}"));
+    }
+    (sql, params, with_ids)
+}
+
 pub fn can_render(expr: &Expr, group: &GroupSpec, dialect: &dyn SqlDialect) -> bool {
     render(expr, group, dialect, &mut Vec::new()).is_some()
 }

@@ -28,7 +28,7 @@ use rusqlite::{Connection, ErrorCode};
 use serde_json::{Value as Json, json};
 
 use crate::backend::{Backend, GroupSpec, Pushdown, ScanRequest, scan_schema};
-use crate::sql_filter::{SqlDialect, SqlParam, can_render, quote_ident, render};
+use crate::sql_filter::{SqlDialect, SqlParam, build_select, can_render, quote_ident};
 use crate::{ProviderError, Result};
 
 #[derive(Debug)]
@@ -104,29 +104,8 @@ impl SqliteBackend {
     }
 
     fn build_select(group: &GroupSpec, request: &ScanRequest) -> (String, Vec<SqlParam>, bool) {
-        let mut cols = vec![quote_ident(OBJECT_ID)];
-        cols.extend(request.columns.iter().filter(|c| group.column(c).is_some()).map(|c| quote_ident(c)));
-        let mut sql = format!("SELECT {} FROM {}", cols.join(", "), quote_ident(&group.table));
-        let mut params = Vec::new();
-        let mut conds = Vec::new();
-        for f in &request.filters {
-            if let Some(s) = render(f, group, &Sqlite, &mut params) {
-                conds.push(s);
-            }
-        }
-        let with_ids = request.ids.is_some();
-        if with_ids {
-            // The id list is bound as one array parameter, numbered after the others.
-            conds.push(format!("{} IN rarray(?{})", quote_ident(OBJECT_ID), params.len() + 1));
-        }
-        if !conds.is_empty() {
-            sql.push_str(" WHERE ");
-            sql.push_str(&conds.join(" AND "));
-        }
-        if let Some(limit) = request.limit {
-            sql.push_str(&format!(" LIMIT {limit}"));
-        }
-        (sql, params, with_ids)
+        // The id list is bound as one array parameter (rusqlite's rarray).
+        build_select(&quote_ident(&group.table), group, request, &Sqlite, |n| format!("{} IN rarray(?{n})", quote_ident(OBJECT_ID)))
     }
 }
 
