@@ -43,17 +43,9 @@ impl Metric {
     /// 1 − cos, l2 the squared Euclidean distance, dot 1 − x·y.
     pub fn distance(&self, a: &[f32], b: &[f32]) -> f32 {
         match self {
-            Metric::Cosine => {
-                let (mut dot, mut na, mut nb) = (0f32, 0f32, 0f32);
-                for (x, y) in a.iter().zip(b) {
-                    dot += x * y;
-                    na += x * x;
-                    nb += y * y;
-                }
-                if na == 0.0 || nb == 0.0 { 1.0 } else { 1.0 - dot / (na.sqrt() * nb.sqrt()) }
-            }
-            Metric::L2 => a.iter().zip(b).map(|(x, y)| (x - y) * (x - y)).sum(),
-            Metric::Dot => 1.0 - a.iter().zip(b).map(|(x, y)| x * y).sum::<f32>(),
+            Metric::Cosine => cosine_distance(lanes(a, b, mul), lanes(a, a, mul), lanes(b, b, mul)),
+            Metric::L2 => lanes(a, b, |x, y| (x - y) * (x - y)),
+            Metric::Dot => 1.0 - lanes(a, b, |x, y| x * y),
         }
     }
 
@@ -65,6 +57,32 @@ impl Metric {
             Metric::L2 => -distance.max(0.0).sqrt(),
         }
     }
+}
+
+fn mul(x: f32, y: f32) -> f32 {
+    x * y
+}
+
+/// 1 − cos from a·b, |a|² and |b|²; a zero vector is at distance 1 from all.
+fn cosine_distance(dot: f32, norm_a: f32, norm_b: f32) -> f32 {
+    if norm_a == 0.0 || norm_b == 0.0 { 1.0 } else { 1.0 - dot / (norm_a.sqrt() * norm_b.sqrt()) }
+}
+
+/// Σ f(a[i], b[i]) over eight independent partial sums, which the compiler
+/// keeps in SIMD registers (one running sum is a serial chain it may not
+/// reorder): several times faster on 128-dimensional vectors.
+#[inline]
+fn lanes(a: &[f32], b: &[f32], f: impl Fn(f32, f32) -> f32) -> f32 {
+    let mut acc = [0f32; 8];
+    let (ca, cb) = (a.chunks_exact(8), b.chunks_exact(8));
+    let (ra, rb) = (ca.remainder(), cb.remainder());
+    for (x, y) in ca.zip(cb) {
+        for i in 0..8 {
+            acc[i] += f(x[i], y[i]);
+        }
+    }
+    let tail: f32 = ra.iter().zip(rb).map(|(x, y)| f(*x, *y)).sum();
+    acc.iter().sum::<f32>() + tail
 }
 
 /// A nearest-neighbour request on one vector column of one field group.
@@ -86,6 +104,13 @@ pub type Hit = (String, f32);
 pub fn exact_nearest(batches: &[RecordBatch], request: &NearRequest) -> Vec<Hit> {
     let allowed: Option<HashSet<&str>> = request.ids.as_ref().map(|ids| ids.iter().map(String::as_str).collect());
     let mut hits: Vec<(f32, &str)> = Vec::new();
+    let query = request.vector.as_slice();
+    // The query's norm once, not once per row.
+    let query_norm = lanes(query, query, mul);
+    let distance = |v: &[f32]| match request.metric {
+        Metric::Cosine => cosine_distance(lanes(query, v, mul), query_norm, lanes(v, v, mul)),
+        other => other.distance(query, v),
+    };
     for b in batches {
         let ids = b.column(0).as_string::<i32>();
         let vectors = b.column(1).as_fixed_size_list();
@@ -101,7 +126,7 @@ pub fn exact_nearest(batches: &[RecordBatch], request: &NearRequest) -> Vec<Hit>
             }
             let start = (vectors.offset() + row) * dim;
             let v = &values[start..start + dim];
-            hits.push((request.metric.distance(&request.vector, v), id));
+            hits.push((distance(v), id));
         }
     }
     let k = request.k.min(hits.len());
