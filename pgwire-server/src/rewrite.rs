@@ -27,7 +27,8 @@ use std::collections::HashSet;
 use std::ops::ControlFlow;
 
 use datafusion::sql::sqlparser::ast::{
-    ArrayElemTypeDef, BinaryOperator, DataType, Expr, FunctionArg, FunctionArgExpr, FunctionArguments, ObjectName, Query, SelectItem, SetExpr, Statement, TableFactor, Value, VisitMut, VisitorMut,
+    ArrayElemTypeDef, BinaryOperator, DataType, Expr, FunctionArg, FunctionArgExpr, FunctionArguments, ObjectName, Query,
+    SelectItem, SetExpr, Statement, TableFactor, Value, VisitMut, VisitorMut,
 };
 use datafusion::sql::sqlparser::dialect::PostgreSqlDialect;
 use datafusion::sql::sqlparser::parser::Parser;
@@ -71,14 +72,16 @@ pub(crate) fn catalog_oid(name: &str) -> Option<i64> {
     CATALOG_OIDS.iter().find(|(n, _)| *n == name).map(|(_, oid)| *oid)
 }
 
-/// The rewritten SQL, or None when nothing in it needs rewriting (or it does not
-/// parse here: datafusion-postgres reports the error).
+/// The rewritten SQL, or None when nothing in it needs rewriting (writes never
+/// do; a query that does not parse here is left for datafusion-postgres to report).
 pub(crate) fn rewrite(sql: &str) -> Option<String> {
     let lower = sql.to_ascii_lowercase();
-    let worth_parsing = lower.contains("regclass")
-        || lower.contains("regtype")
-        || lower.matches("select").nth(1).is_some()
-        || lower.matches("null").nth(1).is_some();
+    let query = ["select", "with", "("].iter().any(|start| lower.trim_start().starts_with(start));
+    let worth_parsing = query
+        && (lower.contains("regclass")
+            || lower.contains("regtype")
+            || lower.matches("select").nth(1).is_some()
+            || lower.matches("null").nth(1).is_some());
     if !worth_parsing {
         return None;
     }
