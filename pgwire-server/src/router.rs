@@ -81,6 +81,9 @@ pub(crate) struct WorkspaceService {
     /// For lookup scans: copying the session state per lookup costs more than
     /// the lookup, and a keyed scan reads nothing from it but the task context.
     lookup_state: datafusion::execution::SessionState,
+    /// Made once: each `SessionState::task_ctx()` copies every function
+    /// registry of the session (a few hundred entries) per call.
+    lookup_task: Arc<datafusion::execution::TaskContext>,
 }
 
 #[derive(Default)]
@@ -131,7 +134,8 @@ impl WorkspaceService {
         ];
         let df = Arc::new(DfSessionService::new_with_hooks(ctx.clone(), hooks));
         let lookup_state = ctx.state();
-        WorkspaceService { ws, df, cache: Mutex::new(StatementCache::default()), lookup_state }
+        let lookup_task = lookup_state.task_ctx();
+        WorkspaceService { ws, df, cache: Mutex::new(StatementCache::default()), lookup_state, lookup_task }
     }
 
     async fn parse<C>(&self, client: &C, sql: &str, types: &[Option<Type>]) -> PgWireResult<DfStatement>
@@ -206,7 +210,7 @@ impl WorkspaceService {
                 .scan(state, Some(&lookup.projection), &[filter], None)
                 .await
                 .map_err(|e| PgWireError::ApiError(Box::new(e)))?;
-            let batches = collect(plan, state.task_ctx()).await.map_err(|e| PgWireError::ApiError(Box::new(e)))?;
+            let batches = collect(plan, self.lookup_task.clone()).await.map_err(|e| PgWireError::ApiError(Box::new(e)))?;
             for batch in batches {
                 rows.extend(encode_recordbatch(fields.clone(), batch));
             }
