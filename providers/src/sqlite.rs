@@ -88,6 +88,19 @@ impl SqliteBackend {
         ProviderError::Backend { backend: self.info.name.clone(), kind: "sqlite".into(), message: format!("{context}: {e}") }
     }
 
+    /// Run `f` right here when the connection is free: for keyed reads of a few
+    /// rows, which take microseconds, less than handing them to a blocking
+    /// thread and back. When the connection is busy, as [`Self::with_conn`].
+    async fn with_free_conn<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&mut Connection) -> Result<T> + Send + 'static,
+    ) -> Result<T> {
+        if let Ok(mut guard) = self.conn.try_lock() {
+            return f(&mut guard);
+        }
+        self.with_conn(f).await
+    }
+
     /// Run `f` on the connection on a blocking thread.
     async fn with_conn<T: Send + 'static>(
         &self,
@@ -108,6 +121,10 @@ impl SqliteBackend {
         build_select(&quote_ident(&group.table), group, request, &Sqlite, |n| format!("{} IN rarray(?{n})", quote_ident(OBJECT_ID)))
     }
 }
+
+/// A read of at most this many ids by primary key runs on the calling thread
+/// when the connection is free (see `with_free_conn`).
+const KEYED_READ_MAX_IDS: usize = 16;
 
 fn sql_type(ty: &LogicalType) -> &'static str {
     match ty.arrow_type() {
@@ -462,8 +479,9 @@ impl Backend for SqliteBackend {
             .map(|f| group.column(f.name()).map(|c| c.ty.clone()).unwrap_or(LogicalType::identifier()))
             .collect();
         let ids = request.ids.clone();
+        let keyed = ids.as_ref().is_some_and(|ids| ids.len() <= KEYED_READ_MAX_IDS);
         let backend = self.info.name.clone();
-        self.with_conn(move |conn| {
+        let read = move |conn: &mut Connection| {
             let err = |e: String| ProviderError::Backend {
                 backend: backend.clone(),
                 kind: "sqlite".into(),
@@ -487,8 +505,8 @@ impl Backend for SqliteBackend {
             let arrays: Vec<ArrayRef> = readers.into_iter().map(Reader::finish).collect();
             let batch = RecordBatch::try_new(schema, arrays).map_err(|e| err(e.to_string()))?;
             Ok(vec![batch])
-        })
-        .await
+        };
+        if keyed { self.with_free_conn(read).await } else { self.with_conn(read).await }
     }
 
     async fn count(&self, group: &GroupSpec) -> Result<usize> {
