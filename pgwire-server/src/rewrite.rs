@@ -220,11 +220,11 @@ fn aggregated(query: &Query, catalog: bool) -> Option<String> {
             .chain(f.joins.iter().map(|j| &j.relation))
             .any(|t| matches!(t, TableFactor::Table { args: Some(_), .. } | TableFactor::Function { .. }))
     });
-    if lateral && locals.refers_outside(select) {
+    if lateral && locals.reads_outside(select.as_ref()) {
         return catalog.then(|| null_keeping_parameters(query));
     }
     let grouped = !matches!(&select.group_by, datafusion::sql::sqlparser::ast::GroupByExpr::Expressions(e, _) if e.is_empty());
-    if grouped || select.having.is_some() || select.distinct.is_some() || is_aggregate(expr) || !locals.refers_outside(select) {
+    if grouped || select.having.is_some() || select.distinct.is_some() || is_aggregate(expr) || !locals.reads_outside(select.as_ref()) {
         return None;
     }
     if locals.reads_outside(expr) {
@@ -303,20 +303,11 @@ impl Locals {
         parts.len() >= 2 && !self.0.contains(&parts[parts.len() - 2].value.to_ascii_lowercase())
     }
 
-    /// Whether the select refers to the enclosing query anywhere.
-    fn refers_outside(&self, select: &datafusion::sql::sqlparser::ast::Select) -> bool {
+    /// Whether `node` (a select, an expression) reads a column of the
+    /// enclosing query.
+    fn reads_outside(&self, node: &impl datafusion::sql::sqlparser::ast::Visit) -> bool {
         let mut outer = false;
-        let _ = datafusion::sql::sqlparser::ast::visit_expressions(select, |e| {
-            outer |= matches!(e, Expr::CompoundIdentifier(parts) if self.is_outer(parts));
-            ControlFlow::<()>::Continue(())
-        });
-        outer
-    }
-
-    /// Whether `expr` reads a column of the enclosing query.
-    fn reads_outside(&self, expr: &Expr) -> bool {
-        let mut outer = false;
-        let _ = datafusion::sql::sqlparser::ast::visit_expressions(expr, |e| {
+        let _ = datafusion::sql::sqlparser::ast::visit_expressions(node, |e| {
             outer |= matches!(e, Expr::CompoundIdentifier(parts) if self.is_outer(parts));
             ControlFlow::<()>::Continue(())
         });
