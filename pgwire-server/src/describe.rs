@@ -237,37 +237,38 @@ impl TableProvider for DescribingTable {
         filters: &[Expr],
         limit: Option<usize>,
     ) -> Result<Arc<dyn ExecutionPlan>> {
-        if let Listing::Databases = self.kind {
-            let batches = read_all(&self.inner, state).await?;
-            let batches = batches.iter().map(|b| self.descriptions.named_databases(b)).collect::<Result<Vec<_>>>()?;
-            return MemTable::try_new(self.inner.schema(), vec![batches])?.scan(state, projection, filters, limit).await;
+        // Everything but pg_database may be asked for an entity's OID next.
+        if !matches!(self.kind, Listing::Databases) {
+            self.descriptions.refresh(state).await?;
         }
-        self.descriptions.refresh(state).await?;
-        match self.kind {
-            Listing::Oids | Listing::Databases => self.inner.scan(state, projection, filters, limit).await,
-            Listing::Classes => {
-                let batches = read_all(&self.inner, state)
-                    .await?
-                    .iter()
-                    .map(|b| {
-                        let mut columns = b.columns().to_vec();
-                        for field in &self.schema.fields()[columns.len()..] {
-                            columns.push(datafusion::arrow::array::new_null_array(field.data_type(), b.num_rows()));
-                        }
-                        RecordBatch::try_new(self.schema.clone(), columns)
-                    })
-                    .collect::<std::result::Result<Vec<_>, _>>()?;
-                MemTable::try_new(self.schema.clone(), vec![batches])?.scan(state, projection, filters, limit).await
-            }
+        let batches = match self.kind {
+            Listing::Oids => return self.inner.scan(state, projection, filters, limit).await,
+            Listing::Databases => read_all(&self.inner, state)
+                .await?
+                .iter()
+                .map(|b| self.descriptions.named_databases(b))
+                .collect::<Result<Vec<_>>>()?,
+            Listing::Classes => read_all(&self.inner, state)
+                .await?
+                .iter()
+                .map(|b| {
+                    let mut columns = b.columns().to_vec();
+                    for field in &self.schema.fields()[columns.len()..] {
+                        columns.push(datafusion::arrow::array::new_null_array(field.data_type(), b.num_rows()));
+                    }
+                    RecordBatch::try_new(self.schema.clone(), columns)
+                })
+                .collect::<std::result::Result<Vec<_>, _>>()?,
             Listing::Descriptions => {
                 let mut batches = read_all(&self.inner, state).await?;
                 let rows = self.descriptions.rows();
                 if !rows.is_empty() {
-                    batches.push(description_batch(&self.inner.schema(), &rows)?);
+                    batches.push(description_batch(&self.schema, &rows)?);
                 }
-                MemTable::try_new(self.inner.schema(), vec![batches])?.scan(state, projection, filters, limit).await
+                batches
             }
-        }
+        };
+        MemTable::try_new(self.schema.clone(), vec![batches])?.scan(state, projection, filters, limit).await
     }
 }
 

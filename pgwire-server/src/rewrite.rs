@@ -163,16 +163,19 @@ impl VisitorMut for Rewriter {
                 // quoted OID as an oid; DataFusion sees text.
                 let FunctionArguments::List(list) = &mut f.args else { return ControlFlow::Continue(()) };
                 for arg in &mut list.args {
-                    if let FunctionArg::Unnamed(FunctionArgExpr::Expr(e @ Expr::Value(_))) = arg {
-                        let Expr::Value(v) = &*e else { continue };
-                        if let Value::SingleQuotedString(text) = &v.value {
-                            if !text.is_empty() && text.len() <= 10 && text.bytes().all(|b| b.is_ascii_digit()) {
-                                if let Some(oid) = parse_expr(&format!("CAST({text} AS INTEGER)")) {
-                                    *e = oid;
-                                    self.changed = true;
-                                }
+                    let FunctionArg::Unnamed(FunctionArgExpr::Expr(e)) = arg else { continue };
+                    let oid = match e {
+                        Expr::Value(v) => match &v.value {
+                            Value::SingleQuotedString(t) if !t.is_empty() && t.len() <= 10 && t.bytes().all(|b| b.is_ascii_digit()) => {
+                                parse_expr(&format!("CAST({t} AS INTEGER)"))
                             }
-                        }
+                            _ => None,
+                        },
+                        _ => None,
+                    };
+                    if let Some(oid) = oid {
+                        *e = oid;
+                        self.changed = true;
                     }
                 }
                 None
