@@ -243,7 +243,7 @@ impl StartupHandler for ConnectionStartup {
             };
             let auth = &self.shared.auth;
             let read_only = auth.read_only(&user);
-            client.session_extensions().insert(Session { service: service.clone(), read_only });
+            client.session_extensions().insert(Session { service: service.clone(), read_only, result_formats: Default::default() });
             if auth.trust_loopback && client.socket_addr().ip().is_loopback() {
                 return Trusted(self.shared.connections.clone()).on_startup(client, message).await;
             }

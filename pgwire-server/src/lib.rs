@@ -22,6 +22,7 @@ mod auth;
 mod compat;
 mod copy;
 mod describe;
+mod encode;
 mod rewrite;
 mod router;
 mod writes;

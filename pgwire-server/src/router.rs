@@ -27,7 +27,7 @@ use datafusion::physical_plan::collect;
 use datafusion::prelude::SessionContext;
 use datafusion::sql::sqlparser::ast::Statement;
 use datafusion_postgres::DfSessionService;
-use datafusion_postgres::arrow_pg::datatypes::{arrow_schema_to_pg_fields, encode_recordbatch};
+use datafusion_postgres::arrow_pg::datatypes::arrow_schema_to_pg_fields;
 use datafusion_postgres::hooks::{HookClient, QueryHook};
 use datafusion_postgres::hooks::cursor::CursorStatementHook;
 use datafusion_postgres::hooks::set_show::SetShowHook;
@@ -35,7 +35,7 @@ use datafusion_postgres::hooks::transactions::TransactionStatementHook;
 use datafusion_postgres::pgwire::api::auth::StartupHandler;
 use datafusion_postgres::pgwire::api::cancel::{CancelHandler, DefaultCancelHandler};
 use datafusion_postgres::pgwire::api::copy::CopyHandler;
-use datafusion_postgres::pgwire::api::portal::Portal;
+use datafusion_postgres::pgwire::api::portal::{Format, Portal};
 use datafusion_postgres::pgwire::api::query::{ExtendedQueryHandler, SimpleQueryHandler};
 use datafusion_postgres::pgwire::api::results::{FieldInfo, QueryResponse, Response, Tag};
 use datafusion_postgres::pgwire::api::stmt::QueryParser;
@@ -50,6 +50,7 @@ use parking_lot::Mutex;
 
 use crate::auth::ConnectionStartup;
 use crate::copy::{CopyHook, CopyIn};
+use crate::encode::{EncodedQueries, encode_batch};
 use crate::writes::{ReadOnlyGuard, WorkspaceWrites, empty_plan};
 use crate::{Shared, SqlStateErrors, fatal_error};
 
@@ -64,6 +65,9 @@ const CACHE_CAPACITY: usize = 1024;
 pub(crate) struct Session {
     pub service: Arc<WorkspaceService>,
     pub read_only: bool,
+    /// The result formats of the portal being executed, for the query hook
+    /// that encodes results itself (hooks are not told the portal).
+    pub result_formats: Mutex<Option<Format>>,
 }
 
 pub(crate) fn session<C: ClientInfo + ?Sized>(client: &C) -> PgWireResult<Arc<Session>> {
@@ -131,6 +135,8 @@ impl WorkspaceService {
             Arc::new(CursorStatementHook),
             Arc::new(SetShowHook),
             Arc::new(TransactionStatementHook),
+            // Last: every query no other hook answered.
+            Arc::new(EncodedQueries),
         ];
         let df = Arc::new(DfSessionService::new_with_hooks(ctx.clone(), hooks));
         let lookup_state = ctx.state();
@@ -212,7 +218,7 @@ impl WorkspaceService {
                 .map_err(|e| PgWireError::ApiError(Box::new(e)))?;
             let batches = collect(plan, self.lookup_task.clone()).await.map_err(|e| PgWireError::ApiError(Box::new(e)))?;
             for batch in batches {
-                rows.extend(encode_recordbatch(fields.clone(), batch));
+                rows.extend(encode_batch(&fields, batch));
             }
         }
         Ok(Some(Response::Query(QueryResponse::new(fields, futures::stream::iter(rows)))))
@@ -398,6 +404,7 @@ impl ExtendedQueryHandler for Router {
         if let Some(response) = session.service.try_lookup(client, portal).await? {
             return Ok(response);
         }
+        *session.result_formats.lock() = Some(portal.result_column_format.clone());
         <DfSessionService as ExtendedQueryHandler>::do_query(&session.service.df, client, portal, max_rows).await
     }
 }

@@ -92,6 +92,9 @@ pub struct ScanRequest {
     pub limit: Option<usize>,
 }
 
+/// Batches as a backend reads them.
+pub type BatchStream = futures::stream::BoxStream<'static, Result<RecordBatch>>;
+
 #[async_trait]
 pub trait Backend: Send + Sync + Debug {
     /// Name, type and roles, for placement.
@@ -116,6 +119,14 @@ pub trait Backend: Send + Sync + Debug {
 
     /// Rows matching the request, `object_id` first then the requested columns.
     async fn scan(&self, group: &GroupSpec, request: &ScanRequest) -> Result<Vec<RecordBatch>>;
+
+    /// `scan` as a stream of batches. Backends that read incrementally answer
+    /// batch by batch, so a large result is encoded and sent while the rest is
+    /// still being read; by default, the whole `scan` as one item.
+    async fn scan_stream(&self, group: &GroupSpec, request: &ScanRequest) -> Result<BatchStream> {
+        let batches = self.scan(group, request).await?;
+        Ok(Box::pin(futures::stream::iter(batches.into_iter().map(Ok))))
+    }
 
     async fn count(&self, group: &GroupSpec) -> Result<usize>;
 

@@ -1,5 +1,6 @@
 //! An execution plan whose batches come from one async computation run when the
 //! plan executes (never while planning), and that shows what it will do in EXPLAIN.
+//! The computation yields either all its batches at once or a stream of them.
 
 use std::fmt;
 use std::sync::Arc;
@@ -13,25 +14,45 @@ use datafusion::physical_plan::execution_plan::{Boundedness, EmissionType};
 use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
 use datafusion::physical_plan::{DisplayAs, DisplayFormatType, ExecutionPlan, Partitioning, PlanProperties};
 use futures::future::BoxFuture;
+use futures::stream::BoxStream;
 use futures::{StreamExt, stream};
 
 pub type BatchesFuture = BoxFuture<'static, DfResult<Vec<RecordBatch>>>;
 pub type BatchesFn = Arc<dyn Fn() -> BatchesFuture + Send + Sync>;
+pub type BatchStreamFn = Arc<dyn Fn() -> BoxStream<'static, DfResult<RecordBatch>> + Send + Sync>;
 
 pub struct LazyBatchesExec {
     name: &'static str,
     detail: String,
     schema: SchemaRef,
-    run: BatchesFn,
+    run: BatchStreamFn,
     properties: Arc<PlanProperties>,
 }
 
 impl LazyBatchesExec {
     pub fn new(name: &'static str, detail: String, schema: SchemaRef, run: BatchesFn) -> Self {
+        let run: BatchStreamFn = Arc::new(move || {
+            stream::once(run())
+                .map(|r| match r {
+                    Ok(batches) => stream::iter(batches.into_iter().map(Ok)).left_stream(),
+                    Err(e) => stream::iter(vec![Err(e)]).right_stream(),
+                })
+                .flatten()
+                .boxed()
+        });
+        Self::with_stream(name, detail, schema, run, EmissionType::Final)
+    }
+
+    /// A plan whose execution is the stream `run` returns.
+    pub fn streaming(name: &'static str, detail: String, schema: SchemaRef, run: BatchStreamFn) -> Self {
+        Self::with_stream(name, detail, schema, run, EmissionType::Incremental)
+    }
+
+    fn with_stream(name: &'static str, detail: String, schema: SchemaRef, run: BatchStreamFn, emission: EmissionType) -> Self {
         let properties = Arc::new(PlanProperties::new(
             EquivalenceProperties::new(schema.clone()),
             Partitioning::UnknownPartitioning(1),
-            EmissionType::Final,
+            emission,
             Boundedness::Bounded,
         ));
         LazyBatchesExec { name, detail, schema, run, properties }
@@ -95,13 +116,6 @@ impl ExecutionPlan for LazyBatchesExec {
         Ok(self)
     }
     fn execute(&self, _partition: usize, _context: Arc<TaskContext>) -> DfResult<SendableRecordBatchStream> {
-        let fut = (self.run)();
-        let batches = stream::once(fut)
-            .map(|r| match r {
-                Ok(batches) => stream::iter(batches.into_iter().map(Ok)).left_stream(),
-                Err(e) => stream::iter(vec![Err(e)]).right_stream(),
-            })
-            .flatten();
-        Ok(Box::pin(RecordBatchStreamAdapter::new(self.schema.clone(), batches)))
+        Ok(Box::pin(RecordBatchStreamAdapter::new(self.schema.clone(), (self.run)())))
     }
 }

@@ -10,6 +10,7 @@ use datafusion::datasource::{TableProvider, TableType};
 use datafusion::error::{DataFusionError, Result as DfResult};
 use datafusion::logical_expr::{Expr, TableProviderFilterPushDown};
 use datafusion::physical_plan::ExecutionPlan;
+use futures::StreamExt;
 
 use crate::backend::{Backend, GroupSpec, Pushdown, ScanRequest, scan_schema};
 use crate::exec::LazyBatchesExec;
@@ -31,7 +32,7 @@ pub fn scan_exec(backend: Arc<dyn Backend>, group: GroupSpec, request: ScanReque
     let schema = scan_schema(&group, &request.columns);
     let detail = format!("backend={} ({}) {}", backend.info().name, backend.info().kind, backend.explain_scan(&group, &request));
     let request = Arc::new(request);
-    LazyBatchesExec::new(
+    LazyBatchesExec::streaming(
         "BackendScanExec",
         detail,
         schema,
@@ -39,9 +40,16 @@ pub fn scan_exec(backend: Arc<dyn Backend>, group: GroupSpec, request: ScanReque
             let backend = backend.clone();
             let group = group.clone();
             let request = request.clone();
-            Box::pin(async move {
-                backend.scan(&group, &request).await.map_err(|e| DataFusionError::External(Box::new(e)))
-            })
+            let batches = async move {
+                backend.scan_stream(&group, &request).await.map_err(|e| DataFusionError::External(Box::new(e)))
+            };
+            futures::stream::once(batches)
+                .map(|r| match r {
+                    Ok(s) => s.map(|b| b.map_err(|e| DataFusionError::External(Box::new(e)))).left_stream(),
+                    Err(e) => futures::stream::iter([Err(e)]).right_stream(),
+                })
+                .flatten()
+                .boxed()
         }),
     )
 }

@@ -14,7 +14,8 @@
 //! of a flat scan's cost; see benchmarks/). Index hits are named through an
 //! in-memory map from row address to object_id, read once per dataset version,
 //! so a search reads nothing from the dataset. Other metrics search exactly.
-//! The index is rebuilt when a quarter of the rows arrived after it was built.
+//! The index is rebuilt when the rows it does not describe (new, rewritten or
+//! deleted since it was built) reach a quarter of the rows it was built over.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
@@ -28,10 +29,13 @@ use heavenbase_catalog::{BackendInfo, LogicalType, OBJECT_ID};
 use lance::Dataset;
 use lance::dataset::optimize::{CompactionOptions, compact_files};
 use lance::dataset::{MergeInsertBuilder, WhenMatched, WhenNotMatched, WriteMode, WriteParams};
-use lance::index::DatasetIndexExt;
+use lance::index::{DatasetIndexExt, DatasetIndexInternalExt};
 use lance::index::vector::VectorIndexParams;
 use lance_index::IndexType;
+use lance_index::metrics::NoOpMetricsCollector;
+use lance_index::prefilter::NoFilter;
 use lance_index::scalar::ScalarIndexParams;
+use lance_index::vector::{Query, VectorIndex};
 use lance_index::vector::hnsw::builder::HnswBuildParams;
 use lance_index::vector::ivf::IvfBuildParams;
 use lance_index::vector::sq::builder::SQBuildParams;
@@ -41,7 +45,7 @@ use tokio::sync::Mutex;
 
 use crate::backend::{Backend, GroupSpec, Pushdown, ScanRequest, scan_schema};
 use crate::sql_filter::{SqlDialect, SqlParam, can_render};
-use crate::vector::{Hit, Metric, NearRequest};
+use crate::vector::{CosineFrom, Hit, Metric, NearRequest, nearest_k};
 use crate::{ProviderError, Result};
 
 /// Below this many rows a vector column is searched exactly.
@@ -49,6 +53,11 @@ pub const INDEX_THRESHOLD: usize = 10_000;
 const COMPACT_EVERY: usize = 32;
 /// The column Lance adds for `with_row_address`.
 const ROW_ADDRESS: &str = "_rowaddr";
+/// The row address column of an index search's result.
+const INDEX_ROW_ID: &str = "_rowid";
+/// Vector columns of up to this many floats (256 MiB) are searched from memory
+/// (see [`Resident`]); larger ones through Lance's scanner.
+const RESIDENT_MAX_FLOATS: usize = 64 << 20;
 
 #[derive(Default)]
 struct GroupState {
@@ -56,9 +65,42 @@ struct GroupState {
     writes_since_compaction: usize,
     /// Rows when each vector column's index was built.
     indexed_rows: HashMap<String, usize>,
-    /// object_id by row address, for the dataset version it was read from:
-    /// an index search then names its hits without reading the dataset.
-    ids_by_row: Option<(u64, Arc<HashMap<u64, String>>)>,
+    /// Per vector column: what an index search needs in memory, for the
+    /// dataset version it was read from.
+    resident: HashMap<String, Arc<Resident>>,
+}
+
+/// One vector column at one dataset version, held in memory beside its index
+/// segments, so that a search runs without planning a scan or reading the
+/// dataset: the index names candidate row addresses, which map to object_id
+/// and vector here; candidates are re-ranked by exact distance, and rows the
+/// index does not cover yet (appended or rewritten since it was built) are
+/// searched exactly. Rows with a NULL vector are left out.
+struct Resident {
+    version: u64,
+    dim: usize,
+    ids: Vec<String>,
+    /// Row-major, `dim` floats per row, in the order of `ids`.
+    vectors: Vec<f32>,
+    /// Position in `ids` by row address.
+    by_row: HashMap<u64, u32>,
+    /// Positions of the rows no index segment covers.
+    unindexed: Vec<u32>,
+    segments: Vec<Arc<dyn VectorIndex>>,
+}
+
+impl Resident {
+    fn vector(&self, position: u32) -> &[f32] {
+        let start = position as usize * self.dim;
+        &self.vectors[start..start + self.dim]
+    }
+
+    /// The k nearest among `positions` by exact cosine distance.
+    fn rank(&self, query: &[f32], positions: impl Iterator<Item = u32>, k: usize) -> Vec<Hit> {
+        let cosine = CosineFrom::new(query);
+        let hits = positions.map(|p| (cosine.distance(self.vector(p)), self.ids[p as usize].as_str())).collect();
+        nearest_k(hits, k)
+    }
 }
 
 pub struct LanceBackend {
@@ -154,26 +196,119 @@ impl LanceBackend {
         Ok(state.dataset.clone())
     }
 
-    /// object_id by row address for the dataset's current version, read once
-    /// per version (every write makes a new one).
-    async fn ids_by_row(&self, ds: &Dataset, state: &mut GroupState) -> Result<Arc<HashMap<u64, String>>> {
+    /// The column's [`Resident`] for the dataset's current version, read once
+    /// per version (every write makes a new one); None when the column has no
+    /// index or is too large to hold.
+    async fn resident(&self, ds: &Dataset, column: &str, dim: usize, state: &mut GroupState) -> Result<Option<Arc<Resident>>> {
         let version = ds.version().version;
-        if let Some((v, map)) = &state.ids_by_row {
-            if *v == version {
-                return Ok(map.clone());
+        if let Some(r) = state.resident.get(column).filter(|r| r.version == version) {
+            return Ok(Some(r.clone()));
+        }
+        state.resident.remove(column);
+        let context = format!("near on {column}");
+        let rows = ds.count_rows(None).await.map_err(|e| self.error(&context, e))?;
+        if rows.saturating_mul(dim) > RESIDENT_MAX_FLOATS {
+            return Ok(None);
+        }
+        let indices = ds.load_indices().await.map_err(|e| self.error(&context, e))?;
+        let metadata: Vec<_> = indices.iter().filter(|ix| ix.name == index_name(column)).collect();
+        if metadata.is_empty() {
+            return Ok(None);
+        }
+        let mut segments = Vec::with_capacity(metadata.len());
+        for m in &metadata {
+            let index = ds.open_vector_index(column, &m.uuid, &NoOpMetricsCollector).await.map_err(|e| self.error(&context, e))?;
+            segments.push(index);
+        }
+        // A row address is fragment id << 32 | offset; an index segment covers whole fragments.
+        let covered = |row: u64| {
+            let fragment = (row >> 32) as u32;
+            metadata.iter().any(|m| m.fragment_bitmap.as_ref().is_some_and(|b| b.contains(fragment)))
+        };
+        let mut scanner = ds.scan();
+        scanner.project(&[OBJECT_ID, column]).map_err(|e| self.error(&context, e))?;
+        scanner.with_row_address();
+        let batch = scanner.try_into_batch().await.map_err(|e| self.error(&context, e))?;
+        let ids = batch.column_by_name(OBJECT_ID).ok_or_else(|| self.error(&context, "no object_id"))?.as_string::<i32>();
+        let list = batch.column_by_name(column).ok_or_else(|| self.error(&context, "no vectors"))?.as_fixed_size_list();
+        let values = list.values().as_primitive::<datafusion::arrow::datatypes::Float32Type>().values();
+        let rows = batch.column_by_name(ROW_ADDRESS).ok_or_else(|| self.error(&context, "no row addresses"))?;
+        let rows = rows.as_primitive::<datafusion::arrow::datatypes::UInt64Type>();
+        let mut resident = Resident {
+            version,
+            dim,
+            ids: Vec::with_capacity(batch.num_rows()),
+            vectors: Vec::with_capacity(batch.num_rows() * dim),
+            by_row: HashMap::with_capacity(batch.num_rows()),
+            unindexed: Vec::new(),
+            segments,
+        };
+        for i in 0..batch.num_rows() {
+            if list.is_null(i) {
+                continue;
+            }
+            let position = resident.ids.len() as u32;
+            let start = (list.offset() + i) * dim;
+            resident.ids.push(ids.value(i).to_string());
+            resident.vectors.extend_from_slice(&values[start..start + dim]);
+            resident.by_row.insert(rows.value(i), position);
+            if !covered(rows.value(i)) {
+                resident.unindexed.push(position);
             }
         }
-        let mut scanner = ds.scan();
-        scanner.project(&[OBJECT_ID]).map_err(|e| self.error("near", e))?;
-        scanner.with_row_address();
-        let batch = scanner.try_into_batch().await.map_err(|e| self.error("near", e))?;
-        let ids = batch.column(0).as_string::<i32>();
-        let rows = batch.column_by_name(ROW_ADDRESS).ok_or_else(|| self.error("near", "no row addresses"))?;
-        let rows = rows.as_primitive::<datafusion::arrow::datatypes::UInt64Type>();
-        let map: HashMap<u64, String> = (0..batch.num_rows()).map(|i| (rows.value(i), ids.value(i).to_string())).collect();
-        let map = Arc::new(map);
-        state.ids_by_row = Some((version, map.clone()));
-        Ok(map)
+        let resident = Arc::new(resident);
+        state.resident.insert(column.to_string(), resident.clone());
+        Ok(Some(resident))
+    }
+
+    /// Cosine search through the index segments (see [`Resident`]).
+    async fn search_resident(&self, r: &Resident, request: &NearRequest, partitions: usize) -> Result<Vec<Hit>> {
+        let context = format!("near on {}", request.column);
+        let norm = request.vector.iter().map(|x| x * x).sum::<f32>().sqrt();
+        if norm == 0.0 || r.ids.len() <= request.k {
+            return Ok(r.rank(&request.vector, 0..r.ids.len() as u32, request.k));
+        }
+        // The index is built over unit vectors (cosine is L2 between them).
+        let unit: Vec<f32> = request.vector.iter().map(|x| x / norm).collect();
+        let probes = (partitions / PROBE_SHARE).max(MIN_PROBES);
+        let query = Query {
+            column: request.column.clone(),
+            key: Arc::new(Float32Array::from(unit)),
+            k: request.k,
+            lower_bound: None,
+            upper_bound: None,
+            minimum_nprobes: probes,
+            maximum_nprobes: Some(probes),
+            search_effort: 0.5,
+            ef: Some((request.k * REFINE as usize).max(20)),
+            refine_factor: Some(REFINE),
+            metric_type: Some(MetricType::Cosine),
+            use_index: true,
+            query_parallelism: 1,
+            dist_q_c: 0.0,
+            approx_mode: Default::default(),
+        };
+        let mut searches = Vec::new();
+        for segment in &r.segments {
+            let (ranked, _) = segment.find_partitions(&query).map_err(|e| self.error(&context, e))?;
+            for &p in ranked.values().iter().take(probes) {
+                searches.push(segment.search_in_partition(p as usize, &query, Arc::new(NoFilter), &NoOpMetricsCollector));
+            }
+        }
+        let mut candidates = r.unindexed.clone();
+        for batch in futures::future::try_join_all(searches).await.map_err(|e| self.error(&context, e))? {
+            let rows = batch.column_by_name(INDEX_ROW_ID).ok_or_else(|| self.error(&context, "no row ids"))?;
+            let rows = rows.as_primitive::<datafusion::arrow::datatypes::UInt64Type>();
+            // Rows deleted or rewritten since the index was built are not in by_row.
+            candidates.extend(rows.values().iter().filter_map(|row| r.by_row.get(row)));
+        }
+        candidates.sort_unstable();
+        candidates.dedup();
+        if candidates.len() < request.k {
+            // The index mostly names deleted rows: search every row.
+            return Ok(r.rank(&request.vector, 0..r.ids.len() as u32, request.k));
+        }
+        Ok(r.rank(&request.vector, candidates.into_iter(), request.k))
     }
 
     /// Rows of `ids` as stored, in the group's full schema.
@@ -281,6 +416,28 @@ impl LanceBackend {
         Ok(())
     }
 
+    /// Rows the column's index no longer describes: rows in fragments it does
+    /// not cover (appended, or rewritten by an upsert, since it was built) and
+    /// rows deleted from fragments it covers. Read from the manifest alone.
+    async fn rows_outside_index(&self, ds: &Dataset, column: &str) -> Result<usize> {
+        let indices = ds.load_indices().await.map_err(|e| self.error("indexes", e))?;
+        let covers = |fragment: u32| {
+            indices.iter().any(|m| m.name == index_name(column) && m.fragment_bitmap.as_ref().is_some_and(|b| b.contains(fragment)))
+        };
+        Ok(ds
+            .get_fragments()
+            .iter()
+            .map(|f| {
+                let meta = f.metadata();
+                if covers(f.id() as u32) {
+                    meta.deletion_file.as_ref().and_then(|d| d.num_deleted_rows).unwrap_or(0)
+                } else {
+                    meta.num_rows().unwrap_or(0)
+                }
+            })
+            .sum())
+    }
+
     /// Build (or rebuild) the ANN index of each vector column past the threshold.
     async fn maintain_indexes(&self, group: &GroupSpec, state: &mut GroupState) -> Result<()> {
         let Some(ds) = state.dataset.clone() else { return Ok(()) };
@@ -291,7 +448,7 @@ impl LanceBackend {
                 continue;
             }
             let indexed = state.indexed_rows.get(&c.name).copied().unwrap_or(0);
-            if indexed > 0 && rows < indexed + indexed / 4 {
+            if indexed > 0 && self.rows_outside_index(&ds, &c.name).await? < indexed / 4 {
                 continue;
             }
             let mut ds = (*ds).clone();
@@ -480,37 +637,33 @@ impl Backend for LanceBackend {
 
     async fn nearest(&self, group: &GroupSpec, request: &NearRequest) -> Result<Vec<Hit>> {
         let state = self.state(&group.table).await;
-        let (ds, indexed_rows, ids_by_row) = {
+        let (ds, indexed_rows, resident) = {
             let mut st = state.lock().await;
             let Some(ds) = self.dataset(group, &mut st).await? else { return Ok(Vec::new()) };
-            let indexed_rows = st.indexed_rows.get(&request.column).copied();
-            // Searches through the index name their hits by row address.
-            let by_row = match (&indexed_rows, &request.ids, request.metric) {
-                (Some(_), None, Metric::Cosine) => Some(self.ids_by_row(&ds, &mut st).await?),
+            // The index serves its own metric and unfiltered searches; other
+            // metrics search exactly, filtered ones through the scanner's prefilter.
+            let indexed_rows = st.indexed_rows.get(&request.column).copied().filter(|_| request.metric == Metric::Cosine);
+            let resident = match (indexed_rows, &request.ids, group.column(&request.column).map(|c| &c.ty)) {
+                (Some(_), None, Some(LogicalType::Vector { dim })) => self.resident(&ds, &request.column, *dim, &mut st).await?,
                 _ => None,
             };
-            (ds, indexed_rows, by_row)
+            (ds, indexed_rows, resident)
         };
-        let mut scanner = ds.scan();
-        if ids_by_row.is_some() {
-            scanner.project::<&str>(&[]).map_err(|e| self.error("near", e))?;
-            scanner.with_row_address();
-        } else {
-            scanner.project(&[OBJECT_ID]).map_err(|e| self.error("near", e))?;
+        if let (Some(r), Some(rows)) = (&resident, indexed_rows) {
+            return self.search_resident(r, request, ivf_partitions(rows)).await;
         }
+        let mut scanner = ds.scan();
+        scanner.project(&[OBJECT_ID]).map_err(|e| self.error("near", e))?;
         let q = Float32Array::from(request.vector.clone());
         scanner.nearest(&request.column, &q as &dyn Array, request.k).map_err(|e| self.error("near", e))?;
         scanner.distance_metric(lance_metric(request.metric));
-        // The index serves its own metric; other metrics search exactly.
-        scanner.use_index(indexed_rows.is_some() && request.metric == Metric::Cosine);
-        if let Some(rows) = indexed_rows.filter(|_| request.metric == Metric::Cosine) {
-            // A fixed share of the IVF partitions, HNSW (ef 2k, at least 20)
-            // within each, then the best REFINE × k re-ranked by exact
-            // distance: exact scores, and a stored vector finds itself first.
+        scanner.use_index(indexed_rows.is_some());
+        if let Some(rows) = indexed_rows {
+            // The same probes as a resident search, re-ranked by Lance.
             // (Left unset, Lance's adaptive probing starts at half of all
             // partitions: near-exact and slower than brute force.)
             scanner.nprobes((ivf_partitions(rows) / PROBE_SHARE).max(MIN_PROBES));
-            scanner.ef((request.k * 2).max(20));
+            scanner.ef((request.k * REFINE as usize).max(20));
             scanner.refine(REFINE);
         }
         if let Some(ids) = &request.ids {
@@ -523,17 +676,8 @@ impl Backend for LanceBackend {
         let dist = datafusion::arrow::compute::cast(&dist, &datafusion::arrow::datatypes::DataType::Float32)
             .map_err(|e| self.error("near", e))?;
         let dist = dist.as_primitive::<datafusion::arrow::datatypes::Float32Type>();
-        let mut hits: Vec<Hit> = match &ids_by_row {
-            Some(by_row) => {
-                let rows = batch.column(schema.index_of(ROW_ADDRESS).map_err(|e| self.error("near", e))?);
-                let rows = rows.as_primitive::<datafusion::arrow::datatypes::UInt64Type>();
-                (0..batch.num_rows()).filter_map(|i| Some((by_row.get(&rows.value(i))?.clone(), dist.value(i)))).collect()
-            }
-            None => {
-                let ids = batch.column(schema.index_of(OBJECT_ID).map_err(|e| self.error("near", e))?).as_string::<i32>();
-                (0..batch.num_rows()).map(|i| (ids.value(i).to_string(), dist.value(i))).collect()
-            }
-        };
+        let ids = batch.column(schema.index_of(OBJECT_ID).map_err(|e| self.error("near", e))?).as_string::<i32>();
+        let mut hits: Vec<Hit> = (0..batch.num_rows()).map(|i| (ids.value(i).to_string(), dist.value(i))).collect();
         hits.sort_by(|a, b| a.1.total_cmp(&b.1).then_with(|| a.0.cmp(&b.0)));
         Ok(hits)
     }

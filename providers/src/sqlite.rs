@@ -27,7 +27,7 @@ use rusqlite::types::{ToSqlOutput, Value as SqlValue, ValueRef};
 use rusqlite::{Connection, ErrorCode};
 use serde_json::{Value as Json, json};
 
-use crate::backend::{Backend, GroupSpec, Pushdown, ScanRequest, scan_schema};
+use crate::backend::{Backend, BatchStream, GroupSpec, Pushdown, ScanRequest, scan_schema};
 use crate::sql_filter::{SqlDialect, SqlParam, build_select, can_render, quote_ident};
 use crate::{ProviderError, Result};
 
@@ -37,9 +37,19 @@ pub struct SqliteBackend {
     /// `:memory:` or a file path.
     location: String,
     conn: Arc<Mutex<Connection>>,
+    /// Read-only connections for streamed scans (file databases only): WAL lets
+    /// them read while `conn` writes, so a client slow to take a large result
+    /// holds up no one.
+    readers: Arc<Mutex<Vec<Connection>>>,
 }
 
 struct Sqlite;
+
+/// Rows per batch of a streamed scan.
+const STREAM_BATCH_ROWS: usize = 8192;
+/// Session settings every connection gets (filters rely on case-sensitive LIKE).
+const SESSION_PRAGMAS: &str =
+    "PRAGMA case_sensitive_like = ON; PRAGMA busy_timeout = 5000; PRAGMA temp_store = MEMORY; PRAGMA cache_size = -65536;";
 
 /// A key lookup of more ids than this first checks whether the table is empty.
 const LARGE_LOOKUP: usize = 10_000;
@@ -71,16 +81,82 @@ impl SqliteBackend {
             Connection::open(&path)
         }
         .map_err(|e| err(format!("cannot open {location}: {e}")))?;
-        conn.execute_batch(
-            "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA case_sensitive_like = ON; \
-             PRAGMA busy_timeout = 5000; PRAGMA temp_store = MEMORY; PRAGMA cache_size = -65536;",
-        )
-        .map_err(|e| err(e.to_string()))?;
+        conn.execute_batch(&format!("PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; {SESSION_PRAGMAS}"))
+            .map_err(|e| err(e.to_string()))?;
         rusqlite::vtab::array::load_module(&conn).map_err(|e| err(e.to_string()))?;
         Ok(SqliteBackend {
             info: BackendInfo { name: name.into(), kind: "sqlite".into(), tags: vec!["row".into(), "sql".into()] },
             location: location.into(),
             conn: Arc::new(Mutex::new(conn)),
+            readers: Arc::new(Mutex::new(Vec::new())),
+        })
+    }
+
+    /// A pooled read-only connection, or a new one.
+    fn reader(&self) -> Result<Connection> {
+        if let Some(conn) = self.readers.lock().unwrap_or_else(|p| p.into_inner()).pop() {
+            return Ok(conn);
+        }
+        let conn = Connection::open_with_flags(
+            &self.location,
+            rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )
+        .map_err(|e| self.error(&format!("cannot open {}", self.location), e))?;
+        conn.execute_batch(SESSION_PRAGMAS).map_err(|e| self.error("read connection", e))?;
+        Ok(conn)
+    }
+
+    /// The read of `request`: runs on a connection and hands batches of up to
+    /// `batch_rows` rows to `emit` (at least one batch, possibly empty) until
+    /// `emit` returns false.
+    fn read(&self, group: &GroupSpec, request: &ScanRequest) -> ReadFn {
+        let (sql, params, with_ids) = Self::build_select(group, request);
+        let schema = scan_schema(group, &request.columns);
+        let types: Vec<LogicalType> = schema
+            .fields()
+            .iter()
+            .map(|f| group.column(f.name()).map(|c| c.ty.clone()).unwrap_or(LogicalType::identifier()))
+            .collect();
+        let ids = request.ids.clone();
+        let backend = self.info.name.clone();
+        Box::new(move |conn, batch_rows, emit| {
+            let err = |e: String| ProviderError::Backend {
+                backend: backend.clone(),
+                kind: "sqlite".into(),
+                message: format!("{sql}: {e}"),
+            };
+            let mut stmt = conn.prepare_cached(&sql).map_err(|e| err(e.to_string()))?;
+            for (i, p) in params.iter().enumerate() {
+                stmt.raw_bind_parameter(i + 1, bind_param(p)).map_err(|e| err(e.to_string()))?;
+            }
+            if with_ids {
+                let list: Vec<SqlValue> = ids.iter().flat_map(|v| v.iter()).map(|s| SqlValue::Text(s.clone())).collect();
+                stmt.raw_bind_parameter(params.len() + 1, Rc::new(list)).map_err(|e| err(e.to_string()))?;
+            }
+            let new_readers = || types.iter().map(Reader::new).collect::<Vec<Reader>>();
+            let finish = |readers: Vec<Reader>| {
+                let arrays: Vec<ArrayRef> = readers.into_iter().map(Reader::finish).collect();
+                RecordBatch::try_new(schema.clone(), arrays).map_err(|e| err(e.to_string()))
+            };
+            let mut readers = new_readers();
+            let (mut in_batch, mut emitted) = (0, false);
+            let mut rows = stmt.raw_query();
+            while let Some(row) = rows.next().map_err(|e| err(e.to_string()))? {
+                for (i, r) in readers.iter_mut().enumerate() {
+                    r.push(row.get_ref(i).map_err(|e| err(e.to_string()))?).map_err(|e| err(e))?;
+                }
+                in_batch += 1;
+                if in_batch == batch_rows {
+                    if !emit(finish(std::mem::replace(&mut readers, new_readers()))?) {
+                        return Ok(());
+                    }
+                    (in_batch, emitted) = (0, true);
+                }
+            }
+            if in_batch > 0 || !emitted {
+                emit(finish(readers)?);
+            }
+            Ok(())
         })
     }
 
@@ -121,6 +197,9 @@ impl SqliteBackend {
         build_select(&quote_ident(&group.table), group, request, &Sqlite, |n| format!("{} IN rarray(?{n})", quote_ident(OBJECT_ID)))
     }
 }
+
+/// A read on a connection; see [`SqliteBackend::read`].
+type ReadFn = Box<dyn FnOnce(&mut Connection, usize, &mut dyn FnMut(RecordBatch) -> bool) -> Result<()> + Send>;
 
 /// A read of at most this many ids by primary key runs on the calling thread
 /// when the connection is free (see `with_free_conn`).
@@ -471,42 +550,40 @@ impl Backend for SqliteBackend {
         if request.ids.as_ref().is_some_and(|ids| ids.len() > LARGE_LOOKUP) && self.count(group).await? == 0 {
             return Ok(vec![RecordBatch::new_empty(scan_schema(group, &request.columns))]);
         }
-        let (sql, params, with_ids) = Self::build_select(group, request);
-        let schema = scan_schema(group, &request.columns);
-        let types: Vec<LogicalType> = schema
-            .fields()
-            .iter()
-            .map(|f| group.column(f.name()).map(|c| c.ty.clone()).unwrap_or(LogicalType::identifier()))
-            .collect();
-        let ids = request.ids.clone();
-        let keyed = ids.as_ref().is_some_and(|ids| ids.len() <= KEYED_READ_MAX_IDS);
-        let backend = self.info.name.clone();
+        let keyed = request.ids.as_ref().is_some_and(|ids| ids.len() <= KEYED_READ_MAX_IDS);
+        let read = self.read(group, request);
         let read = move |conn: &mut Connection| {
-            let err = |e: String| ProviderError::Backend {
-                backend: backend.clone(),
-                kind: "sqlite".into(),
-                message: format!("{sql}: {e}"),
-            };
-            let mut stmt = conn.prepare_cached(&sql).map_err(|e| err(e.to_string()))?;
-            for (i, p) in params.iter().enumerate() {
-                stmt.raw_bind_parameter(i + 1, bind_param(p)).map_err(|e| err(e.to_string()))?;
-            }
-            if with_ids {
-                let list: Vec<SqlValue> = ids.iter().flat_map(|v| v.iter()).map(|s| SqlValue::Text(s.clone())).collect();
-                stmt.raw_bind_parameter(params.len() + 1, Rc::new(list)).map_err(|e| err(e.to_string()))?;
-            }
-            let mut readers: Vec<Reader> = types.iter().map(Reader::new).collect();
-            let mut rows = stmt.raw_query();
-            while let Some(row) = rows.next().map_err(|e| err(e.to_string()))? {
-                for (i, r) in readers.iter_mut().enumerate() {
-                    r.push(row.get_ref(i).map_err(|e| err(e.to_string()))?).map_err(|e| err(e))?;
-                }
-            }
-            let arrays: Vec<ArrayRef> = readers.into_iter().map(Reader::finish).collect();
-            let batch = RecordBatch::try_new(schema, arrays).map_err(|e| err(e.to_string()))?;
-            Ok(vec![batch])
+            let mut batches = Vec::with_capacity(1);
+            read(conn, usize::MAX, &mut |b| {
+                batches.push(b);
+                true
+            })?;
+            Ok(batches)
         };
         if keyed { self.with_free_conn(read).await } else { self.with_conn(read).await }
+    }
+
+    /// Whole-table and filtered reads of a file database stream from a pooled
+    /// read-only connection on a blocking thread, a few batches ahead of the
+    /// consumer; key lookups (and `:memory:` databases, which a second
+    /// connection cannot see) are read whole.
+    async fn scan_stream(&self, group: &GroupSpec, request: &ScanRequest) -> Result<BatchStream> {
+        if request.ids.is_some() || self.location == ":memory:" {
+            let batches = self.scan(group, request).await?;
+            return Ok(Box::pin(futures::stream::iter(batches.into_iter().map(Ok))));
+        }
+        let read = self.read(group, request);
+        let mut conn = self.reader()?;
+        let readers = self.readers.clone();
+        let (tx, rx) = tokio::sync::mpsc::channel::<Result<RecordBatch>>(2);
+        tokio::task::spawn_blocking(move || {
+            let result = read(&mut conn, STREAM_BATCH_ROWS, &mut |b| tx.blocking_send(Ok(b)).is_ok());
+            if let Err(e) = result {
+                let _ = tx.blocking_send(Err(e));
+            }
+            readers.lock().unwrap_or_else(|p| p.into_inner()).push(conn);
+        });
+        Ok(Box::pin(futures::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|item| (item, rx)) })))
     }
 
     async fn count(&self, group: &GroupSpec) -> Result<usize> {

@@ -105,10 +105,9 @@ pub fn exact_nearest(batches: &[RecordBatch], request: &NearRequest) -> Vec<Hit>
     let allowed: Option<HashSet<&str>> = request.ids.as_ref().map(|ids| ids.iter().map(String::as_str).collect());
     let mut hits: Vec<(f32, &str)> = Vec::new();
     let query = request.vector.as_slice();
-    // The query's norm once, not once per row.
-    let query_norm = lanes(query, query, mul);
+    let cosine = CosineFrom::new(query);
     let distance = |v: &[f32]| match request.metric {
-        Metric::Cosine => cosine_distance(lanes(query, v, mul), query_norm, lanes(v, v, mul)),
+        Metric::Cosine => cosine.distance(v),
         other => other.distance(query, v),
     };
     for b in batches {
@@ -129,7 +128,28 @@ pub fn exact_nearest(batches: &[RecordBatch], request: &NearRequest) -> Vec<Hit>
             hits.push((distance(v), id));
         }
     }
-    let k = request.k.min(hits.len());
+    nearest_k(hits, request.k)
+}
+
+/// Cosine distance from one query to many vectors, the query's norm computed once.
+pub(crate) struct CosineFrom<'a> {
+    query: &'a [f32],
+    norm: f32,
+}
+
+impl<'a> CosineFrom<'a> {
+    pub(crate) fn new(query: &'a [f32]) -> Self {
+        CosineFrom { query, norm: lanes(query, query, mul) }
+    }
+
+    pub(crate) fn distance(&self, v: &[f32]) -> f32 {
+        cosine_distance(lanes(self.query, v, mul), self.norm, lanes(v, v, mul))
+    }
+}
+
+/// The `k` nearest of `hits` (distance, object_id), nearest first.
+pub(crate) fn nearest_k(mut hits: Vec<(f32, &str)>, k: usize) -> Vec<Hit> {
+    let k = k.min(hits.len());
     if k == 0 {
         return Vec::new();
     }

@@ -153,3 +153,35 @@ async fn an_embedded_workspace_reopens_with_its_vector_index() {
     let probes = (0..rows).step_by(97).count();
     assert_eq!(first, probes, "the indexed search finds each probe first");
 }
+
+#[tokio::test]
+async fn an_indexed_search_sees_rows_rewritten_and_deleted_after_the_index_was_built() {
+    let h = TestHome::new();
+    let rows = 900;
+    let backends = json!({
+        "main": {"type": "sqlite", "database": "file://{ws_folder}/main.sqlite"},
+        "vec": {"type": "lance", "uri": "file://{ws_folder}/lance", "index_threshold": 500},
+    });
+    let ws = h.open("rewrite", Construction::Backends(backends)).await;
+    load(&ws, rows).await;
+    let id = |i: usize| heavenbase::catalog::derive_object_id("doc", &format!("d{i}"));
+    let near = |v: Vec<f32>| {
+        let ws = ws.clone();
+        async move { ws.near("doc", &heavenbase::Near::new("emb", v, Some(10), None).unwrap(), None).await.unwrap() }
+    };
+    // Warm the index path, then change the data under it: d10 moves to where
+    // d950 would be (no row holds that vector), d20 is deleted.
+    assert_eq!(near(vector(10)).await[0].0, id(10));
+    ws.upsert("doc", json!({"name": "d10", "category": "a", "emb": vector(950)})).await.unwrap();
+    assert!(ws.delete("doc", &id(20)).await.unwrap());
+
+    let hits = near(vector(950)).await;
+    assert_eq!(hits[0].0, id(10), "the rewritten row is found at its new vector");
+    assert!((hits[0].1 - 1.0).abs() < 1e-5, "exact score {}", hits[0].1);
+    let hits = near(vector(20)).await;
+    assert_eq!(hits.len(), 10);
+    assert!(hits.iter().all(|(i, _)| *i != id(20)), "a deleted row is never a hit");
+    let hits = near(vector(10)).await;
+    assert!(hits.iter().all(|(i, score)| *i != id(10) || *score < 0.999), "d10 no longer sits at its old vector");
+    assert_eq!(ws.count("doc").await.unwrap(), rows - 1);
+}
