@@ -500,3 +500,78 @@ async fn planning_errors_carry_postgres_sqlstates() {
     let n: i64 = client.query_one("SELECT count(*) FROM product", &[]).await.unwrap().get(0);
     assert_eq!(n, 4);
 }
+
+/// Large results stream batch by batch from the SQLite file (more rows than one
+/// batch), in both formats, every value intact; a client that stops reading
+/// holds up no other session's reads or writes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn large_results_stream_and_a_slow_reader_blocks_no_one() {
+    use futures::{StreamExt, pin_mut};
+    let h = TestHome::new();
+    let ws = h.open("stream", heavenbase::Construction::preset("embedded")).await;
+    ws.register(
+        heavenbase::EntityDef::new("event")
+            .field(heavenbase::FieldDef::new("n", heavenbase::LogicalType::Integer))
+            .field(heavenbase::FieldDef::new("x", heavenbase::LogicalType::Float))
+            .field(heavenbase::FieldDef::new("ok", heavenbase::LogicalType::Boolean)),
+        false,
+    )
+    .await
+    .unwrap();
+    let rows = 20_000usize;
+    let batch: Vec<_> = (0..rows)
+        .map(|i| {
+            let x = if i % 7 == 0 { serde_json::Value::Null } else { serde_json::json!(i as f64 / 4.0) };
+            serde_json::json!({"name": format!("e{i:05}"), "n": i, "x": x, "ok": i % 2 == 0}).as_object().unwrap().clone()
+        })
+        .collect();
+    ws.upsert_many("event", batch).await.unwrap();
+    let port = start(ws.clone()).await;
+    let client = connect(port, "stream").await;
+
+    // Extended protocol, binary results.
+    let all = client.query("SELECT name, n, x, ok FROM event ORDER BY n", &[]).await.unwrap();
+    assert_eq!(all.len(), rows);
+    for (i, r) in all.iter().enumerate() {
+        assert_eq!(r.get::<_, &str>(0), format!("e{i:05}"));
+        assert_eq!(r.get::<_, i64>(1), i as i64);
+        assert_eq!(r.get::<_, Option<f64>>(2), if i % 7 == 0 { None } else { Some(i as f64 / 4.0) });
+        assert_eq!(r.get::<_, bool>(3), i % 2 == 0);
+    }
+    // Simple protocol, text results, as Postgres prints them.
+    let text = simple_rows(client.simple_query("SELECT n, x, ok FROM event WHERE n IN (0, 1, 2, 40000) ORDER BY n").await.unwrap());
+    assert_eq!(
+        text,
+        vec![
+            vec![Some("0".into()), None, Some("t".into())],
+            vec![Some("1".into()), Some("0.25".into()), Some("f".into())],
+            vec![Some("2".into()), Some("0.5".into()), Some("t".into())],
+        ]
+    );
+    let counted = client.query_one("SELECT count(*) FROM event WHERE ok", &[]).await.unwrap();
+    assert_eq!(counted.get::<_, i64>(0), (rows / 2) as i64);
+    let limited = client.query("SELECT n FROM event LIMIT 3", &[]).await.unwrap();
+    assert_eq!(limited.len(), 3);
+
+    // A client reads the first rows of a large result and stops there.
+    let slow = connect(port, "stream").await;
+    let stream = slow.query_raw("SELECT * FROM event", std::iter::empty::<i64>()).await.unwrap();
+    pin_mut!(stream);
+    for _ in 0..10 {
+        stream.next().await.unwrap().unwrap();
+    }
+    // Meanwhile another session writes and reads the same table.
+    let other = connect(port, "stream").await;
+    let write = other.execute("INSERT INTO event (name, n, x, ok) VALUES ('late', -1, 1.5, true)", &[]);
+    assert_eq!(tokio::time::timeout(Duration::from_secs(20), write).await.expect("the write is not held up").unwrap(), 1);
+    let read = other.query_one("SELECT n FROM event WHERE name = 'late'", &[]);
+    let row = tokio::time::timeout(Duration::from_secs(20), read).await.expect("the read is not held up").unwrap();
+    assert_eq!(row.get::<_, i64>(0), -1);
+    // The slow client still gets every row it asked for (the read began before the write).
+    let mut n = 10;
+    while let Some(r) = stream.next().await {
+        r.unwrap();
+        n += 1;
+    }
+    assert_eq!(n, rows);
+}
