@@ -20,6 +20,7 @@
 
 mod auth;
 mod compat;
+mod connection;
 mod copy;
 mod describe;
 mod encode;
@@ -36,7 +37,6 @@ use std::time::Duration;
 use datafusion_postgres::datafusion_pg_catalog::pg_catalog::{context::EmptyContextProvider, setup_pg_catalog};
 use datafusion_postgres::pgwire::api::ConnectionManager;
 use datafusion_postgres::pgwire::error::{ErrorInfo, PgWireError};
-use datafusion_postgres::pgwire::tokio::process_socket;
 use datafusion_postgres::pgwire::tokio::tokio_rustls::TlsAcceptor;
 use datafusion_postgres::pgwire::tokio::tokio_rustls::rustls;
 use heavenbase::{Error, Workspace};
@@ -187,7 +187,7 @@ pub async fn serve_on(
                 let tls = tls.clone();
                 connections.spawn(async move {
                     let _permit = permit;
-                    if let Err(e) = process_socket(socket, tls, handlers).await {
+                    if let Err(e) = connection::serve_connection(socket, tls, handlers).await {
                         tracing::debug!("connection from {addr} ended: {e}");
                     }
                 });
