@@ -11,7 +11,7 @@
 //! jsonb; arrays of text/integer/float/boolean → text[]/int8[]/float8[]/bool[];
 //! Vector → real[]; Artifact → bytea.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
@@ -172,6 +172,8 @@ fn simple_identifier(s: &str) -> bool {
 struct Conn {
     client: Client,
     statements: HashMap<String, Statement>,
+    /// COPY stages (temporary tables) this session has created.
+    stages: HashSet<String>,
 }
 
 impl Conn {
@@ -220,7 +222,7 @@ impl Pool {
                 kind: "postgres".into(),
                 message: format!("cannot connect to {}: {}", self.config.display(), pg_message(&e)),
             })?;
-            *guard = Some(Conn { client, statements: HashMap::new() });
+            *guard = Some(Conn { client, statements: HashMap::new(), stages: HashSet::new() });
         }
         Ok(guard)
     }
@@ -684,24 +686,24 @@ impl PostgresBackend {
     /// Binary COPY into a temporary table, then one `INSERT … SELECT … ON CONFLICT`.
     async fn upsert_copy(&self, conn: &mut Conn, group: &GroupSpec, batch: &RecordBatch, types: &[LogicalType]) -> Result<()> {
         let names: Vec<String> = batch.schema().fields().iter().map(|f| quote_ident(f.name())).collect();
-        let stage = quote_ident(&format!("hb_stage_{}", group.table));
+        let columns: Vec<String> = names.iter().zip(types).map(|(n, t)| format!("{n} {}", pg_storage_type(t))).collect();
+        // One stage per table and batch shape, named by a hash of both (Postgres
+        // cuts identifiers at 63 bytes): a connection creates it once and reuses
+        // it, where dropping and recreating it per batch churned the catalog.
+        let shape = {
+            use std::hash::{Hash, Hasher};
+            let mut h = std::collections::hash_map::DefaultHasher::new();
+            (&group.table, &columns).hash(&mut h);
+            h.finish()
+        };
+        let stage = quote_ident(&format!("hb_stage_{shape:016x}"));
         let table = &group.table;
+        if !conn.stages.contains(&stage) {
+            let create = format!("CREATE TEMP TABLE IF NOT EXISTS {stage} ({}) ON COMMIT DELETE ROWS", columns.join(", "));
+            conn.client.batch_execute(&create).await.map_err(|e| self.error(&create, &e))?;
+            conn.stages.insert(stage.clone());
+        }
         let tx = conn.client.transaction().await.map_err(|e| self.error("BEGIN", &e))?;
-        let create = format!(
-            "CREATE TEMP TABLE IF NOT EXISTS {stage} ({}) ON COMMIT DELETE ROWS",
-            batch
-                .schema()
-                .fields()
-                .iter()
-                .zip(types)
-                .map(|(f, t)| format!("{} {}", quote_ident(f.name()), pg_storage_type(t)))
-                .collect::<Vec<_>>()
-                .join(", ")
-        );
-        // The stage's shape follows the batch's columns: recreate it for each shape.
-        tx.batch_execute(&format!("DROP TABLE IF EXISTS {stage}; {create}"))
-            .await
-            .map_err(|e| self.error(&create, &e))?;
         let copy = format!("COPY {stage} ({}) FROM STDIN (FORMAT binary)", names.join(", "));
         let sink = tx.copy_in(&copy).await.map_err(|e| self.error(&copy, &e))?;
         let pg_types: Vec<Type> = types.iter().map(copy_type).collect();
