@@ -69,6 +69,10 @@ impl AsyncWrite for HeldOutput {
         if this.held.len() >= HOLD_LIMIT {
             ready!(this.poll_drain(cx))?;
         }
+        if this.held.is_empty() && buf.len() >= HOLD_LIMIT {
+            // A large result: Framed gathers HOLD_LIMIT bytes itself; no copy.
+            return Pin::new(&mut this.io).poll_write(cx, buf);
+        }
         this.held.extend_from_slice(buf);
         Poll::Ready(Ok(buf.len()))
     }
@@ -120,6 +124,7 @@ pub(crate) async fn serve_connection<H: PgWireServerHandlers>(
     parts.read_buf = old.read_buf;
     parts.write_buf = old.write_buf;
     let mut socket = Framed::from_parts(parts);
+    socket.set_backpressure_boundary(HOLD_LIMIT);
 
     let startup = handlers.startup_handler();
     let simple = handlers.simple_query_handler();
