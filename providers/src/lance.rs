@@ -220,6 +220,8 @@ impl LanceBackend {
         let mut segments = Vec::with_capacity(metadata.len());
         for m in &metadata {
             let index = ds.open_vector_index(column, &m.uuid, &NoOpMetricsCollector).await.map_err(|e| self.error(&context, e))?;
+            // Every partition loaded now, not by the first queries that probe it.
+            index.prewarm().await.map_err(|e| self.error(&context, e))?;
             segments.push(index);
         }
         // A row address is fragment id << 32 | offset; an index segment covers whole fragments.
