@@ -1,7 +1,7 @@
 //! Ratio benchmarks: every figure is measured beside its baseline in the same run,
 //! because absolute times on shared machines are noise.
 //!
-//! `cargo run --release -p heavenbase-benchmarks -- [ingest|stitch|lookup|pg-ingest|pg-aggregate|ann|near-small|wire|all]`
+//! `cargo run --release -p heavenbase-benchmarks -- [ingest|stitch|lookup|pg-ingest|pg-aggregate|ann|near-small|wire|wire-stream|all]`
 //! (the pg-* and wire figures need the Postgres of `HEAVENBASE_TEST_PG`)
 
 mod ingest;
@@ -39,6 +39,9 @@ async fn main() {
     }
     if run("wire") {
         wire::run().await;
+    }
+    if what == "wire-stream" {
+        wire::run_stream().await;
     }
 }
 

@@ -86,11 +86,18 @@ async fn setup(rows: usize) -> Setup {
     sink.finish().await.unwrap();
     pg.batch_execute("ANALYZE hb_wire_bench.item").await.unwrap();
 
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let port = listener.local_addr().unwrap().port();
-    tokio::spawn(async move {
-        heavenbase_pgwire::serve_on(listener, vec![ws], &Default::default(), std::future::pending()).await.unwrap();
+    // The server runs on a runtime of its own, as `hb serve` runs in a process
+    // of its own beside Postgres': the clients' tasks do not share its threads.
+    let (port_tx, port_rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
+        runtime.block_on(async move {
+            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+            port_tx.send(listener.local_addr().unwrap().port()).unwrap();
+            heavenbase_pgwire::serve_on(listener, vec![ws], &Default::default(), std::future::pending()).await.unwrap();
+        });
     });
+    let port = port_rx.recv().unwrap();
     Setup {
         _dir: dir,
         wire: format!("host=127.0.0.1 port={port} user=postgres dbname=bench"),
@@ -141,6 +148,13 @@ pub async fn run() {
     let s = setup(ROWS).await;
     lookup(&s).await;
     pgbench_lookups(&s).await;
+    stream(&s).await;
+}
+
+/// The streaming figure alone (`wire-stream`).
+pub async fn run_stream() {
+    println!("wire-stream: the Postgres-wire endpoint beside Postgres, {ROWS} rows on each side");
+    let s = setup(ROWS).await;
     stream(&s).await;
 }
 

@@ -36,4 +36,5 @@ pub use query::{Aggregate, Filter, Query, QuerySpec};
 pub use maintenance::{Audit, PartialObject};
 pub use presets::{BackendConfig, Construction, PRESETS, preset_backends, redact_secrets};
 pub use registry::{Home, WorkspaceRecord};
+pub use table::EntityTable;
 pub use workspace::Workspace;

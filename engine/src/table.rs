@@ -29,7 +29,7 @@ use heavenbase_providers::{Backend, GroupSpec, LazyBatchesExec, Pushdown, ScanRe
 
 use datafusion::arrow::datatypes::DataType;
 use datafusion::logical_expr::dml::InsertOp;
-use heavenbase_catalog::{LogicalType, Row};
+use heavenbase_catalog::{EntityDef, LogicalType, Row};
 
 use crate::workspace::{EntityRuntime, Inner, Workspace};
 
@@ -70,6 +70,11 @@ impl EntityTable {
             })
             .collect();
         EntityTable { schema: Arc::new(Schema::new(fields)), rt, ws, defaults }
+    }
+
+    /// The entity this table presents.
+    pub fn def(&self) -> &EntityDef {
+        &self.rt.def
     }
 
     /// The backend, table and column types of an entity stored whole in one

@@ -19,7 +19,7 @@ use datafusion_postgres::pgwire::api::auth::sasl::scram::{ScramAuth, gen_salted_
 use datafusion_postgres::pgwire::api::auth::{
     AuthSource, DefaultServerParameterProvider, LoginInfo, Password, StartupHandler,
 };
-use datafusion_postgres::pgwire::api::{ClientInfo, ConnectionManager};
+use datafusion_postgres::pgwire::api::{ClientInfo, ConnectionManager, PgWireConnectionState};
 use datafusion_postgres::pgwire::error::{PgWireError, PgWireResult};
 use datafusion_postgres::pgwire::messages::{PgWireBackendMessage, PgWireFrontendMessage};
 use futures::Sink;
@@ -200,6 +200,16 @@ impl ConnectionStartup {
         ConnectionStartup { shared, exchange: tokio::sync::Mutex::new(None) }
     }
 
+    /// Once the client is logged in (pgwire has given it its cancel key), its
+    /// session can be cancelled.
+    fn register_when_ready<C: ClientInfo>(&self, client: &C) {
+        if matches!(client.state(), PgWireConnectionState::ReadyForQuery) {
+            if let Ok(session) = crate::router::session(client) {
+                self.shared.sessions.register(client, &session);
+            }
+        }
+    }
+
     fn exchange_for(&self, read_only: bool) -> Exchange {
         let auth = &self.shared.auth;
         let manager = self.shared.connections.clone();
@@ -243,9 +253,17 @@ impl StartupHandler for ConnectionStartup {
             };
             let auth = &self.shared.auth;
             let read_only = auth.read_only(&user);
-            client.session_extensions().insert(Session { service: service.clone(), read_only, result_formats: Default::default() });
+            client.session_extensions().insert(Session {
+                service: service.clone(),
+                read_only,
+                result_formats: Default::default(),
+                cancel: crate::cancel::signal(),
+                shared: self.shared.clone(),
+            });
             if auth.trust_loopback && client.socket_addr().ip().is_loopback() {
-                return Trusted(self.shared.connections.clone()).on_startup(client, message).await;
+                Trusted(self.shared.connections.clone()).on_startup(client, message).await?;
+                self.register_when_ready(client);
+                return Ok(());
             }
             if auth.users.by_name.is_empty() {
                 return Err(fatal_error(
@@ -260,10 +278,12 @@ impl StartupHandler for ConnectionStartup {
         }
         let exchange = self.exchange.lock().await;
         match exchange.as_ref() {
-            Some(Exchange::Scram(h)) => h.on_startup(client, message).await,
-            Some(Exchange::Md5(h)) => h.on_startup(client, message).await,
-            Some(Exchange::Cleartext(h)) => h.on_startup(client, message).await,
-            None => Ok(()),
+            Some(Exchange::Scram(h)) => h.on_startup(client, message).await?,
+            Some(Exchange::Md5(h)) => h.on_startup(client, message).await?,
+            Some(Exchange::Cleartext(h)) => h.on_startup(client, message).await?,
+            None => {}
         }
+        self.register_when_ready(client);
+        Ok(())
     }
 }

@@ -2,15 +2,18 @@
 //!
 //! arrow-pg encodes value by value: for every cell it matches the Arrow type,
 //! downcasts the array and goes through `ToSql`. For the types most results
-//! consist of (text, integers, float8, boolean) this module resolves each
-//! column once per batch and writes every row's cells straight into one buffer,
-//! in the text or binary format the client asked for. A batch holding any other
-//! type is left to arrow-pg, whole.
+//! consist of (text, json, integers, float8, boolean, timestamptz, vectors as
+//! float4[]) this module resolves each column once per batch and writes every
+//! row's cells straight into one buffer, in the text or binary format the
+//! client asked for. Columns of any other type go through arrow-pg, a value at
+//! a time, into the same buffer.
 //!
-//! Text output follows Postgres: float8 is printed in its shortest exact form
+//! Text output follows Postgres: floats are printed in their shortest exact form
 //! with Postgres' switch to exponent notation (`10`, `0.5`, `1e+20`, `1.5e-05`,
-//! `Infinity`, `NaN`), booleans as `t`/`f`.
+//! `Infinity`, `NaN`), booleans as `t`/`f`, timestamptz as
+//! `2024-01-02 03:04:05.678+00`.
 
+use std::collections::HashMap;
 use std::fmt::Write as _;
 use std::sync::Arc;
 use std::time::Duration;
@@ -19,24 +22,31 @@ use async_trait::async_trait;
 
 use bytes::{BufMut, BytesMut};
 use datafusion::arrow::array::{
-    Array, AsArray, BooleanArray, Float64Array, Int16Array, Int32Array, Int64Array, LargeStringArray, RecordBatch,
+    Array, ArrayRef, AsArray, BooleanArray, FixedSizeListArray, Float32Array, Float64Array, TimestampMillisecondArray, Int16Array, Int32Array, Int64Array, LargeStringArray, RecordBatch,
     StringArray, StringViewArray,
 };
-use datafusion::arrow::datatypes::DataType;
+use datafusion::arrow::compute::cast;
+use datafusion::arrow::datatypes::{DataType, Field, Schema, TimeUnit};
+use datafusion::catalog::TableProvider;
 use datafusion::common::ParamValues;
+use datafusion::common::tree_node::{TreeNode, TreeNodeRecursion};
+use datafusion::datasource::source_as_provider;
 use datafusion::logical_expr::LogicalPlan;
 use datafusion::prelude::{DataFrame, SessionContext};
 use datafusion::sql::sqlparser::ast::Statement;
-use datafusion_postgres::arrow_pg::datatypes::{arrow_schema_to_pg_fields, encode_recordbatch};
+use datafusion_postgres::arrow_pg::datatypes::arrow_schema_to_pg_fields;
+use datafusion_postgres::arrow_pg::encoder::encode_value;
 use datafusion_postgres::hooks::{HookClient, QueryHook};
 use datafusion_postgres::pgwire::api::portal::Format;
-use datafusion_postgres::pgwire::api::results::{FieldFormat, FieldInfo, QueryResponse, Response};
+use datafusion_postgres::pgwire::api::results::{DataRowEncoder, FieldFormat, FieldInfo, QueryResponse, Response};
 use datafusion_postgres::pgwire::api::{ClientInfo, Type};
 use datafusion_postgres::pgwire::error::{ErrorInfo, PgWireError, PgWireResult};
 use datafusion_postgres::pgwire::messages::data::DataRow;
 use datafusion_postgres::pgwire::types::format::FormatOptions;
 use futures::StreamExt;
+use heavenbase::{EntityTable, LogicalType};
 
+use crate::cancel::until_cancelled;
 use crate::router::session;
 
 enum Cells<'a> {
@@ -48,14 +58,30 @@ enum Cells<'a> {
     Int8(&'a Int64Array, FieldFormat),
     Float8(&'a Float64Array, FieldFormat),
     Bool(&'a BooleanArray, FieldFormat),
+    /// Timestamp fields (milliseconds, UTC) as timestamptz.
+    TimestampMs(&'a TimestampMillisecondArray, FieldFormat),
+    /// Vector fields as float4[].
+    Vector(&'a FixedSizeListArray, &'a Float32Array, FieldFormat),
+    /// Any other type, through arrow-pg, one value at a time.
+    Other { array: &'a ArrayRef, arrow_field: &'a Field, pg_field: FieldInfo, encoder: DataRowEncoder },
 }
 
 impl<'a> Cells<'a> {
     /// The column's encoder, when its Arrow type is one handled here and the
     /// field announces the Postgres type arrow-pg would give it.
-    fn of(array: &'a dyn Array, field: &FieldInfo) -> Option<Cells<'a>> {
+    fn of(array: &'a ArrayRef, arrow_field: &'a Field, field: &FieldInfo) -> Cells<'a> {
+        Self::native(array.as_ref(), field).unwrap_or_else(|| Cells::Other {
+            array,
+            arrow_field,
+            pg_field: field.clone(),
+            encoder: DataRowEncoder::new(Arc::new(vec![field.clone()])),
+        })
+    }
+
+    fn native(array: &'a dyn Array, field: &FieldInfo) -> Option<Cells<'a>> {
         let (ty, format) = (field.datatype(), field.format());
-        let text = *ty == Type::TEXT || *ty == Type::VARCHAR;
+        // json's binary form is its text, as is text's.
+        let text = *ty == Type::TEXT || *ty == Type::VARCHAR || *ty == Type::JSON;
         Some(match array.data_type() {
             DataType::Utf8 if text => Cells::Text(array.as_string::<i32>()),
             DataType::LargeUtf8 if text => Cells::LargeText(array.as_string::<i64>()),
@@ -65,8 +91,30 @@ impl<'a> Cells<'a> {
             DataType::Int64 if *ty == Type::INT8 => Cells::Int8(array.as_primitive(), format),
             DataType::Float64 if *ty == Type::FLOAT8 => Cells::Float8(array.as_primitive(), format),
             DataType::Boolean if *ty == Type::BOOL => Cells::Bool(array.as_boolean(), format),
+            DataType::Timestamp(TimeUnit::Millisecond, Some(_)) if *ty == Type::TIMESTAMPTZ => {
+                Cells::TimestampMs(array.as_primitive(), format)
+            }
+            DataType::FixedSizeList(item, _) if *item.data_type() == DataType::Float32 && *ty == Type::FLOAT4_ARRAY => {
+                let list = array.as_fixed_size_list();
+                Cells::Vector(list, list.values().as_primitive(), format)
+            }
             _ => return None,
         })
+    }
+
+    /// Bytes the column's cells take, roughly (a batch may be a slice of larger
+    /// buffers, so the arrays' memory size would overstate it).
+    fn size_hint(&self, rows: usize) -> usize {
+        match self {
+            Cells::Text(a) => (a.value_offsets()[rows] - a.value_offsets()[0]) as usize,
+            Cells::LargeText(a) => (a.value_offsets()[rows] - a.value_offsets()[0]) as usize,
+            Cells::TextView(_) => rows * 16,
+            Cells::Int2(..) | Cells::Int4(..) | Cells::Int8(..) | Cells::Float8(..) => rows * 8,
+            Cells::Bool(..) => rows,
+            Cells::TimestampMs(..) => rows * 32,
+            Cells::Vector(a, ..) => rows * (24 + a.value_length() as usize * 12),
+            Cells::Other { .. } => rows * 16,
+        }
     }
 
     fn is_null(&self, row: usize) -> bool {
@@ -79,14 +127,22 @@ impl<'a> Cells<'a> {
             Cells::Int8(a, _) => a.is_null(row),
             Cells::Float8(a, _) => a.is_null(row),
             Cells::Bool(a, _) => a.is_null(row),
+            Cells::TimestampMs(a, _) => a.is_null(row),
+            Cells::Vector(a, ..) => a.is_null(row),
+            Cells::Other { .. } => false,
         }
     }
 
     /// Append the cell of `row`: its length, then its bytes (-1 for NULL).
-    fn put(&self, row: usize, buf: &mut BytesMut, scratch: &mut String) {
+    fn put(&mut self, row: usize, buf: &mut BytesMut, scratch: &mut String) -> PgWireResult<()> {
+        if let Cells::Other { array, arrow_field, pg_field, encoder } = self {
+            encode_value(encoder, array, row, arrow_field, pg_field)?;
+            buf.put_slice(&encoder.take_row().data);
+            return Ok(());
+        }
         if self.is_null(row) {
             buf.put_i32(-1);
-            return;
+            return Ok(());
         }
         let binary = |f: &FieldFormat| *f == FieldFormat::Binary;
         match self {
@@ -98,6 +154,36 @@ impl<'a> Cells<'a> {
             Cells::Int8(a, f) if binary(f) => put_bytes(buf, &a.value(row).to_be_bytes()),
             Cells::Float8(a, f) if binary(f) => put_bytes(buf, &a.value(row).to_be_bytes()),
             Cells::Bool(a, f) if binary(f) => put_bytes(buf, &[a.value(row) as u8]),
+            Cells::TimestampMs(a, f) if binary(f) => {
+                put_bytes(buf, &(a.value(row).saturating_mul(1000).saturating_sub(POSTGRES_EPOCH_US)).to_be_bytes())
+            }
+            Cells::TimestampMs(a, _) => {
+                scratch.clear();
+                timestamptz_text(a.value(row), scratch);
+                put_bytes(buf, scratch.as_bytes());
+            }
+            Cells::Vector(a, values, f) => {
+                let dim = a.value_length() as usize;
+                let items = a.value_offset(row) as usize..a.value_offset(row) as usize + dim;
+                if binary(f) {
+                    put_float4_array(buf, values, items);
+                } else {
+                    scratch.clear();
+                    scratch.push('{');
+                    for (k, i) in items.enumerate() {
+                        if k > 0 {
+                            scratch.push(',');
+                        }
+                        if values.is_null(i) {
+                            scratch.push_str("NULL");
+                        } else {
+                            float_text(values.value(i) as f64, &format!("{:e}", values.value(i)), FLOAT4_FIXED_DIGITS, scratch);
+                        }
+                    }
+                    scratch.push('}');
+                    put_bytes(buf, scratch.as_bytes());
+                }
+            }
             Cells::Int2(a, _) => put_display(buf, scratch, a.value(row)),
             Cells::Int4(a, _) => put_display(buf, scratch, a.value(row)),
             Cells::Int8(a, _) => put_display(buf, scratch, a.value(row)),
@@ -107,7 +193,9 @@ impl<'a> Cells<'a> {
                 put_bytes(buf, scratch.as_bytes());
             }
             Cells::Bool(a, _) => put_bytes(buf, if a.value(row) { b"t" } else { b"f" }),
+            Cells::Other { .. } => unreachable!("encoded above"),
         }
+        Ok(())
     }
 }
 
@@ -116,15 +204,77 @@ fn put_bytes(buf: &mut BytesMut, bytes: &[u8]) {
     buf.put_slice(bytes);
 }
 
+/// Microseconds from 1970-01-01 to 2000-01-01, Postgres' timestamp epoch.
+const POSTGRES_EPOCH_US: i64 = 946_684_800_000_000;
+/// The float4 element type's OID, in an array's binary header.
+const FLOAT4_OID: i32 = 700;
+
+/// Postgres' binary array: dimensions, null flag, element type, the one
+/// dimension's length and lower bound, then each element's length and bytes.
+fn put_float4_array(buf: &mut BytesMut, values: &Float32Array, items: std::ops::Range<usize>) {
+    let dim = items.len();
+    let has_null = items.clone().any(|i| values.is_null(i));
+    buf.put_i32((20 + dim * 8) as i32);
+    buf.put_i32(1);
+    buf.put_i32(has_null as i32);
+    buf.put_i32(FLOAT4_OID);
+    buf.put_i32(dim as i32);
+    buf.put_i32(1);
+    let start = buf.len();
+    for i in items {
+        if values.is_null(i) {
+            buf.put_i32(-1);
+        } else {
+            buf.put_i32(4);
+            buf.put_f32(values.value(i));
+        }
+    }
+    if has_null {
+        // NULL elements carry no bytes: the length written up front overstated them.
+        let written = (buf.len() - start + 20) as i32;
+        let at = start - 24;
+        buf[at..at + 4].copy_from_slice(&written.to_be_bytes());
+    }
+}
+
+/// Postgres' timestamptz text in UTC: `2024-01-02 03:04:05.678+00`, the
+/// fraction without trailing zeros (none when whole).
+fn timestamptz_text(ms: i64, out: &mut String) {
+    let Some(t) = chrono::DateTime::<chrono::Utc>::from_timestamp_millis(ms) else {
+        let _ = write!(out, "{ms}");
+        return;
+    };
+    let _ = write!(out, "{}", t.format("%Y-%m-%d %H:%M:%S"));
+    let millis = ms.rem_euclid(1000);
+    if millis != 0 {
+        let fraction = format!("{millis:03}");
+        out.push('.');
+        out.push_str(fraction.trim_end_matches('0'));
+    }
+    out.push_str("+00");
+}
+
 fn put_display(buf: &mut BytesMut, scratch: &mut String, value: impl std::fmt::Display) {
     scratch.clear();
     let _ = write!(scratch, "{value}");
     put_bytes(buf, scratch.as_bytes());
 }
 
+/// Decimal exponents below this print in fixed notation (Postgres follows
+/// printf's %g with DBL_DIG / FLT_DIG digits).
+const FLOAT8_FIXED_DIGITS: i32 = 15;
+const FLOAT4_FIXED_DIGITS: i32 = 6;
+
 /// Postgres' float8 text: the shortest digits that read back exactly, in fixed
 /// notation for decimal exponents -4 to 14 and exponent notation outside.
 pub(crate) fn float8_text(v: f64, out: &mut String) {
+    float_text(v, &format!("{v:e}"), FLOAT8_FIXED_DIGITS, out)
+}
+
+/// A float's text from `sci`, its shortest round-trip digits in exponent form
+/// (`{:e}` of the f64 or f32 itself): fixed notation for exponents from -4 to
+/// `fixed_digits - 1`.
+fn float_text(v: f64, sci: &str, fixed_digits: i32, out: &mut String) {
     if v.is_nan() {
         out.push_str("NaN");
         return;
@@ -134,34 +284,140 @@ pub(crate) fn float8_text(v: f64, out: &mut String) {
         return;
     }
     // `{:e}` gives the shortest round-trip digits: "1.5e-5", "-1e20".
-    let sci = format!("{v:e}");
     let (mantissa, exp) = sci.split_once('e').expect("exponent form");
     let exp: i32 = exp.parse().expect("exponent");
-    if (-4..15).contains(&exp) {
-        let _ = write!(out, "{v}");
+    if (-4..fixed_digits).contains(&exp) {
+        // The mantissa's digits, placed: the f64 form of an f32 would show
+        // digits the f32 does not have.
+        fixed_text(mantissa, exp, out);
     } else {
         let _ = write!(out, "{mantissa}e{}{:02}", if exp < 0 { '-' } else { '+' }, exp.abs());
     }
 }
 
+/// Which output columns of `plan` are an entity's Json field, read as stored
+/// (a column reference to an entity table, directly or through its alias).
+/// Arrow carries JSON as text; Postgres clients expect such a column as `json`.
+pub(crate) fn json_columns(plan: &LogicalPlan) -> Vec<bool> {
+    let mut tables: HashMap<String, Arc<dyn TableProvider>> = HashMap::new();
+    let _ = plan.apply(|node| {
+        let (name, scan) = match node {
+            LogicalPlan::TableScan(scan) => (scan.table_name.table(), scan),
+            LogicalPlan::SubqueryAlias(alias) => match alias.input.as_ref() {
+                LogicalPlan::TableScan(scan) => (alias.alias.table(), scan),
+                _ => return Ok(TreeNodeRecursion::Continue),
+            },
+            _ => return Ok(TreeNodeRecursion::Continue),
+        };
+        if let Ok(table) = source_as_provider(&scan.source) {
+            tables.insert(name.to_string(), table);
+        }
+        Ok(TreeNodeRecursion::Continue)
+    });
+    plan.schema()
+        .iter()
+        .map(|(qualifier, field)| {
+            qualifier
+                .and_then(|q| tables.get(q.table()))
+                .and_then(|t| (t.as_ref() as &dyn std::any::Any).downcast_ref::<EntityTable>())
+                .and_then(|t| t.def().get(field.name()))
+                .is_some_and(|f| f.ty == LogicalType::Json)
+        })
+        .collect()
+}
+
+/// `fields`, with the columns `json` marks announced as `json`.
+pub(crate) fn with_json(fields: Vec<FieldInfo>, json: &[bool]) -> Vec<FieldInfo> {
+    if !json.contains(&true) {
+        return fields;
+    }
+    fields
+        .into_iter()
+        .zip(json.iter().chain(std::iter::repeat(&false)))
+        .map(|(f, &is_json)| {
+            if !is_json || *f.datatype() != Type::TEXT {
+                return f;
+            }
+            FieldInfo::new(f.name().to_string(), f.table_id(), f.column_id(), Type::JSON, f.format())
+                .with_format_options(f.format_options().clone())
+        })
+        .collect()
+}
+
+/// Fixed-size lists other than vectors (which are encoded here) as lists:
+/// arrow-pg announces both as arrays but can encode only the latter (it panics
+/// on the former).
+fn with_lists(batch: RecordBatch) -> RecordBatch {
+    let other_fixed = |f: &Field| matches!(f.data_type(), DataType::FixedSizeList(item, _) if *item.data_type() != DataType::Float32);
+    if !batch.schema().fields().iter().any(|f| other_fixed(f)) {
+        return batch;
+    }
+    let mut fields = Vec::with_capacity(batch.num_columns());
+    let mut columns = Vec::with_capacity(batch.num_columns());
+    for (field, column) in batch.schema().fields().iter().zip(batch.columns()) {
+        match field.data_type() {
+            DataType::FixedSizeList(item, _) if other_fixed(field) => {
+                let list = DataType::List(item.clone());
+                // FixedSizeList → List is a cast Arrow always supports.
+                columns.push(cast(column, &list).expect("fixed-size list to list"));
+                fields.push(Arc::new(field.as_ref().clone().with_data_type(list)));
+            }
+            _ => {
+                columns.push(column.clone());
+                fields.push(field.clone());
+            }
+        }
+    }
+    RecordBatch::try_new(Arc::new(Schema::new(fields)), columns).expect("same rows, same columns")
+}
+
+/// `mantissa` (`-1.25`) times ten to `exp`, in fixed notation (`-0.0125`, `125`).
+fn fixed_text(mantissa: &str, exp: i32, out: &mut String) {
+    let (sign, digits) = match mantissa.strip_prefix('-') {
+        Some(m) => ("-", m),
+        None => ("", mantissa),
+    };
+    let digits: String = digits.chars().filter(|c| *c != '.').collect();
+    out.push_str(sign);
+    if exp < 0 {
+        out.push_str("0.");
+        out.extend(std::iter::repeat_n('0', (-exp - 1) as usize));
+        out.push_str(&digits);
+    } else {
+        let whole = exp as usize + 1;
+        if digits.len() <= whole {
+            out.push_str(&digits);
+            out.extend(std::iter::repeat_n('0', whole - digits.len()));
+        } else {
+            out.push_str(&digits[..whole]);
+            out.push('.');
+            out.push_str(&digits[whole..]);
+        }
+    }
+}
+
 /// The rows of `batch`, encoded for `fields` (the batch's columns, in order).
 pub(crate) fn encode_batch(fields: &Arc<Vec<FieldInfo>>, batch: RecordBatch) -> Box<dyn Iterator<Item = PgWireResult<DataRow>> + Send + Sync> {
-    let columns: Option<Vec<Cells>> = batch.columns().iter().zip(fields.iter()).map(|(a, f)| Cells::of(a.as_ref(), f)).collect();
-    let Some(columns) = columns else {
-        return encode_recordbatch(fields.clone(), batch);
-    };
+    let batch = with_lists(batch);
+    let schema = batch.schema();
+    let mut columns: Vec<Cells> =
+        batch.columns().iter().zip(schema.fields()).zip(fields.iter()).map(|((a, af), f)| Cells::of(a, af, f)).collect();
     let field_count = columns.len() as i16;
     // One buffer for the batch, split into rows: one allocation, not one per row.
-    let mut buf = BytesMut::with_capacity(batch.get_array_memory_size() + batch.num_rows() * columns.len() * 4);
+    let rows = batch.num_rows();
+    let mut buf = BytesMut::with_capacity(columns.iter().map(|c| c.size_hint(rows) + rows * 4).sum());
     let mut scratch = String::new();
-    let mut rows = Vec::with_capacity(batch.num_rows());
-    for row in 0..batch.num_rows() {
-        for c in &columns {
-            c.put(row, &mut buf, &mut scratch);
+    let mut encoded = Vec::with_capacity(rows);
+    for row in 0..rows {
+        for c in &mut columns {
+            if let Err(e) = c.put(row, &mut buf, &mut scratch) {
+                encoded.push(Err(e));
+                return Box::new(encoded.into_iter());
+            }
         }
-        rows.push(Ok(DataRow::new(buf.split(), field_count)));
+        encoded.push(Ok(DataRow::new(buf.split(), field_count)));
     }
-    Box::new(rows.into_iter())
+    Box::new(encoded.into_iter())
 }
 
 /// Runs every query the other hooks left, as datafusion-postgres would, but
@@ -175,6 +431,7 @@ impl EncodedQueries {
         client: &dyn HookClient,
         dataframe: impl Future<Output = datafusion::error::Result<DataFrame>> + Send,
         format: &Format,
+        json: Option<Vec<bool>>,
     ) -> PgWireResult<Response> {
         let dataframe = match statement_timeout(client) {
             Some(limit) => tokio::time::timeout(limit, dataframe).await.map_err(|_| {
@@ -188,15 +445,16 @@ impl EncodedQueries {
         }
         .map_err(|e| PgWireError::ApiError(Box::new(e)))?;
         let options = Arc::new(FormatOptions::from_client_metadata(client.metadata()));
-        let fields = Arc::new(arrow_schema_to_pg_fields(dataframe.schema().as_arrow(), format, Some(options))?);
+        let json = json.unwrap_or_else(|| json_columns(dataframe.logical_plan()));
+        let fields = Arc::new(with_json(arrow_schema_to_pg_fields(dataframe.schema().as_arrow(), format, Some(options))?, &json));
         let batches = dataframe.execute_stream().await.map_err(|e| PgWireError::ApiError(Box::new(e)))?;
+        let session = session(client)?;
+        let batches = until_cancelled(batches, &session, session.shared.hold_statement());
         let row_fields = fields.clone();
         let rows = batches
             .map(move |batch| match batch {
                 Ok(batch) => futures::stream::iter(encode_batch(&row_fields, batch)),
-                Err(e) => futures::stream::iter(
-                    Box::new(std::iter::once(Err(PgWireError::ApiError(Box::new(e))))) as Box<dyn Iterator<Item = _> + Send + Sync>
-                ),
+                Err(e) => futures::stream::iter(Box::new(std::iter::once(Err(e))) as Box<dyn Iterator<Item = _> + Send + Sync>),
             })
             .flatten();
         Ok(Response::Query(QueryResponse::new(fields, rows)))
@@ -218,7 +476,7 @@ impl QueryHook for EncodedQueries {
     ) -> Option<PgWireResult<Response>> {
         let Statement::Query(_) = statement else { return None };
         let sql = statement.to_string();
-        Some(Self::respond(client, ctx.sql(&sql), &Format::UnifiedText).await)
+        Some(Self::respond(client, ctx.sql(&sql), &Format::UnifiedText, None).await)
     }
 
     async fn handle_extended_parse_query(
@@ -240,6 +498,8 @@ impl QueryHook for EncodedQueries {
     ) -> Option<PgWireResult<Response>> {
         let Statement::Query(_) = statement else { return None };
         let format = session(client).ok()?.result_formats.lock().take()?;
+        // As Describe announced them, from the statement's unoptimised plan.
+        let json = json_columns(plan);
         let plan = match plan.clone().replace_params_with_values(params) {
             Ok(plan) => plan,
             Err(e) => return Some(Err(PgWireError::ApiError(Box::new(e)))),
@@ -248,7 +508,7 @@ impl QueryHook for EncodedQueries {
             let optimised = ctx.state().optimize(&plan)?;
             ctx.execute_logical_plan(optimised).await
         };
-        Some(Self::respond(client, dataframe, &format).await)
+        Some(Self::respond(client, dataframe, &format, Some(json)).await)
     }
 }
 
@@ -279,5 +539,39 @@ mod tests {
         assert_eq!(text(f64::INFINITY), "Infinity");
         assert_eq!(text(f64::NEG_INFINITY), "-Infinity");
         assert_eq!(text(f64::NAN), "NaN");
+        assert_eq!(text(0.001), "0.001");
+        assert_eq!(text(-123.456), "-123.456");
+    }
+
+    fn text4(v: f32) -> String {
+        let mut s = String::new();
+        float_text(v as f64, &format!("{v:e}"), FLOAT4_FIXED_DIGITS, &mut s);
+        s
+    }
+
+    #[test]
+    fn float4_text_matches_postgres() {
+        // Each right-hand side is what Postgres 16 prints for the float4 value.
+        assert_eq!(text4(0.1), "0.1");
+        assert_eq!(text4(1.0), "1");
+        assert_eq!(text4(-2.25), "-2.25");
+        assert_eq!(text4(123456.0), "123456");
+        assert_eq!(text4(1234567.0), "1.234567e+06");
+        assert_eq!(text4(0.0001), "0.0001");
+        assert_eq!(text4(0.00001), "1e-05");
+        assert_eq!(text4(1.0 / 3.0), "0.33333334");
+    }
+
+    #[test]
+    fn timestamptz_text_matches_postgres() {
+        let text = |ms: i64| {
+            let mut s = String::new();
+            timestamptz_text(ms, &mut s);
+            s
+        };
+        assert_eq!(text(1_704_164_645_678), "2024-01-02 03:04:05.678+00");
+        assert_eq!(text(1_704_164_645_000), "2024-01-02 03:04:05+00");
+        assert_eq!(text(1_704_164_645_500), "2024-01-02 03:04:05.5+00");
+        assert_eq!(text(-1), "1969-12-31 23:59:59.999+00");
     }
 }

@@ -19,6 +19,7 @@
 //! transactions (see docs/design.md).
 
 mod auth;
+mod cancel;
 mod compat;
 mod connection;
 mod copy;
@@ -82,6 +83,8 @@ pub(crate) struct Shared {
     pub workspaces: HashMap<String, Arc<WorkspaceService>>,
     pub auth: auth::Authenticator,
     pub connections: Arc<ConnectionManager>,
+    /// Sessions by cancel key, for CancelRequests.
+    pub sessions: cancel::Sessions,
     pub shutting_down: AtomicBool,
     pub in_flight: AtomicUsize,
     pub idle: Notify,
@@ -94,8 +97,14 @@ impl Shared {
         if self.shutting_down.load(Ordering::Acquire) {
             return Err(user_error("57P01", "terminating connection due to administrator command".into()));
         }
+        Ok(self.hold_statement())
+    }
+
+    /// Counts a statement already admitted by `begin_statement` once more:
+    /// for its result stream, which outlives the handler that admitted it.
+    pub fn hold_statement(self: &Arc<Self>) -> InFlight {
         self.in_flight.fetch_add(1, Ordering::AcqRel);
-        Ok(InFlight(self.clone()))
+        InFlight(self.clone())
     }
 }
 
@@ -154,6 +163,7 @@ pub async fn serve_on(
         workspaces: services,
         auth: auth::Authenticator::new(&opts.auth)?,
         connections: Arc::new(ConnectionManager::new()),
+        sessions: Default::default(),
         shutting_down: AtomicBool::new(false),
         in_flight: AtomicUsize::new(0),
         idle: Notify::new(),

@@ -33,7 +33,7 @@ use datafusion_postgres::hooks::cursor::CursorStatementHook;
 use datafusion_postgres::hooks::set_show::SetShowHook;
 use datafusion_postgres::hooks::transactions::TransactionStatementHook;
 use datafusion_postgres::pgwire::api::auth::StartupHandler;
-use datafusion_postgres::pgwire::api::cancel::{CancelHandler, DefaultCancelHandler};
+use datafusion_postgres::pgwire::api::cancel::CancelHandler;
 use datafusion_postgres::pgwire::api::copy::CopyHandler;
 use datafusion_postgres::pgwire::api::portal::{Format, Portal};
 use datafusion_postgres::pgwire::api::query::{ExtendedQueryHandler, SimpleQueryHandler};
@@ -44,13 +44,14 @@ use datafusion_postgres::pgwire::api::{ClientInfo, ClientPortalStore, ErrorHandl
 use datafusion_postgres::pgwire::error::{PgWireError, PgWireResult};
 use datafusion_postgres::pgwire::messages::PgWireBackendMessage;
 use datafusion_postgres::pgwire::types::format::FormatOptions;
-use futures::Sink;
+use futures::{Sink, SinkExt, StreamExt};
 use heavenbase::Workspace;
 use parking_lot::Mutex;
 
 use crate::auth::ConnectionStartup;
+use crate::cancel::Cancel;
 use crate::copy::{CopyHook, CopyIn};
-use crate::encode::{EncodedQueries, encode_batch};
+use crate::encode::{EncodedQueries, encode_batch, json_columns, with_json};
 use crate::writes::{ReadOnlyGuard, WorkspaceWrites, empty_plan};
 use crate::{Shared, SqlStateErrors, fatal_error};
 
@@ -68,6 +69,9 @@ pub(crate) struct Session {
     /// The result formats of the portal being executed, for the query hook
     /// that encodes results itself (hooks are not told the portal).
     pub result_formats: Mutex<Option<Format>>,
+    /// Bumped by a CancelRequest for this session (see `cancel.rs`).
+    pub cancel: tokio::sync::watch::Sender<u64>,
+    pub shared: Arc<Shared>,
 }
 
 pub(crate) fn session<C: ClientInfo + ?Sized>(client: &C) -> PgWireResult<Arc<Session>> {
@@ -117,6 +121,8 @@ pub(crate) struct Lookup {
     schema: SchemaRef,
     column: String,
     key: Key,
+    /// Projected columns that are Json fields (announced as `json`).
+    json: Vec<bool>,
 }
 
 enum Key {
@@ -205,8 +211,8 @@ impl WorkspaceService {
             }
         };
         let format = Arc::new(FormatOptions::from_client_metadata(client.metadata()));
-        let fields: Arc<Vec<FieldInfo>> =
-            Arc::new(arrow_schema_to_pg_fields(&lookup.schema, &portal.result_column_format, Some(format))?);
+        let fields = arrow_schema_to_pg_fields(&lookup.schema, &portal.result_column_format, Some(format))?;
+        let fields: Arc<Vec<FieldInfo>> = Arc::new(with_json(fields, &lookup.json));
         let mut rows = Vec::new();
         if let Some(value) = value {
             let filter = Expr::Column(Column::from_name(&lookup.column)).eq(Expr::Literal(ScalarValue::Utf8(Some(value)), None));
@@ -258,7 +264,8 @@ fn lookup_of(plan: &LogicalPlan) -> Option<Lookup> {
         })
         .collect::<Option<_>>()?;
     let schema = Arc::new(schema.project(&projection).ok()?);
-    Some(Lookup { table, projection, schema, column: column.name.clone(), key })
+    let json = json_columns(plan);
+    Some(Lookup { table, projection, schema, column: column.name.clone(), key, json })
 }
 
 fn key_of(e: &Expr) -> Option<Key> {
@@ -326,7 +333,7 @@ pub(crate) struct Handlers {
     startup: Arc<ConnectionStartup>,
     router: Arc<Router>,
     copy: Arc<CopyIn>,
-    cancel: Arc<DefaultCancelHandler>,
+    cancel: Arc<Cancel>,
 }
 
 impl Handlers {
@@ -334,7 +341,7 @@ impl Handlers {
         let fallback = shared.workspaces.values().next().expect("at least one workspace").df.query_parser();
         Handlers {
             startup: Arc::new(ConnectionStartup::new(shared.clone())),
-            cancel: Arc::new(DefaultCancelHandler::new(shared.connections.clone())),
+            cancel: Arc::new(Cancel { shared: shared.clone() }),
             copy: Arc::new(CopyIn),
             router: Arc::new(Router { shared, parser: Arc::new(RouterParser { fallback }) }),
         }
@@ -401,12 +408,40 @@ impl ExtendedQueryHandler for Router {
     {
         let session = session(client)?;
         let _running = self.shared.begin_statement()?;
-        if let Some(response) = session.service.try_lookup(client, portal).await? {
-            return Ok(response);
-        }
-        *session.result_formats.lock() = Some(portal.result_column_format.clone());
-        <DfSessionService as ExtendedQueryHandler>::do_query(&session.service.df, client, portal, max_rows).await
+        let response = match session.service.try_lookup(client, portal).await? {
+            Some(response) => response,
+            None => {
+                *session.result_formats.lock() = Some(portal.result_column_format.clone());
+                <DfSessionService as ExtendedQueryHandler>::do_query(&session.service.df, client, portal, max_rows).await?
+            }
+        };
+        send_rows_now(client, response, max_rows).await
     }
+}
+
+/// Sends a query's rows as they are produced, when the client asked for all of
+/// them (Execute with no row limit), and answers with the command tag alone.
+/// pgwire would park the rows in the portal and gather every one of them before
+/// sending the first: a large result would sit whole in memory, and the client
+/// would wait for the last row to be produced before it saw the first. Results
+/// with a row limit (cursors, JDBC fetch sizes) go through the portal, one
+/// bounded fetch at a time.
+async fn send_rows_now<C>(client: &mut C, response: Response, max_rows: usize) -> PgWireResult<Response>
+where
+    C: Sink<PgWireBackendMessage> + Unpin + Send,
+    C::Error: std::fmt::Debug,
+    PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+{
+    let Response::Query(mut results) = response else { return Ok(response) };
+    if max_rows != 0 {
+        return Ok(Response::Query(results));
+    }
+    let mut rows = 0;
+    while let Some(row) = results.data_rows().next().await {
+        client.feed(PgWireBackendMessage::DataRow(row?)).await?;
+        rows += 1;
+    }
+    Ok(Response::Execution(Tag::new(results.command_tag()).with_rows(rows)))
 }
 
 /// Parses through the connection's workspace (and its cache); describes with
@@ -435,6 +470,10 @@ impl QueryParser for RouterParser {
         stmt: &DfStatement,
         column_format: Option<&datafusion_postgres::pgwire::api::portal::Format>,
     ) -> PgWireResult<Vec<FieldInfo>> {
-        self.fallback.get_result_schema(stmt, column_format)
+        let fields = self.fallback.get_result_schema(stmt, column_format)?;
+        Ok(match &stmt.1 {
+            Some((_, plan)) => with_json(fields, &json_columns(plan)),
+            None => fields,
+        })
     }
 }

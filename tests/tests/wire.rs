@@ -552,6 +552,20 @@ async fn large_results_stream_and_a_slow_reader_blocks_no_one() {
     assert_eq!(counted.get::<_, i64>(0), (rows / 2) as i64);
     let limited = client.query("SELECT n FROM event LIMIT 3", &[]).await.unwrap();
     assert_eq!(limited.len(), 3);
+    // A portal read a few rows at a time (Execute with a row limit, as cursors
+    // and JDBC fetch sizes do) resumes where it stopped.
+    {
+        let mut client = connect(port, "stream").await;
+        let tx = client.transaction().await.unwrap();
+        let portal = tx.bind("SELECT n FROM event ORDER BY n", &[]).await.unwrap();
+        for start in [0i64, 5, 10] {
+            let got: Vec<i64> = tx.query_portal(&portal, 5).await.unwrap().iter().map(|r| r.get(0)).collect();
+            assert_eq!(got, (start..start + 5).collect::<Vec<_>>());
+        }
+        let rest = tx.query_portal(&portal, 0).await.unwrap();
+        assert_eq!(rest.len(), rows - 15);
+        tx.commit().await.unwrap();
+    }
 
     // A client reads the first rows of a large result and stops there.
     let slow = connect(port, "stream").await;
@@ -574,4 +588,166 @@ async fn large_results_stream_and_a_slow_reader_blocks_no_one() {
         n += 1;
     }
     assert_eq!(n, rows);
+}
+
+/// A CancelRequest (tokio-postgres' cancel token, as psql's Ctrl-C) stops a
+/// long-running statement with 57014, over both protocols; the session goes on,
+/// a cancel for an idle session changes nothing, and one session's cancel
+/// stops no other.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_running_query_is_cancelled_and_the_session_goes_on() {
+    let h = TestHome::new();
+    let ws = load(&h, "sqlite").await;
+    let port = start(ws).await;
+    let client = connect(port, "sqlite").await;
+    // Billions of rows: minutes of work, so only a cancel ends it in time.
+    let long = "SELECT sum(value) FROM generate_series(1, 100000000000)";
+    for extended in [false, true] {
+        let token = client.cancel_token();
+        let canceller = tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(500)).await;
+            token.cancel_query(NoTls).await.expect("the cancel request is sent");
+        });
+        let started = std::time::Instant::now();
+        let run = async {
+            if extended { client.query(long, &[]).await.map(|_| ()) } else { client.simple_query(long).await.map(|_| ()) }
+        };
+        let err = tokio::time::timeout(Duration::from_secs(60), run).await.expect("the query is cancelled").unwrap_err();
+        assert_eq!(db_code(&err), "57014", "extended={extended}: {err:?}");
+        assert!(started.elapsed() >= Duration::from_millis(400), "it ran until the cancel arrived");
+        canceller.await.unwrap();
+        let n: i64 = client.query_one("SELECT count(*) FROM product", &[]).await.unwrap().get(0);
+        assert_eq!(n, 4, "the session goes on after the cancel (extended={extended})");
+    }
+    // A cancel for an idle session does not cancel its next statement.
+    client.cancel_token().cancel_query(NoTls).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let n: i64 = client.query_one("SELECT count(*) FROM product", &[]).await.unwrap().get(0);
+    assert_eq!(n, 4);
+    // Another session's cancel reaches only that session.
+    let other = connect(port, "sqlite").await;
+    let token = other.cancel_token();
+    let canceller = tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        token.cancel_query(NoTls).await.unwrap();
+    });
+    let err = other.simple_query(long).await.unwrap_err();
+    assert_eq!(db_code(&err), "57014");
+    canceller.await.unwrap();
+    let rows = simple_rows(client.simple_query("SELECT sum(value) FROM generate_series(1, 1000000)").await.unwrap());
+    assert_eq!(rows, vec![vec![Some("500000500000".into())]]);
+}
+
+/// Every logical type crosses the wire as the Postgres type a client expects,
+/// in binary (tokio-postgres' extended protocol) and text (simple protocol),
+/// and parameters of each scalar type bind.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_logical_type_over_the_wire() {
+    use heavenbase::{EntityDef, FieldDef, LogicalType as T};
+    use tokio_postgres::types::Type;
+    let h = TestHome::new();
+    let ws = h.open("types", heavenbase::Construction::preset("debug")).await;
+    ws.register(
+        EntityDef::new("thing")
+            .field(FieldDef::new("qty", T::Integer))
+            .field(FieldDef::new("price", T::Float))
+            .field(FieldDef::new("ok", T::Boolean))
+            .field(FieldDef::new("at", T::Timestamp))
+            .field(FieldDef::new("day", T::Date))
+            .field(FieldDef::new("kind", T::categorical(["a", "b"])))
+            .field(FieldDef::new("tags", T::array_of(T::short_text())))
+            .field(FieldDef::new("counts", T::array_of(T::Integer)))
+            .field(FieldDef::new("meta", T::Json))
+            .field(FieldDef::new("emb", T::vector(3)))
+            .field(FieldDef::new("blob", T::Artifact)),
+        false,
+    )
+    .await
+    .unwrap();
+    ws.upsert(
+        "thing",
+        serde_json::json!({"name": "one", "qty": 7, "price": 2.5, "ok": true, "at": "2024-01-02T03:04:05.678Z",
+            "day": "2024-02-29", "kind": "b", "tags": ["x", "y z"], "counts": [1, 2, 3], "meta": {"color": "red", "n": 1},
+            "emb": [0.5, 1.0, -2.25], "blob": "hi"}),
+    )
+    .await
+    .unwrap();
+    ws.upsert("thing", serde_json::json!({"name": "empty"})).await.unwrap();
+    let port = start(ws).await;
+    let client = connect(port, "types").await;
+    let sql = "SELECT name, qty, price, ok, at, day, kind, tags, counts, meta, emb, blob FROM thing WHERE name = $1";
+
+    // Binary results: the column types a driver decodes by.
+    let stmt = client.prepare(sql).await.unwrap();
+    let types: Vec<Type> = stmt.columns().iter().map(|c| c.type_().clone()).collect();
+    assert_eq!(
+        types,
+        vec![
+            Type::TEXT,
+            Type::INT8,
+            Type::FLOAT8,
+            Type::BOOL,
+            Type::TIMESTAMPTZ,
+            Type::DATE,
+            Type::TEXT,
+            Type::TEXT_ARRAY,
+            Type::INT8_ARRAY,
+            Type::JSON,
+            Type::FLOAT4_ARRAY,
+            Type::BYTEA
+        ]
+    );
+    let row = client.query_one(&stmt, &[&"one"]).await.unwrap();
+    assert_eq!(row.get::<_, i64>("qty"), 7);
+    assert_eq!(row.get::<_, f64>("price"), 2.5);
+    assert!(row.get::<_, bool>("ok"));
+    let at: chrono::DateTime<chrono::Utc> = row.get("at");
+    assert_eq!(at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true), "2024-01-02T03:04:05.678Z");
+    assert_eq!(row.get::<_, chrono::NaiveDate>("day"), chrono::NaiveDate::from_ymd_opt(2024, 2, 29).unwrap());
+    assert_eq!(row.get::<_, &str>("kind"), "b");
+    assert_eq!(row.get::<_, Vec<String>>("tags"), vec!["x".to_string(), "y z".to_string()]);
+    assert_eq!(row.get::<_, Vec<i64>>("counts"), vec![1, 2, 3]);
+    assert_eq!(row.get::<_, serde_json::Value>("meta"), serde_json::json!({"color": "red", "n": 1}));
+    assert_eq!(row.get::<_, Vec<f32>>("emb"), vec![0.5, 1.0, -2.25]);
+    assert_eq!(row.get::<_, Vec<u8>>("blob"), b"hi".to_vec());
+    // NULLs of every type.
+    let empty = client.query_one(&stmt, &[&"empty"]).await.unwrap();
+    for i in 1..types.len() {
+        assert!(empty.try_get::<_, Option<String>>(i).map(|v| v.is_none()).unwrap_or(true), "column {i} is NULL");
+    }
+    assert_eq!(empty.get::<_, Option<Vec<f32>>>("emb"), None);
+    assert_eq!(empty.get::<_, Option<serde_json::Value>>("meta"), None);
+
+    // Text results, as Postgres prints them.
+    let text = simple_rows(client.simple_query(&sql.replace("$1", "'one'")).await.unwrap());
+    let text: Vec<&str> = text[0].iter().map(|v| v.as_deref().unwrap_or("NULL")).collect();
+    assert_eq!(
+        text,
+        vec![
+            "one",
+            "7",
+            "2.5",
+            "t",
+            "2024-01-02 03:04:05.678+00",
+            "2024-02-29",
+            "b",
+            "{x,\"y z\"}",
+            "{1,2,3}",
+            "{\"color\":\"red\",\"n\":1}",
+            "{0.5,1,-2.25}",
+            "\\x6869"
+        ]
+    );
+
+    // Parameters of each scalar type, typed by the client.
+    let at_param = chrono::DateTime::parse_from_rfc3339("2024-01-02T03:04:05Z").unwrap().with_timezone(&chrono::Utc);
+    let day_param = chrono::NaiveDate::from_ymd_opt(2024, 2, 29).unwrap();
+    let found = client
+        .query(
+            "SELECT name FROM thing WHERE qty = $1 AND price > $2 AND ok = $3 AND at > $4 AND day = $5 AND kind = $6",
+            &[&7i64, &2.0f64, &true, &at_param, &day_param, &"b"],
+        )
+        .await
+        .unwrap();
+    assert_eq!(found.iter().map(|r| r.get::<_, String>(0)).collect::<Vec<_>>(), vec!["one".to_string()]);
 }
