@@ -22,7 +22,8 @@ use async_trait::async_trait;
 
 use bytes::{BufMut, BytesMut};
 use datafusion::arrow::array::{
-    Array, ArrayRef, AsArray, BooleanArray, FixedSizeListArray, Float32Array, Float64Array, TimestampMillisecondArray, Int16Array, Int32Array, Int64Array, LargeStringArray, RecordBatch,
+    Array, ArrayRef, AsArray, BooleanArray, FixedSizeListArray, Float32Array, Float64Array, Int16Array, Int32Array,
+    Int64Array, LargeStringArray, RecordBatch, TimestampMillisecondArray,
     StringArray, StringViewArray,
 };
 use datafusion::arrow::compute::cast;
