@@ -257,7 +257,7 @@ impl StartupHandler for ConnectionStartup {
                 service: service.clone(),
                 read_only,
                 result_formats: Default::default(),
-                cancel: crate::cancel::signal(),
+                cancel: tokio::sync::watch::Sender::new(0),
                 shared: self.shared.clone(),
             });
             if auth.trust_loopback && client.socket_addr().ip().is_loopback() {

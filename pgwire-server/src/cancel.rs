@@ -22,7 +22,6 @@ use datafusion_postgres::pgwire::error::{PgWireError, PgWireResult};
 use datafusion_postgres::pgwire::messages::cancel::CancelRequest;
 use futures::{Stream, StreamExt};
 use parking_lot::Mutex;
-use tokio::sync::watch;
 
 use crate::router::Session;
 use crate::{InFlight, Shared};
@@ -85,9 +84,4 @@ pub(crate) fn until_cancelled(
             }
         }
     })
-}
-
-/// A session's cancel signal: a counter bumped by each CancelRequest.
-pub(crate) fn signal() -> watch::Sender<u64> {
-    watch::Sender::new(0)
 }

@@ -69,8 +69,9 @@ pub(crate) struct Session {
     /// The result formats of the portal being executed, for the query hook
     /// that encodes results itself (hooks are not told the portal).
     pub result_formats: Mutex<Option<Format>>,
-    /// Bumped by a CancelRequest for this session (see `cancel.rs`).
+    /// A counter bumped by each CancelRequest for this session (see `cancel.rs`).
     pub cancel: tokio::sync::watch::Sender<u64>,
+    /// For the in-flight count of statements whose rows are still streaming.
     pub shared: Arc<Shared>,
 }
 
