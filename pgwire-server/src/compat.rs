@@ -28,7 +28,7 @@ pub(crate) fn register(ctx: &SessionContext) {
     ctx.register_udf(datafusion::logical_expr::ScalarUDF::new_from_impl(When::default()));
     // NULL, whatever its arguments (rewrite.rs keeps parameters alive with it).
     ctx.register_udf(datafusion::logical_expr::ScalarUDF::new_from_impl(datafusion::logical_expr::SimpleScalarUDF::new_with_signature(
-        "hb_null",
+        crate::rewrite::helpers::NULL,
         datafusion::logical_expr::Signature::variadic_any(Volatility::Immutable),
         DataType::Utf8,
         Arc::new(|_| Ok(ColumnarValue::Scalar(ScalarValue::Utf8(None)))),
@@ -52,7 +52,7 @@ pub(crate) fn register(ctx: &SessionContext) {
     ));
     ctx.register_udf(create_udf(
         // `$n::regclass` for the system catalogs (see rewrite.rs); NULL otherwise.
-        "hb_regclass",
+        crate::rewrite::helpers::REGCLASS,
         vec![DataType::Utf8],
         DataType::Int32,
         Volatility::Immutable,
@@ -314,7 +314,7 @@ impl Default for When {
 
 impl datafusion::logical_expr::ScalarUDFImpl for When {
     fn name(&self) -> &str {
-        "hb_when"
+        crate::rewrite::helpers::WHEN
     }
     fn signature(&self) -> &datafusion::logical_expr::Signature {
         &self.signature

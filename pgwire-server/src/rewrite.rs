@@ -2,36 +2,34 @@
 //! written. Applied before datafusion-postgres sees the statement, and only
 //! when the statement needs one: other SQL passes through untouched.
 //!
-//! - A scalar subquery that refers to the outer query and returns one plain
-//!   value (SQLAlchemy's column reflection: `CASE WHEN a.atthasdef THEN (SELECT
-//!   pg_get_expr(…) FROM pg_attrdef WHERE adrelid = a.attrelid …) END`) becomes
-//!   `(SELECT max(…) …)`: DataFusion decorrelates only aggregated scalar
-//!   subqueries. For the at most one row such a subquery yields, max is that row.
-//! - `CASE WHEN c THEN (SELECT …) END` becomes `hb_when(c, (SELECT …))`: the
-//!   subquery is then decorrelated like any other (DataFusion cannot execute
-//!   one inside CASE); SQLAlchemy wraps its column-default lookups this way.
-//! - `'pg_class'::regclass` and the like, for the system catalogs, become the
-//!   catalogs' fixed Postgres OIDs (pg_description's `classoid` holds those);
-//!   `$n::regclass` becomes `hb_regclass($n)`, which resolves them at run time.
-//! - `x::regtype::text` becomes `format_type(x, NULL)`: the type planner reads
-//!   regtype as an integer, so the text would be the OID (pgcli's columns).
-//! - `x::regtype[]` becomes the list of OIDs as text (pg_proc holds argument
-//!   types as text; pgcli lists functions with them).
-//! - Quoted OIDs passed to catalog functions become numbers.
-//! - Repeated unnamed outputs (`SELECT a, NULL, NULL`) get distinct names.
-//! - In catalog queries, `ARRAY(SELECT …)` (which DataFusion lacks) becomes
-//!   NULL: psql's `\d` builds lists of table options, policy roles and the like
-//!   this way, and the catalog holds none of them.
+//! Each rewrite is a named rule in [`rules`] (one struct each, with the client
+//! that needs it and the DataFusion gap it closes), applied in the order of
+//! [`rules::RULES`], as datafusion-pg-catalog's `sql/rules.rs` assembles its
+//! own. The SQL helper functions rules emit (`hb_when`, `hb_regclass`,
+//! `hb_null`) are defined in compat.rs under the names in [`helpers`].
+
+mod rules;
 
 use std::collections::HashSet;
 use std::ops::ControlFlow;
 
 use datafusion::sql::sqlparser::ast::{
-    ArrayElemTypeDef, BinaryOperator, DataType, Expr, FunctionArg, FunctionArgExpr, FunctionArguments, ObjectName, Query,
-    SelectItem, SetExpr, Statement, TableFactor, Value, VisitMut, VisitorMut,
+    BinaryOperator, DataType, Expr, ObjectName, Query, SelectItem, SetExpr, Statement, TableFactor, Value, VisitMut, VisitorMut,
 };
 use datafusion::sql::sqlparser::dialect::PostgreSqlDialect;
 use datafusion::sql::sqlparser::parser::Parser;
+
+pub(crate) use rules::RULES;
+
+/// Names of the SQL functions the rules emit (registered by compat.rs).
+pub(crate) mod helpers {
+    /// `hb_when(condition, value)`: value where condition holds, else NULL.
+    pub(crate) const WHEN: &str = "hb_when";
+    /// `hb_regclass(name)`: a system catalog's OID, NULL for anything else.
+    pub(crate) const REGCLASS: &str = "hb_regclass";
+    /// `hb_null(…)`: NULL, naming parameters that must stay in the statement.
+    pub(crate) const NULL: &str = "hb_null";
+}
 
 /// System catalogs clients name in `::regclass` casts, with their Postgres OIDs.
 const CATALOG_OIDS: &[(&str, i64)] = &[
@@ -51,20 +49,6 @@ const CATALOG_OIDS: &[(&str, i64)] = &[
     ("pg_extension", 3079),
 ];
 
-/// Catalog functions whose arguments are OIDs, which clients pass quoted.
-const OID_FUNCTIONS: &[&str] = &[
-    "pg_relation_is_publishable",
-    "pg_table_is_visible",
-    "pg_get_partkeydef",
-    "pg_relation_size",
-    "pg_total_relation_size",
-    "pg_table_size",
-    "pg_get_constraintdef",
-    "pg_get_userbyid",
-    "obj_description",
-    "col_description",
-];
-
 /// The OID of a system catalog named as `regclass` text (`pg_class`,
 /// `pg_catalog.pg_class`).
 pub(crate) fn catalog_oid(name: &str) -> Option<i64> {
@@ -72,9 +56,33 @@ pub(crate) fn catalog_oid(name: &str) -> Option<i64> {
     CATALOG_OIDS.iter().find(|(n, _)| *n == name).map(|(_, oid)| *oid)
 }
 
+/// One rewrite. A rule changes an expression (bottom-up, every expression of
+/// the statement) or a query (after its parts), in place, and says whether it
+/// did. For each expression, the first rule that changes it wins.
+pub(crate) trait Rule: Sync {
+    /// A short name, for logs and tests.
+    fn name(&self) -> &'static str;
+    fn expr(&self, _expr: &mut Expr, _cx: &Context) -> bool {
+        false
+    }
+    fn query(&self, _query: &mut Query, _cx: &Context) -> bool {
+        false
+    }
+}
+
+/// What the rules know of the statement being rewritten.
+pub(crate) struct Context {
+    /// The statement reads the system catalogs (psql's `\d` and the like).
+    pub catalog: bool,
+}
+
 /// The rewritten SQL, or None when nothing in it needs rewriting (writes never
 /// do; a query that does not parse here is left for datafusion-postgres to report).
 pub(crate) fn rewrite(sql: &str) -> Option<String> {
+    rewrite_with(sql, RULES)
+}
+
+fn rewrite_with(sql: &str, rules: &[&dyn Rule]) -> Option<String> {
     let lower = sql.to_ascii_lowercase();
     let query = ["select", "with", "("].iter().any(|start| lower.trim_start().starts_with(start));
     let worth_parsing = query
@@ -86,17 +94,41 @@ pub(crate) fn rewrite(sql: &str) -> Option<String> {
         return None;
     }
     let mut statements = Parser::parse_sql(&PostgreSqlDialect {}, sql).ok()?;
-    let mut rewriter = Rewriter { changed: false, catalog: lower.contains("pg_catalog.") };
+    let mut rewriter = Rewriter { rules, cx: Context { catalog: lower.contains("pg_catalog.") }, applied: Vec::new() };
     let _ = statements.visit(&mut rewriter);
-    let rewritten = rewriter.changed.then(|| statements.iter().map(Statement::to_string).collect::<Vec<_>>().join("; "))?;
-    tracing::debug!("catalog query rewritten for DataFusion: {rewritten}");
+    if rewriter.applied.is_empty() {
+        return None;
+    }
+    let rewritten = statements.iter().map(Statement::to_string).collect::<Vec<_>>().join("; ");
+    tracing::debug!(rules = ?rewriter.applied, "catalog query rewritten for DataFusion: {rewritten}");
     Some(rewritten)
 }
 
-struct Rewriter {
-    changed: bool,
-    /// The statement reads the system catalogs (psql's `\d` and the like).
-    catalog: bool,
+struct Rewriter<'a> {
+    rules: &'a [&'a dyn Rule],
+    cx: Context,
+    /// Names of the rules that changed something.
+    applied: Vec<&'static str>,
+}
+
+impl VisitorMut for Rewriter<'_> {
+    type Break = ();
+
+    fn post_visit_query(&mut self, query: &mut Query) -> ControlFlow<()> {
+        for rule in self.rules {
+            if rule.query(query, &self.cx) {
+                self.applied.push(rule.name());
+            }
+        }
+        ControlFlow::Continue(())
+    }
+
+    fn post_visit_expr(&mut self, expr: &mut Expr) -> ControlFlow<()> {
+        if let Some(rule) = self.rules.iter().find(|rule| rule.expr(expr, &self.cx)) {
+            self.applied.push(rule.name());
+        }
+        ControlFlow::Continue(())
+    }
 }
 
 fn parse_expr(sql: &str) -> Option<Expr> {
@@ -116,81 +148,6 @@ fn is_custom(ty: &DataType, name: &str) -> bool {
 
 fn is_text(ty: &DataType) -> bool {
     matches!(ty, DataType::Text | DataType::Varchar(_) | DataType::String(_)) || is_custom(ty, "text") || is_custom(ty, "name")
-}
-
-impl VisitorMut for Rewriter {
-    type Break = ();
-
-    fn post_visit_query(&mut self, query: &mut Query) -> ControlFlow<()> {
-        self.changed |= name_duplicates(query.body.as_mut());
-        ControlFlow::Continue(())
-    }
-
-    fn post_visit_expr(&mut self, expr: &mut Expr) -> ControlFlow<()> {
-        let replacement = match expr {
-            Expr::Cast { expr: inner, data_type, .. } if is_regclass(data_type) => match inner.as_ref() {
-                Expr::Value(v) => match &v.value {
-                    Value::SingleQuotedString(name) => catalog_oid(name).and_then(|oid| parse_expr(&oid.to_string())),
-                    Value::Placeholder(p) => parse_expr(&format!("hb_regclass(CAST({p} AS TEXT))")),
-                    _ => None,
-                },
-                _ => None,
-            },
-            // `atttypid::regtype::text`: the type's name, not its number.
-            Expr::Cast { expr: inner, data_type, .. } if is_text(data_type) => match inner.as_ref() {
-                Expr::Cast { expr: oid, data_type: reg, .. } if is_custom(reg, "regtype") && !matches!(oid.as_ref(), Expr::Value(_)) => {
-                    parse_expr(&format!("pg_catalog.format_type({oid}, NULL)"))
-                }
-                _ => None,
-            },
-            // `proargtypes::regtype[]` (pgcli's function list): pg_proc keeps
-            // these as text; a list of the OIDs as text, not their names.
-            Expr::Cast { expr: inner, data_type: DataType::Array(ArrayElemTypeDef::SquareBracket(element, _)), .. }
-                if is_custom(element, "regtype") && !matches!(inner.as_ref(), Expr::Value(_)) =>
-            {
-                parse_expr(&format!("string_to_array(btrim(CAST({inner} AS TEXT), '[]{{}}'), ',')"))
-            }
-            Expr::Subquery(query) => aggregated(query, self.catalog).and_then(|q| parse_expr(&q)),
-            Expr::Case { operand: None, conditions, else_result, .. }
-                if conditions.len() == 1
-                    && else_result.as_deref().is_none_or(|e| e.to_string().eq_ignore_ascii_case("NULL"))
-                    && (has_subquery(&conditions[0].condition) || has_subquery(&conditions[0].result)) =>
-            {
-                parse_expr(&format!("hb_when({}, {})", conditions[0].condition, conditions[0].result))
-            }
-            Expr::Function(f) if OID_FUNCTIONS.contains(&last_part(&f.name).as_str()) => {
-                // `pg_relation_is_publishable('16387')`: Postgres reads the
-                // quoted OID as an oid; DataFusion sees text.
-                let FunctionArguments::List(list) = &mut f.args else { return ControlFlow::Continue(()) };
-                for arg in &mut list.args {
-                    let FunctionArg::Unnamed(FunctionArgExpr::Expr(e)) = arg else { continue };
-                    let oid = match e {
-                        Expr::Value(v) => match &v.value {
-                            Value::SingleQuotedString(t) if !t.is_empty() && t.len() <= 10 && t.bytes().all(|b| b.is_ascii_digit()) => {
-                                parse_expr(&format!("CAST({t} AS INTEGER)"))
-                            }
-                            _ => None,
-                        },
-                        _ => None,
-                    };
-                    if let Some(oid) = oid {
-                        *e = oid;
-                        self.changed = true;
-                    }
-                }
-                None
-            }
-            Expr::Function(f) if self.catalog && last_part(&f.name) == "array" && matches!(f.args, FunctionArguments::Subquery(_)) => {
-                parse_expr("NULL")
-            }
-            _ => None,
-        };
-        if let Some(new) = replacement {
-            *expr = new;
-            self.changed = true;
-        }
-        ControlFlow::Continue(())
-    }
 }
 
 /// A correlated scalar subquery DataFusion would refuse, as an expression it
@@ -247,7 +204,7 @@ fn aggregated(query: &Query, catalog: bool) -> Option<String> {
         return Some(format!("({rewritten})"));
     }
     let condition = outer.iter().map(|c| format!("({c})")).collect::<Vec<_>>().join(" AND ");
-    Some(format!("hb_when({condition}, ({rewritten}))"))
+    Some(format!("{}({condition}, ({rewritten}))", helpers::WHEN))
 }
 
 /// NULL, still naming the parameters `query` used: datafusion-postgres binds
@@ -267,7 +224,7 @@ fn null_keeping_parameters(query: &Query) -> String {
         }
         ControlFlow::<()>::Continue(())
     });
-    if parameters.is_empty() { "NULL".to_string() } else { format!("hb_null({})", parameters.join(", ")) }
+    if parameters.is_empty() { "NULL".to_string() } else { format!("{}({})", helpers::NULL, parameters.join(", ")) }
 }
 
 fn conjuncts(expr: Expr) -> Vec<Expr> {

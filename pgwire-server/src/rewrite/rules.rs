@@ -1,0 +1,289 @@
+//! The named rewrite rules, in the order they apply. Each says which client
+//! sends the SQL and which DataFusion gap the rewrite closes.
+
+use datafusion::sql::sqlparser::ast::{
+    ArrayElemTypeDef, DataType, Expr, FunctionArg, FunctionArgExpr, FunctionArguments, Query, Value,
+};
+
+use super::{
+    Context, Rule, aggregated, catalog_oid, has_subquery, helpers, is_custom, is_regclass, is_text, last_part, name_duplicates,
+    parse_expr,
+};
+
+/// Every rule, in order: for each expression the first that applies wins.
+pub(crate) const RULES: &[&dyn Rule] = &[
+    &NameRepeatedOutputs,
+    &SystemRegclassToOid,
+    &RegtypeTextToName,
+    &RegtypeArrayToText,
+    &AggregateCorrelatedSubquery,
+    &CaseSubqueryToWhen,
+    &QuotedOidArguments,
+    &CatalogArraySubqueryToNull,
+];
+
+/// Replace `expr` when `new` is Some; whether it did.
+fn replace(expr: &mut Expr, new: Option<Expr>) -> bool {
+    match new {
+        Some(new) => {
+            *expr = new;
+            true
+        }
+        None => false,
+    }
+}
+
+/// psql's publication listing (`SELECT pubname, NULL, NULL`): Postgres allows
+/// repeated unnamed outputs, DataFusion refuses duplicate column names. The
+/// repeats get distinct names.
+pub(crate) struct NameRepeatedOutputs;
+
+impl Rule for NameRepeatedOutputs {
+    fn name(&self) -> &'static str {
+        "name_repeated_outputs"
+    }
+    fn query(&self, query: &mut Query, _cx: &Context) -> bool {
+        name_duplicates(query.body.as_mut())
+    }
+}
+
+/// psql and pgJDBC write `'pg_class'::regclass` (pg_description's `classoid`
+/// holds the catalogs' OIDs); DataFusion has no regclass. A system catalog's
+/// name becomes its fixed OID; `$n::regclass` becomes `hb_regclass($n)`,
+/// resolved at run time. User tables keep datafusion-postgres' own lookup.
+pub(crate) struct SystemRegclassToOid;
+
+impl Rule for SystemRegclassToOid {
+    fn name(&self) -> &'static str {
+        "system_regclass_to_oid"
+    }
+    fn expr(&self, expr: &mut Expr, _cx: &Context) -> bool {
+        let Expr::Cast { expr: inner, data_type, .. } = &*expr else { return false };
+        if !is_regclass(data_type) {
+            return false;
+        }
+        let new = match inner.as_ref() {
+            Expr::Value(v) => match &v.value {
+                Value::SingleQuotedString(name) => catalog_oid(name).and_then(|oid| parse_expr(&oid.to_string())),
+                Value::Placeholder(p) => parse_expr(&format!("{}(CAST({p} AS TEXT))", helpers::REGCLASS)),
+                _ => None,
+            },
+            _ => None,
+        };
+        replace(expr, new)
+    }
+}
+
+/// pgcli's column listing writes `atttypid::regtype::text`: DataFusion plans
+/// regtype as an integer, so the text would be the OID. It becomes
+/// `format_type(x, NULL)`, the type's name.
+pub(crate) struct RegtypeTextToName;
+
+impl Rule for RegtypeTextToName {
+    fn name(&self) -> &'static str {
+        "regtype_text_to_name"
+    }
+    fn expr(&self, expr: &mut Expr, _cx: &Context) -> bool {
+        let Expr::Cast { expr: inner, data_type, .. } = &*expr else { return false };
+        if !is_text(data_type) {
+            return false;
+        }
+        let new = match inner.as_ref() {
+            Expr::Cast { expr: oid, data_type: reg, .. } if is_custom(reg, "regtype") && !matches!(oid.as_ref(), Expr::Value(_)) => {
+                parse_expr(&format!("pg_catalog.format_type({oid}, NULL)"))
+            }
+            _ => None,
+        };
+        replace(expr, new)
+    }
+}
+
+/// pgcli's function list writes `proargtypes::regtype[]`; DataFusion has no
+/// regtype arrays, and pg_proc keeps argument types as text. It becomes the
+/// list of the OIDs as text.
+pub(crate) struct RegtypeArrayToText;
+
+impl Rule for RegtypeArrayToText {
+    fn name(&self) -> &'static str {
+        "regtype_array_to_text"
+    }
+    fn expr(&self, expr: &mut Expr, _cx: &Context) -> bool {
+        let new = match &*expr {
+            Expr::Cast { expr: inner, data_type: DataType::Array(ArrayElemTypeDef::SquareBracket(element, _)), .. }
+                if is_custom(element, "regtype") && !matches!(inner.as_ref(), Expr::Value(_)) =>
+            {
+                parse_expr(&format!("string_to_array(btrim(CAST({inner} AS TEXT), '[]{{}}'), ',')"))
+            }
+            _ => None,
+        };
+        replace(expr, new)
+    }
+}
+
+/// SQLAlchemy's column reflection selects one plain value from a subquery
+/// that refers to the outer row (`(SELECT pg_get_expr(…) FROM pg_attrdef
+/// WHERE adrelid = a.attrelid …)`); DataFusion decorrelates only aggregated
+/// scalar subqueries. It becomes `(SELECT max(…) …)`: for the at most one row
+/// such a subquery yields, max is that row. Conditions on the outer row alone
+/// move outside as `hb_when`; what DataFusion cannot plan at all becomes NULL
+/// in catalog queries (see `aggregated`).
+pub(crate) struct AggregateCorrelatedSubquery;
+
+impl Rule for AggregateCorrelatedSubquery {
+    fn name(&self) -> &'static str {
+        "aggregate_correlated_subquery"
+    }
+    fn expr(&self, expr: &mut Expr, cx: &Context) -> bool {
+        let new = match &*expr {
+            Expr::Subquery(query) => aggregated(query, cx.catalog).and_then(|q| parse_expr(&q)),
+            _ => None,
+        };
+        replace(expr, new)
+    }
+}
+
+/// SQLAlchemy wraps column-default lookups as `CASE WHEN c THEN (SELECT …)
+/// END`; DataFusion cannot execute a subquery inside CASE but decorrelates one
+/// in a function argument. It becomes `hb_when(c, (SELECT …))`.
+pub(crate) struct CaseSubqueryToWhen;
+
+impl Rule for CaseSubqueryToWhen {
+    fn name(&self) -> &'static str {
+        "case_subquery_to_when"
+    }
+    fn expr(&self, expr: &mut Expr, _cx: &Context) -> bool {
+        let new = match &*expr {
+            Expr::Case { operand: None, conditions, else_result, .. }
+                if conditions.len() == 1
+                    && else_result.as_deref().is_none_or(|e| e.to_string().eq_ignore_ascii_case("NULL"))
+                    && (has_subquery(&conditions[0].condition) || has_subquery(&conditions[0].result)) =>
+            {
+                parse_expr(&format!("{}({}, {})", helpers::WHEN, conditions[0].condition, conditions[0].result))
+            }
+            _ => None,
+        };
+        replace(expr, new)
+    }
+}
+
+/// Catalog functions whose arguments are OIDs, which clients pass quoted.
+const OID_FUNCTIONS: &[&str] = &[
+    "pg_relation_is_publishable",
+    "pg_table_is_visible",
+    "pg_get_partkeydef",
+    "pg_relation_size",
+    "pg_total_relation_size",
+    "pg_table_size",
+    "pg_get_constraintdef",
+    "pg_get_userbyid",
+    "obj_description",
+    "col_description",
+];
+
+/// psql's `\d` passes OIDs quoted (`pg_relation_is_publishable('16387')`):
+/// Postgres reads the literal as an oid, DataFusion as text. Quoted numbers
+/// given to the catalog functions that take OIDs become integers.
+pub(crate) struct QuotedOidArguments;
+
+impl Rule for QuotedOidArguments {
+    fn name(&self) -> &'static str {
+        "quoted_oid_arguments"
+    }
+    fn expr(&self, expr: &mut Expr, _cx: &Context) -> bool {
+        let Expr::Function(f) = expr else { return false };
+        if !OID_FUNCTIONS.contains(&last_part(&f.name).as_str()) {
+            return false;
+        }
+        let FunctionArguments::List(list) = &mut f.args else { return false };
+        let mut changed = false;
+        for arg in &mut list.args {
+            let FunctionArg::Unnamed(FunctionArgExpr::Expr(e)) = arg else { continue };
+            let oid = match e {
+                Expr::Value(v) => match &v.value {
+                    Value::SingleQuotedString(t) if !t.is_empty() && t.len() <= 10 && t.bytes().all(|b| b.is_ascii_digit()) => {
+                        parse_expr(&format!("CAST({t} AS INTEGER)"))
+                    }
+                    _ => None,
+                },
+                _ => None,
+            };
+            changed |= replace(e, oid);
+        }
+        changed
+    }
+}
+
+/// psql's `\d` builds lists of table options, policy roles and the like with
+/// `ARRAY(SELECT …)`, which DataFusion lacks; the catalog holds none of them.
+/// In catalog queries it becomes NULL.
+pub(crate) struct CatalogArraySubqueryToNull;
+
+impl Rule for CatalogArraySubqueryToNull {
+    fn name(&self) -> &'static str {
+        "catalog_array_subquery_to_null"
+    }
+    fn expr(&self, expr: &mut Expr, cx: &Context) -> bool {
+        let new = match &*expr {
+            Expr::Function(f) if cx.catalog && last_part(&f.name) == "array" && matches!(f.args, FunctionArguments::Subquery(_)) => {
+                parse_expr("NULL")
+            }
+            _ => None,
+        };
+        replace(expr, new)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::rewrite::rewrite_with;
+
+    /// `rule` alone turns `sql` into SQL containing `expected`; None: it leaves
+    /// `sql` alone.
+    fn assert_rewrite(rule: &dyn Rule, sql: &str, expected: Option<&str>) {
+        let out = rewrite_with(sql, &[rule]);
+        match (expected, &out) {
+            (Some(part), Some(out)) => assert!(out.contains(part), "{}: {out}", rule.name()),
+            (None, None) => {}
+            _ => panic!("{}: {sql} gave {out:?}, expected {expected:?}", rule.name()),
+        }
+    }
+
+    #[test]
+    fn each_rule_alone() {
+        assert_rewrite(&NameRepeatedOutputs, "SELECT a, NULL, NULL FROM t", Some("NULL AS \"?column?2\""));
+        assert_rewrite(&NameRepeatedOutputs, "SELECT a, NULL FROM t WHERE b IS NULL", None);
+        assert_rewrite(&SystemRegclassToOid, "SELECT 1 FROM pg_description d WHERE d.classoid = 'pg_class'::regclass", Some("= 1259"));
+        assert_rewrite(&SystemRegclassToOid, "SELECT 1 FROM t WHERE x = CAST($1 AS REGCLASS)", Some("hb_regclass(CAST($1 AS TEXT))"));
+        assert_rewrite(&SystemRegclassToOid, "SELECT 'note'::regclass", None);
+        assert_rewrite(&RegtypeTextToName, "SELECT a.atttypid::regtype::text FROM pg_attribute a", Some("format_type(a.atttypid, NULL)"));
+        assert_rewrite(&RegtypeArrayToText, "SELECT p.proargtypes::regtype[] FROM pg_proc p", Some("string_to_array(btrim(CAST(p.proargtypes AS TEXT)"));
+        assert_rewrite(
+            &AggregateCorrelatedSubquery,
+            "SELECT (SELECT d.x FROM pg_attrdef d WHERE d.adrelid = a.attrelid) FROM pg_attribute a",
+            Some("(SELECT max(d.x) FROM"),
+        );
+        assert_rewrite(&AggregateCorrelatedSubquery, "SELECT (SELECT max(x) FROM t WHERE t.y = s.y) FROM s", None);
+        assert_rewrite(
+            &CaseSubqueryToWhen,
+            "SELECT CASE WHEN a.f THEN (SELECT 1 FROM t) END, NULL FROM a",
+            Some("hb_when(a.f, (SELECT 1 FROM t))"),
+        );
+        assert_rewrite(&QuotedOidArguments, "SELECT pg_table_is_visible('16387'), NULL, NULL", Some("pg_table_is_visible(CAST(16387 AS INTEGER))"));
+        assert_rewrite(&QuotedOidArguments, "SELECT upper('16387'), NULL, NULL", None);
+        assert_rewrite(
+            &CatalogArraySubqueryToNull,
+            "SELECT c.x || array(select 1 from pg_catalog.pg_class), NULL FROM pg_catalog.pg_class c",
+            Some("c.x || NULL"),
+        );
+        assert_rewrite(&CatalogArraySubqueryToNull, "SELECT array(select 1 from t), NULL, NULL FROM t", None);
+    }
+
+    #[test]
+    fn rule_names_are_distinct() {
+        let mut names: Vec<&str> = RULES.iter().map(|r| r.name()).collect();
+        names.sort();
+        names.dedup();
+        assert_eq!(names.len(), RULES.len());
+    }
+}
