@@ -87,14 +87,21 @@ async fn workspace(rows: Vec<Row>) -> f64 {
 
 pub async fn run() {
     let data = rows();
-    // Alternate, best of three each, so both sides see the same machine state.
-    let mut raw = 0f64;
-    let mut ours = 0f64;
-    for _ in 0..3 {
-        raw = raw.max(raw_rusqlite(&data));
-        ours = ours.max(workspace(data.clone()).await);
+    // Alternate, five runs each, so both sides see the same machine state; the
+    // median of each side is reported (the best of runs flattered whichever
+    // side had one quiet moment).
+    let mut raw = Vec::new();
+    let mut ours = Vec::new();
+    for _ in 0..5 {
+        raw.push(raw_rusqlite(&data));
+        ours.push(workspace(data.clone()).await);
     }
-    println!("ingest {ROWS} rows (debug preset, with Catalog cards)");
+    let median = |v: &mut Vec<f64>| {
+        v.sort_by(f64::total_cmp);
+        v[v.len() / 2]
+    };
+    let (raw, ours) = (median(&mut raw), median(&mut ours));
+    println!("ingest {ROWS} rows (debug preset, with Catalog cards; median of 5 runs)");
     println!("  raw rusqlite insert : {raw:>10.0} rows/s");
     println!("  workspace upsert_many: {ours:>10.0} rows/s");
     println!("  ratio (workspace / raw): {:.2}  (goal >= 0.50)", ours / raw);

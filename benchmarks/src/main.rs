@@ -1,14 +1,16 @@
 //! Ratio benchmarks: every figure is measured beside its baseline in the same run,
 //! because absolute times on shared machines are noise.
 //!
-//! `cargo run --release -p heavenbase-benchmarks -- [ingest|stitch|lookup|pg-ingest|pg-aggregate|ann|near-small|wire|wire-stream|all]`
-//! (the pg-* and wire figures need the Postgres of `HEAVENBASE_TEST_PG`)
+//! `cargo run --release -p heavenbase-benchmarks -- [ingest|stitch|lookup|pg-ingest|pg-aggregate|ann|near-small|wire|wire-stream|insert-select|copy|import|all] [rows]`
+//! (the pg-*, wire and copy figures need the Postgres of `HEAVENBASE_TEST_PG`;
+//! import runs the `hb` binary beside this one; `rows` sizes insert-select and copy)
 
 mod ingest;
 mod postgres;
 mod query;
 mod vectors;
 mod wire;
+mod writes;
 
 use std::time::{Duration, Instant};
 
@@ -42,6 +44,16 @@ async fn main() {
     }
     if what == "wire-stream" {
         wire::run_stream().await;
+    }
+    let rows = std::env::args().nth(2).and_then(|n| n.parse::<usize>().ok()).unwrap_or(1_000_000);
+    if run("insert-select") {
+        writes::insert_select(rows).await;
+    }
+    if run("copy") {
+        writes::copy(rows).await;
+    }
+    if run("import") {
+        writes::import().await;
     }
 }
 

@@ -148,10 +148,7 @@ pub struct Failure {
 
 impl From<Error> for Failure {
     fn from(e: Error) -> Self {
-        let code = match e {
-            Error::Io(_) | Error::Backend(_) => 2,
-            _ => 1,
-        };
+        let code = if e.kind().is_environment() { 2 } else { 1 };
         Failure { code, message: e.to_string() }
     }
 }

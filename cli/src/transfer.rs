@@ -2,13 +2,14 @@
 
 use std::io::Write;
 use std::path::Path;
+use std::sync::Arc;
 use std::time::Instant;
 
-use datafusion::arrow::datatypes::{DataType, Schema};
+use datafusion::arrow::compute::concat_batches;
+use datafusion::arrow::datatypes::{DataType, Field, Schema};
 use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::prelude::{CsvReadOptions, JsonReadOptions, ParquetReadOptions, SessionContext};
-use heavenbase::catalog::value::array_value;
-use heavenbase::{EntityDef, FieldDef, LogicalType, Row, Workspace};
+use heavenbase::{EntityDef, FieldDef, LogicalType, Row, Workspace, WriteMode};
 use serde_json::Value as Json;
 
 use crate::{Failure, user_error};
@@ -76,75 +77,126 @@ pub async fn import(ws: &Workspace, path: &Path, entity: &str, name_col: Option<
             c.to_string()
         }
     };
-    let (rows, columns): (Vec<Row>, Vec<(String, LogicalType)>) = if extension(path) == "json" {
-        let text = std::fs::read_to_string(path).map_err(|e| user_error(format!("{}: {e}", path.display())))?;
-        let doc: Json = serde_json::from_str(&text).map_err(|e| user_error(format!("{}: {e}", path.display())))?;
-        let items = doc.as_array().ok_or_else(|| user_error(format!("{}: expected a JSON array of objects", path.display())))?;
-        let rows: Vec<Row> = items
-            .iter()
-            .map(|i| i.as_object().map(|o| o.iter().map(|(k, v)| (rename(k), v.clone())).collect()))
-            .collect::<Option<_>>()
-            .ok_or_else(|| user_error(format!("{}: every item must be an object", path.display())))?;
-        let mut cols: Vec<(String, LogicalType)> = Vec::new();
-        for r in &rows {
-            for (k, v) in r {
-                if !cols.iter().any(|(c, _)| c == k) {
-                    let ty = match v {
-                        Json::Bool(_) => LogicalType::Boolean,
-                        Json::Number(n) if n.is_i64() => LogicalType::Integer,
-                        Json::Number(_) => LogicalType::Float,
-                        Json::Array(_) => LogicalType::Array { item: None },
-                        Json::Object(_) => LogicalType::Json,
-                        _ => LogicalType::long_text(),
-                    };
-                    cols.push((k.clone(), ty));
-                }
-            }
-        }
-        (rows, cols)
-    } else {
-        let (batches, schema) = read(path).await?;
-        let cols: Vec<(String, LogicalType)> =
-            infer(&schema.expect("file schema")).into_iter().map(|(n, t)| (rename(&n), t)).collect();
-        let mut rows = Vec::new();
-        for b in &batches {
-            for r in 0..b.num_rows() {
-                rows.push(cols.iter().enumerate().map(|(c, (n, t))| (n.clone(), array_value(b.column(c).as_ref(), r, t))).collect());
-            }
-        }
-        (rows, cols)
-    };
-    if ws.entity(entity).is_err() {
-        let mut def = EntityDef::new(entity);
-        for (name, ty) in &columns {
-            if name == "object_id" {
-                continue;
-            }
-            let ty = if name == "name" { LogicalType::short_text() } else { ty.clone() };
-            def.fields.push(FieldDef::new(name, ty));
-        }
-        ws.register(def, false).await?;
-        eprintln!("created entity '{entity}' from the file's columns");
+    if extension(path) == "json" {
+        return import_json(ws, path, entity, &rename).await;
     }
+    // Files with an Arrow form go to the write path as Arrow batches: their
+    // columns are checked and coerced column by column, never as JSON rows.
+    let (batches, schema) = read(path).await?;
+    let schema = schema.expect("file schema");
+    let columns: Vec<(String, LogicalType)> = infer(&schema).into_iter().map(|(n, t)| (rename(&n), t)).collect();
+    ensure_entity(ws, entity, &columns).await?;
+    let renamed: Vec<Field> =
+        schema.fields().iter().zip(&columns).map(|(f, (name, _))| f.as_ref().clone().with_name(name)).collect();
+    let renamed = Arc::new(Schema::new(renamed));
+    let total: usize = batches.iter().map(|b| b.num_rows()).sum();
+    let mut progress = Progress::new(total);
+    let mut pending: Vec<RecordBatch> = Vec::new();
+    let mut pending_rows = 0;
+    let mut batches = batches.into_iter().peekable();
+    while let Some(b) = batches.next() {
+        pending_rows += b.num_rows();
+        pending.push(RecordBatch::try_new(renamed.clone(), b.columns().to_vec()).map_err(|e| user_error(e.to_string()))?);
+        // BATCH rows per write: each write is one round of field-group writes
+        // and Catalog cards.
+        if pending_rows >= BATCH || batches.peek().is_none() {
+            let batch = concat_batches(&renamed, &pending).map_err(|e| user_error(e.to_string()))?;
+            pending.clear();
+            pending_rows = 0;
+            let n = batch.num_rows();
+            ws.write_batch(entity, batch, WriteMode::Upsert).await?;
+            progress.advance(n);
+        }
+    }
+    progress.finish();
+    Ok(total)
+}
+
+/// A JSON array of objects: JSON rows, through the JSON adapter of the write path.
+async fn import_json(ws: &Workspace, path: &Path, entity: &str, rename: &dyn Fn(&str) -> String) -> Result<usize, Failure> {
+    let text = std::fs::read_to_string(path).map_err(|e| user_error(format!("{}: {e}", path.display())))?;
+    let doc: Json = serde_json::from_str(&text).map_err(|e| user_error(format!("{}: {e}", path.display())))?;
+    let items = doc.as_array().ok_or_else(|| user_error(format!("{}: expected a JSON array of objects", path.display())))?;
+    let rows: Vec<Row> = items
+        .iter()
+        .map(|i| i.as_object().map(|o| o.iter().map(|(k, v)| (rename(k), v.clone())).collect()))
+        .collect::<Option<_>>()
+        .ok_or_else(|| user_error(format!("{}: every item must be an object", path.display())))?;
+    let mut columns: Vec<(String, LogicalType)> = Vec::new();
+    for r in &rows {
+        for (k, v) in r {
+            if !columns.iter().any(|(c, _)| c == k) {
+                let ty = match v {
+                    Json::Bool(_) => LogicalType::Boolean,
+                    Json::Number(n) if n.is_i64() => LogicalType::Integer,
+                    Json::Number(_) => LogicalType::Float,
+                    Json::Array(_) => LogicalType::Array { item: None },
+                    Json::Object(_) => LogicalType::Json,
+                    _ => LogicalType::long_text(),
+                };
+                columns.push((k.clone(), ty));
+            }
+        }
+    }
+    ensure_entity(ws, entity, &columns).await?;
     let total = rows.len();
-    let start = Instant::now();
-    let mut done = 0;
+    let mut progress = Progress::new(total);
     let mut rows = rows.into_iter();
     loop {
         let chunk: Vec<Row> = rows.by_ref().take(BATCH).collect();
         if chunk.is_empty() {
             break;
         }
-        done += chunk.len();
+        let n = chunk.len();
         ws.upsert_many(entity, chunk).await?;
-        let rate = done as f64 / start.elapsed().as_secs_f64().max(1e-9);
-        eprint!("\r{done}/{total} rows ({rate:.0} rows/s)");
+        progress.advance(n);
+    }
+    progress.finish();
+    Ok(total)
+}
+
+/// Register the entity from the file's columns when it does not exist.
+async fn ensure_entity(ws: &Workspace, entity: &str, columns: &[(String, LogicalType)]) -> Result<(), Failure> {
+    if ws.entity(entity).is_ok() {
+        return Ok(());
+    }
+    let mut def = EntityDef::new(entity);
+    for (name, ty) in columns {
+        if name == "object_id" {
+            continue;
+        }
+        let ty = if name == "name" { LogicalType::short_text() } else { ty.clone() };
+        def.fields.push(FieldDef::new(name, ty));
+    }
+    ws.register(def, false).await?;
+    eprintln!("created entity '{entity}' from the file's columns");
+    Ok(())
+}
+
+/// Rows written so far and their rate, on stderr.
+struct Progress {
+    total: usize,
+    done: usize,
+    start: Instant,
+}
+
+impl Progress {
+    fn new(total: usize) -> Self {
+        Progress { total, done: 0, start: Instant::now() }
+    }
+
+    fn advance(&mut self, rows: usize) {
+        self.done += rows;
+        let rate = self.done as f64 / self.start.elapsed().as_secs_f64().max(1e-9);
+        eprint!("\r{}/{} rows ({rate:.0} rows/s)", self.done, self.total);
         std::io::stderr().flush().ok();
     }
-    if total > 0 {
-        eprintln!();
+
+    fn finish(&self) {
+        if self.total > 0 {
+            eprintln!();
+        }
     }
-    Ok(total)
 }
 
 pub async fn export(ws: &Workspace, entity: &str, path: &Path) -> Result<usize, Failure> {

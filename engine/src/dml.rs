@@ -3,10 +3,11 @@
 //!
 //! - `INSERT` is planned by DataFusion and lands in the entity table's
 //!   `insert_into` (validation, id derivation, every group, the Catalog).
-//! - `UPDATE` and `DELETE` are executed here: the WHERE clause is planned by
-//!   DataFusion as a `SELECT object_id … WHERE …` (so subqueries, EXISTS and folded
-//!   constants mean exactly what they mean in a SELECT), then the chosen rows are
-//!   patched or deleted by id. DataFusion's own `delete_from`/`update` hooks can
+//! - `UPDATE` and `DELETE` are planned once by DataFusion (`LogicalPlan::Dml`,
+//!   whose input selects the rows and computes the new values, so subqueries,
+//!   EXISTS and folded constants mean exactly what they mean in a SELECT), its
+//!   parameters bound in the plan, and the chosen rows patched or deleted by id
+//!   through the write path. DataFusion's own `delete_from`/`update` hooks can
 //!   receive an empty filter list for a WHERE they could not push (an IN subquery,
 //!   a predicate folded to false); the entity tables do not implement those hooks,
 //!   so such a statement sent to the raw session fails instead of touching every row.
@@ -15,8 +16,11 @@
 
 use std::sync::Arc;
 
-use datafusion::arrow::array::{ArrayRef, RecordBatch, UInt64Array};
+use datafusion::arrow::array::{Array, ArrayRef, RecordBatch, UInt64Array};
 use datafusion::arrow::datatypes::{DataType, Field, Schema};
+use datafusion::common::Column;
+use datafusion::logical_expr::expr::{Cast, Placeholder};
+use datafusion::logical_expr::{DmlStatement, Expr, LogicalPlan, LogicalPlanBuilder, Projection, WriteOp};
 use datafusion::sql::parser::{DFParser, Statement as DfStatement};
 use datafusion::sql::sqlparser::ast::{
     self, AssignmentTarget, ColumnOption, CreateTableOptions, DataType as SqlType, Expr as SqlExpr, FromTable,
@@ -32,121 +36,192 @@ use crate::{Error, Result};
 
 impl Workspace {
     /// Run one SQL statement and collect its result. Writes (INSERT, UPDATE,
-    /// DELETE, CREATE TABLE) return one row with the affected `count`.
+    /// DELETE, CREATE TABLE) return one row with the affected `count`. The
+    /// statement is parsed once and planned once.
     pub async fn sql(&self, sql: &str) -> Result<Vec<RecordBatch>> {
         let mut statements = DFParser::parse_sql_with_dialect(sql, &PostgreSqlDialect {})
-            .map_err(|e| Error::Invalid(format!("SQL syntax error: {e}")))?;
+            .map_err(|e| Error::with_source(crate::kind_of(&e), format!("SQL syntax error: {e}"), e))?;
         if statements.len() > 1 {
-            return Err(Error::Invalid(format!("Send one statement at a time; got {}", statements.len())));
+            return Err(Error::not_supported(format!("Send one statement at a time; got {}", statements.len())));
         }
-        if let Some(DfStatement::Statement(stmt)) = statements.pop_front() {
-            match *stmt {
-                Statement::Delete(delete) => return self.sql_delete(&delete).await.map(count_batch),
-                Statement::Update(update) => return self.sql_update(&update).await.map(count_batch),
-                Statement::CreateTable(create) => return self.sql_create_table(&create).await.map(|_| Vec::new()),
+        let Some(statement) = statements.pop_front() else {
+            return Ok(Vec::new());
+        };
+        if let DfStatement::Statement(stmt) = &statement {
+            match stmt.as_ref() {
+                Statement::Delete(_) | Statement::Update(_) => {
+                    let plan = self.plan_dml(stmt).await?.ok_or_else(|| Error::internal("an UPDATE or DELETE has a plan"))?;
+                    return self.execute_dml(plan).await.map(count_batch);
+                }
+                Statement::CreateTable(create) => return self.create_table(create).await.map(|_| Vec::new()),
                 _ => {}
             }
         }
-        Ok(self.dataframe(sql).await?.collect().await?)
+        let plan = self.session().state().statement_to_plan(statement).await?;
+        Ok(self.session().execute_logical_plan(plan).await?.collect().await?)
     }
 
-    async fn sql_delete(&self, delete: &ast::Delete) -> Result<u64> {
-        let tables = match &delete.from {
-            FromTable::WithFromKeyword(t) | FromTable::WithoutKeyword(t) => t,
-        };
-        if delete.using.is_some() || delete.returning.is_some() || delete.limit.is_some() || tables.len() != 1 {
-            return Err(Error::Invalid("DELETE supports one table, a WHERE clause, and nothing else".into()));
-        }
-        let table = single_table(&tables[0], "DELETE")?;
-        let rt = self.runtime(&table)?;
-        let ids = self.select_ids(&select_sql(&table, &[], delete.selection.as_ref())).await?;
-        let existed = self.delete_many(&rt.def.entity_id, &ids).await?;
-        Ok(existed.iter().filter(|e| **e).count() as u64)
-    }
-
-    async fn sql_update(&self, update: &ast::Update) -> Result<u64> {
-        if update.from.is_some() || update.returning.is_some() {
-            return Err(Error::Invalid("UPDATE supports SET and WHERE; FROM and RETURNING are not supported".into()));
-        }
-        let table = single_table(&update.table, "UPDATE")?;
-        let rt = self.runtime(&table)?;
-        let mut targets = Vec::new();
-        let mut values = Vec::new();
-        for a in &update.assignments {
-            let AssignmentTarget::ColumnName(col) = &a.target else {
-                return Err(Error::Invalid("UPDATE … SET (a, b) = … is not supported; assign columns one by one".into()));
-            };
-            let name = last_ident(col);
-            let field = rt.def.get(&name).ok_or_else(|| {
-                Error::Invalid(format!(
-                    "Unknown column '{name}' in UPDATE of '{}'.{}",
-                    rt.def.entity_id,
-                    crate::error::suggest(&name, rt.def.fields.iter().map(|f| f.name.as_str()))
-                ))
-            })?;
-            if name == OBJECT_ID {
-                return Err(Error::Invalid("UPDATE cannot move object_id; insert the new row and delete the old".into()));
-            }
-            values.push(&a.value);
-            targets.push(field.clone());
-        }
-        let query = select_sql(&table, &values, update.selection.as_ref());
-        let batches = self.dataframe(&query).await?.collect().await?;
-        let mut patches: Vec<Row> = Vec::new();
-        for b in &batches {
-            for r in 0..b.num_rows() {
-                let mut row = Row::new();
-                row.insert(OBJECT_ID.into(), array_value(b.column(0).as_ref(), r, &LogicalType::identifier()));
-                for (i, f) in targets.iter().enumerate() {
-                    row.insert(f.name.clone(), array_value(b.column(i + 1).as_ref(), r, &f.ty));
+    /// Plan an UPDATE or DELETE once, as DataFusion's `LogicalPlan::Dml` whose
+    /// input yields the `object_id` of every row the statement touches and, for
+    /// an UPDATE, the new value of each assigned column (named after it).
+    /// Placeholders stay in the plan: bind them with
+    /// `LogicalPlan::with_param_values` and run the plan with
+    /// [`Workspace::execute_dml`]. None for any other statement.
+    ///
+    /// The WHERE clause is planned as DataFusion plans a SELECT's, so a
+    /// subquery, EXISTS or a constant folded to false means exactly what it
+    /// means there; the rows are then written through the workspace write path
+    /// (`set_many`, `delete_many`), never through the table provider's
+    /// `update`/`delete_from` hooks (their filter list can be empty for a WHERE
+    /// they could not push, which would widen the statement to every row).
+    pub async fn plan_dml(&self, statement: &Statement) -> Result<Option<LogicalPlan>> {
+        let assigned: Vec<String> = match statement {
+            Statement::Delete(delete) => {
+                let tables = match &delete.from {
+                    FromTable::WithFromKeyword(t) | FromTable::WithoutKeyword(t) => t,
+                };
+                if delete.using.is_some() || delete.returning.is_some() || delete.limit.is_some() || tables.len() != 1 {
+                    return Err(Error::not_supported("DELETE supports one table, a WHERE clause, and nothing else"));
                 }
-                patches.push(row);
+                // An unknown table is reported with the workspace's suggestion.
+                self.runtime(&single_table(&tables[0], "DELETE")?)?;
+                Vec::new()
             }
-        }
-        let n = patches.len() as u64;
-        if n > 0 {
-            self.set_many(&rt.def.entity_id, patches).await?;
-        }
-        Ok(n)
+            Statement::Update(update) => {
+                if update.from.is_some() || update.returning.is_some() {
+                    return Err(Error::not_supported("UPDATE supports SET and WHERE; FROM and RETURNING are not supported"));
+                }
+                let table = single_table(&update.table, "UPDATE")?;
+                let rt = self.runtime(&table)?;
+                let mut names = Vec::with_capacity(update.assignments.len());
+                for a in &update.assignments {
+                    let AssignmentTarget::ColumnName(col) = &a.target else {
+                        return Err(Error::not_supported("UPDATE … SET (a, b) = … is not supported; assign columns one by one"));
+                    };
+                    let name = last_ident(col);
+                    if rt.def.get(&name).is_none() {
+                        return Err(Error::unknown_field(format!(
+                            "Unknown column '{name}' in UPDATE of '{}'.{}",
+                            rt.def.entity_id,
+                            crate::error::suggest(&name, rt.def.fields.iter().map(|f| f.name.as_str()))
+                        )));
+                    }
+                    if name == OBJECT_ID {
+                        return Err(Error::not_supported("UPDATE cannot move object_id; insert the new row and delete the old"));
+                    }
+                    names.push(name);
+                }
+                names
+            }
+            _ => return Ok(None),
+        };
+        let state = self.session().state();
+        let plan = state.statement_to_plan(DfStatement::Statement(Box::new(statement.clone()))).await?;
+        let LogicalPlan::Dml(dml) = plan else {
+            return Err(Error::internal(format!("DataFusion planned {statement} as something other than a DML statement")));
+        };
+        let object_id = Expr::Column(Column::new(Some(dml.table_name.clone()), OBJECT_ID));
+        let rows = match (&dml.op, dml.input.as_ref()) {
+            (WriteOp::Delete, input) => LogicalPlanBuilder::from(input.clone()).project(vec![object_id])?.build()?,
+            // DataFusion's UPDATE input projects every column, the assigned
+            // ones replaced by their new values: keep object_id and those.
+            (WriteOp::Update, LogicalPlan::Projection(all)) => {
+                let mut exprs = vec![object_id];
+                for name in &assigned {
+                    let value = all.expr.iter().find(|e| e.schema_name().to_string() == *name).ok_or_else(|| {
+                        Error::internal(format!("DataFusion's UPDATE plan has no value for column {name}"))
+                    })?;
+                    exprs.push(written_as_is(value.clone().unalias()).alias(name));
+                }
+                LogicalPlan::Projection(Projection::try_new(exprs, all.input.clone())?)
+            }
+            (op, input) => {
+                return Err(Error::internal(format!("unexpected {op} plan for {statement}: {}", input.display())));
+            }
+        };
+        Ok(Some(LogicalPlan::Dml(DmlStatement::new(dml.table_name.clone(), dml.target.clone(), dml.op.clone(), Arc::new(rows)))))
     }
 
-    /// object_ids of the rows a DELETE's SELECT returns.
-    async fn select_ids(&self, query: &str) -> Result<Vec<String>> {
-        let batches = self.dataframe(query).await?.collect().await?;
-        let mut ids = Vec::new();
-        for b in &batches {
-            let col = datafusion::arrow::array::AsArray::as_string::<i32>(b.column(0));
-            ids.extend(col.iter().flatten().map(String::from));
+    /// Run an UPDATE or DELETE planned by [`Workspace::plan_dml`] (its
+    /// parameters bound): select the rows, then patch or delete them through
+    /// the write path. Returns the number of rows touched.
+    pub async fn execute_dml(&self, plan: LogicalPlan) -> Result<u64> {
+        let LogicalPlan::Dml(dml) = plan else {
+            return Err(Error::internal("execute_dml takes the plan of an UPDATE or DELETE"));
+        };
+        let rt = self.runtime(dml.table_name.table())?;
+        let schema = dml.input.schema().clone();
+        let input = Arc::unwrap_or_clone(dml.input);
+        let batches = self.session().execute_logical_plan(input).await?.collect().await?;
+        let ids = || {
+            batches.iter().flat_map(|b| {
+                let col = datafusion::arrow::array::AsArray::as_string::<i32>(b.column(0));
+                (0..b.num_rows()).filter_map(move |r| col.is_valid(r).then(|| col.value(r).to_string()))
+            })
+        };
+        match dml.op {
+            WriteOp::Delete => {
+                let ids: Vec<String> = ids().collect();
+                let existed = self.delete_many(&rt.def.entity_id, &ids).await?;
+                Ok(existed.iter().filter(|e| **e).count() as u64)
+            }
+            WriteOp::Update => {
+                let mut targets = Vec::new();
+                for field in schema.fields().iter().skip(1) {
+                    let f = rt.def.get(field.name()).ok_or_else(|| {
+                        Error::unknown_field(format!("Unknown column '{}' in UPDATE of '{}'", field.name(), rt.def.entity_id))
+                    })?;
+                    targets.push(f.clone());
+                }
+                let mut patches: Vec<Row> = Vec::new();
+                for b in &batches {
+                    for r in 0..b.num_rows() {
+                        let mut row = Row::new();
+                        row.insert(OBJECT_ID.into(), array_value(b.column(0).as_ref(), r, &LogicalType::identifier()));
+                        for (i, f) in targets.iter().enumerate() {
+                            row.insert(f.name.clone(), array_value(b.column(i + 1).as_ref(), r, &f.ty));
+                        }
+                        patches.push(row);
+                    }
+                }
+                let n = patches.len() as u64;
+                if n > 0 {
+                    self.set_many(&rt.def.entity_id, patches).await?;
+                }
+                Ok(n)
+            }
+            other => Err(Error::internal(format!("execute_dml runs UPDATE and DELETE, not {other}"))),
         }
-        Ok(ids)
     }
 
-    async fn sql_create_table(&self, create: &ast::CreateTable) -> Result<()> {
+    /// `CREATE TABLE`: registers an entity (see `docs/sql.md` for the type
+    /// mapping and the `WITH (placement = …)` option).
+    pub async fn create_table(&self, create: &ast::CreateTable) -> Result<()> {
         // The entity id is the table name as written (it must follow the id rules).
         let entity_id = last_ident(&create.name);
         let mut def = EntityDef::new(&entity_id);
         for col in &create.columns {
             let name = col.name.value.clone();
             let ty = logical_type_of(&col.data_type)
-                .map_err(|e| Error::Invalid(format!("CREATE TABLE {entity_id}: column {name}: {e}")))?;
+                .map_err(|e| Error::not_supported(format!("CREATE TABLE {entity_id}: column {name}: {e}")))?;
             let mut field = FieldDef::new(&name, ty);
             for opt in &col.options {
                 match &opt.option {
                     ColumnOption::NotNull => field.required = true,
                     ColumnOption::Null => {}
                     ColumnOption::Default(e) => field.default = Some(literal_json(e).ok_or_else(|| {
-                        Error::Invalid(format!("CREATE TABLE {entity_id}: column {name}: DEFAULT must be a literal, got {e}"))
+                        Error::not_supported(format!("CREATE TABLE {entity_id}: column {name}: DEFAULT must be a literal, got {e}"))
                     })?),
                     ColumnOption::Unique(_) => field.unique = true,
                     ColumnOption::PrimaryKey(_) if name == OBJECT_ID => {}
                     ColumnOption::PrimaryKey(_) => {
-                        return Err(Error::Invalid(format!(
+                        return Err(Error::not_supported(format!(
                             "CREATE TABLE {entity_id}: only object_id can be the primary key (column {name})"
                         )));
                     }
                     ColumnOption::Comment(c) => field.desc = c.clone(),
                     other => {
-                        return Err(Error::Invalid(format!(
+                        return Err(Error::not_supported(format!(
                             "CREATE TABLE {entity_id}: column {name}: option {other} is not supported"
                         )));
                     }
@@ -159,19 +234,19 @@ impl Workspace {
                 match o {
                     SqlOption::KeyValue { key, value } if key.value.eq_ignore_ascii_case("placement") => {
                         let text = literal_json(value).and_then(|v| v.as_str().map(String::from)).ok_or_else(|| {
-                            Error::Invalid("placement takes a string: 'field:backend, field:backend'".into())
+                            Error::definition("placement takes a string: 'field:backend, field:backend'")
                         })?;
                         for part in text.split(',').map(str::trim).filter(|p| !p.is_empty()) {
                             let (field, backend) = part.split_once(':').ok_or_else(|| {
-                                Error::Invalid(format!("placement entry '{part}' is not field:backend"))
+                                Error::definition(format!("placement entry '{part}' is not field:backend"))
                             })?;
                             let f = def.fields.iter_mut().find(|f| f.name == field.trim()).ok_or_else(|| {
-                                Error::Invalid(format!("placement names unknown column '{}'", field.trim()))
+                                Error::unknown_field(format!("placement names unknown column '{}'", field.trim()))
                             })?;
                             f.stores.push(heavenbase_catalog::StoreSpec { to: backend.trim().into(), strategy: None, optional: false });
                         }
                     }
-                    other => return Err(Error::Invalid(format!("CREATE TABLE {entity_id}: option {other} is not supported"))),
+                    other => return Err(Error::not_supported(format!("CREATE TABLE {entity_id}: option {other} is not supported"))),
                 }
             }
         }
@@ -182,31 +257,20 @@ impl Workspace {
     }
 }
 
-/// `SELECT object_id, <value>… FROM <table> [WHERE …]`: the rows an UPDATE or
-/// DELETE touches and, for an UPDATE, the new values.
-fn select_sql(table: &str, values: &[&SqlExpr], selection: Option<&SqlExpr>) -> String {
-    let mut exprs = vec![quote(OBJECT_ID)];
-    exprs.extend(values.iter().enumerate().map(|(i, v)| format!("{v} AS \"__v{i}\"")));
-    format!("SELECT {} FROM {}{}", exprs.join(", "), quote(table), selection.map(|w| format!(" WHERE {w}")).unwrap_or_default())
-}
-
-/// The SELECT that plans an UPDATE's or DELETE's rows, for clients that prepare
-/// the statement first (its placeholders get their types from it).
-pub fn dml_select_sql(statement: &Statement) -> Option<String> {
-    match statement {
-        Statement::Delete(d) => {
-            let tables = match &d.from {
-                FromTable::WithFromKeyword(t) | FromTable::WithoutKeyword(t) => t,
-            };
-            let table = single_table(tables.first()?, "DELETE").ok()?;
-            Some(select_sql(&table, &[], d.selection.as_ref()))
-        }
-        Statement::Update(u) => {
-            let table = single_table(&u.table, "UPDATE").ok()?;
-            let values: Vec<&SqlExpr> = u.assignments.iter().map(|a| &a.value).collect();
-            Some(select_sql(&table, &values, u.selection.as_ref()))
-        }
-        _ => None,
+/// A new value as the write path should receive it. DataFusion casts every
+/// assigned value to its column's Arrow type and types a `$n` after the column;
+/// a literal or a parameter is instead passed as written, so it is coerced by
+/// the workspace's own rules (the same as `upsert`: text to vectors, JSON,
+/// timestamps) and a parameter is described to clients as untyped, as before.
+/// Computed values (`v = v + 1`) keep DataFusion's cast.
+fn written_as_is(value: Expr) -> Expr {
+    let inner = match value {
+        Expr::Cast(Cast { expr, .. }) if matches!(*expr, Expr::Literal(..) | Expr::Placeholder(_)) => *expr,
+        other => other,
+    };
+    match inner {
+        Expr::Placeholder(p) => Expr::Placeholder(Placeholder::new_with_field(p.id, None)),
+        other => other,
     }
 }
 
@@ -216,10 +280,6 @@ fn count_batch(n: u64) -> Vec<RecordBatch> {
     vec![RecordBatch::try_new(schema, vec![col]).expect("count batch")]
 }
 
-fn quote(name: &str) -> String {
-    format!("\"{}\"", name.replace('"', "\"\""))
-}
-
 fn last_ident(name: &ObjectName) -> String {
     name.0.last().and_then(|p| p.as_ident()).map(|i| i.value.clone()).unwrap_or_default()
 }
@@ -227,7 +287,7 @@ fn last_ident(name: &ObjectName) -> String {
 fn single_table(t: &TableWithJoins, stmt: &str) -> Result<String> {
     match &t.relation {
         TableFactor::Table { name, alias: None, .. } if t.joins.is_empty() => Ok(last_ident(name)),
-        _ => Err(Error::Invalid(format!("{stmt} works on one entity table, without joins or aliases"))),
+        _ => Err(Error::not_supported(format!("{stmt} works on one entity table, without joins or aliases"))),
     }
 }
 

@@ -1,52 +1,347 @@
+//! Errors with a kind.
+//!
+//! Every error a workspace reports has a [`ErrorKind`] (what went wrong, as a
+//! fixed set of cases), a message (what was wrong and where: the entity, the
+//! field, the value, the backend) and, where it came from another library, that
+//! library's error as its `source()`. Callers decide by kind, never by message:
+//! the Postgres-wire endpoint sends [`ErrorKind::sqlstate`], the CLI picks its
+//! exit code from [`ErrorKind::is_environment`].
+//!
+//! DataFusion errors are classified once, here ([`Error::from`]), by their
+//! variant and by the typed errors they wrap (ours, a backend's, Arrow's, the
+//! SQL parser's). Two DataFusion planning errors carry no type of their own
+//! (an unknown table and an unknown function are both `Plan(String)`); they are
+//! recognised by the exact message DataFusion's planner writes for them.
+
+use std::error::Error as StdError;
+use std::fmt;
+
+use datafusion::arrow::error::ArrowError;
+use datafusion::error::DataFusionError;
+use datafusion::sql::sqlparser::parser::ParserError;
 use heavenbase_catalog::CatalogError;
 use heavenbase_providers::ProviderError;
 
-/// Every error a workspace reports. Messages say what was wrong and where:
-/// the entity, the field, the value, the backend.
-#[derive(Debug, thiserror::Error)]
-pub enum Error {
-    /// Bad input: a value, a field, a definition. Nothing was written.
-    #[error("{0}")]
-    Invalid(String),
-    #[error("{0}")]
-    NotFound(String),
-    /// The request contradicts what exists (a workspace with another construction,
-    /// an entity registered with another structure, a unique value taken).
-    #[error("{0}")]
-    Conflict(String),
-    #[error(transparent)]
-    Catalog(#[from] CatalogError),
-    #[error(transparent)]
-    Backend(ProviderError),
-    #[error("{0}")]
-    Query(String),
-    #[error("{0}")]
-    Io(String),
+/// What went wrong, as a closed set of cases. Each has one SQLSTATE.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ErrorKind {
+    /// No workspace by that id.
+    UnknownWorkspace,
+    /// No entity (table) by that name.
+    UnknownEntity,
+    /// The entity has no field (column) by that name.
+    UnknownField,
+    /// No backend, function or other named object by that name.
+    UnknownObject,
+    /// No function by that name.
+    UnknownFunction,
+    /// A name that is not allowed (an entity or backend id).
+    InvalidName,
+    /// A value that does not fit its field's type or constraints.
+    InvalidValue,
+    /// A request whose shape is wrong: a JSON query, a filter, an argument.
+    InvalidArgument,
+    /// An entity, field, index or backend definition that cannot be built.
+    InvalidDefinition,
+    /// A required field without a value.
+    MissingValue,
+    /// A unique index or a duplicate object_id refused a write.
+    UniqueViolation,
+    /// The thing to create exists already with another structure.
+    AlreadyExists,
+    /// The object may not be changed (a system entity).
+    ReadOnly,
+    /// SQL that does not parse.
+    Syntax,
+    /// A statement nested or long beyond what can be planned.
+    TooComplex,
+    /// Division by zero while evaluating.
+    DivisionByZero,
+    /// A number outside its type's range.
+    OutOfRange,
+    /// Valid SQL or a valid request that this build does not do.
+    NotSupported,
+    /// A backend could not be reached.
+    BackendUnavailable,
+    /// A backend failed while doing its part.
+    Backend,
+    /// The statement was cancelled.
+    Cancelled,
+    /// A memory or other resource limit was reached.
+    ResourcesExhausted,
+    /// Reading or writing local files failed.
+    Io,
+    /// A defect: a state that should not be reachable.
+    Internal,
+}
+
+impl ErrorKind {
+    /// The Postgres SQLSTATE for this kind (Appendix A of the Postgres manual).
+    pub fn sqlstate(self) -> &'static str {
+        match self {
+            ErrorKind::UnknownWorkspace => "3D000",    // invalid_catalog_name
+            ErrorKind::UnknownEntity => "42P01",       // undefined_table
+            ErrorKind::UnknownField => "42703",        // undefined_column
+            ErrorKind::UnknownObject => "42704",       // undefined_object
+            ErrorKind::UnknownFunction => "42883",     // undefined_function
+            ErrorKind::InvalidName => "42602",         // invalid_name
+            ErrorKind::InvalidValue => "22P02",        // invalid_text_representation
+            ErrorKind::InvalidArgument => "22023",     // invalid_parameter_value
+            ErrorKind::InvalidDefinition => "42P16",   // invalid_table_definition
+            ErrorKind::MissingValue => "23502",        // not_null_violation
+            ErrorKind::UniqueViolation => "23505",     // unique_violation
+            ErrorKind::AlreadyExists => "42P07",       // duplicate_table
+            ErrorKind::ReadOnly => "42501",            // insufficient_privilege
+            ErrorKind::Syntax => "42601",              // syntax_error
+            ErrorKind::TooComplex => "54001",          // statement_too_complex
+            ErrorKind::DivisionByZero => "22012",      // division_by_zero
+            ErrorKind::OutOfRange => "22003",          // numeric_value_out_of_range
+            ErrorKind::NotSupported => "0A000",        // feature_not_supported
+            ErrorKind::BackendUnavailable => "08006",  // connection_failure
+            ErrorKind::Backend => "58000",             // system_error (external to the server)
+            ErrorKind::Cancelled => "57014",           // query_canceled
+            ErrorKind::ResourcesExhausted => "53200",  // out_of_memory
+            ErrorKind::Io => "58030",                  // io_error
+            ErrorKind::Internal => "XX000",            // internal_error
+        }
+    }
+
+    /// Whether the environment failed (a backend, the disk) rather than the
+    /// request: the CLI exits 2 for these and 1 for bad requests.
+    pub fn is_environment(self) -> bool {
+        matches!(self, ErrorKind::BackendUnavailable | ErrorKind::Backend | ErrorKind::Io)
+    }
+}
+
+/// Every error a workspace reports: a kind, a message, and the error it came
+/// from where there was one.
+pub struct Error {
+    kind: ErrorKind,
+    message: String,
+    source: Option<Box<dyn StdError + Send + Sync>>,
+}
+
+impl Error {
+    pub fn new(kind: ErrorKind, message: impl Into<String>) -> Self {
+        Error { kind, message: message.into(), source: None }
+    }
+
+    /// An error of `kind` caused by `source`; the message is the caller's.
+    pub fn with_source(kind: ErrorKind, message: impl Into<String>, source: impl StdError + Send + Sync + 'static) -> Self {
+        Error { kind, message: message.into(), source: Some(Box::new(source)) }
+    }
+
+    pub fn kind(&self) -> ErrorKind {
+        self.kind
+    }
+
+    /// The Postgres SQLSTATE of this error's kind.
+    pub fn sqlstate(&self) -> &'static str {
+        self.kind.sqlstate()
+    }
+
+    pub fn message(&self) -> &str {
+        &self.message
+    }
+
+    /// The same error with `context: ` in front of its message.
+    pub fn context(mut self, context: impl fmt::Display) -> Self {
+        self.message = format!("{context}: {}", self.message);
+        self
+    }
+
+    // Shorthands for the kinds written most often.
+
+    pub fn invalid(message: impl Into<String>) -> Self {
+        Error::new(ErrorKind::InvalidValue, message)
+    }
+    pub fn argument(message: impl Into<String>) -> Self {
+        Error::new(ErrorKind::InvalidArgument, message)
+    }
+    pub fn definition(message: impl Into<String>) -> Self {
+        Error::new(ErrorKind::InvalidDefinition, message)
+    }
+    pub fn syntax(message: impl Into<String>) -> Self {
+        Error::new(ErrorKind::Syntax, message)
+    }
+    pub fn not_supported(message: impl Into<String>) -> Self {
+        Error::new(ErrorKind::NotSupported, message)
+    }
+    pub fn unknown_entity(message: impl Into<String>) -> Self {
+        Error::new(ErrorKind::UnknownEntity, message)
+    }
+    pub fn unknown_field(message: impl Into<String>) -> Self {
+        Error::new(ErrorKind::UnknownField, message)
+    }
+    pub fn io(message: impl Into<String>) -> Self {
+        Error::new(ErrorKind::Io, message)
+    }
+    pub fn internal(message: impl Into<String>) -> Self {
+        Error::new(ErrorKind::Internal, message)
+    }
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl fmt::Debug for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut d = f.debug_struct("Error");
+        d.field("kind", &self.kind).field("message", &self.message);
+        if let Some(s) = &self.source {
+            d.field("source", s);
+        }
+        d.finish()
+    }
+}
+
+impl StdError for Error {
+    fn source(&self) -> Option<&(dyn StdError + 'static)> {
+        self.source.as_deref().map(|s| s as &(dyn StdError + 'static))
+    }
+}
+
+impl From<CatalogError> for Error {
+    fn from(e: CatalogError) -> Self {
+        let kind = match &e {
+            CatalogError::Name(_) => ErrorKind::InvalidName,
+            CatalogError::Type(_) | CatalogError::Definition(_) | CatalogError::Placement(_) => ErrorKind::InvalidDefinition,
+        };
+        Error::with_source(kind, e.to_string(), e)
+    }
 }
 
 impl From<ProviderError> for Error {
     fn from(e: ProviderError) -> Self {
-        match e {
-            ProviderError::Unique { .. } => Error::Conflict(e.to_string()),
-            other => Error::Backend(other),
-        }
+        Error::with_source(kind_of_provider(&e), e.to_string(), e)
     }
 }
 
-impl From<datafusion::error::DataFusionError> for Error {
-    fn from(e: datafusion::error::DataFusionError) -> Self {
-        // A backend failure surfaces through DataFusion as External: keep its text.
-        match e {
-            datafusion::error::DataFusionError::External(inner) => Error::Query(inner.to_string()),
-            datafusion::error::DataFusionError::Context(ctx, inner) => Error::Query(format!("{ctx}: {inner}")),
-            other => Error::Query(other.to_string()),
-        }
+impl From<DataFusionError> for Error {
+    fn from(e: DataFusionError) -> Self {
+        // A failure wrapped as External keeps the inner text, as the user wrote
+        // nothing about DataFusion; a context keeps its prefix.
+        let message = match &e {
+            DataFusionError::External(inner) => inner.to_string(),
+            DataFusionError::Context(ctx, inner) => format!("{ctx}: {inner}"),
+            other => other.to_string(),
+        };
+        // An error of ours carried through DataFusion comes back as itself.
+        let e = match e {
+            DataFusionError::External(inner) => match inner.downcast::<Error>() {
+                Ok(ours) => return *ours,
+                Err(inner) => DataFusionError::External(inner),
+            },
+            other => other,
+        };
+        Error::with_source(kind_of(&e), message, e)
     }
 }
 
 impl From<std::io::Error> for Error {
     fn from(e: std::io::Error) -> Self {
-        Error::Io(e.to_string())
+        Error::with_source(ErrorKind::Io, e.to_string(), e)
+    }
+}
+
+/// The kind of any error a query can fail with: the first error in its
+/// chain whose type says what happened decides. The wire endpoint receives
+/// DataFusion's and the SQL parser's errors boxed, and asks this.
+pub fn kind_of(e: &(dyn StdError + 'static)) -> ErrorKind {
+    let mut current = e;
+    loop {
+        if let Some(kind) = kind_of_one(current) {
+            return kind;
+        }
+        match current.source() {
+            Some(next) => current = next,
+            None => return ErrorKind::Internal,
+        }
+    }
+}
+
+/// The kind one link of an error chain decides, or None to look at its source.
+fn kind_of_one(e: &(dyn StdError + 'static)) -> Option<ErrorKind> {
+    if let Some(ours) = e.downcast_ref::<Error>() {
+        return Some(ours.kind);
+    }
+    if let Some(p) = e.downcast_ref::<ProviderError>() {
+        return Some(kind_of_provider(p));
+    }
+    if let Some(p) = e.downcast_ref::<ParserError>() {
+        return Some(match p {
+            ParserError::RecursionLimitExceeded => ErrorKind::TooComplex,
+            ParserError::TokenizerError(_) | ParserError::ParserError(_) => ErrorKind::Syntax,
+        });
+    }
+    if let Some(a) = e.downcast_ref::<ArrowError>() {
+        return match a {
+            ArrowError::DivideByZero => Some(ErrorKind::DivisionByZero),
+            ArrowError::CastError(_) | ArrowError::ParseError(_) | ArrowError::InvalidArgumentError(_) => Some(ErrorKind::InvalidValue),
+            ArrowError::ArithmeticOverflow(_) => Some(ErrorKind::OutOfRange),
+            ArrowError::NotYetImplemented(_) => Some(ErrorKind::NotSupported),
+            ArrowError::MemoryError(_) => Some(ErrorKind::ResourcesExhausted),
+            ArrowError::IoError(..) => Some(ErrorKind::Io),
+            // External: look at what it wraps.
+            ArrowError::ExternalError(_) => None,
+            _ => Some(ErrorKind::Internal),
+        };
+    }
+    if e.downcast_ref::<std::io::Error>().is_some() {
+        return Some(ErrorKind::Io);
+    }
+    let df = e.downcast_ref::<DataFusionError>()?;
+    match df {
+        DataFusionError::SQL(..) => None, // the ParserError it holds decides
+        DataFusionError::SchemaError(schema, _) => Some(match schema.as_ref() {
+            datafusion::common::SchemaError::FieldNotFound { .. } => ErrorKind::UnknownField,
+            datafusion::common::SchemaError::AmbiguousReference { .. } => ErrorKind::UnknownField,
+            datafusion::common::SchemaError::DuplicateQualifiedField { .. }
+            | datafusion::common::SchemaError::DuplicateUnqualifiedField { .. } => ErrorKind::InvalidArgument,
+        }),
+        DataFusionError::NotImplemented(_) => Some(ErrorKind::NotSupported),
+        DataFusionError::ResourcesExhausted(_) => Some(ErrorKind::ResourcesExhausted),
+        DataFusionError::Plan(message) => Some(kind_of_plan_message(message)),
+        DataFusionError::Configuration(_) => Some(ErrorKind::InvalidArgument),
+        DataFusionError::Execution(_) => Some(ErrorKind::Internal),
+        DataFusionError::ExecutionJoin(_) => Some(ErrorKind::Internal),
+        DataFusionError::Internal(_) => Some(ErrorKind::Internal),
+        DataFusionError::IoError(_) => Some(ErrorKind::Io),
+        DataFusionError::Collection(errors) => errors.first().map(|first| kind_of(first)),
+        // Wrappers: what they wrap decides.
+        DataFusionError::ArrowError(..)
+        | DataFusionError::External(_)
+        | DataFusionError::Context(..)
+        | DataFusionError::Diagnostic(..)
+        | DataFusionError::Shared(_) => None,
+        _ => Some(ErrorKind::Internal),
+    }
+}
+
+fn kind_of_provider(e: &ProviderError) -> ErrorKind {
+    match e {
+        ProviderError::Unique { .. } => ErrorKind::UniqueViolation,
+        ProviderError::Backend { .. } => ErrorKind::Backend,
+        ProviderError::Unavailable { .. } => ErrorKind::BackendUnavailable,
+        ProviderError::Config(_) => ErrorKind::InvalidDefinition,
+    }
+}
+
+/// DataFusion's planner reports an unknown table and an unknown function as
+/// plain `Plan` errors; these are the exact forms it writes
+/// (datafusion-core `SessionState::resolve_table_ref` callers and
+/// datafusion-sql `expr/function.rs`). Every other planning error is a
+/// statement that cannot be planned as written.
+fn kind_of_plan_message(message: &str) -> ErrorKind {
+    if message.starts_with("table '") && message.ends_with("' not found") {
+        ErrorKind::UnknownEntity
+    } else if message.starts_with("Invalid function '") || message.starts_with("table function '") {
+        ErrorKind::UnknownFunction
+    } else {
+        ErrorKind::InvalidArgument
     }
 }
 

@@ -26,8 +26,7 @@ mod table;
 mod workspace;
 mod write;
 
-pub use dml::dml_select_sql;
-pub use error::{Error, Result};
+pub use error::{Error, ErrorKind, Result, kind_of};
 pub use heavenbase_catalog::{self as catalog, EntityDef, FieldDef, LogicalType, Row};
 pub use heavenbase_providers as providers;
 pub use near::{Near, parse_vector};
@@ -37,4 +36,5 @@ pub use maintenance::{Audit, PartialObject};
 pub use presets::{BackendConfig, Construction, PRESETS, preset_backends, redact_secrets};
 pub use registry::{Home, WorkspaceRecord};
 pub use table::EntityTable;
+pub use write::WriteMode;
 pub use workspace::Workspace;

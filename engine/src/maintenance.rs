@@ -143,7 +143,7 @@ impl Workspace {
                             arrays.push(new_null_array(f.data_type(), 1));
                         }
                         let batch = RecordBatch::try_new(group.schema(), arrays)
-                            .map_err(|e| crate::Error::Invalid(e.to_string()))?;
+                            .map_err(|e| crate::Error::with_source(crate::ErrorKind::Internal, e.to_string(), e))?;
                         backend.upsert(group, batch).await?;
                     }
                 }

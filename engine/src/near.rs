@@ -46,7 +46,7 @@ impl Near {
     pub fn new(field: &str, vector: Vec<f32>, top_k: Option<usize>, metric: Option<&str>) -> Result<Near> {
         let top_k = top_k.unwrap_or(DEFAULT_TOP_K);
         if top_k == 0 || top_k > MAX_TOP_K {
-            return Err(Error::Invalid(format!("near top_k must be between 1 and {MAX_TOP_K}, got {top_k}")));
+            return Err(Error::argument(format!("near top_k must be between 1 and {MAX_TOP_K}, got {top_k}")));
         }
         let metric = Metric::parse(metric.unwrap_or("cosine"))?;
         Ok(Near { field: field.to_string(), vector, top_k, metric })
@@ -54,21 +54,21 @@ impl Near {
 
     /// The JSON form of REFERENCE §7.3: `{field, query, top_k, metric}`.
     pub fn from_json(v: &Json) -> Result<Near> {
-        let o = v.as_object().ok_or_else(|| Error::Invalid(format!("near is {{field, query, top_k, metric}}, got {v}")))?;
+        let o = v.as_object().ok_or_else(|| Error::argument(format!("near is {{field, query, top_k, metric}}, got {v}")))?;
         for k in o.keys() {
             if !["field", "query", "vector", "value", "top_k", "metric"].contains(&k.as_str()) {
-                return Err(Error::Invalid(format!(
+                return Err(Error::argument(format!(
                     "Unknown near key '{k}'.{} near takes field, query, top_k, metric",
                     crate::error::suggest(k, ["field", "query", "top_k", "metric"].into_iter())
                 )));
             }
         }
-        let field = o.get("field").and_then(Json::as_str).ok_or_else(|| Error::Invalid("near needs a 'field'".into()))?;
+        let field = o.get("field").and_then(Json::as_str).ok_or_else(|| Error::argument("near needs a 'field'"))?;
         let query = o.get("query").or_else(|| o.get("vector")).or_else(|| o.get("value"));
-        let vector = parse_vector(query.ok_or_else(|| Error::Invalid("near needs a 'query' vector".into()))?)?;
+        let vector = parse_vector(query.ok_or_else(|| Error::argument("near needs a 'query' vector"))?)?;
         let top_k = match o.get("top_k") {
             None | Some(Json::Null) => None,
-            Some(k) => Some(k.as_u64().ok_or_else(|| Error::Invalid(format!("near top_k must be a positive integer, got {k}")))? as usize),
+            Some(k) => Some(k.as_u64().ok_or_else(|| Error::argument(format!("near top_k must be a positive integer, got {k}")))? as usize),
         };
         Near::new(field, vector, top_k, o.get("metric").and_then(Json::as_str))
     }
@@ -83,15 +83,15 @@ pub fn parse_vector(v: &Json) -> Result<Vec<f32>> {
     let parsed;
     let v = match v {
         Json::String(s) => {
-            parsed = serde_json::from_str::<Json>(s).map_err(|_| Error::Invalid(format!("near vector must be a list of numbers, got '{s}'")))?;
+            parsed = serde_json::from_str::<Json>(s).map_err(|_| Error::argument(format!("near vector must be a list of numbers, got '{s}'")))?;
             &parsed
         }
         other => other,
     };
-    let items = v.as_array().ok_or_else(|| Error::Invalid(format!("near vector must be a list of numbers, got {v}")))?;
+    let items = v.as_array().ok_or_else(|| Error::argument(format!("near vector must be a list of numbers, got {v}")))?;
     items
         .iter()
-        .map(|x| x.as_f64().map(|f| f as f32).ok_or_else(|| Error::Invalid(format!("near vector holds a non-number: {x}"))))
+        .map(|x| x.as_f64().map(|f| f as f32).ok_or_else(|| Error::argument(format!("near vector holds a non-number: {x}"))))
         .collect()
 }
 
@@ -101,17 +101,17 @@ impl Workspace {
     pub async fn near(&self, entity: &str, near: &Near, candidates: Option<Vec<String>>) -> Result<Vec<(String, f32)>> {
         let rt = self.runtime(entity)?;
         let field = rt.def.get(&near.field).ok_or_else(|| {
-            Error::NotFound(format!(
+            Error::unknown_field(format!(
                 "{entity} has no field '{}'.{}",
                 near.field,
                 crate::error::suggest(&near.field, rt.def.fields.iter().map(|f| f.name.as_str()))
             ))
         })?;
         let LogicalType::Vector { dim } = field.ty else {
-            return Err(Error::Invalid(format!("{entity}.{} is {}, not a vector; near needs a vector field", near.field, field.ty.type_id())));
+            return Err(Error::argument(format!("{entity}.{} is {}, not a vector; near needs a vector field", near.field, field.ty.type_id())));
         };
         if near.vector.len() != dim {
-            return Err(Error::Invalid(format!(
+            return Err(Error::argument(format!(
                 "{entity}.{}: the near vector has {} dimensions, the field has {dim}",
                 near.field,
                 near.vector.len()
@@ -121,7 +121,7 @@ impl Workspace {
             .groups
             .iter()
             .find(|(_, g)| g.column(&near.field).is_some())
-            .ok_or_else(|| Error::NotFound(format!("{entity}.{} has no storage", near.field)))?;
+            .ok_or_else(|| Error::internal(format!("{entity}.{} has no storage", near.field)))?;
         let request = NearRequest {
             column: near.field.clone(),
             vector: near.vector.clone(),
@@ -215,10 +215,10 @@ impl NearFunction {
         };
         let metric = text_arg(args, 4, "metric")?;
         let filter = text_arg(args, 5, "where")?;
-        let near = Near::new(&field, vector, top_k, metric.as_deref()).map_err(|e| DataFusionError::Plan(e.to_string()))?;
+        let near = Near::new(&field, vector, top_k, metric.as_deref()).map_err(|e| DataFusionError::External(Box::new(e)))?;
         let ws = Workspace { inner: self.ws.upgrade().ok_or_else(|| DataFusionError::Plan("workspace closed".into()))? };
         // Check entity, field and dimensions now, so errors come at planning time.
-        let rt = ws.runtime(&entity).map_err(|e| DataFusionError::Plan(e.to_string()))?;
+        let rt = ws.runtime(&entity).map_err(|e| DataFusionError::External(Box::new(e)))?;
         match rt.def.get(&near.field).map(|f| f.ty.clone()) {
             Some(LogicalType::Vector { dim }) if dim == near.vector.len() => {}
             Some(LogicalType::Vector { dim }) => {
@@ -229,7 +229,10 @@ impl NearFunction {
                 )));
             }
             Some(t) => return Err(DataFusionError::Plan(format!("{entity}.{} is {}, not a vector", near.field, t.type_id()))),
-            None => return Err(DataFusionError::Plan(format!("{entity} has no field '{}'", near.field))),
+            None => {
+                let e = Error::unknown_field(format!("{entity} has no field '{}'", near.field));
+                return Err(DataFusionError::External(Box::new(e)));
+            }
         }
         Ok(Arc::new(NearTable { ws: self.ws.clone(), entity, near, filter }))
     }
@@ -292,7 +295,7 @@ async fn candidate_ids(ws: &Workspace, entity: &str, filter: &str) -> Result<Vec
     use datafusion::sql::sqlparser::parser::Parser;
     use datafusion::sql::sqlparser::tokenizer::Token;
     // One expression and nothing after it: the text cannot become another statement.
-    let bad = |e: String| Error::Invalid(format!("near(): the where argument must be one SQL predicate over {entity}: {e}"));
+    let bad = |e: String| Error::argument(format!("near(): the where argument must be one SQL predicate over {entity}: {e}"));
     let predicate = {
         let mut parser = Parser::new(&PostgreSqlDialect {}).try_with_sql(filter).map_err(|e| bad(e.to_string()))?;
         let predicate = parser.parse_expr().map_err(|e| bad(e.to_string()))?;

@@ -11,7 +11,7 @@ use heavenbase_providers::postgres::{PostgresBackend, PostgresConfig};
 use heavenbase_providers::sqlite::SqliteBackend;
 use serde_json::{Map, Value as Json, json};
 
-use crate::{Error, Result};
+use crate::{Error, ErrorKind, Result};
 
 pub const PRESETS: &[&str] = &["debug", "embedded", "local-lts", "web-lts"];
 
@@ -47,7 +47,7 @@ impl Construction {
             Some("ambient") => Ok(Construction::Ambient),
             Some("preset") => Ok(Construction::Preset(v["preset"].as_str().unwrap_or_default().to_string())),
             Some("backends") => Ok(Construction::Backends(v["config"].clone())),
-            _ => Err(Error::Invalid(format!("Unknown workspace construction {v}"))),
+            _ => Err(Error::argument(format!("Unknown workspace construction {v}"))),
         }
     }
 
@@ -128,7 +128,7 @@ pub fn preset_backends(preset: &str) -> Result<Json> {
             "search": {"type": "elasticsearch", "hosts": [env_or("HVNB_WEB_LTS_ES_URL", "http://localhost:9200")]},
         }),
         other => {
-            return Err(Error::NotFound(format!(
+            return Err(Error::new(ErrorKind::UnknownObject, format!(
                 "Unknown preset '{other}'.{} Presets: {}",
                 crate::error::suggest(other, PRESETS.iter().copied()),
                 PRESETS.join(", ")
@@ -157,7 +157,7 @@ pub fn resolve(construction: &Construction, ws_id: &str) -> Result<Vec<BackendCo
         Construction::Preset(p) => preset_backends(p)?,
         Construction::Backends(m) => m.clone(),
     };
-    let obj = map.as_object().ok_or_else(|| Error::Invalid(format!("A backend map is a JSON object, got {map}")))?;
+    let obj = map.as_object().ok_or_else(|| Error::definition(format!("A backend map is a JSON object, got {map}")))?;
     let mut out = Vec::new();
     let mut push = |name: &str, leaf: &Json| -> Result<()> {
         let is_falsy = matches!(leaf, Json::Null | Json::Bool(false)) || leaf.as_object().is_some_and(|m| m.is_empty());
@@ -167,14 +167,14 @@ pub fn resolve(construction: &Construction, ws_id: &str) -> Result<Vec<BackendCo
         let mut config = leaf
             .as_object()
             .cloned()
-            .ok_or_else(|| Error::Invalid(format!("Backend '{name}' must be an object with a 'type', got {leaf}")))?;
+            .ok_or_else(|| Error::definition(format!("Backend '{name}' must be an object with a 'type', got {leaf}")))?;
         let kind = config
             .remove("type")
             .and_then(|t| t.as_str().map(canonical_kind))
-            .ok_or_else(|| Error::Invalid(format!("Backend '{name}' needs a 'type'")))?;
+            .ok_or_else(|| Error::definition(format!("Backend '{name}' needs a 'type'")))?;
         let name = config.remove("name").and_then(|n| n.as_str().map(String::from)).unwrap_or(name.to_string());
         if !heavenbase_catalog::entity::is_valid_id(&name) {
-            return Err(Error::Invalid(format!("Invalid backend name '{name}'")));
+            return Err(Error::new(ErrorKind::InvalidName, format!("Invalid backend name '{name}'")));
         }
         out.push(BackendConfig { name, kind, config });
         Ok(())
@@ -191,7 +191,7 @@ pub fn resolve(construction: &Construction, ws_id: &str) -> Result<Vec<BackendCo
         }
     }
     if out.is_empty() {
-        return Err(Error::Invalid(format!("Workspace '{ws_id}' has no backends")));
+        return Err(Error::definition(format!("Workspace '{ws_id}' has no backends")));
     }
     Ok(out)
 }
@@ -245,7 +245,7 @@ pub fn instantiate(
                 Arc::new(LanceBackend::new(&c.name, uri.trim_start_matches("file://"), threshold)?)
             }
             other => {
-                return Err(Error::Invalid(format!(
+                return Err(Error::not_supported(format!(
                     "Backend '{}' has type '{other}', which this build cannot run (available: {}).",
                     c.name,
                     AVAILABLE_KINDS.join(", ")

@@ -23,7 +23,7 @@ use serde_json::{Map, Value as Json, json};
 
 use crate::error::suggest;
 use crate::workspace::Workspace;
-use crate::{Error, Result};
+use crate::{Error, ErrorKind, Result};
 
 pub const OPERATORS: &[&str] = &[
     "eq", "ne", "lt", "lte", "gt", "gte", "in", "match", "contains", "like", "ilike", "regex", "starts_with",
@@ -61,20 +61,20 @@ impl Filter {
 
     /// Parse the Mongo-style filter of the JSON query language.
     pub fn from_json(v: &Json) -> Result<Filter> {
-        let obj = v.as_object().ok_or_else(|| Error::Invalid(format!("A filter is a JSON object, got {v}")))?;
+        let obj = v.as_object().ok_or_else(|| Error::argument(format!("A filter is a JSON object, got {v}")))?;
         let mut parts = Vec::new();
         for (key, value) in obj {
             match key.as_str() {
                 "$and" | "$or" => {
                     let items = value
                         .as_array()
-                        .ok_or_else(|| Error::Invalid(format!("{key} takes a list of filters, got {value}")))?;
+                        .ok_or_else(|| Error::argument(format!("{key} takes a list of filters, got {value}")))?;
                     let subs = items.iter().map(Filter::from_json).collect::<Result<Vec<_>>>()?;
                     parts.push(if key == "$and" { Filter::And(subs) } else { Filter::Or(subs) });
                 }
                 "$not" => parts.push(Filter::Not(Box::new(Filter::from_json(value)?))),
                 k if k.starts_with('$') => {
-                    return Err(Error::Invalid(format!(
+                    return Err(Error::argument(format!(
                         "Unknown logical filter operator '{k}'; use $and, $or or $not.{}",
                         suggest(k, ["$and", "$or", "$not"])
                     )));
@@ -131,7 +131,7 @@ pub struct QuerySpec {
 
 impl QuerySpec {
     pub fn from_json(v: &Json) -> Result<QuerySpec> {
-        let obj = v.as_object().ok_or_else(|| Error::Invalid(format!("A JSON query is an object, got {v}")))?;
+        let obj = v.as_object().ok_or_else(|| Error::argument(format!("A JSON query is an object, got {v}")))?;
         let mut spec = QuerySpec::default();
         for (key, value) in obj {
             match key.as_str() {
@@ -151,17 +151,17 @@ impl QuerySpec {
                 "having" => spec.having.push(Filter::from_json(value)?),
                 "count" => spec.count = value.as_bool().unwrap_or(false),
                 "aggregate" => {
-                    let m = value.as_object().ok_or_else(|| Error::Invalid("aggregate is {out: {op: {field}}}".into()))?;
+                    let m = value.as_object().ok_or_else(|| Error::argument("aggregate is {out: {op: {field}}}"))?;
                     for (out, def) in m {
                         spec.aggregates.push(parse_aggregate(out, def)?);
                     }
                 }
                 "near" => spec.near = Some(crate::near::Near::from_json(value)?),
                 "traverse" | "available" | "unsafe" => {
-                    return Err(Error::Invalid(format!("The JSON query key '{key}' is not supported by this build yet")));
+                    return Err(Error::not_supported(format!("The JSON query key '{key}' is not supported by this build yet")));
                 }
                 other => {
-                    return Err(Error::Invalid(format!(
+                    return Err(Error::argument(format!(
                         "Unsupported JSON query key '{other}'.{}\nAvailable options: {}",
                         suggest(other, JSON_KEYS.iter().copied()),
                         JSON_KEYS.join(", ")
@@ -193,9 +193,9 @@ fn strings(key: &str, v: &Json) -> Result<Vec<String>> {
         Json::String(s) => Ok(vec![s.clone()]),
         Json::Array(items) => items
             .iter()
-            .map(|i| i.as_str().map(String::from).ok_or_else(|| Error::Invalid(format!("{key} takes field names, got {i}"))))
+            .map(|i| i.as_str().map(String::from).ok_or_else(|| Error::argument(format!("{key} takes field names, got {i}"))))
             .collect(),
-        other => Err(Error::Invalid(format!("{key} takes a list of field names, got {other}"))),
+        other => Err(Error::argument(format!("{key} takes a list of field names, got {other}"))),
     }
 }
 
@@ -203,17 +203,17 @@ fn non_negative(key: &str, v: &Json) -> Result<usize> {
     v.as_i64()
         .filter(|n| *n >= 0)
         .map(|n| n as usize)
-        .ok_or_else(|| Error::Invalid(format!("{key} must be non-negative, got {v}")))
+        .ok_or_else(|| Error::argument(format!("{key} must be non-negative, got {v}")))
 }
 
 fn parse_aggregate(out: &str, def: &Json) -> Result<Aggregate> {
     let m = def.as_object().filter(|m| m.len() == 1).ok_or_else(|| {
-        Error::Invalid(format!("aggregate '{out}' is {{op: {{field: ...}}}}, got {def}"))
+        Error::argument(format!("aggregate '{out}' is {{op: {{field: ...}}}}, got {def}"))
     })?;
     let (op, opts) = m.iter().next().expect("one entry");
     let op = op.trim_start_matches('$').to_string();
     if !AGGREGATES.contains(&op.as_str()) {
-        return Err(Error::Invalid(format!("Unknown aggregate '{op}'.{}", suggest(&op, AGGREGATES.iter().copied()))));
+        return Err(Error::new(ErrorKind::UnknownFunction, format!("Unknown aggregate '{op}'.{}", suggest(&op, AGGREGATES.iter().copied()))));
     }
     let field = match opts {
         Json::String(f) => f.clone(),
@@ -310,8 +310,8 @@ impl Query {
         let def = &rt.def;
         let spec = &self.spec;
         if !spec.aggregates.is_empty() && !spec.select.is_empty() {
-            return Err(Error::Invalid(
-                "Aggregate defines the result projection; do not combine aggregate() with select()".into(),
+            return Err(Error::argument(
+                "Aggregate defines the result projection; do not combine aggregate() with select()",
             ));
         }
         let mut df = self.ws.session().table(def.table_name()).await?;
@@ -472,7 +472,7 @@ fn field_expr(def: &EntityDef, name: &str) -> Result<(Expr, Option<LogicalType>)
     if let Some((head, path)) = name.split_once('.') {
         if let Some(f) = def.get(head) {
             if f.ty != LogicalType::Json {
-                return Err(Error::Invalid(format!(
+                return Err(Error::argument(format!(
                     "{}.{head} is {}, not Json: '{name}' is not a JSON path",
                     def.entity_id,
                     f.ty.type_id()
@@ -485,7 +485,7 @@ fn field_expr(def: &EntityDef, name: &str) -> Result<(Expr, Option<LogicalType>)
 }
 
 fn unknown_field(def: &EntityDef, name: &str) -> Error {
-    Error::Invalid(format!(
+    Error::unknown_field(format!(
         "Unknown field '{name}' on entity '{}'.{}",
         def.entity_id,
         suggest(name, def.fields.iter().map(|f| f.name.as_str()))
@@ -509,7 +509,7 @@ fn json_call(function: &str, column: &str, path: &str) -> Expr {
 
 /// A JSON value as a literal of the column's type (validated like a write).
 fn literal(def: &EntityDef, field: &str, ty: &LogicalType, v: &Json) -> Result<Expr> {
-    let bad = |m: String| Error::Invalid(format!("filter on {}.{field}: {m} (value {})", def.entity_id, describe_value(v)));
+    let bad = |m: String| Error::invalid(format!("filter on {}.{field}: {m} (value {})", def.entity_id, describe_value(v)));
     let canonical = ty.coerce(v).map_err(bad)?;
     let value = match ty {
         LogicalType::Integer | LogicalType::Duration => ScalarValue::Int64(canonical.as_i64()),
@@ -555,7 +555,7 @@ fn compile_filter(def: &EntityDef, f: &Filter) -> Result<Expr> {
 
 fn compile_op(def: &EntityDef, field: &str, op: &str, value: &Json) -> Result<Expr> {
     if !OPERATORS.contains(&op) {
-        return Err(Error::Invalid(format!(
+        return Err(Error::argument(format!(
             "Unknown operation '${op}' on {}.{field}.{}",
             def.entity_id,
             suggest(op, OPERATORS.iter().copied())
@@ -578,10 +578,10 @@ fn compile_op(def: &EntityDef, field: &str, op: &str, value: &Json) -> Result<Ex
     let lit_of = |v: &Json| literal(def, field, &item_ty, v);
     let text = |v: &Json| -> Result<Expr> {
         v.as_str().map(|s| lit(s.to_string())).ok_or_else(|| {
-            Error::Invalid(format!("${op} on {}.{field} takes text, got {}", def.entity_id, describe_value(v)))
+            Error::argument(format!("${op} on {}.{field} takes text, got {}", def.entity_id, describe_value(v)))
         })
     };
-    let not_a_list = || Error::Invalid(format!("${op} on {}.{field} takes a list, got {}", def.entity_id, describe_value(value)));
+    let not_a_list = || Error::argument(format!("${op} on {}.{field} takes a list, got {}", def.entity_id, describe_value(value)));
     Ok(match op {
         "eq" if value.is_null() => expr.is_null(),
         "ne" if value.is_null() => expr.is_not_null(),
@@ -606,7 +606,7 @@ fn compile_op(def: &EntityDef, field: &str, op: &str, value: &Json) -> Result<Ex
         "regex" => {
             let pattern = value.as_str().unwrap_or_default();
             if pattern.chars().count() > MAX_REGEX_LEN {
-                return Err(Error::Invalid(format!("regex patterns are limited to {MAX_REGEX_LEN} characters")));
+                return Err(Error::new(ErrorKind::TooComplex, format!("regex patterns are limited to {MAX_REGEX_LEN} characters")));
             }
             regexp_like(expr, text(value)?, None)
         }
@@ -617,7 +617,7 @@ fn compile_op(def: &EntityDef, field: &str, op: &str, value: &Json) -> Result<Ex
             array_has_all(make_array(items), expr)
         }
         other => {
-            return Err(Error::Invalid(format!(
+            return Err(Error::argument(format!(
                 "${other} does not apply to {}.{field} ({})",
                 def.entity_id,
                 ty.type_id()
@@ -651,7 +651,7 @@ fn compile_json_path(column: &str, path: &str, op: &str, value: &Json) -> Result
         "gt" => get(value).gt(as_lit(value)),
         "gte" => get(value).gt_eq(as_lit(value)),
         "in" => {
-            let items = value.as_array().ok_or_else(|| Error::Invalid(format!("$in on {column}.{path} takes a list")))?;
+            let items = value.as_array().ok_or_else(|| Error::argument(format!("$in on {column}.{path} takes a list")))?;
             items
                 .iter()
                 .map(|v| get(v).eq(as_lit(v)))
@@ -659,7 +659,7 @@ fn compile_json_path(column: &str, path: &str, op: &str, value: &Json) -> Result
                 .unwrap_or_else(|| lit(false))
         }
         "contains" => strpos(json_call("json_as_text", column, path), lit(value.as_str().unwrap_or_default().to_string())).gt(lit(0i32)),
-        other => return Err(Error::Invalid(format!("${other} does not apply to the JSON path {column}.{path}"))),
+        other => return Err(Error::argument(format!("${other} does not apply to the JSON path {column}.{path}"))),
     })
 }
 
@@ -675,11 +675,11 @@ fn compile_aggregate(def: &EntityDef, a: &Aggregate) -> Result<Expr> {
         ("median", _) => median(e),
         ("percentile", _) => {
             let q = a.q.filter(|q| (0.0..=1.0).contains(q)).ok_or_else(|| {
-                Error::Invalid(format!("percentile '{}' needs q in [0, 1]", a.out))
+                Error::argument(format!("percentile '{}' needs q in [0, 1]", a.out))
             })?;
             datafusion::functions_aggregate::expr_fn::percentile_cont(e.sort(true, false), lit(q))
         }
-        (other, _) => return Err(Error::Invalid(format!("Unknown aggregate '{other}'"))),
+        (other, _) => return Err(Error::new(ErrorKind::UnknownFunction, format!("Unknown aggregate '{other}'"))),
     };
     Ok(agg.alias(&a.out))
 }
@@ -700,7 +700,7 @@ fn compile_having(f: &Filter) -> Result<Expr> {
                 "lte" => e.lt_eq(v),
                 "gt" => e.gt(v),
                 "gte" => e.gt_eq(v),
-                other => return Err(Error::Invalid(format!("${other} is not supported in having"))),
+                other => return Err(Error::argument(format!("${other} is not supported in having"))),
             }
         }
     })

@@ -34,7 +34,7 @@ impl Home {
         if let Some(h) = std::env::var_os("HEAVENBASE_HOME").filter(|h| !h.is_empty()) {
             return Ok(Home::new(PathBuf::from(h)));
         }
-        let home = std::env::var_os("HOME").ok_or_else(|| Error::Io("Neither HEAVENBASE_HOME nor HOME is set".into()))?;
+        let home = std::env::var_os("HOME").ok_or_else(|| Error::io("Neither HEAVENBASE_HOME nor HOME is set"))?;
         Ok(Home::new(PathBuf::from(home).join(".heavenbase")))
     }
 
@@ -53,9 +53,9 @@ impl Home {
     fn read(&self) -> Result<Json> {
         match std::fs::read_to_string(self.registry_path()) {
             Ok(text) => serde_json::from_str(&text)
-                .map_err(|e| Error::Io(format!("Registry {} is not valid JSON: {e}", self.registry_path().display()))),
+                .map_err(|e| Error::io(format!("Registry {} is not valid JSON: {e}", self.registry_path().display()))),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(json!({"workspaces": {}})),
-            Err(e) => Err(Error::Io(format!("Cannot read {}: {e}", self.registry_path().display()))),
+            Err(e) => Err(Error::io(format!("Cannot read {}: {e}", self.registry_path().display()))),
         }
     }
 

@@ -27,11 +27,15 @@ use heavenbase_catalog::OBJECT_ID;
 use heavenbase_providers::group_table::{project_to, scan_exec};
 use heavenbase_providers::{Backend, GroupSpec, LazyBatchesExec, Pushdown, ScanRequest};
 
-use datafusion::arrow::datatypes::DataType;
+use datafusion::datasource::sink::{DataSink, DataSinkExec};
+use datafusion::execution::{SendableRecordBatchStream, TaskContext};
 use datafusion::logical_expr::dml::InsertOp;
-use heavenbase_catalog::{EntityDef, LogicalType, Row};
+use datafusion::physical_plan::{DisplayAs, DisplayFormatType};
+use futures::StreamExt;
+use heavenbase_catalog::{EntityDef, LogicalType};
 
 use crate::workspace::{EntityRuntime, Inner, Workspace};
+use crate::write::WriteMode;
 
 /// Above this many surviving ids, a group is scanned whole and joined in memory
 /// rather than probed key by key.
@@ -201,44 +205,25 @@ impl TableProvider for EntityTable {
         self.defaults.get(column)
     }
 
-    /// INSERT goes through the workspace write path: validation, id derivation,
-    /// every field group, the Catalog. `INSERT` refuses existing ids; `REPLACE INTO`
-    /// / `INSERT OR REPLACE` replaces them.
+    /// INSERT goes through the workspace write path (`Workspace::write_batch`:
+    /// validation and coercion on the Arrow columns, id derivation, every field
+    /// group, the Catalog), as a DataFusion `DataSinkExec` over [`EntitySink`].
+    /// `INSERT` refuses existing ids; `REPLACE INTO` / `INSERT OR REPLACE`
+    /// replaces them.
     async fn insert_into(
         &self,
-        state: &dyn Session,
+        _state: &dyn Session,
         input: Arc<dyn ExecutionPlan>,
         op: InsertOp,
     ) -> DfResult<Arc<dyn ExecutionPlan>> {
-        let ws = self.ws.clone();
-        let rt = self.rt.clone();
-        let task = state.task_ctx();
-        let schema = Arc::new(Schema::new(vec![datafusion::arrow::datatypes::Field::new("count", DataType::UInt64, false)]));
-        let out = schema.clone();
-        let detail = format!("entity={} op={op}", rt.def.entity_id);
-        Ok(Arc::new(LazyBatchesExec::new(
-            "EntityInsertExec",
-            detail,
-            schema,
-            Arc::new(move || {
-                let (ws, rt, input, task, out) = (ws.clone(), rt.clone(), input.clone(), task.clone(), out.clone());
-                Box::pin(async move {
-                    let inner = ws.upgrade().ok_or_else(|| DataFusionError::Execution("the workspace was closed".into()))?;
-                    let ws = Workspace { inner };
-                    let batches = datafusion::physical_plan::collect(input, task).await?;
-                    let rows: Vec<Row> = batches.iter().flat_map(|b| crate::write::batch_rows(&rt, b)).collect();
-                    let n = rows.len() as u64;
-                    let entity = &rt.def.entity_id;
-                    let written = match op {
-                        InsertOp::Append => ws.insert_many(entity, rows).await,
-                        _ => ws.upsert_many(entity, rows).await,
-                    };
-                    written.map_err(|e| DataFusionError::External(Box::new(e)))?;
-                    let count: ArrayRef = Arc::new(datafusion::arrow::array::UInt64Array::from(vec![n]));
-                    Ok(vec![RecordBatch::try_new(out, vec![count])?])
-                })
-            }),
-        )))
+        let mode = match op {
+            InsertOp::Append => WriteMode::Insert,
+            _ => WriteMode::Upsert,
+        };
+        // The sink takes the input's schema as it is: the write path checks
+        // required fields and ids itself, with messages that name them.
+        let sink = EntitySink { ws: self.ws.clone(), entity: self.rt.def.entity_id.clone(), mode, schema: input.schema() };
+        Ok(Arc::new(DataSinkExec::new(input, Arc::new(sink), None)))
     }
 
     fn supports_filters_pushdown(&self, filters: &[&Expr]) -> DfResult<Vec<TableProviderFilterPushDown>> {
@@ -300,7 +285,12 @@ impl TableProvider for EntityTable {
                 .iter()
                 .map(|g| {
                     let (backend, group) = &self.rt.groups[*g];
-                    (backend.clone(), group.clone(), group_columns[*g].clone(), group_filters[*g].clone())
+                    GroupScan {
+                        backend: backend.clone(),
+                        group: group.clone(),
+                        columns: group_columns[*g].clone(),
+                        filters: group_filters[*g].clone(),
+                    }
                 })
                 .collect(),
             ids,
@@ -321,9 +311,19 @@ impl TableProvider for EntityTable {
     }
 }
 
+/// What a stitched scan reads from one field group.
+struct GroupScan {
+    backend: Arc<dyn Backend>,
+    group: GroupSpec,
+    /// The group's columns the query needs (object_id comes with every batch).
+    columns: Vec<String>,
+    /// Filters the group's backend runs itself.
+    filters: Vec<Expr>,
+}
+
 /// The per-query plan of a stitched scan; `groups[0]` is the primary.
 struct StitchPlan {
-    groups: Vec<(Arc<dyn Backend>, GroupSpec, Vec<String>, Vec<Expr>)>,
+    groups: Vec<GroupScan>,
     ids: Option<Arc<Vec<String>>>,
     limit: Option<usize>,
     schema: SchemaRef,
@@ -333,7 +333,7 @@ impl StitchPlan {
     /// Filtered groups first (they narrow the ids), primary first among equals.
     fn order(&self) -> Vec<usize> {
         let mut order: Vec<usize> = (0..self.groups.len()).collect();
-        order.sort_by_key(|g| (self.groups[*g].3.is_empty(), *g != 0));
+        order.sort_by_key(|g| (self.groups[*g].filters.is_empty(), *g != 0));
         order
     }
 
@@ -342,7 +342,7 @@ impl StitchPlan {
         let parts: Vec<String> = order
             .iter()
             .map(|g| {
-                let (backend, group, cols, filters) = &self.groups[*g];
+                let GroupScan { backend, group, columns: cols, filters } = &self.groups[*g];
                 let how = if filters.is_empty() && (self.ids.is_some() || *g != order[0]) {
                     "key lookup"
                 } else if filters.is_empty() {
@@ -368,7 +368,7 @@ impl StitchPlan {
     }
 
     async fn scan_batches(&self, g: usize, ids: Option<Arc<Vec<String>>>) -> DfResult<Vec<RecordBatch>> {
-        let (backend, group, cols, filters) = &self.groups[g];
+        let GroupScan { backend, group, columns: cols, filters } = &self.groups[g];
         let request = ScanRequest { columns: cols.clone(), filters: filters.clone(), ids, limit: None };
         backend.scan(group, &request).await.map_err(|e| DataFusionError::External(Box::new(e)))
     }
@@ -377,7 +377,7 @@ impl StitchPlan {
         if batches.len() == 1 {
             return Ok(batches.pop().expect("one batch"));
         }
-        let (_, group, cols, _) = &self.groups[g];
+        let GroupScan { group, columns: cols, .. } = &self.groups[g];
         Ok(concat_batches(&heavenbase_providers::backend::scan_schema(group, cols), &batches)?)
     }
 
@@ -387,7 +387,7 @@ impl StitchPlan {
     }
 
     async fn run(&self) -> DfResult<Vec<RecordBatch>> {
-        let narrowing = self.ids.is_some() || self.groups.iter().any(|g| !g.3.is_empty());
+        let narrowing = self.ids.is_some() || self.groups.iter().any(|g| !g.filters.is_empty());
         if narrowing {
             let results = self.run_narrowing().await?;
             return Ok(vec![self.stitch(&results)?]);
@@ -443,7 +443,7 @@ impl StitchPlan {
         if column == OBJECT_ID {
             return 0;
         }
-        self.groups.iter().position(|(_, _, cols, _)| cols.iter().any(|c| c == column)).expect("column has a group")
+        self.groups.iter().position(|g| g.columns.iter().any(|c| c == column)).expect("column has a group")
     }
 
     /// Filtered groups first; the ids that survive reach the next group as key
@@ -455,7 +455,7 @@ impl StitchPlan {
             let lookup = ids.as_ref().filter(|i| i.len() <= KEY_LOOKUP_LIMIT).cloned();
             let batch = self.scan_group(g, lookup).await?;
             // Groups without filters do not narrow the row set, except the primary.
-            if !self.groups[g].3.is_empty() || g == 0 {
+            if !self.groups[g].filters.is_empty() || g == 0 {
                 let col = batch.column(0).as_string::<i32>();
                 let keep: Option<std::collections::HashSet<&str>> =
                     ids.as_ref().map(|i| i.iter().map(String::as_str).collect());
@@ -507,5 +507,50 @@ impl StitchPlan {
             columns,
             &datafusion::arrow::record_batch::RecordBatchOptions::new().with_row_count(Some(rows)),
         )?)
+    }
+}
+
+/// Where an INSERT's rows go: the workspace write path.
+///
+/// The input's batches are gathered and written as one batch, so a statement
+/// that fails anywhere (a bad value in its last row, a duplicate id) writes
+/// nothing: without a transaction to undo earlier batches, that is the only way
+/// to keep a failed INSERT from leaving part of its rows behind. The gathered
+/// rows are Arrow columns (no per-row objects); streaming batch by batch waits
+/// for transactions (see docs/design.md).
+#[derive(Debug)]
+pub(crate) struct EntitySink {
+    ws: Weak<Inner>,
+    entity: String,
+    mode: WriteMode,
+    schema: SchemaRef,
+}
+
+impl DisplayAs for EntitySink {
+    fn fmt_as(&self, _t: DisplayFormatType, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "EntitySink: entity={} mode={:?}", self.entity, self.mode)
+    }
+}
+
+#[async_trait]
+impl DataSink for EntitySink {
+    fn schema(&self) -> &SchemaRef {
+        &self.schema
+    }
+
+    async fn write_all(&self, mut data: SendableRecordBatchStream, _context: &Arc<TaskContext>) -> DfResult<u64> {
+        let inner = self.ws.upgrade().ok_or_else(|| DataFusionError::Execution("the workspace was closed".into()))?;
+        let ws = Workspace { inner };
+        let mut batches = Vec::new();
+        while let Some(batch) = data.next().await {
+            batches.push(batch?);
+        }
+        let batch = concat_batches(&self.schema, &batches)?;
+        drop(batches);
+        let n = batch.num_rows() as u64;
+        if n > 0 {
+            ws.write_batch(&self.entity, batch, self.mode).await.map_err(|e| DataFusionError::External(Box::new(e)))?;
+        }
+        Ok(n)
     }
 }

@@ -16,7 +16,7 @@ use serde_json::{Value as Json, json};
 use crate::presets::{self, Construction};
 use crate::registry::Home;
 use crate::table::EntityTable;
-use crate::{Error, Result};
+use crate::{Error, ErrorKind, Result};
 
 /// A registered entity as the workspace runs it.
 #[derive(Debug)]
@@ -81,7 +81,7 @@ impl Workspace {
         check_ws_id(id)?;
         if let Some(rec) = home.get(id)? {
             if rec.construction != construction {
-                return Err(Error::Conflict(format!(
+                return Err(Error::new(ErrorKind::AlreadyExists, format!(
                     "Workspace '{id}' already exists with a different construction: it was built with {}, \
                      and this call asks for {}",
                     rec.construction.describe(),
@@ -105,7 +105,7 @@ impl Workspace {
     pub async fn load_in(home: &Home, id: &str) -> Result<Workspace> {
         let rec = home.get(id)?.ok_or_else(|| {
             let known: Vec<String> = home.list().map(|l| l.into_iter().map(|r| r.id).collect()).unwrap_or_default();
-            Error::NotFound(format!(
+            Error::new(ErrorKind::UnknownWorkspace, format!(
                 "No registered workspace '{id}'.{}",
                 crate::error::suggest(id, known.iter().map(String::as_str))
             ))
@@ -219,7 +219,7 @@ impl Workspace {
         if let Some(rt) = entities.values().find(|rt| rt.def.table_name() == entity_id) {
             return Ok(rt.clone());
         }
-        Err(Error::NotFound(format!(
+        Err(Error::unknown_entity(format!(
             "Workspace '{}' has no entity '{entity_id}'.{}",
             self.inner.id,
             crate::error::suggest(entity_id, entities.keys().map(String::as_str))
@@ -246,7 +246,7 @@ impl Workspace {
     pub async fn register(&self, def: EntityDef, replace: bool) -> Result<()> {
         let def = def.validated()?;
         if is_system(&def.entity_id) {
-            return Err(Error::Invalid(format!("'{}' is a fixed system entity and cannot be altered", def.entity_id)));
+            return Err(Error::new(ErrorKind::ReadOnly, format!("'{}' is a fixed system entity and cannot be altered", def.entity_id)));
         }
         let _guard = self.inner.register_lock.lock().await;
         if let Ok(existing) = self.runtime(&def.entity_id) {
@@ -254,7 +254,7 @@ impl Workspace {
                 return Ok(());
             }
             if !replace {
-                return Err(Error::Conflict(format!(
+                return Err(Error::new(ErrorKind::AlreadyExists, format!(
                     "Entity '{}' is already registered with a different structure; pass replace=true explicitly",
                     def.entity_id
                 )));
@@ -276,7 +276,7 @@ impl Workspace {
                 .iter()
                 .find(|b| b.info().name == g.backend)
                 .cloned()
-                .ok_or_else(|| Error::Invalid(format!("Unknown backend '{}'", g.backend)))?;
+                .ok_or_else(|| Error::new(ErrorKind::UnknownObject, format!("Unknown backend '{}'", g.backend)))?;
             let columns = g
                 .fields
                 .iter()
@@ -313,7 +313,7 @@ impl Workspace {
                 continue;
             }
             let def = EntityDef::from_json(definition).map_err(|e| {
-                Error::Invalid(format!("Stored definition of entity '{entity_id}' in sys-metaschema is invalid: {e}"))
+                Error::internal(format!("Stored definition of entity '{entity_id}' in sys-metaschema is invalid: {e}"))
             })?;
             self.install(def).await?;
         }
@@ -434,7 +434,7 @@ fn check_ws_id(id: &str) -> Result<()> {
     if heavenbase_catalog::entity::is_valid_id(id) {
         Ok(())
     } else {
-        Err(Error::Invalid(format!(
+        Err(Error::new(ErrorKind::InvalidName, format!(
             "Invalid workspace id '{id}'; use lower-case letters, digits, '-' or '_', starting with a letter"
         )))
     }

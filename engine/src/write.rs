@@ -9,17 +9,27 @@
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
 
-use datafusion::arrow::array::{ArrayRef, AsArray, RecordBatch};
+use datafusion::arrow::array::{Array, ArrayRef, AsArray, RecordBatch};
 use heavenbase_catalog::system::{SYS_CATALOG, SYS_METASCHEMA, is_system};
 use heavenbase_catalog::types::LogicalType;
 use heavenbase_catalog::types::{check_text, describe_value};
 use heavenbase_catalog::value::array_value;
-use heavenbase_catalog::{ColumnBuilder, EntityDef, NAME, OBJECT_ID, Row, catalog_row_id, derive_object_id};
+use heavenbase_catalog::{ColumnBuilder, EntityDef, NAME, OBJECT_ID, Row, catalog_row_id, coerce_column, derive_object_id};
 use heavenbase_providers::ScanRequest;
 use serde_json::{Value as Json, json};
 
 use crate::workspace::{EntityRuntime, Workspace};
-use crate::{Error, Result};
+use crate::{Error, ErrorKind, Result};
+
+/// How a write meets rows that already exist.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WriteMode {
+    /// Insert, or fully replace an existing row (fields left out revert to
+    /// their default or NULL).
+    Upsert,
+    /// Insert only: an existing object_id is refused (a unique violation).
+    Insert,
+}
 
 /// Validated rows laid out as one Arrow column per entity field.
 struct PreparedBatch {
@@ -39,20 +49,48 @@ impl Workspace {
     pub async fn upsert_many(&self, entity: &str, rows: Vec<Row>) -> Result<Vec<String>> {
         let rt = self.runtime(entity)?;
         let prepared = prepare_off_thread(&rt, rows).await?;
-        let _locks = self.lock_ids(&prepared.ids).await;
-        self.write_prepared(&rt, prepared).await
+        self.write_mode(&rt, prepared, WriteMode::Upsert).await
     }
 
     /// Insert only: an existing object_id is an error.
     pub async fn insert_many(&self, entity: &str, rows: Vec<Row>) -> Result<Vec<String>> {
         let rt = self.runtime(entity)?;
         let prepared = prepare_off_thread(&rt, rows).await?;
+        self.write_mode(&rt, prepared, WriteMode::Insert).await
+    }
+
+    /// The core of every write that starts from Arrow (SQL `INSERT`, `COPY`,
+    /// `hb import`): the batch is validated and coerced column by column
+    /// against the entity (see `heavenbase_catalog::column`), missing
+    /// object_ids are derived from `name`, then the rows go to every field group
+    /// and the Catalog. Columns the batch leaves out take their default (or
+    /// NULL); a column the entity does not have is an error. On any error
+    /// nothing is written. Returns the object_ids in row order.
+    pub async fn write_batch(&self, entity: &str, batch: RecordBatch, mode: WriteMode) -> Result<Vec<String>> {
+        let rt = self.runtime(entity)?;
+        let prepared = if batch.num_rows() < 1024 {
+            prepare_batch(&rt.def, &batch)?
+        } else {
+            // Deriving ids hashes every row: keep it off the async workers.
+            let def = rt.def.clone();
+            tokio::task::spawn_blocking(move || prepare_batch(&def, &batch))
+                .await
+                .map_err(|e| Error::internal(format!("batch validation failed: {e}")))??
+        };
+        self.write_mode(&rt, prepared, mode).await
+    }
+
+    /// Write validated rows under their ids' locks; an insert first checks
+    /// that none of them exists.
+    async fn write_mode(&self, rt: &EntityRuntime, prepared: PreparedBatch, mode: WriteMode) -> Result<Vec<String>> {
         let _locks = self.lock_ids(&prepared.ids).await;
-        let existing = self.existing_ids(&rt, &prepared.ids).await?;
-        if let Some(id) = prepared.ids.iter().find(|id| existing.contains(*id)) {
-            return Err(Error::Conflict(format!("{} object_id '{id}' already exists", rt.def.entity_id)));
+        if mode == WriteMode::Insert {
+            let existing = self.existing_ids(rt, &prepared.ids).await?;
+            if let Some(id) = prepared.ids.iter().find(|id| existing.contains(*id)) {
+                return Err(Error::new(ErrorKind::UniqueViolation, format!("{} object_id '{id}' already exists", rt.def.entity_id)));
+            }
         }
-        self.write_prepared(&rt, prepared).await
+        self.write_prepared(rt, prepared).await
     }
 
     /// Patch a row: merge `patch` over the stored row and write the result. A
@@ -71,7 +109,7 @@ impl Workspace {
                 Some(Json::Number(n)) => n.to_string(),
                 _ => match p.get(NAME).and_then(|n| name_source(n)) {
                     Some(name) => derive_object_id(&rt.def.entity_id, &name),
-                    None => return Err(Error::Invalid(format!("set needs object_id in the patch (entity '{entity}')"))),
+                    None => return Err(Error::argument(format!("set needs object_id in the patch (entity '{entity}')"))),
                 },
             };
             ids.push(id);
@@ -85,7 +123,7 @@ impl Workspace {
                 if k == OBJECT_ID {
                     let new_id = v.as_str().map(String::from).unwrap_or_else(|| v.to_string());
                     if new_id != *id {
-                        return Err(Error::Invalid(format!(
+                        return Err(Error::argument(format!(
                             "set cannot move object_id '{id}' to '{new_id}'; use upsert and delete explicitly"
                         )));
                     }
@@ -120,7 +158,7 @@ impl Workspace {
         }
         if found.len() > 1 {
             let names: Vec<&str> = found.iter().map(|(e, _)| e.as_str()).collect();
-            return Err(Error::Conflict(format!(
+            return Err(Error::argument(format!(
                 "object_id '{object_id}' exists in multiple entities: {}; pass the entity to disambiguate",
                 names.join(", ")
             )));
@@ -259,9 +297,9 @@ impl Workspace {
             }
             let schema = Arc::new(datafusion::arrow::datatypes::Schema::new(fields));
             let batch = RecordBatch::try_new(schema, arrays)
-                .map_err(|e| Error::Invalid(format!("{}: {e}", rt.def.entity_id)))?;
+                .map_err(|e| Error::with_source(ErrorKind::Internal, format!("{}: {e}", rt.def.entity_id), e))?;
             backend.upsert(group, batch).await.map_err(|e| match e {
-                heavenbase_providers::ProviderError::Unique { backend, table, message } => Error::Conflict(format!(
+                heavenbase_providers::ProviderError::Unique { backend, table, message } => Error::new(ErrorKind::UniqueViolation, format!(
                     "{}: unique constraint violated in backend '{backend}' ({table}): {message}",
                     rt.def.entity_id
                 )),
@@ -403,7 +441,7 @@ pub(crate) fn expected_card(ws: &str, entity_id: &str, object_id: &str, card_id:
 fn into_row(entity: &str, row: Json) -> Result<Row> {
     match row {
         Json::Object(m) => Ok(m),
-        other => Err(Error::Invalid(format!("A row of '{entity}' must be a JSON object, got {}", describe_value(&other)))),
+        other => Err(Error::argument(format!("A row of '{entity}' must be a JSON object, got {}", describe_value(&other)))),
     }
 }
 
@@ -432,7 +470,7 @@ async fn prepare_off_thread(rt: &Arc<EntityRuntime>, rows: Vec<Row>) -> Result<P
         prepared
     })
     .await
-    .map_err(|e| Error::Invalid(format!("row validation failed: {e}")))?
+    .map_err(|e| Error::internal(format!("row validation failed: {e}")))?
 }
 
 /// Validate rows against the entity and lay them out as columns. Large batches
@@ -450,19 +488,19 @@ fn prepare(def: &EntityDef, rows: &[Row]) -> Result<PreparedBatch> {
             .enumerate()
             .map(|(i, chunk)| scope.spawn(move || prepare_chunk(def, chunk, i * per, false)))
             .collect();
-        handles.into_iter().map(|h| h.join().unwrap_or_else(|_| Err(Error::Invalid("row validation panicked".into())))).collect()
+        handles.into_iter().map(|h| h.join().unwrap_or_else(|_| Err(Error::internal("row validation panicked")))).collect()
     });
     let parts = parts.into_iter().collect::<Result<Vec<_>>>()?;
     let mut seen = HashSet::with_capacity(rows.len());
     for id in parts.iter().flat_map(|p| &p.ids) {
         if !seen.insert(id.as_str()) {
-            return Err(Error::Invalid(format!("{} batch contains duplicate object_id '{id}'", def.entity_id)));
+            return Err(Error::new(ErrorKind::UniqueViolation, format!("{} batch contains duplicate object_id '{id}'", def.entity_id)));
         }
     }
     let mut columns = HashMap::with_capacity(def.fields.len());
     for f in &def.fields {
         let arrays: Vec<&dyn datafusion::arrow::array::Array> = parts.iter().map(|p| p.columns[&f.name].as_ref()).collect();
-        let merged = datafusion::arrow::compute::concat(&arrays).map_err(|e| Error::Invalid(e.to_string()))?;
+        let merged = datafusion::arrow::compute::concat(&arrays).map_err(|e| Error::with_source(ErrorKind::Internal, e.to_string(), e))?;
         columns.insert(f.name.clone(), merged);
     }
     drop(seen);
@@ -481,7 +519,7 @@ fn prepare_chunk(def: &EntityDef, rows: &[Row], offset: usize, check_duplicates:
     for (n, row) in rows.iter().enumerate() {
         let n = n + offset;
         if let Some(unknown) = row.keys().find(|k| def.get(k).is_none()) {
-            return Err(Error::Invalid(format!(
+            return Err(Error::unknown_field(format!(
                 "Unknown field '{unknown}' on entity '{e}' (row {n}).{}",
                 crate::error::suggest(unknown, def.fields.iter().map(|f| f.name.as_str()))
             )));
@@ -491,7 +529,7 @@ fn prepare_chunk(def: &EntityDef, rows: &[Row], offset: usize, check_duplicates:
             Some(Json::String(s)) if s.is_empty() => None,
             Some(v) => Some(
                 check_text(&identifier, v)
-                    .map_err(|m| Error::Invalid(format!("{e}.object_id: {m} (value {})", describe_value(v))))?
+                    .map_err(|m| Error::invalid(format!("{e}.object_id: {m} (value {})", describe_value(v))))?
                     .into_owned(),
             ),
         };
@@ -502,7 +540,7 @@ fn prepare_chunk(def: &EntityDef, rows: &[Row], offset: usize, check_duplicates:
                 let name = match name {
                     Some(v) => {
                         check_text(&short_text, v)
-                            .map_err(|m| Error::Invalid(format!("{e}.name: {m} (value {})", describe_value(v))))?;
+                            .map_err(|m| Error::invalid(format!("{e}.name: {m} (value {})", describe_value(v))))?;
                         name_source(v)
                     }
                     None => None,
@@ -510,7 +548,7 @@ fn prepare_chunk(def: &EntityDef, rows: &[Row], offset: usize, check_duplicates:
                 match name {
                     Some(name) => derive_object_id(e, &name),
                     None => {
-                        return Err(Error::Invalid(format!(
+                        return Err(Error::new(ErrorKind::MissingValue, format!(
                             "Missing object_id for {e} (row {n}); object_id is required and cannot be null. \
                              Provide object_id or a non-empty name to derive it from"
                         )));
@@ -519,11 +557,11 @@ fn prepare_chunk(def: &EntityDef, rows: &[Row], offset: usize, check_duplicates:
             }
         };
         if check_duplicates && !seen.insert(id.clone()) {
-            return Err(Error::Invalid(format!("{e} batch contains duplicate object_id '{id}'")));
+            return Err(Error::new(ErrorKind::UniqueViolation, format!("{e} batch contains duplicate object_id '{id}'")));
         }
         for (f, b) in def.fields.iter().zip(builders.iter_mut()) {
             if f.name == OBJECT_ID {
-                b.push(&Json::String(id.clone())).map_err(Error::Invalid)?;
+                b.push(&Json::String(id.clone())).map_err(Error::invalid)?;
                 continue;
             }
             let value = match row.get(&f.name) {
@@ -531,16 +569,128 @@ fn prepare_chunk(def: &EntityDef, rows: &[Row], offset: usize, check_duplicates:
                 None => f.default.as_ref().unwrap_or(&Json::Null),
             };
             if value.is_null() && f.required {
-                return Err(Error::Invalid(format!("Missing required field {e}.{} (object_id '{id}')", f.name)));
+                return Err(Error::new(ErrorKind::MissingValue, format!("Missing required field {e}.{} (object_id '{id}')", f.name)));
             }
             b.push(value).map_err(|m| {
-                Error::Invalid(format!("{e}.{}: {m} (object_id '{id}', value {})", f.name, describe_value(value)))
+                Error::invalid(format!("{e}.{}: {m} (object_id '{id}', value {})", f.name, describe_value(value)))
             })?;
         }
         ids.push(id);
     }
     let columns = def.fields.iter().zip(builders).map(|(f, b)| (f.name.clone(), b.finish())).collect();
     Ok(PreparedBatch { ids, columns })
+}
+
+/// The Arrow counterpart of [`prepare`]: the same rules and messages, column
+/// by column. Ids come first, so a bad value's message can name its object_id.
+fn prepare_batch(def: &EntityDef, batch: &RecordBatch) -> Result<PreparedBatch> {
+    let e = &def.entity_id;
+    let n = batch.num_rows();
+    let schema = batch.schema();
+    if let Some(unknown) = schema.fields().iter().map(|f| f.name()).find(|c| def.get(c).is_none()) {
+        return Err(Error::unknown_field(format!(
+            "Unknown field '{unknown}' on entity '{e}'.{}",
+            crate::error::suggest(unknown, def.fields.iter().map(|f| f.name.as_str()))
+        )));
+    }
+    let column = |f: &heavenbase_catalog::FieldDef, ids: Option<&[String]>| -> Result<ArrayRef> {
+        match batch.column_by_name(&f.name) {
+            Some(a) => coerce_column(&f.ty, a).map_err(|bad| {
+                let id = ids.and_then(|ids| bad.row.map(|r| ids[r].as_str()));
+                let mut message = format!("{e}.{}: {}", f.name, bad.message);
+                match (id, bad.row, &bad.value) {
+                    (Some(id), _, Some(v)) => message.push_str(&format!(" (object_id '{id}', value {v})")),
+                    (None, Some(row), Some(v)) => message.push_str(&format!(" (row {row}, value {v})")),
+                    _ => {}
+                }
+                Error::invalid(message)
+            }),
+            None => default_column(def, f, n),
+        }
+    };
+    let name = match def.get(NAME) {
+        Some(f) => Some(column(f, None)?),
+        None => None,
+    };
+    let ids = batch_ids(def, batch, name.as_ref())?;
+    let mut seen = HashSet::with_capacity(n);
+    if let Some(id) = ids.iter().find(|id| !seen.insert(id.as_str())) {
+        return Err(Error::new(ErrorKind::UniqueViolation, format!("{e} batch contains duplicate object_id '{id}'")));
+    }
+    drop(seen);
+    let mut columns = HashMap::with_capacity(def.fields.len());
+    for f in &def.fields {
+        let array = match f.name.as_str() {
+            OBJECT_ID => Arc::new(datafusion::arrow::array::StringArray::from_iter_values(&ids)) as ArrayRef,
+            NAME if name.is_some() => name.clone().expect("checked"),
+            _ => column(f, Some(ids.as_slice()))?,
+        };
+        if f.required && array.null_count() > 0 {
+            let row = (0..n).find(|r| array.is_null(*r)).unwrap_or_default();
+            return Err(Error::new(
+                ErrorKind::MissingValue,
+                format!("Missing required field {e}.{} (object_id '{}')", f.name, ids[row]),
+            ));
+        }
+        columns.insert(f.name.clone(), array);
+    }
+    Ok(PreparedBatch { ids, columns })
+}
+
+/// Each row's object_id: the one given, else derived from the row's name
+/// (blank names count as missing), as [`prepare_chunk`] does for JSON rows.
+fn batch_ids(def: &EntityDef, batch: &RecordBatch, name: Option<&ArrayRef>) -> Result<Vec<String>> {
+    let e = &def.entity_id;
+    let text = |a: &ArrayRef| -> Result<ArrayRef> {
+        Ok(datafusion::arrow::compute::cast(a, &datafusion::arrow::datatypes::DataType::Utf8)
+            .map_err(|err| Error::invalid(format!("{e}: object_id and name must be text: {err}")))?)
+    };
+    let given = batch.column_by_name(OBJECT_ID).map(text).transpose()?;
+    let names = name.map(text).transpose()?;
+    let given = given.as_ref().map(|a| a.as_string::<i32>());
+    let names = names.as_ref().map(|a| a.as_string::<i32>());
+    let limit = LogicalType::identifier().text_limit().unwrap_or(usize::MAX);
+    let mut ids = Vec::with_capacity(batch.num_rows());
+    for row in 0..batch.num_rows() {
+        match given.filter(|g| g.is_valid(row)).map(|g| g.value(row)).filter(|id| !id.is_empty()) {
+            Some(id) if id.len() > limit && id.chars().count() > limit => {
+                return Err(Error::invalid(format!(
+                    "{e}.object_id: Identifier exceeds {limit} characters (value {})",
+                    describe_value(&Json::String(id.to_string()))
+                )));
+            }
+            Some(id) => ids.push(id.to_string()),
+            None => {
+                let name = names.filter(|a| a.is_valid(row)).map(|a| a.value(row)).filter(|s| !s.trim().is_empty());
+                match name {
+                    Some(name) => ids.push(derive_object_id(e, name)),
+                    None => {
+                        return Err(Error::new(
+                            ErrorKind::MissingValue,
+                            format!(
+                                "Missing object_id for {e} (row {row}); object_id is required and cannot be null. \
+                                 Provide object_id or a non-empty name to derive it from"
+                            ),
+                        ));
+                    }
+                }
+            }
+        }
+    }
+    Ok(ids)
+}
+
+/// A field's column for rows that leave it out: its default, or NULL.
+fn default_column(def: &EntityDef, f: &heavenbase_catalog::FieldDef, rows: usize) -> Result<ArrayRef> {
+    let Some(default) = &f.default else {
+        return Ok(datafusion::arrow::array::new_null_array(&f.ty.arrow_type(), rows));
+    };
+    let mut b = ColumnBuilder::new(&f.ty, rows);
+    for _ in 0..rows {
+        b.push(default)
+            .map_err(|m| Error::definition(format!("{}.{}: default {default} is invalid: {m}", def.entity_id, f.name)))?;
+    }
+    Ok(b.finish())
 }
 
 /// A scanned batch (object_id + some of the entity's columns) as JSON rows.

@@ -1,13 +1,14 @@
 //! COPY over the wire: `COPY entity [(columns)] FROM STDIN` in text or CSV
-//! format bulk-loads through `upsert_many`; `COPY entity|(query) TO STDOUT`
+//! format bulk-loads through `Workspace::write_batch` (the data read into Arrow
+//! columns, written as one batch); `COPY entity|(query) TO STDOUT`
 //! exports in the same formats. (psql's `\copy` is these two statements.)
 
 use std::sync::Arc;
 
 use async_trait::async_trait;
 use bytes::Bytes;
-use datafusion::arrow::array::{Array, BooleanArray, RecordBatch};
-use datafusion::arrow::datatypes::DataType;
+use datafusion::arrow::array::{Array, ArrayRef, BooleanArray, RecordBatch, StringBuilder};
+use datafusion::arrow::datatypes::{DataType, Field, Schema};
 use datafusion::arrow::util::display::{ArrayFormatter, FormatOptions};
 use datafusion::common::ParamValues;
 use datafusion::logical_expr::LogicalPlan;
@@ -24,15 +25,12 @@ use datafusion_postgres::pgwire::error::{PgWireError, PgWireResult};
 use datafusion_postgres::pgwire::messages::PgWireBackendMessage;
 use datafusion_postgres::pgwire::messages::copy::{CopyData, CopyDone, CopyFail};
 use futures::{Sink, SinkExt};
-use heavenbase::catalog::LogicalType;
-use heavenbase::{Row, Workspace};
+use heavenbase::catalog::{ColumnBuilder, LogicalType};
+use heavenbase::{WriteMode, Workspace};
 use parking_lot::Mutex;
 use serde_json::Value as Json;
 
 use crate::{to_pg_error, user_error};
-
-/// Rows written per `upsert_many` call while loading.
-const LOAD_CHUNK: usize = 10_000;
 
 #[derive(Clone, Debug)]
 struct Format {
@@ -318,12 +316,11 @@ impl CopyHandler for CopyIn {
         let Some(load) = pending(client).0.lock().take() else {
             return Err(user_error("08P01", "COPY data arrived with no COPY in progress".into()));
         };
-        let rows = parse_rows(&load)?;
-        let n = rows.len();
-        let mut rows = rows.into_iter().peekable();
-        while rows.peek().is_some() {
-            let chunk: Vec<Row> = rows.by_ref().take(LOAD_CHUNK).collect();
-            load.ws.upsert_many(&load.entity, chunk).await.map_err(to_pg_error)?;
+        let batch = parse_batch(&load)?;
+        let n = batch.num_rows();
+        // One batch: a COPY whose last line is bad writes nothing.
+        if n > 0 {
+            load.ws.write_batch(&load.entity, batch, WriteMode::Upsert).await.map_err(to_pg_error)?;
         }
         client.send(PgWireBackendMessage::CommandComplete(Tag::new("COPY").with_rows(n).into())).await?;
         Ok(())
@@ -340,11 +337,12 @@ impl CopyHandler for CopyIn {
     }
 }
 
-/// The received data as rows keyed by column name; errors name the line.
-fn parse_rows(load: &Load) -> PgWireResult<Vec<Row>> {
+/// The received data as one Arrow batch, one column per COPY column; errors
+/// name the line and the column.
+fn parse_batch(load: &Load) -> PgWireResult<RecordBatch> {
     let text = std::str::from_utf8(&load.data).map_err(|e| user_error("22021", format!("COPY data is not UTF-8: {e}")))?;
     let records = if load.format.csv { csv_records(text, &load.format) } else { text_records(text, &load.format) };
-    let mut rows = Vec::with_capacity(records.len());
+    let mut columns: Vec<ColumnText> = load.columns.iter().map(|(_, ty)| ColumnText::new(ty, records.len())).collect();
     for (i, record) in records.into_iter().enumerate() {
         let line = i + 1 + usize::from(load.format.header);
         if record.len() != load.columns.len() {
@@ -353,15 +351,52 @@ fn parse_rows(load: &Load) -> PgWireResult<Vec<Row>> {
                 format!("COPY {}, line {line}: expected {} columns, got {}", load.entity, load.columns.len(), record.len()),
             ));
         }
-        let row: Row = load
-            .columns
-            .iter()
-            .zip(record)
-            .map(|((name, ty), value)| (name.clone(), value.map(|v| typed_value(ty, v)).unwrap_or(Json::Null)))
-            .collect();
-        rows.push(row);
+        for ((column, (name, _)), value) in columns.iter_mut().zip(&load.columns).zip(record) {
+            column
+                .push(value)
+                .map_err(|m| user_error("22P02", format!("COPY {}, line {line}, column {name}: {m}", load.entity)))?;
+        }
     }
-    Ok(rows)
+    let arrays: Vec<ArrayRef> = columns.into_iter().map(ColumnText::finish).collect();
+    let fields: Vec<Field> =
+        load.columns.iter().zip(&arrays).map(|((name, _), a)| Field::new(name, a.data_type().clone(), true)).collect();
+    RecordBatch::try_new(Arc::new(Schema::new(fields)), arrays).map_err(|e| user_error("XX000", format!("COPY {}: {e}", load.entity)))
+}
+
+/// One COPY column as it is read. Most columns stay text: the write path
+/// parses and checks text column by column, as it does any Arrow input.
+/// Lists, vectors and JSON have Postgres text forms of their own (`{a,b}`,
+/// `[1,2]`, documents) and are parsed here, value by value.
+enum ColumnText {
+    Text(StringBuilder),
+    Parsed(LogicalType, ColumnBuilder),
+}
+
+impl ColumnText {
+    fn new(ty: &LogicalType, rows: usize) -> Self {
+        match ty {
+            LogicalType::Array { .. } | LogicalType::Vector { .. } | LogicalType::Json => {
+                ColumnText::Parsed(ty.clone(), ColumnBuilder::new(ty, rows))
+            }
+            _ => ColumnText::Text(StringBuilder::with_capacity(rows, rows * 8)),
+        }
+    }
+
+    fn push(&mut self, value: Option<String>) -> Result<(), String> {
+        match (self, value) {
+            (ColumnText::Text(b), value) => b.append_option(value),
+            (ColumnText::Parsed(_, b), None) => b.push_null(),
+            (ColumnText::Parsed(ty, b), Some(v)) => b.push(&typed_value(ty, v))?,
+        }
+        Ok(())
+    }
+
+    fn finish(self) -> ArrayRef {
+        match self {
+            ColumnText::Text(mut b) => Arc::new(b.finish()),
+            ColumnText::Parsed(_, b) => b.finish(),
+        }
+    }
 }
 
 /// Text format: one row per line, `\N` for NULL, backslash escapes.

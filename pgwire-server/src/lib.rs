@@ -40,6 +40,10 @@ use datafusion_postgres::pgwire::api::ConnectionManager;
 use datafusion_postgres::pgwire::error::{ErrorInfo, PgWireError};
 use datafusion_postgres::pgwire::tokio::tokio_rustls::TlsAcceptor;
 use datafusion_postgres::pgwire::tokio::tokio_rustls::rustls;
+use datafusion::catalog::{CatalogProvider, CatalogProviderList, MemoryCatalogProvider, MemoryCatalogProviderList};
+use datafusion::error::DataFusionError;
+use datafusion::execution::SessionStateBuilder;
+use datafusion::prelude::SessionContext;
 use heavenbase::{Error, Workspace};
 use tokio::net::TcpListener;
 use tokio::sync::Notify;
@@ -148,15 +152,7 @@ pub async fn serve_on(
     let tls = tls_acceptor(opts)?;
     let mut services = HashMap::new();
     for ws in workspaces {
-        let ctx = Arc::new(ws.session().clone());
-        let catalog = ctx.state().config().options().catalog.default_catalog.clone();
-        // The pg_catalog schema is registered once per session context.
-        if ctx.catalog(&catalog).and_then(|c| c.schema("pg_catalog")).is_none() {
-            setup_pg_catalog(&ctx, &catalog, EmptyContextProvider)
-                .map_err(|e| std::io::Error::other(format!("pg_catalog setup failed: {e}")))?;
-        }
-        compat::register(&ctx);
-        describe::register(&ctx, &ws).map_err(|e| std::io::Error::other(format!("pg_catalog setup failed: {e}")))?;
+        let ctx = Arc::new(server_session(&ws).map_err(|e| std::io::Error::other(format!("pg_catalog setup failed: {e}")))?);
         services.insert(ws.id().to_string(), Arc::new(WorkspaceService::new(ws, ctx)));
     }
     let shared = Arc::new(Shared {
@@ -223,6 +219,35 @@ pub async fn serve_on(
     Ok(())
 }
 
+/// The session a workspace is served with: the workspace's tables, functions
+/// and settings, plus pg_catalog and the compatibility functions clients need,
+/// in a state of its own. Serving never changes the workspace's own session
+/// (what `ws.sql()` sees): the default catalog is a new one holding the
+/// workspace's schemas (the same schema providers, so entities registered
+/// later appear here too) and this session's pg_catalog.
+fn server_session(ws: &Workspace) -> datafusion::error::Result<SessionContext> {
+    let state = ws.session().state();
+    let name = state.config().options().catalog.default_catalog.clone();
+    let source = state
+        .catalog_list()
+        .catalog(&name)
+        .ok_or_else(|| DataFusionError::Configuration(format!("the workspace has no catalog '{name}'")))?;
+    let catalog = MemoryCatalogProvider::new();
+    for schema in source.schema_names() {
+        if let Some(provider) = source.schema(&schema) {
+            catalog.register_schema(&schema, provider)?;
+        }
+    }
+    let catalogs = MemoryCatalogProviderList::new();
+    catalogs.register_catalog(name.clone(), Arc::new(catalog));
+    let state = SessionStateBuilder::new_from_existing(state).with_catalog_list(Arc::new(catalogs)).build();
+    let ctx = SessionContext::new_with_state(state);
+    setup_pg_catalog(&ctx, &name, EmptyContextProvider).map_err(|e| *e)?;
+    compat::register(&ctx);
+    describe::register(&ctx, ws)?;
+    Ok(ctx)
+}
+
 /// TLS that cannot be set up stops the server; it never falls back to plaintext.
 fn tls_acceptor(opts: &ServeOptions) -> std::io::Result<Option<TlsAcceptor>> {
     use rustls::pki_types::pem::PemObject;
@@ -255,9 +280,9 @@ pub(crate) fn fatal_error(code: &str, message: String) -> PgWireError {
     PgWireError::UserError(Box::new(ErrorInfo::new("FATAL".into(), code.into(), message)))
 }
 
-/// Gives errors raised inside datafusion-postgres (planning and execution
-/// errors from DataFusion) the SQLSTATE a Postgres client expects, instead of
-/// the internal-error code they arrive with.
+/// Gives errors raised inside datafusion-postgres (the SQL parser's, and
+/// DataFusion's planning and execution errors) the SQLSTATE of their kind,
+/// instead of the internal-error code they arrive with.
 pub(crate) struct SqlStateErrors;
 
 impl datafusion_postgres::pgwire::api::ErrorHandler for SqlStateErrors {
@@ -265,48 +290,23 @@ impl datafusion_postgres::pgwire::api::ErrorHandler for SqlStateErrors {
     where
         C: datafusion_postgres::pgwire::api::ClientInfo,
     {
-        if let PgWireError::ApiError(inner) = error {
-            let message = inner.to_string();
-            *error = user_error(sqlstate_of(&message), message);
-        }
+        // A DataFusion error becomes a workspace error, which also unwraps our
+        // own errors carried through it (their message without DataFusion's
+        // "External error" prefix); the parser's errors are classified as they are.
+        *error = match std::mem::replace(error, PgWireError::QueryCanceled) {
+            PgWireError::ApiError(inner) => {
+                let e = match inner.downcast::<DataFusionError>() {
+                    Ok(df) => Error::from(*df),
+                    Err(other) => Error::new(heavenbase::kind_of(other.as_ref()), other.to_string()),
+                };
+                to_pg_error(e)
+            }
+            other => other,
+        };
     }
 }
 
-/// The SQLSTATE for a DataFusion error message.
-fn sqlstate_of(message: &str) -> &'static str {
-    let m = message.to_lowercase();
-    if m.contains("no field named") || m.contains("column") && m.contains("not found") {
-        "42703"
-    } else if m.contains("table") && (m.contains("not found") || m.contains("doesn't exist") || m.contains("does not exist")) {
-        "42P01"
-    } else if m.contains("sql parser error") || m.contains("parsererror") || m.contains("sql error") || m.contains("syntax error") {
-        "42601"
-    } else if m.contains("divide by zero") || m.contains("division by zero") {
-        "22012"
-    } else if m.contains("cannot cast") || m.contains("cast error") || m.contains("invalid input") || m.contains("parser error") {
-        "22P02"
-    } else if m.contains("not implemented") || m.contains("unsupported") || m.contains("not supported") {
-        "0A000"
-    } else if m.contains("invalid function") || m.contains("function") && m.contains("not found") {
-        "42883"
-    } else {
-        "XX000"
-    }
-}
-
-/// Workspace errors as Postgres errors with the matching SQLSTATE.
+/// Workspace errors as Postgres errors: the SQLSTATE is the error kind's.
 pub fn to_pg_error(e: Error) -> PgWireError {
-    let message = e.to_string();
-    let code = match &e {
-        Error::Conflict(m) if m.contains("unique") || m.contains("already exists") => "23505",
-        Error::Conflict(_) => "42P07",
-        Error::NotFound(m) if m.contains("entity") => "42P01",
-        Error::NotFound(_) => "3D000",
-        Error::Invalid(m) if m.contains("syntax") => "42601",
-        Error::Invalid(m) if m.contains("Unknown column") || m.contains("Unknown field") => "42703",
-        Error::Invalid(_) => "22P02",
-        Error::Catalog(_) => "22P02",
-        Error::Query(_) | Error::Backend(_) | Error::Io(_) => "XX000",
-    };
-    user_error(code, message)
+    user_error(e.sqlstate(), e.to_string())
 }

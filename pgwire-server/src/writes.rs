@@ -1,7 +1,8 @@
 //! Writes over the wire: INSERT lands in the entity tables' `insert_into`;
-//! UPDATE, DELETE and CREATE TABLE are intercepted here and run by
-//! `Workspace::sql`, which plans their WHERE clauses as SELECTs (so a subquery
-//! never widens a DELETE). Read-only users are refused any write.
+//! UPDATE, DELETE and CREATE TABLE are intercepted here and run by the
+//! workspace (`plan_dml`/`execute_dml`, `create_table`), which plans their WHERE
+//! clauses as SELECTs (so a subquery never widens a DELETE). Read-only users are
+//! refused any write.
 
 use std::sync::Arc;
 
@@ -99,6 +100,12 @@ pub(crate) fn empty_plan() -> LogicalPlan {
 }
 
 /// Routes UPDATE, DELETE and CREATE TABLE to the workspace.
+///
+/// UPDATE and DELETE are planned once, when they are parsed (Parse, or the
+/// simple query itself): the plan is DataFusion's `LogicalPlan::Dml` as
+/// `Workspace::plan_dml` shapes it, so clients that prepare the statement see
+/// its placeholders' types, and Execute binds the parameters in that plan. No
+/// statement is rendered back to SQL text.
 pub(crate) struct WorkspaceWrites {
     pub ws: Workspace,
 }
@@ -108,19 +115,30 @@ fn is_workspace_write(s: &Statement) -> bool {
 }
 
 impl WorkspaceWrites {
-    async fn run(&self, statement: &Statement) -> PgWireResult<Response> {
-        let sql = statement.to_string();
-        let batches = self.ws.sql(&sql).await.map_err(to_pg_error)?;
-        let count = batches
-            .first()
-            .filter(|b| b.num_rows() == 1 && b.num_columns() == 1)
-            .and_then(|b| b.column(0).as_any().downcast_ref::<datafusion::arrow::array::UInt64Array>().map(|a| a.value(0)))
-            .unwrap_or(0) as usize;
-        Ok(Response::Execution(match statement {
-            Statement::Update(_) => Tag::new("UPDATE").with_rows(count),
-            Statement::Delete(_) => Tag::new("DELETE").with_rows(count),
-            _ => Tag::new("CREATE TABLE"),
-        }))
+    /// Run a planned UPDATE or DELETE, or a CREATE TABLE.
+    async fn run(&self, statement: &Statement, plan: Option<LogicalPlan>) -> PgWireResult<Response> {
+        let tag = match statement {
+            Statement::CreateTable(create) => {
+                self.ws.create_table(create).await.map_err(to_pg_error)?;
+                return Ok(Response::Execution(Tag::new("CREATE TABLE")));
+            }
+            Statement::Update(_) => "UPDATE",
+            _ => "DELETE",
+        };
+        let plan = match plan {
+            Some(p) => p,
+            None => self.plan(statement).await?,
+        };
+        let count = self.ws.execute_dml(plan).await.map_err(to_pg_error)?;
+        Ok(Response::Execution(Tag::new(tag).with_rows(count as usize)))
+    }
+
+    async fn plan(&self, statement: &Statement) -> PgWireResult<LogicalPlan> {
+        match self.ws.plan_dml(statement).await {
+            Ok(Some(plan)) => Ok(plan),
+            Ok(None) => Ok(empty_plan()),
+            Err(e) => Err(to_pg_error(e)),
+        }
     }
 }
 
@@ -135,35 +153,25 @@ impl QueryHook for WorkspaceWrites {
         if !is_workspace_write(statement) {
             return None;
         }
-        Some(self.run(statement).await)
+        Some(self.run(statement, None).await)
     }
 
     async fn handle_extended_parse_query(
         &self,
         statement: &Statement,
-        ctx: &SessionContext,
+        _ctx: &SessionContext,
         _client: &(dyn ClientInfo + Send + Sync),
     ) -> Option<PgWireResult<LogicalPlan>> {
         if !is_workspace_write(statement) {
             return None;
         }
-        // UPDATE and DELETE are described by the SELECT that picks their rows, so
-        // their placeholders get types; the statement itself runs at execute time.
-        if let Some(select) = heavenbase::dml_select_sql(statement) {
-            return Some(
-                ctx.state()
-                    .create_logical_plan(&select)
-                    .await
-                    .map_err(|e| user_error("42601", format!("{statement}: {e}"))),
-            );
-        }
-        Some(Ok(empty_plan()))
+        Some(self.plan(statement).await)
     }
 
     async fn handle_extended_query(
         &self,
         statement: &Statement,
-        _plan: &LogicalPlan,
+        plan: &LogicalPlan,
         params: &ParamValues,
         _ctx: &SessionContext,
         _client: &mut dyn HookClient,
@@ -171,50 +179,13 @@ impl QueryHook for WorkspaceWrites {
         if !is_workspace_write(statement) {
             return None;
         }
-        let bound = match bind_parameters(statement, params) {
-            Ok(b) => b,
-            Err(e) => return Some(Err(e)),
-        };
-        Some(self.run(&bound).await)
-    }
-}
-
-/// The statement with `$n` replaced by its bound value, as a SQL literal.
-fn bind_parameters(statement: &Statement, params: &ParamValues) -> PgWireResult<Statement> {
-    use datafusion::sql::sqlparser::ast::{Expr as SqlExpr, Value, visit_expressions_mut};
-    let ParamValues::List(values) = params else {
-        return Err(user_error("0A000", "named parameters are not supported".into()));
-    };
-    let mut bound = statement.clone();
-    let mut failure = None;
-    let _ = visit_expressions_mut(&mut bound, |e| {
-        if let SqlExpr::Value(v) = e {
-            if let Value::Placeholder(p) = &v.value {
-                match p.trim_start_matches('$').parse::<usize>().ok().and_then(|i| values.get(i.wrapping_sub(1))) {
-                    Some(value) => *e = sql_literal(&value.value),
-                    None => failure = Some(user_error("08P01", format!("no value bound for parameter {p}"))),
-                }
-            }
+        if matches!(statement, Statement::CreateTable(_)) {
+            return Some(self.run(statement, None).await);
         }
-        std::ops::ControlFlow::<()>::Continue(())
-    });
-    match failure {
-        Some(f) => Err(f),
-        None => Ok(bound),
+        let bound = match plan.clone().replace_params_with_values(params) {
+            Ok(bound) => bound,
+            Err(e) => return Some(Err(to_pg_error(e.into()))),
+        };
+        Some(self.run(statement, Some(bound)).await)
     }
-}
-
-/// A bound value as a SQL literal: numbers and booleans as they are, NULL, and
-/// everything else as a quoted string that the write path coerces to the column type.
-fn sql_literal(v: &datafusion::scalar::ScalarValue) -> datafusion::sql::sqlparser::ast::Expr {
-    use datafusion::scalar::ScalarValue as S;
-    use datafusion::sql::sqlparser::ast::{Expr as SqlExpr, Value};
-    let value = match v {
-        v if v.is_null() => Value::Null,
-        S::Boolean(Some(b)) => Value::Boolean(*b),
-        S::Int8(_) | S::Int16(_) | S::Int32(_) | S::Int64(_) | S::UInt8(_) | S::UInt16(_) | S::UInt32(_) | S::UInt64(_)
-        | S::Float32(_) | S::Float64(_) => Value::Number(v.to_string(), false),
-        other => Value::SingleQuotedString(other.to_string()),
-    };
-    SqlExpr::value(value)
 }

@@ -24,6 +24,10 @@ pub enum ProviderError {
     /// A backend failed: which backend, what it was doing, what it said.
     #[error("backend '{backend}' ({kind}): {message}")]
     Backend { backend: String, kind: String, message: String },
+    /// A backend could not be reached (a server that refuses or drops the
+    /// connection); the same request may succeed once it is back.
+    #[error("backend '{backend}' ({kind}): {message}")]
+    Unavailable { backend: String, kind: String, message: String },
     /// A unique index refused a write.
     #[error("backend '{backend}': unique violation on {table}: {message}")]
     Unique { backend: String, table: String, message: String },

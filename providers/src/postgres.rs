@@ -217,7 +217,7 @@ impl Pool {
         };
         if (*guard).as_ref().is_none_or(|c| c.client.is_closed()) {
             *guard = None;
-            let client = connect(&self.config).await.map_err(|e| ProviderError::Backend {
+            let client = connect(&self.config).await.map_err(|e| ProviderError::Unavailable {
                 backend: backend.into(),
                 kind: "postgres".into(),
                 message: format!("cannot connect to {}: {}", self.config.display(), pg_message(&e)),

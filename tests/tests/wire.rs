@@ -751,3 +751,67 @@ async fn every_logical_type_over_the_wire() {
         .unwrap();
     assert_eq!(found.iter().map(|r| r.get::<_, String>(0)).collect::<Vec<_>>(), vec!["one".to_string()]);
 }
+
+/// UPDATE and DELETE are planned once when prepared; each execution binds its
+/// own parameters in that plan (never spliced into SQL text, so a value that
+/// looks like SQL is stored as written), and Describe says they return no rows.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn prepared_updates_and_deletes_bind_parameters_in_one_plan() {
+    use tokio_postgres::types::Type;
+    let h = TestHome::new();
+    let ws = load(&h, "sqlite+inmem").await;
+    let port = start(ws.clone()).await;
+    let client = connect(port, "sqlite-inmem").await;
+    let id = |n: &str| heavenbase::catalog::derive_object_id("product", n);
+
+    let retitle = client.prepare("UPDATE product SET title = $1 WHERE name = $2").await.unwrap();
+    assert!(retitle.columns().is_empty(), "an UPDATE returns no rows: {:?}", retitle.columns());
+    assert_eq!(retitle.params()[1], Type::TEXT);
+    let hostile = "It's'); DROP TABLE product; --";
+    for (title, name) in [(hostile, "alpha"), ("Second", "beta"), ("Nobody", "nobody")] {
+        let n = client.execute(&retitle, &[&title, &name]).await.unwrap();
+        assert_eq!(n, u64::from(name != "nobody"), "{name}");
+    }
+    assert_eq!(ws.get("product", &id("alpha")).await.unwrap().unwrap()["title"], serde_json::json!(hostile));
+    assert_eq!(ws.get("product", &id("beta")).await.unwrap().unwrap()["title"], serde_json::json!("Second"));
+
+    // A computed value keeps its type: the parameter is described as int8.
+    let bump = client.prepare("UPDATE product SET qty = qty + $1 WHERE name = $2").await.unwrap();
+    assert_eq!(bump.params()[0], Type::INT8);
+    for _ in 0..3 {
+        assert_eq!(client.execute(&bump, &[&10i64, &"alpha"]).await.unwrap(), 1);
+    }
+    assert_eq!(ws.get("product", &id("alpha")).await.unwrap().unwrap()["qty"], serde_json::json!(31));
+
+    let delete = client.prepare("DELETE FROM product WHERE name = $1").await.unwrap();
+    assert!(delete.columns().is_empty());
+    assert_eq!(client.execute(&delete, &[&"gamma"]).await.unwrap(), 1);
+    assert_eq!(client.execute(&delete, &[&"gamma"]).await.unwrap(), 0);
+    assert_eq!(client.execute(&delete, &[&hostile]).await.unwrap(), 0);
+    assert_eq!(ws.count("product").await.unwrap(), 3);
+    assert!(ws.audit().await.unwrap().ok());
+}
+
+/// Serving a workspace gives the server's sessions pg_catalog and the
+/// functions clients need, without changing the workspace's own session.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serving_leaves_the_workspace_session_unchanged() {
+    let h = TestHome::new();
+    let ws = load(&h, "sqlite").await;
+    let before = crate::common::cells(&ws.sql("SELECT version()").await.unwrap());
+    let port = start(ws.clone()).await;
+    let client = connect(port, "sqlite").await;
+    let version: String = client.query_one("SELECT version()", &[]).await.unwrap().get(0);
+    assert!(version.starts_with("PostgreSQL"), "{version}");
+    let n: i64 = client.query_one("SELECT count(*) FROM pg_catalog.pg_class WHERE relname = 'product'", &[]).await.unwrap().get(0);
+    assert_eq!(n, 1);
+    // The workspace's own session: as it was.
+    assert_eq!(crate::common::cells(&ws.sql("SELECT version()").await.unwrap()), before);
+    let e = ws.sql("SELECT * FROM pg_catalog.pg_class").await.unwrap_err();
+    assert_eq!(e.kind(), heavenbase::ErrorKind::UnknownEntity, "{e:?}");
+    // An entity registered after the server started is served.
+    ws.sql("CREATE TABLE later (x BIGINT)").await.unwrap();
+    client.simple_query("INSERT INTO later (name, x) VALUES ('one', 1)").await.unwrap();
+    let x: i64 = client.query_one("SELECT x FROM later", &[]).await.unwrap().get(0);
+    assert_eq!(x, 1);
+}
