@@ -95,13 +95,17 @@ pub async fn insert_select(rows: usize) {
     let n = ws.sql("INSERT INTO item_copy SELECT * FROM item").await.unwrap();
     let rate = rows as f64 / t.elapsed().as_secs_f64();
     let peak = peak_rss_mib();
+    let after = rss_mib();
     assert_eq!(heavenbase_rows(&n), rows as u64);
     assert_eq!(ws.count("item_copy").await.unwrap(), rows);
     println!("insert-select {rows} rows (debug preset, with Catalog cards)");
     println!("  upsert_many (ingest path)        : {ingest:>10.0} rows/s");
     println!("  INSERT INTO b SELECT * FROM a    : {rate:>10.0} rows/s");
     println!("  ratio (insert-select / ingest)   : {:.2}  (goal >= 0.50)", rate / ingest);
-    println!("  peak memory during the INSERT    : {peak:.0} MiB (resident before: {before:.0} MiB)");
+    println!(
+        "  peak memory during the INSERT    : {peak:.0} MiB (resident before: {before:.0} MiB, after: {after:.0} MiB; \
+         the in-memory SQLite holds the new rows after)"
+    );
 }
 
 fn heavenbase_rows(batches: &[datafusion::arrow::record_batch::RecordBatch]) -> u64 {

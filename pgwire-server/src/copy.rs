@@ -18,7 +18,7 @@ use datafusion::sql::sqlparser::ast::{
 };
 use datafusion_postgres::QueryHook;
 use datafusion_postgres::hooks::HookClient;
-use datafusion_postgres::pgwire::api::ClientInfo;
+use datafusion_postgres::pgwire::api::{ClientInfo, PgWireConnectionState};
 use datafusion_postgres::pgwire::api::copy::CopyHandler;
 use datafusion_postgres::pgwire::api::results::{CopyResponse, Response, Tag};
 use datafusion_postgres::pgwire::error::{PgWireError, PgWireResult};
@@ -264,25 +264,34 @@ impl QueryHook for CopyHook {
         Some(self.start(statement, ctx, client).await)
     }
 
+    /// `COPY … FROM STDIN` over the extended protocol, as tokio-postgres'
+    /// `copy_in` and other drivers send it: planned as nothing at Parse, started
+    /// at Execute. `COPY … TO STDOUT` stays a simple-protocol statement.
     async fn handle_extended_parse_query(
         &self,
         statement: &Statement,
         _ctx: &SessionContext,
         _client: &(dyn ClientInfo + Send + Sync),
     ) -> Option<PgWireResult<LogicalPlan>> {
-        matches!(statement, Statement::Copy { .. })
-            .then(|| Err(user_error("0A000", "COPY runs over the simple query protocol only".into())))
+        match statement {
+            Statement::Copy { to: false, .. } => Some(Ok(crate::writes::empty_plan())),
+            Statement::Copy { .. } => Some(Err(user_error("0A000", "COPY TO runs over the simple query protocol only".into()))),
+            _ => None,
+        }
     }
 
     async fn handle_extended_query(
         &self,
-        _statement: &Statement,
+        statement: &Statement,
         _plan: &LogicalPlan,
         _params: &ParamValues,
-        _ctx: &SessionContext,
-        _client: &mut dyn HookClient,
+        ctx: &SessionContext,
+        client: &mut dyn HookClient,
     ) -> Option<PgWireResult<Response>> {
-        None
+        if !matches!(statement, Statement::Copy { to: false, .. }) {
+            return None;
+        }
+        Some(self.start(statement, ctx, client).await)
     }
 }
 
@@ -323,6 +332,11 @@ impl CopyHandler for CopyIn {
             load.ws.write_batch(&load.entity, batch, WriteMode::Upsert).await.map_err(to_pg_error)?;
         }
         client.send(PgWireBackendMessage::CommandComplete(Tag::new("COPY").with_rows(n).into())).await?;
+        // Begun by an Execute, the COPY is answered: the client's Sync that
+        // follows CopyDone gets its ReadyForQuery from the extended handler.
+        if matches!(client.state(), PgWireConnectionState::CopyInProgress(true)) {
+            client.set_state(PgWireConnectionState::ReadyForQuery);
+        }
         Ok(())
     }
 

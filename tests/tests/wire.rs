@@ -815,3 +815,35 @@ async fn serving_leaves_the_workspace_session_unchanged() {
     let x: i64 = client.query_one("SELECT x FROM later", &[]).await.unwrap().get(0);
     assert_eq!(x, 1);
 }
+
+/// `COPY … FROM STDIN` over the extended protocol (tokio-postgres' `copy_in`):
+/// the rows land through the write path; a bad line fails the whole COPY with
+/// its SQLSTATE and writes nothing; the session goes on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tokio_postgres_copy_in_over_the_extended_protocol() {
+    use futures::SinkExt;
+    let h = TestHome::new();
+    let ws = load(&h, "sqlite").await;
+    let port = start(ws.clone()).await;
+    let client = connect(port, "sqlite").await;
+    let copy = |data: &'static str| {
+        let client = &client;
+        async move {
+            let sink = client.copy_in::<_, &'static [u8]>("COPY product (name, title, price, tags) FROM STDIN (FORMAT csv)").await?;
+            futures::pin_mut!(sink);
+            sink.send(data.as_bytes()).await?;
+            sink.finish().await
+        }
+    };
+    let n = copy("eta,\"Eta, the lamp\",7.5,\"{a,b}\"\ntheta,Theta,8,{}\n").await.unwrap();
+    assert_eq!(n, 2);
+    let eta = ws.get("product", &heavenbase::catalog::derive_object_id("product", "eta")).await.unwrap().unwrap();
+    assert_eq!((eta["title"].clone(), eta["price"].clone(), eta["tags"].clone()), (serde_json::json!("Eta, the lamp"), serde_json::json!(7.5), serde_json::json!(["a", "b"])));
+    // The last line is bad: nothing of this COPY is written.
+    let err = copy("iota,Iota,1,{}\nkappa,Kappa,cheap,{}\n").await.unwrap_err();
+    assert_eq!(db_code(&err), "22P02", "{err:?}");
+    assert!(err.as_db_error().unwrap().message().contains("product.price"), "{err:?}");
+    assert_eq!(ws.count("product").await.unwrap(), 6);
+    let n: i64 = client.query_one("SELECT count(*) FROM product", &[]).await.unwrap().get(0);
+    assert_eq!(n, 6);
+}
