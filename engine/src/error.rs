@@ -327,6 +327,7 @@ fn kind_of_provider(e: &ProviderError) -> ErrorKind {
         ProviderError::Backend { .. } => ErrorKind::Backend,
         ProviderError::Unavailable { .. } => ErrorKind::BackendUnavailable,
         ProviderError::Config(_) => ErrorKind::InvalidDefinition,
+        ProviderError::Unsupported(_) => ErrorKind::NotSupported,
     }
 }
 

@@ -90,7 +90,7 @@ fn remote_only(plan: &LogicalPlan, found: &mut Option<Arc<dyn Backend>>) -> bool
             let Ok(provider) = source_as_provider(&scan.source) else { return false };
             let any: &dyn std::any::Any = provider.as_ref();
             let Some(entity) = any.downcast_ref::<EntityTable>() else { return false };
-            let Some((backend, table, types)) = entity.postgres_table() else { return false };
+            let Some((backend, table, types)) = entity.federated_table() else { return false };
             // The statement names tables as the session does: bare, resolved by
             // the connection's search_path (the workspace schema).
             let TableReference::Bare { table: name } = &scan.table_name else { return false };
@@ -348,10 +348,10 @@ impl TableProvider for RemoteQuery {
         let exec = LazyBatchesExec::projected("PostgresQueryExec", detail, &self.schema, projection, move || {
             let (backend, sql, full) = (backend.clone(), sql.clone(), full.clone());
             Box::pin(async move {
-                let pg = backend
-                    .as_postgres()
-                    .ok_or_else(|| DataFusionError::Internal("federated backend is not Postgres".into()))?;
-                pg.query_arrow(&sql, full).await.map_err(|e| DataFusionError::External(Box::new(e)))
+                let engine = backend
+                    .sql_engine()
+                    .ok_or_else(|| DataFusionError::Internal("the federated backend has no SQL engine".into()))?;
+                engine.execute(&sql, full).await.map_err(|e| DataFusionError::External(Box::new(e)))
             })
         })?;
         Ok(Arc::new(exec))

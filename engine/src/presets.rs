@@ -4,19 +4,12 @@
 use std::path::Path;
 use std::sync::Arc;
 
-use heavenbase_providers::Backend;
-use heavenbase_providers::inmem::InmemBackend;
-use heavenbase_providers::lance::LanceBackend;
-use heavenbase_providers::postgres::{PostgresBackend, PostgresConfig};
-use heavenbase_providers::sqlite::SqliteBackend;
+use heavenbase_providers::{Backend, BackendContext, BackendRegistry};
 use serde_json::{Map, Value as Json, json};
 
 use crate::{Error, ErrorKind, Result};
 
 pub const PRESETS: &[&str] = &["debug", "embedded", "local-lts", "web-lts"];
-
-/// Backend types this build runs.
-pub const AVAILABLE_KINDS: &[&str] = &["sqlite", "inmem", "postgres", "lance"];
 
 /// How a workspace's backends are built. Stored in the registry and compared on
 /// reopen: the same id with another construction is an error.
@@ -137,19 +130,6 @@ pub fn preset_backends(preset: &str) -> Result<Json> {
     })
 }
 
-/// Canonical backend type names (REFERENCE §3.5 aliases).
-fn canonical_kind(kind: &str) -> String {
-    match kind.to_lowercase().as_str() {
-        "memory" | "inmembackend" | "inmem" => "inmem",
-        "sqlitebackend" | "sqlite" => "sqlite",
-        "postgresql" | "pg" | "postgres" | "supabase" => "postgres",
-        "lancedb" | "lance" => "lance",
-        "elastic" | "search" | "elasticsearch" => "elasticsearch",
-        other => return other.to_string(),
-    }
-    .to_string()
-}
-
 /// Resolve a construction to its backend list, in map order (`aux` entries last).
 pub fn resolve(construction: &Construction, ws_id: &str) -> Result<Vec<BackendConfig>> {
     let map = match construction {
@@ -170,7 +150,7 @@ pub fn resolve(construction: &Construction, ws_id: &str) -> Result<Vec<BackendCo
             .ok_or_else(|| Error::definition(format!("Backend '{name}' must be an object with a 'type', got {leaf}")))?;
         let kind = config
             .remove("type")
-            .and_then(|t| t.as_str().map(canonical_kind))
+            .and_then(|t| t.as_str().map(|t| BackendRegistry::standard().canonical(t)))
             .ok_or_else(|| Error::definition(format!("Backend '{name}' needs a 'type'")))?;
         let name = config.remove("name").and_then(|n| n.as_str().map(String::from)).unwrap_or(name.to_string());
         if !heavenbase_catalog::entity::is_valid_id(&name) {
@@ -196,63 +176,10 @@ pub fn resolve(construction: &Construction, ws_id: &str) -> Result<Vec<BackendCo
     Ok(out)
 }
 
-/// Expand `{ws_id}`, `{ws_folder}` and the `%` home marker of file URIs.
-fn expand(text: &str, ws_id: &str, ws_folder: &Path, home: &Path) -> String {
-    text.replace("{ws_id}", &ws_id.replace('-', "_"))
-        .replace("{ws_folder}", &ws_folder.display().to_string())
-        .replace("file://%", &format!("file://{}", home.display()))
-}
-
-/// Build the backend instances of a resolved construction.
-pub fn instantiate(
-    configs: &[BackendConfig],
-    ws_id: &str,
-    ws_folder: &Path,
-    home: &Path,
-) -> Result<Vec<Arc<dyn Backend>>> {
-    let mut out: Vec<Arc<dyn Backend>> = Vec::new();
-    for c in configs {
-        let backend: Arc<dyn Backend> = match c.kind.as_str() {
-            "inmem" => Arc::new(InmemBackend::new(&c.name)),
-            "sqlite" => {
-                let db = c.config.get("database").and_then(|d| d.as_str()).map(String::from);
-                let location = match db.as_deref() {
-                    Some(":memory:") => ":memory:".to_string(),
-                    Some(d) if d.starts_with("file://") => {
-                        expand(d, ws_id, ws_folder, home).trim_start_matches("file://").to_string()
-                    }
-                    Some(d) if d.starts_with('/') => d.to_string(),
-                    Some(d) => home.join("database").join(d).display().to_string(),
-                    // Reference default: a logical name from the workspace id.
-                    None => home.join("database").join(ws_id.replace('-', "_")).display().to_string(),
-                };
-                Arc::new(SqliteBackend::open(&c.name, &location)?)
-            }
-            "postgres" => {
-                let mut config = c.config.clone();
-                if let Some(Json::String(schema)) = config.get("schema") {
-                    let expanded = expand(schema, ws_id, ws_folder, home);
-                    config.insert("schema".into(), Json::String(expanded));
-                }
-                let default_schema = ws_id.replace('-', "_");
-                let pg = PostgresConfig::from_json(&c.name, &config, &default_schema)?;
-                Arc::new(PostgresBackend::new(&c.name, pg))
-            }
-            "lance" => {
-                let uri = c.config.get("uri").and_then(|u| u.as_str()).unwrap_or("file://{ws_folder}/lance");
-                let uri = expand(uri, ws_id, ws_folder, home);
-                let threshold = c.config.get("index_threshold").and_then(|t| t.as_u64()).map(|t| t as usize);
-                Arc::new(LanceBackend::new(&c.name, uri.trim_start_matches("file://"), threshold)?)
-            }
-            other => {
-                return Err(Error::not_supported(format!(
-                    "Backend '{}' has type '{other}', which this build cannot run (available: {}).",
-                    c.name,
-                    AVAILABLE_KINDS.join(", ")
-                )));
-            }
-        };
-        out.push(backend);
-    }
-    Ok(out)
+/// Build the backend instances of a resolved construction, each by its
+/// type's factory in the backend registry.
+pub fn instantiate(configs: &[BackendConfig], ws_id: &str, ws_folder: &Path, home: &Path) -> Result<Vec<Arc<dyn Backend>>> {
+    let registry = BackendRegistry::standard();
+    let cx = BackendContext { ws_id: ws_id.to_string(), ws_folder: ws_folder.to_path_buf(), home: home.to_path_buf() };
+    configs.iter().map(|c| Ok(registry.create(&c.kind, &c.name, &c.config, &cx)?)).collect()
 }

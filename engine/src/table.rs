@@ -25,7 +25,7 @@ use datafusion::physical_plan::ExecutionPlan;
 use datafusion::scalar::ScalarValue;
 use heavenbase_catalog::OBJECT_ID;
 use heavenbase_providers::group_table::{project_to, scan_exec};
-use heavenbase_providers::{Backend, GroupSpec, LazyBatchesExec, Pushdown, ScanRequest};
+use heavenbase_providers::{Backend, Dialect, GroupSpec, LazyBatchesExec, Pushdown, ScanRequest};
 
 use datafusion::datasource::sink::{DataSink, DataSinkExec};
 use datafusion::execution::{SendableRecordBatchStream, TaskContext};
@@ -82,10 +82,13 @@ impl EntityTable {
     }
 
     /// The backend, table and column types of an entity stored whole in one
-    /// Postgres table, for federation.
-    pub(crate) fn postgres_table(&self) -> Option<(Arc<dyn Backend>, String, Vec<(String, LogicalType)>)> {
+    /// table of a backend whose SQL engine federation can use: the
+    /// federation rule's allow-list is written for Postgres semantics, so only
+    /// a Postgres-dialect engine qualifies.
+    pub(crate) fn federated_table(&self) -> Option<(Arc<dyn Backend>, String, Vec<(String, LogicalType)>)> {
         let [(backend, group)] = self.rt.groups.as_slice() else { return None };
-        if !backend.as_postgres()?.federates() {
+        let engine = backend.sql_engine()?;
+        if engine.dialect() != Dialect::Postgres || !engine.federates() {
             return None;
         }
         let types = self.rt.def.fields.iter().map(|f| (f.name.clone(), f.ty.clone())).collect();

@@ -251,7 +251,7 @@ impl Workspace {
                 ..Default::default()
             };
             for batch in backend.scan(group, &request).await? {
-                for r in batch_rows(rt, &batch) {
+                for r in scanned_rows(rt, &batch) {
                     let id = r.get(OBJECT_ID).and_then(|v| v.as_str()).unwrap_or_default().to_string();
                     if i == 0 {
                         found.insert(id, r);
@@ -693,8 +693,10 @@ fn default_column(def: &EntityDef, f: &heavenbase_catalog::FieldDef, rows: usize
     Ok(b.finish())
 }
 
-/// A scanned batch (object_id + some of the entity's columns) as JSON rows.
-pub(crate) fn batch_rows(rt: &EntityRuntime, batch: &RecordBatch) -> Vec<Row> {
+/// A scanned batch (object_id + some of the entity's columns) as JSON rows:
+/// the read side of the JSON API (`get`, `set`'s merge, query results as rows).
+/// No write path goes through it; writes from Arrow stay Arrow.
+pub(crate) fn scanned_rows(rt: &EntityRuntime, batch: &RecordBatch) -> Vec<Row> {
     let schema = batch.schema();
     let types: Vec<LogicalType> = schema
         .fields()
@@ -714,7 +716,7 @@ pub(crate) fn batch_rows(rt: &EntityRuntime, batch: &RecordBatch) -> Vec<Row> {
 }
 
 pub(crate) fn batches_to_rows(rt: &EntityRuntime, batches: &[RecordBatch]) -> Vec<Row> {
-    batches.iter().flat_map(|b| batch_rows(rt, b)).collect()
+    batches.iter().flat_map(|b| scanned_rows(rt, b)).collect()
 }
 
 /// Stored ids per group of an entity: for the cross-backend consistency audit.

@@ -291,7 +291,7 @@ fn size_pretty(bytes: i64) -> String {
 #[cfg(test)]
 mod tests {
     #[test]
-    fn sizes_render_as_postgres_does() {
+    fn sizes_render_like_postgres() {
         for (bytes, text) in [(0, "0 bytes"), (10239, "10239 bytes"), (10240, "10 kB"), (8 << 20, "8192 kB"), (20 << 20, "20 MB"), (3 << 40, "3072 GB")] {
             assert_eq!(super::size_pretty(bytes), text, "{bytes}");
         }

@@ -145,11 +145,33 @@ pub trait Backend: Send + Sync + Debug {
         Ok(exact_nearest(&batches, request))
     }
 
-    /// The Postgres backend, for federation: whole subplans over its tables run
-    /// there as one statement.
-    fn as_postgres(&self) -> Option<&crate::postgres::PostgresBackend> {
+    /// The backend's own SQL engine, when it has one: federation runs whole
+    /// subplans over its tables there as one statement.
+    fn sql_engine(&self) -> Option<&dyn SqlEngine> {
         None
     }
+}
+
+/// The SQL dialect a backend's engine speaks (federated statements are
+/// written in it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Dialect {
+    Postgres,
+}
+
+/// A backend that runs SQL over its own tables (shaped like
+/// datafusion-federation's `SQLExecutor`: a dialect, and a statement run into
+/// Arrow of a schema the caller planned).
+#[async_trait]
+pub trait SqlEngine: Send + Sync {
+    fn dialect(&self) -> Dialect;
+
+    /// Whether statements may name this backend's tables as the engine sees
+    /// them (the group tables, unqualified).
+    fn federates(&self) -> bool;
+
+    /// Run `sql`; its rows as one batch of `schema`, the types the caller planned.
+    async fn execute(&self, sql: &str, schema: SchemaRef) -> Result<RecordBatch>;
 }
 
 /// The output schema of a scan: object_id then the requested columns.

@@ -11,11 +11,13 @@ pub mod inmem;
 pub mod lance;
 pub mod pg_tls;
 pub mod postgres;
+pub mod registry;
 pub mod sql_filter;
 pub mod sqlite;
 pub mod vector;
 
-pub use backend::{Backend, ColumnSpec, GroupSpec, Pushdown, ScanRequest};
+pub use backend::{Backend, ColumnSpec, Dialect, GroupSpec, Pushdown, ScanRequest, SqlEngine};
+pub use registry::{BackendContext, BackendRegistry};
 pub use exec::LazyBatchesExec;
 pub use group_table::GroupTable;
 
@@ -33,6 +35,9 @@ pub enum ProviderError {
     Unique { backend: String, table: String, message: String },
     #[error("{0}")]
     Config(String),
+    /// Something this build does not do (a backend type it was compiled without).
+    #[error("{0}")]
+    Unsupported(String),
 }
 
 pub type Result<T> = std::result::Result<T, ProviderError>;

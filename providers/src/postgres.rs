@@ -37,7 +37,7 @@ use tokio_postgres::config::SslMode;
 use tokio_postgres::types::{ToSql, Type};
 use tokio_postgres::{Client, Row, Statement};
 
-use crate::backend::{Backend, ColumnSpec, GroupSpec, Pushdown, ScanRequest, scan_schema};
+use crate::backend::{Backend, ColumnSpec, Dialect, GroupSpec, Pushdown, ScanRequest, SqlEngine, scan_schema};
 use crate::sql_filter::{SqlDialect, SqlParam, build_select, can_render, quote_ident};
 use crate::{ProviderError, Result};
 
@@ -591,11 +591,6 @@ impl PostgresBackend {
         &self.config
     }
 
-    /// Whether whole subplans over this backend's tables can run here.
-    pub fn federates(&self) -> bool {
-        self.config.federates()
-    }
-
     /// `"schema"."table"` of a group.
     pub fn qualified(&self, table: &str) -> String {
         format!("{}.{}", quote_ident(&self.config.schema), quote_ident(table))
@@ -921,7 +916,22 @@ impl Backend for PostgresBackend {
         format!("sql=[{sql}] params=[{}]", shown.join(", "))
     }
 
-    fn as_postgres(&self) -> Option<&PostgresBackend> {
+    fn sql_engine(&self) -> Option<&dyn SqlEngine> {
         Some(self)
+    }
+}
+
+#[async_trait]
+impl SqlEngine for PostgresBackend {
+    fn dialect(&self) -> Dialect {
+        Dialect::Postgres
+    }
+
+    fn federates(&self) -> bool {
+        self.config.federates()
+    }
+
+    async fn execute(&self, sql: &str, schema: SchemaRef) -> Result<RecordBatch> {
+        self.query_arrow(sql, schema).await
     }
 }

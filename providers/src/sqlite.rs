@@ -107,7 +107,7 @@ impl SqliteBackend {
     }
 
     /// The read of `request`: runs on a connection and hands batches of up to
-    /// `batch_rows` rows to `emit` (at least one batch, possibly empty) until
+    /// `rows_per_batch` rows to `emit` (at least one batch, possibly empty) until
     /// `emit` returns false.
     fn read(&self, group: &GroupSpec, request: &ScanRequest) -> ReadFn {
         let (sql, params, with_ids) = Self::build_select(group, request);
@@ -119,7 +119,7 @@ impl SqliteBackend {
             .collect();
         let ids = request.ids.clone();
         let backend = self.info.name.clone();
-        Box::new(move |conn, batch_rows, emit| {
+        Box::new(move |conn, rows_per_batch, emit| {
             let err = |e: String| ProviderError::Backend {
                 backend: backend.clone(),
                 kind: "sqlite".into(),
@@ -146,7 +146,7 @@ impl SqliteBackend {
                     r.push(row.get_ref(i).map_err(|e| err(e.to_string()))?).map_err(|e| err(e))?;
                 }
                 in_batch += 1;
-                if in_batch == batch_rows {
+                if in_batch == rows_per_batch {
                     if !emit(finish(std::mem::replace(&mut readers, new_readers()))?) {
                         return Ok(());
                     }

@@ -105,7 +105,7 @@ fn db_code(e: &tokio_postgres::Error) -> String {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_wire_sends_the_sqlstate_of_the_kind() {
+async fn the_wire_sends_each_kinds_sqlstate() {
     let h = TestHome::new();
     let ws = load(&h, "sqlite").await;
     let port = start(ws.clone()).await;
