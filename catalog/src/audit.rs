@@ -1,4 +1,4 @@
-//! The Catalog audit diff (REFERENCE §5.3): expected cards rebuilt from the stored
+//! The Catalog audit diff (docs/reference.md §5.3): expected cards rebuilt from the stored
 //! rows against the cards actually stored.
 
 use std::collections::BTreeMap;

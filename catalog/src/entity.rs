@@ -1,4 +1,4 @@
-//! Entity and field definitions: the Rust builder, the JSON form of REFERENCE §1.6,
+//! Entity and field definitions: the Rust builder, the JSON form of docs/reference.md §1.6,
 //! naming rules (§1.5) and the two built-in fields every entity has.
 
 use serde_json::{Map, Value as Json, json};
@@ -241,7 +241,7 @@ impl EntityDef {
         Ok(self)
     }
 
-    /// Parse the JSON definition of REFERENCE §1.6.
+    /// Parse the JSON definition of docs/reference.md §1.6.
     pub fn from_json(value: &Json) -> Result<EntityDef, CatalogError> {
         let obj = value
             .as_object()
@@ -414,7 +414,7 @@ pub fn table_name(entity_id: &str) -> String {
     entity_id.replace('-', "_")
 }
 
-/// `^[a-z][a-z0-9]*(?:[-_][a-z0-9]+)*$` (REFERENCE §1.5), for entity and workspace ids.
+/// `^[a-z][a-z0-9]*(?:[-_][a-z0-9]+)*$` (docs/reference.md §1.5), for entity and workspace ids.
 pub fn is_valid_id(id: &str) -> bool {
     let bytes = id.as_bytes();
     if bytes.is_empty() || !bytes[0].is_ascii_lowercase() {
@@ -451,7 +451,7 @@ const KEYWORDS: &[&str] = &[
 ];
 
 /// A field name is a public identifier: a letter first, then letters, digits or
-/// `_`; no leading underscore, no Python keyword (REFERENCE §1.5).
+/// `_`; no leading underscore, no Python keyword (docs/reference.md §1.5).
 pub fn check_field_name(entity_id: &str, name: &str) -> Result<(), CatalogError> {
     let mut chars = name.chars();
     let ok = matches!(chars.next(), Some(c) if c.is_ascii_alphabetic())

@@ -1,4 +1,4 @@
-//! object_id derivation, byte-identical to the reference (REFERENCE §2): MD5 of the
+//! object_id derivation, byte-identical to the reference (docs/reference.md §2): MD5 of the
 //! tagged JSON text `{"__obj_data__": [<entity_id>, <name>], "__obj_type__": "tuple"}`
 //! (Python `json.dumps` spacing, non-ASCII kept as UTF-8), read as an unsigned
 //! 128-bit integer, written in decimal and left-padded with zeros to 42 digits.

@@ -1,4 +1,4 @@
-//! Placement plans: which backend holds each field (REFERENCE §4). Each (entity,
+//! Placement plans: which backend holds each field (docs/reference.md §4). Each (entity,
 //! backend) pair is a *field group*: one physical table holding `object_id` plus the
 //! group's columns. The group holding `name` is the entity's primary group: a row
 //! exists where the primary group has it.

@@ -1,5 +1,5 @@
 //! The system entities every workspace has: `sys-catalog` (one card per stored
-//! object, REFERENCE §5.1) and `sys-metaschema` (what the workspace holds, §5.2).
+//! object, docs/reference.md §5.1) and `sys-metaschema` (what the workspace holds, §5.2).
 //! They are fixed: users cannot alter them.
 
 use serde_json::json;

@@ -1,4 +1,4 @@
-//! Logical types (REFERENCE §1.2): their identifiers, descriptor forms, Arrow and
+//! Logical types (docs/reference.md §1.2): their identifiers, descriptor forms, Arrow and
 //! Postgres types, and write-time validation and coercion.
 //!
 //! Coercion writes straight into Arrow builders ([`ColumnBuilder`]), so a batch of
@@ -88,7 +88,7 @@ impl LogicalType {
         }
     }
 
-    /// The lower-hyphen identifier of REFERENCE §1.2 (`short-text`).
+    /// The lower-hyphen identifier of docs/reference.md §1.2 (`short-text`).
     pub fn type_id(&self) -> &'static str {
         match self {
             LogicalType::Identifier { .. } => "identifier",
@@ -202,7 +202,7 @@ impl LogicalType {
         }
     }
 
-    /// Parse any descriptor form of REFERENCE §1.2: `"short-text"`, `"ShortText"`,
+    /// Parse any descriptor form of docs/reference.md §1.2: `"short-text"`, `"ShortText"`,
     /// `"vector[3]"`, `"array[integer]"`, or a mapping keyed `type`/`identifier`/`dtype`.
     pub fn parse(descriptor: &Json) -> Result<LogicalType, CatalogError> {
         match descriptor {
@@ -326,7 +326,7 @@ impl LogicalType {
         })
     }
 
-    /// The descriptor's canonical JSON form (`to_dict` of REFERENCE §1.2).
+    /// The descriptor's canonical JSON form (`to_dict` of docs/reference.md §1.2).
     pub fn to_json(&self) -> Json {
         match self {
             LogicalType::Identifier { max_chars, target_entity } => {
@@ -660,7 +660,7 @@ pub fn check_text<'a>(ty: &LogicalType, value: &'a Json) -> Result<Cow<'a, str>,
 }
 
 /// A Json value's stored text. A string that holds a JSON document is parsed
-/// (REFERENCE §1.2: "a string is parsed as JSON"); any other string is a JSON string.
+/// (docs/reference.md §1.2: "a string is parsed as JSON"); any other string is a JSON string.
 fn coerce_json_text(value: &Json) -> String {
     if let Json::String(s) = value {
         let trimmed = s.trim_start();
@@ -715,7 +715,7 @@ fn coerce_float(value: &Json) -> Result<f64, String> {
     }
 }
 
-/// Boolean rules of REFERENCE §1.2: string aliases, 0/1, null-like strings.
+/// Boolean rules of docs/reference.md §1.2: string aliases, 0/1, null-like strings.
 fn coerce_bool(value: &Json) -> Result<Option<bool>, String> {
     match value {
         Json::Bool(b) => Ok(Some(*b)),

@@ -1,4 +1,4 @@
-//! audit() and repair() (REFERENCE §5.3), plus a cross-backend check: an object
+//! audit() and repair() (docs/reference.md §5.3), plus a cross-backend check: an object
 //! present in one field group and missing in another is the trace of a write cut
 //! off between backends.
 

@@ -52,7 +52,7 @@ impl Near {
         Ok(Near { field: field.to_string(), vector, top_k, metric })
     }
 
-    /// The JSON form of REFERENCE §7.3: `{field, query, top_k, metric}`.
+    /// The JSON form of docs/reference.md §7.3: `{field, query, top_k, metric}`.
     pub fn from_json(v: &Json) -> Result<Near> {
         let o = v.as_object().ok_or_else(|| Error::argument(format!("near is {{field, query, top_k, metric}}, got {v}")))?;
         for k in o.keys() {

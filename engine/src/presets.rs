@@ -1,4 +1,4 @@
-//! Workspace constructions: presets and explicit backend maps (REFERENCE §3.4,
+//! Workspace constructions: presets and explicit backend maps (docs/reference.md §3.4,
 //! §3.5), resolved to backend instances.
 
 use std::path::Path;

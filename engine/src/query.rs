@@ -1,4 +1,4 @@
-//! The query builder and the JSON query language (REFERENCE §7.1, §7.3), both
+//! The query builder and the JSON query language (docs/reference.md §7.1, §7.3), both
 //! compiled to DataFusion logical plans over the stitched entity table, so
 //! filters reach the backends exactly as SQL filters do.
 //!
@@ -32,7 +32,7 @@ pub const OPERATORS: &[&str] = &[
 pub const JSON_KEYS: &[&str] =
     &["filter", "near", "select", "group_by", "aggregate", "having", "order", "offset", "limit", "count"];
 pub const AGGREGATES: &[&str] = &["count", "sum", "avg", "min", "max", "median", "percentile"];
-/// Longest regex pattern accepted (REFERENCE §7.2).
+/// Longest regex pattern accepted (docs/reference.md §7.2).
 pub const MAX_REGEX_LEN: usize = 512;
 
 /// A filter over an entity's fields.

@@ -309,7 +309,7 @@ impl Workspace {
         Ok(())
     }
 
-    /// One Catalog card per written row (REFERENCE §5.1): created_at kept,
+    /// One Catalog card per written row (docs/reference.md §5.1): created_at kept,
     /// updated_at now, `name` projected from the row. Only the computed fields
     /// are written; the card's other fields (summary, tags, owner, ...) keep what
     /// they hold, or their defaults on a new card.
@@ -392,7 +392,7 @@ impl Workspace {
     }
 
     /// A user row of kind `entity` in sys-metaschema whose meta holds a full
-    /// definition registers that entity when it is absent (REFERENCE §5.2).
+    /// definition registers that entity when it is absent (docs/reference.md §5.2).
     async fn establish_entities(&self, prepared: &PreparedBatch) -> Result<()> {
         let (Some(kind), Some(meta)) = (prepared.columns.get("kind"), prepared.columns.get("meta")) else { return Ok(()) };
         for i in 0..prepared.ids.len() {

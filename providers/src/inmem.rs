@@ -84,7 +84,7 @@ impl InmemBackend {
             info: BackendInfo {
                 name: name.into(),
                 kind: "inmem".into(),
-                // No `search` tag: LongText stays with the row backend (REFERENCE §3.4).
+                // No `search` tag: LongText stays with the row backend (docs/reference.md §3.4).
                 tags: vec!["row".into(), "text".into(), "vector".into()],
             },
             tables: RwLock::new(HashMap::new()),

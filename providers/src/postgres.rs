@@ -47,7 +47,7 @@ const COPY_THRESHOLD: usize = 256;
 const DEFAULT_POOL_SIZE: usize = 4;
 const EPOCH_DAYS_CE: i32 = 719_163;
 
-/// Connection settings: REFERENCE §3.5 keys (host, port, database, username,
+/// Connection settings: docs/reference.md §3.5 keys (host, port, database, username,
 /// password, schema, params) or a `url`, explicit keys winning over the URL.
 #[derive(Clone)]
 pub struct PostgresConfig {

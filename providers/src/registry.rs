@@ -1,5 +1,5 @@
 //! Backends by type name: each backend type registers a factory under its
-//! canonical name and aliases (REFERENCE §3.5), as DataFusion registers
+//! canonical name and aliases (docs/reference.md §3.5), as DataFusion registers
 //! `TableProviderFactory`s by file type. The engine builds every backend of a
 //! workspace through [`BackendRegistry::create`] and imports no backend type.
 //!

@@ -10,7 +10,7 @@ use datafusion::arrow::datatypes::Float32Type;
 
 use crate::{ProviderError, Result};
 
-/// Default and largest `top_k` (REFERENCE §7.1).
+/// Default and largest `top_k` (docs/reference.md §7.1).
 pub const DEFAULT_TOP_K: usize = 50;
 pub const MAX_TOP_K: usize = 1000;
 
