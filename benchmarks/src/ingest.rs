@@ -38,9 +38,11 @@ fn raw_rusqlite(rows: &[Row]) -> f64 {
     let tx = conn.transaction().unwrap();
     {
         let mut stmt = tx
-            .prepare("INSERT INTO item (object_id, name, title, body, price, qty, tags) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) \
+            .prepare(
+                "INSERT INTO item (object_id, name, title, body, price, qty, tags) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) \
                       ON CONFLICT (object_id) DO UPDATE SET name = excluded.name, title = excluded.title, body = excluded.body, \
-                      price = excluded.price, qty = excluded.qty, tags = excluded.tags")
+                      price = excluded.price, qty = excluded.qty, tags = excluded.tags",
+            )
             .unwrap();
         for r in rows {
             // The same id derivation the workspace does, so both sides do equal work.

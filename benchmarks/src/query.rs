@@ -58,8 +58,14 @@ pub async fn stitched_scan() {
     let want = ctx.sql(QUERY).await.unwrap().collect().await.unwrap();
     let got = ws.sql(QUERY).await.unwrap();
     assert_eq!(format_batches(&want), format_batches(&got), "same answer");
-    let base = crate::best_of(5, || async { ctx.sql(QUERY).await.unwrap().collect().await.unwrap(); }).await;
-    let ours = crate::best_of(5, || async { ws.sql(QUERY).await.unwrap(); }).await;
+    let base = crate::best_of(5, || async {
+        ctx.sql(QUERY).await.unwrap().collect().await.unwrap();
+    })
+    .await;
+    let ours = crate::best_of(5, || async {
+        ws.sql(QUERY).await.unwrap();
+    })
+    .await;
     println!("stitched scan: {SCAN_ROWS} rows, price in group main, qty in group side (both in-memory)");
     println!("  query: {QUERY}");
     println!("  DataFusion MemTable : {:>8.1} ms", base.as_secs_f64() * 1e3);

@@ -46,10 +46,8 @@ async fn load(ws: &Workspace, vectors: &[Vec<f32>], dim: usize) {
 fn as_batch(ids: &[String], vectors: &[Vec<f32>], dim: usize) -> RecordBatch {
     let values = Float32Array::from(vectors.iter().flatten().copied().collect::<Vec<_>>());
     let list = FixedSizeListArray::new(Arc::new(Field::new("item", DataType::Float32, true)), dim as i32, Arc::new(values), None);
-    let schema = Schema::new(vec![
-        Field::new("object_id", DataType::Utf8, false),
-        Field::new("emb", list.data_type().clone(), true),
-    ]);
+    let schema =
+        Schema::new(vec![Field::new("object_id", DataType::Utf8, false), Field::new("emb", list.data_type().clone(), true)]);
     RecordBatch::try_new(Arc::new(schema), vec![Arc::new(StringArray::from(ids.to_vec())), Arc::new(list)]).unwrap()
 }
 
@@ -106,7 +104,10 @@ async fn ann_on(data: &str, vectors: &[Vec<f32>], queries: &[Vec<f32>], dim: usi
     // is the steady state after it.
     let t = Instant::now();
     ws.near("item", &Near::new("emb", queries[0].clone(), Some(10), None).unwrap(), None).await.unwrap();
-    println!("ann ({data}): first search after loading (index partitions and vectors into memory) {:.1} ms", t.elapsed().as_secs_f64() * 1e3);
+    println!(
+        "ann ({data}): first search after loading (index partitions and vectors into memory) {:.1} ms",
+        t.elapsed().as_secs_f64() * 1e3
+    );
     let t = Instant::now();
     let mut found = 0usize;
     for (q, truth) in queries.iter().zip(&exact) {
@@ -137,6 +138,9 @@ pub async fn small() {
             assert_eq!(rows.len(), 10);
         }
         let per = t.elapsed().as_secs_f64() * 1e3 / probes as f64;
-        println!("near top-10 on {n} x {dim} ({preset}, exact, full rows through the builder): {per:.2} ms a query; reference ~880 ms ({:.0}x)", 880.0 / per);
+        println!(
+            "near top-10 on {n} x {dim} ({preset}, exact, full rows through the builder): {per:.2} ms a query; reference ~880 ms ({:.0}x)",
+            880.0 / per
+        );
     }
 }

@@ -178,10 +178,8 @@ fn pgbench(conninfo: &str, rows: usize) -> f64 {
     let dir = tempfile::tempdir().unwrap();
     let script = dir.path().join("lookup.sql");
     std::fs::write(&script, format!("\\set id random(0, {})\nSELECT * FROM item WHERE object_id = :id;\n", rows - 1)).unwrap();
-    let mut args: Vec<String> = vec!["-n", "-M", "extended", "-c", "16", "-j", "2", "-T", PGBENCH_SECONDS, "-f"]
-        .into_iter()
-        .map(String::from)
-        .collect();
+    let mut args: Vec<String> =
+        vec!["-n", "-M", "extended", "-c", "16", "-j", "2", "-T", PGBENCH_SECONDS, "-f"].into_iter().map(String::from).collect();
     args.push(script.display().to_string());
     // pgbench takes the connection as -h/-p/-U and the database name last.
     let kv: std::collections::HashMap<&str, &str> = conninfo.split_whitespace().filter_map(|p| p.split_once('=')).collect();

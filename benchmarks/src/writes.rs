@@ -216,8 +216,15 @@ fn raw_rusqlite_file(dir: &std::path::Path) -> f64 {
         for i in 0..IMPORT_ROWS {
             let name = format!("row {i}");
             let id = heavenbase::catalog::derive_object_id("row", &name);
-            stmt.execute(rusqlite::params![id, name, format!("Title number {i}"), (i % 1000) as f64 * 0.5, (i % 97) as i64, i % 2 == 0])
-                .unwrap();
+            stmt.execute(rusqlite::params![
+                id,
+                name,
+                format!("Title number {i}"),
+                (i % 1000) as f64 * 0.5,
+                (i % 97) as i64,
+                i % 2 == 0
+            ])
+            .unwrap();
         }
     }
     tx.commit().unwrap();

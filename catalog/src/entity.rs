@@ -104,11 +104,8 @@ impl FieldDef {
             m.insert("unique".into(), json!(true));
         }
         if !self.stores.is_empty() {
-            let stores: Vec<Json> = self
-                .stores
-                .iter()
-                .map(|s| json!({"to": s.to, "strategy": s.strategy, "optional": s.optional}))
-                .collect();
+            let stores: Vec<Json> =
+                self.stores.iter().map(|s| json!({"to": s.to, "strategy": s.strategy, "optional": s.optional})).collect();
             m.insert("storage".into(), Json::Array(stores));
         }
         Json::Object(m)
@@ -181,10 +178,7 @@ impl EntityDef {
         for f in &self.fields {
             check_field_name(&self.entity_id, &f.name)?;
             if !seen.insert(f.name.clone()) {
-                return Err(CatalogError::Definition(format!(
-                    "Entity '{}' declares field '{}' twice",
-                    self.entity_id, f.name
-                )));
+                return Err(CatalogError::Definition(format!("Entity '{}' declares field '{}' twice", self.entity_id, f.name)));
             }
         }
         match self.fields.iter().position(|f| f.name == OBJECT_ID) {
@@ -205,10 +199,9 @@ impl EntityDef {
                 }
                 self.fields.insert(0, FieldDef { required: true, ..f });
             }
-            None => self.fields.insert(
-                0,
-                FieldDef::new(OBJECT_ID, LogicalType::identifier()).required().desc("Built-in stable object_id"),
-            ),
+            None => self
+                .fields
+                .insert(0, FieldDef::new(OBJECT_ID, LogicalType::identifier()).required().desc("Built-in stable object_id")),
         }
         if self.get(NAME).is_none() {
             self.fields.insert(
@@ -243,9 +236,7 @@ impl EntityDef {
 
     /// Parse the JSON definition of docs/reference.md §1.6.
     pub fn from_json(value: &Json) -> Result<EntityDef, CatalogError> {
-        let obj = value
-            .as_object()
-            .ok_or_else(|| CatalogError::Definition("An entity definition is a JSON object".into()))?;
+        let obj = value.as_object().ok_or_else(|| CatalogError::Definition("An entity definition is a JSON object".into()))?;
         if obj.contains_key("id") && !obj.contains_key("entity_id") {
             return Err(CatalogError::Definition("The entity definition uses entity_id, not id".into()));
         }
@@ -264,9 +255,10 @@ impl EntityDef {
             Some(Json::Array(items)) => items
                 .iter()
                 .map(|item| {
-                    let name = item.get("name").and_then(|n| n.as_str()).ok_or_else(|| {
-                        CatalogError::Definition(format!("{entity_id}: a field in a list needs 'name'"))
-                    })?;
+                    let name = item
+                        .get("name")
+                        .and_then(|n| n.as_str())
+                        .ok_or_else(|| CatalogError::Definition(format!("{entity_id}: a field in a list needs 'name'")))?;
                     Ok((name.to_string(), item.clone()))
                 })
                 .collect::<Result<_, CatalogError>>()?,
@@ -300,9 +292,7 @@ impl EntityDef {
         for f in &self.fields {
             fields.insert(f.name.clone(), f.to_json());
         }
-        let sets = |s: &[FieldSet]| -> Json {
-            Json::Array(s.iter().map(|x| json!({"fields": x.fields, "to": x.to})).collect())
-        };
+        let sets = |s: &[FieldSet]| -> Json { Json::Array(s.iter().map(|x| json!({"fields": x.fields, "to": x.to})).collect()) };
         json!({
             "entity_id": self.entity_id,
             "name": self.title,
@@ -321,8 +311,15 @@ impl EntityDef {
             d.fields
                 .iter()
                 .map(|f| {
-                    json!([f.name, f.ty.to_json(), f.required, f.default, f.index, f.unique,
-                        f.stores.iter().map(|s| json!([s.to, s.strategy, s.optional])).collect::<Vec<_>>()])
+                    json!([
+                        f.name,
+                        f.ty.to_json(),
+                        f.required,
+                        f.default,
+                        f.index,
+                        f.unique,
+                        f.stores.iter().map(|s| json!([s.to, s.strategy, s.optional])).collect::<Vec<_>>()
+                    ])
                 })
                 .collect()
         };
@@ -338,7 +335,9 @@ fn field_from_json(entity_id: &str, name: &str, spec: &Json) -> Result<FieldDef,
     let obj = match spec {
         Json::String(_) => return Ok(FieldDef::new(name, parse_type_alias(spec).map_err(wrap)?)),
         Json::Object(m) => m,
-        other => return Err(CatalogError::Definition(format!("{entity_id}.{name}: a field is a type name or an object, got {other}"))),
+        other => {
+            return Err(CatalogError::Definition(format!("{entity_id}.{name}: a field is a type name or an object, got {other}")));
+        }
     };
     let type_desc = obj
         .get("type")
@@ -366,9 +365,10 @@ fn field_from_json(entity_id: &str, name: &str, spec: &Json) -> Result<FieldDef,
     f.unique = flag(obj.get("unique"));
     if let Some(Json::Array(stores)) = obj.get("storage").or_else(|| obj.get("stores")) {
         for s in stores {
-            let to = s.get("to").and_then(|v| v.as_str()).ok_or_else(|| {
-                CatalogError::Definition(format!("{entity_id}.{name}: a storage entry needs 'to'"))
-            })?;
+            let to = s
+                .get("to")
+                .and_then(|v| v.as_str())
+                .ok_or_else(|| CatalogError::Definition(format!("{entity_id}.{name}: a storage entry needs 'to'")))?;
             f.stores.push(StoreSpec {
                 to: to.to_string(),
                 strategy: s.get("strategy").and_then(|v| v.as_str()).map(String::from),
@@ -445,9 +445,9 @@ pub fn check_entity_id(id: &str) -> Result<(), CatalogError> {
 }
 
 const KEYWORDS: &[&str] = &[
-    "False", "None", "True", "and", "as", "assert", "async", "await", "break", "class", "continue", "def", "del",
-    "elif", "else", "except", "finally", "for", "from", "global", "if", "import", "in", "is", "lambda", "nonlocal",
-    "not", "or", "pass", "raise", "return", "try", "while", "with", "yield",
+    "False", "None", "True", "and", "as", "assert", "async", "await", "break", "class", "continue", "def", "del", "elif", "else",
+    "except", "finally", "for", "from", "global", "if", "import", "in", "is", "lambda", "nonlocal", "not", "or", "pass", "raise",
+    "return", "try", "while", "with", "yield",
 ];
 
 /// A field name is a public identifier: a letter first, then letters, digits or

@@ -42,9 +42,5 @@ pub fn catalog_row_id(ws_id: &str, entity_id: &str, object_id: &str) -> String {
 /// A MetaSchema row id: `<kind>:<row_id>` when it fits, else `<kind>:` + hash.
 pub fn system_row_id(kind: &str, row_id: &str) -> String {
     let plain = format!("{kind}:{row_id}");
-    if plain.chars().count() <= crate::types::IDENTIFIER_MAX {
-        plain
-    } else {
-        format!("{kind}:{}", hash_id(&[kind, row_id]))
-    }
+    if plain.chars().count() <= crate::types::IDENTIFIER_MAX { plain } else { format!("{kind}:{}", hash_id(&[kind, row_id])) }
 }

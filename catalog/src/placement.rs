@@ -5,9 +5,9 @@
 
 use serde_json::{Value as Json, json};
 
+use crate::CatalogError;
 use crate::entity::{EntityDef, NAME, OBJECT_ID};
 use crate::types::LogicalType;
-use crate::CatalogError;
 
 /// What the planner needs to know of a backend instance.
 #[derive(Debug, Clone, PartialEq)]
@@ -82,7 +82,12 @@ impl PlacementPlan {
                 match backends.iter().find(|b| b.name == s.to) {
                     Some(b) => {
                         let strategy = s.strategy.clone().unwrap_or_else(|| default_strategy(&f.ty, b));
-                        bindings.push(Binding { field: f.name.clone(), backend: b.name.clone(), strategy, source: "field".into() });
+                        bindings.push(Binding {
+                            field: f.name.clone(),
+                            backend: b.name.clone(),
+                            strategy,
+                            source: "field".into(),
+                        });
                         placed = true;
                     }
                     None if s.optional => {}
@@ -100,7 +105,8 @@ impl PlacementPlan {
             }
         }
         // A field's first binding is where it is read from; every binding is written.
-        let primary_backend = bindings.iter().find(|b| b.field == NAME).map(|b| b.backend.clone()).unwrap_or(default.name.clone());
+        let primary_backend =
+            bindings.iter().find(|b| b.field == NAME).map(|b| b.backend.clone()).unwrap_or(default.name.clone());
         let mut groups: Vec<FieldGroup> = Vec::new();
         for b in &bindings {
             match groups.iter_mut().find(|g| g.backend == b.backend) {
@@ -116,7 +122,12 @@ impl PlacementPlan {
         groups.sort_by_key(|g| !g.primary);
         let mut all = Vec::with_capacity(bindings.len() + groups.len());
         for g in &groups {
-            all.push(Binding { field: OBJECT_ID.into(), backend: g.backend.clone(), strategy: "inline".into(), source: "builtin-id".into() });
+            all.push(Binding {
+                field: OBJECT_ID.into(),
+                backend: g.backend.clone(),
+                strategy: "inline".into(),
+                source: "builtin-id".into(),
+            });
         }
         all.extend(bindings);
         let home = |field: &str| all.iter().find(|b| b.field == field).map(|b| b.backend.clone());

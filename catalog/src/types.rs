@@ -9,9 +9,8 @@ use std::borrow::Cow;
 use std::sync::Arc;
 
 use arrow::array::{
-    ArrayBuilder, ArrayRef, BinaryBuilder, BooleanBuilder, Date32Builder, FixedSizeListBuilder,
-    Float32Builder, Float64Builder, Int64Builder, ListBuilder, StringBuilder,
-    TimestampMillisecondBuilder,
+    ArrayBuilder, ArrayRef, BinaryBuilder, BooleanBuilder, Date32Builder, FixedSizeListBuilder, Float32Builder, Float64Builder,
+    Int64Builder, ListBuilder, StringBuilder, TimestampMillisecondBuilder,
 };
 use arrow::datatypes::{DataType, Field, TimeUnit};
 use chrono::{DateTime, NaiveDate, NaiveDateTime, TimeZone, Utc};
@@ -34,10 +33,19 @@ const UNIX_EPOCH_DAYS_FROM_CE: i32 = 719_163;
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum LogicalType {
-    Identifier { max_chars: usize, target_entity: Option<String> },
-    ShortText { max_chars: usize },
-    MediumText { max_chars: usize },
-    LongText { max_chars: usize },
+    Identifier {
+        max_chars: usize,
+        target_entity: Option<String>,
+    },
+    ShortText {
+        max_chars: usize,
+    },
+    MediumText {
+        max_chars: usize,
+    },
+    LongText {
+        max_chars: usize,
+    },
     Integer,
     Float,
     Boolean,
@@ -47,12 +55,19 @@ pub enum LogicalType {
     Duration,
     /// Calendar date. Arrow `Date32`.
     Date,
-    Categorical { values: Vec<Json>, base: CategoricalBase },
+    Categorical {
+        values: Vec<Json>,
+        base: CategoricalBase,
+    },
     /// A list; `item` None means items of any JSON kind, kept as JSON text.
-    Array { item: Option<Box<LogicalType>> },
+    Array {
+        item: Option<Box<LogicalType>>,
+    },
     /// Any JSON value, stored as compact JSON text.
     Json,
-    Vector { dim: usize },
+    Vector {
+        dim: usize,
+    },
     Artifact,
 }
 
@@ -164,10 +179,9 @@ impl LogicalType {
                 let item_type = item.as_ref().map(|t| t.arrow_type()).unwrap_or(DataType::Utf8);
                 DataType::List(Arc::new(Field::new("item", item_type, true)))
             }
-            LogicalType::Vector { dim } => DataType::FixedSizeList(
-                Arc::new(Field::new("item", DataType::Float32, true)),
-                *dim as i32,
-            ),
+            LogicalType::Vector { dim } => {
+                DataType::FixedSizeList(Arc::new(Field::new("item", DataType::Float32, true)), *dim as i32)
+            }
             LogicalType::Artifact => DataType::Binary,
         }
     }
@@ -221,9 +235,10 @@ impl LogicalType {
             let head = canonical_type_name(&text[..open])?;
             return match head {
                 "vector" => {
-                    let dim: usize = inner.trim().parse().map_err(|_| {
-                        CatalogError::Type(format!("Vector dimension must be a positive integer, got '{inner}'"))
-                    })?;
+                    let dim: usize = inner
+                        .trim()
+                        .parse()
+                        .map_err(|_| CatalogError::Type(format!("Vector dimension must be a positive integer, got '{inner}'")))?;
                     if dim == 0 {
                         return Err(CatalogError::Type("Vector dimension must be positive".into()));
                     }
@@ -231,13 +246,10 @@ impl LogicalType {
                 }
                 "array" => Ok(LogicalType::array_of(Self::parse_str(inner)?)),
                 "timestamp" => Ok(LogicalType::Timestamp),
-                "identifier" => Ok(LogicalType::Identifier {
-                    max_chars: IDENTIFIER_MAX,
-                    target_entity: Some(inner.trim().to_string()),
-                }),
-                other => Err(CatalogError::Type(format!(
-                    "Logical type '{other}' takes no bracket parameter (in '{text}')"
-                ))),
+                "identifier" => {
+                    Ok(LogicalType::Identifier { max_chars: IDENTIFIER_MAX, target_entity: Some(inner.trim().to_string()) })
+                }
+                other => Err(CatalogError::Type(format!("Logical type '{other}' takes no bracket parameter (in '{text}')"))),
             };
         }
         Self::from_name(canonical_type_name(text)?, &Map::new())
@@ -306,9 +318,7 @@ impl LogicalType {
                     None | Some("string") => CategoricalBase::String,
                     Some("integer") => CategoricalBase::Integer,
                     Some(other) => {
-                        return Err(CatalogError::Type(format!(
-                            "Categorical base must be 'string' or 'integer', got '{other}'"
-                        )));
+                        return Err(CatalogError::Type(format!("Categorical base must be 'string' or 'integer', got '{other}'")));
                     }
                 };
                 for v in &values {
@@ -433,13 +443,9 @@ impl ColumnBuilder {
             LogicalType::Integer | LogicalType::Duration => Inner::Int(Int64Builder::with_capacity(capacity)),
             LogicalType::Float => Inner::Float(Float64Builder::with_capacity(capacity)),
             LogicalType::Boolean => Inner::Bool(BooleanBuilder::with_capacity(capacity)),
-            LogicalType::Timestamp => {
-                Inner::Ts(TimestampMillisecondBuilder::with_capacity(capacity).with_timezone("UTC"))
-            }
+            LogicalType::Timestamp => Inner::Ts(TimestampMillisecondBuilder::with_capacity(capacity).with_timezone("UTC")),
             LogicalType::Date => Inner::Date(Date32Builder::with_capacity(capacity)),
-            LogicalType::Categorical { base: CategoricalBase::Integer, .. } => {
-                Inner::Int(Int64Builder::with_capacity(capacity))
-            }
+            LogicalType::Categorical { base: CategoricalBase::Integer, .. } => Inner::Int(Int64Builder::with_capacity(capacity)),
             LogicalType::Artifact => Inner::Bin(BinaryBuilder::with_capacity(capacity, capacity * 16)),
             LogicalType::Vector { dim } => Inner::Vector(
                 FixedSizeListBuilder::with_capacity(Float32Builder::with_capacity(capacity * dim), *dim as i32, capacity)
@@ -516,9 +522,9 @@ impl ColumnBuilder {
             Inner::Bin(b) => b.append_value(coerce_bytes(value)?),
             Inner::Vector(b) => {
                 let LogicalType::Vector { dim } = ty else { unreachable!("vector builder has vector type") };
-                let items = value.as_array().ok_or_else(|| {
-                    format!("Vector[{dim}] expects a list of numbers, got {}", describe_value(value))
-                })?;
+                let items = value
+                    .as_array()
+                    .ok_or_else(|| format!("Vector[{dim}] expects a list of numbers, got {}", describe_value(value)))?;
                 if items.len() != *dim {
                     return Err(format!("Vector[{dim}] received dimension {}", items.len()));
                 }
@@ -563,7 +569,10 @@ impl ColumnBuilder {
 fn append_dyn(builder: &mut dyn ArrayBuilder, ty: &LogicalType, value: &Json) -> Result<(), String> {
     macro_rules! down {
         ($t:ty) => {
-            builder.as_any_mut().downcast_mut::<$t>().ok_or_else(|| format!("internal: list item builder for {}", ty.type_id()))?
+            builder
+                .as_any_mut()
+                .downcast_mut::<$t>()
+                .ok_or_else(|| format!("internal: list item builder for {}", ty.type_id()))?
         };
     }
     let null = value.is_null();
@@ -628,11 +637,7 @@ pub fn check_text<'a>(ty: &LogicalType, value: &'a Json) -> Result<Cow<'a, str>,
                 return Ok(Cow::Owned(json_text(value)));
             }
             let choices: Vec<String> = values.iter().map(|v| format!("'{}'", json_text(v))).collect();
-            return Err(format!(
-                "Categorical value {} is not one of ({})",
-                describe_value(value),
-                choices.join(", ")
-            ));
+            return Err(format!("Categorical value {} is not one of ({})", describe_value(value), choices.join(", ")));
         }
         _ => {}
     }
@@ -687,10 +692,9 @@ fn coerce_int(ty: &LogicalType, value: &Json) -> Result<i64, String> {
                 return Err(format!("Integer out of range: {n}"));
             }
         }
-        Json::String(s) => s
-            .trim()
-            .parse::<i64>()
-            .map_err(|_| format!("invalid literal for Integer: {}", describe_value(value)))?,
+        Json::String(s) => {
+            s.trim().parse::<i64>().map_err(|_| format!("invalid literal for Integer: {}", describe_value(value)))?
+        }
         other => return Err(format!("Integer expects a number, got {}", describe_value(other))),
     };
     if let LogicalType::Categorical { values, .. } = ty {
@@ -708,9 +712,7 @@ fn coerce_int(ty: &LogicalType, value: &Json) -> Result<i64, String> {
 fn coerce_float(value: &Json) -> Result<f64, String> {
     match value {
         Json::Number(n) => n.as_f64().ok_or_else(|| format!("could not convert to float: {n}")),
-        Json::String(s) => {
-            s.trim().parse::<f64>().map_err(|_| format!("could not convert string to float: '{s}'"))
-        }
+        Json::String(s) => s.trim().parse::<f64>().map_err(|_| format!("could not convert string to float: '{s}'")),
         other => Err(format!("Float expects a number, got {}", describe_value(other))),
     }
 }

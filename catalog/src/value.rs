@@ -2,8 +2,8 @@
 //! merges. Every value read here coerces back to the same stored value.
 
 use arrow::array::{
-    Array, ArrayRef, AsArray, BinaryArray, BooleanArray, Date32Array, FixedSizeListArray, Float32Array,
-    Float64Array, Int64Array, ListArray, StringArray, TimestampMillisecondArray,
+    Array, ArrayRef, AsArray, BinaryArray, BooleanArray, Date32Array, FixedSizeListArray, Float32Array, Float64Array, Int64Array,
+    ListArray, StringArray, TimestampMillisecondArray,
 };
 use arrow::datatypes::DataType;
 use chrono::{DateTime, NaiveDate, SecondsFormat};
@@ -30,9 +30,7 @@ pub fn array_value(array: &dyn Array, row: usize, ty: &LogicalType) -> Json {
         DataType::Utf8View => Json::String(array.as_string_view().value(row).to_string()),
         DataType::Int64 => json!(array.as_any().downcast_ref::<Int64Array>().map(|a| a.value(row))),
         DataType::Float64 => float_json(array.as_any().downcast_ref::<Float64Array>().map(|a| a.value(row))),
-        DataType::Float32 => {
-            float_json(array.as_any().downcast_ref::<Float32Array>().map(|a| a.value(row) as f64))
-        }
+        DataType::Float32 => float_json(array.as_any().downcast_ref::<Float32Array>().map(|a| a.value(row) as f64)),
         DataType::Boolean => json!(array.as_any().downcast_ref::<BooleanArray>().map(|a| a.value(row))),
         DataType::Timestamp(..) => match array.as_any().downcast_ref::<TimestampMillisecondArray>() {
             Some(a) => format_timestamp(a.value(row)),

@@ -72,7 +72,13 @@ pub async fn ensure_demo(id: &str) -> Result<Workspace, Failure> {
         );
     }
     ws.upsert_many("product", products).await?;
-    let phrases = ["Solid and well made.", "Arrived late but works.", "Looks great in the study.", "Wobbles a little.", "Worth every euro."];
+    let phrases = [
+        "Solid and well made.",
+        "Arrived late but works.",
+        "Looks great in the study.",
+        "Wobbles a little.",
+        "Worth every euro.",
+    ];
     let reviews: Vec<Row> = (0..REVIEWS)
         .map(|i| {
             json!({

@@ -251,7 +251,12 @@ async fn run(cli: Cli) -> Result<(), Failure> {
                 println!(
                     "{}: {} objects, {} catalog cards; missing {}, mismatched {}, dangling {}; objects split between backends: {}",
                     if audit.ok() { "ok" } else { "problems found" },
-                    c.objects, c.catalog_rows, c.missing.len(), c.mismatched.len(), c.dangling.len(), audit.partial.len()
+                    c.objects,
+                    c.catalog_rows,
+                    c.missing.len(),
+                    c.mismatched.len(),
+                    c.dangling.len(),
+                    audit.partial.len()
                 );
             }
             if !audit.ok() {
@@ -268,7 +273,11 @@ async fn run(cli: Cli) -> Result<(), Failure> {
                 println!(
                     "{}missing written {}, mismatched rewritten {}, dangling deleted {}, split objects mended {}; ok: {}",
                     if dry_run { "(dry run) " } else { "" },
-                    c["missing_written"], c["mismatched_rewritten"], c["dangling_deleted"], r["groups"]["mended"], r["ok"]
+                    c["missing_written"],
+                    c["mismatched_rewritten"],
+                    c["dangling_deleted"],
+                    r["groups"]["mended"],
+                    r["ok"]
                 );
             }
         }
@@ -318,7 +327,8 @@ async fn ws_command(cmd: WsCommand) -> Result<(), Failure> {
                     let text = std::fs::read_to_string(&file).map_err(|e| user_error(format!("{}: {e}", file.display())))?;
                     let is_toml = file.extension().is_some_and(|e| e == "toml");
                     let map: serde_json::Value = if is_toml {
-                        toml::from_str(&text).map_err(|e| user_error(format!("{}: not a TOML backend map: {e}", file.display())))?
+                        toml::from_str(&text)
+                            .map_err(|e| user_error(format!("{}: not a TOML backend map: {e}", file.display())))?
                     } else {
                         serde_json::from_str(&text)
                             .map_err(|e| user_error(format!("{}: not a JSON backend map: {e}", file.display())))?
@@ -483,7 +493,11 @@ async fn meta_command(ws: &Workspace, cmd: &str, format: output::Format) -> Resu
         "\\d" if !arg.is_empty() => {
             let def = ws.entity(arg)?;
             let plan = ws.placement(arg)?;
-            println!("Entity \"{}\"{}", def.entity_id, if def.desc.is_empty() { String::new() } else { format!(": {}", def.desc) });
+            println!(
+                "Entity \"{}\"{}",
+                def.entity_id,
+                if def.desc.is_empty() { String::new() } else { format!(": {}", def.desc) }
+            );
             println!("{:<20} {:<16} {:<9} {:<10} {}", "column", "type", "nullable", "backend", "description");
             for f in &def.fields {
                 println!(

@@ -31,7 +31,9 @@ async fn read(path: &Path) -> Result<(Vec<RecordBatch>, Option<Schema>), Failure
             let ext = format!(".{}", extension(path));
             ctx.read_json(p, JsonReadOptions { file_extension: &ext, ..Default::default() }).await
         }
-        other => return Err(user_error(format!("{}: unsupported format '{other}' (csv, parquet, json, ndjson)", path.display()))),
+        other => {
+            return Err(user_error(format!("{}: unsupported format '{other}' (csv, parquet, json, ndjson)", path.display())));
+        }
     }
     .map_err(|e| user_error(format!("{}: {e}", path.display())))?;
     let schema = df.schema().as_arrow().clone();
@@ -47,8 +49,14 @@ fn infer(schema: &Schema) -> Vec<(String, LogicalType)> {
         .map(|f| {
             let ty = match f.data_type() {
                 DataType::Boolean => LogicalType::Boolean,
-                DataType::Int8 | DataType::Int16 | DataType::Int32 | DataType::Int64 | DataType::UInt8 | DataType::UInt16
-                | DataType::UInt32 | DataType::UInt64 => LogicalType::Integer,
+                DataType::Int8
+                | DataType::Int16
+                | DataType::Int32
+                | DataType::Int64
+                | DataType::UInt8
+                | DataType::UInt16
+                | DataType::UInt32
+                | DataType::UInt64 => LogicalType::Integer,
                 DataType::Float16 | DataType::Float32 | DataType::Float64 | DataType::Decimal128(..) => LogicalType::Float,
                 DataType::Date32 | DataType::Date64 => LogicalType::Date,
                 DataType::Timestamp(..) => LogicalType::Timestamp,
@@ -67,7 +75,13 @@ fn infer(schema: &Schema) -> Vec<(String, LogicalType)> {
         .collect()
 }
 
-pub async fn import(ws: &Workspace, path: &Path, entity: &str, name_col: Option<&str>, id_col: Option<&str>) -> Result<usize, Failure> {
+pub async fn import(
+    ws: &Workspace,
+    path: &Path,
+    entity: &str,
+    name_col: Option<&str>,
+    id_col: Option<&str>,
+) -> Result<usize, Failure> {
     let rename = |c: &str| -> String {
         if Some(c) == name_col {
             "name".into()

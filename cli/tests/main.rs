@@ -44,7 +44,11 @@ fn setup_workspaces_and_presets() {
     assert!(lts.contains("\"postgres\"") && !lts.contains("\"password\": \"password\""), "passwords are never printed: {lts}");
     assert_eq!(hb.ok(&["ws", "presets"]).lines().collect::<Vec<_>>(), ["debug", "embedded", "local-lts", "web-lts"]);
     let backends = hb.home.path().join("map.json");
-    std::fs::write(&backends, r#"{"main": {"type": "sqlite", "database": "shop", "password": "hunter2"}, "side": {"type": "inmem"}}"#).unwrap();
+    std::fs::write(
+        &backends,
+        r#"{"main": {"type": "sqlite", "database": "shop", "password": "hunter2"}, "side": {"type": "inmem"}}"#,
+    )
+    .unwrap();
     assert!(hb.ok(&["ws", "create", "shop", "--backends", backends.to_str().unwrap()]).contains("ready"));
     let shown = hb.ok(&["ws", "show", "shop"]);
     assert!(shown.contains("\"side\"") && shown.contains("\"sqlite\""), "{shown}");
@@ -67,14 +71,23 @@ fn demo_sql_repl_audit_and_errors() {
     let hb = Hb::new();
     assert!(hb.ok(&["demo"]).contains("product, review"));
     assert_eq!(hb.ok(&["sql", "-w", "demo", "--format", "csv", "-c", "SELECT count(*) AS n FROM product"]).trim(), "n\n2000");
-    let json = hb.ok(&["sql", "-w", "demo", "--format", "json", "-c", "SELECT stars, count(*) AS n FROM review GROUP BY stars ORDER BY stars"]);
+    let json = hb.ok(&[
+        "sql",
+        "-w",
+        "demo",
+        "--format",
+        "json",
+        "-c",
+        "SELECT stars, count(*) AS n FROM review GROUP BY stars ORDER BY stars",
+    ]);
     let rows: serde_json::Value = serde_json::from_str(&json).unwrap();
     assert_eq!(rows.as_array().unwrap().len(), 5);
     let total: i64 = rows.as_array().unwrap().iter().map(|r| r["n"].as_i64().unwrap()).sum();
     assert_eq!(total, 3000);
     // The REPL, fed on stdin: meta commands, a statement over two lines, an error
     // that does not end the session.
-    let mut child = hb.cmd().args(["sql", "-w", "demo"]).stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+    let mut child =
+        hb.cmd().args(["sql", "-w", "demo"]).stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
     child
         .stdin
         .take()
@@ -120,7 +133,11 @@ fn import_and_export_csv_json_ndjson_parquet() {
     hb.ok(&["setup"]);
     let dir = hb.home.path();
     let csv = dir.join("people.csv");
-    std::fs::write(&csv, "full_name,age,score,member\nAda Lovelace,36,9.5,true\nAlan Turing,41,9.9,false\nGrace Hopper,85,9.7,true\n").unwrap();
+    std::fs::write(
+        &csv,
+        "full_name,age,score,member\nAda Lovelace,36,9.5,true\nAlan Turing,41,9.9,false\nGrace Hopper,85,9.7,true\n",
+    )
+    .unwrap();
     let out = hb.ok(&["import", csv.to_str().unwrap(), "--entity", "person", "--name-column", "full_name"]);
     assert!(out.contains("imported 3 rows"), "{out}");
     let got = hb.ok(&["sql", "--format", "csv", "-c", "SELECT name, age, member FROM person ORDER BY age"]);
@@ -165,9 +182,22 @@ fn serve_answers_psql_and_stops_on_sigterm() {
     }
     assert!(up, "server did not start");
     let out = Command::new("psql")
-        .args(["-h", "127.0.0.1", "-p", &port, "-U", "postgres", "-d", "demo", "-X", "-A", "-t", "-c",
-               // The README's own example.
-               "SELECT category, count(*), round(avg(price), 2) FROM product GROUP BY category ORDER BY category"])
+        .args([
+            "-h",
+            "127.0.0.1",
+            "-p",
+            &port,
+            "-U",
+            "postgres",
+            "-d",
+            "demo",
+            "-X",
+            "-A",
+            "-t",
+            "-c",
+            // The README's own example.
+            "SELECT category, count(*), round(avg(price), 2) FROM product GROUP BY category ORDER BY category",
+        ])
         .output()
         .unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));

@@ -23,8 +23,8 @@ use datafusion::logical_expr::expr::{Cast, Placeholder};
 use datafusion::logical_expr::{DmlStatement, Expr, LogicalPlan, LogicalPlanBuilder, Projection, WriteOp};
 use datafusion::sql::parser::{DFParser, Statement as DfStatement};
 use datafusion::sql::sqlparser::ast::{
-    self, AssignmentTarget, ColumnOption, CreateTableOptions, DataType as SqlType, Expr as SqlExpr, FromTable,
-    ObjectName, SqlOption, Statement, TableFactor, TableWithJoins,
+    self, AssignmentTarget, ColumnOption, CreateTableOptions, DataType as SqlType, Expr as SqlExpr, FromTable, ObjectName,
+    SqlOption, Statement, TableFactor, TableWithJoins,
 };
 use datafusion::sql::sqlparser::dialect::PostgreSqlDialect;
 use heavenbase_catalog::value::array_value;
@@ -128,9 +128,11 @@ impl Workspace {
             (WriteOp::Update, LogicalPlan::Projection(all)) => {
                 let mut exprs = vec![object_id];
                 for name in &assigned {
-                    let value = all.expr.iter().find(|e| e.schema_name().to_string() == *name).ok_or_else(|| {
-                        Error::internal(format!("DataFusion's UPDATE plan has no value for column {name}"))
-                    })?;
+                    let value = all
+                        .expr
+                        .iter()
+                        .find(|e| e.schema_name().to_string() == *name)
+                        .ok_or_else(|| Error::internal(format!("DataFusion's UPDATE plan has no value for column {name}")))?;
                     exprs.push(written_as_is(value.clone().unalias()).alias(name));
                 }
                 LogicalPlan::Projection(Projection::try_new(exprs, all.input.clone())?)
@@ -209,9 +211,13 @@ impl Workspace {
                 match &opt.option {
                     ColumnOption::NotNull => field.required = true,
                     ColumnOption::Null => {}
-                    ColumnOption::Default(e) => field.default = Some(literal_json(e).ok_or_else(|| {
-                        Error::not_supported(format!("CREATE TABLE {entity_id}: column {name}: DEFAULT must be a literal, got {e}"))
-                    })?),
+                    ColumnOption::Default(e) => {
+                        field.default = Some(literal_json(e).ok_or_else(|| {
+                            Error::not_supported(format!(
+                                "CREATE TABLE {entity_id}: column {name}: DEFAULT must be a literal, got {e}"
+                            ))
+                        })?)
+                    }
                     ColumnOption::Unique(_) => field.unique = true,
                     ColumnOption::PrimaryKey(_) if name == OBJECT_ID => {}
                     ColumnOption::PrimaryKey(_) => {
@@ -233,20 +239,26 @@ impl Workspace {
             for o in options {
                 match o {
                     SqlOption::KeyValue { key, value } if key.value.eq_ignore_ascii_case("placement") => {
-                        let text = literal_json(value).and_then(|v| v.as_str().map(String::from)).ok_or_else(|| {
-                            Error::definition("placement takes a string: 'field:backend, field:backend'")
-                        })?;
+                        let text = literal_json(value)
+                            .and_then(|v| v.as_str().map(String::from))
+                            .ok_or_else(|| Error::definition("placement takes a string: 'field:backend, field:backend'"))?;
                         for part in text.split(',').map(str::trim).filter(|p| !p.is_empty()) {
-                            let (field, backend) = part.split_once(':').ok_or_else(|| {
-                                Error::definition(format!("placement entry '{part}' is not field:backend"))
-                            })?;
+                            let (field, backend) = part
+                                .split_once(':')
+                                .ok_or_else(|| Error::definition(format!("placement entry '{part}' is not field:backend")))?;
                             let f = def.fields.iter_mut().find(|f| f.name == field.trim()).ok_or_else(|| {
                                 Error::unknown_field(format!("placement names unknown column '{}'", field.trim()))
                             })?;
-                            f.stores.push(heavenbase_catalog::StoreSpec { to: backend.trim().into(), strategy: None, optional: false });
+                            f.stores.push(heavenbase_catalog::StoreSpec {
+                                to: backend.trim().into(),
+                                strategy: None,
+                                optional: false,
+                            });
                         }
                     }
-                    other => return Err(Error::not_supported(format!("CREATE TABLE {entity_id}: option {other} is not supported"))),
+                    other => {
+                        return Err(Error::not_supported(format!("CREATE TABLE {entity_id}: option {other} is not supported")));
+                    }
                 }
             }
         }
@@ -324,10 +336,24 @@ fn logical_type_of(t: &SqlType) -> std::result::Result<LogicalType, String> {
     Ok(match t {
         SqlType::Varchar(l) | SqlType::CharacterVarying(l) | SqlType::Char(l) | SqlType::Character(l) => text_of(len(l)),
         SqlType::Text | SqlType::String(_) => LogicalType::long_text(),
-        SqlType::Int(_) | SqlType::Integer(_) | SqlType::BigInt(_) | SqlType::SmallInt(_) | SqlType::TinyInt(_)
-        | SqlType::Int2(_) | SqlType::Int4(_) | SqlType::Int8(_) | SqlType::Int64 => LogicalType::Integer,
-        SqlType::Real | SqlType::Float(_) | SqlType::Float4 | SqlType::Float8 | SqlType::Float64 | SqlType::Double(_)
-        | SqlType::DoublePrecision | SqlType::Numeric(_) | SqlType::Decimal(_) => LogicalType::Float,
+        SqlType::Int(_)
+        | SqlType::Integer(_)
+        | SqlType::BigInt(_)
+        | SqlType::SmallInt(_)
+        | SqlType::TinyInt(_)
+        | SqlType::Int2(_)
+        | SqlType::Int4(_)
+        | SqlType::Int8(_)
+        | SqlType::Int64 => LogicalType::Integer,
+        SqlType::Real
+        | SqlType::Float(_)
+        | SqlType::Float4
+        | SqlType::Float8
+        | SqlType::Float64
+        | SqlType::Double(_)
+        | SqlType::DoublePrecision
+        | SqlType::Numeric(_)
+        | SqlType::Decimal(_) => LogicalType::Float,
         SqlType::Boolean | SqlType::Bool => LogicalType::Boolean,
         SqlType::Timestamp(_, _) | SqlType::TimestampNtz(_) | SqlType::Datetime(_) => LogicalType::Timestamp,
         SqlType::Date => LogicalType::Date,
@@ -341,7 +367,11 @@ fn logical_type_of(t: &SqlType) -> std::result::Result<LogicalType, String> {
             let n = last_ident(name).to_lowercase();
             match n.as_str() {
                 "vector" => {
-                    let dim = args.first().and_then(|a| a.parse::<usize>().ok()).filter(|d| *d > 0).ok_or("VECTOR needs a dimension: VECTOR(3)")?;
+                    let dim = args
+                        .first()
+                        .and_then(|a| a.parse::<usize>().ok())
+                        .filter(|d| *d > 0)
+                        .ok_or("VECTOR needs a dimension: VECTOR(3)")?;
                     LogicalType::vector(dim)
                 }
                 other => LogicalType::parse_str(other).map_err(|e| e.to_string())?,

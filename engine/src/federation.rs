@@ -71,7 +71,13 @@ fn federate(plan: LogicalPlan) -> DfResult<Transformed<LogicalPlan>> {
 fn readable(ty: &DataType) -> bool {
     matches!(
         ty,
-        DataType::Utf8 | DataType::Int64 | DataType::Int32 | DataType::Float64 | DataType::Float32 | DataType::Boolean | DataType::Date32
+        DataType::Utf8
+            | DataType::Int64
+            | DataType::Int32
+            | DataType::Float64
+            | DataType::Float32
+            | DataType::Boolean
+            | DataType::Date32
     )
 }
 
@@ -97,9 +103,11 @@ fn remote_only(plan: &LogicalPlan, found: &mut Option<Arc<dyn Backend>>) -> bool
             if name.as_ref() != table {
                 return false;
             }
-            let columns_ok = scan.projected_schema.fields().iter().all(|f| {
-                types.iter().find(|(n, _)| n == f.name()).is_some_and(|(_, t)| scalar_storage(t))
-            });
+            let columns_ok = scan
+                .projected_schema
+                .fields()
+                .iter()
+                .all(|f| types.iter().find(|(n, _)| n == f.name()).is_some_and(|(_, t)| scalar_storage(t)));
             let Ok(source) = DFSchema::try_from_qualified_schema(scan.table_name.clone(), &scan.source.schema()) else {
                 return false;
             };
@@ -250,12 +258,8 @@ fn cast_ok(expr: &Expr, to: &DataType, schema: &DFSchema) -> bool {
 fn to_remote(plan: &LogicalPlan, backend: Arc<dyn Backend>) -> DfResult<Option<LogicalPlan>> {
     let Some(sql) = unparse(plan)? else { return Ok(None) };
     let schema = plan.schema();
-    let fields: Vec<Field> = schema
-        .fields()
-        .iter()
-        .enumerate()
-        .map(|(i, f)| Field::new(format!("c{i}"), f.data_type().clone(), true))
-        .collect();
+    let fields: Vec<Field> =
+        schema.fields().iter().enumerate().map(|(i, f)| Field::new(format!("c{i}"), f.data_type().clone(), true)).collect();
     let scan_name = format!("postgres_{}", backend.info().name);
     let provider = Arc::new(RemoteQuery { backend, sql, schema: Arc::new(Schema::new(fields)) });
     let scan = LogicalPlanBuilder::scan(scan_name.as_str(), provider_as_source(provider), None)?.build()?;
@@ -263,8 +267,7 @@ fn to_remote(plan: &LogicalPlan, backend: Arc<dyn Backend>) -> DfResult<Option<L
         .iter()
         .enumerate()
         .map(|(i, (qualifier, field))| {
-            Expr::Column(Column::new(Some(scan_name.as_str()), format!("c{i}")))
-                .alias_qualified(qualifier.cloned(), field.name())
+            Expr::Column(Column::new(Some(scan_name.as_str()), format!("c{i}"))).alias_qualified(qualifier.cloned(), field.name())
         })
         .collect();
     Ok(Some(LogicalPlanBuilder::from(scan).project(exprs)?.build()?))

@@ -6,14 +6,14 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use datafusion::arrow::array::{ArrayRef, RecordBatch, StringArray, new_null_array};
-use heavenbase_catalog::system::SYS_CATALOG;
 use heavenbase_catalog::audit::{CatalogAudit, diff_catalog};
+use heavenbase_catalog::system::SYS_CATALOG;
 use heavenbase_catalog::{NAME, OBJECT_ID, Row, catalog_row_id};
 use serde_json::{Value as Json, json};
 
+use crate::Result;
 use crate::workspace::Workspace;
 use crate::write::{expected_card, group_ids, projects_name};
-use crate::Result;
 
 /// An object whose field groups disagree.
 #[derive(Debug, Clone, PartialEq)]
@@ -119,12 +119,8 @@ impl Workspace {
                 let names: ArrayRef = Arc::new(StringArray::from(names));
                 self.write_catalog_cards(&rt, &ids, Some(&names)).await?;
             }
-            let dangling: Vec<String> = before
-                .catalog
-                .dangling
-                .iter()
-                .map(|r| r[OBJECT_ID].as_str().unwrap_or_default().to_string())
-                .collect();
+            let dangling: Vec<String> =
+                before.catalog.dangling.iter().map(|r| r[OBJECT_ID].as_str().unwrap_or_default().to_string()).collect();
             for (backend, group) in &catalog.groups {
                 backend.delete(group, &dangling).await?;
             }

@@ -68,7 +68,10 @@ impl Near {
         let vector = parse_vector(query.ok_or_else(|| Error::argument("near needs a 'query' vector"))?)?;
         let top_k = match o.get("top_k") {
             None | Some(Json::Null) => None,
-            Some(k) => Some(k.as_u64().ok_or_else(|| Error::argument(format!("near top_k must be a positive integer, got {k}")))? as usize),
+            Some(k) => {
+                Some(k.as_u64().ok_or_else(|| Error::argument(format!("near top_k must be a positive integer, got {k}")))?
+                    as usize)
+            }
         };
         Near::new(field, vector, top_k, o.get("metric").and_then(Json::as_str))
     }
@@ -83,7 +86,8 @@ pub fn parse_vector(v: &Json) -> Result<Vec<f32>> {
     let parsed;
     let v = match v {
         Json::String(s) => {
-            parsed = serde_json::from_str::<Json>(s).map_err(|_| Error::argument(format!("near vector must be a list of numbers, got '{s}'")))?;
+            parsed = serde_json::from_str::<Json>(s)
+                .map_err(|_| Error::argument(format!("near vector must be a list of numbers, got '{s}'")))?;
             &parsed
         }
         other => other,
@@ -108,7 +112,11 @@ impl Workspace {
             ))
         })?;
         let LogicalType::Vector { dim } = field.ty else {
-            return Err(Error::argument(format!("{entity}.{} is {}, not a vector; near needs a vector field", near.field, field.ty.type_id())));
+            return Err(Error::argument(format!(
+                "{entity}.{} is {}, not a vector; near needs a vector field",
+                near.field,
+                field.ty.type_id()
+            )));
         };
         if near.vector.len() != dim {
             return Err(Error::argument(format!(
@@ -144,7 +152,6 @@ pub fn near_schema() -> SchemaRef {
     Arc::new(Schema::new(vec![Field::new(OBJECT_ID, DataType::Utf8, false), Field::new("score", DataType::Float32, false)]))
 }
 
-
 /// The SQL table function `near(...)`.
 #[derive(Debug)]
 pub(crate) struct NearFunction {
@@ -162,7 +169,8 @@ fn text_arg(args: &[Expr], i: usize, what: &str) -> DfResult<Option<String>> {
 }
 
 fn vector_arg(e: &Expr) -> DfResult<Vec<f32>> {
-    let bad = || DataFusionError::Plan(format!("near(): the vector must be a literal like '[0.1, 0.2]' or ARRAY[0.1, 0.2], got {e}"));
+    let bad =
+        || DataFusionError::Plan(format!("near(): the vector must be a literal like '[0.1, 0.2]' or ARRAY[0.1, 0.2], got {e}"));
     match e {
         Expr::Literal(ScalarValue::Utf8(Some(s)) | ScalarValue::Utf8View(Some(s)), _) => {
             parse_vector(&Json::String(s.clone())).map_err(|e| DataFusionError::Plan(format!("near(): {e}")))

@@ -58,9 +58,7 @@ impl Construction {
 pub fn redact_secrets(v: &Json) -> Json {
     match v {
         Json::Object(m) => Json::Object(
-            m.iter()
-                .map(|(k, x)| (k.clone(), if k == "password" { json!("***") } else { redact_secrets(x) }))
-                .collect(),
+            m.iter().map(|(k, x)| (k.clone(), if k == "password" { json!("***") } else { redact_secrets(x) })).collect(),
         ),
         Json::Array(items) => Json::Array(items.iter().map(redact_secrets).collect()),
         other => other.clone(),
@@ -121,11 +119,14 @@ pub fn preset_backends(preset: &str) -> Result<Json> {
             "search": {"type": "elasticsearch", "hosts": [env_or("HVNB_WEB_LTS_ES_URL", "http://localhost:9200")]},
         }),
         other => {
-            return Err(Error::new(ErrorKind::UnknownObject, format!(
-                "Unknown preset '{other}'.{} Presets: {}",
-                crate::error::suggest(other, PRESETS.iter().copied()),
-                PRESETS.join(", ")
-            )));
+            return Err(Error::new(
+                ErrorKind::UnknownObject,
+                format!(
+                    "Unknown preset '{other}'.{} Presets: {}",
+                    crate::error::suggest(other, PRESETS.iter().copied()),
+                    PRESETS.join(", ")
+                ),
+            ));
         }
     })
 }

@@ -26,8 +26,22 @@ use crate::workspace::Workspace;
 use crate::{Error, ErrorKind, Result};
 
 pub const OPERATORS: &[&str] = &[
-    "eq", "ne", "lt", "lte", "gt", "gte", "in", "match", "contains", "like", "ilike", "regex", "starts_with",
-    "ends_with", "array_contains", "contained_in",
+    "eq",
+    "ne",
+    "lt",
+    "lte",
+    "gt",
+    "gte",
+    "in",
+    "match",
+    "contains",
+    "like",
+    "ilike",
+    "regex",
+    "starts_with",
+    "ends_with",
+    "array_contains",
+    "contained_in",
 ];
 pub const JSON_KEYS: &[&str] =
     &["filter", "near", "select", "group_by", "aggregate", "having", "order", "offset", "limit", "count"];
@@ -42,7 +56,11 @@ pub enum Filter {
     Or(Vec<Filter>),
     Not(Box<Filter>),
     /// `field` may be a dotted JSON path (`meta.color`).
-    Op { field: String, op: String, value: Json },
+    Op {
+        field: String,
+        op: String,
+        value: Json,
+    },
 }
 
 impl Filter {
@@ -66,9 +84,8 @@ impl Filter {
         for (key, value) in obj {
             match key.as_str() {
                 "$and" | "$or" => {
-                    let items = value
-                        .as_array()
-                        .ok_or_else(|| Error::argument(format!("{key} takes a list of filters, got {value}")))?;
+                    let items =
+                        value.as_array().ok_or_else(|| Error::argument(format!("{key} takes a list of filters, got {value}")))?;
                     let subs = items.iter().map(Filter::from_json).collect::<Result<Vec<_>>>()?;
                     parts.push(if key == "$and" { Filter::And(subs) } else { Filter::Or(subs) });
                 }
@@ -207,13 +224,17 @@ fn non_negative(key: &str, v: &Json) -> Result<usize> {
 }
 
 fn parse_aggregate(out: &str, def: &Json) -> Result<Aggregate> {
-    let m = def.as_object().filter(|m| m.len() == 1).ok_or_else(|| {
-        Error::argument(format!("aggregate '{out}' is {{op: {{field: ...}}}}, got {def}"))
-    })?;
+    let m = def
+        .as_object()
+        .filter(|m| m.len() == 1)
+        .ok_or_else(|| Error::argument(format!("aggregate '{out}' is {{op: {{field: ...}}}}, got {def}")))?;
     let (op, opts) = m.iter().next().expect("one entry");
     let op = op.trim_start_matches('$').to_string();
     if !AGGREGATES.contains(&op.as_str()) {
-        return Err(Error::new(ErrorKind::UnknownFunction, format!("Unknown aggregate '{op}'.{}", suggest(&op, AGGREGATES.iter().copied()))));
+        return Err(Error::new(
+            ErrorKind::UnknownFunction,
+            format!("Unknown aggregate '{op}'.{}", suggest(&op, AGGREGATES.iter().copied())),
+        ));
     }
     let field = match opts {
         Json::String(f) => f.clone(),
@@ -310,9 +331,7 @@ impl Query {
         let def = &rt.def;
         let spec = &self.spec;
         if !spec.aggregates.is_empty() && !spec.select.is_empty() {
-            return Err(Error::argument(
-                "Aggregate defines the result projection; do not combine aggregate() with select()",
-            ));
+            return Err(Error::argument("Aggregate defines the result projection; do not combine aggregate() with select()"));
         }
         let mut df = self.ws.session().table(def.table_name()).await?;
         if !spec.filters.is_empty() {
@@ -351,20 +370,14 @@ impl Query {
             let base = if ids.is_empty() { base.filter(lit(false))? } else { base.filter(ident(OBJECT_ID).in_list(ids, false))? };
             let mut cols: Vec<Expr> = base.schema().fields().iter().map(|f| ident(f.name())).collect();
             cols.push(ident("score"));
-            df = base
-                .join(hits_df, datafusion::common::JoinType::Inner, &[OBJECT_ID], &["__near_id"], None)?
-                .select(cols)?;
+            df = base.join(hits_df, datafusion::common::JoinType::Inner, &[OBJECT_ID], &["__near_id"], None)?.select(cols)?;
             near_scored = true;
         }
         if spec.count {
             return Ok(df.aggregate(vec![], vec![count(ident(OBJECT_ID)).alias("count")])?);
         }
         if !spec.aggregates.is_empty() || !spec.group_by.is_empty() {
-            let groups = spec
-                .group_by
-                .iter()
-                .map(|g| Ok(field_expr(def, g)?.0.alias(g)))
-                .collect::<Result<Vec<_>>>()?;
+            let groups = spec.group_by.iter().map(|g| Ok(field_expr(def, g)?.0.alias(g))).collect::<Result<Vec<_>>>()?;
             let aggs = spec.aggregates.iter().map(|a| compile_aggregate(def, a)).collect::<Result<Vec<_>>>()?;
             df = df.aggregate(groups, aggs)?;
             if !spec.having.is_empty() {
@@ -577,11 +590,12 @@ fn compile_op(def: &EntityDef, field: &str, op: &str, value: &Json) -> Result<Ex
     };
     let lit_of = |v: &Json| literal(def, field, &item_ty, v);
     let text = |v: &Json| -> Result<Expr> {
-        v.as_str().map(|s| lit(s.to_string())).ok_or_else(|| {
-            Error::argument(format!("${op} on {}.{field} takes text, got {}", def.entity_id, describe_value(v)))
-        })
+        v.as_str()
+            .map(|s| lit(s.to_string()))
+            .ok_or_else(|| Error::argument(format!("${op} on {}.{field} takes text, got {}", def.entity_id, describe_value(v))))
     };
-    let not_a_list = || Error::argument(format!("${op} on {}.{field} takes a list, got {}", def.entity_id, describe_value(value)));
+    let not_a_list =
+        || Error::argument(format!("${op} on {}.{field} takes a list, got {}", def.entity_id, describe_value(value)));
     Ok(match op {
         "eq" if value.is_null() => expr.is_null(),
         "ne" if value.is_null() => expr.is_not_null(),
@@ -606,7 +620,10 @@ fn compile_op(def: &EntityDef, field: &str, op: &str, value: &Json) -> Result<Ex
         "regex" => {
             let pattern = value.as_str().unwrap_or_default();
             if pattern.chars().count() > MAX_REGEX_LEN {
-                return Err(Error::new(ErrorKind::TooComplex, format!("regex patterns are limited to {MAX_REGEX_LEN} characters")));
+                return Err(Error::new(
+                    ErrorKind::TooComplex,
+                    format!("regex patterns are limited to {MAX_REGEX_LEN} characters"),
+                ));
             }
             regexp_like(expr, text(value)?, None)
         }
@@ -617,11 +634,7 @@ fn compile_op(def: &EntityDef, field: &str, op: &str, value: &Json) -> Result<Ex
             array_has_all(make_array(items), expr)
         }
         other => {
-            return Err(Error::argument(format!(
-                "${other} does not apply to {}.{field} ({})",
-                def.entity_id,
-                ty.type_id()
-            )));
+            return Err(Error::argument(format!("${other} does not apply to {}.{field} ({})", def.entity_id, ty.type_id())));
         }
     })
 }
@@ -652,13 +665,11 @@ fn compile_json_path(column: &str, path: &str, op: &str, value: &Json) -> Result
         "gte" => get(value).gt_eq(as_lit(value)),
         "in" => {
             let items = value.as_array().ok_or_else(|| Error::argument(format!("$in on {column}.{path} takes a list")))?;
-            items
-                .iter()
-                .map(|v| get(v).eq(as_lit(v)))
-                .reduce(|a, b| a.or(b))
-                .unwrap_or_else(|| lit(false))
+            items.iter().map(|v| get(v).eq(as_lit(v))).reduce(|a, b| a.or(b)).unwrap_or_else(|| lit(false))
         }
-        "contains" => strpos(json_call("json_as_text", column, path), lit(value.as_str().unwrap_or_default().to_string())).gt(lit(0i32)),
+        "contains" => {
+            strpos(json_call("json_as_text", column, path), lit(value.as_str().unwrap_or_default().to_string())).gt(lit(0i32))
+        }
         other => return Err(Error::argument(format!("${other} does not apply to the JSON path {column}.{path}"))),
     })
 }
@@ -674,9 +685,9 @@ fn compile_aggregate(def: &EntityDef, a: &Aggregate) -> Result<Expr> {
         ("max", _) => max(e),
         ("median", _) => median(e),
         ("percentile", _) => {
-            let q = a.q.filter(|q| (0.0..=1.0).contains(q)).ok_or_else(|| {
-                Error::argument(format!("percentile '{}' needs q in [0, 1]", a.out))
-            })?;
+            let q =
+                a.q.filter(|q| (0.0..=1.0).contains(q))
+                    .ok_or_else(|| Error::argument(format!("percentile '{}' needs q in [0, 1]", a.out)))?;
             datafusion::functions_aggregate::expr_fn::percentile_cont(e.sort(true, false), lit(q))
         }
         (other, _) => return Err(Error::new(ErrorKind::UnknownFunction, format!("Unknown aggregate '{other}'"))),
@@ -688,7 +699,9 @@ fn compile_aggregate(def: &EntityDef, a: &Aggregate) -> Result<Expr> {
 fn compile_having(f: &Filter) -> Result<Expr> {
     Ok(match f {
         Filter::And(v) => and_all(v.iter().map(compile_having).collect::<Result<_>>()?),
-        Filter::Or(v) => v.iter().map(compile_having).collect::<Result<Vec<_>>>()?.into_iter().reduce(|a, b| a.or(b)).unwrap_or(lit(false)),
+        Filter::Or(v) => {
+            v.iter().map(compile_having).collect::<Result<Vec<_>>>()?.into_iter().reduce(|a, b| a.or(b)).unwrap_or(lit(false))
+        }
         Filter::Not(inner) => compile_having(inner)?.not(),
         Filter::Op { field, op, value } => {
             let e = col(format!("\"{}\"", field.replace('"', "\"\"")));
@@ -705,4 +718,3 @@ fn compile_having(f: &Filter) -> Result<Expr> {
         }
     })
 }
-

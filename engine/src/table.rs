@@ -59,19 +59,13 @@ impl std::fmt::Debug for Inner {
 
 impl EntityTable {
     pub(crate) fn new(rt: Arc<EntityRuntime>, ws: Weak<Inner>) -> Self {
-        let defaults = rt
-            .def
-            .fields
-            .iter()
-            .filter_map(|f| Some((f.name.clone(), default_literal(&f.ty, f.default.as_ref()?)?)))
-            .collect();
+        let defaults =
+            rt.def.fields.iter().filter_map(|f| Some((f.name.clone(), default_literal(&f.ty, f.default.as_ref()?)?))).collect();
         let fields: Vec<_> = rt
             .def
             .fields
             .iter()
-            .map(|f| {
-                datafusion::arrow::datatypes::Field::new(&f.name, f.ty.arrow_type(), f.name != OBJECT_ID)
-            })
+            .map(|f| datafusion::arrow::datatypes::Field::new(&f.name, f.ty.arrow_type(), f.name != OBJECT_ID))
             .collect();
         EntityTable { schema: Arc::new(Schema::new(fields)), rt, ws, defaults }
     }
@@ -460,8 +454,7 @@ impl StitchPlan {
             // Groups without filters do not narrow the row set, except the primary.
             if !self.groups[g].filters.is_empty() || g == 0 {
                 let col = batch.column(0).as_string::<i32>();
-                let keep: Option<std::collections::HashSet<&str>> =
-                    ids.as_ref().map(|i| i.iter().map(String::as_str).collect());
+                let keep: Option<std::collections::HashSet<&str>> = ids.as_ref().map(|i| i.iter().map(String::as_str).collect());
                 let found: Vec<String> =
                     col.iter().flatten().filter(|id| keep.as_ref().is_none_or(|k| k.contains(id))).map(String::from).collect();
                 ids = Some(Arc::new(found));
@@ -496,8 +489,7 @@ impl StitchPlan {
                 if g == 0 || (ids.len() >= rows && ids.slice(0, rows) == primary_ids.slice(0, rows)) {
                     return None;
                 }
-                let at: HashMap<&str, u32> =
-                    ids.iter().enumerate().filter_map(|(i, id)| Some((id?, i as u32))).collect();
+                let at: HashMap<&str, u32> = ids.iter().enumerate().filter_map(|(i, id)| Some((id?, i as u32))).collect();
                 Some(primary_ids.iter().take(rows).map(|id| id.and_then(|id| at.get(id).copied())).collect())
             });
             columns.push(match idx {

@@ -81,12 +81,15 @@ impl Workspace {
         check_ws_id(id)?;
         if let Some(rec) = home.get(id)? {
             if rec.construction != construction {
-                return Err(Error::new(ErrorKind::AlreadyExists, format!(
-                    "Workspace '{id}' already exists with a different construction: it was built with {}, \
+                return Err(Error::new(
+                    ErrorKind::AlreadyExists,
+                    format!(
+                        "Workspace '{id}' already exists with a different construction: it was built with {}, \
                      and this call asks for {}",
-                    rec.construction.describe(),
-                    construction.describe()
-                )));
+                        rec.construction.describe(),
+                        construction.describe()
+                    ),
+                ));
             }
         }
         if let Some(live) = live_get(home, id) {
@@ -105,10 +108,10 @@ impl Workspace {
     pub async fn load_in(home: &Home, id: &str) -> Result<Workspace> {
         let rec = home.get(id)?.ok_or_else(|| {
             let known: Vec<String> = home.list().map(|l| l.into_iter().map(|r| r.id).collect()).unwrap_or_default();
-            Error::new(ErrorKind::UnknownWorkspace, format!(
-                "No registered workspace '{id}'.{}",
-                crate::error::suggest(id, known.iter().map(String::as_str))
-            ))
+            Error::new(
+                ErrorKind::UnknownWorkspace,
+                format!("No registered workspace '{id}'.{}", crate::error::suggest(id, known.iter().map(String::as_str))),
+            )
         })?;
         if let Some(live) = live_get(home, id) {
             return Ok(live);
@@ -132,9 +135,8 @@ impl Workspace {
         let folder = home.workspace_folder(id);
         let configs = presets::resolve(&construction, id)?;
         let backends = presets::instantiate(&configs, id, &folder, home.root())?;
-        let mut config = SessionConfig::new()
-            .with_information_schema(true)
-            .with_default_catalog_and_schema("heavenbase", "public");
+        let mut config =
+            SessionConfig::new().with_information_schema(true).with_default_catalog_and_schema("heavenbase", "public");
         config.options_mut().sql_parser.dialect = datafusion::config::Dialect::PostgreSQL;
         // Subplans over one Postgres backend's tables run there as one statement.
         let state = datafusion::execution::SessionStateBuilder::new()
@@ -246,7 +248,10 @@ impl Workspace {
     pub async fn register(&self, def: EntityDef, replace: bool) -> Result<()> {
         let def = def.validated()?;
         if is_system(&def.entity_id) {
-            return Err(Error::new(ErrorKind::ReadOnly, format!("'{}' is a fixed system entity and cannot be altered", def.entity_id)));
+            return Err(Error::new(
+                ErrorKind::ReadOnly,
+                format!("'{}' is a fixed system entity and cannot be altered", def.entity_id),
+            ));
         }
         let _guard = self.inner.register_lock.lock().await;
         if let Ok(existing) = self.runtime(&def.entity_id) {
@@ -254,10 +259,13 @@ impl Workspace {
                 return Ok(());
             }
             if !replace {
-                return Err(Error::new(ErrorKind::AlreadyExists, format!(
-                    "Entity '{}' is already registered with a different structure; pass replace=true explicitly",
-                    def.entity_id
-                )));
+                return Err(Error::new(
+                    ErrorKind::AlreadyExists,
+                    format!(
+                        "Entity '{}' is already registered with a different structure; pass replace=true explicitly",
+                        def.entity_id
+                    ),
+                ));
             }
         }
         self.install(def.clone()).await?;
@@ -378,7 +386,10 @@ impl Workspace {
     pub(crate) async fn scan_rows(&self, entity_id: &str) -> Result<Vec<heavenbase_catalog::Row>> {
         let rt = self.runtime(entity_id)?;
         let (backend, group) = rt.primary();
-        let request = heavenbase_providers::ScanRequest { columns: group.columns.iter().map(|c| c.name.clone()).collect(), ..Default::default() };
+        let request = heavenbase_providers::ScanRequest {
+            columns: group.columns.iter().map(|c| c.name.clone()).collect(),
+            ..Default::default()
+        };
         let batches = backend.scan(group, &request).await?;
         let ids: Vec<String> = batches
             .iter()
@@ -427,16 +438,16 @@ impl Workspace {
             "backends": self.inner.backends.iter().map(|b| b.describe()).collect::<Vec<_>>(),
         })
     }
-
 }
 
 fn check_ws_id(id: &str) -> Result<()> {
     if heavenbase_catalog::entity::is_valid_id(id) {
         Ok(())
     } else {
-        Err(Error::new(ErrorKind::InvalidName, format!(
-            "Invalid workspace id '{id}'; use lower-case letters, digits, '-' or '_', starting with a letter"
-        )))
+        Err(Error::new(
+            ErrorKind::InvalidName,
+            format!("Invalid workspace id '{id}'; use lower-case letters, digits, '-' or '_', starting with a letter"),
+        ))
     }
 }
 
@@ -447,6 +458,5 @@ fn live_get(home: &Home, id: &str) -> Option<Workspace> {
 
 fn live_put(home: &Home, id: &str, ws: &Workspace) {
     let mut live = LIVE.lock();
-    live.get_or_insert_with(HashMap::new)
-        .insert((home.root().to_path_buf(), id.to_string()), Arc::downgrade(&ws.inner));
+    live.get_or_insert_with(HashMap::new).insert((home.root().to_path_buf(), id.to_string()), Arc::downgrade(&ws.inner));
 }

@@ -87,7 +87,10 @@ impl Workspace {
         if mode == WriteMode::Insert {
             let existing = self.existing_ids(rt, &prepared.ids).await?;
             if let Some(id) = prepared.ids.iter().find(|id| existing.contains(*id)) {
-                return Err(Error::new(ErrorKind::UniqueViolation, format!("{} object_id '{id}' already exists", rt.def.entity_id)));
+                return Err(Error::new(
+                    ErrorKind::UniqueViolation,
+                    format!("{} object_id '{id}' already exists", rt.def.entity_id),
+                ));
             }
         }
         self.write_prepared(rt, prepared).await
@@ -196,8 +199,7 @@ impl Workspace {
             }
         }
         if !is_system(&rt.def.entity_id) && !existed.is_empty() {
-            let cards: Vec<String> =
-                existed.iter().map(|id| catalog_row_id(self.id(), &rt.def.entity_id, id)).collect();
+            let cards: Vec<String> = existed.iter().map(|id| catalog_row_id(self.id(), &rt.def.entity_id, id)).collect();
             let crt = self.runtime(SYS_CATALOG)?;
             for (backend, group) in &crt.groups {
                 backend.delete(group, &cards).await?;
@@ -238,7 +240,10 @@ impl Workspace {
         let (backend, group) = rt.primary();
         let request = ScanRequest { ids: Some(Arc::new(ids.to_vec())), ..Default::default() };
         let batches = backend.scan(group, &request).await?;
-        Ok(batches.iter().flat_map(|b| b.column(0).as_string::<i32>().iter().flatten().map(String::from).collect::<Vec<_>>()).collect())
+        Ok(batches
+            .iter()
+            .flat_map(|b| b.column(0).as_string::<i32>().iter().flatten().map(String::from).collect::<Vec<_>>())
+            .collect())
     }
 
     async fn get_many_unlocked(&self, rt: &EntityRuntime, ids: &[String]) -> Result<Vec<Option<Row>>> {
@@ -299,10 +304,10 @@ impl Workspace {
             let batch = RecordBatch::try_new(schema, arrays)
                 .map_err(|e| Error::with_source(ErrorKind::Internal, format!("{}: {e}", rt.def.entity_id), e))?;
             backend.upsert(group, batch).await.map_err(|e| match e {
-                heavenbase_providers::ProviderError::Unique { backend, table, message } => Error::new(ErrorKind::UniqueViolation, format!(
-                    "{}: unique constraint violated in backend '{backend}' ({table}): {message}",
-                    rt.def.entity_id
-                )),
+                heavenbase_providers::ProviderError::Unique { backend, table, message } => Error::new(
+                    ErrorKind::UniqueViolation,
+                    format!("{}: unique constraint violated in backend '{backend}' ({table}): {message}", rt.def.entity_id),
+                ),
                 other => other.into(),
             })?;
         }
@@ -335,7 +340,11 @@ impl Workspace {
                 exp = exp.min(p.created_at.saturating_add(p.expires_after));
             }
             expires.push(exp.min(TIMESTAMP_MAX_MS));
-            stale.push(if p.stale_after > 0 { now.saturating_add(p.stale_after).min(TIMESTAMP_MAX_MS) } else { TIMESTAMP_MAX_MS });
+            stale.push(if p.stale_after > 0 {
+                now.saturating_add(p.stale_after).min(TIMESTAMP_MAX_MS)
+            } else {
+                TIMESTAMP_MAX_MS
+            });
         }
         let ts = |v: Vec<i64>| -> ArrayRef { Arc::new(TimestampMillisecondArray::from(v).with_timezone("UTC")) };
         let text = |v: &str| -> ArrayRef { Arc::new(StringArray::from(vec![v; n])) };
@@ -494,13 +503,17 @@ fn prepare(def: &EntityDef, rows: &[Row]) -> Result<PreparedBatch> {
     let mut seen = HashSet::with_capacity(rows.len());
     for id in parts.iter().flat_map(|p| &p.ids) {
         if !seen.insert(id.as_str()) {
-            return Err(Error::new(ErrorKind::UniqueViolation, format!("{} batch contains duplicate object_id '{id}'", def.entity_id)));
+            return Err(Error::new(
+                ErrorKind::UniqueViolation,
+                format!("{} batch contains duplicate object_id '{id}'", def.entity_id),
+            ));
         }
     }
     let mut columns = HashMap::with_capacity(def.fields.len());
     for f in &def.fields {
         let arrays: Vec<&dyn datafusion::arrow::array::Array> = parts.iter().map(|p| p.columns[&f.name].as_ref()).collect();
-        let merged = datafusion::arrow::compute::concat(&arrays).map_err(|e| Error::with_source(ErrorKind::Internal, e.to_string(), e))?;
+        let merged =
+            datafusion::arrow::compute::concat(&arrays).map_err(|e| Error::with_source(ErrorKind::Internal, e.to_string(), e))?;
         columns.insert(f.name.clone(), merged);
     }
     drop(seen);
@@ -548,10 +561,13 @@ fn prepare_chunk(def: &EntityDef, rows: &[Row], offset: usize, check_duplicates:
                 match name {
                     Some(name) => derive_object_id(e, &name),
                     None => {
-                        return Err(Error::new(ErrorKind::MissingValue, format!(
-                            "Missing object_id for {e} (row {n}); object_id is required and cannot be null. \
+                        return Err(Error::new(
+                            ErrorKind::MissingValue,
+                            format!(
+                                "Missing object_id for {e} (row {n}); object_id is required and cannot be null. \
                              Provide object_id or a non-empty name to derive it from"
-                        )));
+                            ),
+                        ));
                     }
                 }
             }
@@ -569,7 +585,10 @@ fn prepare_chunk(def: &EntityDef, rows: &[Row], offset: usize, check_duplicates:
                 None => f.default.as_ref().unwrap_or(&Json::Null),
             };
             if value.is_null() && f.required {
-                return Err(Error::new(ErrorKind::MissingValue, format!("Missing required field {e}.{} (object_id '{id}')", f.name)));
+                return Err(Error::new(
+                    ErrorKind::MissingValue,
+                    format!("Missing required field {e}.{} (object_id '{id}')", f.name),
+                ));
             }
             b.push(value).map_err(|m| {
                 Error::invalid(format!("{e}.{}: {m} (object_id '{id}', value {})", f.name, describe_value(value)))
@@ -698,11 +717,8 @@ fn default_column(def: &EntityDef, f: &heavenbase_catalog::FieldDef, rows: usize
 /// No write path goes through it; writes from Arrow stay Arrow.
 pub(crate) fn scanned_rows(rt: &EntityRuntime, batch: &RecordBatch) -> Vec<Row> {
     let schema = batch.schema();
-    let types: Vec<LogicalType> = schema
-        .fields()
-        .iter()
-        .map(|f| rt.def.get(f.name()).map(|d| d.ty.clone()).unwrap_or(LogicalType::identifier()))
-        .collect();
+    let types: Vec<LogicalType> =
+        schema.fields().iter().map(|f| rt.def.get(f.name()).map(|d| d.ty.clone()).unwrap_or(LogicalType::identifier())).collect();
     (0..batch.num_rows())
         .map(|r| {
             schema
@@ -734,4 +750,3 @@ pub(crate) async fn group_ids(rt: &EntityRuntime) -> Result<Vec<BTreeSet<String>
     }
     Ok(out)
 }
-

@@ -16,9 +16,7 @@ use datafusion_postgres::pgwire::api::auth::md5pass::{Md5PasswordAuthStartupHand
 use datafusion_postgres::pgwire::api::auth::noop::NoopStartupHandler;
 use datafusion_postgres::pgwire::api::auth::sasl::SASLAuthStartupHandler;
 use datafusion_postgres::pgwire::api::auth::sasl::scram::{ScramAuth, gen_salted_password, random_nonce};
-use datafusion_postgres::pgwire::api::auth::{
-    AuthSource, DefaultServerParameterProvider, LoginInfo, Password, StartupHandler,
-};
+use datafusion_postgres::pgwire::api::auth::{AuthSource, DefaultServerParameterProvider, LoginInfo, Password, StartupHandler};
 use datafusion_postgres::pgwire::api::{ClientInfo, ConnectionManager, PgWireConnectionState};
 use datafusion_postgres::pgwire::error::{PgWireError, PgWireResult};
 use datafusion_postgres::pgwire::messages::{PgWireBackendMessage, PgWireFrontendMessage};
@@ -220,9 +218,9 @@ impl ConnectionStartup {
                 scram.set_iterations(SCRAM_ITERATIONS);
                 Exchange::Scram(SASLAuthStartupHandler::new(params).with_scram(scram).with_connection_manager(manager))
             }
-            AuthMethod::Md5 => Exchange::Md5(
-                Md5PasswordAuthStartupHandler::new(auth.users.clone(), params).with_connection_manager(manager),
-            ),
+            AuthMethod::Md5 => {
+                Exchange::Md5(Md5PasswordAuthStartupHandler::new(auth.users.clone(), params).with_connection_manager(manager))
+            }
             AuthMethod::Cleartext => Exchange::Cleartext(
                 CleartextPasswordAuthStartupHandler::new(SharedSecrets(auth.users.clone()), parameters(read_only))
                     .with_connection_manager(manager),

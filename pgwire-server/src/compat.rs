@@ -27,12 +27,14 @@ pub(crate) fn register(ctx: &SessionContext) {
     ctx.register_udf(datafusion::logical_expr::ScalarUDF::new_from_impl(CurrentSetting::default()));
     ctx.register_udf(datafusion::logical_expr::ScalarUDF::new_from_impl(When::default()));
     // NULL, whatever its arguments (rewrite.rs keeps parameters alive with it).
-    ctx.register_udf(datafusion::logical_expr::ScalarUDF::new_from_impl(datafusion::logical_expr::SimpleScalarUDF::new_with_signature(
-        crate::rewrite::helpers::NULL,
-        datafusion::logical_expr::Signature::variadic_any(Volatility::Immutable),
-        DataType::Utf8,
-        Arc::new(|_| Ok(ColumnarValue::Scalar(ScalarValue::Utf8(None)))),
-    )));
+    ctx.register_udf(datafusion::logical_expr::ScalarUDF::new_from_impl(
+        datafusion::logical_expr::SimpleScalarUDF::new_with_signature(
+            crate::rewrite::helpers::NULL,
+            datafusion::logical_expr::Signature::variadic_any(Volatility::Immutable),
+            DataType::Utf8,
+            Arc::new(|_| Ok(ColumnarValue::Scalar(ScalarValue::Utf8(None)))),
+        ),
+    ));
     // psql's `\dt+` asks pg_table_size; the catalog answers pg_relation_size.
     if let Ok(size) = datafusion::execution::FunctionRegistry::udf(ctx, "pg_relation_size") {
         ctx.register_udf(size.as_ref().clone().with_aliases(["pg_table_size"]));
@@ -117,11 +119,16 @@ fn scalar_json(v: &ScalarValue) -> serde_json::Value {
     match v {
         v if v.is_null() => J::Null,
         ScalarValue::Boolean(Some(b)) => J::Bool(*b),
-        ScalarValue::Int8(_) | ScalarValue::Int16(_) | ScalarValue::Int32(_) | ScalarValue::Int64(_)
-        | ScalarValue::UInt8(_) | ScalarValue::UInt16(_) | ScalarValue::UInt32(_) | ScalarValue::UInt64(_)
-        | ScalarValue::Float32(_) | ScalarValue::Float64(_) => {
-            serde_json::from_str(&v.to_string()).unwrap_or_else(|_| J::String(v.to_string()))
-        }
+        ScalarValue::Int8(_)
+        | ScalarValue::Int16(_)
+        | ScalarValue::Int32(_)
+        | ScalarValue::Int64(_)
+        | ScalarValue::UInt8(_)
+        | ScalarValue::UInt16(_)
+        | ScalarValue::UInt32(_)
+        | ScalarValue::UInt64(_)
+        | ScalarValue::Float32(_)
+        | ScalarValue::Float64(_) => serde_json::from_str(&v.to_string()).unwrap_or_else(|_| J::String(v.to_string())),
         other => J::String(other.to_string()),
     }
 }
@@ -156,13 +163,37 @@ fn version() -> datafusion::logical_expr::ScalarUDF {
 
 /// The pg_type oids of the built-in types, by the names `to_regtype` accepts.
 const TYPE_OIDS: &[(&str, i32)] = &[
-    ("bool", 16), ("boolean", 16), ("bytea", 17), ("name", 19), ("int8", 20), ("bigint", 20),
-    ("int2", 21), ("smallint", 21), ("int4", 23), ("integer", 23), ("int", 23), ("text", 25),
-    ("oid", 26), ("json", 114), ("float4", 700), ("real", 700), ("float8", 701),
-    ("double precision", 701), ("varchar", 1043), ("character varying", 1043), ("bpchar", 1042),
-    ("date", 1082), ("time", 1083), ("timestamp", 1114), ("timestamp without time zone", 1114),
-    ("timestamptz", 1184), ("timestamp with time zone", 1184), ("interval", 1186),
-    ("numeric", 1700), ("uuid", 2950), ("jsonb", 3802),
+    ("bool", 16),
+    ("boolean", 16),
+    ("bytea", 17),
+    ("name", 19),
+    ("int8", 20),
+    ("bigint", 20),
+    ("int2", 21),
+    ("smallint", 21),
+    ("int4", 23),
+    ("integer", 23),
+    ("int", 23),
+    ("text", 25),
+    ("oid", 26),
+    ("json", 114),
+    ("float4", 700),
+    ("real", 700),
+    ("float8", 701),
+    ("double precision", 701),
+    ("varchar", 1043),
+    ("character varying", 1043),
+    ("bpchar", 1042),
+    ("date", 1082),
+    ("time", 1083),
+    ("timestamp", 1114),
+    ("timestamp without time zone", 1114),
+    ("timestamptz", 1184),
+    ("timestamp with time zone", 1184),
+    ("interval", 1186),
+    ("numeric", 1700),
+    ("uuid", 2950),
+    ("jsonb", 3802),
 ];
 
 /// `to_regtype(name)`: the type's oid, or NULL for a type this server does not
@@ -186,7 +217,8 @@ fn to_regtype() -> datafusion::logical_expr::ScalarUDF {
                 ColumnarValue::Array(a) => {
                     let cast = datafusion::arrow::compute::cast(a, &DataType::Utf8)?;
                     let names = cast.as_any().downcast_ref::<StringArray>().expect("cast to Utf8");
-                    let oids: Int32Array = (0..names.len()).map(|i| if names.is_null(i) { None } else { oid(names.value(i)) }).collect();
+                    let oids: Int32Array =
+                        (0..names.len()).map(|i| if names.is_null(i) { None } else { oid(names.value(i)) }).collect();
                     ColumnarValue::Array(Arc::new(oids))
                 }
             })
@@ -292,7 +324,14 @@ fn size_pretty(bytes: i64) -> String {
 mod tests {
     #[test]
     fn sizes_render_like_postgres() {
-        for (bytes, text) in [(0, "0 bytes"), (10239, "10239 bytes"), (10240, "10 kB"), (8 << 20, "8192 kB"), (20 << 20, "20 MB"), (3 << 40, "3072 GB")] {
+        for (bytes, text) in [
+            (0, "0 bytes"),
+            (10239, "10239 bytes"),
+            (10240, "10 kB"),
+            (8 << 20, "8192 kB"),
+            (20 << 20, "20 MB"),
+            (3 << 40, "3072 GB"),
+        ] {
             assert_eq!(super::size_pretty(bytes), text, "{bytes}");
         }
     }

@@ -154,7 +154,16 @@ pub(crate) async fn serve_connection<H: PgWireServerHandlers>(
         };
         let hold = expects_more(&message);
         socket.get_mut().hold = hold;
-        let result = process_message(message, &mut socket, startup.clone(), simple.clone(), extended.clone(), copy.clone(), cancel.clone()).await;
+        let result = process_message(
+            message,
+            &mut socket,
+            startup.clone(),
+            simple.clone(),
+            extended.clone(),
+            copy.clone(),
+            cancel.clone(),
+        )
+        .await;
         if let Err(mut e) = result {
             errors.on_error(&socket, &mut e);
             process_error(&mut socket, e, in_extended).await?;

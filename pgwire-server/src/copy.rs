@@ -13,20 +13,18 @@ use datafusion::arrow::util::display::{ArrayFormatter, FormatOptions};
 use datafusion::common::ParamValues;
 use datafusion::logical_expr::LogicalPlan;
 use datafusion::prelude::SessionContext;
-use datafusion::sql::sqlparser::ast::{
-    CopyLegacyCsvOption, CopyLegacyOption, CopyOption, CopySource, CopyTarget, Statement,
-};
+use datafusion::sql::sqlparser::ast::{CopyLegacyCsvOption, CopyLegacyOption, CopyOption, CopySource, CopyTarget, Statement};
 use datafusion_postgres::QueryHook;
 use datafusion_postgres::hooks::HookClient;
-use datafusion_postgres::pgwire::api::{ClientInfo, PgWireConnectionState};
 use datafusion_postgres::pgwire::api::copy::CopyHandler;
 use datafusion_postgres::pgwire::api::results::{CopyResponse, Response, Tag};
+use datafusion_postgres::pgwire::api::{ClientInfo, PgWireConnectionState};
 use datafusion_postgres::pgwire::error::{PgWireError, PgWireResult};
 use datafusion_postgres::pgwire::messages::PgWireBackendMessage;
 use datafusion_postgres::pgwire::messages::copy::{CopyData, CopyDone, CopyFail};
 use futures::{Sink, SinkExt};
 use heavenbase::catalog::{ColumnBuilder, LogicalType};
-use heavenbase::{WriteMode, Workspace};
+use heavenbase::{Workspace, WriteMode};
 use parking_lot::Mutex;
 use serde_json::Value as Json;
 
@@ -139,7 +137,10 @@ impl CopyHook {
                         Some(f) => f.ty.clone(),
                         None if name == "object_id" => LogicalType::identifier(),
                         None => {
-                            return Err(user_error("42703", format!("column \"{name}\" of entity \"{}\" does not exist", def.entity_id)));
+                            return Err(user_error(
+                                "42703",
+                                format!("column \"{name}\" of entity \"{}\" does not exist", def.entity_id),
+                            ));
                         }
                     };
                     typed.push((name, ty));
@@ -181,7 +182,9 @@ impl CopyHook {
             }
             _ => Err(user_error(
                 "0A000",
-                format!("{statement}: only COPY … FROM STDIN and COPY … TO STDOUT are supported (files stay on the client: use \\copy)"),
+                format!(
+                    "{statement}: only COPY … FROM STDIN and COPY … TO STDOUT are supported (files stay on the client: use \\copy)"
+                ),
             )),
         }
     }
@@ -374,7 +377,8 @@ fn parse_batch(load: &Load) -> PgWireResult<RecordBatch> {
     let arrays: Vec<ArrayRef> = columns.into_iter().map(ColumnText::finish).collect();
     let fields: Vec<Field> =
         load.columns.iter().zip(&arrays).map(|((name, _), a)| Field::new(name, a.data_type().clone(), true)).collect();
-    RecordBatch::try_new(Arc::new(Schema::new(fields)), arrays).map_err(|e| user_error("XX000", format!("COPY {}: {e}", load.entity)))
+    RecordBatch::try_new(Arc::new(Schema::new(fields)), arrays)
+        .map_err(|e| user_error("XX000", format!("COPY {}: {e}", load.entity)))
 }
 
 /// One COPY column as it is read. Most columns stay text: the write path
@@ -424,10 +428,7 @@ fn text_records(text: &str, format: &Format) -> Vec<Vec<Option<String>>> {
         if line.is_empty() {
             continue;
         }
-        let fields = line
-            .split(format.delimiter)
-            .map(|f| if f == format.null { None } else { Some(text_unescape(f)) })
-            .collect();
+        let fields = line.split(format.delimiter).map(|f| if f == format.null { None } else { Some(text_unescape(f)) }).collect();
         out.push(fields);
     }
     if format.header && !out.is_empty() {

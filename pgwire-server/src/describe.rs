@@ -99,7 +99,8 @@ fn text_column(batch: &RecordBatch, name: &str) -> Result<StringArray> {
 impl Descriptions {
     /// Re-read which OID each entity has now (tables come and go).
     async fn refresh(&self, state: &dyn Session) -> Result<()> {
-        let (Some(namespaces), Some(classes)) = (self.inner.table("pg_namespace").await?, self.inner.table("pg_class").await?) else {
+        let (Some(namespaces), Some(classes)) = (self.inner.table("pg_namespace").await?, self.inner.table("pg_class").await?)
+        else {
             return Ok(());
         };
         let mut schema_oids = Vec::new();
@@ -126,8 +127,7 @@ impl Descriptions {
     fn named_databases(&self, batch: &RecordBatch) -> Result<RecordBatch> {
         let index = batch.schema().index_of("datname")?;
         let names = text_column(batch, "datname")?;
-        let renamed: StringArray =
-            names.iter().map(|n| n.map(|n| if n == self.catalog { self.ws.id() } else { n })).collect();
+        let renamed: StringArray = names.iter().map(|n| n.map(|n| if n == self.catalog { self.ws.id() } else { n })).collect();
         let mut columns = batch.columns().to_vec();
         columns[index] = cast(&(Arc::new(renamed) as ArrayRef), batch.schema().field(index).data_type())?;
         Ok(RecordBatch::try_new(batch.schema(), columns)?)

@@ -22,9 +22,8 @@ use async_trait::async_trait;
 
 use bytes::{BufMut, BytesMut};
 use datafusion::arrow::array::{
-    Array, ArrayRef, AsArray, BooleanArray, FixedSizeListArray, Float32Array, Float64Array, Int16Array, Int32Array,
-    Int64Array, LargeStringArray, RecordBatch, TimestampMillisecondArray,
-    StringArray, StringViewArray,
+    Array, ArrayRef, AsArray, BooleanArray, FixedSizeListArray, Float32Array, Float64Array, Int16Array, Int32Array, Int64Array,
+    LargeStringArray, RecordBatch, StringArray, StringViewArray, TimestampMillisecondArray,
 };
 use datafusion::arrow::compute::cast;
 use datafusion::arrow::datatypes::{DataType, Field, Schema, TimeUnit};
@@ -64,7 +63,12 @@ enum Cells<'a> {
     /// Vector fields as float4[].
     Vector(&'a FixedSizeListArray, &'a Float32Array, FieldFormat),
     /// Any other type, through arrow-pg, one value at a time.
-    Other { array: &'a ArrayRef, arrow_field: &'a Field, pg_field: FieldInfo, encoder: DataRowEncoder },
+    Other {
+        array: &'a ArrayRef,
+        arrow_field: &'a Field,
+        pg_field: FieldInfo,
+        encoder: DataRowEncoder,
+    },
 }
 
 impl<'a> Cells<'a> {
@@ -349,7 +353,8 @@ pub(crate) fn with_json(fields: Vec<FieldInfo>, json: &[bool]) -> Vec<FieldInfo>
 /// arrow-pg announces both as arrays but can encode only the latter (it panics
 /// on the former).
 fn with_lists(batch: RecordBatch) -> RecordBatch {
-    let other_fixed = |f: &Field| matches!(f.data_type(), DataType::FixedSizeList(item, _) if *item.data_type() != DataType::Float32);
+    let other_fixed =
+        |f: &Field| matches!(f.data_type(), DataType::FixedSizeList(item, _) if *item.data_type() != DataType::Float32);
     if !batch.schema().fields().iter().any(|f| other_fixed(f)) {
         return batch;
     }
@@ -398,7 +403,10 @@ fn fixed_text(mantissa: &str, exp: i32, out: &mut String) {
 }
 
 /// The rows of `batch`, encoded for `fields` (the batch's columns, in order).
-pub(crate) fn encode_batch(fields: &Arc<Vec<FieldInfo>>, batch: RecordBatch) -> Box<dyn Iterator<Item = PgWireResult<DataRow>> + Send + Sync> {
+pub(crate) fn encode_batch(
+    fields: &Arc<Vec<FieldInfo>>,
+    batch: RecordBatch,
+) -> Box<dyn Iterator<Item = PgWireResult<DataRow>> + Send + Sync> {
     let batch = with_lists(batch);
     let schema = batch.schema();
     let mut columns: Vec<Cells> =

@@ -184,7 +184,12 @@ fn aggregated(query: &Query, catalog: bool) -> Option<String> {
         return catalog.then(|| null_keeping_parameters(query));
     }
     let grouped = !matches!(&select.group_by, datafusion::sql::sqlparser::ast::GroupByExpr::Expressions(e, _) if e.is_empty());
-    if grouped || select.having.is_some() || select.distinct.is_some() || is_aggregate(expr) || !locals.reads_outside(select.as_ref()) {
+    if grouped
+        || select.having.is_some()
+        || select.distinct.is_some()
+        || is_aggregate(expr)
+        || !locals.reads_outside(select.as_ref())
+    {
         return None;
     }
     if locals.reads_outside(expr) {
@@ -199,7 +204,8 @@ fn aggregated(query: &Query, catalog: bool) -> Option<String> {
     }];
     let (outer, inner): (Vec<Expr>, Vec<Expr>) =
         select.selection.take().map(conjuncts).unwrap_or_default().into_iter().partition(|c| locals.outer_only(c));
-    select.selection = inner.into_iter().reduce(|a, b| Expr::BinaryOp { left: Box::new(a), op: BinaryOperator::And, right: Box::new(b) });
+    select.selection =
+        inner.into_iter().reduce(|a, b| Expr::BinaryOp { left: Box::new(a), op: BinaryOperator::And, right: Box::new(b) });
     if outer.is_empty() {
         return Some(format!("({rewritten})"));
     }
@@ -217,7 +223,9 @@ fn null_keeping_parameters(query: &Query) -> String {
             Expr::Cast { expr, .. } if matches!(expr.as_ref(), Expr::Value(v) if matches!(v.value, Value::Placeholder(_))) => {
                 parameters.push(e.to_string())
             }
-            Expr::Value(v) if matches!(v.value, Value::Placeholder(_)) && !parameters.iter().any(|p| p.contains(&v.to_string())) => {
+            Expr::Value(v)
+                if matches!(v.value, Value::Placeholder(_)) && !parameters.iter().any(|p| p.contains(&v.to_string())) =>
+            {
                 parameters.push(v.to_string())
             }
             _ => {}
@@ -280,9 +288,11 @@ impl Locals {
         let _ = datafusion::sql::sqlparser::ast::visit_expressions(expr, |e| {
             match e {
                 Expr::CompoundIdentifier(parts) if self.is_outer(parts) => outer = true,
-                Expr::CompoundIdentifier(_) | Expr::Identifier(_) | Expr::Subquery(_) | Expr::Exists { .. } | Expr::InSubquery { .. } => {
-                    other = true
-                }
+                Expr::CompoundIdentifier(_)
+                | Expr::Identifier(_)
+                | Expr::Subquery(_)
+                | Expr::Exists { .. }
+                | Expr::InSubquery { .. } => other = true,
                 _ => {}
             }
             ControlFlow::<()>::Continue(())
@@ -343,7 +353,9 @@ mod tests {
                    WHERE d.adrelid = a.attrelid) AS dflt FROM pg_catalog.pg_attribute a";
         let out = rewrite(sql).expect("rewritten");
         assert!(out.contains("max(pg_get_expr(d.adbin, d.adrelid))"), "{out}");
-        let out = rewrite(&sql.replace("(SELECT", "CASE WHEN a.atthasdef THEN (SELECT").replace(" AS dflt", " ELSE NULL END AS dflt")).unwrap();
+        let out =
+            rewrite(&sql.replace("(SELECT", "CASE WHEN a.atthasdef THEN (SELECT").replace(" AS dflt", " ELSE NULL END AS dflt"))
+                .unwrap();
         assert!(out.contains("hb_when(a.atthasdef, (SELECT max("), "{out}");
         // A condition on the outer row alone moves out of the subquery.
         let out = rewrite(&sql.replace("WHERE d.adrelid", "WHERE a.atthasdef AND d.adrelid")).unwrap();
@@ -373,7 +385,9 @@ mod tests {
 
     #[test]
     fn quoted_oids_become_numbers() {
-        let out = rewrite("SELECT 1 WHERE pg_catalog.pg_relation_is_publishable('16387') AND x = '16387' AND y IS NULL AND z IS NULL").unwrap();
+        let out =
+            rewrite("SELECT 1 WHERE pg_catalog.pg_relation_is_publishable('16387') AND x = '16387' AND y IS NULL AND z IS NULL")
+                .unwrap();
         assert!(out.contains("pg_relation_is_publishable(CAST(16387 AS INTEGER)) AND x = '16387'"), "{out}");
     }
 

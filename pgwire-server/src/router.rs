@@ -28,10 +28,10 @@ use datafusion::prelude::SessionContext;
 use datafusion::sql::sqlparser::ast::Statement;
 use datafusion_postgres::DfSessionService;
 use datafusion_postgres::arrow_pg::datatypes::arrow_schema_to_pg_fields;
-use datafusion_postgres::hooks::{HookClient, QueryHook};
 use datafusion_postgres::hooks::cursor::CursorStatementHook;
 use datafusion_postgres::hooks::set_show::SetShowHook;
 use datafusion_postgres::hooks::transactions::TransactionStatementHook;
+use datafusion_postgres::hooks::{HookClient, QueryHook};
 use datafusion_postgres::pgwire::api::auth::StartupHandler;
 use datafusion_postgres::pgwire::api::cancel::CancelHandler;
 use datafusion_postgres::pgwire::api::copy::CopyHandler;
@@ -387,7 +387,8 @@ impl SimpleQueryHandler for Router {
         let session = session(client)?;
         let _running = self.shared.begin_statement()?;
         let rewritten = crate::rewrite::rewrite(query);
-        <DfSessionService as SimpleQueryHandler>::do_query(&session.service.df, client, rewritten.as_deref().unwrap_or(query)).await
+        <DfSessionService as SimpleQueryHandler>::do_query(&session.service.df, client, rewritten.as_deref().unwrap_or(query))
+            .await
     }
 }
 

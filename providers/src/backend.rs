@@ -140,7 +140,8 @@ pub trait Backend: Send + Sync + Debug {
     /// By default an exact search over a scan of the column; backends with a
     /// vector index answer from it.
     async fn nearest(&self, group: &GroupSpec, request: &NearRequest) -> Result<Vec<Hit>> {
-        let scan = ScanRequest { columns: vec![request.column.clone()], filters: Vec::new(), ids: request.ids.clone(), limit: None };
+        let scan =
+            ScanRequest { columns: vec![request.column.clone()], filters: Vec::new(), ids: request.ids.clone(), limit: None };
         let batches = self.scan(group, &scan).await?;
         Ok(exact_nearest(&batches, request))
     }

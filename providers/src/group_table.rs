@@ -40,9 +40,8 @@ pub fn scan_exec(backend: Arc<dyn Backend>, group: GroupSpec, request: ScanReque
             let backend = backend.clone();
             let group = group.clone();
             let request = request.clone();
-            let batches = async move {
-                backend.scan_stream(&group, &request).await.map_err(|e| DataFusionError::External(Box::new(e)))
-            };
+            let batches =
+                async move { backend.scan_stream(&group, &request).await.map_err(|e| DataFusionError::External(Box::new(e))) };
             futures::stream::once(batches)
                 .map(|r| match r {
                     Ok(s) => s.map(|b| b.map_err(|e| DataFusionError::External(Box::new(e)))).left_stream(),
@@ -57,9 +56,7 @@ pub fn scan_exec(backend: Arc<dyn Backend>, group: GroupSpec, request: ScanReque
 /// `exec`'s columns, picked by name, in the order and selection of `out`.
 pub fn project_to(exec: Arc<dyn ExecutionPlan>, out: &SchemaRef) -> DfResult<Arc<dyn ExecutionPlan>> {
     let input = exec.schema();
-    if input.fields().len() == out.fields().len()
-        && input.fields().iter().zip(out.fields()).all(|(a, b)| a.name() == b.name())
-    {
+    if input.fields().len() == out.fields().len() && input.fields().iter().zip(out.fields()).all(|(a, b)| a.name() == b.name()) {
         return Ok(exec);
     }
     let exprs = out
@@ -102,8 +99,7 @@ impl TableProvider for GroupTable {
     ) -> DfResult<Arc<dyn ExecutionPlan>> {
         let schema = self.group.schema();
         let wanted: Vec<usize> = projection.cloned().unwrap_or_else(|| (0..schema.fields().len()).collect());
-        let columns: Vec<String> =
-            wanted.iter().filter(|i| **i != 0).map(|i| schema.field(*i).name().clone()).collect();
+        let columns: Vec<String> = wanted.iter().filter(|i| **i != 0).map(|i| schema.field(*i).name().clone()).collect();
         let request = ScanRequest { columns, filters: filters.to_vec(), ids: None, limit };
         let exec = scan_exec(self.backend.clone(), self.group.clone(), request);
         // The backend returns object_id first; reorder (or drop it) to the projection.

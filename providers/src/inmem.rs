@@ -6,7 +6,6 @@
 
 use std::collections::HashMap;
 
-
 use async_trait::async_trait;
 use datafusion::arrow::array::{Array, ArrayRef, AsArray, BooleanArray, RecordBatch};
 use datafusion::arrow::compute::{concat_batches, filter_record_batch, interleave_record_batch};
@@ -299,4 +298,3 @@ fn check_unique(backend: &str, group: &GroupSpec, table: &Table, batch: &RecordB
     }
     Ok(())
 }
-

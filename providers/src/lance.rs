@@ -31,16 +31,16 @@ use heavenbase_catalog::{BackendInfo, LogicalType, OBJECT_ID};
 use lance::Dataset;
 use lance::dataset::optimize::{CompactionOptions, compact_files};
 use lance::dataset::{MergeInsertBuilder, WhenMatched, WhenNotMatched, WriteMode, WriteParams};
-use lance::index::{DatasetIndexExt, DatasetIndexInternalExt};
 use lance::index::vector::VectorIndexParams;
+use lance::index::{DatasetIndexExt, DatasetIndexInternalExt};
 use lance_index::IndexType;
 use lance_index::metrics::NoOpMetricsCollector;
 use lance_index::prefilter::NoFilter;
 use lance_index::scalar::ScalarIndexParams;
-use lance_index::vector::{Query, VectorIndex};
 use lance_index::vector::hnsw::builder::HnswBuildParams;
 use lance_index::vector::ivf::IvfBuildParams;
 use lance_index::vector::sq::builder::SQBuildParams;
+use lance_index::vector::{Query, VectorIndex};
 use lance_linalg::distance::MetricType;
 use serde_json::{Value as Json, json};
 use tokio::sync::Mutex;
@@ -219,7 +219,8 @@ impl LanceBackend {
         }
         let mut segments = Vec::with_capacity(metadata.len());
         for m in &metadata {
-            let index = ds.open_vector_index(column, &m.uuid, &NoOpMetricsCollector).await.map_err(|e| self.error(&context, e))?;
+            let index =
+                ds.open_vector_index(column, &m.uuid, &NoOpMetricsCollector).await.map_err(|e| self.error(&context, e))?;
             // Every partition loaded now, not by the first queries that probe it.
             index.prewarm().await.map_err(|e| self.error(&context, e))?;
             segments.push(index);
@@ -341,7 +342,9 @@ impl LanceBackend {
         }
         let stored_index: HashMap<String, usize> = stored
             .as_ref()
-            .map(|s| s.column(0).as_string::<i32>().iter().enumerate().map(|(i, id)| (id.unwrap_or_default().to_string(), i)).collect())
+            .map(|s| {
+                s.column(0).as_string::<i32>().iter().enumerate().map(|(i, id)| (id.unwrap_or_default().to_string(), i)).collect()
+            })
             .unwrap_or_default();
         let mut columns: Vec<ArrayRef> = vec![batch.column(0).clone()];
         for (ci, field) in schema.fields().iter().enumerate().skip(1) {
@@ -426,7 +429,9 @@ impl LanceBackend {
     async fn rows_outside_index(&self, ds: &Dataset, column: &str) -> Result<usize> {
         let indices = ds.load_indices().await.map_err(|e| self.error("indexes", e))?;
         let covers = |fragment: u32| {
-            indices.iter().any(|m| m.name == index_name(column) && m.fragment_bitmap.as_ref().is_some_and(|b| b.contains(fragment)))
+            indices
+                .iter()
+                .any(|m| m.name == index_name(column) && m.fragment_bitmap.as_ref().is_some_and(|b| b.contains(fragment)))
         };
         Ok(ds
             .get_fragments()

@@ -17,9 +17,9 @@ pub mod sqlite;
 pub mod vector;
 
 pub use backend::{Backend, ColumnSpec, Dialect, GroupSpec, Pushdown, ScanRequest, SqlEngine};
-pub use registry::{BackendContext, BackendRegistry};
 pub use exec::LazyBatchesExec;
 pub use group_table::GroupTable;
+pub use registry::{BackendContext, BackendRegistry};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ProviderError {

@@ -19,8 +19,8 @@ use std::time::Duration;
 use async_trait::async_trait;
 use chrono::{DateTime, NaiveDate, Utc};
 use datafusion::arrow::array::{
-    Array, ArrayRef, AsArray, BinaryBuilder, BooleanBuilder, Date32Builder, FixedSizeListBuilder, Float32Builder,
-    Float64Builder, Int32Builder, Int64Builder, StringBuilder, TimestampMillisecondBuilder,
+    Array, ArrayRef, AsArray, BinaryBuilder, BooleanBuilder, Date32Builder, FixedSizeListBuilder, Float32Builder, Float64Builder,
+    Int32Builder, Int64Builder, StringBuilder, TimestampMillisecondBuilder,
 };
 use datafusion::arrow::datatypes::{
     DataType, Date32Type, Field, Float32Type, Float64Type, Int64Type, SchemaRef, TimeUnit, TimestampMillisecondType,
@@ -72,11 +72,13 @@ impl PostgresConfig {
             Some(url) => url.parse::<tokio_postgres::Config>().map_err(|e| bad(format!("invalid url: {e}")))?,
             None => tokio_postgres::Config::new(),
         };
-        let text = |k: &str| config.get(k).and_then(|v| match v {
-            Json::String(s) => Some(s.clone()),
-            Json::Number(n) => Some(n.to_string()),
-            _ => None,
-        });
+        let text = |k: &str| {
+            config.get(k).and_then(|v| match v {
+                Json::String(s) => Some(s.clone()),
+                Json::Number(n) => Some(n.to_string()),
+                _ => None,
+            })
+        };
         if let Some(h) = text("host") {
             pg.host(&h);
         }
@@ -458,10 +460,13 @@ fn reader_for(field: &Field, logical: Option<&LogicalType>) -> std::result::Resu
         }
         DataType::Date32 => Reader::Date(Date32Builder::new()),
         DataType::Binary => Reader::Bin(BinaryBuilder::new()),
-        DataType::FixedSizeList(_, dim) => Reader::Vector(
-            FixedSizeListBuilder::new(Float32Builder::new(), *dim)
-                .with_field(Arc::new(Field::new("item", DataType::Float32, true))),
-        ),
+        DataType::FixedSizeList(_, dim) => {
+            Reader::Vector(FixedSizeListBuilder::new(Float32Builder::new(), *dim).with_field(Arc::new(Field::new(
+                "item",
+                DataType::Float32,
+                true,
+            ))))
+        }
         other => match logical {
             Some(ty) => Reader::Json(ColumnBuilder::new(ty, 0)),
             None => return Err(format!("column '{}' of type {other} cannot be read from Postgres", field.name())),
@@ -554,11 +559,7 @@ impl Reader {
 
 /// Read rows into one batch of `schema`; `logical` gives the logical type of
 /// columns that need one (lists).
-fn rows_to_batch(
-    rows: &[Row],
-    schema: SchemaRef,
-    logical: &[Option<LogicalType>],
-) -> std::result::Result<RecordBatch, String> {
+fn rows_to_batch(rows: &[Row], schema: SchemaRef, logical: &[Option<LogicalType>]) -> std::result::Result<RecordBatch, String> {
     let mut readers = schema
         .fields()
         .iter()
@@ -607,11 +608,7 @@ impl PostgresBackend {
     fn write_error(&self, table: &str, statement: &str, e: &tokio_postgres::Error) -> ProviderError {
         if let Some(db) = e.as_db_error() {
             if db.code() == &tokio_postgres::error::SqlState::UNIQUE_VIOLATION {
-                return ProviderError::Unique {
-                    backend: self.info.name.clone(),
-                    table: table.into(),
-                    message: pg_message(e),
-                };
+                return ProviderError::Unique { backend: self.info.name.clone(), table: table.into(), message: pg_message(e) };
             }
         }
         self.error(statement, e)
@@ -633,7 +630,9 @@ impl PostgresBackend {
     }
 
     fn build_select(&self, group: &GroupSpec, request: &ScanRequest) -> (String, Vec<SqlParam>, bool) {
-        build_select(&self.qualified(&group.table), group, request, &Postgres, |n| format!("{} = ANY(${n})", quote_ident(OBJECT_ID)))
+        build_select(&self.qualified(&group.table), group, request, &Postgres, |n| {
+            format!("{} = ANY(${n})", quote_ident(OBJECT_ID))
+        })
     }
 
     /// Run a query and read its rows as one batch of `schema`: the federated
@@ -797,7 +796,8 @@ impl Backend for PostgresBackend {
         cols.extend(group.columns.iter().map(column_ddl));
         let mut statements = vec![format!("CREATE TABLE IF NOT EXISTS {table} ({})", cols.join(", "))];
         // Additive evolution: columns added since the table was made.
-        statements.extend(group.columns.iter().map(|c| format!("ALTER TABLE {table} ADD COLUMN IF NOT EXISTS {}", column_ddl(c))));
+        statements
+            .extend(group.columns.iter().map(|c| format!("ALTER TABLE {table} ADD COLUMN IF NOT EXISTS {}", column_ddl(c))));
         for ix in &group.indexes {
             let ix_name = format!("ix_{}_{}", group.table, ix.fields.join("_"));
             let cols: Vec<String> = ix.fields.iter().map(|f| quote_ident(f)).collect();

@@ -69,10 +69,7 @@ impl BackendRegistry {
     /// come back lower-cased, as given.
     pub fn canonical(&self, kind: &str) -> String {
         let key = kind.to_lowercase();
-        self.entries
-            .iter()
-            .find(|e| e.kind == key || e.aliases.contains(&key.as_str()))
-            .map_or(key, |e| e.kind.to_string())
+        self.entries.iter().find(|e| e.kind == key || e.aliases.contains(&key.as_str())).map_or(key, |e| e.kind.to_string())
     }
 
     /// The types this build can run.
@@ -147,7 +144,9 @@ mod tests {
     #[test]
     fn aliases_resolve_to_their_type() {
         let r = BackendRegistry::standard();
-        for (given, canonical) in [("PG", "postgres"), ("postgresql", "postgres"), ("memory", "inmem"), ("LanceDB", "lance"), ("nope", "nope")] {
+        for (given, canonical) in
+            [("PG", "postgres"), ("postgresql", "postgres"), ("memory", "inmem"), ("LanceDB", "lance"), ("nope", "nope")]
+        {
             assert_eq!(r.canonical(given), canonical, "{given}");
         }
         assert!(r.available().contains(&"sqlite"));

@@ -14,8 +14,8 @@ use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
 use datafusion::arrow::array::{
-    Array, ArrayRef, AsArray, BinaryBuilder, BooleanBuilder, Date32Builder, FixedSizeListBuilder, Float32Builder,
-    Float64Builder, Int64Builder, StringBuilder, TimestampMillisecondBuilder,
+    Array, ArrayRef, AsArray, BinaryBuilder, BooleanBuilder, Date32Builder, FixedSizeListBuilder, Float32Builder, Float64Builder,
+    Int64Builder, StringBuilder, TimestampMillisecondBuilder,
 };
 use datafusion::arrow::datatypes::{DataType, Date32Type, Field, Float32Type, Float64Type, Int64Type, TimestampMillisecondType};
 use datafusion::arrow::record_batch::RecordBatch;
@@ -178,10 +178,7 @@ impl SqliteBackend {
     }
 
     /// Run `f` on the connection on a blocking thread.
-    async fn with_conn<T: Send + 'static>(
-        &self,
-        f: impl FnOnce(&mut Connection) -> Result<T> + Send + 'static,
-    ) -> Result<T> {
+    async fn with_conn<T: Send + 'static>(&self, f: impl FnOnce(&mut Connection) -> Result<T> + Send + 'static) -> Result<T> {
         let conn = self.conn.clone();
         let name = self.info.name.clone();
         tokio::task::spawn_blocking(move || {
@@ -189,12 +186,18 @@ impl SqliteBackend {
             f(&mut guard)
         })
         .await
-        .map_err(|e| ProviderError::Backend { backend: name, kind: "sqlite".into(), message: format!("task failed: {e}") })?
+        .map_err(|e| ProviderError::Backend {
+            backend: name,
+            kind: "sqlite".into(),
+            message: format!("task failed: {e}"),
+        })?
     }
 
     fn build_select(group: &GroupSpec, request: &ScanRequest) -> (String, Vec<SqlParam>, bool) {
         // The id list is bound as one array parameter (rusqlite's rarray).
-        build_select(&quote_ident(&group.table), group, request, &Sqlite, |n| format!("{} IN rarray(?{n})", quote_ident(OBJECT_ID)))
+        build_select(&quote_ident(&group.table), group, request, &Sqlite, |n| {
+            format!("{} IN rarray(?{n})", quote_ident(OBJECT_ID))
+        })
     }
 }
 
@@ -305,10 +308,13 @@ impl Reader {
             DataType::Timestamp(..) => Reader::Ts(TimestampMillisecondBuilder::new().with_timezone("UTC")),
             DataType::Date32 => Reader::Date(Date32Builder::new()),
             DataType::Binary => Reader::Bin(BinaryBuilder::new()),
-            DataType::FixedSizeList(_, dim) => Reader::Vector(
-                FixedSizeListBuilder::new(Float32Builder::new(), dim)
-                    .with_field(Arc::new(Field::new("item", DataType::Float32, true))),
-            ),
+            DataType::FixedSizeList(_, dim) => {
+                Reader::Vector(FixedSizeListBuilder::new(Float32Builder::new(), dim).with_field(Arc::new(Field::new(
+                    "item",
+                    DataType::Float32,
+                    true,
+                ))))
+            }
             _ => Reader::Json(ColumnBuilder::new(ty, 0)),
         }
     }
@@ -433,8 +439,7 @@ impl Backend for SqliteBackend {
             };
             for c in &group.columns {
                 if !existing.contains(&c.name) {
-                    conn.execute_batch(&format!("ALTER TABLE {table} ADD COLUMN {}", column_ddl(c)))
-                        .map_err(err)?;
+                    conn.execute_batch(&format!("ALTER TABLE {table} ADD COLUMN {}", column_ddl(c))).map_err(err)?;
                 }
             }
             for ix in &group.indexes {
@@ -505,7 +510,8 @@ impl Backend for SqliteBackend {
                     let mut stmt = tx.prepare_cached(&sql).map_err(wrap)?;
                     for r in 0..rows {
                         for (i, col) in columns.iter().enumerate() {
-                            stmt.raw_bind_parameter(r * ncols + i + 1, cell(col, order[start + r] as usize, &types[i])).map_err(wrap)?;
+                            stmt.raw_bind_parameter(r * ncols + i + 1, cell(col, order[start + r] as usize, &types[i]))
+                                .map_err(wrap)?;
                         }
                     }
                     stmt.raw_execute().map_err(wrap)?;

@@ -75,13 +75,15 @@ pub fn cells(batches: &[RecordBatch]) -> Vec<Vec<String>> {
         for r in 0..b.num_rows() {
             out.push(
                 (0..b.num_columns())
-                    .map(|c| {
-                        if b.column(c).is_null(r) {
-                            "NULL".to_string()
-                        } else {
-                            array_value_to_string(b.column(c), r).unwrap()
-                        }
-                    })
+                    .map(
+                        |c| {
+                            if b.column(c).is_null(r) {
+                                "NULL".to_string()
+                            } else {
+                                array_value_to_string(b.column(c), r).unwrap()
+                            }
+                        },
+                    )
                     .collect(),
             );
         }

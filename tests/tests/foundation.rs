@@ -104,7 +104,13 @@ async fn bad_input_names_entity_field_value_and_writes_nothing() {
     let clash = ws.upsert("product", json!({"name": "two", "sku": "S"})).await.unwrap_err().to_string();
     assert!(clash.contains("unique"), "{clash}");
     assert_eq!(ws.count("product").await.unwrap(), 1);
-    assert!(ws.insert_many("product", vec![json!({"name": "one"}).as_object().unwrap().clone()]).await.unwrap_err().to_string().contains("already exists"));
+    assert!(
+        ws.insert_many("product", vec![json!({"name": "one"}).as_object().unwrap().clone()])
+            .await
+            .unwrap_err()
+            .to_string()
+            .contains("already exists")
+    );
 }
 
 #[tokio::test]
@@ -170,7 +176,9 @@ async fn audit_finds_deleted_and_tampered_cards_and_repair_fixes_both() {
     // Delete one card, tamper with another, and plant a dangling one.
     ws.delete_many("sys-catalog", &[card_a.clone()]).await.unwrap();
     ws.set("sys-catalog", json!({"object_id": card_b, "name": "tampered"})).await.unwrap();
-    ws.upsert("sys-catalog", json!({"object_id": "catalog:note:ghost", "target_id": "ghost", "target_entity": "note"})).await.unwrap();
+    ws.upsert("sys-catalog", json!({"object_id": "catalog:note:ghost", "target_id": "ghost", "target_entity": "note"}))
+        .await
+        .unwrap();
     let audit = ws.audit().await.unwrap();
     assert!(!audit.catalog.ok());
     assert_eq!(audit.catalog.missing.len(), 1);
@@ -203,7 +211,11 @@ async fn audit_reports_objects_split_between_backends() {
     // Simulate a write cut off between backends: the vec part is lost.
     let vec_backend = ws.backends().iter().find(|b| b.info().name == "vec").unwrap().clone();
     let rt_group = heavenbase::providers::GroupSpec::new(
-        "product", "product", vec![heavenbase::providers::ColumnSpec::new("vec", T::vector(3))], vec![]);
+        "product",
+        "product",
+        vec![heavenbase::providers::ColumnSpec::new("vec", T::vector(3))],
+        vec![],
+    );
     vec_backend.delete(&rt_group, &[id.clone()]).await.unwrap();
     let audit = ws.audit().await.unwrap();
     assert_eq!(audit.partial.len(), 1);
@@ -248,14 +260,26 @@ async fn metaschema_rows_describe_entities_fields_storage_indexes_backends() {
         .unwrap();
     let ids: Vec<String> = cells(&got).into_iter().map(|r| r[0].clone()).collect();
     for want in [
-        "entity:product", "field:product.price", "field:product.object_id", "storage:product.vec.vec.vector",
-        "storage:product.price.main.inline", "constraint:product.sku.main.unique", "backend:main", "backend:vec", "workspace:meta",
+        "entity:product",
+        "field:product.price",
+        "field:product.object_id",
+        "storage:product.vec.vec.vector",
+        "storage:product.price.main.inline",
+        "constraint:product.sku.main.unique",
+        "backend:main",
+        "backend:vec",
+        "workspace:meta",
     ] {
         assert!(ids.iter().any(|i| i == want), "missing {want} in {ids:?}");
     }
     // A user upsert of an entity row with a full definition registers it.
-    ws.upsert("sys-metaschema", json!({"object_id": "entity:memo", "kind": "entity", "subject_id": "memo",
-        "meta": {"definition": {"entity_id": "memo", "fields": {"text": "short-text"}}}})).await.unwrap();
+    ws.upsert(
+        "sys-metaschema",
+        json!({"object_id": "entity:memo", "kind": "entity", "subject_id": "memo",
+        "meta": {"definition": {"entity_id": "memo", "fields": {"text": "short-text"}}}}),
+    )
+    .await
+    .unwrap();
     ws.upsert("memo", json!({"name": "m", "text": "hello"})).await.unwrap();
     assert_eq!(ws.count("memo").await.unwrap(), 1);
 }

@@ -137,22 +137,35 @@ async fn every_logical_type_round_trips_through_postgres() {
     assert_eq!(ws.count("thing").await.unwrap(), 2);
     // Large batches take the COPY path: same values.
     let many: Vec<_> = (0..3000)
-        .map(|i| json!({"name": format!("m{i}"), "n": i, "x": i as f64 / 2.0, "tags": [format!("t{i}")], "day": "2024-01-02",
-                        "vec": [i as f32, 0.0, 1.0], "code": format!("K{i}")}).as_object().unwrap().clone())
+        .map(|i| {
+            json!({"name": format!("m{i}"), "n": i, "x": i as f64 / 2.0, "tags": [format!("t{i}")], "day": "2024-01-02",
+                        "vec": [i as f32, 0.0, 1.0], "code": format!("K{i}")})
+            .as_object()
+            .unwrap()
+            .clone()
+        })
         .collect();
     ws.upsert_many("thing", many).await.unwrap();
     let got = ws.sql("SELECT count(*), sum(n), max(x) FROM thing WHERE name LIKE 'm%'").await.unwrap();
     assert_eq!(cells(&got), rows(&[&["3000", "4498500", "1499.5"]]));
     let row = ws.get("thing", &heavenbase::catalog::derive_object_id("thing", "m2999")).await.unwrap().unwrap();
-    assert_eq!((row["tags"].clone(), row["vec"].clone(), row["day"].clone()), (json!(["t2999"]), json!([2999.0, 0.0, 1.0]), json!("2024-01-02")));
+    assert_eq!(
+        (row["tags"].clone(), row["vec"].clone(), row["day"].clone()),
+        (json!(["t2999"]), json!([2999.0, 0.0, 1.0]), json!("2024-01-02"))
+    );
     // Two more large batches on the same connection reuse its COPY stage: an
     // upsert replaces whole rows (omitted x reverts to NULL, n to the given
     // value), and new rows arrive intact.
     let partial: Vec<_> = (0..300).map(|i| json!({"name": format!("m{i}"), "n": -i}).as_object().unwrap().clone()).collect();
     ws.upsert_many("thing", partial).await.unwrap();
     let more: Vec<_> = (0..300)
-        .map(|i| json!({"name": format!("p{i}"), "n": i, "x": 1.5, "tags": [], "day": "2024-01-03",
-                        "vec": [0.0, 0.0, 1.0], "code": format!("P{i}")}).as_object().unwrap().clone())
+        .map(|i| {
+            json!({"name": format!("p{i}"), "n": i, "x": 1.5, "tags": [], "day": "2024-01-03",
+                        "vec": [0.0, 0.0, 1.0], "code": format!("P{i}")})
+            .as_object()
+            .unwrap()
+            .clone()
+        })
         .collect();
     ws.upsert_many("thing", more).await.unwrap();
     let got = ws.sql("SELECT count(*), sum(n), max(x) FROM thing WHERE name LIKE 'm%' AND n <= 0").await.unwrap();

@@ -43,7 +43,11 @@ async fn contract(b: Arc<dyn Backend>) {
     assert_eq!(b.count(&g).await.unwrap(), 3);
     // A partial batch: price is left out, so stored rows keep theirs and new rows take the default.
     b.upsert(&g, batch(&["a", "d"], &[Some("A2"), Some("D")], None)).await.unwrap();
-    let req = ScanRequest { columns: vec!["sku".into(), "price".into()], ids: Some(Arc::new(vec!["a".into(), "d".into(), "zz".into()])), ..Default::default() };
+    let req = ScanRequest {
+        columns: vec!["sku".into(), "price".into()],
+        ids: Some(Arc::new(vec!["a".into(), "d".into(), "zz".into()])),
+        ..Default::default()
+    };
     let mut got = cells(&b.scan(&g, &req).await.unwrap());
     got.sort();
     assert_eq!(got, rows(&[&["a", "A2", "1.0"], &["d", "D", "1.5"]]), "{}", b.info().kind);
@@ -72,7 +76,9 @@ async fn group_table_pushes_filters_and_limit_into_sqlite() {
     let b: Arc<dyn Backend> = Arc::new(SqliteBackend::open("b", ":memory:").unwrap());
     let g = group();
     b.ensure_group(&g).await.unwrap();
-    b.upsert(&g, batch(&["a", "b", "c"], &[Some("A"), Some("B"), Some("C")], Some(&[Some(1.0), Some(2.0), Some(3.0)]))).await.unwrap();
+    b.upsert(&g, batch(&["a", "b", "c"], &[Some("A"), Some("B"), Some("C")], Some(&[Some(1.0), Some(2.0), Some(3.0)])))
+        .await
+        .unwrap();
     let ctx = SessionContext::new();
     ctx.register_table("item", Arc::new(GroupTable::new(b, g))).unwrap();
     let got = ctx.sql("SELECT sku FROM item WHERE price >= 2 ORDER BY sku").await.unwrap().collect().await.unwrap();

@@ -30,12 +30,21 @@ async fn json_queries_agree_across_placements() {
         (json!({"filter": {"title": {"$starts_with": "Gam"}}, "select": ["name"]}), vec!["gamma"]),
         (json!({"filter": {"title": {"$ends_with": "desk"}}, "select": ["name"]}), vec!["alpha"]),
         (json!({"filter": {"tags": {"$contains": "wood"}}, "select": ["name"]}), vec!["alpha"]),
-        (json!({"filter": {"tags": {"$array_contains": "office"}}, "order": ["name"], "select": ["name"]}), vec!["alpha", "beta"]),
-        (json!({"filter": {"tags": {"$contained_in": ["office"]}}, "order": ["name"], "select": ["name"]}), vec!["beta", "gamma"]),
+        (
+            json!({"filter": {"tags": {"$array_contains": "office"}}, "order": ["name"], "select": ["name"]}),
+            vec!["alpha", "beta"],
+        ),
+        (
+            json!({"filter": {"tags": {"$contained_in": ["office"]}}, "order": ["name"], "select": ["name"]}),
+            vec!["beta", "gamma"],
+        ),
         (json!({"filter": {"meta.color": "red"}, "order": ["name"], "select": ["name"]}), vec!["alpha", "delta"]),
         (json!({"filter": {"meta.color": {"$in": ["blue"]}}, "select": ["name"]}), vec!["beta"]),
         (json!({"filter": {"meta.color": true}, "select": ["name"]}), vec![]),
-        (json!({"filter": {"$or": [{"price": {"$gt": 30}}, {"qty": 3}]}, "order": ["name"], "select": ["name"]}), vec!["delta", "gamma"]),
+        (
+            json!({"filter": {"$or": [{"price": {"$gt": 30}}, {"qty": 3}]}, "order": ["name"], "select": ["name"]}),
+            vec!["delta", "gamma"],
+        ),
         (json!({"filter": {"$and": [{"active": true}, {"day": {"$gte": "2024-01-01"}}]}, "select": ["name"]}), vec!["alpha"]),
         (json!({"filter": {"created": {"$gt": "2024-03-01T00:00:00Z"}}, "select": ["name"]}), vec!["beta"]),
         (json!({"order": ["price"], "select": ["name"], "limit": 2, "offset": 1}), vec!["beta", "delta"]),
@@ -56,8 +65,11 @@ async fn json_queries_agree_across_placements() {
         assert_eq!(rows[0]["meta.color"], json!("red"), "[{placement}] JSON path column");
         assert!(rows[0].contains_key("object_id"), "object_id stays in projections");
         let agg = ws
-            .query_json("product", &json!({"group_by": ["active"], "aggregate": {"n": {"count": {"field": "object_id"}},
-                "total": {"sum": {"field": "qty"}}, "mean": {"avg": {"field": "price"}}}, "having": {"n": {"$gte": 1}}}))
+            .query_json(
+                "product",
+                &json!({"group_by": ["active"], "aggregate": {"n": {"count": {"field": "object_id"}},
+                "total": {"sum": {"field": "qty"}}, "mean": {"avg": {"field": "price"}}}, "having": {"n": {"$gte": 1}}}),
+            )
             .unwrap()
             .rows()
             .await
@@ -86,8 +98,11 @@ async fn builder_and_json_compile_to_the_same_plan() {
         .order_by("price", true)
         .limit(5);
     let parsed = ws
-        .query_json("product", &json!({"filter": {"$and": [{"price": {"$lt": 30}}, {"title": {"$like": "%a%"}}]},
-            "select": ["name", "price"], "order": ["-price"], "limit": 5}))
+        .query_json(
+            "product",
+            &json!({"filter": {"$and": [{"price": {"$lt": 30}}, {"title": {"$like": "%a%"}}]},
+            "select": ["name", "price"], "order": ["-price"], "limit": 5}),
+        )
         .unwrap();
     assert_eq!(built.rows().await.unwrap(), parsed.rows().await.unwrap());
     let names: Vec<_> = built.rows().await.unwrap().iter().map(|r| r["name"].clone()).collect();

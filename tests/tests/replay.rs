@@ -156,7 +156,8 @@ async fn metabase_sync() {
          ORDER BY \"type\" ASC, \"schema\" ASC, \"name\" ASC",
     )
     .await;
-    let by_name = |n: &str| tables.iter().find(|r| r[1].as_deref() == Some(n)).cloned().unwrap_or_else(|| panic!("{n} in {tables:?}"));
+    let by_name =
+        |n: &str| tables.iter().find(|r| r[1].as_deref() == Some(n)).cloned().unwrap_or_else(|| panic!("{n} in {tables:?}"));
     assert_eq!(by_name("note")[2].as_deref(), Some("TABLE"));
     assert_eq!(by_name("note")[3].as_deref(), Some("Notes taken in meetings"));
     assert_eq!(by_name("product")[3], None, "product has no description");
@@ -196,7 +197,11 @@ async fn dbeaver_navigator() {
     ] {
         replay(&client, probe).await;
     }
-    let keywords = replay(&client, "SELECT string_agg(word, ',') from pg_catalog.pg_get_keywords() where word <> ALL ('{a,abs,absolute}'::text[])").await;
+    let keywords = replay(
+        &client,
+        "SELECT string_agg(word, ',') from pg_catalog.pg_get_keywords() where word <> ALL ('{a,abs,absolute}'::text[])",
+    )
+    .await;
     assert!(keywords[0][0].as_deref().unwrap_or("").contains("select"));
     let types = replay(
         &client,

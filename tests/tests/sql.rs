@@ -23,9 +23,7 @@ fn product(split: bool) -> EntityDef {
 }
 
 fn review() -> EntityDef {
-    EntityDef::new("review")
-        .field(FieldDef::new("product_id", T::identifier()).index())
-        .field(FieldDef::new("stars", T::Integer))
+    EntityDef::new("review").field(FieldDef::new("product_id", T::identifier()).index()).field(FieldDef::new("stars", T::Integer))
 }
 
 pub async fn load(h: &TestHome, placement: &str) -> Workspace {
@@ -172,7 +170,8 @@ async fn sql_writes_go_through_the_write_path() {
     let h = TestHome::new();
     for placement in ["sqlite", "sqlite+inmem", "inmem+sqlite"] {
         let ws = load(&h, placement).await;
-        let n = ws.sql("INSERT INTO product (name, title, price) VALUES ('epsilon', 'Eps', 5.5), ('zeta', 'Zeta', 6)").await.unwrap();
+        let n =
+            ws.sql("INSERT INTO product (name, title, price) VALUES ('epsilon', 'Eps', 5.5), ('zeta', 'Zeta', 6)").await.unwrap();
         assert_eq!(cells(&n), rows(&[&["2"]]), "[{placement}]");
         let row = ws.get("product", &id("epsilon")).await.unwrap().expect("inserted row");
         assert_eq!((row["title"].clone(), row["price"].clone()), (json!("Eps"), json!(5.5)), "[{placement}]");
@@ -230,10 +229,12 @@ async fn dml_with_subqueries_and_folded_predicates_touch_only_the_intended_rows(
 async fn create_table_registers_an_entity_with_placement() {
     let h = TestHome::new();
     let ws = load(&h, "sqlite+inmem").await;
-    ws.sql("CREATE TABLE article (title VARCHAR(120) NOT NULL, body TEXT, score DOUBLE PRECISION DEFAULT 1.5, \
-            tags TEXT[], seen TIMESTAMPTZ, embedding VECTOR(3), meta JSONB) WITH (placement = 'embedding:side, score:side')")
-        .await
-        .unwrap();
+    ws.sql(
+        "CREATE TABLE article (title VARCHAR(120) NOT NULL, body TEXT, score DOUBLE PRECISION DEFAULT 1.5, \
+            tags TEXT[], seen TIMESTAMPTZ, embedding VECTOR(3), meta JSONB) WITH (placement = 'embedding:side, score:side')",
+    )
+    .await
+    .unwrap();
     let def = ws.entity("article").unwrap();
     assert_eq!(def.get("title").unwrap().ty, T::ShortText { max_chars: 120 });
     assert!(def.get("title").unwrap().required);

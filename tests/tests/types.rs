@@ -43,7 +43,13 @@ fn numbers_and_booleans() {
     assert!(err(&T::Integer, json!(true)).contains("Integer expects a number"));
     assert_eq!(ok(&T::Float, json!("2.5")), json!(2.5));
     assert_eq!(err(&T::Float, json!("abc")), "could not convert string to float: 'abc'");
-    for (v, want) in [(json!("yes"), json!(true)), (json!("off"), json!(false)), (json!(1), json!(true)), (json!(""), json!(false)), (json!("none"), Value::Null)] {
+    for (v, want) in [
+        (json!("yes"), json!(true)),
+        (json!("off"), json!(false)),
+        (json!(1), json!(true)),
+        (json!(""), json!(false)),
+        (json!("none"), Value::Null),
+    ] {
         assert_eq!(ok(&T::Boolean, v), want);
     }
     assert_eq!(err(&T::Boolean, json!("maybe")), "Cannot coerce 'maybe' to Boolean");
@@ -97,8 +103,23 @@ fn type_descriptors_parse_every_form() {
     assert_eq!(T::parse(&json!("array[integer]")).unwrap(), T::array_of(T::Integer));
     assert_eq!(T::parse(&json!({"dtype": "short-text", "max_chars": 10})).unwrap(), T::ShortText { max_chars: 10 });
     assert_eq!(T::parse(&json!("int")).unwrap_err().to_string(), "Unknown logical type 'int'");
-    for t in [T::identifier(), T::short_text(), T::Integer, T::Float, T::Boolean, T::Timestamp, T::Duration, T::Date,
-        T::categorical(["a"]), T::array_of(T::short_text()), T::Json, T::vector(4), T::Artifact, T::long_text(), T::medium_text()] {
+    for t in [
+        T::identifier(),
+        T::short_text(),
+        T::Integer,
+        T::Float,
+        T::Boolean,
+        T::Timestamp,
+        T::Duration,
+        T::Date,
+        T::categorical(["a"]),
+        T::array_of(T::short_text()),
+        T::Json,
+        T::vector(4),
+        T::Artifact,
+        T::long_text(),
+        T::medium_text(),
+    ] {
         assert_eq!(T::parse(&t.to_json()).unwrap(), t, "round trip of {}", t.type_id());
     }
     assert_eq!(T::vector(3).pg_type(), "float4[]");
@@ -122,9 +143,13 @@ fn entity_json_form_and_naming_rules() {
     assert_eq!(EntityDef::from_json(&def.to_json()).unwrap(), def);
     assert!(EntityDef::from_json(&json!({"id": "x"})).unwrap_err().to_string().contains("entity_id, not id"));
     let bad = EntityDef::from_json(&json!({"entity_id": "Bad Name", "fields": {}})).unwrap_err();
-    assert_eq!(bad.to_string(), "Invalid entity_id 'Bad Name'; use lower-case letters, digits, '-' or '_', starting with a letter");
+    assert_eq!(
+        bad.to_string(),
+        "Invalid entity_id 'Bad Name'; use lower-case letters, digits, '-' or '_', starting with a letter"
+    );
     let bad = EntityDef::from_json(&json!({"entity_id": "ok", "fields": {"_x": "integer"}})).unwrap_err();
     assert!(bad.to_string().contains("Invalid field name '_x'"));
-    let bad = EntityDef::from_json(&json!({"entity_id": "ok", "fields": {"n": {"type": "integer", "default": "x"}}})).unwrap_err();
+    let bad =
+        EntityDef::from_json(&json!({"entity_id": "ok", "fields": {"n": {"type": "integer", "default": "x"}}})).unwrap_err();
     assert!(bad.to_string().contains("ok.n: default"));
 }

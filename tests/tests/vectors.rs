@@ -16,9 +16,7 @@ fn vector(i: usize) -> Vec<f32> {
 }
 
 fn doc() -> EntityDef {
-    EntityDef::new("doc")
-        .field(FieldDef::new("category", T::short_text()))
-        .field(FieldDef::new("emb", T::Vector { dim: DIM }))
+    EntityDef::new("doc").field(FieldDef::new("category", T::short_text())).field(FieldDef::new("emb", T::Vector { dim: DIM }))
 }
 
 async fn load(ws: &Workspace, rows: usize) {
@@ -52,7 +50,8 @@ async fn vectors_round_trip_and_wrong_dimensions_are_errors() {
         assert_eq!(row["category"], json!("b"));
         let err = ws.upsert("doc", json!({"name": "bad", "emb": [1.0, 2.0]})).await.unwrap_err().to_string();
         assert!(err.contains("emb") && err.contains('8') && err.contains('2'), "[{preset}] {err}");
-        let err = ws.query("doc").unwrap().near("emb", vec![1.0; 3], Some(5), None).unwrap().rows().await.unwrap_err().to_string();
+        let err =
+            ws.query("doc").unwrap().near("emb", vec![1.0; 3], Some(5), None).unwrap().rows().await.unwrap_err().to_string();
         assert!(err.contains("doc.emb") && err.contains("3 dimensions") && err.contains("has 8"), "[{preset}] {err}");
         let err = ws.sql("SELECT * FROM near('doc', 'emb', '[1, 2]', 5)").await.unwrap_err().to_string();
         assert!(err.contains("doc.emb") && err.contains("2 dimensions"), "[{preset}] {err}");
@@ -89,7 +88,17 @@ async fn near_finds_each_probe_first_and_agrees_across_backends_and_front_doors(
         for probe in [3, 150, 299] {
             let q = |ws: &Workspace| {
                 let ws = ws.clone();
-                async move { names(&ws.query("doc").unwrap().near("emb", vector(probe), Some(10), Some(metric)).unwrap().rows().await.unwrap()) }
+                async move {
+                    names(
+                        &ws.query("doc")
+                            .unwrap()
+                            .near("emb", vector(probe), Some(10), Some(metric))
+                            .unwrap()
+                            .rows()
+                            .await
+                            .unwrap(),
+                    )
+                }
             };
             assert_eq!(q(&debug).await, q(&embedded).await, "{metric} probe {probe}");
         }
@@ -97,7 +106,16 @@ async fn near_finds_each_probe_first_and_agrees_across_backends_and_front_doors(
     // The same query from the builder, JSON and SQL.
     for ws in [&debug, &embedded] {
         let probe = vector(42);
-        let builder = names(&ws.query("doc").unwrap().where_(heavenbase::Filter::eq("category", "a")).near("emb", probe.clone(), Some(7), None).unwrap().rows().await.unwrap());
+        let builder = names(
+            &ws.query("doc")
+                .unwrap()
+                .where_(heavenbase::Filter::eq("category", "a"))
+                .near("emb", probe.clone(), Some(7), None)
+                .unwrap()
+                .rows()
+                .await
+                .unwrap(),
+        );
         let spec = json!({"filter": {"category": "a"}, "near": {"field": "emb", "query": probe, "top_k": 7}});
         let from_json = names(&ws.query_json("doc", &spec).unwrap().rows().await.unwrap());
         let sql = format!(

@@ -22,9 +22,8 @@ pub(crate) async fn start(ws: Workspace) -> u16 {
 }
 
 pub(crate) async fn connect(port: u16, db: &str) -> tokio_postgres::Client {
-    let (client, conn) = tokio_postgres::connect(&format!("host=127.0.0.1 port={port} user=postgres dbname={db}"), NoTls)
-        .await
-        .expect("connect");
+    let (client, conn) =
+        tokio_postgres::connect(&format!("host=127.0.0.1 port={port} user=postgres dbname={db}"), NoTls).await.expect("connect");
     tokio::spawn(async move {
         let _ = conn.await;
     });
@@ -66,12 +65,16 @@ async fn tokio_postgres_reads_and_writes_over_the_wire() {
     assert_eq!(n, 1);
     // Prepared DML: WHERE placeholders take their column's type; SET values are
     // described as text and coerced by the write path.
-    let n = client.execute("UPDATE product SET qty = $1 WHERE name = $2 AND price < $3", &[&"8", &"omega", &2.0f64]).await.unwrap();
+    let n =
+        client.execute("UPDATE product SET qty = $1 WHERE name = $2 AND price < $3", &[&"8", &"omega", &2.0f64]).await.unwrap();
     assert_eq!(n, 1);
     assert_eq!(ws.get("product", &omega).await.unwrap().unwrap()["qty"], serde_json::json!(8));
     let n = client.execute("DELETE FROM product WHERE name = $1", &[&"nobody"]).await.unwrap();
     assert_eq!(n, 0);
-    let msgs = client.simple_query("DELETE FROM product WHERE object_id IN (SELECT product_id FROM review WHERE stars = 5)").await.unwrap();
+    let msgs = client
+        .simple_query("DELETE FROM product WHERE object_id IN (SELECT product_id FROM review WHERE stars = 5)")
+        .await
+        .unwrap();
     let tag = msgs.iter().find_map(|m| match m {
         SimpleQueryMessage::CommandComplete(n) => Some(*n),
         _ => None,
@@ -108,7 +111,21 @@ async fn psql_lists_and_queries_entities() {
         let cmd = cmd.to_string();
         async move {
             let out = tokio::process::Command::new("psql")
-                .args(["-h", "127.0.0.1", "-p", &port.to_string(), "-U", "postgres", "-d", "sqlite", "-X", "-A", "-t", "-c", &cmd])
+                .args([
+                    "-h",
+                    "127.0.0.1",
+                    "-p",
+                    &port.to_string(),
+                    "-U",
+                    "postgres",
+                    "-d",
+                    "sqlite",
+                    "-X",
+                    "-A",
+                    "-t",
+                    "-c",
+                    &cmd,
+                ])
                 .output()
                 .await
                 .unwrap();
@@ -189,7 +206,8 @@ async fn one_listener_serves_every_workspace_by_database_name() {
         client.query_one("SELECT count(*) FROM product", &[]).await.unwrap().get::<_, i64>(0)
     };
     assert_eq!((count("sqlite").await, count("sqlite-inmem").await), (4, 5));
-    let err = tokio_postgres::connect(&format!("host=127.0.0.1 port={port} user=postgres dbname=other"), NoTls).await.err().unwrap();
+    let err =
+        tokio_postgres::connect(&format!("host=127.0.0.1 port={port} user=postgres dbname=other"), NoTls).await.err().unwrap();
     assert_eq!(db_code(&err), "3D000");
     assert!(err.as_db_error().unwrap().message().contains("sqlite, sqlite-inmem"), "{err}");
 }
@@ -301,7 +319,11 @@ async fn tls_with_sslmode_require() {
     assert!(!ok && err.to_lowercase().contains("ssl"), "{err}");
     // A missing key file stops the server instead of serving plaintext.
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let broken = ServeOptions { tls_cert: Some("/nonexistent.crt".into()), tls_key: Some("/nonexistent.key".into()), ..Default::default() };
+    let broken = ServeOptions {
+        tls_cert: Some("/nonexistent.crt".into()),
+        tls_key: Some("/nonexistent.key".into()),
+        ..Default::default()
+    };
     let err = serve_on(listener, vec![ws], &broken, std::future::pending()).await.unwrap_err();
     assert!(err.to_string().contains("/nonexistent.crt"), "{err}");
 }
@@ -318,18 +340,22 @@ async fn psql_copy_loads_and_exports() {
 
     // \copy FROM STDIN, text format: tabs, \N for NULL, escapes, an array literal.
     let data = "copied one\t1.5\t{a,b}\tline\\tbreak\ncopied two\t\\N\t{}\t\\N\n";
-    let (ok, out, err) =
-        psql_run(&conninfo, &["-c", "\\copy product (name, price, tags, title) FROM pstdin"], Some(data)).await;
+    let (ok, out, err) = psql_run(&conninfo, &["-c", "\\copy product (name, price, tags, title) FROM pstdin"], Some(data)).await;
     assert!(ok, "{err}");
     assert_eq!(out.trim(), "COPY 2");
     let one = ws.get("product", &heavenbase::catalog::derive_object_id("product", "copied one")).await.unwrap().unwrap();
-    assert_eq!((one["price"].clone(), one["tags"].clone(), one["title"].clone()), (serde_json::json!(1.5), serde_json::json!(["a", "b"]), serde_json::json!("line\tbreak")));
+    assert_eq!(
+        (one["price"].clone(), one["tags"].clone(), one["title"].clone()),
+        (serde_json::json!(1.5), serde_json::json!(["a", "b"]), serde_json::json!("line\tbreak"))
+    );
     let two = ws.get("product", &heavenbase::catalog::derive_object_id("product", "copied two")).await.unwrap().unwrap();
     assert_eq!(two["price"], serde_json::Value::Null);
 
     // CSV with a header, quoted delimiters and quotes.
     let csv = "name,title,qty\n\"csv, one\",\"say \"\"hi\"\"\",7\ncsv two,,8\n";
-    let (ok, out, err) = psql_run(&conninfo, &["-c", "\\copy product (name, title, qty) FROM pstdin WITH (FORMAT csv, HEADER true)"], Some(csv)).await;
+    let (ok, out, err) =
+        psql_run(&conninfo, &["-c", "\\copy product (name, title, qty) FROM pstdin WITH (FORMAT csv, HEADER true)"], Some(csv))
+            .await;
     assert!(ok, "{err}");
     assert_eq!(out.trim(), "COPY 2");
     let row = ws.get("product", &heavenbase::catalog::derive_object_id("product", "csv, one")).await.unwrap().unwrap();
@@ -353,7 +379,8 @@ async fn psql_copy_loads_and_exports() {
     .await;
     assert!(ok, "{err}");
     assert_eq!(out, "name,qty,active\nalpha,1,t\n\"csv, one\",7,\n");
-    let (ok, out, _) = psql_run(&conninfo, &["-c", "COPY (SELECT name, title FROM product WHERE name = 'copied one') TO STDOUT"], None).await;
+    let (ok, out, _) =
+        psql_run(&conninfo, &["-c", "COPY (SELECT name, title FROM product WHERE name = 'copied one') TO STDOUT"], None).await;
     assert!(ok);
     assert_eq!(out, "copied one\tline\\tbreak\n");
 }
@@ -539,7 +566,8 @@ async fn large_results_stream_and_a_slow_reader_blocks_no_one() {
         assert_eq!(r.get::<_, bool>(3), i % 2 == 0);
     }
     // Simple protocol, text results, as Postgres prints them.
-    let text = simple_rows(client.simple_query("SELECT n, x, ok FROM event WHERE n IN (0, 1, 2, 40000) ORDER BY n").await.unwrap());
+    let text =
+        simple_rows(client.simple_query("SELECT n, x, ok FROM event WHERE n IN (0, 1, 2, 40000) ORDER BY n").await.unwrap());
     assert_eq!(
         text,
         vec![
@@ -803,7 +831,8 @@ async fn serving_leaves_the_workspace_session_unchanged() {
     let client = connect(port, "sqlite").await;
     let version: String = client.query_one("SELECT version()", &[]).await.unwrap().get(0);
     assert!(version.starts_with("PostgreSQL"), "{version}");
-    let n: i64 = client.query_one("SELECT count(*) FROM pg_catalog.pg_class WHERE relname = 'product'", &[]).await.unwrap().get(0);
+    let n: i64 =
+        client.query_one("SELECT count(*) FROM pg_catalog.pg_class WHERE relname = 'product'", &[]).await.unwrap().get(0);
     assert_eq!(n, 1);
     // The workspace's own session: as it was.
     assert_eq!(crate::common::cells(&ws.sql("SELECT version()").await.unwrap()), before);
@@ -829,7 +858,8 @@ async fn tokio_postgres_copy_in_over_the_extended_protocol() {
     let copy = |data: &'static str| {
         let client = &client;
         async move {
-            let sink = client.copy_in::<_, &'static [u8]>("COPY product (name, title, price, tags) FROM STDIN (FORMAT csv)").await?;
+            let sink =
+                client.copy_in::<_, &'static [u8]>("COPY product (name, title, price, tags) FROM STDIN (FORMAT csv)").await?;
             futures::pin_mut!(sink);
             sink.send(data.as_bytes()).await?;
             sink.finish().await
@@ -838,7 +868,10 @@ async fn tokio_postgres_copy_in_over_the_extended_protocol() {
     let n = copy("eta,\"Eta, the lamp\",7.5,\"{a,b}\"\ntheta,Theta,8,{}\n").await.unwrap();
     assert_eq!(n, 2);
     let eta = ws.get("product", &heavenbase::catalog::derive_object_id("product", "eta")).await.unwrap().unwrap();
-    assert_eq!((eta["title"].clone(), eta["price"].clone(), eta["tags"].clone()), (serde_json::json!("Eta, the lamp"), serde_json::json!(7.5), serde_json::json!(["a", "b"])));
+    assert_eq!(
+        (eta["title"].clone(), eta["price"].clone(), eta["tags"].clone()),
+        (serde_json::json!("Eta, the lamp"), serde_json::json!(7.5), serde_json::json!(["a", "b"]))
+    );
     // The last line is bad: nothing of this COPY is written.
     let err = copy("iota,Iota,1,{}\nkappa,Kappa,cheap,{}\n").await.unwrap_err();
     assert_eq!(db_code(&err), "22P02", "{err:?}");

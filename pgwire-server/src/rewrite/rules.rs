@@ -89,7 +89,9 @@ impl Rule for RegtypeTextToName {
             return false;
         }
         let new = match inner.as_ref() {
-            Expr::Cast { expr: oid, data_type: reg, .. } if is_custom(reg, "regtype") && !matches!(oid.as_ref(), Expr::Value(_)) => {
+            Expr::Cast { expr: oid, data_type: reg, .. }
+                if is_custom(reg, "regtype") && !matches!(oid.as_ref(), Expr::Value(_)) =>
+            {
                 parse_expr(&format!("pg_catalog.format_type({oid}, NULL)"))
             }
             _ => None,
@@ -224,7 +226,9 @@ impl Rule for CatalogArraySubqueryToNull {
     }
     fn expr(&self, expr: &mut Expr, cx: &Context) -> bool {
         let new = match &*expr {
-            Expr::Function(f) if cx.catalog && last_part(&f.name) == "array" && matches!(f.args, FunctionArguments::Subquery(_)) => {
+            Expr::Function(f)
+                if cx.catalog && last_part(&f.name) == "array" && matches!(f.args, FunctionArguments::Subquery(_)) =>
+            {
                 parse_expr("NULL")
             }
             _ => None,
@@ -253,11 +257,27 @@ mod tests {
     fn each_rule_alone() {
         assert_rewrite(&NameRepeatedOutputs, "SELECT a, NULL, NULL FROM t", Some("NULL AS \"?column?2\""));
         assert_rewrite(&NameRepeatedOutputs, "SELECT a, NULL FROM t WHERE b IS NULL", None);
-        assert_rewrite(&SystemRegclassToOid, "SELECT 1 FROM pg_description d WHERE d.classoid = 'pg_class'::regclass", Some("= 1259"));
-        assert_rewrite(&SystemRegclassToOid, "SELECT 1 FROM t WHERE x = CAST($1 AS REGCLASS)", Some("hb_regclass(CAST($1 AS TEXT))"));
+        assert_rewrite(
+            &SystemRegclassToOid,
+            "SELECT 1 FROM pg_description d WHERE d.classoid = 'pg_class'::regclass",
+            Some("= 1259"),
+        );
+        assert_rewrite(
+            &SystemRegclassToOid,
+            "SELECT 1 FROM t WHERE x = CAST($1 AS REGCLASS)",
+            Some("hb_regclass(CAST($1 AS TEXT))"),
+        );
         assert_rewrite(&SystemRegclassToOid, "SELECT 'note'::regclass", None);
-        assert_rewrite(&RegtypeTextToName, "SELECT a.atttypid::regtype::text FROM pg_attribute a", Some("format_type(a.atttypid, NULL)"));
-        assert_rewrite(&RegtypeArrayToText, "SELECT p.proargtypes::regtype[] FROM pg_proc p", Some("string_to_array(btrim(CAST(p.proargtypes AS TEXT)"));
+        assert_rewrite(
+            &RegtypeTextToName,
+            "SELECT a.atttypid::regtype::text FROM pg_attribute a",
+            Some("format_type(a.atttypid, NULL)"),
+        );
+        assert_rewrite(
+            &RegtypeArrayToText,
+            "SELECT p.proargtypes::regtype[] FROM pg_proc p",
+            Some("string_to_array(btrim(CAST(p.proargtypes AS TEXT)"),
+        );
         assert_rewrite(
             &AggregateCorrelatedSubquery,
             "SELECT (SELECT d.x FROM pg_attrdef d WHERE d.adrelid = a.attrelid) FROM pg_attribute a",
@@ -269,7 +289,11 @@ mod tests {
             "SELECT CASE WHEN a.f THEN (SELECT 1 FROM t) END, NULL FROM a",
             Some("hb_when(a.f, (SELECT 1 FROM t))"),
         );
-        assert_rewrite(&QuotedOidArguments, "SELECT pg_table_is_visible('16387'), NULL, NULL", Some("pg_table_is_visible(CAST(16387 AS INTEGER))"));
+        assert_rewrite(
+            &QuotedOidArguments,
+            "SELECT pg_table_is_visible('16387'), NULL, NULL",
+            Some("pg_table_is_visible(CAST(16387 AS INTEGER))"),
+        );
         assert_rewrite(&QuotedOidArguments, "SELECT upper('16387'), NULL, NULL", None);
         assert_rewrite(
             &CatalogArraySubqueryToNull,
