@@ -371,6 +371,7 @@ impl LanceBackend {
     async fn write(&self, group: &GroupSpec, state: &mut GroupState, batch: RecordBatch) -> Result<()> {
         let ds = self.dataset(group, state).await?;
         let (batch, any_existing) = self.complete(ds.as_deref(), group, batch).await?;
+        self.check_unique(ds.as_deref(), group, &batch).await?;
         let schema = batch.schema();
         let uri = self.uri(&group.table);
         let new_ds = match ds {
@@ -409,6 +410,65 @@ impl LanceBackend {
             self.compact(state).await?;
         }
         self.maintain_indexes(group, state).await
+    }
+
+    /// Lance has no unique constraint: a unique index of the group is
+    /// enforced here, before anything is written. A row clashes when another
+    /// object already holds its indexed values (stored, or earlier in the
+    /// batch); a stored row that this batch rewrites no longer counts with its
+    /// old values. NULLs never clash, as in SQL.
+    async fn check_unique(&self, ds: Option<&Dataset>, group: &GroupSpec, batch: &RecordBatch) -> Result<()> {
+        let ids = batch.column(0).as_string::<i32>();
+        let rewritten: HashSet<&str> = ids.iter().flatten().collect();
+        for index in group.indexes.iter().filter(|i| i.unique && !i.fields.is_empty()) {
+            let Some(columns) = index.fields.iter().map(|f| batch.column_by_name(f)).collect::<Option<Vec<_>>>() else { continue };
+            let clash = |key: &str, a: &str, b: &str| ProviderError::Unique {
+                backend: self.info.name.clone(),
+                table: group.table.clone(),
+                message: format!("({}) = ({key}) is held by objects '{a}' and '{b}'", index.fields.join(", ")),
+            };
+            let mut seen: HashMap<String, &str> = HashMap::new();
+            for row in 0..batch.num_rows() {
+                let Some(key) = unique_key(&columns, row) else { continue };
+                let id = ids.value(row);
+                if let Some(other) = seen.insert(key.clone(), id) {
+                    if other != id {
+                        return Err(clash(&key, other, id));
+                    }
+                }
+            }
+            let Some(ds) = ds else { continue };
+            // Stored rows sharing the first indexed value with a row of the batch.
+            let first = columns[0];
+            let values: Vec<Expr> = (0..first.len())
+                .filter(|r| first.is_valid(*r))
+                .map(|r| datafusion::scalar::ScalarValue::try_from_array(first, r).map(lit))
+                .collect::<std::result::Result<_, _>>()
+                .map_err(|e| self.error("unique check", e))?;
+            if values.is_empty() {
+                continue;
+            }
+            let mut scanner = ds.scan();
+            let mut names = vec![OBJECT_ID];
+            names.extend(index.fields.iter().map(String::as_str));
+            scanner.project(&names).map_err(|e| self.error("unique check", e))?;
+            scanner.filter_expr(col(index.fields[0].as_str()).in_list(values, false));
+            let stored = scanner.try_into_batch().await.map_err(|e| self.error("unique check", e))?;
+            let stored_ids = stored.column(0).as_string::<i32>();
+            let stored_columns: Vec<&ArrayRef> = (1..stored.num_columns()).map(|c| stored.column(c)).collect();
+            for row in 0..stored.num_rows() {
+                let stored_id = stored_ids.value(row);
+                if rewritten.contains(stored_id) {
+                    continue;
+                }
+                if let Some(key) = unique_key(&stored_columns, row) {
+                    if let Some(id) = seen.get(&key) {
+                        return Err(clash(&key, stored_id, id));
+                    }
+                }
+            }
+        }
+        Ok(())
     }
 
     async fn compact(&self, state: &mut GroupState) -> Result<()> {
@@ -496,6 +556,18 @@ const REFINE: u32 = 2;
 
 fn index_name(column: &str) -> String {
     format!("{column}_ann")
+}
+
+/// The indexed values of a row as one comparable text, None when any is NULL.
+fn unique_key(columns: &[&ArrayRef], row: usize) -> Option<String> {
+    let mut parts = Vec::with_capacity(columns.len());
+    for c in columns {
+        if c.is_null(row) {
+            return None;
+        }
+        parts.push(datafusion::arrow::util::display::array_value_to_string(c, row).ok()?);
+    }
+    Some(parts.join(", "))
 }
 
 /// `batch` with its columns in `schema`'s order (Lance returns them as stored).

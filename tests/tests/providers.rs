@@ -71,6 +71,26 @@ async fn sqlite_and_inmem_keep_the_backend_contract() {
     contract(Arc::new(InmemBackend::new("b"))).await;
 }
 
+/// The same contract for the two other backend types, built by the backend
+/// registry from their JSON configuration as a workspace builds them: Lance on
+/// a real dataset folder, Postgres on a schema of its own on the test server.
+#[tokio::test]
+async fn lance_and_postgres_keep_the_backend_contract() {
+    use heavenbase::providers::{BackendContext, BackendRegistry};
+    let h = crate::common::TestHome::new();
+    let registry = BackendRegistry::standard();
+    let cx = BackendContext { ws_id: "contract".into(), ws_folder: h.dir.path().into(), home: h.dir.path().into() };
+    let config = |v: serde_json::Value| v.as_object().cloned().unwrap();
+    let lance = registry.create("lancedb", "b", &config(json!({"uri": "file://{ws_folder}/lance"})), &cx).unwrap();
+    contract(lance).await;
+    assert!(h.dir.path().join("lance").exists(), "a real Lance folder");
+    if crate::common::pg_url().is_some() {
+        let pg = registry.create("pg", "b", &config(h.postgres("contract").await), &cx).unwrap();
+        contract(pg).await;
+        crate::common::drop_pg_schemas(&[h.pg_schema("contract")]).await;
+    }
+}
+
 #[tokio::test]
 async fn group_table_pushes_filters_and_limit_into_sqlite() {
     let b: Arc<dyn Backend> = Arc::new(SqliteBackend::open("b", ":memory:").unwrap());
