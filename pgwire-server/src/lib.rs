@@ -3,16 +3,18 @@
 //! One listener serves several workspaces: the connection's database name picks
 //! one, as it picks a database in Postgres (an unknown name is refused with
 //! 3D000). Each workspace is served by datafusion-postgres (pg_catalog,
-//! SET/SHOW, transactions, cursors) over the workspace's own `SessionContext`,
-//! with our own pieces around it:
+//! SET/SHOW, transactions, cursors) over a session built from the workspace's
+//! (its tables and functions, plus pg_catalog; see `server_session`), with our
+//! own pieces around it:
 //!
 //! - `auth`: trust for loopback by default; password users checked with
 //!   SCRAM-SHA-256 (MD5 or cleartext when configured); read-only users.
 //! - `router`: per-connection dispatch to the workspace, a cache of parsed and
 //!   planned statements, and a fast path for lookups by object_id or name.
-//! - `writes`: UPDATE, DELETE and CREATE TABLE through the workspace write path,
-//!   and the read-only guard (42501).
-//! - `copy`: `COPY entity FROM STDIN` (text, CSV) and `COPY … TO STDOUT`.
+//! - `writes`: UPDATE, DELETE (planned once) and CREATE TABLE through the
+//!   workspace write path, and the read-only guard (42501).
+//! - `copy`: `COPY entity FROM STDIN` (text, CSV; simple and extended
+//!   protocol) and `COPY … TO STDOUT`.
 //!
 //! Transactions: BEGIN/COMMIT/ROLLBACK are accepted and answered with the right
 //! status, but each statement commits on its own; there are no cross-backend
