@@ -210,3 +210,25 @@ fn serve_answers_psql_and_stops_on_sigterm() {
     let status = server.wait().unwrap();
     assert!(status.success(), "graceful exit on SIGTERM: {status:?}");
 }
+
+/// A Parquet file with the Arrow types other tools write (int32, decimal,
+/// timestamps in nanoseconds without a zone) imports every value: the Arrow
+/// write path casts them, where the JSON round trip read them as NULL.
+#[tokio::test]
+async fn import_keeps_values_of_other_arrow_types() {
+    use datafusion::dataframe::DataFrameWriteOptions;
+    let hb = Hb::new();
+    hb.ok(&["setup"]);
+    let file = hb.home.path().join("typed.parquet");
+    let ctx = datafusion::prelude::SessionContext::new();
+    let df = ctx
+        .sql("SELECT 'one' AS label, CAST(7 AS INT) AS n, CAST(2.5 AS DECIMAL(10, 2)) AS d, \
+              CAST('2024-01-02 03:04:05' AS TIMESTAMP) AS at")
+        .await
+        .unwrap();
+    df.write_parquet(file.to_str().unwrap(), DataFrameWriteOptions::new().with_single_file_output(true), None).await.unwrap();
+    let out = hb.ok(&["import", file.to_str().unwrap(), "--entity", "typed", "--name-column", "label"]);
+    assert!(out.contains("imported 1 rows"), "{out}");
+    let got = hb.ok(&["sql", "--format", "csv", "-c", "SELECT name, n, d, CAST(at AS BIGINT) AS ms FROM typed"]);
+    assert_eq!(got.trim(), "name,n,d,ms\none,7,2.5,1704164645000", "{got}");
+}
