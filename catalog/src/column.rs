@@ -16,7 +16,7 @@ use arrow::array::{Array, ArrayRef, AsArray, Float64Builder, Int64Builder};
 use arrow::compute::{CastOptions, can_cast_types, cast_with_options};
 use arrow::datatypes::{DataType, Float32Type, Float64Type, Int64Type, TimeUnit};
 
-use crate::types::{ColumnBuilder, LogicalType, describe_value};
+use crate::types::{ColumnBuilder, LogicalType, check_text_limits, describe_value, parse_float_text, parse_int_text};
 use crate::value::array_value;
 
 /// The first value of a column that cannot be stored: its row (None when the
@@ -59,8 +59,8 @@ pub fn coerce_column(ty: &LogicalType, array: &ArrayRef) -> Result<ArrayRef, Bad
     by_value(ty, array)
 }
 
-/// Text into Integer, Duration or Float columns (COPY, CSV files), parsed as
-/// the JSON rules parse a string: trimmed, then Rust's integer or float syntax.
+/// Text into Integer, Duration or Float columns (COPY, CSV files), parsed by
+/// the same functions the JSON rules use for a string.
 fn parse_numbers(ty: &LogicalType, array: &ArrayRef) -> Option<Result<ArrayRef, BadValue>> {
     let text = match array.data_type() {
         DataType::Utf8 => array.as_string::<i32>(),
@@ -71,13 +71,12 @@ fn parse_numbers(ty: &LogicalType, array: &ArrayRef) -> Option<Result<ArrayRef, 
         LogicalType::Integer | LogicalType::Duration => {
             let mut b = Int64Builder::with_capacity(text.len());
             for (row, value) in text.iter().enumerate() {
-                match value.map(|s| (s, s.trim().parse::<i64>())) {
+                match value {
                     None => b.append_null(),
-                    Some((_, Ok(n))) => b.append_value(n),
-                    Some((s, Err(_))) => {
-                        let message = format!("invalid literal for Integer: {}", describe_value(&serde_json::json!(s)));
-                        return Some(Err(bad(row, s, message)));
-                    }
+                    Some(s) => match parse_int_text(s) {
+                        Ok(n) => b.append_value(n),
+                        Err(m) => return Some(Err(bad(row, s, m))),
+                    },
                 }
             }
             Some(Ok(Arc::new(b.finish())))
@@ -85,10 +84,12 @@ fn parse_numbers(ty: &LogicalType, array: &ArrayRef) -> Option<Result<ArrayRef, 
         LogicalType::Float => {
             let mut b = Float64Builder::with_capacity(text.len());
             for (row, value) in text.iter().enumerate() {
-                match value.map(|s| (s, s.trim().parse::<f64>())) {
+                match value {
                     None => b.append_null(),
-                    Some((_, Ok(f))) => b.append_value(f),
-                    Some((s, Err(_))) => return Some(Err(bad(row, s, format!("could not convert string to float: '{s}'")))),
+                    Some(s) => match parse_float_text(s) {
+                        Ok(f) => b.append_value(f),
+                        Err(m) => return Some(Err(bad(row, s, m))),
+                    },
                 }
             }
             Some(Ok(Arc::new(b.finish())))
@@ -116,21 +117,13 @@ fn casts_natively(ty: &LogicalType, from: &DataType) -> bool {
 /// path (types whose values need more than a check, or values it would change).
 fn check_in_place(ty: &LogicalType, array: &ArrayRef) -> Result<Option<ArrayRef>, BadValue> {
     match ty {
-        LogicalType::Identifier { max_chars, .. }
-        | LogicalType::ShortText { max_chars }
-        | LogicalType::MediumText { max_chars }
-        | LogicalType::LongText { max_chars } => {
-            let identifier = matches!(ty, LogicalType::Identifier { .. });
+        LogicalType::Identifier { .. }
+        | LogicalType::ShortText { .. }
+        | LogicalType::MediumText { .. }
+        | LogicalType::LongText { .. } => {
             for (row, value) in array.as_string::<i32>().iter().enumerate() {
                 let Some(text) = value else { continue };
-                // Byte length bounds the character count: count only long values.
-                if text.len() > *max_chars && text.chars().count() > *max_chars {
-                    let message = format!("{} exceeds {max_chars} characters", ty.class_name());
-                    return Err(BadValue::at(row, message, describe_value(&serde_json::json!(text))));
-                }
-                if identifier && text.is_empty() {
-                    return Err(BadValue::at(row, "Identifier cannot be empty".into(), "''".into()));
-                }
+                check_text_limits(ty, text).map_err(|m| BadValue::at(row, m, describe_value(&serde_json::json!(text))))?;
             }
             Ok(Some(array.clone()))
         }

@@ -653,6 +653,13 @@ pub fn check_text<'a>(ty: &LogicalType, value: &'a Json) -> Result<Cow<'a, str>,
             ));
         }
     };
+    check_text_limits(ty, &text)?;
+    Ok(text)
+}
+
+/// The rules a text of a text type obeys: its character limit, and an
+/// Identifier is never empty. (JSON values and whole Arrow columns both.)
+pub fn check_text_limits(ty: &LogicalType, text: &str) -> Result<(), String> {
     let limit = ty.text_limit().unwrap_or(usize::MAX);
     // Byte length bounds the character count from above: skip counting when short.
     if text.len() > limit && text.chars().count() > limit {
@@ -661,7 +668,17 @@ pub fn check_text<'a>(ty: &LogicalType, value: &'a Json) -> Result<Cow<'a, str>,
     if matches!(ty, LogicalType::Identifier { .. }) && text.is_empty() {
         return Err("Identifier cannot be empty".into());
     }
-    Ok(text)
+    Ok(())
+}
+
+/// An Integer written as text: trimmed, then Rust's integer syntax.
+pub fn parse_int_text(s: &str) -> Result<i64, String> {
+    s.trim().parse::<i64>().map_err(|_| format!("invalid literal for Integer: {}", describe_value(&Json::String(s.to_string()))))
+}
+
+/// A Float written as text: trimmed, then Rust's float syntax.
+pub fn parse_float_text(s: &str) -> Result<f64, String> {
+    s.trim().parse::<f64>().map_err(|_| format!("could not convert string to float: '{s}'"))
 }
 
 /// A Json value's stored text. A string that holds a JSON document is parsed
@@ -692,9 +709,7 @@ fn coerce_int(ty: &LogicalType, value: &Json) -> Result<i64, String> {
                 return Err(format!("Integer out of range: {n}"));
             }
         }
-        Json::String(s) => {
-            s.trim().parse::<i64>().map_err(|_| format!("invalid literal for Integer: {}", describe_value(value)))?
-        }
+        Json::String(s) => parse_int_text(s)?,
         other => return Err(format!("Integer expects a number, got {}", describe_value(other))),
     };
     if let LogicalType::Categorical { values, .. } = ty {
@@ -712,7 +727,7 @@ fn coerce_int(ty: &LogicalType, value: &Json) -> Result<i64, String> {
 fn coerce_float(value: &Json) -> Result<f64, String> {
     match value {
         Json::Number(n) => n.as_f64().ok_or_else(|| format!("could not convert to float: {n}")),
-        Json::String(s) => s.trim().parse::<f64>().map_err(|_| format!("could not convert string to float: '{s}'")),
+        Json::String(s) => parse_float_text(s),
         other => Err(format!("Float expects a number, got {}", describe_value(other))),
     }
 }

@@ -12,7 +12,7 @@ use std::sync::Arc;
 use datafusion::arrow::array::{Array, ArrayRef, AsArray, RecordBatch};
 use heavenbase_catalog::system::{SYS_CATALOG, SYS_METASCHEMA, is_system};
 use heavenbase_catalog::types::LogicalType;
-use heavenbase_catalog::types::{check_text, describe_value};
+use heavenbase_catalog::types::{check_text, check_text_limits, describe_value};
 use heavenbase_catalog::value::array_value;
 use heavenbase_catalog::{ColumnBuilder, EntityDef, NAME, OBJECT_ID, Row, catalog_row_id, coerce_column, derive_object_id};
 use heavenbase_providers::ScanRequest;
@@ -560,15 +560,7 @@ fn prepare_chunk(def: &EntityDef, rows: &[Row], offset: usize, check_duplicates:
                 };
                 match name {
                     Some(name) => derive_object_id(e, &name),
-                    None => {
-                        return Err(Error::new(
-                            ErrorKind::MissingValue,
-                            format!(
-                                "Missing object_id for {e} (row {n}); object_id is required and cannot be null. \
-                             Provide object_id or a non-empty name to derive it from"
-                            ),
-                        ));
-                    }
+                    None => return Err(missing_object_id(e, n)),
                 }
             }
         };
@@ -661,42 +653,44 @@ fn prepare_batch(def: &EntityDef, batch: &RecordBatch) -> Result<PreparedBatch> 
 fn batch_ids(def: &EntityDef, batch: &RecordBatch, name: Option<&ArrayRef>) -> Result<Vec<String>> {
     let e = &def.entity_id;
     let text = |a: &ArrayRef| -> Result<ArrayRef> {
-        Ok(datafusion::arrow::compute::cast(a, &datafusion::arrow::datatypes::DataType::Utf8)
-            .map_err(|err| Error::invalid(format!("{e}: object_id and name must be text: {err}")))?)
+        datafusion::arrow::compute::cast(a, &datafusion::arrow::datatypes::DataType::Utf8)
+            .map_err(|err| Error::invalid(format!("{e}: object_id and name must be text: {err}")))
     };
     let given = batch.column_by_name(OBJECT_ID).map(text).transpose()?;
     let names = name.map(text).transpose()?;
     let given = given.as_ref().map(|a| a.as_string::<i32>());
     let names = names.as_ref().map(|a| a.as_string::<i32>());
-    let limit = LogicalType::identifier().text_limit().unwrap_or(usize::MAX);
+    let identifier = LogicalType::identifier();
     let mut ids = Vec::with_capacity(batch.num_rows());
     for row in 0..batch.num_rows() {
         match given.filter(|g| g.is_valid(row)).map(|g| g.value(row)).filter(|id| !id.is_empty()) {
-            Some(id) if id.len() > limit && id.chars().count() > limit => {
-                return Err(Error::invalid(format!(
-                    "{e}.object_id: Identifier exceeds {limit} characters (value {})",
-                    describe_value(&Json::String(id.to_string()))
-                )));
+            Some(id) => {
+                check_text_limits(&identifier, id).map_err(|m| {
+                    Error::invalid(format!("{e}.object_id: {m} (value {})", describe_value(&Json::String(id.to_string()))))
+                })?;
+                ids.push(id.to_string())
             }
-            Some(id) => ids.push(id.to_string()),
             None => {
                 let name = names.filter(|a| a.is_valid(row)).map(|a| a.value(row)).filter(|s| !s.trim().is_empty());
                 match name {
                     Some(name) => ids.push(derive_object_id(e, name)),
-                    None => {
-                        return Err(Error::new(
-                            ErrorKind::MissingValue,
-                            format!(
-                                "Missing object_id for {e} (row {row}); object_id is required and cannot be null. \
-                                 Provide object_id or a non-empty name to derive it from"
-                            ),
-                        ));
-                    }
+                    None => return Err(missing_object_id(e, row)),
                 }
             }
         }
     }
     Ok(ids)
+}
+
+/// A row with neither an object_id nor a name to derive one from.
+fn missing_object_id(entity: &str, row: usize) -> Error {
+    Error::new(
+        ErrorKind::MissingValue,
+        format!(
+            "Missing object_id for {entity} (row {row}); object_id is required and cannot be null. \
+             Provide object_id or a non-empty name to derive it from"
+        ),
+    )
 }
 
 /// A field's column for rows that leave it out: its default, or NULL.
