@@ -9,22 +9,34 @@ use serde_json::json;
 
 const ROWS: usize = 100_000;
 
+/// The ingest benchmarks' entity: four kinds of field and a list.
+pub(crate) fn item() -> EntityDef {
+    EntityDef::new("item")
+        .field(FieldDef::new("title", T::short_text()))
+        .field(FieldDef::new("body", T::long_text()))
+        .field(FieldDef::new("price", T::Float))
+        .field(FieldDef::new("qty", T::Integer))
+        .field(FieldDef::new("tags", T::array_of(T::short_text())))
+}
+
+/// Row `i` of `item`: a unique name (the id derives from it), prices repeating
+/// every 1000 rows, quantities every 97.
+pub(crate) fn item_row(i: usize) -> Row {
+    json!({
+        "name": format!("item {i}"),
+        "title": format!("Title number {i}"),
+        "body": format!("Body text of item {i}, long enough to look like a sentence or two of prose."),
+        "price": (i % 1000) as f64 * 0.5,
+        "qty": (i % 97) as i64,
+        "tags": ["alpha", if i % 2 == 0 { "even" } else { "odd" }],
+    })
+    .as_object()
+    .unwrap()
+    .clone()
+}
+
 fn rows() -> Vec<Row> {
-    (0..ROWS)
-        .map(|i| {
-            json!({
-                "name": format!("item {i}"),
-                "title": format!("Title number {i}"),
-                "body": format!("Body text of item {i}, long enough to look like a sentence or two of prose."),
-                "price": (i % 1000) as f64 * 0.5,
-                "qty": (i % 97) as i64,
-                "tags": ["alpha", if i % 2 == 0 { "even" } else { "odd" }],
-            })
-            .as_object()
-            .unwrap()
-            .clone()
-        })
-        .collect()
+    (0..ROWS).map(item_row).collect()
 }
 
 fn raw_rusqlite(rows: &[Row]) -> f64 {
@@ -67,17 +79,7 @@ fn raw_rusqlite(rows: &[Row]) -> f64 {
 async fn workspace(rows: Vec<Row>) -> f64 {
     let (_dir, home) = crate::home();
     let ws = Workspace::open_in(&home, "bench", Construction::preset("debug")).await.unwrap();
-    ws.register(
-        EntityDef::new("item")
-            .field(FieldDef::new("title", T::short_text()))
-            .field(FieldDef::new("body", T::long_text()))
-            .field(FieldDef::new("price", T::Float))
-            .field(FieldDef::new("qty", T::Integer))
-            .field(FieldDef::new("tags", T::array_of(T::short_text()))),
-        false,
-    )
-    .await
-    .unwrap();
+    ws.register(item(), false).await.unwrap();
     let t = Instant::now();
     let ids = ws.upsert_many("item", rows).await.unwrap();
     let rate = ROWS as f64 / t.elapsed().as_secs_f64();

@@ -19,14 +19,10 @@ use crate::{best_of, home};
 const INGEST_ROWS: usize = 100_000;
 const AGG_ROWS: usize = 1_000_000;
 
-fn url() -> String {
-    std::env::var("HEAVENBASE_TEST_PG").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())
-}
+use crate::wire::pg_url as url;
 
 async fn client() -> tokio_postgres::Client {
-    let (client, connection) = tokio_postgres::connect(&url(), tokio_postgres::NoTls).await.expect("connect to Postgres");
-    tokio::spawn(connection);
-    client
+    crate::wire::connect(&url()).await
 }
 
 fn item_rows(n: usize) -> Vec<Row> {

@@ -23,11 +23,11 @@ const ROWS: usize = 1_000_000;
 const LOOKUPS: usize = 5_000;
 const PGBENCH_SECONDS: &str = "10";
 
-fn pg_url() -> String {
+pub(crate) fn pg_url() -> String {
     std::env::var("HEAVENBASE_TEST_PG").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())
 }
 
-async fn connect(conninfo: &str) -> tokio_postgres::Client {
+pub(crate) async fn connect(conninfo: &str) -> tokio_postgres::Client {
     let (client, connection) = tokio_postgres::connect(conninfo, tokio_postgres::NoTls).await.expect("connect");
     tokio::spawn(connection);
     client
@@ -86,8 +86,18 @@ async fn setup(rows: usize) -> Setup {
     sink.finish().await.unwrap();
     pg.batch_execute("ANALYZE hb_wire_bench.item").await.unwrap();
 
-    // The server runs on a runtime of its own, as `hb serve` runs in a process
-    // of its own beside Postgres': the clients' tasks do not share its threads.
+    let port = serve_on_own_runtime(ws);
+    Setup {
+        _dir: dir,
+        wire: format!("host=127.0.0.1 port={port} user=postgres dbname=bench"),
+        postgres: format!("{} options=-csearch_path=hb_wire_bench", pg_conninfo()),
+    }
+}
+
+/// Serve `ws` on a free loopback port until the process ends; returns the port.
+/// The server runs on a runtime of its own, as `hb serve` runs in a process of
+/// its own beside Postgres': the clients' tasks do not share its threads.
+pub(crate) fn serve_on_own_runtime(ws: Workspace) -> u16 {
     let (port_tx, port_rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
         let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
@@ -97,12 +107,7 @@ async fn setup(rows: usize) -> Setup {
             heavenbase_pgwire::serve_on(listener, vec![ws], &Default::default(), std::future::pending()).await.unwrap();
         });
     });
-    let port = port_rx.recv().unwrap();
-    Setup {
-        _dir: dir,
-        wire: format!("host=127.0.0.1 port={port} user=postgres dbname=bench"),
-        postgres: format!("{} options=-csearch_path=hb_wire_bench", pg_conninfo()),
-    }
+    port_rx.recv().unwrap()
 }
 
 /// `HEAVENBASE_TEST_PG` as a key=value conninfo (pgbench and the options below take it).

@@ -19,49 +19,18 @@ use std::time::Instant;
 
 use futures::{SinkExt, pin_mut};
 use heavenbase::{Construction, EntityDef, FieldDef, LogicalType as T, Row, Workspace};
-use serde_json::json;
 
 use crate::home;
+use crate::ingest::{item, item_row};
+use crate::wire::{connect, pg_url, serve_on_own_runtime};
 
-fn item() -> EntityDef {
-    EntityDef::new("item")
-        .field(FieldDef::new("title", T::short_text()))
-        .field(FieldDef::new("body", T::long_text()))
-        .field(FieldDef::new("price", T::Float))
-        .field(FieldDef::new("qty", T::Integer))
-        .field(FieldDef::new("tags", T::array_of(T::short_text())))
-}
-
-fn item_row(i: usize) -> Row {
-    json!({
-        "name": format!("item {i}"),
-        "title": format!("Title number {i}"),
-        "body": format!("Body text of item {i}, long enough to look like a sentence or two of prose."),
-        "price": (i % 1000) as f64 * 0.5,
-        "qty": (i % 97) as i64,
-        "tags": ["alpha", if i % 2 == 0 { "even" } else { "odd" }],
-    })
-    .as_object()
-    .unwrap()
-    .clone()
-}
-
-/// The process' peak resident memory (VmHWM) in MiB.
-fn peak_rss_mib() -> f64 {
+/// A `/proc/self/status` memory figure (`VmHWM`: peak resident, `VmRSS`:
+/// resident now) in MiB.
+fn status_mib(key: &str) -> f64 {
     let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
     status
         .lines()
-        .find_map(|l| l.strip_prefix("VmHWM:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
-        .map_or(0.0, |kb| kb / 1024.0)
-}
-
-/// Resident memory now (VmRSS) in MiB.
-fn rss_mib() -> f64 {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .find_map(|l| l.strip_prefix(key)?.strip_prefix(':'))
         .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
         .map_or(0.0, |kb| kb / 1024.0)
 }
@@ -89,13 +58,13 @@ pub async fn insert_select(rows: usize) {
     }
     let ingest = rows as f64 / ingest_secs;
 
-    let before = rss_mib();
+    let before = status_mib("VmRSS");
     reset_peak();
     let t = Instant::now();
     let n = ws.sql("INSERT INTO item_copy SELECT * FROM item").await.unwrap();
     let rate = rows as f64 / t.elapsed().as_secs_f64();
-    let peak = peak_rss_mib();
-    let after = rss_mib();
+    let peak = status_mib("VmHWM");
+    let after = status_mib("VmRSS");
     assert_eq!(heavenbase_rows(&n), rows as u64);
     assert_eq!(ws.count("item_copy").await.unwrap(), rows);
     println!("insert-select {rows} rows (debug preset, with Catalog cards)");
@@ -112,16 +81,6 @@ fn heavenbase_rows(batches: &[datafusion::arrow::record_batch::RecordBatch]) -> 
     use datafusion::arrow::array::AsArray;
     use datafusion::arrow::datatypes::UInt64Type;
     batches.first().map_or(0, |b| b.column(0).as_primitive::<UInt64Type>().value(0))
-}
-
-fn pg_url() -> String {
-    std::env::var("HEAVENBASE_TEST_PG").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())
-}
-
-async fn connect(conninfo: &str) -> tokio_postgres::Client {
-    let (client, connection) = tokio_postgres::connect(conninfo, tokio_postgres::NoTls).await.expect("connect");
-    tokio::spawn(connection);
-    client
 }
 
 /// `n` CSV lines: name, title, price, qty (ids derive from the names).
@@ -158,17 +117,7 @@ pub async fn copy(rows: usize) {
     )
     .await
     .unwrap();
-    let (port_tx, port_rx) = std::sync::mpsc::channel();
-    let served = ws.clone();
-    std::thread::spawn(move || {
-        let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
-        runtime.block_on(async move {
-            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-            port_tx.send(listener.local_addr().unwrap().port()).unwrap();
-            heavenbase_pgwire::serve_on(listener, vec![served], &Default::default(), std::future::pending()).await.unwrap();
-        });
-    });
-    let port = port_rx.recv().unwrap();
+    let port = serve_on_own_runtime(ws.clone());
     let wire = connect(&format!("host=127.0.0.1 port={port} user=postgres dbname=bench")).await;
     let pg = connect(&pg_url()).await;
     // The equivalent table: the id column derived the same way is the primary key.
