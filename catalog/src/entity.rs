@@ -336,7 +336,9 @@ fn field_from_json(entity_id: &str, name: &str, spec: &Json) -> Result<FieldDef,
         Json::String(_) => return Ok(FieldDef::new(name, parse_type_alias(spec).map_err(wrap)?)),
         Json::Object(m) => m,
         other => {
-            return Err(CatalogError::Definition(format!("{entity_id}.{name}: a field is a type name or an object, got {other}")));
+            return Err(CatalogError::Definition(format!(
+                "{entity_id}.{name}: a field is a type name or an object, got {other}"
+            )));
         }
     };
     let type_desc = obj

@@ -222,8 +222,10 @@ async fn import_keeps_values_of_other_arrow_types() {
     let file = hb.home.path().join("typed.parquet");
     let ctx = datafusion::prelude::SessionContext::new();
     let df = ctx
-        .sql("SELECT 'one' AS label, CAST(7 AS INT) AS n, CAST(2.5 AS DECIMAL(10, 2)) AS d, \
-              CAST('2024-01-02 03:04:05' AS TIMESTAMP) AS at")
+        .sql(
+            "SELECT 'one' AS label, CAST(7 AS INT) AS n, CAST(2.5 AS DECIMAL(10, 2)) AS d, \
+              CAST('2024-01-02 03:04:05' AS TIMESTAMP) AS at",
+        )
         .await
         .unwrap();
     df.write_parquet(file.to_str().unwrap(), DataFrameWriteOptions::new().with_single_file_output(true), None).await.unwrap();

@@ -421,7 +421,9 @@ impl LanceBackend {
         let ids = batch.column(0).as_string::<i32>();
         let rewritten: HashSet<&str> = ids.iter().flatten().collect();
         for index in group.indexes.iter().filter(|i| i.unique && !i.fields.is_empty()) {
-            let Some(columns) = index.fields.iter().map(|f| batch.column_by_name(f)).collect::<Option<Vec<_>>>() else { continue };
+            let Some(columns) = index.fields.iter().map(|f| batch.column_by_name(f)).collect::<Option<Vec<_>>>() else {
+                continue;
+            };
             let clash = |key: &str, a: &str, b: &str| ProviderError::Unique {
                 backend: self.info.name.clone(),
                 table: group.table.clone(),
