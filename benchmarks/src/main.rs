@@ -1,7 +1,7 @@
 //! Ratio benchmarks: every figure is measured beside its baseline in the same run,
 //! because absolute times on shared machines are noise.
 //!
-//! `cargo run --release -p heavenbase-benchmarks -- [ingest|stitch|lookup|pg-ingest|pg-aggregate|ann|near-small|wire|wire-stream|insert-select|copy|import|all] [rows]`
+//! `cargo run --release -p heavenbase-benchmarks -- [ingest|stitch|lookup|sqlite-aggregate|pg-ingest|pg-aggregate|ann|near-small|wire|wire-stream|insert-select|copy|import|all] [rows]`
 //! (the pg-*, wire and copy figures need the Postgres of `HEAVENBASE_TEST_PG`;
 //! import runs the `hb` binary beside this one; `rows` sizes insert-select and copy)
 
@@ -26,6 +26,9 @@ async fn main() {
     }
     if run("lookup") {
         query::point_lookup().await;
+    }
+    if run("sqlite-aggregate") {
+        query::sqlite_aggregate().await;
     }
     if run("pg-ingest") {
         postgres::ingest().await;

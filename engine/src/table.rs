@@ -57,6 +57,15 @@ impl std::fmt::Debug for Inner {
     }
 }
 
+/// An entity table as a federated statement sees it: the backend and dialect
+/// that run the statement, the table it names, and each column's type.
+pub(crate) struct FederatedTable {
+    pub backend: Arc<dyn Backend>,
+    pub dialect: Dialect,
+    pub table: String,
+    pub types: Vec<(String, LogicalType)>,
+}
+
 impl EntityTable {
     pub(crate) fn new(rt: Arc<EntityRuntime>, ws: Weak<Inner>) -> Self {
         let defaults =
@@ -75,18 +84,20 @@ impl EntityTable {
         &self.rt.def
     }
 
-    /// The backend, table and column types of an entity stored whole in one
-    /// table of a backend whose SQL engine federation can use: the
-    /// federation rule's allow-list is written for Postgres semantics, so only
-    /// a Postgres-dialect engine qualifies.
-    pub(crate) fn federated_table(&self) -> Option<(Arc<dyn Backend>, String, Vec<(String, LogicalType)>)> {
+    /// Where an entity stored whole in one table of a backend with a SQL engine
+    /// can be read by a federated statement (engine/src/federation.rs).
+    pub(crate) fn federated_table(&self) -> Option<FederatedTable> {
         let [(backend, group)] = self.rt.groups.as_slice() else { return None };
         let engine = backend.sql_engine()?;
-        if engine.dialect() != Dialect::Postgres || !engine.federates() {
+        if !engine.federates() {
             return None;
         }
-        let types = self.rt.def.fields.iter().map(|f| (f.name.clone(), f.ty.clone())).collect();
-        Some((backend.clone(), group.table.clone(), types))
+        Some(FederatedTable {
+            backend: backend.clone(),
+            dialect: engine.dialect(),
+            table: group.table.clone(),
+            types: self.rt.def.fields.iter().map(|f| (f.name.clone(), f.ty.clone())).collect(),
+        })
     }
 
     /// Index of the group a column is read from (object_id: the primary).

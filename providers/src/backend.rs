@@ -158,6 +158,17 @@ pub trait Backend: Send + Sync + Debug {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Dialect {
     Postgres,
+    Sqlite,
+}
+
+impl Dialect {
+    /// The lower-case name shown in plans (`sqlite_main`, `SqliteQueryExec`).
+    pub fn name(self) -> &'static str {
+        match self {
+            Dialect::Postgres => "postgres",
+            Dialect::Sqlite => "sqlite",
+        }
+    }
 }
 
 /// A backend that runs SQL over its own tables (shaped like
@@ -170,6 +181,13 @@ pub trait SqlEngine: Send + Sync {
     /// Whether statements may name this backend's tables as the engine sees
     /// them (the group tables, unqualified).
     fn federates(&self) -> bool;
+
+    /// Whether the engine would compile `sql` with `columns` output columns,
+    /// checked while planning where that is cheap (an in-process engine); a
+    /// statement it refuses is left to DataFusion instead of failing the query.
+    fn accepts(&self, _sql: &str, _columns: usize) -> bool {
+        true
+    }
 
     /// Run `sql`; its rows as one batch of `schema`, the types the caller planned.
     async fn execute(&self, sql: &str, schema: SchemaRef) -> Result<RecordBatch>;

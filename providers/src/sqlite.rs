@@ -17,7 +17,9 @@ use datafusion::arrow::array::{
     Array, ArrayRef, AsArray, BinaryBuilder, BooleanBuilder, Date32Builder, FixedSizeListBuilder, Float32Builder, Float64Builder,
     Int64Builder, StringBuilder, TimestampMillisecondBuilder,
 };
-use datafusion::arrow::datatypes::{DataType, Date32Type, Field, Float32Type, Float64Type, Int64Type, TimestampMillisecondType};
+use datafusion::arrow::datatypes::{
+    DataType, Date32Type, Field, Float32Type, Float64Type, Int64Type, SchemaRef, TimestampMillisecondType,
+};
 use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::logical_expr::Expr;
 use heavenbase_catalog::types::coerce_date;
@@ -27,7 +29,7 @@ use rusqlite::types::{ToSqlOutput, Value as SqlValue, ValueRef};
 use rusqlite::{Connection, ErrorCode};
 use serde_json::{Value as Json, json};
 
-use crate::backend::{Backend, BatchStream, GroupSpec, Pushdown, ScanRequest, scan_schema};
+use crate::backend::{Backend, BatchStream, Dialect, GroupSpec, Pushdown, ScanRequest, SqlEngine, scan_schema};
 use crate::sql_filter::{SqlDialect, SqlParam, build_select, can_render, quote_ident};
 use crate::{ProviderError, Result};
 
@@ -83,6 +85,7 @@ impl SqliteBackend {
         .map_err(|e| err(format!("cannot open {location}: {e}")))?;
         conn.execute_batch(&format!("PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; {SESSION_PRAGMAS}"))
             .map_err(|e| err(e.to_string()))?;
+        strict_identifiers(&conn).map_err(|e| err(e.to_string()))?;
         rusqlite::vtab::array::load_module(&conn).map_err(|e| err(e.to_string()))?;
         Ok(SqliteBackend {
             info: BackendInfo { name: name.into(), kind: "sqlite".into(), tags: vec!["row".into(), "sql".into()] },
@@ -103,6 +106,7 @@ impl SqliteBackend {
         )
         .map_err(|e| self.error(&format!("cannot open {}", self.location), e))?;
         conn.execute_batch(SESSION_PRAGMAS).map_err(|e| self.error("read connection", e))?;
+        strict_identifiers(&conn).map_err(|e| self.error("read connection", e))?;
         Ok(conn)
     }
 
@@ -199,6 +203,16 @@ impl SqliteBackend {
             format!("{} IN rarray(?{n})", quote_ident(OBJECT_ID))
         })
     }
+}
+
+/// A double-quoted name that is no column is an error, not a string literal
+/// (SQLite's legacy fallback would turn a misnamed column of a federated
+/// statement into a constant).
+fn strict_identifiers(conn: &Connection) -> rusqlite::Result<()> {
+    use rusqlite::config::DbConfig;
+    conn.set_db_config(DbConfig::SQLITE_DBCONFIG_DQS_DML, false)?;
+    conn.set_db_config(DbConfig::SQLITE_DBCONFIG_DQS_DDL, false)?;
+    Ok(())
 }
 
 /// A read on a connection; see [`SqliteBackend::read`].
@@ -299,6 +313,20 @@ enum Reader {
 }
 
 impl Reader {
+    /// A reader for a federated result column of Arrow type `ty` (the types
+    /// federation lets through: text, integers, floats, booleans, dates); the
+    /// narrower integer and float types are read wide and cast at the end.
+    fn for_arrow(ty: &DataType) -> Option<Reader> {
+        Some(match ty {
+            DataType::Utf8 => Reader::Text(StringBuilder::new()),
+            DataType::Int64 | DataType::Int32 => Reader::Int(Int64Builder::new()),
+            DataType::Float64 | DataType::Float32 => Reader::Float(Float64Builder::new()),
+            DataType::Boolean => Reader::Bool(BooleanBuilder::new()),
+            DataType::Date32 => Reader::Date(Date32Builder::new()),
+            _ => return None,
+        })
+    }
+
     fn new(ty: &LogicalType) -> Reader {
         match ty.arrow_type() {
             DataType::Utf8 => Reader::Text(StringBuilder::new()),
@@ -330,6 +358,7 @@ impl Reader {
             Reader::Text(b) => match v {
                 ValueRef::Text(t) => b.append_value(std::str::from_utf8(t).map_err(|e| e.to_string())?),
                 ValueRef::Null => b.append_null(),
+                ValueRef::Integer(i) => b.append_value(i.to_string()),
                 other => b.append_value(format!("{other:?}")),
             },
             Reader::Int(b) => b.append_option(int(v)),
@@ -612,4 +641,81 @@ impl Backend for SqliteBackend {
         }
         format!("sql=[{sql}] params=[{}]", shown.join(", "))
     }
+
+    fn sql_engine(&self) -> Option<&dyn SqlEngine> {
+        Some(self)
+    }
+}
+
+/// Federated statements (engine/src/federation.rs) over this file's tables.
+/// They run on a pooled read-only connection, so a long aggregate holds up no
+/// writer (a `:memory:` database, which a second connection cannot see, uses
+/// the one connection).
+#[async_trait]
+impl SqlEngine for SqliteBackend {
+    fn dialect(&self) -> Dialect {
+        Dialect::Sqlite
+    }
+
+    fn federates(&self) -> bool {
+        // Every group table of the backend is in its one database, named bare.
+        true
+    }
+
+    /// Prepared (not run) on a read connection: a statement SQLite cannot
+    /// compile, or whose column count differs from the plan, is not federated.
+    fn accepts(&self, sql: &str, columns: usize) -> bool {
+        let check = |conn: &Connection| conn.prepare(sql).is_ok_and(|stmt| stmt.column_count() == columns);
+        if self.location == ":memory:" {
+            return self.conn.try_lock().is_ok_and(|conn| check(&conn));
+        }
+        let Ok(conn) = self.reader() else { return false };
+        let ok = check(&conn);
+        self.readers.lock().unwrap_or_else(|p| p.into_inner()).push(conn);
+        ok
+    }
+
+    async fn execute(&self, sql: &str, schema: SchemaRef) -> Result<RecordBatch> {
+        let (sql, backend) = (sql.to_string(), self.info.name.clone());
+        let run = move |conn: &mut Connection| query_arrow(conn, &sql, &schema, &backend);
+        if self.location == ":memory:" {
+            return self.with_conn(run).await;
+        }
+        let mut conn = self.reader()?;
+        let readers = self.readers.clone();
+        tokio::task::spawn_blocking(move || {
+            let result = run(&mut conn);
+            readers.lock().unwrap_or_else(|p| p.into_inner()).push(conn);
+            result
+        })
+        .await
+        .map_err(|e| self.error("federated statement", e))?
+    }
+}
+
+/// Run `sql` and read its rows as one batch of `schema`, column by column.
+fn query_arrow(conn: &mut Connection, sql: &str, schema: &SchemaRef, backend: &str) -> Result<RecordBatch> {
+    let err =
+        |e: String| ProviderError::Backend { backend: backend.into(), kind: "sqlite".into(), message: format!("{sql}: {e}") };
+    let mut readers = schema
+        .fields()
+        .iter()
+        .map(|f| Reader::for_arrow(f.data_type()).ok_or_else(|| err(format!("cannot read a {} column", f.data_type()))))
+        .collect::<Result<Vec<_>>>()?;
+    let mut stmt = conn.prepare(sql).map_err(|e| err(e.to_string()))?;
+    if stmt.column_count() != readers.len() {
+        return Err(err(format!("{} columns where {} were planned", stmt.column_count(), readers.len())));
+    }
+    let mut rows = stmt.raw_query();
+    while let Some(row) = rows.next().map_err(|e| err(e.to_string()))? {
+        for (i, r) in readers.iter_mut().enumerate() {
+            r.push(row.get_ref(i).map_err(|e| err(e.to_string()))?).map_err(&err)?;
+        }
+    }
+    let arrays = readers
+        .into_iter()
+        .zip(schema.fields())
+        .map(|(r, f)| datafusion::arrow::compute::cast(&r.finish(), f.data_type()).map_err(|e| err(e.to_string())))
+        .collect::<Result<Vec<_>>>()?;
+    RecordBatch::try_new(schema.clone(), arrays).map_err(|e| err(e.to_string()))
 }

@@ -82,6 +82,10 @@ async fn federated_subplans_run_in_postgres_as_one_statement() {
         "SELECT name FROM product WHERE title LIKE '%a%' AND qty BETWEEN 1 AND 2 ORDER BY name DESC",
         "SELECT p.name, r.stars FROM product p LEFT JOIN review r ON r.product_id = p.object_id ORDER BY p.name, r.stars",
         "SELECT title FROM product ORDER BY title",
+        // An aggregate with no projection above it: read in the plan's column order.
+        "SELECT active, avg(price), count(price) FROM product GROUP BY active ORDER BY active NULLS FIRST",
+        "SELECT p.name, count(r.stars) FROM product p LEFT JOIN review r ON r.product_id = p.object_id GROUP BY p.name \
+         ORDER BY p.name",
     ] {
         assert_eq!(cells(&ws.sql(sql).await.unwrap()), cells(&lite.sql(sql).await.unwrap()), "{sql}");
     }

@@ -126,6 +126,11 @@ pub fn cases() -> Vec<(String, Vec<Vec<String>>)> {
     ]
 }
 
+/// How many of the suite's queries run in SQLite as one statement when the
+/// entities are stored whole there (the others use JSON, list or timestamp
+/// columns, regex, ILIKE, OFFSET, subqueries or system tables).
+const FEDERATED_SUITE_QUERIES: usize = 36;
+
 #[tokio::test]
 async fn the_query_suite_agrees_across_three_placements() {
     let h = TestHome::new();
@@ -133,9 +138,18 @@ async fn the_query_suite_agrees_across_three_placements() {
     assert!(cases.len() >= 40, "{} queries", cases.len());
     for placement in ["sqlite", "sqlite+inmem", "inmem+sqlite"] {
         let ws = load(&h, placement).await;
+        let mut federated = 0;
         for (sql, want) in &cases {
             let got = ws.sql(sql).await.unwrap_or_else(|e| panic!("[{placement}] {sql}: {e}"));
             assert_eq!(&cells(&got), want, "[{placement}] {sql}");
+            federated += usize::from(explain(&ws, sql).await.contains("SqliteQueryExec"));
+        }
+        // Stored whole in SQLite, most of the suite (every sort, aggregate and
+        // join over plain columns) runs there as one statement; split, none does.
+        if placement == "sqlite" {
+            assert!(federated >= FEDERATED_SUITE_QUERIES, "{federated} of {} queries federated", cases.len());
+        } else {
+            assert_eq!(federated, 0, "[{placement}] a split entity never federates");
         }
     }
 }
@@ -250,4 +264,81 @@ async fn create_table_registers_an_entity_with_placement() {
     ws.sql("CREATE TABLE IF NOT EXISTS article (x INT)").await.unwrap();
     let again = ws.sql("CREATE TABLE article (x INT)").await.unwrap_err().to_string();
     assert!(again.contains("different structure"), "{again}");
+}
+
+#[tokio::test]
+async fn sqlite_runs_aggregates_top_n_and_joins_as_one_statement() {
+    let h = TestHome::new();
+    let ws = load(&h, "sqlite").await;
+
+    let sql = "SELECT active, count(*) AS n, sum(qty) AS s FROM product GROUP BY active ORDER BY active";
+    let plan = explain(&ws, sql).await;
+    assert!(plan.contains("SqliteQueryExec: backend=main sql=[SELECT") && plan.contains("GROUP BY"), "{plan}");
+    assert_eq!(plan.matches("SqliteQueryExec").count(), 1, "one statement: {plan}");
+    assert!(plan.contains("TableScan: sqlite_main"), "{plan}");
+    assert!(!plan.contains("StitchExec") && !plan.contains("BackendScanExec") && !plan.contains("AggregateExec"), "{plan}");
+    assert_eq!(cells(&ws.sql(sql).await.unwrap()), rows(&[&["false", "1", "2"], &["true", "2", "4"], &["NULL", "1", "NULL"]]));
+
+    // Top-N: the sort and its limit run in SQLite, NULLs placed as DataFusion places them.
+    let sql = "SELECT name, price FROM product ORDER BY price DESC LIMIT 2";
+    let plan = explain(&ws, sql).await;
+    assert!(plan.contains("SqliteQueryExec") && plan.contains("NULLS FIRST") && plan.contains("LIMIT 2"), "{plan}");
+    assert!(!plan.contains("SortExec") && !plan.contains("StitchExec"), "{plan}");
+    assert_eq!(cells(&ws.sql(sql).await.unwrap()), rows(&[&["gamma", "NULL"], &["delta", "40.0"]]));
+
+    let sql = "SELECT p.name, count(*) AS n FROM review r JOIN product p ON r.product_id = p.object_id \
+               GROUP BY p.name ORDER BY p.name";
+    let plan = explain(&ws, sql).await;
+    assert!(plan.contains("SqliteQueryExec") && plan.contains("JOIN"), "{plan}");
+    assert!(!plan.contains("HashJoinExec") && !plan.contains("StitchExec"), "{plan}");
+    assert_eq!(cells(&ws.sql(sql).await.unwrap()), rows(&[&["alpha", "2"], &["beta", "1"]]));
+
+    // A key lookup keeps its fast path, a plain filtered scan stays one pushed
+    // scan, and forms SQLite answers differently stay with DataFusion.
+    let plan = explain(&ws, &format!("SELECT name, title FROM product WHERE object_id = '{}'", id("alpha"))).await;
+    assert!(!plan.contains("SqliteQueryExec") && plan.contains("BackendScanExec") && plan.contains("IN rarray"), "{plan}");
+    let plan = explain(&ws, "SELECT name, title FROM product WHERE qty = 2 LIMIT 1").await;
+    assert!(!plan.contains("SqliteQueryExec") && plan.contains("BackendScanExec"), "{plan}");
+    for sql in [
+        "SELECT name, qty / 0 FROM product ORDER BY name",
+        "SELECT name, qty % 2 FROM product ORDER BY name",
+        "SELECT name FROM product WHERE lower(title) = 'beta chair' ORDER BY name",
+        "SELECT name FROM product WHERE title ILIKE 'a%' ORDER BY name",
+        "SELECT count(*) FROM product WHERE created > TIMESTAMP '2024-03-01T00:00:00Z'",
+        "SELECT name FROM product WHERE day >= DATE '2024-02-01' ORDER BY name",
+        "SELECT name, length(title) FROM product ORDER BY name",
+    ] {
+        assert!(!explain(&ws, sql).await.contains("SqliteQueryExec"), "{sql}");
+    }
+    // SQLite would answer NULL; DataFusion's error stands.
+    assert!(ws.sql("SELECT name, qty / 0 FROM product ORDER BY name").await.is_err());
+
+    // Every federated form gives DataFusion's own answer over the same rows split
+    // across two backends (which never federates).
+    let split = load(&h, "sqlite+inmem").await;
+    for sql in [
+        "SELECT count(*), sum(qty), avg(qty), min(price), max(title), count(DISTINCT active) FROM product",
+        "SELECT name, qty * 2 + 1, price - 1.5, -qty FROM product ORDER BY name",
+        "SELECT name FROM product WHERE title LIKE '%a%' AND qty BETWEEN 1 AND 2 ORDER BY name DESC",
+        "SELECT name, coalesce(title, 'none'), abs(qty - 3) FROM product ORDER BY name",
+        "SELECT name || ':' || title, CAST(qty AS DOUBLE) FROM product ORDER BY name",
+        "SELECT name, day FROM product WHERE day IS NOT NULL ORDER BY day DESC NULLS LAST",
+        "SELECT min(day), max(day) FROM product",
+        "SELECT active, avg(price), count(price) FROM product GROUP BY active ORDER BY active NULLS FIRST",
+        "SELECT active, count(price), sum(qty) FROM product GROUP BY active HAVING count(price) >= 1 ORDER BY active",
+        "SELECT qty, sum(qty) FROM product GROUP BY qty ORDER BY qty NULLS FIRST LIMIT 3",
+        "SELECT name FROM product WHERE active IS NOT TRUE ORDER BY name",
+        "SELECT name FROM product WHERE qty IS DISTINCT FROM 2 ORDER BY name",
+        "SELECT p.name, r.stars FROM product p LEFT JOIN review r ON r.product_id = p.object_id ORDER BY p.name, r.stars",
+        "SELECT p.name, r.name FROM review r RIGHT JOIN product p ON r.product_id = p.object_id ORDER BY p.name, r.name",
+        "SELECT p.name, r.name FROM review r FULL JOIN product p ON r.product_id = p.object_id AND r.stars > 3 \
+         ORDER BY p.name, r.name",
+        "SELECT title FROM product ORDER BY title",
+        "SELECT name FROM product ORDER BY qty DESC, name LIMIT 3",
+    ] {
+        let plan = explain(&ws, sql).await;
+        assert!(plan.contains("SqliteQueryExec"), "{sql}: {plan}");
+        let got = cells(&ws.sql(sql).await.unwrap_or_else(|e| panic!("{sql}: {e}")));
+        assert_eq!(got, cells(&split.sql(sql).await.unwrap()), "{sql}: {plan}");
+    }
 }
