@@ -4,6 +4,7 @@
 use serde_json::{Map, Value as Json, json};
 
 use crate::CatalogError;
+use crate::placement::Strategy;
 use crate::types::LogicalType;
 
 pub const OBJECT_ID: &str = "object_id";
@@ -13,8 +14,8 @@ pub const NAME: &str = "name";
 #[derive(Debug, Clone, PartialEq)]
 pub struct StoreSpec {
     pub to: String,
-    /// `inline`, `json`, `vector`, `inverted`, ... None means the backend's default.
-    pub strategy: Option<String>,
+    /// None means the backend's default for the field's type.
+    pub strategy: Option<Strategy>,
     /// A missing backend is skipped instead of being an error.
     pub optional: bool,
 }
@@ -371,9 +372,19 @@ fn field_from_json(entity_id: &str, name: &str, spec: &Json) -> Result<FieldDef,
                 .get("to")
                 .and_then(|v| v.as_str())
                 .ok_or_else(|| CatalogError::Definition(format!("{entity_id}.{name}: a storage entry needs 'to'")))?;
+            let strategy = match s.get("strategy") {
+                None | Some(Json::Null) => None,
+                Some(v) => Some(v.as_str().and_then(Strategy::parse).ok_or_else(|| {
+                    let known: Vec<&str> = Strategy::ALL.iter().map(|s| s.as_str()).collect();
+                    CatalogError::Definition(format!(
+                        "{entity_id}.{name}: unknown storage strategy {v}; one of {}",
+                        known.join(", ")
+                    ))
+                })?),
+            };
             f.stores.push(StoreSpec {
                 to: to.to_string(),
-                strategy: s.get("strategy").and_then(|v| v.as_str()).map(String::from),
+                strategy,
                 optional: s.get("optional").and_then(|v| v.as_bool()).unwrap_or(false),
             });
         }

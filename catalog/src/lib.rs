@@ -15,7 +15,7 @@ pub mod value;
 pub use column::{BadValue, coerce_column};
 pub use entity::{EntityDef, FieldDef, FieldSet, NAME, OBJECT_ID, StoreSpec};
 pub use objectid::{catalog_row_id, derive_object_id, hash_id, system_row_id};
-pub use placement::{BackendInfo, Binding, FieldGroup, IndexPlan, PlacementPlan};
+pub use placement::{BackendInfo, Binding, FieldGroup, IndexPlan, PlacementPlan, Strategy};
 pub use types::{ColumnBuilder, LogicalType};
 
 /// A row as users write and read it: field name → JSON value.

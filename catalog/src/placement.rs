@@ -25,12 +25,82 @@ impl BackendInfo {
     }
 }
 
+/// How a field is kept in its backend (docs/reference.md §4). The serde
+/// name is the reference's identifier; [`Strategy::parse`] also takes its
+/// class names (`InlineColumn`, …).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Strategy {
+    /// A column in the backend's main row.
+    Inline,
+    /// A JSON payload column (the Json default).
+    Json,
+    /// One row per list item in a side table.
+    Side,
+    /// A keyword reverse-containment index for lists of text.
+    SparseGram,
+    /// A vector-search index: a `near` target.
+    Vector,
+    /// A full-text index on a search backend.
+    Inverted,
+    /// A HyperG field stored as edges.
+    Graph,
+}
+
+impl Strategy {
+    pub const ALL: [Strategy; 7] = [
+        Strategy::Inline,
+        Strategy::Json,
+        Strategy::Side,
+        Strategy::SparseGram,
+        Strategy::Vector,
+        Strategy::Inverted,
+        Strategy::Graph,
+    ];
+
+    /// The reference's identifier.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Strategy::Inline => "inline",
+            Strategy::Json => "json",
+            Strategy::Side => "side",
+            Strategy::SparseGram => "sparse-gram",
+            Strategy::Vector => "vector",
+            Strategy::Inverted => "inverted",
+            Strategy::Graph => "graph",
+        }
+    }
+
+    /// The reference's class name.
+    pub fn class_name(self) -> &'static str {
+        match self {
+            Strategy::Inline => "InlineColumn",
+            Strategy::Json => "JsonField",
+            Strategy::Side => "SideTable",
+            Strategy::SparseGram => "SparseGramIndex",
+            Strategy::Vector => "VectorIndex",
+            Strategy::Inverted => "InvertedIndex",
+            Strategy::Graph => "GraphEdge",
+        }
+    }
+
+    /// An identifier or class name; None for anything else.
+    pub fn parse(text: &str) -> Option<Strategy> {
+        Strategy::ALL.into_iter().find(|s| s.as_str() == text || s.class_name() == text)
+    }
+}
+
+impl std::fmt::Display for Strategy {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct Binding {
     pub field: String,
     pub backend: String,
-    /// `inline`, `json`, `vector`, `inverted`.
-    pub strategy: String,
+    pub strategy: Strategy,
     /// Why it is here: `builtin-id`, `builtin-inline`, `builtin-vector`, ..., `field`.
     pub source: String,
 }
@@ -81,7 +151,7 @@ impl PlacementPlan {
             for s in &f.stores {
                 match backends.iter().find(|b| b.name == s.to) {
                     Some(b) => {
-                        let strategy = s.strategy.clone().unwrap_or_else(|| default_strategy(&f.ty, b));
+                        let strategy = s.strategy.unwrap_or_else(|| default_strategy(&f.ty, b));
                         bindings.push(Binding {
                             field: f.name.clone(),
                             backend: b.name.clone(),
@@ -125,7 +195,7 @@ impl PlacementPlan {
             all.push(Binding {
                 field: OBJECT_ID.into(),
                 backend: g.backend.clone(),
-                strategy: "inline".into(),
+                strategy: Strategy::Inline,
                 source: "builtin-id".into(),
             });
         }
@@ -173,7 +243,7 @@ impl PlacementPlan {
             "entity_id": self.entity_id,
             "bindings": self.bindings.iter().map(|b| json!({
                 "entity_id": self.entity_id, "field_name": b.field, "backend": b.backend,
-                "strategy": b.strategy, "source": b.source,
+                "strategy": b.strategy.as_str(), "source": b.source,
             })).collect::<Vec<_>>(),
             "indexes": self.indexes.iter().filter(|i| !i.unique).map(|i| json!({
                 "entity_id": self.entity_id, "fields": i.fields, "backend": i.backend, "source": "field",
@@ -187,7 +257,7 @@ impl PlacementPlan {
 
 /// Default routing: vectors to the first vector-role backend, LongText to a
 /// search backend when one exists, everything else to the default row backend.
-fn default_route(ty: &LogicalType, default: &BackendInfo, backends: &[BackendInfo]) -> (String, String, String) {
+fn default_route(ty: &LogicalType, default: &BackendInfo, backends: &[BackendInfo]) -> (String, Strategy, String) {
     let pick = |tags: &[&str]| -> Option<&BackendInfo> {
         let fits = |b: &&BackendInfo| tags.iter().all(|t| b.has(t));
         std::iter::once(default).filter(fits).next().or_else(|| backends.iter().find(fits))
@@ -208,12 +278,11 @@ fn default_route(ty: &LogicalType, default: &BackendInfo, backends: &[BackendInf
     (backend.name.clone(), default_strategy(ty, backend), source.into())
 }
 
-fn default_strategy(ty: &LogicalType, backend: &BackendInfo) -> String {
+fn default_strategy(ty: &LogicalType, backend: &BackendInfo) -> Strategy {
     match ty {
-        LogicalType::Vector { .. } if backend.has("vector") => "vector",
-        LogicalType::LongText { .. } if backend.has("search") => "inverted",
-        LogicalType::Json => "json",
-        _ => "inline",
+        LogicalType::Vector { .. } if backend.has("vector") => Strategy::Vector,
+        LogicalType::LongText { .. } if backend.has("search") => Strategy::Inverted,
+        LogicalType::Json => Strategy::Json,
+        _ => Strategy::Inline,
     }
-    .into()
 }

@@ -45,7 +45,57 @@ pub const OPERATORS: &[&str] = &[
 ];
 pub const JSON_KEYS: &[&str] =
     &["filter", "near", "select", "group_by", "aggregate", "having", "order", "offset", "limit", "count"];
+/// Names of the JSON query language's aggregates, as [`AggregateOp`] spells them.
 pub const AGGREGATES: &[&str] = &["count", "sum", "avg", "min", "max", "median", "percentile"];
+
+/// An aggregate of the JSON query language and the builder.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AggregateOp {
+    Count,
+    Sum,
+    Avg,
+    Min,
+    Max,
+    Median,
+    /// Continuous percentile at `q` in [0, 1].
+    Percentile,
+}
+
+impl AggregateOp {
+    const ALL: [AggregateOp; 7] = [
+        AggregateOp::Count,
+        AggregateOp::Sum,
+        AggregateOp::Avg,
+        AggregateOp::Min,
+        AggregateOp::Max,
+        AggregateOp::Median,
+        AggregateOp::Percentile,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AggregateOp::Count => "count",
+            AggregateOp::Sum => "sum",
+            AggregateOp::Avg => "avg",
+            AggregateOp::Min => "min",
+            AggregateOp::Max => "max",
+            AggregateOp::Median => "median",
+            AggregateOp::Percentile => "percentile",
+        }
+    }
+
+    /// `count`, `$count`, …; an unknown name is an error with a suggestion.
+    pub fn parse(name: &str) -> Result<AggregateOp> {
+        let name = name.trim_start_matches('$');
+        AggregateOp::ALL.into_iter().find(|op| op.as_str() == name).ok_or_else(|| {
+            Error::new(
+                ErrorKind::UnknownFunction,
+                format!("Unknown aggregate '{name}'.{}", suggest(name, AGGREGATES.iter().copied())),
+            )
+        })
+    }
+}
 /// Longest regex pattern accepted (docs/reference.md §7.2).
 pub const MAX_REGEX_LEN: usize = 512;
 
@@ -122,7 +172,7 @@ impl Filter {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Aggregate {
     pub out: String,
-    pub op: String,
+    pub op: AggregateOp,
     pub field: String,
     pub distinct: bool,
     /// For `percentile`: q in [0, 1].
@@ -197,7 +247,7 @@ impl QuerySpec {
             "offset": self.offset,
             "limit": self.limit,
             "group_by": self.group_by,
-            "aggregate": self.aggregates.iter().map(|a| json!({"out": a.out, "op": a.op, "field": a.field, "distinct": a.distinct, "q": a.q})).collect::<Vec<_>>(),
+            "aggregate": self.aggregates.iter().map(|a| json!({"out": a.out, "op": a.op.as_str(), "field": a.field, "distinct": a.distinct, "q": a.q})).collect::<Vec<_>>(),
             "having": self.having.iter().map(Filter::to_json).collect::<Vec<_>>(),
             "terminal": if self.count { "count" } else { "rows" },
             "near": self.near.as_ref().map(crate::near::Near::to_json),
@@ -229,13 +279,7 @@ fn parse_aggregate(out: &str, def: &Json) -> Result<Aggregate> {
         .filter(|m| m.len() == 1)
         .ok_or_else(|| Error::argument(format!("aggregate '{out}' is {{op: {{field: ...}}}}, got {def}")))?;
     let (op, opts) = m.iter().next().expect("one entry");
-    let op = op.trim_start_matches('$').to_string();
-    if !AGGREGATES.contains(&op.as_str()) {
-        return Err(Error::new(
-            ErrorKind::UnknownFunction,
-            format!("Unknown aggregate '{op}'.{}", suggest(&op, AGGREGATES.iter().copied())),
-        ));
-    }
+    let op = AggregateOp::parse(op)?;
     let field = match opts {
         Json::String(f) => f.clone(),
         Json::Object(o) => o.get("field").and_then(|f| f.as_str()).unwrap_or(OBJECT_ID).to_string(),
@@ -676,21 +720,20 @@ fn compile_json_path(column: &str, path: &str, op: &str, value: &Json) -> Result
 
 fn compile_aggregate(def: &EntityDef, a: &Aggregate) -> Result<Expr> {
     let (e, _) = field_expr(def, &a.field)?;
-    let agg = match (a.op.as_str(), a.distinct) {
-        ("count", false) => count(e),
-        ("count", true) => count_distinct(e),
-        ("sum", _) => sum(e),
-        ("avg", _) => avg(datafusion::logical_expr::cast(e, datafusion::arrow::datatypes::DataType::Float64)),
-        ("min", _) => min(e),
-        ("max", _) => max(e),
-        ("median", _) => median(e),
-        ("percentile", _) => {
+    let agg = match (a.op, a.distinct) {
+        (AggregateOp::Count, false) => count(e),
+        (AggregateOp::Count, true) => count_distinct(e),
+        (AggregateOp::Sum, _) => sum(e),
+        (AggregateOp::Avg, _) => avg(datafusion::logical_expr::cast(e, datafusion::arrow::datatypes::DataType::Float64)),
+        (AggregateOp::Min, _) => min(e),
+        (AggregateOp::Max, _) => max(e),
+        (AggregateOp::Median, _) => median(e),
+        (AggregateOp::Percentile, _) => {
             let q =
                 a.q.filter(|q| (0.0..=1.0).contains(q))
                     .ok_or_else(|| Error::argument(format!("percentile '{}' needs q in [0, 1]", a.out)))?;
             datafusion::functions_aggregate::expr_fn::percentile_cont(e.sort(true, false), lit(q))
         }
-        (other, _) => return Err(Error::new(ErrorKind::UnknownFunction, format!("Unknown aggregate '{other}'"))),
     };
     Ok(agg.alias(&a.out))
 }

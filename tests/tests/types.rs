@@ -152,4 +152,19 @@ fn entity_json_form_and_naming_rules() {
     let bad =
         EntityDef::from_json(&json!({"entity_id": "ok", "fields": {"n": {"type": "integer", "default": "x"}}})).unwrap_err();
     assert!(bad.to_string().contains("ok.n: default"));
+    // Storage strategies: the reference's identifiers and class names, nothing else.
+    let def = EntityDef::from_json(&json!({"entity_id": "ok", "fields": {
+        "a": {"type": "integer", "stores": [{"to": "main", "strategy": "inline"}]},
+        "b": {"type": "long-text", "stores": [{"to": "search", "strategy": "InvertedIndex", "optional": true}]}}}))
+    .unwrap();
+    assert_eq!(def.get("a").unwrap().stores[0].strategy, Some(heavenbase::catalog::Strategy::Inline));
+    assert_eq!(def.get("b").unwrap().stores[0].strategy, Some(heavenbase::catalog::Strategy::Inverted));
+    assert_eq!(EntityDef::from_json(&def.to_json()).unwrap(), def);
+    let bad = EntityDef::from_json(&json!({"entity_id": "ok", "fields": {
+        "a": {"type": "integer", "stores": [{"to": "main", "strategy": "inlined"}]}}}))
+    .unwrap_err();
+    assert_eq!(
+        bad.to_string(),
+        "ok.a: unknown storage strategy \"inlined\"; one of inline, json, side, sparse-gram, vector, inverted, graph"
+    );
 }
