@@ -16,8 +16,12 @@
 //! list and vector columns, window functions, unions and subqueries in
 //! expressions; for SQLite also division and modulo (NULL where DataFusion
 //! raises division by zero), date literals and text→date casts (SQLite has no
-//! date type) and character_length. SQLite federates only plans that aggregate, sort or
-//! join: its scans already carry their filters, columns and limit.
+//! date type) and character_length.
+//!
+//! What federates is the backend's [`FederationScope`]: Postgres everything;
+//! SQLite top-N by default (its GROUP BY is slower than DataFusion's hash
+//! aggregate, measured by the sqlite-aggregate benchmark), everything that
+//! aggregates, sorts or joins with `"federate": "all"`.
 
 use std::sync::Arc;
 
@@ -36,7 +40,7 @@ use datafusion::sql::sqlparser::ast::{self, SelectItem, SetExpr, Statement};
 use datafusion::sql::unparser::Unparser;
 use datafusion::sql::unparser::dialect::{Dialect as UnparserDialect, PostgreSqlDialect};
 use heavenbase_catalog::LogicalType;
-use heavenbase_providers::{Backend, Dialect, LazyBatchesExec};
+use heavenbase_providers::{Backend, Dialect, FederationScope, LazyBatchesExec};
 
 use crate::table::{EntityTable, FederatedTable};
 
@@ -60,7 +64,7 @@ fn federate(plan: LogicalPlan) -> DfResult<Transformed<LogicalPlan>> {
         let mut found = None;
         if remote_only(&plan, &mut found)
             && let Some((backend, dialect)) = found
-            && worth_federating(&plan, dialect)
+            && worth_federating(&plan, &backend, dialect)
             && let Some(remote) = to_remote(&plan, backend, dialect)?
         {
             return Ok(Transformed::yes(remote));
@@ -69,17 +73,20 @@ fn federate(plan: LogicalPlan) -> DfResult<Transformed<LogicalPlan>> {
     plan.map_children(federate)
 }
 
-/// Whether one statement saves work over the stitched plan. For Postgres any
-/// subplan does (one round trip instead of one per scan). SQLite runs in
-/// process and a scan of it already carries its filters, columns and limit, so
-/// only a plan that aggregates, sorts or joins gains, and key lookups keep
-/// their fast path.
-fn worth_federating(plan: &LogicalPlan, dialect: Dialect) -> bool {
-    match dialect {
-        Dialect::Postgres => true,
-        Dialect::Sqlite => plan
-            .exists(|p| Ok(matches!(p, LogicalPlan::Aggregate(_) | LogicalPlan::Sort(_) | LogicalPlan::Join(_))))
-            .unwrap_or(false),
+/// Whether one statement saves work over the stitched plan, by the engine's
+/// federation scope. `All` for Postgres: any subplan (one round trip instead
+/// of one per scan). `All` for SQLite, in process: a plan that aggregates,
+/// sorts or joins (a scan of it already carries its filters, columns and limit,
+/// and key lookups keep their fast path). `TopN`: a plan with ORDER BY … LIMIT.
+fn worth_federating(plan: &LogicalPlan, backend: &Arc<dyn Backend>, dialect: Dialect) -> bool {
+    let has = |f: fn(&LogicalPlan) -> bool| plan.exists(|p| Ok(f(p))).unwrap_or(false);
+    match backend.sql_engine().map(|e| e.federation()) {
+        Some(FederationScope::All) => {
+            dialect == Dialect::Postgres
+                || has(|p| matches!(p, LogicalPlan::Aggregate(_) | LogicalPlan::Sort(_) | LogicalPlan::Join(_)))
+        }
+        Some(FederationScope::TopN) => has(|p| matches!(p, LogicalPlan::Sort(s) if s.fetch.is_some())),
+        Some(FederationScope::Off) | None => false,
     }
 }
 

@@ -25,7 +25,7 @@ use datafusion::physical_plan::ExecutionPlan;
 use datafusion::scalar::ScalarValue;
 use heavenbase_catalog::OBJECT_ID;
 use heavenbase_providers::group_table::{project_to, scan_exec};
-use heavenbase_providers::{Backend, Dialect, GroupSpec, LazyBatchesExec, Pushdown, ScanRequest};
+use heavenbase_providers::{Backend, Dialect, FederationScope, GroupSpec, LazyBatchesExec, Pushdown, ScanRequest};
 
 use datafusion::datasource::sink::{DataSink, DataSinkExec};
 use datafusion::execution::{SendableRecordBatchStream, TaskContext};
@@ -89,7 +89,7 @@ impl EntityTable {
     pub(crate) fn federated_table(&self) -> Option<FederatedTable> {
         let [(backend, group)] = self.rt.groups.as_slice() else { return None };
         let engine = backend.sql_engine()?;
-        if !engine.federates() {
+        if engine.federation() == FederationScope::Off {
             return None;
         }
         Some(FederatedTable {

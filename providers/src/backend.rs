@@ -171,6 +171,18 @@ impl Dialect {
     }
 }
 
+/// Which subplans federation hands to a backend's engine.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FederationScope {
+    /// None: its tables cannot be named bare (a Postgres schema that needs quoting).
+    Off,
+    /// ORDER BY … LIMIT only (with the filters, joins and aggregates beneath it
+    /// when they qualify): where the engine is measured faster than DataFusion.
+    TopN,
+    /// Every subplan the allow-list admits.
+    All,
+}
+
 /// A backend that runs SQL over its own tables (shaped like
 /// datafusion-federation's `SQLExecutor`: a dialect, and a statement run into
 /// Arrow of a schema the caller planned).
@@ -178,9 +190,8 @@ impl Dialect {
 pub trait SqlEngine: Send + Sync {
     fn dialect(&self) -> Dialect;
 
-    /// Whether statements may name this backend's tables as the engine sees
-    /// them (the group tables, unqualified).
-    fn federates(&self) -> bool;
+    /// Which subplans over this backend's tables run in the engine.
+    fn federation(&self) -> FederationScope;
 
     /// Whether the engine would compile `sql` with `columns` output columns,
     /// checked while planning where that is cheap (an in-process engine); a

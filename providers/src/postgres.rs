@@ -37,7 +37,7 @@ use tokio_postgres::config::SslMode;
 use tokio_postgres::types::{ToSql, Type};
 use tokio_postgres::{Client, Row, Statement};
 
-use crate::backend::{Backend, ColumnSpec, Dialect, GroupSpec, Pushdown, ScanRequest, SqlEngine, scan_schema};
+use crate::backend::{Backend, ColumnSpec, Dialect, FederationScope, GroupSpec, Pushdown, ScanRequest, SqlEngine, scan_schema};
 use crate::sql_filter::{SqlDialect, SqlParam, build_select, can_render, quote_ident};
 use crate::{ProviderError, Result};
 
@@ -927,8 +927,8 @@ impl SqlEngine for PostgresBackend {
         Dialect::Postgres
     }
 
-    fn federates(&self) -> bool {
-        self.config.federates()
+    fn federation(&self) -> FederationScope {
+        if self.config.federates() { FederationScope::All } else { FederationScope::Off }
     }
 
     async fn execute(&self, sql: &str, schema: SchemaRef) -> Result<RecordBatch> {

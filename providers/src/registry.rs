@@ -101,6 +101,7 @@ fn inmem(name: &str, _config: &Map<String, Json>, _cx: &BackendContext) -> Resul
 
 /// `database`: `:memory:`, a `file://` URI, an absolute path, or a logical
 /// name under `<home>/database/` (by default the workspace id, as the reference).
+/// `federate`: `top-n` (default), `all` or `off` (see `SqliteBackend`).
 fn sqlite(name: &str, config: &Map<String, Json>, cx: &BackendContext) -> Result<Arc<dyn Backend>> {
     let location = match config.get("database").and_then(|d| d.as_str()) {
         Some(":memory:") => ":memory:".to_string(),
@@ -109,7 +110,17 @@ fn sqlite(name: &str, config: &Map<String, Json>, cx: &BackendContext) -> Result
         Some(d) => database_dir(&cx.home).join(d).display().to_string(),
         None => database_dir(&cx.home).join(cx.ws_id.replace('-', "_")).display().to_string(),
     };
-    Ok(Arc::new(crate::sqlite::SqliteBackend::open(name, &location)?))
+    let federation = match config.get("federate").and_then(|f| f.as_str()) {
+        None | Some("top-n") => crate::FederationScope::TopN,
+        Some("all") => crate::FederationScope::All,
+        Some("off") => crate::FederationScope::Off,
+        Some(other) => {
+            return Err(crate::ProviderError::Config(format!(
+                "backend '{name}': federate is 'top-n' (the default), 'all' or 'off', got '{other}'"
+            )));
+        }
+    };
+    Ok(Arc::new(crate::sqlite::SqliteBackend::open(name, &location)?.with_federation(federation)))
 }
 
 fn database_dir(home: &Path) -> PathBuf {

@@ -29,7 +29,7 @@ use rusqlite::types::{ToSqlOutput, Value as SqlValue, ValueRef};
 use rusqlite::{Connection, ErrorCode};
 use serde_json::{Value as Json, json};
 
-use crate::backend::{Backend, BatchStream, Dialect, GroupSpec, Pushdown, ScanRequest, SqlEngine, scan_schema};
+use crate::backend::{Backend, BatchStream, Dialect, FederationScope, GroupSpec, Pushdown, ScanRequest, SqlEngine, scan_schema};
 use crate::sql_filter::{SqlDialect, SqlParam, build_select, can_render, quote_ident};
 use crate::{ProviderError, Result};
 
@@ -43,6 +43,11 @@ pub struct SqliteBackend {
     /// them read while `conn` writes, so a client slow to take a large result
     /// holds up no one.
     readers: Arc<Mutex<Vec<Connection>>>,
+    /// Top-N by default: SQLite's own sort with a limit beats reading the rows
+    /// out, but its GROUP BY (a single-threaded sort) is slower than
+    /// DataFusion's hash aggregate over a scan (benchmarks: sqlite-aggregate).
+    /// `"federate": "all"` in the backend config hands it everything.
+    federation: FederationScope,
 }
 
 struct Sqlite;
@@ -92,7 +97,14 @@ impl SqliteBackend {
             location: location.into(),
             conn: Arc::new(Mutex::new(conn)),
             readers: Arc::new(Mutex::new(Vec::new())),
+            federation: FederationScope::TopN,
         })
+    }
+
+    /// Which subplans federation hands to SQLite (see the field).
+    pub fn with_federation(mut self, scope: FederationScope) -> Self {
+        self.federation = scope;
+        self
     }
 
     /// A pooled read-only connection, or a new one.
@@ -657,9 +669,8 @@ impl SqlEngine for SqliteBackend {
         Dialect::Sqlite
     }
 
-    fn federates(&self) -> bool {
-        // Every group table of the backend is in its one database, named bare.
-        true
+    fn federation(&self) -> FederationScope {
+        self.federation
     }
 
     /// Prepared (not run) on a read connection: a statement SQLite cannot

@@ -29,7 +29,10 @@ fn review() -> EntityDef {
 pub async fn load(h: &TestHome, placement: &str) -> Workspace {
     let db = h.dir.path().join(format!("{placement}.sqlite")).display().to_string();
     let (backends, split) = match placement {
-        "sqlite" => (json!({"main": {"type": "sqlite", "database": db}}), false),
+        // Everything SQLite can run federates here; "sqlite-default" keeps the
+        // default scope (ORDER BY … LIMIT only).
+        "sqlite" => (json!({"main": {"type": "sqlite", "database": db, "federate": "all"}}), false),
+        "sqlite-default" => (json!({"main": {"type": "sqlite", "database": db}}), false),
         "sqlite+inmem" => (json!({"main": {"type": "sqlite", "database": db}, "side": {"type": "inmem"}}), true),
         "inmem+sqlite" => (json!({"main": {"type": "inmem"}, "side": {"type": "sqlite", "database": db}}), true),
         "postgres" => (json!({"main": h.postgres(placement).await}), false),
@@ -312,6 +315,24 @@ async fn sqlite_runs_aggregates_top_n_and_joins_as_one_statement() {
     }
     // SQLite would answer NULL; DataFusion's error stands.
     assert!(ws.sql("SELECT name, qty / 0 FROM product ORDER BY name").await.is_err());
+
+    // By default SQLite runs only top-N: its GROUP BY is slower than DataFusion's.
+    let default = load(&h, "sqlite-default").await;
+    let plan = explain(&default, "SELECT active, count(*) FROM product GROUP BY active ORDER BY active").await;
+    assert!(!plan.contains("SqliteQueryExec") && plan.contains("AggregateExec"), "{plan}");
+    let sql = "SELECT name, price FROM product WHERE qty > 1 ORDER BY price DESC LIMIT 2";
+    let plan = explain(&default, sql).await;
+    assert!(plan.contains("SqliteQueryExec") && plan.contains("LIMIT 2") && !plan.contains("SortExec"), "{plan}");
+    assert_eq!(cells(&default.sql(sql).await.unwrap()), rows(&[&["gamma", "NULL"], &["beta", "20.0"]]));
+    let bad = Workspace::open_in(
+        &h.home,
+        "bad-federate",
+        Construction::Backends(json!({"main": {"type": "sqlite", "database": ":memory:", "federate": "some"}})),
+    )
+    .await
+    .unwrap_err()
+    .to_string();
+    assert!(bad.contains("federate is 'top-n' (the default), 'all' or 'off', got 'some'"), "{bad}");
 
     // Every federated form gives DataFusion's own answer over the same rows split
     // across two backends (which never federates).
