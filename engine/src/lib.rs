@@ -14,27 +14,24 @@
 //! # Ok(()) }
 //! ```
 
-mod dml;
 mod error;
 mod federation;
-mod maintenance;
 mod near;
 mod presets;
 mod query;
 mod registry;
 mod table;
 mod workspace;
-mod write;
 
 pub use error::{Error, ErrorKind, Result, kind_of};
 pub use heavenbase_catalog::{self as catalog, EntityDef, FieldDef, LogicalType, Row};
 pub use heavenbase_providers as providers;
 pub use heavenbase_providers::vector::Metric;
-pub use maintenance::{Audit, PartialObject};
 pub use near::{Near, parse_vector};
 pub use presets::{BackendConfig, Construction, PRESETS, preset_backends, redact_secrets};
 pub use query::{Aggregate, AggregateOp, Filter, Query, QuerySpec};
 pub use registry::{Home, WorkspaceRecord};
 pub use table::EntityTable;
 pub use workspace::Workspace;
-pub use write::WriteMode;
+pub use workspace::maintenance::{Audit, PartialObject};
+pub use workspace::write::WriteMode;

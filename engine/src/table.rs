@@ -34,8 +34,8 @@ use datafusion::physical_plan::{DisplayAs, DisplayFormatType};
 use futures::StreamExt;
 use heavenbase_catalog::{EntityDef, LogicalType};
 
+use crate::workspace::write::WriteMode;
 use crate::workspace::{EntityRuntime, Inner, Workspace};
-use crate::write::WriteMode;
 
 /// Above this many surviving ids, a group is scanned whole and joined in memory
 /// rather than probed key by key.

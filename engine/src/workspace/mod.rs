@@ -1,5 +1,12 @@
 //! The `Workspace`: backends, registered entities, the DataFusion session, and the
-//! lifecycle (open, load, detached, drop).
+//! lifecycle (open, load, detached, drop). Its other faces are child modules:
+//! `write` (the Arrow write path and the Catalog cards), `dml` (SQL UPDATE and
+//! DELETE planned once) and `maintenance` (audit and repair); queries and
+//! `near` build on it from `crate::query` and `crate::near`.
+
+pub(crate) mod dml;
+pub(crate) mod maintenance;
+pub(crate) mod write;
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
@@ -399,7 +406,7 @@ impl Workspace {
             })
             .collect();
         if rt.groups.len() == 1 {
-            return Ok(crate::write::batches_to_rows(&rt, &batches));
+            return Ok(write::batches_to_rows(&rt, &batches));
         }
         Ok(self.get_many(entity_id, &ids).await?.into_iter().flatten().collect())
     }

@@ -11,9 +11,9 @@ use heavenbase_catalog::system::SYS_CATALOG;
 use heavenbase_catalog::{NAME, OBJECT_ID, Row, catalog_row_id};
 use serde_json::{Value as Json, json};
 
+use super::Workspace;
+use super::write::{expected_card, group_ids, projects_name};
 use crate::Result;
-use crate::workspace::Workspace;
-use crate::write::{expected_card, group_ids, projects_name};
 
 /// An object whose field groups disagree.
 #[derive(Debug, Clone, PartialEq)]

@@ -31,7 +31,7 @@ use heavenbase_catalog::value::array_value;
 use heavenbase_catalog::{EntityDef, FieldDef, LogicalType, OBJECT_ID, Row};
 use serde_json::{Value as Json, json};
 
-use crate::workspace::Workspace;
+use super::Workspace;
 use crate::{Error, Result};
 
 impl Workspace {

@@ -18,7 +18,7 @@ use heavenbase_catalog::{ColumnBuilder, EntityDef, NAME, OBJECT_ID, Row, catalog
 use heavenbase_providers::ScanRequest;
 use serde_json::{Value as Json, json};
 
-use crate::workspace::{EntityRuntime, Workspace};
+use super::{EntityRuntime, Workspace};
 use crate::{Error, ErrorKind, Result};
 
 /// How a write meets rows that already exist.
