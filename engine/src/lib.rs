@@ -29,7 +29,7 @@ pub use heavenbase_providers as providers;
 pub use heavenbase_providers::vector::Metric;
 pub use near::{Near, parse_vector};
 pub use presets::{BackendConfig, Construction, PRESETS, preset_backends, redact_secrets};
-pub use query::{Aggregate, AggregateOp, Filter, Query, QuerySpec};
+pub use query::{Aggregate, AggregateOp, Filter, FilterOp, Query, QuerySpec};
 pub use registry::{Home, WorkspaceRecord};
 pub use table::EntityTable;
 pub use workspace::Workspace;

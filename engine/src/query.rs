@@ -25,24 +25,86 @@ use crate::error::suggest;
 use crate::workspace::Workspace;
 use crate::{Error, ErrorKind, Result};
 
-pub const OPERATORS: &[&str] = &[
-    "eq",
-    "ne",
-    "lt",
-    "lte",
-    "gt",
-    "gte",
-    "in",
-    "match",
-    "contains",
-    "like",
-    "ilike",
-    "regex",
-    "starts_with",
-    "ends_with",
-    "array_contains",
-    "contained_in",
-];
+/// An operator of the JSON filter language (`{"price": {"$lt": 5}}`); the
+/// serde name is the operator without its `$`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FilterOp {
+    Eq,
+    Ne,
+    Lt,
+    Lte,
+    Gt,
+    Gte,
+    In,
+    /// Case-insensitive substring.
+    Match,
+    /// Substring of text, or item of a list.
+    Contains,
+    Like,
+    Ilike,
+    Regex,
+    StartsWith,
+    EndsWith,
+    ArrayContains,
+    /// Every item of the list field is one of the given values.
+    ContainedIn,
+}
+
+impl FilterOp {
+    const ALL: [FilterOp; 16] = [
+        FilterOp::Eq,
+        FilterOp::Ne,
+        FilterOp::Lt,
+        FilterOp::Lte,
+        FilterOp::Gt,
+        FilterOp::Gte,
+        FilterOp::In,
+        FilterOp::Match,
+        FilterOp::Contains,
+        FilterOp::Like,
+        FilterOp::Ilike,
+        FilterOp::Regex,
+        FilterOp::StartsWith,
+        FilterOp::EndsWith,
+        FilterOp::ArrayContains,
+        FilterOp::ContainedIn,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FilterOp::Eq => "eq",
+            FilterOp::Ne => "ne",
+            FilterOp::Lt => "lt",
+            FilterOp::Lte => "lte",
+            FilterOp::Gt => "gt",
+            FilterOp::Gte => "gte",
+            FilterOp::In => "in",
+            FilterOp::Match => "match",
+            FilterOp::Contains => "contains",
+            FilterOp::Like => "like",
+            FilterOp::Ilike => "ilike",
+            FilterOp::Regex => "regex",
+            FilterOp::StartsWith => "starts_with",
+            FilterOp::EndsWith => "ends_with",
+            FilterOp::ArrayContains => "array_contains",
+            FilterOp::ContainedIn => "contained_in",
+        }
+    }
+
+    /// `lt` or `$lt`.
+    pub fn from_name(name: &str) -> Option<FilterOp> {
+        let name = name.strip_prefix('$').unwrap_or(name);
+        FilterOp::ALL.into_iter().find(|op| op.as_str() == name)
+    }
+}
+
+impl std::fmt::Display for FilterOp {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 pub const JSON_KEYS: &[&str] =
     &["filter", "near", "select", "group_by", "aggregate", "having", "order", "offset", "limit", "count"];
 /// Names of the JSON query language's aggregates, as [`AggregateOp`] spells them.
@@ -108,23 +170,23 @@ pub enum Filter {
     /// `field` may be a dotted JSON path (`meta.color`).
     Op {
         field: String,
-        op: String,
+        op: FilterOp,
         value: Json,
     },
 }
 
 impl Filter {
-    pub fn op(field: &str, op: &str, value: impl Into<Json>) -> Filter {
-        Filter::Op { field: field.into(), op: op.trim_start_matches('$').into(), value: value.into() }
+    pub fn op(field: &str, op: FilterOp, value: impl Into<Json>) -> Filter {
+        Filter::Op { field: field.into(), op, value: value.into() }
     }
     pub fn eq(field: &str, v: impl Into<Json>) -> Filter {
-        Filter::op(field, "eq", v)
+        Filter::op(field, FilterOp::Eq, v)
     }
     pub fn lt(field: &str, v: impl Into<Json>) -> Filter {
-        Filter::op(field, "lt", v)
+        Filter::op(field, FilterOp::Lt, v)
     }
     pub fn gt(field: &str, v: impl Into<Json>) -> Filter {
-        Filter::op(field, "gt", v)
+        Filter::op(field, FilterOp::Gt, v)
     }
 
     /// Parse the Mongo-style filter of the JSON query language.
@@ -147,8 +209,15 @@ impl Filter {
                     )));
                 }
                 field => match value {
-                    Json::Object(ops) if ops.keys().any(|k| k.starts_with('$') || OPERATORS.contains(&k.as_str())) => {
-                        for (op, arg) in ops {
+                    Json::Object(ops) if ops.keys().any(|k| k.starts_with('$') || FilterOp::from_name(k).is_some()) => {
+                        for (name, arg) in ops {
+                            let op = FilterOp::from_name(name).ok_or_else(|| {
+                                let name = name.trim_start_matches('$');
+                                Error::argument(format!(
+                                    "Unknown operation '${name}' on {field}.{}",
+                                    suggest(name, FilterOp::ALL.iter().map(|op| op.as_str()))
+                                ))
+                            })?;
                             parts.push(Filter::op(field, op, arg.clone()));
                         }
                     }
@@ -164,7 +233,7 @@ impl Filter {
             Filter::And(v) => json!({"and": v.iter().map(Filter::to_json).collect::<Vec<_>>()}),
             Filter::Or(v) => json!({"or": v.iter().map(Filter::to_json).collect::<Vec<_>>()}),
             Filter::Not(f) => json!({"not": f.to_json()}),
-            Filter::Op { field, op, value } => json!({"filter": {"field": field, "op": op, "value": value}}),
+            Filter::Op { field, op, value } => json!({"filter": {"field": field, "op": op.as_str(), "value": value}}),
         }
     }
 }
@@ -606,18 +675,11 @@ fn compile_filter(def: &EntityDef, f: &Filter) -> Result<Expr> {
             .unwrap_or_else(|| lit(false)),
         // The complement over all rows: a NULL inner result counts as false.
         Filter::Not(inner) => datafusion::functions::expr_fn::coalesce(vec![compile_filter(def, inner)?, lit(false)]).not(),
-        Filter::Op { field, op, value } => compile_op(def, field, op, value)?,
+        Filter::Op { field, op, value } => compile_op(def, field, *op, value)?,
     })
 }
 
-fn compile_op(def: &EntityDef, field: &str, op: &str, value: &Json) -> Result<Expr> {
-    if !OPERATORS.contains(&op) {
-        return Err(Error::argument(format!(
-            "Unknown operation '${op}' on {}.{field}.{}",
-            def.entity_id,
-            suggest(op, OPERATORS.iter().copied())
-        )));
-    }
+fn compile_op(def: &EntityDef, field: &str, op: FilterOp, value: &Json) -> Result<Expr> {
     let (expr, ty) = match def.get(field) {
         Some(f) => (ident(field), Some(f.ty.clone())),
         None => {
@@ -641,27 +703,27 @@ fn compile_op(def: &EntityDef, field: &str, op: &str, value: &Json) -> Result<Ex
     let not_a_list =
         || Error::argument(format!("${op} on {}.{field} takes a list, got {}", def.entity_id, describe_value(value)));
     Ok(match op {
-        "eq" if value.is_null() => expr.is_null(),
-        "ne" if value.is_null() => expr.is_not_null(),
-        "eq" if !is_array => expr.eq(lit_of(value)?),
-        "ne" if !is_array => is_distinct_from(expr, lit_of(value)?),
-        "lt" => expr.lt(lit_of(value)?),
-        "lte" => expr.lt_eq(lit_of(value)?),
-        "gt" => expr.gt(lit_of(value)?),
-        "gte" => expr.gt_eq(lit_of(value)?),
-        "in" => {
+        FilterOp::Eq if value.is_null() => expr.is_null(),
+        FilterOp::Ne if value.is_null() => expr.is_not_null(),
+        FilterOp::Eq if !is_array => expr.eq(lit_of(value)?),
+        FilterOp::Ne if !is_array => is_distinct_from(expr, lit_of(value)?),
+        FilterOp::Lt => expr.lt(lit_of(value)?),
+        FilterOp::Lte => expr.lt_eq(lit_of(value)?),
+        FilterOp::Gt => expr.gt(lit_of(value)?),
+        FilterOp::Gte => expr.gt_eq(lit_of(value)?),
+        FilterOp::In => {
             let items = value.as_array().ok_or_else(not_a_list)?;
             let has_null = items.iter().any(Json::is_null);
             let values = items.iter().filter(|v| !v.is_null()).map(lit_of).collect::<Result<Vec<_>>>()?;
             let base = if values.is_empty() { lit(false) } else { expr.clone().in_list(values, false) };
             if has_null { base.or(expr.is_null()) } else { base }
         }
-        "match" => strpos(lower(expr), lower(text(value)?)).gt(lit(0i32)),
-        "contains" | "array_contains" if is_array => array_has(expr, lit_of(value)?),
-        "contains" => strpos(expr, text(value)?).gt(lit(0i32)),
-        "like" => expr.like(text(value)?),
-        "ilike" => expr.ilike(text(value)?),
-        "regex" => {
+        FilterOp::Match => strpos(lower(expr), lower(text(value)?)).gt(lit(0i32)),
+        FilterOp::Contains | FilterOp::ArrayContains if is_array => array_has(expr, lit_of(value)?),
+        FilterOp::Contains => strpos(expr, text(value)?).gt(lit(0i32)),
+        FilterOp::Like => expr.like(text(value)?),
+        FilterOp::Ilike => expr.ilike(text(value)?),
+        FilterOp::Regex => {
             let pattern = value.as_str().unwrap_or_default();
             if pattern.chars().count() > MAX_REGEX_LEN {
                 return Err(Error::new(
@@ -671,9 +733,9 @@ fn compile_op(def: &EntityDef, field: &str, op: &str, value: &Json) -> Result<Ex
             }
             regexp_like(expr, text(value)?, None)
         }
-        "starts_with" => starts_with(expr, text(value)?),
-        "ends_with" => ends_with(expr, text(value)?),
-        "contained_in" if is_array => {
+        FilterOp::StartsWith => starts_with(expr, text(value)?),
+        FilterOp::EndsWith => ends_with(expr, text(value)?),
+        FilterOp::ContainedIn if is_array => {
             let items = value.as_array().ok_or_else(not_a_list)?.iter().map(lit_of).collect::<Result<Vec<_>>>()?;
             array_has_all(make_array(items), expr)
         }
@@ -685,7 +747,7 @@ fn compile_op(def: &EntityDef, field: &str, op: &str, value: &Json) -> Result<Ex
 
 /// Comparisons on a JSON path are strictly JSON-kinded: the value's kind picks
 /// the extractor, so `true` never equals `1` and a kind mismatch is false.
-fn compile_json_path(column: &str, path: &str, op: &str, value: &Json) -> Result<Expr> {
+fn compile_json_path(column: &str, path: &str, op: FilterOp, value: &Json) -> Result<Expr> {
     let extractor = |v: &Json| match v {
         Json::Bool(_) => "json_get_bool",
         Json::Number(n) if n.is_i64() => "json_get_int",
@@ -699,19 +761,19 @@ fn compile_json_path(column: &str, path: &str, op: &str, value: &Json) -> Result
         other => natural_literal(other),
     };
     Ok(match op {
-        "eq" if value.is_null() => json_call("json_get_json", column, path).is_null(),
-        "ne" if value.is_null() => json_call("json_get_json", column, path).is_not_null(),
-        "eq" => get(value).eq(as_lit(value)),
-        "ne" => is_distinct_from(get(value), as_lit(value)),
-        "lt" => get(value).lt(as_lit(value)),
-        "lte" => get(value).lt_eq(as_lit(value)),
-        "gt" => get(value).gt(as_lit(value)),
-        "gte" => get(value).gt_eq(as_lit(value)),
-        "in" => {
+        FilterOp::Eq if value.is_null() => json_call("json_get_json", column, path).is_null(),
+        FilterOp::Ne if value.is_null() => json_call("json_get_json", column, path).is_not_null(),
+        FilterOp::Eq => get(value).eq(as_lit(value)),
+        FilterOp::Ne => is_distinct_from(get(value), as_lit(value)),
+        FilterOp::Lt => get(value).lt(as_lit(value)),
+        FilterOp::Lte => get(value).lt_eq(as_lit(value)),
+        FilterOp::Gt => get(value).gt(as_lit(value)),
+        FilterOp::Gte => get(value).gt_eq(as_lit(value)),
+        FilterOp::In => {
             let items = value.as_array().ok_or_else(|| Error::argument(format!("$in on {column}.{path} takes a list")))?;
             items.iter().map(|v| get(v).eq(as_lit(v))).reduce(|a, b| a.or(b)).unwrap_or_else(|| lit(false))
         }
-        "contains" => {
+        FilterOp::Contains => {
             strpos(json_call("json_as_text", column, path), lit(value.as_str().unwrap_or_default().to_string())).gt(lit(0i32))
         }
         other => return Err(Error::argument(format!("${other} does not apply to the JSON path {column}.{path}"))),
@@ -749,13 +811,13 @@ fn compile_having(f: &Filter) -> Result<Expr> {
         Filter::Op { field, op, value } => {
             let e = col(format!("\"{}\"", field.replace('"', "\"\"")));
             let v = natural_literal(value);
-            match op.as_str() {
-                "eq" => e.eq(v),
-                "ne" => e.not_eq(v),
-                "lt" => e.lt(v),
-                "lte" => e.lt_eq(v),
-                "gt" => e.gt(v),
-                "gte" => e.gt_eq(v),
+            match op {
+                FilterOp::Eq => e.eq(v),
+                FilterOp::Ne => e.not_eq(v),
+                FilterOp::Lt => e.lt(v),
+                FilterOp::Lte => e.lt_eq(v),
+                FilterOp::Gt => e.gt(v),
+                FilterOp::Gte => e.gt_eq(v),
                 other => return Err(Error::argument(format!("${other} is not supported in having"))),
             }
         }

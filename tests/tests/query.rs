@@ -1,6 +1,6 @@
 //! The query builder and the JSON query language, over the same three placements.
 
-use heavenbase::{Filter, Workspace};
+use heavenbase::{Filter, FilterOp, Workspace};
 use serde_json::{Value, json};
 
 use crate::common::TestHome;
@@ -93,7 +93,7 @@ async fn builder_and_json_compile_to_the_same_plan() {
         .query("product")
         .unwrap()
         .where_(Filter::lt("price", 30))
-        .where_(Filter::op("title", "like", "%a%"))
+        .where_(Filter::op("title", FilterOp::Like, "%a%"))
         .select(["name", "price"])
         .order_by("price", true)
         .limit(5);
