@@ -217,6 +217,23 @@ impl SqliteBackend {
     }
 }
 
+/// Row positions in object_id order. Sorted on each id's first 16 bytes as
+/// one integer, the whole ids compared only on a tie: derived ids are 42
+/// digits with long common prefixes, which a byte-wise comparison sort walks
+/// again at every step (it was a tenth of a large COPY's time).
+fn key_order(ids: &datafusion::arrow::array::StringArray) -> Vec<usize> {
+    let prefix = |row: usize| {
+        let bytes = ids.value(row).as_bytes();
+        let mut key = [0u8; 16];
+        let n = bytes.len().min(16);
+        key[..n].copy_from_slice(&bytes[..n]);
+        u128::from_be_bytes(key)
+    };
+    let mut keyed: Vec<(u128, usize)> = (0..ids.len()).map(|row| (prefix(row), row)).collect();
+    keyed.sort_unstable_by(|a, b| a.0.cmp(&b.0).then_with(|| ids.value(a.1).cmp(ids.value(b.1))));
+    keyed.into_iter().map(|(_, row)| row).collect()
+}
+
 /// A double-quoted name that is no column is an error, not a string literal
 /// (SQLite's legacy fallback would turn a misnamed column of a federated
 /// statement into a constant).
@@ -541,9 +558,7 @@ impl Backend for SqliteBackend {
                 let total = batch.num_rows();
                 // Insert in key order: B-tree pages fill in sequence instead of at
                 // random, which is most of the cost of a large batch.
-                let order = datafusion::arrow::compute::sort_to_indices(&columns[0], None, None)
-                    .map_err(|e| ProviderError::Config(e.to_string()))?;
-                let order = order.values();
+                let order = key_order(columns[0].as_string::<i32>());
                 let mut start = 0;
                 while start < total {
                     let rows = per_stmt.min(total - start);
@@ -551,8 +566,7 @@ impl Backend for SqliteBackend {
                     let mut stmt = tx.prepare_cached(&sql).map_err(wrap)?;
                     for r in 0..rows {
                         for (i, col) in columns.iter().enumerate() {
-                            stmt.raw_bind_parameter(r * ncols + i + 1, cell(col, order[start + r] as usize, &types[i]))
-                                .map_err(wrap)?;
+                            stmt.raw_bind_parameter(r * ncols + i + 1, cell(col, order[start + r], &types[i])).map_err(wrap)?;
                         }
                     }
                     stmt.raw_execute().map_err(wrap)?;
