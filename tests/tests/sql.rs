@@ -131,7 +131,7 @@ pub fn cases() -> Vec<(String, Vec<Vec<String>>)> {
 
 /// How many of the suite's queries run in SQLite as one statement when the
 /// entities are stored whole there (the others use JSON, list or timestamp
-/// columns, regex, ILIKE, OFFSET, subqueries or system tables).
+/// columns, date literals, regex, ILIKE, OFFSET, subqueries or system tables).
 const FEDERATED_SUITE_QUERIES: usize = 36;
 
 #[tokio::test]
