@@ -75,6 +75,22 @@ where
     best
 }
 
+/// Upsert rows `0..n` of `entity`, row `i` made by `row`, 100k per call;
+/// seconds taken.
+pub async fn load_rows(ws: &heavenbase::Workspace, entity: &str, n: usize, row: impl Fn(usize) -> serde_json::Value) -> f64 {
+    let t = Instant::now();
+    for start in (0..n).step_by(100_000) {
+        let rows: Vec<heavenbase::Row> = (start..(start + 100_000).min(n))
+            .map(|i| match row(i) {
+                serde_json::Value::Object(r) => r,
+                other => panic!("row {i} is not an object: {other}"),
+            })
+            .collect();
+        ws.upsert_many(entity, rows).await.unwrap();
+    }
+    t.elapsed().as_secs_f64()
+}
+
 pub fn home() -> (tempfile::TempDir, heavenbase::Home) {
     let dir = tempfile::tempdir().expect("tempdir");
     let home = heavenbase::Home::new(dir.path());

@@ -14,6 +14,7 @@ use serde_json::json;
 use tokio_postgres::binary_copy::BinaryCopyInWriter;
 use tokio_postgres::types::{ToSql, Type};
 
+use crate::ingest::{item, item_row};
 use crate::{best_of, home};
 
 const INGEST_ROWS: usize = 100_000;
@@ -25,19 +26,14 @@ async fn client() -> tokio_postgres::Client {
     crate::wire::connect(&url()).await
 }
 
+/// The ingest benchmark's rows without their list column (the direct COPY
+/// table has none).
 fn item_rows(n: usize) -> Vec<Row> {
     (0..n)
         .map(|i| {
-            json!({
-                "name": format!("item {i}"),
-                "title": format!("Title number {i}"),
-                "body": format!("Body text of item {i}, long enough to look like a sentence or two of prose."),
-                "price": (i % 1000) as f64 * 0.5,
-                "qty": (i % 97) as i64,
-            })
-            .as_object()
-            .unwrap()
-            .clone()
+            let mut row = item_row(i);
+            row.remove("tags");
+            row
         })
         .collect()
 }
@@ -79,16 +75,9 @@ pub async fn ingest() {
     let direct = t.elapsed().as_secs_f64();
 
     let (_dir, ws) = open("bench_ingest", "bench-ingest").await;
-    ws.register(
-        EntityDef::new("item")
-            .field(FieldDef::new("title", T::short_text()))
-            .field(FieldDef::new("body", T::long_text()))
-            .field(FieldDef::new("price", T::Float))
-            .field(FieldDef::new("qty", T::Integer)),
-        false,
-    )
-    .await
-    .unwrap();
+    let mut def = item();
+    def.fields.retain(|f| f.name != "tags");
+    ws.register(def, false).await.unwrap();
     let t = Instant::now();
     ws.upsert_many("item", rows).await.unwrap();
     let ours = t.elapsed().as_secs_f64();
@@ -114,20 +103,12 @@ pub async fn aggregate() {
     )
     .await
     .unwrap();
-    let t = Instant::now();
-    for chunk in 0..AGG_ROWS / 100_000 {
-        let rows: Vec<Row> = (chunk * 100_000..(chunk + 1) * 100_000)
-            .map(|i| {
-                json!({"name": format!("sale {i}"), "category": format!("c{:02}", i % 40), "amount": (i % 1000) as f64 * 0.25,
-                       "qty": (i % 13) as i64})
-                .as_object()
-                .unwrap()
-                .clone()
-            })
-            .collect();
-        ws.upsert_many("sale", rows).await.unwrap();
-    }
-    println!("postgres aggregate: loaded {AGG_ROWS} rows in {:.1} s", t.elapsed().as_secs_f64());
+    let secs = crate::load_rows(&ws, "sale", AGG_ROWS, |i| {
+        json!({"name": format!("sale {i}"), "category": format!("c{:02}", i % 40), "amount": (i % 1000) as f64 * 0.25,
+               "qty": (i % 13) as i64})
+    })
+    .await;
+    println!("postgres aggregate: loaded {AGG_ROWS} rows in {secs:.1} s");
     let c = client().await;
     c.batch_execute("ANALYZE bench_agg.sale").await.unwrap();
     let sql = "SELECT category, count(*) AS n, sum(qty) AS q, avg(amount) AS a FROM sale GROUP BY category ORDER BY category";

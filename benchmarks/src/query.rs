@@ -148,22 +148,14 @@ pub async fn sqlite_aggregate() {
     .unwrap();
     // Amounts are quarters: every sum is exact, so SQLite's and DataFusion's
     // answers match to the last bit whatever order they add in.
-    let t = Instant::now();
-    for chunk in 0..AGG_ROWS / 100_000 {
-        let rows: Vec<Row> = (chunk * 100_000..(chunk + 1) * 100_000)
-            .map(|i| {
-                let skewed = if i % 10 == 0 { format!("s{:02}", i % 37) } else { "s00".to_string() };
-                json!({"name": format!("sale {i}"), "uniform": format!("c{:02}", i % 40), "skewed": skewed,
-                       "wide": format!("w{:06}", (i * 7919) % 100_000), "amount": ((i * 31) % 1000) as f64 * 0.25,
-                       "qty": (i % 13) as i64})
-                .as_object()
-                .unwrap()
-                .clone()
-            })
-            .collect();
-        ws.upsert_many("sale", rows).await.unwrap();
-    }
-    println!("sqlite aggregate: loaded {AGG_ROWS} rows into a SQLite file in {:.1} s", t.elapsed().as_secs_f64());
+    let secs = crate::load_rows(&ws, "sale", AGG_ROWS, |i| {
+        let skewed = if i % 10 == 0 { format!("s{:02}", i % 37) } else { "s00".to_string() };
+        json!({"name": format!("sale {i}"), "uniform": format!("c{:02}", i % 40), "skewed": skewed,
+               "wide": format!("w{:06}", (i * 7919) % 100_000), "amount": ((i * 31) % 1000) as f64 * 0.25,
+               "qty": (i % 13) as i64})
+    })
+    .await;
+    println!("sqlite aggregate: loaded {AGG_ROWS} rows into a SQLite file in {secs:.1} s");
     let raw = rusqlite::Connection::open_with_flags(&db, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY).unwrap();
     let raw_rows = |sql: &str| -> usize {
         let mut stmt = raw.prepare_cached(sql).unwrap();

@@ -107,8 +107,6 @@ impl std::fmt::Display for FilterOp {
 
 pub const JSON_KEYS: &[&str] =
     &["filter", "near", "select", "group_by", "aggregate", "having", "order", "offset", "limit", "count"];
-/// Names of the JSON query language's aggregates, as [`AggregateOp`] spells them.
-pub const AGGREGATES: &[&str] = &["count", "sum", "avg", "min", "max", "median", "percentile"];
 
 /// An aggregate of the JSON query language and the builder.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -153,7 +151,7 @@ impl AggregateOp {
         AggregateOp::ALL.into_iter().find(|op| op.as_str() == name).ok_or_else(|| {
             Error::new(
                 ErrorKind::UnknownFunction,
-                format!("Unknown aggregate '{name}'.{}", suggest(name, AGGREGATES.iter().copied())),
+                format!("Unknown aggregate '{name}'.{}", suggest(name, AggregateOp::ALL.iter().map(|op| op.as_str()))),
             )
         })
     }

@@ -357,13 +357,12 @@ impl Reader {
     }
 
     fn new(ty: &LogicalType) -> Reader {
-        match ty.arrow_type() {
-            DataType::Utf8 => Reader::Text(StringBuilder::new()),
-            DataType::Int64 => Reader::Int(Int64Builder::new()),
-            DataType::Float64 => Reader::Float(Float64Builder::new()),
-            DataType::Boolean => Reader::Bool(BooleanBuilder::new()),
+        let arrow = ty.arrow_type();
+        if let Some(scalar) = Reader::for_arrow(&arrow) {
+            return scalar;
+        }
+        match arrow {
             DataType::Timestamp(..) => Reader::Ts(TimestampMillisecondBuilder::new().with_timezone("UTC")),
-            DataType::Date32 => Reader::Date(Date32Builder::new()),
             DataType::Binary => Reader::Bin(BinaryBuilder::new()),
             DataType::FixedSizeList(_, dim) => {
                 Reader::Vector(FixedSizeListBuilder::new(Float32Builder::new(), dim).with_field(Arc::new(Field::new(
