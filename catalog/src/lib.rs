@@ -16,7 +16,7 @@ pub use column::{BadValue, coerce_column};
 pub use entity::{EntityDef, FieldDef, FieldSet, NAME, OBJECT_ID, StoreSpec};
 pub use objectid::{catalog_row_id, derive_object_id, hash_id, system_row_id};
 pub use placement::{BackendInfo, Binding, FieldGroup, IndexPlan, PlacementPlan, Strategy};
-pub use types::{ColumnBuilder, LogicalType};
+pub use types::{ColumnBuilder, LogicalType, PhysicalType, Stored};
 
 /// A row as users write and read it: field name → JSON value.
 pub type Row = serde_json::Map<String, serde_json::Value>;

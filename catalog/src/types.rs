@@ -77,6 +77,77 @@ pub enum CategoricalBase {
     Integer,
 }
 
+/// How values of a logical type are laid out, in Arrow and in every backend:
+/// the one type map. Arrow ([`PhysicalType::arrow_type`]), the Postgres wire
+/// ([`PhysicalType::pg_type`]) and each SQL backend's column types are spellings
+/// of it, each matching it exhaustively, so a new layout is a compile error
+/// wherever it must be spelled. Limits, categories and the like are not layout:
+/// they are checked on the way in ([`ColumnBuilder`], [`crate::coerce_column`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PhysicalType {
+    Text,
+    Int,
+    Float,
+    Bool,
+    /// Epoch milliseconds, UTC.
+    Timestamp,
+    /// Days since 1970-01-01.
+    Date,
+    Bytes,
+    /// `dim` single-precision floats.
+    Vector {
+        dim: usize,
+    },
+    /// A list of one item layout; an Array without an item type holds Json items.
+    List(Box<PhysicalType>),
+    /// A JSON document, kept as compact text.
+    Json,
+}
+
+impl PhysicalType {
+    pub fn arrow_type(&self) -> DataType {
+        match self {
+            PhysicalType::Text | PhysicalType::Json => DataType::Utf8,
+            PhysicalType::Int => DataType::Int64,
+            PhysicalType::Float => DataType::Float64,
+            PhysicalType::Bool => DataType::Boolean,
+            PhysicalType::Timestamp => DataType::Timestamp(TimeUnit::Millisecond, Some("UTC".into())),
+            PhysicalType::Date => DataType::Date32,
+            PhysicalType::Bytes => DataType::Binary,
+            PhysicalType::Vector { dim } => {
+                DataType::FixedSizeList(Arc::new(Field::new("item", DataType::Float32, true)), *dim as i32)
+            }
+            PhysicalType::List(item) => DataType::List(Arc::new(Field::new("item", item.arrow_type(), true))),
+        }
+    }
+
+    /// The Postgres type of the layout. A list of lists or vectors has no
+    /// Postgres array type of its own: it is a JSON document.
+    pub fn pg_type(&self) -> &'static str {
+        match self {
+            PhysicalType::Text => "text",
+            PhysicalType::Int => "int8",
+            PhysicalType::Float => "float8",
+            PhysicalType::Bool => "bool",
+            PhysicalType::Timestamp => "timestamptz",
+            PhysicalType::Date => "date",
+            PhysicalType::Bytes => "bytea",
+            PhysicalType::Vector { .. } => "float4[]",
+            PhysicalType::Json => "jsonb",
+            PhysicalType::List(item) => match item.as_ref() {
+                PhysicalType::Text => "text[]",
+                PhysicalType::Int => "int8[]",
+                PhysicalType::Float => "float8[]",
+                PhysicalType::Bool => "bool[]",
+                PhysicalType::Timestamp => "timestamptz[]",
+                PhysicalType::Date => "date[]",
+                PhysicalType::Bytes => "bytea[]",
+                PhysicalType::Vector { .. } | PhysicalType::List(_) | PhysicalType::Json => "jsonb",
+            },
+        }
+    }
+}
+
 impl LogicalType {
     pub fn identifier() -> Self {
         LogicalType::Identifier { max_chars: IDENTIFIER_MAX, target_entity: None }
@@ -159,60 +230,49 @@ impl LogicalType {
         self.text_limit().is_some()
     }
 
-    pub fn arrow_type(&self) -> DataType {
+    /// How values of this type are laid out: the one type map (see [`PhysicalType`]).
+    pub fn physical(&self) -> PhysicalType {
         match self {
             LogicalType::Identifier { .. }
             | LogicalType::ShortText { .. }
             | LogicalType::MediumText { .. }
             | LogicalType::LongText { .. }
-            | LogicalType::Json => DataType::Utf8,
-            LogicalType::Integer | LogicalType::Duration => DataType::Int64,
-            LogicalType::Float => DataType::Float64,
-            LogicalType::Boolean => DataType::Boolean,
-            LogicalType::Timestamp => DataType::Timestamp(TimeUnit::Millisecond, Some("UTC".into())),
-            LogicalType::Date => DataType::Date32,
-            LogicalType::Categorical { base, .. } => match base {
-                CategoricalBase::String => DataType::Utf8,
-                CategoricalBase::Integer => DataType::Int64,
-            },
+            | LogicalType::Categorical { base: CategoricalBase::String, .. } => PhysicalType::Text,
+            LogicalType::Integer | LogicalType::Duration | LogicalType::Categorical { base: CategoricalBase::Integer, .. } => {
+                PhysicalType::Int
+            }
+            LogicalType::Float => PhysicalType::Float,
+            LogicalType::Boolean => PhysicalType::Bool,
+            LogicalType::Timestamp => PhysicalType::Timestamp,
+            LogicalType::Date => PhysicalType::Date,
             LogicalType::Array { item } => {
-                let item_type = item.as_ref().map(|t| t.arrow_type()).unwrap_or(DataType::Utf8);
-                DataType::List(Arc::new(Field::new("item", item_type, true)))
+                PhysicalType::List(Box::new(item.as_deref().map(LogicalType::physical).unwrap_or(PhysicalType::Json)))
             }
-            LogicalType::Vector { dim } => {
-                DataType::FixedSizeList(Arc::new(Field::new("item", DataType::Float32, true)), *dim as i32)
-            }
-            LogicalType::Artifact => DataType::Binary,
+            LogicalType::Json => PhysicalType::Json,
+            LogicalType::Vector { dim } => PhysicalType::Vector { dim: *dim },
+            LogicalType::Artifact => PhysicalType::Bytes,
         }
     }
 
-    /// The Postgres type a client sees (catalogs, the wire, the Postgres backend).
+    pub fn arrow_type(&self) -> DataType {
+        self.physical().arrow_type()
+    }
+
+    /// The Postgres type a client sees (catalogs, `hb describe`): the physical
+    /// type's, with text kinds spelled `varchar(limit)` so tools show the limit.
     pub fn pg_type(&self) -> String {
         match self {
             LogicalType::Identifier { max_chars, .. }
             | LogicalType::ShortText { max_chars }
             | LogicalType::MediumText { max_chars }
             | LogicalType::LongText { max_chars } => format!("varchar({max_chars})"),
-            LogicalType::Integer | LogicalType::Duration => "int8".into(),
-            LogicalType::Float => "float8".into(),
-            LogicalType::Boolean => "bool".into(),
-            LogicalType::Timestamp => "timestamptz".into(),
-            LogicalType::Date => "date".into(),
-            LogicalType::Categorical { base: CategoricalBase::Integer, .. } => "int8".into(),
-            LogicalType::Categorical { values, .. } => {
+            LogicalType::Categorical { values, base: CategoricalBase::String } => {
                 let longest = values.iter().map(|v| json_text(v).chars().count()).max().unwrap_or(1);
                 format!("varchar({})", longest.max(1))
             }
-            LogicalType::Array { item: Some(item) } => {
-                let inner = item.pg_type();
-                // Postgres spells array types without a length modifier on the item.
-                let base = inner.split('(').next().unwrap_or(&inner).to_string();
-                format!("{base}[]")
-            }
-            LogicalType::Array { item: None } => "jsonb".into(),
-            LogicalType::Json => "jsonb".into(),
-            LogicalType::Vector { .. } => "float4[]".into(),
-            LogicalType::Artifact => "bytea".into(),
+            // Postgres spells array types without a length modifier on the item.
+            LogicalType::Array { item: Some(item) } if item.physical() == PhysicalType::Text => "varchar[]".into(),
+            other => other.physical().pg_type().into(),
         }
     }
 
@@ -418,11 +478,35 @@ pub fn describe_value(v: &Json) -> String {
     }
 }
 
-/// An Arrow builder for one column of one logical type; `push` validates and
-/// coerces a JSON value, `finish` yields the array.
+/// An Arrow builder for one column of one logical type, the one builder every
+/// door and backend fills: `push` validates and coerces a JSON value (writes),
+/// `push_stored` lays out a value a backend hands back (reads), `finish` yields
+/// the array.
 pub struct ColumnBuilder {
     ty: LogicalType,
     inner: Inner,
+    /// The Arrow type `finish` casts to, for result columns narrower than
+    /// their layout (see [`ColumnBuilder::for_arrow`]).
+    cast_to: Option<DataType>,
+}
+
+/// A value as a SQL backend hands it back: the value classes SQLite and Postgres
+/// return. Stored values were validated on the way in; reading one back only
+/// lays it out.
+#[derive(Debug, Clone, Copy)]
+pub enum Stored<'a> {
+    Null,
+    Int(i64),
+    Float(f64),
+    Bool(bool),
+    Text(&'a str),
+    Bytes(&'a [u8]),
+    /// Days since 1970-01-01.
+    Date(i32),
+    /// Epoch milliseconds.
+    Timestamp(i64),
+    Floats(&'a [f32]),
+    Json(&'a Json),
 }
 
 enum Inner {
@@ -461,7 +545,32 @@ impl ColumnBuilder {
             }
             _ => Inner::Str(StringBuilder::with_capacity(capacity, capacity * 16)),
         };
-        ColumnBuilder { ty: ty.clone(), inner }
+        ColumnBuilder { ty: ty.clone(), inner, cast_to: None }
+    }
+
+    /// A builder for a result column that only its Arrow type describes (a
+    /// federated statement's aggregates and expressions): the layout's logical
+    /// type, cast at `finish` where the Arrow type is narrower (Int32, Float32).
+    /// None for Arrow types no layout holds.
+    pub fn for_arrow(arrow: &DataType, capacity: usize) -> Option<Self> {
+        let ty = match arrow {
+            DataType::Utf8 => LogicalType::LongText { max_chars: usize::MAX },
+            DataType::Int64 | DataType::Int32 | DataType::Int16 => LogicalType::Integer,
+            DataType::Float64 | DataType::Float32 => LogicalType::Float,
+            DataType::Boolean => LogicalType::Boolean,
+            DataType::Date32 => LogicalType::Date,
+            DataType::Timestamp(TimeUnit::Millisecond, _) => LogicalType::Timestamp,
+            DataType::Binary => LogicalType::Artifact,
+            DataType::FixedSizeList(item, dim) if item.data_type() == &DataType::Float32 && *dim > 0 => {
+                LogicalType::Vector { dim: *dim as usize }
+            }
+            _ => return None,
+        };
+        let mut builder = ColumnBuilder::new(&ty, capacity);
+        if &ty.arrow_type() != arrow {
+            builder.cast_to = Some(arrow.clone());
+        }
+        Some(builder)
     }
 
     fn into_dyn(self) -> Box<dyn ArrayBuilder> {
@@ -559,9 +668,110 @@ impl ColumnBuilder {
         Ok(())
     }
 
+    /// Lay out a value read back from a backend. A value of a class the column
+    /// cannot hold reads as NULL; text that must parse (a date, a JSON list) and
+    /// does not is an error.
+    pub fn push_stored(&mut self, value: Stored<'_>) -> Result<(), String> {
+        if matches!(value, Stored::Null) {
+            self.push_null();
+            return Ok(());
+        }
+        if let Inner::List(..) = self.inner {
+            // Lists come back as JSON (Postgres arrays and jsonb) or JSON text (SQLite).
+            return match value {
+                Stored::Json(v) => self.push(v),
+                Stored::Text(t) => {
+                    let parsed: Json = serde_json::from_str(t).map_err(|e| e.to_string())?;
+                    self.push(&parsed)
+                }
+                _ => {
+                    self.push_null();
+                    Ok(())
+                }
+            };
+        }
+        match &mut self.inner {
+            Inner::Str(b) => match value {
+                Stored::Text(t) => b.append_value(t),
+                Stored::Json(v) => b.append_value(v.to_string()),
+                Stored::Int(i) => b.append_value(i.to_string()),
+                Stored::Float(f) => b.append_value(f.to_string()),
+                Stored::Bool(x) => b.append_value(if x { "true" } else { "false" }),
+                Stored::Bytes(x) => b.append_value(String::from_utf8_lossy(x)),
+                _ => b.append_null(),
+            },
+            Inner::Int(b) => b.append_option(match value {
+                Stored::Int(i) | Stored::Timestamp(i) => Some(i),
+                Stored::Float(f) => Some(f as i64),
+                Stored::Bool(x) => Some(x as i64),
+                Stored::Text(t) => t.trim().parse().ok(),
+                _ => None,
+            }),
+            Inner::Float(b) => b.append_option(match value {
+                Stored::Float(f) => Some(f),
+                Stored::Int(i) => Some(i as f64),
+                Stored::Text(t) => t.trim().parse().ok(),
+                _ => None,
+            }),
+            Inner::Bool(b) => b.append_option(match value {
+                Stored::Bool(x) => Some(x),
+                Stored::Int(i) => Some(i != 0),
+                Stored::Float(f) => Some(f != 0.0),
+                _ => None,
+            }),
+            Inner::Ts(b) => b.append_option(match value {
+                Stored::Timestamp(ms) | Stored::Int(ms) => Some(ms),
+                Stored::Float(f) => Some(f as i64),
+                _ => None,
+            }),
+            Inner::Date(b) => match value {
+                Stored::Date(days) => b.append_value(days),
+                // SQLite keeps dates as ISO text.
+                Stored::Text(t) => b.append_value(coerce_date(&Json::String(t.to_string()))?),
+                _ => b.append_null(),
+            },
+            Inner::Bin(b) => match value {
+                Stored::Bytes(x) => b.append_value(x),
+                Stored::Text(t) => b.append_value(t.as_bytes()),
+                _ => b.append_null(),
+            },
+            Inner::Vector(b) => {
+                let dim = b.value_length() as usize;
+                match value {
+                    Stored::Floats(v) if v.len() == dim => {
+                        b.values().append_slice(v);
+                        b.append(true);
+                    }
+                    // SQLite keeps vectors as little-endian f32 blobs.
+                    Stored::Bytes(x) if x.len() == dim * 4 => {
+                        for chunk in x.chunks_exact(4) {
+                            b.values().append_value(f32::from_le_bytes([chunk[0], chunk[1], chunk[2], chunk[3]]));
+                        }
+                        b.append(true);
+                    }
+                    _ => {
+                        for _ in 0..dim {
+                            b.values().append_null();
+                        }
+                        b.append(false);
+                    }
+                }
+            }
+            Inner::List(..) => unreachable!("lists are read above"),
+        }
+        Ok(())
+    }
+
     pub fn finish(self) -> ArrayRef {
+        let cast_to = self.cast_to.clone();
         let mut b = self.into_dyn();
-        b.finish()
+        let array = b.finish();
+        match cast_to {
+            // These casts (wide integers and floats to narrow ones) cannot fail;
+            // a value out of range becomes NULL.
+            Some(target) => arrow::compute::cast(&array, &target).unwrap_or(array),
+            None => array,
+        }
     }
 }
 

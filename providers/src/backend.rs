@@ -37,6 +37,21 @@ impl ColumnSpec {
         }
         b.finish()
     }
+
+    /// `"name" TYPE [DEFAULT literal]`, the column's DDL in every SQL backend:
+    /// the dialect spells the type of the column's layout and renders the
+    /// default (a one-row array of the column's own type) as a literal.
+    pub fn ddl(&self, column_type: &str, literal: impl FnOnce(&datafusion::arrow::array::ArrayRef) -> Option<String>) -> String {
+        let mut ddl = format!("{} {column_type}", crate::sql_filter::quote_ident(&self.name));
+        if self.default.as_ref().is_some_and(|d| !d.is_null()) {
+            let array = self.default_array();
+            if let Some(l) = literal(&array).filter(|_| !array.is_null(0)) {
+                ddl.push_str(" DEFAULT ");
+                ddl.push_str(&l);
+            }
+        }
+        ddl
+    }
 }
 
 /// One physical table in one backend: `object_id` plus `columns`.

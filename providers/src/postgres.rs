@@ -5,11 +5,8 @@
 //! filters as parameterised SQL, and [`PostgresBackend::query_arrow`] runs whole
 //! federated subplans (engine/src/federation.rs).
 //!
-//! Storage of logical types: text kinds → `text COLLATE "C"` (byte order, as
-//! DataFusion compares strings); Integer, Duration → int8; Float → float8;
-//! Boolean → bool; Timestamp → timestamptz; Date → date; Json and untyped arrays →
-//! jsonb; arrays of text/integer/float/boolean → text[]/int8[]/float8[]/bool[];
-//! Vector → real[]; Artifact → bytea.
+//! Column types spell the catalog's one type map (`PhysicalType`) in
+//! [`column_type`]; rows read back through the catalog's one `ColumnBuilder`.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
@@ -17,19 +14,16 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use chrono::{DateTime, NaiveDate, Utc};
-use datafusion::arrow::array::{
-    Array, ArrayRef, AsArray, BinaryBuilder, BooleanBuilder, Date32Builder, FixedSizeListBuilder, Float32Builder, Float64Builder,
-    Int32Builder, Int64Builder, StringBuilder, TimestampMillisecondBuilder,
-};
+use chrono::{DateTime, NaiveDate, NaiveDateTime, Utc};
+use datafusion::arrow::array::{Array, ArrayRef, AsArray};
 use datafusion::arrow::datatypes::{
-    DataType, Date32Type, Field, Float32Type, Float64Type, Int64Type, SchemaRef, TimeUnit, TimestampMillisecondType,
+    DataType, Date32Type, Float32Type, Float64Type, Int64Type, SchemaRef, TimestampMillisecondType,
 };
 use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::logical_expr::Expr;
 use futures::{StreamExt, pin_mut};
 use heavenbase_catalog::value::array_value;
-use heavenbase_catalog::{BackendInfo, ColumnBuilder, LogicalType, OBJECT_ID};
+use heavenbase_catalog::{BackendInfo, ColumnBuilder, LogicalType, OBJECT_ID, PhysicalType, Stored};
 use serde_json::{Value as Json, json};
 use tokio::sync::{Mutex, OwnedMutexGuard};
 use tokio_postgres::binary_copy::BinaryCopyInWriter;
@@ -308,28 +302,37 @@ impl SqlDialect for Postgres {
     }
 }
 
-/// The Postgres column type of a logical type.
-pub fn pg_storage_type(ty: &LogicalType) -> &'static str {
-    match ty {
-        LogicalType::Json | LogicalType::Array { item: None } => "jsonb",
-        LogicalType::Array { item: Some(item) } => match item.arrow_type() {
-            DataType::Utf8 => "text[]",
-            DataType::Int64 => "int8[]",
-            DataType::Float64 => "float8[]",
-            DataType::Boolean => "bool[]",
-            _ => "jsonb",
-        },
-        LogicalType::Vector { .. } => "real[]",
-        LogicalType::Artifact => "bytea",
-        other => match other.arrow_type() {
-            DataType::Int64 => "int8",
-            DataType::Float64 => "float8",
-            DataType::Boolean => "bool",
-            DataType::Timestamp(..) => "timestamptz",
-            DataType::Date32 => "date",
-            _ => "text COLLATE \"C\"",
+/// The Postgres backend's spelling of a layout: the column type it creates
+/// and the type a binary COPY sends. Two choices differ from what clients see
+/// ([`PhysicalType::pg_type`]): text is `text COLLATE "C"` (byte order, as
+/// DataFusion compares strings; no length in the table, so a field's limit can
+/// change without an ALTER: the engine checks it on the way in), and lists of
+/// items with no array type here (timestamps, dates, bytes, JSON) are one jsonb
+/// document.
+fn column_type(physical: &PhysicalType) -> (&'static str, Type) {
+    match physical {
+        PhysicalType::Text => ("text COLLATE \"C\"", Type::TEXT),
+        PhysicalType::Int => ("int8", Type::INT8),
+        PhysicalType::Float => ("float8", Type::FLOAT8),
+        PhysicalType::Bool => ("bool", Type::BOOL),
+        PhysicalType::Timestamp => ("timestamptz", Type::TIMESTAMPTZ),
+        PhysicalType::Date => ("date", Type::DATE),
+        PhysicalType::Bytes => ("bytea", Type::BYTEA),
+        PhysicalType::Vector { .. } => ("real[]", Type::FLOAT4_ARRAY),
+        PhysicalType::Json => ("jsonb", Type::JSONB),
+        PhysicalType::List(item) => match item.as_ref() {
+            PhysicalType::Text => ("text[]", Type::TEXT_ARRAY),
+            PhysicalType::Int => ("int8[]", Type::INT8_ARRAY),
+            PhysicalType::Float => ("float8[]", Type::FLOAT8_ARRAY),
+            PhysicalType::Bool => ("bool[]", Type::BOOL_ARRAY),
+            _ => ("jsonb", Type::JSONB),
         },
     }
+}
+
+/// The Postgres types a batch's columns are stored as, in order.
+fn column_pg_types(types: &[LogicalType]) -> Vec<Type> {
+    types.iter().map(|t| column_type(&t.physical()).1).collect()
 }
 
 fn ms_to_datetime(ms: i64) -> Option<DateTime<Utc>> {
@@ -361,31 +364,29 @@ fn bind_param(p: &SqlParam, ty: &Type) -> Param {
     }
 }
 
-/// The value of `array[row]` as Postgres stores the column's logical type.
-fn cell_param(array: &ArrayRef, row: usize, ty: &LogicalType) -> Param {
+/// The value of `array[row]` as a parameter of the column's storage type `pg`
+/// (typed even when NULL: the server checks every parameter's type).
+fn cell_param(array: &ArrayRef, row: usize, ty: &LogicalType, pg: &Type) -> Param {
     if array.is_null(row) {
-        return match pg_storage_type(ty) {
-            "int8" => Box::new(None::<i64>),
-            "float8" => Box::new(None::<f64>),
-            "bool" => Box::new(None::<bool>),
-            "timestamptz" => Box::new(None::<DateTime<Utc>>),
-            "date" => Box::new(None::<NaiveDate>),
-            "jsonb" => Box::new(None::<Json>),
-            "real[]" => Box::new(None::<Vec<f32>>),
-            "text[]" => Box::new(None::<Vec<Option<String>>>),
-            "int8[]" => Box::new(None::<Vec<Option<i64>>>),
-            "float8[]" => Box::new(None::<Vec<Option<f64>>>),
-            "bool[]" => Box::new(None::<Vec<Option<bool>>>),
-            "bytea" => Box::new(None::<Vec<u8>>),
+        return match *pg {
+            Type::INT8 => Box::new(None::<i64>),
+            Type::FLOAT8 => Box::new(None::<f64>),
+            Type::BOOL => Box::new(None::<bool>),
+            Type::TIMESTAMPTZ => Box::new(None::<DateTime<Utc>>),
+            Type::DATE => Box::new(None::<NaiveDate>),
+            Type::JSONB => Box::new(None::<Json>),
+            Type::FLOAT4_ARRAY => Box::new(None::<Vec<f32>>),
+            Type::TEXT_ARRAY => Box::new(None::<Vec<Option<String>>>),
+            Type::INT8_ARRAY => Box::new(None::<Vec<Option<i64>>>),
+            Type::FLOAT8_ARRAY => Box::new(None::<Vec<Option<f64>>>),
+            Type::BOOL_ARRAY => Box::new(None::<Vec<Option<bool>>>),
+            Type::BYTEA => Box::new(None::<Vec<u8>>),
             _ => Box::new(None::<String>),
         };
     }
-    match pg_storage_type(ty) {
-        "jsonb" => {
-            let v = array_value(array.as_ref(), row, ty);
-            return Box::new(v);
-        }
-        "text[]" | "int8[]" | "float8[]" | "bool[]" => {
+    match *pg {
+        Type::JSONB => return Box::new(array_value(array.as_ref(), row, ty)),
+        Type::TEXT_ARRAY | Type::INT8_ARRAY | Type::FLOAT8_ARRAY | Type::BOOL_ARRAY => {
             let list = array.as_list::<i32>().value(row);
             return match list.data_type() {
                 DataType::Int64 => Box::new(list.as_primitive::<Int64Type>().iter().collect::<Vec<_>>()),
@@ -411,167 +412,83 @@ fn cell_param(array: &ArrayRef, row: usize, ty: &LogicalType) -> Param {
     }
 }
 
-/// The Postgres type a COPY of the column sends.
-fn copy_type(ty: &LogicalType) -> Type {
-    match pg_storage_type(ty) {
-        "int8" => Type::INT8,
-        "float8" => Type::FLOAT8,
-        "bool" => Type::BOOL,
-        "timestamptz" => Type::TIMESTAMPTZ,
-        "date" => Type::DATE,
-        "jsonb" => Type::JSONB,
-        "real[]" => Type::FLOAT4_ARRAY,
-        "text[]" => Type::TEXT_ARRAY,
-        "int8[]" => Type::INT8_ARRAY,
-        "float8[]" => Type::FLOAT8_ARRAY,
-        "bool[]" => Type::BOOL_ARRAY,
-        "bytea" => Type::BYTEA,
-        _ => Type::TEXT,
+/// Read cell `i` of `row` into `b`, decoded by the Postgres type the server sent.
+fn read_cell(b: &mut ColumnBuilder, row: &Row, i: usize, pg: &Type) -> std::result::Result<(), String> {
+    let e = |e: tokio_postgres::Error| pg_message(&e);
+    let get_json = || -> std::result::Result<Option<Json>, tokio_postgres::Error> {
+        Ok(match *pg {
+            Type::JSONB | Type::JSON => row.try_get(i)?,
+            Type::TEXT_ARRAY => row.try_get::<_, Option<Vec<Option<String>>>>(i)?.map(|v| json!(v)),
+            Type::INT8_ARRAY => row.try_get::<_, Option<Vec<Option<i64>>>>(i)?.map(|v| json!(v)),
+            Type::FLOAT8_ARRAY => row.try_get::<_, Option<Vec<Option<f64>>>>(i)?.map(|v| json!(v)),
+            _ => row.try_get::<_, Option<Vec<Option<bool>>>>(i)?.map(|v| json!(v)),
+        })
+    };
+    fn stored(v: Option<Stored<'_>>) -> Stored<'_> {
+        v.unwrap_or(Stored::Null)
     }
-}
-
-/// Arrow builders fed from Postgres rows. The target is the Arrow type; the
-/// Postgres column type decides how a value is read.
-enum Reader {
-    Text(StringBuilder),
-    Int(Int64Builder),
-    Int32(Int32Builder),
-    Float(Float64Builder),
-    Float32(Float32Builder),
-    Bool(BooleanBuilder),
-    Ts(TimestampMillisecondBuilder),
-    Date(Date32Builder),
-    Bin(BinaryBuilder),
-    Vector(FixedSizeListBuilder<Float32Builder>),
-    /// Lists and other JSON-shaped values go through the logical type's coercion.
-    Json(ColumnBuilder),
-}
-
-fn reader_for(field: &Field, logical: Option<&LogicalType>) -> std::result::Result<Reader, String> {
-    Ok(match field.data_type() {
-        DataType::Utf8 => Reader::Text(StringBuilder::new()),
-        DataType::Int64 => Reader::Int(Int64Builder::new()),
-        DataType::Int32 => Reader::Int32(Int32Builder::new()),
-        DataType::Float64 => Reader::Float(Float64Builder::new()),
-        DataType::Float32 => Reader::Float32(Float32Builder::new()),
-        DataType::Boolean => Reader::Bool(BooleanBuilder::new()),
-        DataType::Timestamp(TimeUnit::Millisecond, tz) => {
-            Reader::Ts(TimestampMillisecondBuilder::new().with_timezone_opt(tz.clone()))
+    match *pg {
+        Type::INT8 => b.push_stored(stored(row.try_get::<_, Option<i64>>(i).map_err(e)?.map(Stored::Int))),
+        Type::INT4 => b.push_stored(stored(row.try_get::<_, Option<i32>>(i).map_err(e)?.map(|v| Stored::Int(v.into())))),
+        Type::INT2 => b.push_stored(stored(row.try_get::<_, Option<i16>>(i).map_err(e)?.map(|v| Stored::Int(v.into())))),
+        Type::FLOAT8 => b.push_stored(stored(row.try_get::<_, Option<f64>>(i).map_err(e)?.map(Stored::Float))),
+        Type::FLOAT4 => b.push_stored(stored(row.try_get::<_, Option<f32>>(i).map_err(e)?.map(|v| Stored::Float(v.into())))),
+        Type::BOOL => b.push_stored(stored(row.try_get::<_, Option<bool>>(i).map_err(e)?.map(Stored::Bool))),
+        Type::TIMESTAMPTZ => b.push_stored(stored(
+            row.try_get::<_, Option<DateTime<Utc>>>(i).map_err(e)?.map(|t| Stored::Timestamp(t.timestamp_millis())),
+        )),
+        Type::TIMESTAMP => b.push_stored(stored(
+            row.try_get::<_, Option<NaiveDateTime>>(i).map_err(e)?.map(|t| Stored::Timestamp(t.and_utc().timestamp_millis())),
+        )),
+        Type::DATE => {
+            b.push_stored(stored(row.try_get::<_, Option<NaiveDate>>(i).map_err(e)?.map(|d| Stored::Date(date_to_days(d)))))
         }
-        DataType::Date32 => Reader::Date(Date32Builder::new()),
-        DataType::Binary => Reader::Bin(BinaryBuilder::new()),
-        DataType::FixedSizeList(_, dim) => {
-            Reader::Vector(FixedSizeListBuilder::new(Float32Builder::new(), *dim).with_field(Arc::new(Field::new(
-                "item",
-                DataType::Float32,
-                true,
-            ))))
+        Type::BYTEA => b.push_stored(stored(row.try_get::<_, Option<&[u8]>>(i).map_err(e)?.map(Stored::Bytes))),
+        Type::FLOAT4_ARRAY => {
+            let v = row.try_get::<_, Option<Vec<f32>>>(i).map_err(e)?;
+            b.push_stored(stored(v.as_deref().map(Stored::Floats)))
         }
-        other => match logical {
-            Some(ty) => Reader::Json(ColumnBuilder::new(ty, 0)),
-            None => return Err(format!("column '{}' of type {other} cannot be read from Postgres", field.name())),
-        },
-    })
-}
-
-impl Reader {
-    fn push(&mut self, row: &Row, i: usize) -> std::result::Result<(), tokio_postgres::Error> {
-        let pg = row.columns()[i].type_().clone();
-        match self {
-            Reader::Text(b) => {
-                if pg == Type::JSONB || pg == Type::JSON {
-                    b.append_option(row.try_get::<_, Option<Json>>(i)?.map(|v| v.to_string()))
-                } else {
-                    b.append_option(row.try_get::<_, Option<&str>>(i)?)
-                }
-            }
-            Reader::Int(b) => b.append_option(match pg {
-                Type::INT4 => row.try_get::<_, Option<i32>>(i)?.map(i64::from),
-                Type::INT2 => row.try_get::<_, Option<i16>>(i)?.map(i64::from),
-                _ => row.try_get::<_, Option<i64>>(i)?,
-            }),
-            Reader::Int32(b) => b.append_option(row.try_get::<_, Option<i32>>(i)?),
-            Reader::Float(b) => b.append_option(match pg {
-                Type::FLOAT4 => row.try_get::<_, Option<f32>>(i)?.map(f64::from),
-                _ => row.try_get::<_, Option<f64>>(i)?,
-            }),
-            Reader::Float32(b) => b.append_option(row.try_get::<_, Option<f32>>(i)?),
-            Reader::Bool(b) => b.append_option(row.try_get::<_, Option<bool>>(i)?),
-            Reader::Ts(b) => b.append_option(row.try_get::<_, Option<DateTime<Utc>>>(i)?.map(|t| t.timestamp_millis())),
-            Reader::Date(b) => b.append_option(row.try_get::<_, Option<NaiveDate>>(i)?.map(date_to_days)),
-            Reader::Bin(b) => b.append_option(row.try_get::<_, Option<&[u8]>>(i)?),
-            Reader::Vector(b) => {
-                let dim = b.value_length() as usize;
-                match row.try_get::<_, Option<Vec<f32>>>(i)? {
-                    Some(v) if v.len() == dim => {
-                        b.values().append_slice(&v);
-                        b.append(true);
+        Type::JSONB | Type::JSON | Type::TEXT_ARRAY | Type::INT8_ARRAY | Type::FLOAT8_ARRAY | Type::BOOL_ARRAY => {
+            match get_json().map_err(e)? {
+                // Values were checked on the way in; a value that no longer fits
+                // its type (edited outside HeavenBase) reads as NULL.
+                Some(v) => {
+                    if b.push_stored(Stored::Json(&v)).is_err() {
+                        b.push_null();
                     }
-                    _ => {
-                        for _ in 0..dim {
-                            b.values().append_null();
-                        }
-                        b.append(false);
-                    }
+                    Ok(())
                 }
-            }
-            Reader::Json(b) => {
-                let v: Option<Json> = match pg {
-                    Type::JSONB | Type::JSON => row.try_get(i)?,
-                    Type::TEXT_ARRAY => row.try_get::<_, Option<Vec<Option<String>>>>(i)?.map(|v| json!(v)),
-                    Type::INT8_ARRAY => row.try_get::<_, Option<Vec<Option<i64>>>>(i)?.map(|v| json!(v)),
-                    Type::FLOAT8_ARRAY => row.try_get::<_, Option<Vec<Option<f64>>>>(i)?.map(|v| json!(v)),
-                    Type::BOOL_ARRAY => row.try_get::<_, Option<Vec<Option<bool>>>>(i)?.map(|v| json!(v)),
-                    _ => row.try_get::<_, Option<String>>(i)?.map(Json::String),
-                };
-                match v {
-                    // Values were checked on the way in; a value that no longer
-                    // fits (edited outside HeavenBase) reads as NULL.
-                    Some(v) => {
-                        if b.push(&v).is_err() {
-                            b.push_null()
-                        }
-                    }
-                    None => b.push_null(),
-                }
+                None => b.push_stored(Stored::Null),
             }
         }
-        Ok(())
-    }
-
-    fn finish(self) -> ArrayRef {
-        use datafusion::arrow::array::ArrayBuilder;
-        match self {
-            Reader::Text(mut b) => Arc::new(b.finish()),
-            Reader::Int(mut b) => Arc::new(b.finish()),
-            Reader::Int32(mut b) => Arc::new(b.finish()),
-            Reader::Float(mut b) => Arc::new(b.finish()),
-            Reader::Float32(mut b) => Arc::new(b.finish()),
-            Reader::Bool(mut b) => Arc::new(b.finish()),
-            Reader::Ts(mut b) => Arc::new(b.finish()),
-            Reader::Date(mut b) => Arc::new(b.finish()),
-            Reader::Bin(mut b) => ArrayBuilder::finish(&mut b),
-            Reader::Vector(mut b) => Arc::new(b.finish()),
-            Reader::Json(b) => b.finish(),
-        }
+        _ => b.push_stored(stored(row.try_get::<_, Option<&str>>(i).map_err(e)?.map(Stored::Text))),
     }
 }
 
 /// Read rows into one batch of `schema`; `logical` gives the logical type of
-/// columns that need one (lists).
+/// the columns that have one (scans), the rest are laid out by Arrow type
+/// (federated results).
 fn rows_to_batch(rows: &[Row], schema: SchemaRef, logical: &[Option<LogicalType>]) -> std::result::Result<RecordBatch, String> {
-    let mut readers = schema
+    let mut builders = schema
         .fields()
         .iter()
         .enumerate()
-        .map(|(i, f)| reader_for(f, logical.get(i).and_then(|l| l.as_ref())))
+        .map(|(i, f)| match logical.get(i).and_then(|l| l.as_ref()) {
+            Some(ty) => Ok(ColumnBuilder::new(ty, rows.len())),
+            None => ColumnBuilder::for_arrow(f.data_type(), rows.len())
+                .ok_or_else(|| format!("column '{}' of type {} cannot be read from Postgres", f.name(), f.data_type())),
+        })
         .collect::<std::result::Result<Vec<_>, _>>()?;
-    for row in rows {
-        for (i, r) in readers.iter_mut().enumerate() {
-            r.push(row, i).map_err(|e| format!("column '{}': {}", schema.field(i).name(), pg_message(&e)))?;
+    if let Some(first) = rows.first() {
+        // Every row of a result has the same column types: look them up once.
+        let pg_types: Vec<Type> = first.columns().iter().map(|c| c.type_().clone()).collect();
+        for row in rows {
+            for (i, b) in builders.iter_mut().enumerate() {
+                read_cell(b, row, i, &pg_types[i]).map_err(|m| format!("column '{}': {m}", schema.field(i).name()))?;
+            }
         }
     }
-    let arrays = readers.into_iter().map(Reader::finish).collect();
+    let arrays = builders.into_iter().map(ColumnBuilder::finish).collect();
     RecordBatch::try_new(schema, arrays).map_err(|e| e.to_string())
 }
 
@@ -665,10 +582,11 @@ impl PostgresBackend {
             tuples.join(", "),
             on_conflict(&names)
         );
+        let pg_types = column_pg_types(types);
         let mut params: Vec<Param> = Vec::with_capacity(rows * ncols);
         for r in 0..rows {
             for (i, col) in batch.columns().iter().enumerate() {
-                params.push(cell_param(col, r, &types[i]));
+                params.push(cell_param(col, r, &types[i], &pg_types[i]));
             }
         }
         let refs: Vec<&(dyn ToSql + Sync)> = params.iter().map(|p| p.as_ref() as &(dyn ToSql + Sync)).collect();
@@ -680,7 +598,8 @@ impl PostgresBackend {
     /// Binary COPY into a temporary table, then one `INSERT … SELECT … ON CONFLICT`.
     async fn upsert_copy(&self, conn: &mut Conn, group: &GroupSpec, batch: &RecordBatch, types: &[LogicalType]) -> Result<()> {
         let names: Vec<String> = batch.schema().fields().iter().map(|f| quote_ident(f.name())).collect();
-        let columns: Vec<String> = names.iter().zip(types).map(|(n, t)| format!("{n} {}", pg_storage_type(t))).collect();
+        let columns: Vec<String> =
+            names.iter().zip(types).map(|(n, t)| format!("{n} {}", column_type(&t.physical()).0)).collect();
         // One stage per table and batch shape, named by a hash of both (Postgres
         // cuts identifiers at 63 bytes): a connection creates it once and reuses
         // it, where dropping and recreating it per batch churned the catalog.
@@ -700,14 +619,14 @@ impl PostgresBackend {
         let tx = conn.client.transaction().await.map_err(|e| self.error("BEGIN", &e))?;
         let copy = format!("COPY {stage} ({}) FROM STDIN (FORMAT binary)", names.join(", "));
         let sink = tx.copy_in(&copy).await.map_err(|e| self.error(&copy, &e))?;
-        let pg_types: Vec<Type> = types.iter().map(copy_type).collect();
+        let pg_types = column_pg_types(types);
         let writer = BinaryCopyInWriter::new(sink, &pg_types);
         pin_mut!(writer);
         let mut row: Vec<Param> = Vec::with_capacity(names.len());
         for r in 0..batch.num_rows() {
             row.clear();
             for (i, col) in batch.columns().iter().enumerate() {
-                row.push(cell_param(col, r, &types[i]));
+                row.push(cell_param(col, r, &types[i], &pg_types[i]));
             }
             let refs: Vec<&(dyn ToSql + Sync)> = row.iter().map(|p| p.as_ref() as &(dyn ToSql + Sync)).collect();
             writer.as_mut().write(&refs).await.map_err(|e| self.error(&copy, &e))?;
@@ -740,35 +659,30 @@ fn shorten(sql: &str) -> String {
     if sql.chars().count() > 300 { format!("{}…", sql.chars().take(300).collect::<String>()) } else { sql.to_string() }
 }
 
-/// `"name" type [DEFAULT literal]`; the default is sent as a typed literal.
+/// The column's DDL; the default is sent as a literal cast to the column's type.
 fn column_ddl(c: &ColumnSpec) -> String {
-    let storage = pg_storage_type(&c.ty);
-    let mut ddl = format!("{} {storage}", quote_ident(&c.name));
-    if c.default.as_ref().is_some_and(|d| !d.is_null()) {
-        let array = c.default_array();
-        if !array.is_null(0) {
-            let v = array_value(array.as_ref(), 0, &c.ty);
-            let text = match (&v, storage) {
-                (_, "jsonb") => v.to_string(),
-                (Json::String(s), _) => s.clone(),
-                (Json::Array(items), s) if s.ends_with("[]") => {
-                    // Postgres array literal: {"a","b"} with each item quoted.
-                    let inner: Vec<String> = items
-                        .iter()
-                        .map(|i| match i {
-                            Json::String(s) => format!("\"{}\"", s.replace('\\', "\\\\").replace('"', "\\\"")),
-                            other => other.to_string(),
-                        })
-                        .collect();
-                    format!("{{{}}}", inner.join(","))
-                }
-                (other, _) => other.to_string(),
-            };
-            let base = storage.split(" COLLATE").next().unwrap_or(storage);
-            ddl.push_str(&format!(" DEFAULT '{}'::{base}", text.replace('\'', "''")));
-        }
-    }
-    ddl
+    let (storage, pg) = column_type(&c.ty.physical());
+    c.ddl(storage, |array| {
+        let v = array_value(array.as_ref(), 0, &c.ty);
+        let text = match &v {
+            _ if pg == Type::JSONB => v.to_string(),
+            Json::String(s) => s.clone(),
+            Json::Array(items) if storage.ends_with("[]") => {
+                // Postgres array literal: {"a","b"} with each item quoted.
+                let inner: Vec<String> = items
+                    .iter()
+                    .map(|i| match i {
+                        Json::String(s) => format!("\"{}\"", s.replace('\\', "\\\\").replace('"', "\\\"")),
+                        other => other.to_string(),
+                    })
+                    .collect();
+                format!("{{{}}}", inner.join(","))
+            }
+            other => other.to_string(),
+        };
+        let base = storage.split(" COLLATE").next().unwrap_or(storage);
+        Some(format!("'{}'::{base}", text.replace('\'', "''")))
+    })
 }
 
 #[async_trait]

@@ -13,18 +13,14 @@ use std::rc::Rc;
 use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
-use datafusion::arrow::array::{
-    Array, ArrayRef, AsArray, BinaryBuilder, BooleanBuilder, Date32Builder, FixedSizeListBuilder, Float32Builder, Float64Builder,
-    Int64Builder, StringBuilder, TimestampMillisecondBuilder,
-};
+use datafusion::arrow::array::{Array, ArrayRef, AsArray};
 use datafusion::arrow::datatypes::{
-    DataType, Date32Type, Field, Float32Type, Float64Type, Int64Type, SchemaRef, TimestampMillisecondType,
+    DataType, Date32Type, Float32Type, Float64Type, Int64Type, SchemaRef, TimestampMillisecondType,
 };
 use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::logical_expr::Expr;
-use heavenbase_catalog::types::coerce_date;
 use heavenbase_catalog::value::{array_value, format_date};
-use heavenbase_catalog::{BackendInfo, ColumnBuilder, LogicalType, OBJECT_ID};
+use heavenbase_catalog::{BackendInfo, ColumnBuilder, LogicalType, OBJECT_ID, PhysicalType, Stored};
 use rusqlite::types::{ToSqlOutput, Value as SqlValue, ValueRef};
 use rusqlite::{Connection, ErrorCode};
 use serde_json::{Value as Json, json};
@@ -149,9 +145,9 @@ impl SqliteBackend {
                 let list: Vec<SqlValue> = ids.iter().flat_map(|v| v.iter()).map(|s| SqlValue::Text(s.clone())).collect();
                 stmt.raw_bind_parameter(params.len() + 1, Rc::new(list)).map_err(|e| err(e.to_string()))?;
             }
-            let new_readers = || types.iter().map(Reader::new).collect::<Vec<Reader>>();
-            let finish = |readers: Vec<Reader>| {
-                let arrays: Vec<ArrayRef> = readers.into_iter().map(Reader::finish).collect();
+            let new_readers = || types.iter().map(|t| ColumnBuilder::new(t, rows_per_batch.min(1024))).collect::<Vec<_>>();
+            let finish = |readers: Vec<ColumnBuilder>| {
+                let arrays: Vec<ArrayRef> = readers.into_iter().map(ColumnBuilder::finish).collect();
                 RecordBatch::try_new(schema.clone(), arrays).map_err(|e| err(e.to_string()))
             };
             let mut readers = new_readers();
@@ -159,7 +155,7 @@ impl SqliteBackend {
             let mut rows = stmt.raw_query();
             while let Some(row) = rows.next().map_err(|e| err(e.to_string()))? {
                 for (i, r) in readers.iter_mut().enumerate() {
-                    r.push(row.get_ref(i).map_err(|e| err(e.to_string()))?).map_err(|e| err(e))?;
+                    r.push_stored(stored(row.get_ref(i).map_err(|e| err(e.to_string()))?).map_err(&err)?).map_err(&err)?;
                 }
                 in_batch += 1;
                 if in_batch == rows_per_batch {
@@ -251,33 +247,28 @@ type ReadFn = Box<dyn FnOnce(&mut Connection, usize, &mut dyn FnMut(RecordBatch)
 /// when the connection is free (see `with_free_conn`).
 const KEYED_READ_MAX_IDS: usize = 16;
 
-fn sql_type(ty: &LogicalType) -> &'static str {
-    match ty.arrow_type() {
-        DataType::Int64 | DataType::Boolean | DataType::Timestamp(..) => "INTEGER",
-        DataType::Float64 => "REAL",
-        DataType::FixedSizeList(..) | DataType::Binary => "BLOB",
-        _ => "TEXT",
+/// SQLite's spelling of a layout: integers, booleans and timestamps (epoch ms)
+/// as INTEGER, vectors as little-endian f32 BLOBs, dates as ISO text, lists and
+/// JSON as JSON text.
+fn sql_type(physical: &PhysicalType) -> &'static str {
+    match physical {
+        PhysicalType::Int | PhysicalType::Bool | PhysicalType::Timestamp => "INTEGER",
+        PhysicalType::Float => "REAL",
+        PhysicalType::Bytes | PhysicalType::Vector { .. } => "BLOB",
+        PhysicalType::Text | PhysicalType::Date | PhysicalType::List(_) | PhysicalType::Json => "TEXT",
     }
 }
 
-/// `"name" TYPE [DEFAULT literal]`. The default is rendered from the stored value
-/// of the column's own type, so it reads back exactly as a written default would.
+/// The column's DDL; the default is rendered from the stored value of the
+/// column's own type, so it reads back exactly as a written default would.
 fn column_ddl(c: &crate::backend::ColumnSpec) -> String {
-    let mut ddl = format!("{} {}", quote_ident(&c.name), sql_type(&c.ty));
-    if c.default.as_ref().is_some_and(|d| !d.is_null()) {
-        let array = c.default_array();
-        let literal = match cell(&array, 0, &c.ty) {
-            ToSqlOutput::Borrowed(ValueRef::Text(t)) => Some(sql_text_literal(&String::from_utf8_lossy(t))),
-            ToSqlOutput::Owned(SqlValue::Text(t)) => Some(sql_text_literal(&t)),
-            ToSqlOutput::Owned(SqlValue::Integer(i)) => Some(i.to_string()),
-            ToSqlOutput::Owned(SqlValue::Real(f)) if f.is_finite() => Some(format!("{f:?}")),
-            _ => None,
-        };
-        if let Some(l) = literal {
-            ddl.push_str(&format!(" DEFAULT {l}"));
-        }
-    }
-    ddl
+    c.ddl(sql_type(&c.ty.physical()), |array| match cell(array, 0, &c.ty) {
+        ToSqlOutput::Borrowed(ValueRef::Text(t)) => Some(sql_text_literal(&String::from_utf8_lossy(t))),
+        ToSqlOutput::Owned(SqlValue::Text(t)) => Some(sql_text_literal(&t)),
+        ToSqlOutput::Owned(SqlValue::Integer(i)) => Some(i.to_string()),
+        ToSqlOutput::Owned(SqlValue::Real(f)) if f.is_finite() => Some(format!("{f:?}")),
+        _ => None,
+    })
 }
 
 fn sql_text_literal(text: &str) -> String {
@@ -327,130 +318,15 @@ fn cell<'a>(array: &'a ArrayRef, row: usize, ty: &LogicalType) -> ToSqlOutput<'a
     }
 }
 
-/// Arrow builders fed from SQLite rows, one per output column.
-enum Reader {
-    Text(StringBuilder),
-    Int(Int64Builder),
-    Float(Float64Builder),
-    Bool(BooleanBuilder),
-    Ts(TimestampMillisecondBuilder),
-    Date(Date32Builder),
-    Bin(BinaryBuilder),
-    Vector(FixedSizeListBuilder<Float32Builder>),
-    /// Lists are stored as JSON text and parsed back through the type's coercion.
-    Json(ColumnBuilder),
-}
-
-impl Reader {
-    /// A reader for a federated result column of Arrow type `ty` (the types
-    /// federation lets through: text, integers, floats, booleans, dates); the
-    /// narrower integer and float types are read wide and cast at the end.
-    fn for_arrow(ty: &DataType) -> Option<Reader> {
-        Some(match ty {
-            DataType::Utf8 => Reader::Text(StringBuilder::new()),
-            DataType::Int64 | DataType::Int32 => Reader::Int(Int64Builder::new()),
-            DataType::Float64 | DataType::Float32 => Reader::Float(Float64Builder::new()),
-            DataType::Boolean => Reader::Bool(BooleanBuilder::new()),
-            DataType::Date32 => Reader::Date(Date32Builder::new()),
-            _ => return None,
-        })
-    }
-
-    fn new(ty: &LogicalType) -> Reader {
-        let arrow = ty.arrow_type();
-        if let Some(scalar) = Reader::for_arrow(&arrow) {
-            return scalar;
-        }
-        match arrow {
-            DataType::Timestamp(..) => Reader::Ts(TimestampMillisecondBuilder::new().with_timezone("UTC")),
-            DataType::Binary => Reader::Bin(BinaryBuilder::new()),
-            DataType::FixedSizeList(_, dim) => {
-                Reader::Vector(FixedSizeListBuilder::new(Float32Builder::new(), dim).with_field(Arc::new(Field::new(
-                    "item",
-                    DataType::Float32,
-                    true,
-                ))))
-            }
-            _ => Reader::Json(ColumnBuilder::new(ty, 0)),
-        }
-    }
-
-    fn push(&mut self, v: ValueRef<'_>) -> std::result::Result<(), String> {
-        let null = matches!(v, ValueRef::Null);
-        let int = |v: ValueRef<'_>| match v {
-            ValueRef::Integer(i) => Some(i),
-            ValueRef::Real(f) => Some(f as i64),
-            _ => None,
-        };
-        match self {
-            Reader::Text(b) => match v {
-                ValueRef::Text(t) => b.append_value(std::str::from_utf8(t).map_err(|e| e.to_string())?),
-                ValueRef::Null => b.append_null(),
-                ValueRef::Integer(i) => b.append_value(i.to_string()),
-                other => b.append_value(format!("{other:?}")),
-            },
-            Reader::Int(b) => b.append_option(int(v)),
-            Reader::Float(b) => b.append_option(match v {
-                ValueRef::Real(f) => Some(f),
-                ValueRef::Integer(i) => Some(i as f64),
-                _ => None,
-            }),
-            Reader::Bool(b) => b.append_option(int(v).map(|i| i != 0)),
-            Reader::Ts(b) => b.append_option(int(v)),
-            Reader::Date(b) => match v {
-                ValueRef::Text(t) => b.append_value(coerce_date(&Json::String(String::from_utf8_lossy(t).into_owned()))?),
-                _ => b.append_null(),
-            },
-            Reader::Bin(b) => match v {
-                ValueRef::Blob(x) => b.append_value(x),
-                ValueRef::Text(x) => b.append_value(x),
-                _ => b.append_null(),
-            },
-            Reader::Vector(b) => {
-                let dim = b.value_length() as usize;
-                match v {
-                    ValueRef::Blob(x) if x.len() == dim * 4 => {
-                        for chunk in x.chunks_exact(4) {
-                            b.values().append_value(f32::from_le_bytes([chunk[0], chunk[1], chunk[2], chunk[3]]));
-                        }
-                        b.append(true);
-                    }
-                    _ => {
-                        for _ in 0..dim {
-                            b.values().append_null();
-                        }
-                        b.append(false);
-                    }
-                }
-            }
-            Reader::Json(b) => {
-                if null {
-                    b.push_null();
-                } else if let ValueRef::Text(t) = v {
-                    let parsed: Json = serde_json::from_slice(t).map_err(|e| e.to_string())?;
-                    b.push(&parsed)?;
-                } else {
-                    b.push_null();
-                }
-            }
-        }
-        Ok(())
-    }
-
-    fn finish(self) -> ArrayRef {
-        use datafusion::arrow::array::ArrayBuilder;
-        match self {
-            Reader::Text(mut b) => Arc::new(b.finish()),
-            Reader::Int(mut b) => Arc::new(b.finish()),
-            Reader::Float(mut b) => Arc::new(b.finish()),
-            Reader::Bool(mut b) => Arc::new(b.finish()),
-            Reader::Ts(mut b) => Arc::new(b.finish()),
-            Reader::Date(mut b) => Arc::new(b.finish()),
-            Reader::Bin(mut b) => ArrayBuilder::finish(&mut b),
-            Reader::Vector(mut b) => Arc::new(b.finish()),
-            Reader::Json(b) => b.finish(),
-        }
-    }
+/// A SQLite value as the builder reads it back.
+fn stored(v: ValueRef<'_>) -> std::result::Result<Stored<'_>, String> {
+    Ok(match v {
+        ValueRef::Null => Stored::Null,
+        ValueRef::Integer(i) => Stored::Int(i),
+        ValueRef::Real(f) => Stored::Float(f),
+        ValueRef::Text(t) => Stored::Text(std::str::from_utf8(t).map_err(|e| e.to_string())?),
+        ValueRef::Blob(b) => Stored::Bytes(b),
+    })
 }
 
 fn bind_param(p: &SqlParam) -> SqlValue {
@@ -724,7 +600,7 @@ fn query_arrow(conn: &mut Connection, sql: &str, schema: &SchemaRef, backend: &s
     let mut readers = schema
         .fields()
         .iter()
-        .map(|f| Reader::for_arrow(f.data_type()).ok_or_else(|| err(format!("cannot read a {} column", f.data_type()))))
+        .map(|f| ColumnBuilder::for_arrow(f.data_type(), 0).ok_or_else(|| err(format!("cannot read a {} column", f.data_type()))))
         .collect::<Result<Vec<_>>>()?;
     let mut stmt = conn.prepare(sql).map_err(|e| err(e.to_string()))?;
     if stmt.column_count() != readers.len() {
@@ -733,13 +609,9 @@ fn query_arrow(conn: &mut Connection, sql: &str, schema: &SchemaRef, backend: &s
     let mut rows = stmt.raw_query();
     while let Some(row) = rows.next().map_err(|e| err(e.to_string()))? {
         for (i, r) in readers.iter_mut().enumerate() {
-            r.push(row.get_ref(i).map_err(|e| err(e.to_string()))?).map_err(&err)?;
+            r.push_stored(stored(row.get_ref(i).map_err(|e| err(e.to_string()))?).map_err(&err)?).map_err(&err)?;
         }
     }
-    let arrays = readers
-        .into_iter()
-        .zip(schema.fields())
-        .map(|(r, f)| datafusion::arrow::compute::cast(&r.finish(), f.data_type()).map_err(|e| err(e.to_string())))
-        .collect::<Result<Vec<_>>>()?;
+    let arrays = readers.into_iter().map(ColumnBuilder::finish).collect();
     RecordBatch::try_new(schema.clone(), arrays).map_err(|e| err(e.to_string()))
 }

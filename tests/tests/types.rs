@@ -168,3 +168,82 @@ fn entity_json_form_and_naming_rules() {
         "ok.a: unknown storage strategy \"inlined\"; one of inline, json, side, sparse-gram, vector, inverted, graph"
     );
 }
+
+/// The one type map: every logical type has one layout, and its Arrow type and
+/// the Postgres type clients see are the layout's.
+#[test]
+fn one_type_map_gives_arrow_and_postgres_types() {
+    use heavenbase::catalog::PhysicalType as P;
+    let cases = [
+        (T::identifier(), P::Text, "varchar(63)"),
+        (T::short_text(), P::Text, "varchar(255)"),
+        (T::categorical(["ab", "abcd"]), P::Text, "varchar(4)"),
+        (T::Integer, P::Int, "int8"),
+        (T::Duration, P::Int, "int8"),
+        (T::Float, P::Float, "float8"),
+        (T::Boolean, P::Bool, "bool"),
+        (T::Timestamp, P::Timestamp, "timestamptz"),
+        (T::Date, P::Date, "date"),
+        (T::Json, P::Json, "jsonb"),
+        (T::Artifact, P::Bytes, "bytea"),
+        (T::vector(3), P::Vector { dim: 3 }, "float4[]"),
+        (T::array_of(T::Integer), P::List(Box::new(P::Int)), "int8[]"),
+        (T::array_of(T::Timestamp), P::List(Box::new(P::Timestamp)), "timestamptz[]"),
+        (T::Array { item: None }, P::List(Box::new(P::Json)), "jsonb"),
+    ];
+    for (t, physical, pg) in cases {
+        assert_eq!(t.physical(), physical, "{}", t.type_id());
+        assert_eq!(t.arrow_type(), physical.arrow_type(), "{}", t.type_id());
+        assert_eq!(t.pg_type(), pg, "{}", t.type_id());
+    }
+}
+
+/// The one builder reads back what backends hand over: SQLite's value classes
+/// (dates as text, vectors as little-endian blobs, lists as JSON text) and
+/// Postgres' (typed values, JSON), and result columns by Arrow type.
+#[test]
+fn the_builder_lays_out_stored_values() {
+    use datafusion::arrow::array::{Array, AsArray};
+    use datafusion::arrow::datatypes::{DataType, Date32Type, Float32Type, Int32Type, Int64Type};
+    use heavenbase::catalog::{ColumnBuilder, Stored};
+
+    let mut date = ColumnBuilder::new(&T::Date, 2);
+    date.push_stored(Stored::Text("1970-01-03")).unwrap();
+    date.push_stored(Stored::Date(5)).unwrap();
+    let date = date.finish();
+    assert_eq!(date.as_primitive::<Date32Type>().values().to_vec(), vec![2, 5]);
+    let mut bad = ColumnBuilder::new(&T::Date, 1);
+    assert!(bad.push_stored(Stored::Text("not a date")).is_err());
+
+    let bytes: Vec<u8> = [1.5f32, -2.0].iter().flat_map(|f| f.to_le_bytes()).collect();
+    let mut vector = ColumnBuilder::new(&T::vector(2), 3);
+    vector.push_stored(Stored::Bytes(&bytes)).unwrap();
+    vector.push_stored(Stored::Floats(&[3.0, 4.0])).unwrap();
+    vector.push_stored(Stored::Floats(&[1.0])).unwrap(); // wrong dimension reads as NULL
+    let vector = vector.finish();
+    let list = vector.as_fixed_size_list();
+    assert_eq!(list.value(0).as_primitive::<Float32Type>().values().to_vec(), vec![1.5, -2.0]);
+    assert_eq!(list.value(1).as_primitive::<Float32Type>().values().to_vec(), vec![3.0, 4.0]);
+    assert!(list.is_null(2));
+
+    let mut tags = ColumnBuilder::new(&T::array_of(T::Integer), 2);
+    tags.push_stored(Stored::Text("[1, 2]")).unwrap();
+    tags.push_stored(Stored::Json(&json!([3]))).unwrap();
+    let tags = tags.finish();
+    let tags = tags.as_list::<i32>();
+    assert_eq!(tags.value(0).as_primitive::<Int64Type>().values().to_vec(), vec![1, 2]);
+    assert_eq!(tags.value(1).as_primitive::<Int64Type>().values().to_vec(), vec![3]);
+
+    let mut doc = ColumnBuilder::new(&T::Json, 1);
+    doc.push_stored(Stored::Json(&json!({"a": [1, true]}))).unwrap();
+    assert_eq!(doc.finish().as_string::<i32>().value(0), r#"{"a":[1,true]}"#);
+
+    // A federated result column typed Int32: read wide, cast at the end.
+    let mut narrow = ColumnBuilder::for_arrow(&DataType::Int32, 2).unwrap();
+    narrow.push_stored(Stored::Int(7)).unwrap();
+    narrow.push_stored(Stored::Null).unwrap();
+    let narrow = narrow.finish();
+    assert_eq!(narrow.data_type(), &DataType::Int32);
+    assert_eq!((narrow.as_primitive::<Int32Type>().value(0), narrow.is_null(1)), (7, true));
+    assert!(ColumnBuilder::for_arrow(&DataType::Decimal128(10, 2), 1).is_none());
+}
