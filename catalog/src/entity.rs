@@ -120,6 +120,19 @@ pub struct FieldSet {
     pub to: Option<String>,
 }
 
+/// Where a row's object_id comes from when the row does not give one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum IdSource {
+    /// Derived from the row's name; a row without a name is refused (the
+    /// reference's rule, docs/reference.md §2). Entities defined in Rust or JSON.
+    #[default]
+    Name,
+    /// Derived from the row's name when it has one, else generated
+    /// ([`crate::generate_object_id`]): tables made by SQL `CREATE TABLE`,
+    /// whose rows need neither. JSON `"object_id_source": "generated"`.
+    NameOrGenerated,
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct EntityDef {
     pub entity_id: String,
@@ -130,6 +143,7 @@ pub struct EntityDef {
     pub fields: Vec<FieldDef>,
     pub indexes: Vec<FieldSet>,
     pub constraints: Vec<FieldSet>,
+    pub id_source: IdSource,
 }
 
 impl EntityDef {
@@ -142,6 +156,7 @@ impl EntityDef {
             fields: Vec::new(),
             indexes: Vec::new(),
             constraints: Vec::new(),
+            id_source: IdSource::Name,
         }
     }
     pub fn desc(mut self, desc: impl Into<String>) -> Self {
@@ -249,6 +264,15 @@ impl EntityDef {
         def.title = str_of(obj, &["name", "title"]).unwrap_or_default();
         def.desc = str_of(obj, &["desc", "description"]).unwrap_or_default();
         def.tags = strings(obj.get("tags"));
+        def.id_source = match obj.get("object_id_source").and_then(|v| v.as_str()) {
+            None | Some("name") => IdSource::Name,
+            Some("generated") => IdSource::NameOrGenerated,
+            Some(other) => {
+                return Err(CatalogError::Definition(format!(
+                    "{entity_id}: object_id_source is 'name' or 'generated', got '{other}'"
+                )));
+            }
+        };
         let required_list = strings(obj.get("required"));
         let fields = obj.get("fields").or_else(|| obj.get("properties"));
         let entries: Vec<(String, Json)> = match fields {
@@ -294,7 +318,7 @@ impl EntityDef {
             fields.insert(f.name.clone(), f.to_json());
         }
         let sets = |s: &[FieldSet]| -> Json { Json::Array(s.iter().map(|x| json!({"fields": x.fields, "to": x.to})).collect()) };
-        json!({
+        let mut def = json!({
             "entity_id": self.entity_id,
             "name": self.title,
             "desc": self.desc,
@@ -302,7 +326,12 @@ impl EntityDef {
             "fields": fields,
             "indexes": sets(&self.indexes),
             "constraints": sets(&self.constraints),
-        })
+        });
+        // Only the non-default source is written: the reference's form stays as it was.
+        if self.id_source == IdSource::NameOrGenerated {
+            def["object_id_source"] = json!("generated");
+        }
+        def
     }
 
     /// Two definitions with the same structure register as a no-op; descriptions
@@ -325,6 +354,7 @@ impl EntityDef {
                 .collect()
         };
         self.entity_id == other.entity_id
+            && self.id_source == other.id_source
             && shape(self) == shape(other)
             && self.indexes == other.indexes
             && self.constraints == other.constraints

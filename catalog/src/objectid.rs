@@ -28,6 +28,27 @@ pub fn derive_object_id(entity_id: &str, name: &str) -> String {
     hash_id(&[entity_id, name])
 }
 
+/// A new object_id for a row that gives neither an id nor a name (entities
+/// whose [`crate::IdSource`] generates ids): 128 bits, the Unix time in
+/// milliseconds in the top 48 and random bits below (as UUIDv7 lays them out),
+/// in the derived ids' 42-digit decimal form. Ids from one process strictly
+/// increase (a clash within a millisecond takes the previous id plus one), so
+/// their text order is their creation order; ids from different processes
+/// differ in their 80 random bits.
+pub fn generate_object_id() -> String {
+    use std::hash::BuildHasher;
+    static LAST: std::sync::Mutex<u128> = std::sync::Mutex::new(0);
+    let ms = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis());
+    // RandomState is seeded from the OS once per thread and stepped per instance.
+    let random = std::collections::hash_map::RandomState::new();
+    let noise = (u128::from(random.hash_one(ms)) << 16 | u128::from(random.hash_one(!ms) as u16)) & ((1u128 << 80) - 1);
+    let candidate = ((ms & ((1u128 << 48) - 1)) << 80) | noise;
+    let mut last = LAST.lock().unwrap_or_else(|p| p.into_inner());
+    let id = if candidate > *last { candidate } else { *last + 1 };
+    *last = id;
+    format!("{id:0>width$}", width = HASH_LENGTH)
+}
+
 /// The Catalog row id of an entity row: `catalog:<entity_id>:<object_id>` when it
 /// fits in 63 characters, else `catalog:` + a hash that includes the workspace.
 pub fn catalog_row_id(ws_id: &str, entity_id: &str, object_id: &str) -> String {

@@ -1,8 +1,9 @@
 //! Writes over the wire: INSERT lands in the entity tables' `insert_into`;
-//! UPDATE, DELETE and CREATE TABLE are intercepted here and run by the
-//! workspace (`plan_dml`/`execute_dml`, `create_table`), which plans their WHERE
-//! clauses as SELECTs (so a subquery never widens a DELETE). Read-only users are
-//! refused any write.
+//! UPDATE, DELETE and DDL are intercepted here and run by the workspace
+//! (`plan_dml`/`execute_dml`, which plans WHERE clauses as SELECTs so a subquery
+//! never widens a DELETE; `execute_ddl`, which makes CREATE/DROP TABLE and
+//! TRUNCATE durable and refuses schema statements it cannot keep). Read-only
+//! users are refused any write.
 
 use std::sync::Arc;
 
@@ -99,7 +100,7 @@ pub(crate) fn empty_plan() -> LogicalPlan {
     LogicalPlan::EmptyRelation(EmptyRelation { produce_one_row: false, schema: Arc::new(DFSchema::empty()) })
 }
 
-/// Routes UPDATE, DELETE and CREATE TABLE to the workspace.
+/// Routes UPDATE, DELETE and DDL to the workspace.
 ///
 /// UPDATE and DELETE are planned once, when they are parsed (Parse, or the
 /// simple query itself): the plan is DataFusion's `LogicalPlan::Dml` as
@@ -110,18 +111,30 @@ pub(crate) struct WorkspaceWrites {
     pub ws: Workspace,
 }
 
+fn is_dml(s: &Statement) -> bool {
+    matches!(s, Statement::Update(_) | Statement::Delete(_))
+}
+
+fn is_ddl(s: &Statement) -> bool {
+    Workspace::is_ddl(s)
+}
+
 fn is_workspace_write(s: &Statement) -> bool {
-    matches!(s, Statement::Update(_) | Statement::Delete(_) | Statement::CreateTable(_))
+    is_dml(s) || is_ddl(s)
 }
 
 impl WorkspaceWrites {
-    /// Run a planned UPDATE or DELETE, or a CREATE TABLE.
-    async fn run(&self, statement: &Statement, plan: Option<LogicalPlan>) -> PgWireResult<Response> {
+    /// Run a planned UPDATE or DELETE, or a DDL statement.
+    async fn run(&self, statement: &Statement, plan: Option<LogicalPlan>) -> Option<PgWireResult<Response>> {
+        if !is_dml(statement) {
+            let done = self.ws.execute_ddl(statement).await?;
+            return Some(done.map(|tag| Response::Execution(Tag::new(tag))).map_err(to_pg_error));
+        }
+        Some(self.run_dml(statement, plan).await)
+    }
+
+    async fn run_dml(&self, statement: &Statement, plan: Option<LogicalPlan>) -> PgWireResult<Response> {
         let tag = match statement {
-            Statement::CreateTable(create) => {
-                self.ws.create_table(create).await.map_err(to_pg_error)?;
-                return Ok(Response::Execution(Tag::new("CREATE TABLE")));
-            }
             Statement::Update(_) => "UPDATE",
             _ => "DELETE",
         };
@@ -153,7 +166,7 @@ impl QueryHook for WorkspaceWrites {
         if !is_workspace_write(statement) {
             return None;
         }
-        Some(self.run(statement, None).await)
+        self.run(statement, None).await
     }
 
     async fn handle_extended_parse_query(
@@ -164,6 +177,9 @@ impl QueryHook for WorkspaceWrites {
     ) -> Option<PgWireResult<LogicalPlan>> {
         if !is_workspace_write(statement) {
             return None;
+        }
+        if !is_dml(statement) {
+            return Some(Ok(empty_plan()));
         }
         Some(self.plan(statement).await)
     }
@@ -179,13 +195,13 @@ impl QueryHook for WorkspaceWrites {
         if !is_workspace_write(statement) {
             return None;
         }
-        if matches!(statement, Statement::CreateTable(_)) {
-            return Some(self.run(statement, None).await);
+        if !is_dml(statement) {
+            return self.run(statement, None).await;
         }
         let bound = match plan.clone().replace_params_with_values(params) {
             Ok(bound) => bound,
             Err(e) => return Some(Err(to_pg_error(e.into()))),
         };
-        Some(self.run(statement, Some(bound)).await)
+        self.run(statement, Some(bound)).await
     }
 }

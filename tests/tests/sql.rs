@@ -363,3 +363,73 @@ async fn sqlite_runs_aggregates_top_n_and_joins_as_one_statement() {
         assert_eq!(got, cells(&split.sql(sql).await.unwrap()), "{sql}: {plan}");
     }
 }
+
+/// DDL takes effect durably before it answers, or is refused with 0A000:
+/// nothing is acknowledged that a new process would not see.
+#[tokio::test]
+async fn ddl_takes_effect_durably_or_is_refused() {
+    let h = TestHome::new();
+    {
+        let ws = h.open("ddl", Construction::preset("embedded")).await;
+        ws.sql("CREATE TABLE t1 (a INTEGER, b INTEGER, c VARCHAR(20))").await.unwrap();
+        ws.sql("CREATE TABLE kept (a INTEGER)").await.unwrap();
+        // Rows with neither an id nor a name get generated ids, in creation order.
+        ws.sql("INSERT INTO t1 (a, b, c) VALUES (1, 2, 'x'), (3, 4, 'y')").await.unwrap();
+        ws.sql("INSERT INTO t1 (a, b, c) VALUES (5, 6, 'z')").await.unwrap();
+        ws.sql("INSERT INTO kept (a) VALUES (7)").await.unwrap();
+        let got = ws.sql("SELECT object_id, a FROM t1 ORDER BY object_id").await.unwrap();
+        let got = cells(&got);
+        assert_eq!(got.iter().map(|r| r[1].as_str()).collect::<Vec<_>>(), ["1", "3", "5"], "{got:?}");
+        assert!(got.iter().all(|r| r[0].len() == 42 && r[0].bytes().all(|b| b.is_ascii_digit())), "{got:?}");
+        // A name still derives the id, as for every entity.
+        ws.sql("INSERT INTO t1 (name, a) VALUES ('named', 8)").await.unwrap();
+        assert!(ws.get("t1", &heavenbase::catalog::derive_object_id("t1", "named")).await.unwrap().is_some());
+        // Through the Rust API too; entities defined in Rust keep the reference's rule.
+        ws.upsert("kept", json!({"a": 1})).await.unwrap();
+        ws.register(EntityDef::new("strict").field(FieldDef::new("a", T::Integer)), false).await.unwrap();
+        let strict = ws.upsert("strict", json!({"a": 1})).await.unwrap_err().to_string();
+        assert!(strict.contains("Missing object_id for strict"), "{strict}");
+
+        // TRUNCATE empties the table and its Catalog cards, and keeps the table.
+        let cards_before = ws.count("sys-catalog").await.unwrap();
+        ws.sql("TRUNCATE kept").await.unwrap();
+        assert_eq!(ws.count("kept").await.unwrap(), 0);
+        assert_eq!(ws.count("sys-catalog").await.unwrap(), cards_before - 2);
+
+        // An unknown name drops nothing; IF EXISTS skips it.
+        let err = ws.sql("DROP TABLE t1, nosuch").await.unwrap_err();
+        assert_eq!((err.sqlstate(), ws.count("t1").await.unwrap()), ("42P01", 4), "{err}");
+        ws.sql("DROP TABLE IF EXISTS t1, nosuch").await.unwrap();
+        assert!(!ws.entities().contains(&"t1".to_string()));
+        let gone = ws.sql("SELECT * FROM t1").await.unwrap_err();
+        assert!(gone.to_string().contains("t1"), "{gone}");
+        let cards = ws.sql("SELECT count(*) FROM sys_catalog WHERE target_entity = 't1'").await.unwrap();
+        assert_eq!(cells(&cards), rows(&[&["0"]]));
+        let meta = ws.sql("SELECT count(*) FROM sys_metaschema WHERE subject_id = 't1'").await.unwrap();
+        assert_eq!(cells(&meta), rows(&[&["0"]]));
+        let system = ws.sql("DROP TABLE sys_catalog").await.unwrap_err();
+        assert_eq!(system.sqlstate(), "42501", "{system}");
+
+        // Schema statements that would live in one session's memory are refused.
+        for sql in [
+            "CREATE VIEW v AS SELECT a FROM kept",
+            "CREATE INDEX kept_a ON kept (a)",
+            "ALTER TABLE kept ADD COLUMN b INTEGER",
+            "CREATE SCHEMA s",
+            "DROP VIEW v",
+            "CREATE TEMPORARY TABLE tmp (a INTEGER)",
+            "CREATE TABLE copy AS SELECT a FROM kept",
+        ] {
+            let err = ws.sql(sql).await.unwrap_err();
+            assert_eq!(err.sqlstate(), "0A000", "{sql}: {err}");
+        }
+        assert!(ws.sql("SELECT * FROM v").await.is_err(), "no view was made");
+        assert!(!ws.entities().iter().any(|e| e == "tmp" || e == "copy"));
+    }
+    // A new process sees the drop: no t1, and a new t1 starts empty.
+    let ws = Workspace::load_in(&h.home, "ddl").await.unwrap();
+    assert_eq!(ws.entities(), vec!["kept", "strict"]);
+    ws.sql("CREATE TABLE t1 (a INTEGER)").await.unwrap();
+    assert_eq!(ws.count("t1").await.unwrap(), 0);
+    assert!(ws.audit().await.unwrap().ok(), "audit after DROP and TRUNCATE");
+}

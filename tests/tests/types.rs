@@ -247,3 +247,11 @@ fn the_builder_lays_out_stored_values() {
     assert_eq!((narrow.as_primitive::<Int32Type>().value(0), narrow.is_null(1)), (7, true));
     assert!(ColumnBuilder::for_arrow(&DataType::Decimal128(10, 2), 1).is_none());
 }
+
+/// Generated ids: 42 digits like derived ids, unique, and increasing.
+#[test]
+fn generated_ids_are_unique_and_ordered() {
+    let ids: Vec<String> = (0..10_000).map(|_| heavenbase::catalog::generate_object_id()).collect();
+    assert!(ids.iter().all(|id| id.len() == 42 && id.bytes().all(|b| b.is_ascii_digit())));
+    assert!(ids.windows(2).all(|w| w[0] < w[1]), "strictly increasing");
+}

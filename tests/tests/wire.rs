@@ -880,3 +880,71 @@ async fn tokio_postgres_copy_in_over_the_extended_protocol() {
     let n: i64 = client.query_one("SELECT count(*) FROM product", &[]).await.unwrap().get(0);
     assert_eq!(n, 6);
 }
+
+/// DDL over the wire: DROP TABLE and TRUNCATE are seen by a new connection and
+/// after a server restart (a new process opening the workspace); a statement
+/// the workspace cannot keep is refused with 0A000, in both protocols.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ddl_over_the_wire_lasts_or_is_refused() {
+    let h = TestHome::new();
+    {
+        let ws = h.open("wddl", heavenbase::Construction::preset("embedded")).await;
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let server = tokio::spawn(async move {
+            serve_on(listener, vec![ws], &ServeOptions::default(), async {
+                let _ = stopped.await;
+            })
+            .await
+        });
+        let client = connect(port, "wddl").await;
+        client.batch_execute("CREATE TABLE t1 (a integer, b integer, c varchar(20))").await.unwrap();
+        client.batch_execute("CREATE TABLE t2 (a integer)").await.unwrap();
+        // Rows without ids or names, in both protocols.
+        let n = client.execute("INSERT INTO t1 (a, b, c) VALUES (1, 2, 'x'), (3, 4, 'y')", &[]).await.unwrap();
+        assert_eq!(n, 2);
+        let n = client.execute("INSERT INTO t2 (a) VALUES ($1)", &[&7i64]).await.unwrap();
+        assert_eq!(n, 1);
+        let ids: Vec<String> =
+            client.query("SELECT object_id FROM t1 ORDER BY a", &[]).await.unwrap().iter().map(|r| r.get(0)).collect();
+        assert!(ids.len() == 2 && ids[0] < ids[1], "generated ids in creation order: {ids:?}");
+        let tags: Vec<String> = client
+            .simple_query("TRUNCATE t2; DROP TABLE t1")
+            .await
+            .unwrap()
+            .into_iter()
+            .filter_map(|m| match m {
+                SimpleQueryMessage::CommandComplete(_) => Some("done".to_string()),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(tags.len(), 2);
+        for (sql, extended) in [("CREATE VIEW v AS SELECT 1 AS one", false), ("CREATE INDEX i ON t2 (a)", true)] {
+            let err =
+                if extended { client.execute(sql, &[]).await.unwrap_err() } else { client.batch_execute(sql).await.unwrap_err() };
+            assert_eq!(db_code(&err), "0A000", "{sql}: {err}");
+        }
+        let other = connect(port, "wddl").await;
+        let err = other.simple_query("SELECT * FROM t1").await.unwrap_err();
+        assert_eq!(db_code(&err), "42P01", "{err}");
+        assert!(other.simple_query("SELECT * FROM v").await.is_err(), "no view was made");
+        let n: i64 = other.query_one("SELECT count(*) FROM t2", &[]).await.unwrap().get(0);
+        assert_eq!(n, 0);
+        if has_psql() {
+            let (ok, _, stderr) =
+                psql_run(&format!("host=127.0.0.1 port={port} user=postgres dbname=wddl"), &["-c", "DROP TABLE t2"], None).await;
+            assert!(ok, "{stderr}");
+        }
+        stop.send(()).unwrap();
+        tokio::time::timeout(Duration::from_secs(10), server).await.expect("server stops").unwrap().unwrap();
+    }
+    // A restarted server (a new process's workspace) sees the drops.
+    let ws = Workspace::load_in(&h.home, "wddl").await.unwrap();
+    let expected: Vec<String> = if has_psql() { vec![] } else { vec!["t2".into()] };
+    assert_eq!(ws.entities(), expected);
+    let port = start(ws).await;
+    let client = connect(port, "wddl").await;
+    let err = client.simple_query("SELECT * FROM t1").await.unwrap_err();
+    assert_eq!(db_code(&err), "42P01", "{err}");
+}

@@ -12,7 +12,8 @@
 //!   a predicate folded to false); the entity tables do not implement those hooks,
 //!   so such a statement sent to the raw session fails instead of touching every row.
 //! - `CREATE TABLE` registers an entity (see `docs/sql.md` for the type mapping and
-//!   the `WITH (placement = 'field:backend, …')` option).
+//!   the `WITH (placement = 'field:backend, …')` option); it, `DROP TABLE` and
+//!   `TRUNCATE` run through `Workspace::execute_ddl` (`ddl.rs`).
 
 use std::sync::Arc;
 
@@ -47,15 +48,24 @@ impl Workspace {
         let Some(statement) = statements.pop_front() else {
             return Ok(Vec::new());
         };
-        if let DfStatement::Statement(stmt) = &statement {
-            match stmt.as_ref() {
+        match &statement {
+            DfStatement::Statement(stmt) => match stmt.as_ref() {
                 Statement::Delete(_) | Statement::Update(_) => {
                     let plan = self.plan_dml(stmt).await?.ok_or_else(|| Error::internal("an UPDATE or DELETE has a plan"))?;
                     return self.execute_dml(plan).await.map(count_batch);
                 }
-                Statement::CreateTable(create) => return self.create_table(create).await.map(|_| Vec::new()),
-                _ => {}
+                other => {
+                    if let Some(done) = self.execute_ddl(other).await {
+                        return done.map(|_| Vec::new());
+                    }
+                }
+            },
+            DfStatement::CreateExternalTable(_) => {
+                return Err(Error::not_supported(
+                    "CREATE EXTERNAL TABLE is not supported: the workspace cannot keep it durably; import the file with `hb import`",
+                ));
             }
+            _ => {}
         }
         let plan = self.session().state().statement_to_plan(statement).await?;
         Ok(self.session().execute_logical_plan(plan).await?.collect().await?)
@@ -202,6 +212,8 @@ impl Workspace {
         // The entity id is the table name as written (it must follow the id rules).
         let entity_id = last_ident(&create.name);
         let mut def = EntityDef::new(&entity_id);
+        // A SQL table's rows need neither an id nor a name, as in Postgres.
+        def.id_source = heavenbase_catalog::IdSource::NameOrGenerated;
         for col in &create.columns {
             let name = col.name.value.clone();
             let ty = logical_type_of(&col.data_type)
@@ -292,7 +304,7 @@ fn count_batch(n: u64) -> Vec<RecordBatch> {
     vec![RecordBatch::try_new(schema, vec![col]).expect("count batch")]
 }
 
-fn last_ident(name: &ObjectName) -> String {
+pub(super) fn last_ident(name: &ObjectName) -> String {
     name.0.last().and_then(|p| p.as_ident()).map(|i| i.value.clone()).unwrap_or_default()
 }
 

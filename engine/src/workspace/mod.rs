@@ -1,9 +1,11 @@
 //! The `Workspace`: backends, registered entities, the DataFusion session, and the
 //! lifecycle (open, load, detached, drop). Its other faces are child modules:
 //! `write` (the Arrow write path and the Catalog cards), `dml` (SQL UPDATE and
-//! DELETE planned once) and `maintenance` (audit and repair); queries and
+//! DELETE planned once), `ddl` (CREATE/DROP TABLE, TRUNCATE, and refusing
+//! schema statements that would not last) and `maintenance` (audit and repair); queries and
 //! `near` build on it from `crate::query` and `crate::near`.
 
+pub(crate) mod ddl;
 pub(crate) mod dml;
 pub(crate) mod maintenance;
 pub(crate) mod write;

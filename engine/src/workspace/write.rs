@@ -14,7 +14,9 @@ use heavenbase_catalog::system::{SYS_CATALOG, SYS_METASCHEMA, is_system};
 use heavenbase_catalog::types::LogicalType;
 use heavenbase_catalog::types::{check_text, check_text_limits, describe_value};
 use heavenbase_catalog::value::array_value;
-use heavenbase_catalog::{ColumnBuilder, EntityDef, NAME, OBJECT_ID, Row, catalog_row_id, coerce_column, derive_object_id};
+use heavenbase_catalog::{
+    ColumnBuilder, EntityDef, IdSource, NAME, OBJECT_ID, Row, catalog_row_id, coerce_column, derive_object_id, generate_object_id,
+};
 use heavenbase_providers::ScanRequest;
 use serde_json::{Value as Json, json};
 
@@ -560,6 +562,7 @@ fn prepare_chunk(def: &EntityDef, rows: &[Row], offset: usize, check_duplicates:
                 };
                 match name {
                     Some(name) => derive_object_id(e, &name),
+                    None if def.id_source == IdSource::NameOrGenerated => generate_object_id(),
                     None => return Err(missing_object_id(e, n)),
                 }
             }
@@ -674,6 +677,7 @@ fn batch_ids(def: &EntityDef, batch: &RecordBatch, name: Option<&ArrayRef>) -> R
                 let name = names.filter(|a| a.is_valid(row)).map(|a| a.value(row)).filter(|s| !s.trim().is_empty());
                 match name {
                     Some(name) => ids.push(derive_object_id(e, name)),
+                    None if def.id_source == IdSource::NameOrGenerated => ids.push(generate_object_id()),
                     None => return Err(missing_object_id(e, row)),
                 }
             }

@@ -1,0 +1,164 @@
+//! Statements that change what the workspace holds. Each takes effect durably
+//! (backend tables, Catalog cards, MetaSchema rows) before it answers, or is
+//! refused: DataFusion would run `CREATE VIEW`, `CREATE SCHEMA`, `DROP VIEW`
+//! and the like against one session's memory and answer them as done, and the
+//! next connection or process would not see them.
+
+use std::collections::BTreeSet;
+
+use datafusion::sql::sqlparser::ast::{ObjectType, Statement};
+use heavenbase_catalog::system::{SYS_CATALOG, SYS_METASCHEMA, is_system};
+use heavenbase_catalog::{OBJECT_ID, catalog_row_id};
+
+use super::{Workspace, write};
+use crate::error::ErrorKind;
+use crate::{Error, Result};
+
+/// MetaSchema row kinds that describe one entity (`subject_id` is the entity).
+const ENTITY_ROW_KINDS: [&str; 5] = ["entity", "field", "storage", "index", "constraint"];
+
+/// Card deletes are sent in chunks of this many ids.
+const DELETE_CHUNK: usize = 10_000;
+
+impl Workspace {
+    /// Run a statement that changes what the workspace holds (`CREATE TABLE`,
+    /// `DROP TABLE`, `TRUNCATE`) and answer its command tag, or refuse a schema
+    /// statement the workspace cannot keep durably (0A000, naming it). None
+    /// for any other statement.
+    pub async fn execute_ddl(&self, statement: &Statement) -> Option<Result<&'static str>> {
+        if let Some(refusal) = refused_ddl(statement) {
+            return Some(Err(refusal));
+        }
+        Some(match statement {
+            Statement::CreateTable(create) => self.create_table(create).await.map(|_| "CREATE TABLE"),
+            Statement::Drop { object_type: ObjectType::Table, if_exists, names, .. } => {
+                self.drop_tables(names.iter().map(super::dml::last_ident), *if_exists).await.map(|_| "DROP TABLE")
+            }
+            Statement::Truncate(truncate) => self
+                .truncate_tables(truncate.table_names.iter().map(|t| super::dml::last_ident(&t.name)), truncate.if_exists)
+                .await
+                .map(|_| "TRUNCATE TABLE"),
+            _ => return None,
+        })
+    }
+
+    /// Whether [`Workspace::execute_ddl`] runs or refuses `statement` (a server
+    /// decides at Parse whether the statement is the workspace's to run).
+    pub fn is_ddl(statement: &Statement) -> bool {
+        matches!(
+            statement,
+            Statement::CreateTable(_) | Statement::Drop { object_type: ObjectType::Table, .. } | Statement::Truncate(_)
+        ) || refused_ddl(statement).is_some()
+    }
+
+    /// `DROP TABLE a, b`: every name is checked before anything is dropped, so
+    /// an unknown name (without IF EXISTS) drops nothing.
+    async fn drop_tables(&self, names: impl Iterator<Item = String>, if_exists: bool) -> Result<()> {
+        let mut entities = Vec::new();
+        for name in names {
+            match self.runtime(&name) {
+                Ok(rt) => entities.push(rt.def.entity_id.clone()),
+                Err(e) if e.kind() == ErrorKind::UnknownEntity && if_exists => {}
+                Err(e) => return Err(e),
+            }
+        }
+        for entity in entities {
+            self.drop_entity(&entity).await?;
+        }
+        Ok(())
+    }
+
+    /// Drop an entity: its rows' Catalog cards, its tables in every backend,
+    /// then its MetaSchema rows. In that order a crash part-way leaves the
+    /// entity defined (its cards rebuilt by `repair`, or its tables recreated
+    /// empty when the workspace reopens), never a stale table that a new
+    /// entity of the same name would pick up.
+    pub async fn drop_entity(&self, entity: &str) -> Result<()> {
+        let rt = self.runtime(entity)?;
+        let e = rt.def.entity_id.clone();
+        if is_system(&e) {
+            return Err(Error::new(ErrorKind::ReadOnly, format!("'{e}' is a fixed system entity and cannot be dropped")));
+        }
+        let _guard = self.inner.register_lock.lock().await;
+        let ids: BTreeSet<String> = write::group_ids(&rt).await?.into_iter().flatten().collect();
+        let cards: Vec<String> = ids.iter().map(|id| catalog_row_id(self.id(), &e, id)).collect();
+        let catalog = self.runtime(SYS_CATALOG)?;
+        for chunk in cards.chunks(DELETE_CHUNK) {
+            for (backend, group) in &catalog.groups {
+                backend.delete(group, chunk).await?;
+            }
+        }
+        for (backend, group) in &rt.groups {
+            backend.drop_group(group).await?;
+        }
+        let rows: Vec<String> = self
+            .scan_rows(SYS_METASCHEMA)
+            .await?
+            .into_iter()
+            .filter(|r| r.get("subject_id").and_then(|s| s.as_str()) == Some(e.as_str()))
+            .filter(|r| r.get("kind").and_then(|k| k.as_str()).is_some_and(|k| ENTITY_ROW_KINDS.contains(&k)))
+            .filter_map(|r| r.get(OBJECT_ID).and_then(|id| id.as_str()).map(String::from))
+            .collect();
+        self.delete_many(SYS_METASCHEMA, &rows).await?;
+        self.inner.ctx.deregister_table(rt.def.table_name())?;
+        self.inner.entities.write().remove(&e);
+        self.inner.schema_version.fetch_add(1, std::sync::atomic::Ordering::Release);
+        Ok(())
+    }
+
+    /// `TRUNCATE a, b`: every row of each table, with its Catalog card, through
+    /// the write path.
+    async fn truncate_tables(&self, names: impl Iterator<Item = String>, if_exists: bool) -> Result<()> {
+        let mut entities = Vec::new();
+        for name in names {
+            match self.runtime(&name) {
+                Ok(rt) if is_system(&rt.def.entity_id) => {
+                    return Err(Error::new(
+                        ErrorKind::ReadOnly,
+                        format!("'{}' is a fixed system entity and cannot be truncated", rt.def.entity_id),
+                    ));
+                }
+                Ok(rt) => entities.push(rt),
+                Err(e) if e.kind() == ErrorKind::UnknownEntity && if_exists => {}
+                Err(e) => return Err(e),
+            }
+        }
+        for rt in entities {
+            let ids: Vec<String> =
+                write::group_ids(&rt).await?.into_iter().flatten().collect::<BTreeSet<_>>().into_iter().collect();
+            for chunk in ids.chunks(DELETE_CHUNK) {
+                self.delete_many(&rt.def.entity_id, chunk).await?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// A schema statement the workspace cannot keep durably yet, refused with
+/// 0A000 rather than run against one session's memory.
+fn refused_ddl(statement: &Statement) -> Option<Error> {
+    let what = match statement {
+        Statement::CreateTable(c) if c.temporary => "CREATE TEMPORARY TABLE",
+        Statement::CreateTable(c) if c.query.is_some() => "CREATE TABLE … AS SELECT",
+        Statement::CreateView { .. } => "CREATE VIEW",
+        Statement::AlterView { .. } => "ALTER VIEW",
+        Statement::CreateIndex { .. } => "CREATE INDEX",
+        Statement::AlterIndex { .. } => "ALTER INDEX",
+        Statement::AlterTable { .. } => "ALTER TABLE",
+        Statement::CreateSchema { .. } => "CREATE SCHEMA",
+        Statement::CreateDatabase { .. } => "CREATE DATABASE",
+        Statement::CreateFunction { .. } => "CREATE FUNCTION",
+        Statement::DropFunction { .. } => "DROP FUNCTION",
+        Statement::Drop { object_type: ObjectType::Table, .. } => return None,
+        Statement::Drop { object_type, .. } => {
+            return Some(Error::not_supported(format!(
+                "DROP {object_type} is not supported: the workspace keeps no such objects (DROP TABLE drops an entity)"
+            )));
+        }
+        _ => return None,
+    };
+    Some(Error::not_supported(format!(
+        "{what} is not supported yet: the workspace cannot keep it durably, and a statement is never answered as done \
+         when it was not"
+    )))
+}
