@@ -163,10 +163,23 @@ pub fn user_error(message: impl Into<String>) -> Failure {
     Failure { code: 1, message: message.into() }
 }
 
-#[tokio::main]
-async fn main() {
+/// Stack of every runtime thread. Planning and evaluating deeply nested SQL
+/// recurses; long AND/OR chains are balanced first (heavenbase::chains), and
+/// this leaves room for the nesting that remains (deep CASE, long arithmetic),
+/// where the default 2 MiB would abort the process. Only touched pages are
+/// committed.
+const THREAD_STACK: usize = 32 << 20;
+
+fn main() {
     let cli = Cli::parse();
-    let code = match run(cli).await {
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().thread_stack_size(THREAD_STACK).build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("hb: cannot start the async runtime: {e}");
+            std::process::exit(1);
+        }
+    };
+    let code = match runtime.block_on(run(cli)) {
         Ok(()) => 0,
         Err(f) => {
             eprintln!("hb: {}", f.message);

@@ -14,6 +14,7 @@
 //! # Ok(()) }
 //! ```
 
+pub mod chains;
 mod error;
 mod federation;
 mod near;

@@ -90,12 +90,21 @@ fn rewrite_with(sql: &str, rules: &[&dyn Rule]) -> Option<String> {
             || lower.contains("regtype")
             || lower.matches("select").nth(1).is_some()
             || lower.matches("null").nth(1).is_some());
-    if !worth_parsing {
+    // Long AND/OR chains in any statement are balanced before anything plans
+    // them (heavenbase::chains): as written they would overflow the stack.
+    let chains = heavenbase::chains::may_hold_chain(sql);
+    if !worth_parsing && !chains {
         return None;
     }
     let mut statements = Parser::parse_sql(&PostgreSqlDialect {}, sql).ok()?;
+    let balanced = chains && heavenbase::chains::balance_chains(&mut statements);
     let mut rewriter = Rewriter { rules, cx: Context { catalog: lower.contains("pg_catalog.") }, applied: Vec::new() };
-    let _ = statements.visit(&mut rewriter);
+    if worth_parsing {
+        let _ = statements.visit(&mut rewriter);
+    }
+    if balanced {
+        rewriter.applied.push("balanced_chains");
+    }
     if rewriter.applied.is_empty() {
         return None;
     }

@@ -32,7 +32,7 @@ use tokio_postgres::types::{ToSql, Type};
 use tokio_postgres::{Client, Row, Statement};
 
 use crate::backend::{Backend, ColumnSpec, Dialect, FederationScope, GroupSpec, Pushdown, ScanRequest, SqlEngine, scan_schema};
-use crate::sql_filter::{SqlDialect, SqlParam, build_select, can_render, quote_ident};
+use crate::sql_filter::{SqlDialect, SqlParam, build_select, can_render, quote_ident, shorten};
 use crate::{ProviderError, Result};
 
 /// Batches of more rows than this go through COPY; smaller ones through VALUES.
@@ -652,11 +652,6 @@ fn on_conflict(names: &[String]) -> String {
     } else {
         format!("ON CONFLICT ({}) DO UPDATE SET {}", quote_ident(OBJECT_ID), updates.join(", "))
     }
-}
-
-/// Statements in messages: long VALUES lists cut short.
-fn shorten(sql: &str) -> String {
-    if sql.chars().count() > 300 { format!("{}…", sql.chars().take(300).collect::<String>()) } else { sql.to_string() }
 }
 
 /// The column's DDL; the default is sent as a literal cast to the column's type.

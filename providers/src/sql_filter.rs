@@ -80,12 +80,35 @@ pub fn build_select(
     }
     if !conds.is_empty() {
         sql.push_str(" WHERE ");
-        sql.push_str(&conds.join(" AND "));
+        sql.push_str(&all_of(conds));
     }
     if let Some(limit) = request.limit {
         sql.push_str(&format!(" LIMIT {limit}"));
     }
     (sql, params, with_ids)
+}
+
+/// Conditions joined by AND. Many of them (one per term of a long chain that
+/// DataFusion split) are joined as a balanced, parenthesised tree: SQLite
+/// refuses an expression more than 1,000 levels deep, and a flat `a AND b AND …`
+/// is one level per term to it.
+fn all_of(mut conds: Vec<String>) -> String {
+    const FLAT_MAX: usize = 64;
+    if conds.len() <= FLAT_MAX {
+        return conds.join(" AND ");
+    }
+    while conds.len() > 1 {
+        conds = conds
+            .chunks(2)
+            .map(|pair| if pair.len() == 2 { format!("({} AND {})", pair[0], pair[1]) } else { pair[0].clone() })
+            .collect();
+    }
+    conds.pop().unwrap_or_default()
+}
+
+/// A statement as messages show it: long ones cut at 300 characters.
+pub fn shorten(sql: &str) -> String {
+    if sql.chars().count() > 300 { format!("{}…", sql.chars().take(300).collect::<String>()) } else { sql.to_string() }
 }
 
 pub fn can_render(expr: &Expr, group: &GroupSpec, dialect: &dyn SqlDialect) -> bool {

@@ -26,7 +26,7 @@ use rusqlite::{Connection, ErrorCode};
 use serde_json::{Value as Json, json};
 
 use crate::backend::{Backend, BatchStream, Dialect, FederationScope, GroupSpec, Pushdown, ScanRequest, SqlEngine, scan_schema};
-use crate::sql_filter::{SqlDialect, SqlParam, build_select, can_render, quote_ident};
+use crate::sql_filter::{SqlDialect, SqlParam, build_select, can_render, quote_ident, shorten};
 use crate::{ProviderError, Result};
 
 #[derive(Debug)]
@@ -135,7 +135,7 @@ impl SqliteBackend {
             let err = |e: String| ProviderError::Backend {
                 backend: backend.clone(),
                 kind: "sqlite".into(),
-                message: format!("{sql}: {e}"),
+                message: format!("{}: {e}", shorten(&sql)),
             };
             let mut stmt = conn.prepare_cached(&sql).map_err(|e| err(e.to_string()))?;
             for (i, p) in params.iter().enumerate() {
@@ -595,8 +595,11 @@ impl SqlEngine for SqliteBackend {
 
 /// Run `sql` and read its rows as one batch of `schema`, column by column.
 fn query_arrow(conn: &mut Connection, sql: &str, schema: &SchemaRef, backend: &str) -> Result<RecordBatch> {
-    let err =
-        |e: String| ProviderError::Backend { backend: backend.into(), kind: "sqlite".into(), message: format!("{sql}: {e}") };
+    let err = |e: String| ProviderError::Backend {
+        backend: backend.into(),
+        kind: "sqlite".into(),
+        message: format!("{}: {e}", shorten(sql)),
+    };
     let mut readers = schema
         .fields()
         .iter()

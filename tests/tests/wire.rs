@@ -948,3 +948,31 @@ async fn ddl_over_the_wire_lasts_or_is_refused() {
     let err = client.simple_query("SELECT * FROM t1").await.unwrap_err();
     assert_eq!(db_code(&err), "42P01", "{err}");
 }
+
+/// Long AND/OR chains (the filters ORMs and BI tools generate) are answered
+/// and the server goes on serving: as written, planning them recursed once
+/// per term and overflowed a worker's stack, aborting every session.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn long_boolean_chains_are_answered_and_the_server_goes_on() {
+    let h = TestHome::new();
+    let ws = load(&h, "sqlite").await;
+    let port = start(ws.clone()).await;
+    let client = connect(port, "sqlite").await;
+    // qty: alpha 1, beta 2, gamma 3, delta NULL.
+    let ors = (0..5000).map(|i| format!("qty = {i}")).collect::<Vec<_>>().join(" OR ");
+    let count = format!("SELECT count(*) FROM product WHERE {ors}");
+    let n: i64 = client.query_one(&count, &[]).await.unwrap().get(0);
+    assert_eq!(n, 3, "extended protocol");
+    assert_eq!(simple_rows(client.simple_query(&count).await.unwrap()), vec![vec![Some("3".into())]], "simple protocol");
+    let ands = (0..2000).map(|i| format!("qty <> {}", i + 10)).collect::<Vec<_>>().join(" AND ");
+    let n: i64 = client.query_one(&format!("SELECT count(*) FROM product WHERE {ands}"), &[]).await.unwrap().get(0);
+    assert_eq!(n, 3);
+    let n = client.execute(&format!("UPDATE product SET title = 'chained' WHERE {ors}"), &[]).await.unwrap();
+    assert_eq!(n, 3);
+    // The Rust API plans the same statement on this test's 2 MiB stacks.
+    let got = ws.sql(&count).await.unwrap();
+    assert_eq!(crate::common::cells(&got), crate::common::rows(&[&["3"]]));
+    let other = connect(port, "sqlite").await;
+    let n: i64 = other.query_one("SELECT count(*) FROM product WHERE title = 'chained'", &[]).await.unwrap().get(0);
+    assert_eq!(n, 3, "the server goes on");
+}

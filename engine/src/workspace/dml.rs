@@ -45,9 +45,14 @@ impl Workspace {
         if statements.len() > 1 {
             return Err(Error::not_supported(format!("Send one statement at a time; got {}", statements.len())));
         }
-        let Some(statement) = statements.pop_front() else {
+        let Some(mut statement) = statements.pop_front() else {
             return Ok(Vec::new());
         };
+        if let DfStatement::Statement(stmt) = &mut statement {
+            if crate::chains::may_hold_chain(sql) {
+                crate::chains::balance_chains(stmt.as_mut());
+            }
+        }
         match &statement {
             DfStatement::Statement(stmt) => match stmt.as_ref() {
                 Statement::Delete(_) | Statement::Update(_) => {
