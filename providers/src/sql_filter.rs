@@ -47,12 +47,21 @@ pub struct SqlPredicate {
     pub params: Vec<SqlParam>,
 }
 
+/// A filter that would bind more parameters than this stays with DataFusion
+/// (evaluated after the scan): SQLite allows 32,766 parameters a statement and
+/// Postgres 65,535, and one statement carries several filters. A 100,000-item
+/// IN list is then answered, not refused by the backend.
+pub const MAX_FILTER_PARAMS: usize = 4_096;
+
 /// Render `expr` as SQL over `group`, appending its parameters to `params` (their
 /// placeholders are numbered after those already there). None when the expression
-/// is not one this module renders exactly.
+/// is not one this module renders exactly, or binds over [`MAX_FILTER_PARAMS`].
 pub fn render(expr: &Expr, group: &GroupSpec, dialect: &dyn SqlDialect, params: &mut Vec<SqlParam>) -> Option<String> {
     let mut r = Renderer { group, dialect, params: Vec::new(), base: params.len() };
     let sql = r.expr(expr)?;
+    if r.params.len() > MAX_FILTER_PARAMS {
+        return None;
+    }
     params.extend(r.params);
     Some(sql)
 }

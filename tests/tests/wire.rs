@@ -972,6 +972,14 @@ async fn long_boolean_chains_are_answered_and_the_server_goes_on() {
     // The Rust API plans the same statement on this test's 2 MiB stacks.
     let got = ws.sql(&count).await.unwrap();
     assert_eq!(crate::common::cells(&got), crate::common::rows(&[&["3"]]));
+    // 50,000 OR terms, and a 100,000-item IN list: more parameters than SQLite
+    // binds in one statement, so the filter stays with DataFusion.
+    let ors = (0..50_000).map(|i| format!("qty = {i}")).collect::<Vec<_>>().join(" OR ");
+    let n: i64 = client.query_one(&format!("SELECT count(*) FROM product WHERE {ors}"), &[]).await.unwrap().get(0);
+    assert_eq!(n, 3);
+    let items = (0..100_000).map(|i| i.to_string()).collect::<Vec<_>>().join(", ");
+    let n: i64 = client.query_one(&format!("SELECT count(*) FROM product WHERE qty IN ({items})"), &[]).await.unwrap().get(0);
+    assert_eq!(n, 3);
     let other = connect(port, "sqlite").await;
     let n: i64 = other.query_one("SELECT count(*) FROM product WHERE title = 'chained'", &[]).await.unwrap().get(0);
     assert_eq!(n, 3, "the server goes on");
