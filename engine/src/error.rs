@@ -247,6 +247,17 @@ impl From<std::io::Error> for Error {
     }
 }
 
+/// The error of a statement whose planning or execution panicked: XX000,
+/// naming the statement and the panic's message.
+pub fn panicked(statement: &str, panic: Box<dyn std::any::Any + Send>) -> Error {
+    let message = panic
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "unknown cause".into());
+    Error::internal(format!("internal error while running `{statement}`: {message}"))
+}
+
 /// The kind of any error a query can fail with: the first error in its
 /// chain whose type says what happened decides. The wire endpoint receives
 /// DataFusion's and the SQL parser's errors boxed, and asks this.

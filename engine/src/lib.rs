@@ -24,7 +24,7 @@ mod registry;
 mod table;
 mod workspace;
 
-pub use error::{Error, ErrorKind, Result, kind_of};
+pub use error::{Error, ErrorKind, Result, kind_of, panicked};
 pub use heavenbase_catalog::{self as catalog, EntityDef, FieldDef, LogicalType, Row};
 pub use heavenbase_providers as providers;
 pub use heavenbase_providers::vector::Metric;

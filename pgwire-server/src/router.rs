@@ -386,9 +386,13 @@ impl SimpleQueryHandler for Router {
     {
         let session = session(client)?;
         let _running = self.shared.begin_statement()?;
-        let rewritten = crate::rewrite::rewrite(query);
-        <DfSessionService as SimpleQueryHandler>::do_query(&session.service.df, client, rewritten.as_deref().unwrap_or(query))
-            .await
+        let responses = guarded(query, async {
+            let rewritten = crate::rewrite::rewrite(query);
+            <DfSessionService as SimpleQueryHandler>::do_query(&session.service.df, client, rewritten.as_deref().unwrap_or(query))
+                .await
+        })
+        .await?;
+        Ok(responses.into_iter().map(|r| guarded_rows(query, r)).collect())
     }
 }
 
@@ -410,14 +414,45 @@ impl ExtendedQueryHandler for Router {
     {
         let session = session(client)?;
         let _running = self.shared.begin_statement()?;
-        let response = match session.service.try_lookup(client, portal).await? {
-            Some(response) => response,
-            None => {
-                *session.result_formats.lock() = Some(portal.result_column_format.clone());
-                <DfSessionService as ExtendedQueryHandler>::do_query(&session.service.df, client, portal, max_rows).await?
-            }
-        };
-        send_rows_now(client, response, max_rows).await
+        let statement = &portal.statement.statement.0;
+        let response = guarded(statement, async {
+            let response = match session.service.try_lookup(client, portal).await? {
+                Some(response) => response,
+                None => {
+                    *session.result_formats.lock() = Some(portal.result_column_format.clone());
+                    <DfSessionService as ExtendedQueryHandler>::do_query(&session.service.df, client, portal, max_rows).await?
+                }
+            };
+            send_rows_now(client, response, max_rows).await
+        })
+        .await?;
+        Ok(guarded_rows(statement, response))
+    }
+}
+
+/// Rows pgwire pulls after the handler has returned (it polls the stream as it
+/// sends them, and that runs the plan) are guarded as the statement is: a
+/// panic ends the rows with the statement's XX000 error.
+fn guarded_rows(statement: &str, response: Response) -> Response {
+    let Response::Query(mut results) = response else { return response };
+    let statement: String = statement.chars().take(200).collect();
+    let rows = std::mem::replace(results.data_rows(), Box::pin(futures::stream::empty()));
+    let rows = std::panic::AssertUnwindSafe(rows).catch_unwind().map(move |row| match row {
+        Ok(row) => row,
+        Err(panic) => Err(crate::to_pg_error(heavenbase::panicked(&statement, panic))),
+    });
+    let mut guarded = QueryResponse::new(results.row_schema(), rows);
+    guarded.set_command_tag(results.command_tag());
+    Response::Query(guarded)
+}
+
+/// A panic while planning or running a statement (a bug, never the client's
+/// doing) is that statement's XX000 error; the session and the server go on.
+async fn guarded<T>(statement: &str, run: impl std::future::Future<Output = PgWireResult<T>>) -> PgWireResult<T> {
+    use futures::FutureExt;
+    match std::panic::AssertUnwindSafe(run).catch_unwind().await {
+        Ok(result) => result,
+        Err(panic) => Err(crate::to_pg_error(heavenbase::panicked(&statement.chars().take(200).collect::<String>(), panic))),
     }
 }
 

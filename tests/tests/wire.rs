@@ -984,3 +984,34 @@ async fn long_boolean_chains_are_answered_and_the_server_goes_on() {
     let n: i64 = other.query_one("SELECT count(*) FROM product WHERE title = 'chained'", &[]).await.unwrap().get(0);
     assert_eq!(n, 3, "the server goes on");
 }
+
+/// A statement that panics (a bug, here a function that panics) fails alone
+/// with XX000: the session, the server and the Rust API go on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_panicking_statement_fails_alone_with_xx000() {
+    use datafusion::arrow::datatypes::DataType;
+    use datafusion::logical_expr::{ColumnarValue, Volatility, create_udf};
+    let h = TestHome::new();
+    let ws = load(&h, "sqlite").await;
+    let boom = create_udf(
+        "boom",
+        vec![DataType::Int64],
+        DataType::Int64,
+        Volatility::Volatile,
+        std::sync::Arc::new(|_: &[ColumnarValue]| -> datafusion::error::Result<ColumnarValue> { panic!("boom was called") }),
+    );
+    ws.session().register_udf(boom);
+    let err = ws.sql("SELECT boom(qty) FROM product").await.unwrap_err();
+    assert_eq!(err.sqlstate(), "XX000", "{err}");
+    assert!(err.to_string().contains("boom was called"), "{err}");
+    assert_eq!(ws.count("product").await.unwrap(), 4, "the workspace goes on");
+
+    let port = start(ws.clone()).await;
+    let client = connect(port, "sqlite").await;
+    let err = client.simple_query("SELECT boom(qty) FROM product").await.unwrap_err();
+    assert_eq!(db_code(&err), "XX000", "{err}");
+    let err = client.query("SELECT boom(qty) FROM product WHERE qty > $1", &[&0i64]).await.unwrap_err();
+    assert_eq!(db_code(&err), "XX000", "{err}");
+    let n: i64 = client.query_one("SELECT count(*) FROM product", &[]).await.unwrap().get(0);
+    assert_eq!(n, 4, "the same session goes on");
+}

@@ -39,7 +39,18 @@ impl Workspace {
     /// Run one SQL statement and collect its result. Writes (INSERT, UPDATE,
     /// DELETE, CREATE TABLE) return one row with the affected `count`. The
     /// statement is parsed once and planned once.
+    ///
+    /// A panic while planning or running the statement (a bug, never a
+    /// crash) is this statement's error (XX000); the workspace goes on.
     pub async fn sql(&self, sql: &str) -> Result<Vec<RecordBatch>> {
+        use futures::FutureExt;
+        std::panic::AssertUnwindSafe(self.sql_statement(sql))
+            .catch_unwind()
+            .await
+            .unwrap_or_else(|panic| Err(crate::error::panicked(&sql.chars().take(200).collect::<String>(), panic)))
+    }
+
+    async fn sql_statement(&self, sql: &str) -> Result<Vec<RecordBatch>> {
         let mut statements = DFParser::parse_sql_with_dialect(sql, &PostgreSqlDialect {})
             .map_err(|e| Error::with_source(crate::kind_of(&e), format!("SQL syntax error: {e}"), e))?;
         if statements.len() > 1 {
