@@ -413,7 +413,7 @@ async fn ddl_takes_effect_durably_or_is_refused() {
         // Schema statements that would live in one session's memory are refused.
         for sql in [
             "CREATE VIEW v AS SELECT a FROM kept",
-            "CREATE INDEX kept_a ON kept (a)",
+            "DROP INDEX kept_a",
             "ALTER TABLE kept ADD COLUMN b INTEGER",
             "CREATE SCHEMA s",
             "DROP VIEW v",
@@ -424,11 +424,27 @@ async fn ddl_takes_effect_durably_or_is_refused() {
             assert_eq!(err.sqlstate(), "0A000", "{sql}: {err}");
         }
         assert!(ws.sql("SELECT * FROM v").await.is_err(), "no view was made");
+
+        // CREATE INDEX lasts: the definition and the backend gain the index,
+        // and a unique one is enforced.
+        ws.sql("CREATE INDEX kept_a ON kept (a)").await.unwrap();
+        assert!(ws.entity("kept").unwrap().get("a").unwrap().index);
+        ws.sql("CREATE UNIQUE INDEX IF NOT EXISTS strict_a ON strict (a)").await.unwrap();
+        ws.upsert("strict", json!({"name": "s1", "a": 5})).await.unwrap();
+        let dup = ws.upsert("strict", json!({"name": "s2", "a": 5})).await.unwrap_err();
+        assert_eq!(dup.sqlstate(), "23505", "{dup}");
+        let expr = ws.sql("CREATE INDEX ON kept ((a + 1))").await.unwrap_err();
+        assert_eq!(expr.sqlstate(), "0A000", "{expr}");
+        let unknown = ws.sql("CREATE INDEX ON kept (b)").await.unwrap_err();
+        assert_eq!(unknown.sqlstate(), "42703", "{unknown}");
         assert!(!ws.entities().iter().any(|e| e == "tmp" || e == "copy"));
     }
     // A new process sees the drop: no t1, and a new t1 starts empty.
     let ws = Workspace::load_in(&h.home, "ddl").await.unwrap();
     assert_eq!(ws.entities(), vec!["kept", "strict"]);
+    assert!(ws.entity("kept").unwrap().get("a").unwrap().index, "the index is kept");
+    let dup = ws.upsert("strict", json!({"name": "s3", "a": 5})).await.unwrap_err();
+    assert_eq!(dup.sqlstate(), "23505", "the unique index is kept: {dup}");
     ws.sql("CREATE TABLE t1 (a INTEGER)").await.unwrap();
     assert_eq!(ws.count("t1").await.unwrap(), 0);
     assert!(ws.audit().await.unwrap().ok(), "audit after DROP and TRUNCATE");

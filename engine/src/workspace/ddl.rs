@@ -1,4 +1,5 @@
-//! Statements that change what the workspace holds. Each takes effect durably
+//! Statements that change what the workspace holds (CREATE TABLE, CREATE
+//! INDEX, DROP TABLE, TRUNCATE). Each takes effect durably
 //! (backend tables, Catalog cards, MetaSchema rows) before it answers, or is
 //! refused: DataFusion would run `CREATE VIEW`, `CREATE SCHEMA`, `DROP VIEW`
 //! and the like against one session's memory and answer them as done, and the
@@ -6,9 +7,9 @@
 
 use std::collections::BTreeSet;
 
-use datafusion::sql::sqlparser::ast::{ObjectType, Statement};
+use datafusion::sql::sqlparser::ast::{CreateIndex, Expr as SqlExpr, ObjectType, Statement};
 use heavenbase_catalog::system::{SYS_CATALOG, SYS_METASCHEMA, is_system};
-use heavenbase_catalog::{OBJECT_ID, catalog_row_id};
+use heavenbase_catalog::{FieldSet, OBJECT_ID, catalog_row_id};
 
 use super::{Workspace, write};
 use crate::error::ErrorKind;
@@ -22,7 +23,7 @@ const DELETE_CHUNK: usize = 10_000;
 
 impl Workspace {
     /// Run a statement that changes what the workspace holds (`CREATE TABLE`,
-    /// `DROP TABLE`, `TRUNCATE`) and answer its command tag, or refuse a schema
+    /// `CREATE INDEX`, `DROP TABLE`, `TRUNCATE`) and answer its command tag, or refuse a schema
     /// statement the workspace cannot keep durably (0A000, naming it). None
     /// for any other statement.
     pub async fn execute_ddl(&self, statement: &Statement) -> Option<Result<&'static str>> {
@@ -34,6 +35,7 @@ impl Workspace {
             Statement::Drop { object_type: ObjectType::Table, if_exists, names, .. } => {
                 self.drop_tables(names.iter().map(super::dml::last_ident), *if_exists).await.map(|_| "DROP TABLE")
             }
+            Statement::CreateIndex(index) => self.create_index(index).await.map(|_| "CREATE INDEX"),
             Statement::Truncate(truncate) => self
                 .truncate_tables(truncate.table_names.iter().map(|t| super::dml::last_ident(&t.name)), truncate.if_exists)
                 .await
@@ -47,7 +49,10 @@ impl Workspace {
     pub fn is_ddl(statement: &Statement) -> bool {
         matches!(
             statement,
-            Statement::CreateTable(_) | Statement::Drop { object_type: ObjectType::Table, .. } | Statement::Truncate(_)
+            Statement::CreateTable(_)
+                | Statement::CreateIndex(_)
+                | Statement::Drop { object_type: ObjectType::Table, .. }
+                | Statement::Truncate(_)
         ) || refused_ddl(statement).is_some()
     }
 
@@ -106,6 +111,63 @@ impl Workspace {
         Ok(())
     }
 
+    /// `CREATE [UNIQUE] INDEX [IF NOT EXISTS] [name] ON t (a [, b …])`: the
+    /// entity's definition gains the index (one field: its `index`/`unique`
+    /// flag; several: an index or unique constraint over them), kept in
+    /// MetaSchema and built in the backend of the indexed fields before the
+    /// statement answers. The workspace names indexes itself, so the name is
+    /// not kept; an index the definition already has is a no-op. Partial
+    /// (`WHERE`), `INCLUDE` and expression indexes are refused.
+    async fn create_index(&self, index: &CreateIndex) -> Result<()> {
+        let table = super::dml::last_ident(&index.table_name);
+        let rt = self.runtime(&table)?;
+        let e = rt.def.entity_id.clone();
+        if is_system(&e) {
+            return Err(Error::new(ErrorKind::ReadOnly, format!("'{e}' is a fixed system entity and cannot be altered")));
+        }
+        if index.predicate.is_some() || !index.include.is_empty() || !index.with.is_empty() {
+            return Err(Error::not_supported(format!(
+                "CREATE INDEX on {e}: partial (WHERE), INCLUDE and WITH (…) indexes are not supported"
+            )));
+        }
+        let mut fields = Vec::with_capacity(index.columns.len());
+        for c in &index.columns {
+            let SqlExpr::Identifier(id) = &c.column.expr else {
+                return Err(Error::not_supported(format!(
+                    "CREATE INDEX on {e}: index columns, not expressions ({})",
+                    c.column.expr
+                )));
+            };
+            if rt.def.get(&id.value).is_none() {
+                return Err(Error::unknown_field(format!(
+                    "Unknown column '{}' in CREATE INDEX on '{e}'.{}",
+                    id.value,
+                    crate::error::suggest(&id.value, rt.def.fields.iter().map(|f| f.name.as_str()))
+                )));
+            }
+            fields.push(id.value.clone());
+        }
+        if fields.is_empty() || fields == [OBJECT_ID] {
+            // object_id is the primary key: indexed and unique already.
+            return Ok(());
+        }
+        let mut def = rt.def.clone();
+        let set = FieldSet { fields: fields.clone(), to: None };
+        match fields.as_slice() {
+            [one] => {
+                let Some(f) = def.fields.iter_mut().find(|f| &f.name == one) else { return Ok(()) };
+                if f.unique || (f.index && !index.unique) {
+                    return Ok(());
+                }
+                if index.unique { f.unique = true } else { f.index = true }
+            }
+            _ if def.constraints.contains(&set) || (!index.unique && def.indexes.contains(&set)) => return Ok(()),
+            _ if index.unique => def.constraints.push(set),
+            _ => def.indexes.push(set),
+        }
+        self.register(def, true).await
+    }
+
     /// `TRUNCATE a, b`: every row of each table, with its Catalog card, through
     /// the write path.
     async fn truncate_tables(&self, names: impl Iterator<Item = String>, if_exists: bool) -> Result<()> {
@@ -142,7 +204,6 @@ fn refused_ddl(statement: &Statement) -> Option<Error> {
         Statement::CreateTable(c) if c.query.is_some() => "CREATE TABLE … AS SELECT",
         Statement::CreateView { .. } => "CREATE VIEW",
         Statement::AlterView { .. } => "ALTER VIEW",
-        Statement::CreateIndex { .. } => "CREATE INDEX",
         Statement::AlterIndex { .. } => "ALTER INDEX",
         Statement::AlterTable { .. } => "ALTER TABLE",
         Statement::CreateSchema { .. } => "CREATE SCHEMA",
