@@ -5,11 +5,19 @@
 
 use std::sync::Arc;
 
+use async_trait::async_trait;
 use datafusion::arrow::array::{Array, Int32Array, StringArray};
 use datafusion::arrow::datatypes::DataType;
+use datafusion::common::ParamValues;
+use datafusion::logical_expr::LogicalPlan;
 use datafusion::logical_expr::{ColumnarValue, Volatility, create_udf};
 use datafusion::prelude::SessionContext;
 use datafusion::scalar::ScalarValue;
+use datafusion::sql::sqlparser::ast::Statement;
+use datafusion_postgres::hooks::{HookClient, QueryHook};
+use datafusion_postgres::pgwire::api::results::{DataRowEncoder, FieldFormat, FieldInfo, QueryResponse, Response};
+use datafusion_postgres::pgwire::api::{ClientInfo, Type};
+use datafusion_postgres::pgwire::error::PgWireResult;
 
 pub(crate) fn register(ctx: &SessionContext) {
     ctx.register_udf(version());
@@ -368,5 +376,74 @@ impl datafusion::logical_expr::ScalarUDFImpl for When {
         // nullif blanks where its mask is true: where the condition is not.
         let unmet: datafusion::arrow::array::BooleanArray = condition.iter().map(|c| Some(c != Some(true))).collect();
         Ok(ColumnarValue::Array(datafusion::arrow::compute::nullif(&arrays[1], &unmet)?))
+    }
+}
+
+/// `SHOW name` for the settings [`SETTINGS`] holds, answered as
+/// `current_setting(name)` answers them, unless the session has its own value
+/// (startup parameters and SET live in the client's metadata; datafusion-postgres'
+/// SetShowHook, next in line, reports those). Without it `SHOW server_version`
+/// named DataFusion where `version()` and the startup parameters say 16.6,
+/// `SHOW transaction isolation level` said `read_committed`, and
+/// `SHOW server_version_num` answered an empty `unsupported_show_statement`
+/// row, which stops sqlsmith (and libpqxx programs) from starting.
+pub(crate) struct ShowSettings;
+
+impl ShowSettings {
+    fn answer(statement: &Statement, client: &(dyn ClientInfo + Send + Sync)) -> Option<PgWireResult<Response>> {
+        let Statement::ShowVariable { variable } = statement else { return None };
+        let words: Vec<String> = variable.iter().map(|v| v.value.to_ascii_lowercase()).collect();
+        let name = match words.as_slice() {
+            [one] => one.as_str(),
+            [a, b, c] if a == "transaction" && b == "isolation" && c == "level" => "transaction_isolation",
+            _ => return None,
+        };
+        if client.metadata().contains_key(name) {
+            return None;
+        }
+        let (name, value) = SETTINGS.iter().find(|(n, _)| *n == name)?;
+        Some(setting_row(name, value))
+    }
+}
+
+/// One row, one text column named after the setting, as Postgres answers SHOW.
+fn setting_row(name: &str, value: &str) -> PgWireResult<Response> {
+    let fields = Arc::new(vec![FieldInfo::new(name.to_string(), None, None, Type::TEXT, FieldFormat::Text)]);
+    let mut encoder = DataRowEncoder::new(fields.clone());
+    encoder.encode_field(&Some(value))?;
+    let row = encoder.take_row();
+    Ok(Response::Query(QueryResponse::new(fields, futures::stream::iter(vec![Ok(row)]))))
+}
+
+#[async_trait]
+impl QueryHook for ShowSettings {
+    async fn handle_simple_query(
+        &self,
+        statement: &Statement,
+        _ctx: &SessionContext,
+        client: &mut dyn HookClient,
+    ) -> Option<PgWireResult<Response>> {
+        Self::answer(statement, client)
+    }
+
+    async fn handle_extended_parse_query(
+        &self,
+        _statement: &Statement,
+        _ctx: &SessionContext,
+        _client: &(dyn ClientInfo + Send + Sync),
+    ) -> Option<PgWireResult<LogicalPlan>> {
+        // SetShowHook describes every SHOW (one text column).
+        None
+    }
+
+    async fn handle_extended_query(
+        &self,
+        statement: &Statement,
+        _plan: &LogicalPlan,
+        _params: &ParamValues,
+        _ctx: &SessionContext,
+        client: &mut dyn HookClient,
+    ) -> Option<PgWireResult<Response>> {
+        Self::answer(statement, client)
     }
 }

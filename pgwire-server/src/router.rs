@@ -140,6 +140,7 @@ impl WorkspaceService {
             Arc::new(WorkspaceWrites { ws: ws.clone() }),
             Arc::new(Savepoints),
             Arc::new(CursorStatementHook),
+            Arc::new(crate::compat::ShowSettings),
             Arc::new(SetShowHook),
             Arc::new(TransactionStatementHook),
             // Last: every query no other hook answered.

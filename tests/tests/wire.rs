@@ -1016,3 +1016,30 @@ async fn a_panicking_statement_fails_alone_with_xx000() {
     let n: i64 = client.query_one("SELECT count(*) FROM product", &[]).await.unwrap().get(0);
     assert_eq!(n, 4, "the same session goes on");
 }
+
+/// SHOW reports what `version()`, the startup parameters and
+/// `current_setting()` report (libpqxx programs such as sqlsmith read
+/// `SHOW server_version_num` as a number on connect).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn show_reports_the_server_settings() {
+    let h = TestHome::new();
+    let ws = load(&h, "sqlite").await;
+    let port = start(ws).await;
+    let client = connect(port, "sqlite").await;
+    for (sql, want) in [
+        ("SHOW server_version_num", "160006"),
+        ("SHOW server_version", "16.6"),
+        ("SHOW transaction isolation level", "read committed"),
+        ("SHOW standard_conforming_strings", "on"),
+    ] {
+        assert_eq!(simple_rows(client.simple_query(sql).await.unwrap()), vec![vec![Some(want.to_string())]], "{sql}");
+        let got: String = client.query_one(sql, &[]).await.unwrap().get(0);
+        assert_eq!(got, want, "{sql} (extended)");
+    }
+    let same: String = client.query_one("SELECT current_setting('server_version_num')", &[]).await.unwrap().get(0);
+    assert_eq!(same, "160006");
+    // A value the session set wins, as in Postgres.
+    client.batch_execute("SET application_name = 'probe'").await.unwrap();
+    let app = simple_rows(client.simple_query("SHOW application_name").await.unwrap());
+    assert_eq!(app, vec![vec![Some("probe".to_string())]]);
+}
