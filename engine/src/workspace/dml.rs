@@ -12,8 +12,8 @@
 //!   a predicate folded to false); the entity tables do not implement those hooks,
 //!   so such a statement sent to the raw session fails instead of touching every row.
 //! - `CREATE TABLE` registers an entity (see `docs/sql.md` for the type mapping and
-//!   the `WITH (placement = 'field:backend, …')` option); it, `DROP TABLE` and
-//!   `TRUNCATE` run through `Workspace::execute_ddl` (`ddl.rs`).
+//!   the `WITH (placement = 'field:backend, …')` option); it, `CREATE INDEX`,
+//!   `DROP TABLE` and `TRUNCATE` run through `Workspace::execute_ddl` (`ddl.rs`).
 
 use std::sync::Arc;
 
