@@ -248,8 +248,10 @@ impl From<std::io::Error> for Error {
 }
 
 /// The error of a statement whose planning or execution panicked: XX000,
-/// naming the statement and the panic's message.
+/// naming the statement (cut as backend errors cut theirs) and the panic's
+/// message.
 pub fn panicked(statement: &str, panic: Box<dyn std::any::Any + Send>) -> Error {
+    let statement = heavenbase_providers::sql_filter::shorten(statement);
     let message = panic
         .downcast_ref::<&str>()
         .map(|s| s.to_string())

@@ -436,7 +436,7 @@ impl ExtendedQueryHandler for Router {
 /// panic ends the rows with the statement's XX000 error.
 fn guarded_rows(statement: &str, response: Response) -> Response {
     let Response::Query(mut results) = response else { return response };
-    let statement: String = statement.chars().take(200).collect();
+    let statement = statement.to_string();
     let rows = std::mem::replace(results.data_rows(), Box::pin(futures::stream::empty()));
     let rows = std::panic::AssertUnwindSafe(rows).catch_unwind().map(move |row| match row {
         Ok(row) => row,
@@ -453,7 +453,7 @@ async fn guarded<T>(statement: &str, run: impl std::future::Future<Output = PgWi
     use futures::FutureExt;
     match std::panic::AssertUnwindSafe(run).catch_unwind().await {
         Ok(result) => result,
-        Err(panic) => Err(crate::to_pg_error(heavenbase::panicked(&statement.chars().take(200).collect::<String>(), panic))),
+        Err(panic) => Err(crate::to_pg_error(heavenbase::panicked(statement, panic))),
     }
 }
 

@@ -310,24 +310,27 @@ impl SqlDialect for Postgres {
 /// items with no array type here (timestamps, dates, bytes, JSON) are one jsonb
 /// document.
 fn column_type(physical: &PhysicalType) -> (&'static str, Type) {
-    match physical {
-        PhysicalType::Text => ("text COLLATE \"C\"", Type::TEXT),
-        PhysicalType::Int => ("int8", Type::INT8),
-        PhysicalType::Float => ("float8", Type::FLOAT8),
-        PhysicalType::Bool => ("bool", Type::BOOL),
-        PhysicalType::Timestamp => ("timestamptz", Type::TIMESTAMPTZ),
-        PhysicalType::Date => ("date", Type::DATE),
-        PhysicalType::Bytes => ("bytea", Type::BYTEA),
-        PhysicalType::Vector { .. } => ("real[]", Type::FLOAT4_ARRAY),
-        PhysicalType::Json => ("jsonb", Type::JSONB),
+    let jsonb = ("jsonb", Type::JSONB);
+    let pg = match physical {
+        PhysicalType::Text => return ("text COLLATE \"C\"", Type::TEXT),
+        PhysicalType::Int => Type::INT8,
+        PhysicalType::Float => Type::FLOAT8,
+        PhysicalType::Bool => Type::BOOL,
+        PhysicalType::Timestamp => Type::TIMESTAMPTZ,
+        PhysicalType::Date => Type::DATE,
+        PhysicalType::Bytes => Type::BYTEA,
+        PhysicalType::Vector { .. } => Type::FLOAT4_ARRAY,
+        PhysicalType::Json => return jsonb,
         PhysicalType::List(item) => match item.as_ref() {
-            PhysicalType::Text => ("text[]", Type::TEXT_ARRAY),
-            PhysicalType::Int => ("int8[]", Type::INT8_ARRAY),
-            PhysicalType::Float => ("float8[]", Type::FLOAT8_ARRAY),
-            PhysicalType::Bool => ("bool[]", Type::BOOL_ARRAY),
-            _ => ("jsonb", Type::JSONB),
+            PhysicalType::Text => Type::TEXT_ARRAY,
+            PhysicalType::Int => Type::INT8_ARRAY,
+            PhysicalType::Float => Type::FLOAT8_ARRAY,
+            PhysicalType::Bool => Type::BOOL_ARRAY,
+            _ => return jsonb,
         },
-    }
+    };
+    // Every other column is spelled as clients see the layout.
+    (physical.pg_type(), pg)
 }
 
 /// The Postgres types a batch's columns are stored as, in order.

@@ -6,12 +6,13 @@
 //! next connection or process would not see them.
 
 use std::collections::BTreeSet;
+use std::sync::Arc;
 
 use datafusion::sql::sqlparser::ast::{CreateIndex, Expr as SqlExpr, ObjectType, Statement};
 use heavenbase_catalog::system::{SYS_CATALOG, SYS_METASCHEMA, is_system};
 use heavenbase_catalog::{FieldSet, OBJECT_ID, catalog_row_id};
 
-use super::{Workspace, write};
+use super::{EntityRuntime, Workspace, write};
 use crate::error::ErrorKind;
 use crate::{Error, Result};
 
@@ -59,18 +60,27 @@ impl Workspace {
     /// `DROP TABLE a, b`: every name is checked before anything is dropped, so
     /// an unknown name (without IF EXISTS) drops nothing.
     async fn drop_tables(&self, names: impl Iterator<Item = String>, if_exists: bool) -> Result<()> {
+        for rt in self.tables_named(names, if_exists, "dropped")? {
+            self.drop_entity(&rt.def.entity_id).await?;
+        }
+        Ok(())
+    }
+
+    /// The user entities `names` name, all checked before a statement touches
+    /// any: an unknown one is an error unless IF EXISTS, a system one always.
+    fn tables_named(&self, names: impl Iterator<Item = String>, if_exists: bool, verb: &str) -> Result<Vec<Arc<EntityRuntime>>> {
         let mut entities = Vec::new();
         for name in names {
             match self.runtime(&name) {
-                Ok(rt) => entities.push(rt.def.entity_id.clone()),
+                Ok(rt) => {
+                    not_system(&rt.def.entity_id, verb)?;
+                    entities.push(rt);
+                }
                 Err(e) if e.kind() == ErrorKind::UnknownEntity && if_exists => {}
                 Err(e) => return Err(e),
             }
         }
-        for entity in entities {
-            self.drop_entity(&entity).await?;
-        }
-        Ok(())
+        Ok(entities)
     }
 
     /// Drop an entity: its rows' Catalog cards, its tables in every backend,
@@ -81,9 +91,7 @@ impl Workspace {
     pub async fn drop_entity(&self, entity: &str) -> Result<()> {
         let rt = self.runtime(entity)?;
         let e = rt.def.entity_id.clone();
-        if is_system(&e) {
-            return Err(Error::new(ErrorKind::ReadOnly, format!("'{e}' is a fixed system entity and cannot be dropped")));
-        }
+        not_system(&e, "dropped")?;
         let _guard = self.inner.register_lock.lock().await;
         let ids: BTreeSet<String> = write::group_ids(&rt).await?.into_iter().flatten().collect();
         let cards: Vec<String> = ids.iter().map(|id| catalog_row_id(self.id(), &e, id)).collect();
@@ -122,9 +130,7 @@ impl Workspace {
         let table = super::dml::last_ident(&index.table_name);
         let rt = self.runtime(&table)?;
         let e = rt.def.entity_id.clone();
-        if is_system(&e) {
-            return Err(Error::new(ErrorKind::ReadOnly, format!("'{e}' is a fixed system entity and cannot be altered")));
-        }
+        not_system(&e, "altered")?;
         if index.predicate.is_some() || !index.include.is_empty() || !index.with.is_empty() {
             return Err(Error::not_supported(format!(
                 "CREATE INDEX on {e}: partial (WHERE), INCLUDE and WITH (…) indexes are not supported"
@@ -171,21 +177,7 @@ impl Workspace {
     /// `TRUNCATE a, b`: every row of each table, with its Catalog card, through
     /// the write path.
     async fn truncate_tables(&self, names: impl Iterator<Item = String>, if_exists: bool) -> Result<()> {
-        let mut entities = Vec::new();
-        for name in names {
-            match self.runtime(&name) {
-                Ok(rt) if is_system(&rt.def.entity_id) => {
-                    return Err(Error::new(
-                        ErrorKind::ReadOnly,
-                        format!("'{}' is a fixed system entity and cannot be truncated", rt.def.entity_id),
-                    ));
-                }
-                Ok(rt) => entities.push(rt),
-                Err(e) if e.kind() == ErrorKind::UnknownEntity && if_exists => {}
-                Err(e) => return Err(e),
-            }
-        }
-        for rt in entities {
+        for rt in self.tables_named(names, if_exists, "truncated")? {
             let ids: Vec<String> =
                 write::group_ids(&rt).await?.into_iter().flatten().collect::<BTreeSet<_>>().into_iter().collect();
             for chunk in ids.chunks(DELETE_CHUNK) {
@@ -194,6 +186,14 @@ impl Workspace {
         }
         Ok(())
     }
+}
+
+/// System entities are fixed: they cannot be dropped, truncated or altered.
+fn not_system(entity: &str, verb: &str) -> Result<()> {
+    if is_system(entity) {
+        return Err(Error::new(ErrorKind::ReadOnly, format!("'{entity}' is a fixed system entity and cannot be {verb}")));
+    }
+    Ok(())
 }
 
 /// A schema statement the workspace cannot keep durably yet, refused with

@@ -47,7 +47,7 @@ impl Workspace {
         std::panic::AssertUnwindSafe(self.sql_statement(sql))
             .catch_unwind()
             .await
-            .unwrap_or_else(|panic| Err(crate::error::panicked(&sql.chars().take(200).collect::<String>(), panic)))
+            .unwrap_or_else(|panic| Err(crate::error::panicked(sql, panic)))
     }
 
     async fn sql_statement(&self, sql: &str) -> Result<Vec<RecordBatch>> {
