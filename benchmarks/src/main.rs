@@ -1,11 +1,12 @@
 //! Ratio benchmarks: every figure is measured beside its baseline in the same run,
 //! because absolute times on shared machines are noise.
 //!
-//! `cargo run --release -p heavenbase-benchmarks -- [ingest|stitch|lookup|sqlite-aggregate|pg-ingest|pg-aggregate|ann|near-small|wire|wire-stream|insert-select|copy|import|all] [rows]`
+//! `cargo run --release -p heavenbase-benchmarks -- [ingest|stitch|lookup|sqlite-aggregate|pg-ingest|pg-aggregate|ann|near-small|wire|wire-stream|wire-key|insert-select|copy|import|all] [rows]`
 //! (the pg-*, wire and copy figures need the Postgres of `HEAVENBASE_TEST_PG`;
 //! import runs the `hb` binary beside this one; `rows` sizes insert-select and copy)
 
 mod ingest;
+mod keys;
 mod postgres;
 mod query;
 mod vectors;
@@ -57,6 +58,9 @@ async fn main() {
     }
     if run("import") {
         writes::import().await;
+    }
+    if run("wire-key") {
+        keys::run(if what == "all" { 100_000 } else { rows }).await;
     }
 }
 

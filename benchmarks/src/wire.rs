@@ -111,7 +111,7 @@ pub(crate) fn serve_on_own_runtime(ws: Workspace) -> u16 {
 }
 
 /// `HEAVENBASE_TEST_PG` as a key=value conninfo (pgbench and the options below take it).
-fn pg_conninfo() -> String {
+pub(crate) fn pg_conninfo() -> String {
     let url = pg_url();
     let rest = url.trim_start_matches("postgres://").trim_start_matches("postgresql://");
     let (auth, hostdb) = rest.split_once('@').unwrap_or(("postgres", rest));
@@ -180,9 +180,14 @@ async fn lookup(s: &Setup) {
 }
 
 fn pgbench(conninfo: &str, rows: usize) -> f64 {
+    pgbench_script(conninfo, &format!("\\set id random(0, {})\nSELECT * FROM item WHERE object_id = :id;\n", rows - 1))
+}
+
+/// pgbench -M extended, 16 clients, running `script` for PGBENCH_SECONDS; transactions/s.
+pub(crate) fn pgbench_script(conninfo: &str, script_text: &str) -> f64 {
     let dir = tempfile::tempdir().unwrap();
     let script = dir.path().join("lookup.sql");
-    std::fs::write(&script, format!("\\set id random(0, {})\nSELECT * FROM item WHERE object_id = :id;\n", rows - 1)).unwrap();
+    std::fs::write(&script, script_text).unwrap();
     let mut args: Vec<String> =
         vec!["-n", "-M", "extended", "-c", "16", "-j", "2", "-T", PGBENCH_SECONDS, "-f"].into_iter().map(String::from).collect();
     args.push(script.display().to_string());

@@ -28,6 +28,26 @@ pub fn derive_object_id(entity_id: &str, name: &str) -> String {
     hash_id(&[entity_id, name])
 }
 
+/// The object_id of a row of an entity with a declared primary key: derived
+/// as from a name, from the key's text. A one-field key's text is its value
+/// (an integer in decimal, a text as it is), so a table keyed by a text
+/// column gets the ids its rows would get with that text as their name; a key
+/// of several fields is the compact JSON array of their values (`[7,"x"]`).
+/// The same key always gives the same id, in every process and after a
+/// reimport. `None` for a NULL part or a value that is not an integer or text.
+pub fn derive_key_object_id(entity_id: &str, key: &[serde_json::Value]) -> Option<String> {
+    use serde_json::Value as Json;
+    if key.iter().any(|v| !matches!(v, Json::String(_)) && !matches!(v, Json::Number(n) if n.is_i64())) {
+        return None;
+    }
+    let text = match key {
+        [Json::String(s)] => return Some(derive_object_id(entity_id, s)),
+        [one] => one.to_string(),
+        several => serde_json::to_string(several).expect("key values serialise"),
+    };
+    Some(derive_object_id(entity_id, &text))
+}
+
 /// A new object_id for a row that gives neither an id nor a name (entities
 /// whose [`crate::IdSource`] generates ids): 128 bits, the Unix time in
 /// milliseconds in the top 48 and random bits below (as UUIDv7 lays them out),

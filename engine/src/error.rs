@@ -47,6 +47,10 @@ pub enum ErrorKind {
     MissingValue,
     /// A unique index or a duplicate object_id refused a write.
     UniqueViolation,
+    /// A value given for a `GENERATED ALWAYS` identity column.
+    GeneratedAlways,
+    /// One statement would change the same row twice (ON CONFLICT DO UPDATE).
+    CardinalityViolation,
     /// The thing to create exists already with another structure.
     AlreadyExists,
     /// The object may not be changed (a system entity).
@@ -79,30 +83,32 @@ impl ErrorKind {
     /// The Postgres SQLSTATE for this kind (Appendix A of the Postgres manual).
     pub fn sqlstate(self) -> &'static str {
         match self {
-            ErrorKind::UnknownWorkspace => "3D000",   // invalid_catalog_name
-            ErrorKind::UnknownEntity => "42P01",      // undefined_table
-            ErrorKind::UnknownField => "42703",       // undefined_column
-            ErrorKind::UnknownObject => "42704",      // undefined_object
-            ErrorKind::UnknownFunction => "42883",    // undefined_function
-            ErrorKind::InvalidName => "42602",        // invalid_name
-            ErrorKind::InvalidValue => "22P02",       // invalid_text_representation
-            ErrorKind::InvalidArgument => "22023",    // invalid_parameter_value
-            ErrorKind::InvalidDefinition => "42P16",  // invalid_table_definition
-            ErrorKind::MissingValue => "23502",       // not_null_violation
-            ErrorKind::UniqueViolation => "23505",    // unique_violation
-            ErrorKind::AlreadyExists => "42P07",      // duplicate_table
-            ErrorKind::ReadOnly => "42501",           // insufficient_privilege
-            ErrorKind::Syntax => "42601",             // syntax_error
-            ErrorKind::TooComplex => "54001",         // statement_too_complex
-            ErrorKind::DivisionByZero => "22012",     // division_by_zero
-            ErrorKind::OutOfRange => "22003",         // numeric_value_out_of_range
-            ErrorKind::NotSupported => "0A000",       // feature_not_supported
-            ErrorKind::BackendUnavailable => "08006", // connection_failure
-            ErrorKind::Backend => "58000",            // system_error (external to the server)
-            ErrorKind::Cancelled => "57014",          // query_canceled
-            ErrorKind::ResourcesExhausted => "53200", // out_of_memory
-            ErrorKind::Io => "58030",                 // io_error
-            ErrorKind::Internal => "XX000",           // internal_error
+            ErrorKind::UnknownWorkspace => "3D000",     // invalid_catalog_name
+            ErrorKind::UnknownEntity => "42P01",        // undefined_table
+            ErrorKind::UnknownField => "42703",         // undefined_column
+            ErrorKind::UnknownObject => "42704",        // undefined_object
+            ErrorKind::UnknownFunction => "42883",      // undefined_function
+            ErrorKind::InvalidName => "42602",          // invalid_name
+            ErrorKind::InvalidValue => "22P02",         // invalid_text_representation
+            ErrorKind::InvalidArgument => "22023",      // invalid_parameter_value
+            ErrorKind::InvalidDefinition => "42P16",    // invalid_table_definition
+            ErrorKind::MissingValue => "23502",         // not_null_violation
+            ErrorKind::UniqueViolation => "23505",      // unique_violation
+            ErrorKind::GeneratedAlways => "428C9",      // generated_always
+            ErrorKind::CardinalityViolation => "21000", // cardinality_violation
+            ErrorKind::AlreadyExists => "42P07",        // duplicate_table
+            ErrorKind::ReadOnly => "42501",             // insufficient_privilege
+            ErrorKind::Syntax => "42601",               // syntax_error
+            ErrorKind::TooComplex => "54001",           // statement_too_complex
+            ErrorKind::DivisionByZero => "22012",       // division_by_zero
+            ErrorKind::OutOfRange => "22003",           // numeric_value_out_of_range
+            ErrorKind::NotSupported => "0A000",         // feature_not_supported
+            ErrorKind::BackendUnavailable => "08006",   // connection_failure
+            ErrorKind::Backend => "58000",              // system_error (external to the server)
+            ErrorKind::Cancelled => "57014",            // query_canceled
+            ErrorKind::ResourcesExhausted => "53200",   // out_of_memory
+            ErrorKind::Io => "58030",                   // io_error
+            ErrorKind::Internal => "XX000",             // internal_error
         }
     }
 

@@ -21,6 +21,7 @@ mod near;
 mod presets;
 mod query;
 mod registry;
+mod returning;
 mod table;
 mod workspace;
 

@@ -32,7 +32,7 @@ use datafusion::execution::{SendableRecordBatchStream, TaskContext};
 use datafusion::logical_expr::dml::InsertOp;
 use datafusion::physical_plan::{DisplayAs, DisplayFormatType};
 use futures::StreamExt;
-use heavenbase_catalog::{EntityDef, LogicalType};
+use heavenbase_catalog::{EntityDef, LogicalType, derive_key_object_id};
 
 use crate::workspace::write::WriteMode;
 use crate::workspace::{EntityRuntime, Inner, Workspace};
@@ -70,13 +70,7 @@ impl EntityTable {
     pub(crate) fn new(rt: Arc<EntityRuntime>, ws: Weak<Inner>) -> Self {
         let defaults =
             rt.def.fields.iter().filter_map(|f| Some((f.name.clone(), default_literal(&f.ty, f.default.as_ref()?)?))).collect();
-        let fields: Vec<_> = rt
-            .def
-            .fields
-            .iter()
-            .map(|f| datafusion::arrow::datatypes::Field::new(&f.name, f.ty.arrow_type(), f.name != OBJECT_ID))
-            .collect();
-        EntityTable { schema: Arc::new(Schema::new(fields)), rt, ws, defaults }
+        EntityTable { schema: table_schema(&rt.def), rt, ws, defaults }
     }
 
     /// The entity this table presents.
@@ -132,6 +126,75 @@ impl EntityTable {
             return None;
         }
         Some(Route::Group(g))
+    }
+}
+
+/// An entity's SQL table: its fields in declaration order, each in its
+/// logical type's Arrow type; only object_id is never NULL.
+pub(crate) fn table_schema(def: &EntityDef) -> SchemaRef {
+    let fields: Vec<_> = def
+        .fields
+        .iter()
+        .map(|f| datafusion::arrow::datatypes::Field::new(&f.name, f.ty.arrow_type(), f.name != OBJECT_ID))
+        .collect();
+    Arc::new(Schema::new(fields))
+}
+
+impl EntityTable {
+    /// The object_ids that equality filters on every field of a declared
+    /// primary key select (`id = 5`, `id IN (5, 6)`, `a = 1 AND b = 'x'`): the
+    /// ids derive from the key, so the scan becomes a key lookup. The filters
+    /// themselves still run.
+    fn key_ids(&self, filters: &[Expr]) -> Option<Vec<String>> {
+        let key = self.rt.def.id_source.key()?;
+        let mut values: Vec<Option<Vec<serde_json::Value>>> = vec![None; key.len()];
+        for f in filters {
+            if let Some((column, list)) = column_literals(f) {
+                if let Some(i) = key.iter().position(|k| *k == column) {
+                    values[i] = Some(list);
+                }
+            }
+        }
+        let values: Vec<Vec<serde_json::Value>> = values.into_iter().collect::<Option<_>>()?;
+        let e = &self.rt.def.entity_id;
+        match values.as_slice() {
+            [one] => one.iter().map(|v| derive_key_object_id(e, std::slice::from_ref(v))).collect(),
+            // Several fields: one value each (a product of IN lists stays a filter).
+            several if several.iter().all(|v| v.len() == 1) => {
+                let parts: Vec<serde_json::Value> = several.iter().map(|v| v[0].clone()).collect();
+                Some(vec![derive_key_object_id(e, &parts)?])
+            }
+            _ => None,
+        }
+    }
+}
+
+/// `column = literal` or `column IN (literals)` with integer or text literals,
+/// as the key's JSON values.
+fn column_literals(e: &Expr) -> Option<(String, Vec<serde_json::Value>)> {
+    let value = |e: &Expr| match e {
+        Expr::Literal(v, _) => match v {
+            ScalarValue::Int64(Some(n)) => Some(serde_json::json!(n)),
+            ScalarValue::Int32(Some(n)) => Some(serde_json::json!(n)),
+            ScalarValue::Int16(Some(n)) => Some(serde_json::json!(n)),
+            ScalarValue::Int8(Some(n)) => Some(serde_json::json!(n)),
+            ScalarValue::Utf8(Some(s)) | ScalarValue::Utf8View(Some(s)) | ScalarValue::LargeUtf8(Some(s)) => {
+                Some(serde_json::json!(s))
+            }
+            _ => None,
+        },
+        _ => None,
+    };
+    match e {
+        Expr::BinaryExpr(BinaryExpr { left, op: Operator::Eq, right }) => match (left.as_ref(), right.as_ref()) {
+            (Expr::Column(c), v) | (v, Expr::Column(c)) => Some((c.name.clone(), vec![value(v)?])),
+            _ => None,
+        },
+        Expr::InList(l) if !l.negated => match l.expr.as_ref() {
+            Expr::Column(c) => Some((c.name.clone(), l.list.iter().map(value).collect::<Option<_>>()?)),
+            _ => None,
+        },
+        _ => None,
     }
 }
 
@@ -269,6 +332,12 @@ impl TableProvider for EntityTable {
                 Some(Route::Group(g)) => group_filters[g].push(f.clone()),
                 None => return Err(DataFusionError::Internal(format!("filter {f} was not accepted"))),
             }
+        }
+        if let Some(key_ids) = self.key_ids(filters) {
+            ids = Some(match ids {
+                None => key_ids,
+                Some(prev) => prev.into_iter().filter(|i| key_ids.contains(i)).collect(),
+            });
         }
         let mut group_columns: Vec<Vec<String>> = vec![Vec::new(); n];
         for field in out_schema.fields() {

@@ -14,6 +14,8 @@ use datafusion::common::ParamValues;
 use datafusion::logical_expr::LogicalPlan;
 use datafusion::prelude::SessionContext;
 use datafusion::sql::sqlparser::ast::{CopyLegacyCsvOption, CopyLegacyOption, CopyOption, CopySource, CopyTarget, Statement};
+use datafusion::sql::sqlparser::dialect::PostgreSqlDialect;
+use datafusion::sql::sqlparser::parser::Parser;
 use datafusion_postgres::QueryHook;
 use datafusion_postgres::hooks::HookClient;
 use datafusion_postgres::pgwire::api::copy::CopyHandler;
@@ -119,15 +121,9 @@ impl CopyHook {
                 }
                 let entity = table_name.0.last().map(|p| p.to_string().trim_matches('"').to_string()).unwrap_or_default();
                 let def = self.ws.entity(&entity).map_err(to_pg_error)?;
+                // Without a list: the table's `SELECT *` columns (no system columns).
                 let names: Vec<String> = if columns.is_empty() {
-                    ctx.table_provider(def.table_name())
-                        .await
-                        .map_err(|e| PgWireError::ApiError(Box::new(e)))?
-                        .schema()
-                        .fields()
-                        .iter()
-                        .map(|f| f.name().clone())
-                        .collect()
+                    def.star_fields().map(|f| f.name.clone()).collect()
                 } else {
                     columns.iter().map(|c| c.value.clone()).collect()
                 };
@@ -151,7 +147,7 @@ impl CopyHook {
                 Ok(Response::CopyIn(CopyResponse::new(0, n, futures::stream::empty())))
             }
             (true, CopyTarget::Stdout) => {
-                let query = match source {
+                let mut query = match source {
                     CopySource::Query(q) => q.to_string(),
                     CopySource::Table { table_name, columns } if columns.is_empty() => format!("SELECT * FROM {table_name}"),
                     CopySource::Table { table_name, columns } => {
@@ -159,6 +155,14 @@ impl CopyHook {
                         format!("SELECT {} FROM {table_name}", cols.join(", "))
                     }
                 };
+                // `*` covers a table's declared columns (no system columns).
+                if let Ok(mut parsed) = Parser::parse_sql(&PostgreSqlDialect {}, &query) {
+                    if let [statement] = parsed.as_mut_slice() {
+                        if self.ws.shape_statement(statement) {
+                            query = statement.to_string();
+                        }
+                    }
+                }
                 let batches = ctx
                     .sql(&query)
                     .await

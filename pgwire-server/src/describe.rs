@@ -123,6 +123,35 @@ impl Descriptions {
         Ok(())
     }
 
+    /// pg_attribute rows with the column numbers of [`column_numbers`] for
+    /// the entities with system columns.
+    fn numbered_columns(&self, batch: &RecordBatch) -> Result<RecordBatch> {
+        let relids = cast(batch.column(batch.schema().index_of("attrelid")?), &DataType::Int64)?;
+        let relids = relids.as_primitive::<Int64Type>();
+        let names = text_column(batch, "attname")?;
+        let index = batch.schema().index_of("attnum")?;
+        let numbers = cast(batch.column(index), &DataType::Int64)?;
+        let numbers = numbers.as_primitive::<Int64Type>();
+        let entities = self.entities.read().clone();
+        let mut shaped: HashMap<i64, Option<heavenbase::EntityDef>> = HashMap::new();
+        let renumbered: Int64Array = (0..batch.num_rows())
+            .map(|i| {
+                let def = shaped.entry(relids.value(i)).or_insert_with(|| {
+                    let entity = entities.get(&relids.value(i))?;
+                    self.ws.entity(entity).ok().filter(heavenbase::EntityDef::has_system_columns)
+                });
+                let number = def.as_ref().and_then(|def| {
+                    let at = def.fields.iter().position(|f| f.name == names.value(i))?;
+                    column_numbers(def).get(at).copied()
+                });
+                Some(number.unwrap_or(numbers.value(i)))
+            })
+            .collect();
+        let mut columns = batch.columns().to_vec();
+        columns[index] = cast(&(Arc::new(renumbered) as ArrayRef), batch.schema().field(index).data_type())?;
+        Ok(RecordBatch::try_new(batch.schema(), columns)?)
+    }
+
     /// pg_database rows with the entities' catalog renamed to the workspace id.
     fn named_databases(&self, batch: &RecordBatch) -> Result<RecordBatch> {
         let index = batch.schema().index_of("datname")?;
@@ -139,7 +168,7 @@ impl Descriptions {
         let def = self.ws.entity(&entity).ok()?;
         let text = match column {
             0 => def.desc,
-            n => def.fields.get(usize::try_from(n).ok()?.checked_sub(1)?)?.desc.clone(),
+            n => def.fields.iter().zip(column_numbers(&def)).find(|(_, k)| *k == n)?.0.desc.clone(),
         };
         (!text.is_empty()).then_some(text)
     }
@@ -153,15 +182,35 @@ impl Descriptions {
             if !def.desc.is_empty() {
                 rows.push((oid, 0, def.desc.clone()));
             }
-            for (i, field) in def.fields.iter().enumerate() {
+            for (field, number) in def.fields.iter().zip(column_numbers(&def)) {
                 if !field.desc.is_empty() {
-                    rows.push((oid, i as i64 + 1, field.desc.clone()));
+                    rows.push((oid, number, field.desc.clone()));
                 }
             }
         }
         rows.sort();
         rows
     }
+}
+
+/// Each field's column number, as pg_attribute, pg_description and
+/// `col_description` give it: the `SELECT *` columns 1, 2, …, and system
+/// columns -1, -2, …, as Postgres numbers its own system columns below zero
+/// (clients list a table's columns with `attnum > 0`).
+fn column_numbers(def: &heavenbase::EntityDef) -> Vec<i64> {
+    let (mut shown, mut system) = (0, 0);
+    def.fields
+        .iter()
+        .map(|f| {
+            if f.system_column {
+                system -= 1;
+                system
+            } else {
+                shown += 1;
+                shown
+            }
+        })
+        .collect()
 }
 
 /// pg_catalog, with pg_description describing the entities.
@@ -202,7 +251,7 @@ impl SchemaProvider for DescribedPgCatalog {
 #[derive(Debug, Clone, Copy)]
 enum Listing {
     /// pg_attribute: rows that carry table OIDs a client may then ask
-    /// descriptions of.
+    /// descriptions of, numbered as [`column_numbers`] says.
     Oids,
     /// pg_class: the same, plus the columns psql reads that the fixed
     /// catalog lacks (as nulls).
@@ -242,7 +291,14 @@ impl TableProvider for DescribingTable {
             self.descriptions.refresh(state).await?;
         }
         let batches = match self.kind {
-            Listing::Oids => return self.inner.scan(state, projection, filters, limit).await,
+            Listing::Oids if !self.descriptions.ws.has_system_columns() => {
+                return self.inner.scan(state, projection, filters, limit).await;
+            }
+            Listing::Oids => read_all(&self.inner, state)
+                .await?
+                .iter()
+                .map(|b| self.descriptions.numbered_columns(b))
+                .collect::<Result<Vec<_>>>()?,
             Listing::Databases => read_all(&self.inner, state)
                 .await?
                 .iter()

@@ -435,12 +435,18 @@ pub(crate) fn encode_batch(
 /// them the query goes on to datafusion-postgres.
 pub(crate) struct EncodedQueries;
 
+/// `INSERT … RETURNING`: a write whose rows are a query result.
+pub(crate) fn is_insert_returning(statement: &Statement) -> bool {
+    matches!(statement, Statement::Insert(insert) if insert.returning.is_some())
+}
+
 impl EncodedQueries {
-    async fn respond(
+    pub(crate) async fn respond(
         client: &dyn HookClient,
         dataframe: impl Future<Output = datafusion::error::Result<DataFrame>> + Send,
         format: &Format,
         json: Option<Vec<bool>>,
+        insert: bool,
     ) -> PgWireResult<Response> {
         let dataframe = match statement_timeout(client) {
             Some(limit) => tokio::time::timeout(limit, dataframe).await.map_err(|_| {
@@ -466,7 +472,12 @@ impl EncodedQueries {
                 Err(e) => futures::stream::iter(Box::new(std::iter::once(Err(e))) as Box<dyn Iterator<Item = _> + Send + Sync>),
             })
             .flatten();
-        Ok(Response::Query(QueryResponse::new(fields, rows)))
+        let mut response = QueryResponse::new(fields, rows);
+        if insert {
+            // INSERT's command tag, "INSERT 0 <rows>", as Postgres answers RETURNING.
+            response.set_command_tag("INSERT 0");
+        }
+        Ok(Response::Query(response))
     }
 }
 
@@ -485,7 +496,7 @@ impl QueryHook for EncodedQueries {
     ) -> Option<PgWireResult<Response>> {
         let Statement::Query(_) = statement else { return None };
         let sql = statement.to_string();
-        Some(Self::respond(client, ctx.sql(&sql), &Format::UnifiedText, None).await)
+        Some(Self::respond(client, ctx.sql(&sql), &Format::UnifiedText, None, false).await)
     }
 
     async fn handle_extended_parse_query(
@@ -505,7 +516,9 @@ impl QueryHook for EncodedQueries {
         ctx: &SessionContext,
         client: &mut dyn HookClient,
     ) -> Option<PgWireResult<Response>> {
-        let Statement::Query(_) = statement else { return None };
+        if !matches!(statement, Statement::Query(_)) && !is_insert_returning(statement) {
+            return None;
+        }
         let format = session(client).ok()?.result_formats.lock().take()?;
         // As Describe announced them, from the statement's unoptimised plan.
         let json = json_columns(plan);
@@ -517,7 +530,7 @@ impl QueryHook for EncodedQueries {
             let optimised = ctx.state().optimize(&plan)?;
             ctx.execute_logical_plan(optimised).await
         };
-        Some(Self::respond(client, dataframe, &format, Some(json)).await)
+        Some(Self::respond(client, dataframe, &format, Some(json), is_insert_returning(statement)).await)
     }
 }
 

@@ -78,12 +78,21 @@ pub(crate) struct Context {
 
 /// The rewritten SQL, or None when nothing in it needs rewriting (writes never
 /// do; a query that does not parse here is left for datafusion-postgres to report).
+#[cfg(test)]
 pub(crate) fn rewrite(sql: &str) -> Option<String> {
-    rewrite_with(sql, RULES)
+    rewrite_with(sql, RULES, None)
 }
 
-fn rewrite_with(sql: &str, rules: &[&dyn Rule]) -> Option<String> {
+/// [`rewrite`] for a statement sent to `ws`, which also gives tables with
+/// system columns their Postgres shape (`Workspace::shape_statement`: `*`
+/// and positional INSERTs cover the declared columns).
+pub(crate) fn rewrite_for(ws: &heavenbase::Workspace, sql: &str) -> Option<String> {
+    rewrite_with(sql, RULES, Some(ws))
+}
+
+fn rewrite_with(sql: &str, rules: &[&dyn Rule], ws: Option<&heavenbase::Workspace>) -> Option<String> {
     let lower = sql.to_ascii_lowercase();
+    let shape = ws.filter(|ws| (sql.contains('*') || lower.contains("insert")) && ws.has_system_columns());
     let query = ["select", "with", "("].iter().any(|start| lower.trim_start().starts_with(start));
     let worth_parsing = query
         && (lower.contains("regclass")
@@ -93,17 +102,26 @@ fn rewrite_with(sql: &str, rules: &[&dyn Rule]) -> Option<String> {
     // Long AND/OR chains in any statement are balanced before anything plans
     // them (heavenbase::chains): as written they would overflow the stack.
     let chains = heavenbase::chains::may_hold_chain(sql);
-    if !worth_parsing && !chains {
+    if !worth_parsing && !chains && shape.is_none() {
         return None;
     }
     let mut statements = Parser::parse_sql(&PostgreSqlDialect {}, sql).ok()?;
     let balanced = chains && heavenbase::chains::balance_chains(&mut statements);
+    let mut shaped = false;
+    if let Some(ws) = shape {
+        for statement in &mut statements {
+            shaped |= ws.shape_statement(statement);
+        }
+    }
     let mut rewriter = Rewriter { rules, cx: Context { catalog: lower.contains("pg_catalog.") }, applied: Vec::new() };
     if worth_parsing {
         let _ = statements.visit(&mut rewriter);
     }
     if balanced {
         rewriter.applied.push("balanced_chains");
+    }
+    if shaped {
+        rewriter.applied.push("system_columns");
     }
     if rewriter.applied.is_empty() {
         return None;

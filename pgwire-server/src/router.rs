@@ -121,6 +121,8 @@ pub(crate) struct Lookup {
     projection: Vec<usize>,
     schema: SchemaRef,
     column: String,
+    /// The key column is an int8 (a declared integer primary key), not a text.
+    integer: bool,
     key: Key,
     /// Projected columns that are Json fields (announced as `json`).
     json: Vec<bool>,
@@ -160,7 +162,7 @@ impl WorkspaceService {
         if let Some(hit) = self.cache.lock().at(version).parsed.get(sql) {
             return Ok(hit.clone());
         }
-        let rewritten = crate::rewrite::rewrite(sql);
+        let rewritten = crate::rewrite::rewrite_for(&self.ws, sql);
         let parsed = self.df.query_parser().parse_sql(client, rewritten.as_deref().unwrap_or(sql), types).await?;
         // Only queries: SET, SHOW, cursors and writes are cheap to parse or
         // depend on the session, and the read-only guard runs at parse time.
@@ -191,21 +193,22 @@ impl WorkspaceService {
         C: ClientInfo,
     {
         let Some(lookup) = self.lookup(&portal.statement.statement) else { return Ok(None) };
-        let value = match &lookup.key {
-            Key::Literal(s) => Some(s.clone()),
+        let value: Option<ScalarValue> = match &lookup.key {
+            Key::Literal(s) if lookup.integer => match s.parse::<i64>() {
+                Ok(n) => Some(ScalarValue::Int64(Some(n))),
+                Err(_) => return Ok(None),
+            },
+            Key::Literal(s) => Some(ScalarValue::Utf8(Some(s.clone()))),
             Key::Parameter(i) => {
-                // A parameter the client declared as non-text is converted by
-                // the general path; text arrives as UTF-8 in both formats.
-                if let Some(Some(t)) = portal.statement.parameter_types.get(*i) {
-                    if !matches!(*t, Type::TEXT | Type::VARCHAR | Type::BPCHAR | Type::NAME | Type::UNKNOWN) {
-                        return Ok(None);
-                    }
-                }
+                let declared = portal.statement.parameter_types.get(*i).cloned().flatten();
                 match portal.parameters.get(*i) {
-                    Some(Some(bytes)) => match std::str::from_utf8(bytes) {
-                        Ok(s) => Some(s.to_string()),
-                        Err(_) => return Ok(None),
-                    },
+                    Some(Some(bytes)) => {
+                        match key_parameter(lookup.integer, declared, portal.parameter_format.is_binary(*i), bytes) {
+                            Some(v) => Some(v),
+                            // Anything else is converted (or refused) by the general path.
+                            None => return Ok(None),
+                        }
+                    }
                     // `= NULL` matches nothing.
                     Some(None) => None,
                     None => return Ok(None),
@@ -217,7 +220,7 @@ impl WorkspaceService {
         let fields: Arc<Vec<FieldInfo>> = Arc::new(with_json(fields, &lookup.json));
         let mut rows = Vec::new();
         if let Some(value) = value {
-            let filter = Expr::Column(Column::from_name(&lookup.column)).eq(Expr::Literal(ScalarValue::Utf8(Some(value)), None));
+            let filter = Expr::Column(Column::from_name(&lookup.column)).eq(Expr::Literal(value, None));
             let state = &self.lookup_state;
             let plan = lookup
                 .table
@@ -250,10 +253,12 @@ fn lookup_of(plan: &LogicalPlan) -> Option<Lookup> {
     let table = source_as_provider(&scan.source).ok()?;
     let schema = table.schema();
     let key_index = schema.index_of(&column.name).ok()?;
-    if !matches!(schema.field(key_index).data_type(), DataType::Utf8 | DataType::Utf8View | DataType::LargeUtf8) {
-        return None;
-    }
-    let probe = Expr::Column(Column::from_name(&column.name)).eq(Expr::Literal(ScalarValue::Utf8(Some(String::new())), None));
+    let (integer, probe_value) = match schema.field(key_index).data_type() {
+        DataType::Utf8 | DataType::Utf8View | DataType::LargeUtf8 => (false, ScalarValue::Utf8(Some(String::new()))),
+        DataType::Int64 => (true, ScalarValue::Int64(Some(0))),
+        _ => return None,
+    };
+    let probe = Expr::Column(Column::from_name(&column.name)).eq(Expr::Literal(probe_value, None));
     if table.supports_filters_pushdown(&[&probe]).ok()?.first() != Some(&TableProviderFilterPushDown::Exact) {
         return None;
     }
@@ -267,7 +272,31 @@ fn lookup_of(plan: &LogicalPlan) -> Option<Lookup> {
         .collect::<Option<_>>()?;
     let schema = Arc::new(schema.project(&projection).ok()?);
     let json = json_columns(plan);
-    Some(Lookup { table, projection, schema, column: column.name.clone(), key, json })
+    Some(Lookup { table, projection, schema, column: column.name.clone(), integer, key, json })
+}
+
+/// A bound key parameter as the lookup's literal, or None where the general
+/// path must convert it: text keys take text-typed parameters (UTF-8 in both
+/// formats); integer keys take int2/int4/int8 (binary, big-endian) or an
+/// untyped or integer parameter in text format.
+fn key_parameter(integer: bool, declared: Option<Type>, binary: bool, bytes: &[u8]) -> Option<ScalarValue> {
+    let declared = declared.unwrap_or(Type::UNKNOWN);
+    if !integer {
+        if !matches!(declared, Type::TEXT | Type::VARCHAR | Type::BPCHAR | Type::NAME | Type::UNKNOWN) {
+            return None;
+        }
+        return Some(ScalarValue::Utf8(Some(std::str::from_utf8(bytes).ok()?.to_string())));
+    }
+    let n = match (binary, declared) {
+        (true, Type::INT8) => i64::from_be_bytes(bytes.try_into().ok()?),
+        (true, Type::INT4) => i64::from(i32::from_be_bytes(bytes.try_into().ok()?)),
+        (true, Type::INT2) => i64::from(i16::from_be_bytes(bytes.try_into().ok()?)),
+        (false, Type::INT8 | Type::INT4 | Type::INT2 | Type::UNKNOWN | Type::TEXT) => {
+            std::str::from_utf8(bytes).ok()?.trim().parse().ok()?
+        }
+        _ => return None,
+    };
+    Some(ScalarValue::Int64(Some(n)))
 }
 
 fn key_of(e: &Expr) -> Option<Key> {
@@ -277,6 +306,7 @@ fn key_of(e: &Expr) -> Option<Key> {
             Some(Key::Parameter(n.checked_sub(1)?))
         }
         Expr::Literal(ScalarValue::Utf8(Some(s)), _) => Some(Key::Literal(s.clone())),
+        Expr::Literal(ScalarValue::Int64(Some(n)), _) => Some(Key::Literal(n.to_string())),
         _ => None,
     }
 }
@@ -388,7 +418,7 @@ impl SimpleQueryHandler for Router {
         let session = session(client)?;
         let _running = self.shared.begin_statement()?;
         let responses = guarded(query, async {
-            let rewritten = crate::rewrite::rewrite(query);
+            let rewritten = crate::rewrite::rewrite_for(&session.service.ws, query);
             <DfSessionService as SimpleQueryHandler>::do_query(&session.service.df, client, rewritten.as_deref().unwrap_or(query))
                 .await
         })

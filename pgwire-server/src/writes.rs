@@ -111,8 +111,14 @@ pub(crate) struct WorkspaceWrites {
     pub ws: Workspace,
 }
 
+/// UPDATE, DELETE and INSERT … ON CONFLICT (without RETURNING): planned by
+/// the workspace, answered with a command tag.
 fn is_dml(s: &Statement) -> bool {
-    matches!(s, Statement::Update(_) | Statement::Delete(_))
+    match s {
+        Statement::Update(_) | Statement::Delete(_) => true,
+        Statement::Insert(insert) => insert.on.is_some() && insert.returning.is_none(),
+        _ => false,
+    }
 }
 
 fn is_ddl(s: &Statement) -> bool {
@@ -135,19 +141,24 @@ impl WorkspaceWrites {
 
     async fn run_dml(&self, statement: &Statement, plan: Option<LogicalPlan>) -> PgWireResult<Response> {
         let tag = match statement {
-            Statement::Update(_) => "UPDATE",
-            _ => "DELETE",
+            Statement::Update(_) => Tag::new("UPDATE"),
+            Statement::Insert(_) => Tag::new("INSERT").with_oid(0),
+            _ => Tag::new("DELETE"),
         };
         let plan = match plan {
             Some(p) => p,
             None => self.plan(statement).await?,
         };
         let count = self.ws.execute_dml(plan).await.map_err(to_pg_error)?;
-        Ok(Response::Execution(Tag::new(tag).with_rows(count as usize)))
+        Ok(Response::Execution(tag.with_rows(count as usize)))
     }
 
     async fn plan(&self, statement: &Statement) -> PgWireResult<LogicalPlan> {
-        match self.ws.plan_dml(statement).await {
+        let planned = match statement {
+            Statement::Insert(_) => self.ws.plan_insert(statement).await,
+            _ => self.ws.plan_dml(statement).await,
+        };
+        match planned {
             Ok(Some(plan)) => Ok(plan),
             Ok(None) => Ok(empty_plan()),
             Err(e) => Err(to_pg_error(e)),
@@ -160,9 +171,23 @@ impl QueryHook for WorkspaceWrites {
     async fn handle_simple_query(
         &self,
         statement: &Statement,
-        _ctx: &SessionContext,
-        _client: &mut dyn HookClient,
+        ctx: &SessionContext,
+        client: &mut dyn HookClient,
     ) -> Option<PgWireResult<Response>> {
+        if crate::encode::is_insert_returning(statement) {
+            let plan = match self.ws.plan_insert(statement).await {
+                Ok(plan) => plan?,
+                Err(e) => return Some(Err(to_pg_error(e))),
+            };
+            let rows = crate::encode::EncodedQueries::respond(
+                client,
+                ctx.execute_logical_plan(plan),
+                &datafusion_postgres::pgwire::api::portal::Format::UnifiedText,
+                None,
+                true,
+            );
+            return Some(rows.await);
+        }
         if !is_workspace_write(statement) {
             return None;
         }
@@ -175,6 +200,13 @@ impl QueryHook for WorkspaceWrites {
         _ctx: &SessionContext,
         _client: &(dyn ClientInfo + Send + Sync),
     ) -> Option<PgWireResult<LogicalPlan>> {
+        if crate::encode::is_insert_returning(statement) {
+            // Planned once here; Execute binds its parameters and runs it as a query.
+            return match self.ws.plan_insert(statement).await {
+                Ok(plan) => plan.map(Ok),
+                Err(e) => Some(Err(to_pg_error(e))),
+            };
+        }
         if !is_workspace_write(statement) {
             return None;
         }

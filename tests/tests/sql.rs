@@ -449,3 +449,212 @@ async fn ddl_takes_effect_durably_or_is_refused() {
     assert_eq!(ws.count("t1").await.unwrap(), 0);
     assert!(ws.audit().await.unwrap().ok(), "audit after DROP and TRUNCATE");
 }
+
+/// Declared primary keys: the key is unique and not null, object_id derives
+/// from it (stable across reimports), and `WHERE key = …` is a key lookup.
+/// Identity columns (serial, GENERATED … AS IDENTITY) draw from a counter kept
+/// in the primary backend, which survives a reopen and restarts after a DROP.
+#[tokio::test]
+async fn declared_primary_keys_and_identity_columns() {
+    use heavenbase::catalog::derive_object_id;
+    let h = TestHome::new();
+    {
+        let ws = h.open("keys", Construction::preset("embedded")).await;
+        ws.sql("CREATE TABLE acct (id integer PRIMARY KEY, owner varchar(40), balance float)").await.unwrap();
+        assert_eq!(ws.entity("acct").unwrap().id_source, heavenbase::catalog::IdSource::Key(vec!["id".into()]));
+        ws.sql("INSERT INTO acct (id, owner, balance) VALUES (1, 'ann', 10), (2, 'bob', 20)").await.unwrap();
+        // The id of a one-field key is derived as from a name: the key's text.
+        let one = derive_object_id("acct", "1");
+        assert_eq!(ws.get("acct", &one).await.unwrap().unwrap()["owner"], json!("ann"));
+        // Unique: the same key again is 23505 and names it; a NULL key is 23502.
+        let dup = ws.sql("INSERT INTO acct (id, owner) VALUES (1, 'again')").await.unwrap_err();
+        assert_eq!(dup.sqlstate(), "23505", "{dup}");
+        assert!(dup.to_string().contains("(id) = (1)"), "{dup}");
+        let null = ws.sql("INSERT INTO acct (owner) VALUES ('nobody')").await.unwrap_err();
+        assert_eq!(null.sqlstate(), "23502", "{null}");
+        assert!(null.to_string().contains("acct.id"), "{null}");
+        assert_eq!(ws.count("acct").await.unwrap(), 2, "failed writes wrote nothing");
+        // A lookup by key is a lookup by the derived id.
+        let plan = explain(&ws, "SELECT owner FROM acct WHERE id = 2").await;
+        assert!(plan.contains("[1 ids]"), "{plan}");
+        assert_eq!(cells(&ws.sql("SELECT owner FROM acct WHERE id = 2").await.unwrap()), rows(&[&["bob"]]));
+        assert_eq!(
+            cells(&ws.sql("SELECT owner FROM acct WHERE id IN (1, 2, 3) ORDER BY owner").await.unwrap()),
+            rows(&[&["ann"], &["bob"]])
+        );
+        assert_eq!(cells(&ws.sql("SELECT count(*) FROM acct WHERE id = 3").await.unwrap()), rows(&[&["0"]]));
+        // UPDATE by key; the key itself cannot move (0A000), nor can a row claim another id.
+        ws.sql("UPDATE acct SET balance = balance + 5 WHERE id = 1").await.unwrap();
+        assert_eq!(cells(&ws.sql("SELECT balance FROM acct WHERE id = 1").await.unwrap()), rows(&[&["15.0"]]));
+        let moved = ws.sql("UPDATE acct SET id = 9 WHERE id = 1").await.unwrap_err();
+        assert_eq!(moved.sqlstate(), "0A000", "{moved}");
+        let claimed = ws.upsert("acct", json!({"object_id": derive_object_id("acct", "7"), "id": 8})).await.unwrap_err();
+        assert_eq!(claimed.sqlstate(), "22P02", "{claimed}");
+        // The Rust API derives the same ids, from values coerced to the key's type.
+        assert_eq!(ws.upsert("acct", json!({"id": "3", "owner": "cy"})).await.unwrap(), derive_object_id("acct", "3"));
+        ws.set("acct", json!({"id": 3, "balance": 1.5})).await.unwrap();
+        assert_eq!(ws.get("acct", &derive_object_id("acct", "3")).await.unwrap().unwrap()["owner"], json!("cy"));
+
+        // ON CONFLICT: DO NOTHING skips a taken key (and a repeat within the
+        // statement); DO UPDATE patches from `excluded` and the stored row.
+        let owner = |id: i64| format!("SELECT owner, balance FROM acct WHERE id = {id}");
+        let got =
+            ws.sql("INSERT INTO acct (id, owner, balance) VALUES (1, 'x', 0), (5, 'eve', 50) ON CONFLICT (id) DO NOTHING").await;
+        assert_eq!(cells(&got.unwrap()), rows(&[&["1"]]));
+        assert_eq!(cells(&ws.sql(&owner(1)).await.unwrap()), rows(&[&["ann", "15.0"]]));
+        let got = ws.sql("INSERT INTO acct (id, owner) VALUES (8, 'a'), (8, 'b') ON CONFLICT DO NOTHING").await.unwrap();
+        assert_eq!((cells(&got), cells(&ws.sql(&owner(8)).await.unwrap())), (rows(&[&["1"]]), rows(&[&["a", "NULL"]])));
+        let upsert = "INSERT INTO acct (id, owner, balance) VALUES (1, 'ann2', 100), (6, 'fay', 60) \
+                      ON CONFLICT (id) DO UPDATE SET owner = excluded.owner, balance = acct.balance + excluded.balance";
+        assert_eq!(cells(&ws.sql(upsert).await.unwrap()), rows(&[&["2"]]));
+        assert_eq!(cells(&ws.sql(&owner(1)).await.unwrap()), rows(&[&["ann2", "115.0"]]));
+        assert_eq!(cells(&ws.sql(&owner(6)).await.unwrap()), rows(&[&["fay", "60.0"]]));
+        // A WHERE that rejects the stored row leaves it; RETURNING shows what was written.
+        let skipped = "INSERT INTO acct (id, balance) VALUES (1, 0) ON CONFLICT (id) DO UPDATE SET balance = 0 WHERE acct.balance > 1000 RETURNING id";
+        assert_eq!(cells(&ws.sql(skipped).await.unwrap()), Vec::<Vec<String>>::new());
+        let returned = "INSERT INTO acct (id, owner) VALUES (6, 'fay2'), (9, 'gus') ON CONFLICT (id) DO UPDATE SET owner = excluded.owner RETURNING id, owner";
+        assert_eq!(cells(&ws.sql(returned).await.unwrap()), rows(&[&["6", "fay2"], &["9", "gus"]]));
+        let twice = ws.sql("INSERT INTO acct (id) VALUES (7), (7) ON CONFLICT (id) DO UPDATE SET owner = 'z'").await.unwrap_err();
+        assert_eq!(twice.sqlstate(), "21000", "{twice}");
+        let target = ws.sql("INSERT INTO acct (id) VALUES (7) ON CONFLICT (owner) DO NOTHING").await.unwrap_err();
+        assert_eq!(target.sqlstate(), "0A000", "{target}");
+        let key = ws.sql("INSERT INTO acct (id) VALUES (1) ON CONFLICT (id) DO UPDATE SET id = 2").await.unwrap_err();
+        assert_eq!(key.sqlstate(), "0A000", "{key}");
+        assert_eq!(ws.count("acct").await.unwrap(), 7, "1, 2, 3, 5, 6, 8, 9");
+
+        // Several fields: the id derives from the JSON array of the values.
+        ws.sql("CREATE TABLE pair (a integer, b varchar(10), v integer, PRIMARY KEY (a, b))").await.unwrap();
+        ws.sql("INSERT INTO pair (a, b, v) VALUES (1, 'x', 10), (1, 'y', 11), (2, 'x', 20)").await.unwrap();
+        assert!(ws.get("pair", &derive_object_id("pair", r#"[1,"x"]"#)).await.unwrap().is_some());
+        let plan = explain(&ws, "SELECT v FROM pair WHERE a = 1 AND b = 'y'").await;
+        assert!(plan.contains("[1 ids]"), "{plan}");
+        assert_eq!(cells(&ws.sql("SELECT v FROM pair WHERE a = 1 AND b = 'y'").await.unwrap()), rows(&[&["11"]]));
+        assert_eq!(cells(&ws.sql("SELECT v FROM pair WHERE a = 1 ORDER BY v").await.unwrap()), rows(&[&["10"], &["11"]]));
+        let dup = ws.sql("INSERT INTO pair (a, b, v) VALUES (2, 'x', 0)").await.unwrap_err();
+        assert_eq!(dup.sqlstate(), "23505", "{dup}");
+        let two = ws.sql("CREATE TABLE bad (a integer PRIMARY KEY, b integer, PRIMARY KEY (b))").await.unwrap_err();
+        assert!(two.to_string().contains("multiple primary keys"), "{two}");
+        let fk = ws.sql("CREATE TABLE child (a integer, FOREIGN KEY (a) REFERENCES acct (id))").await.unwrap_err();
+        assert_eq!(fk.sqlstate(), "0A000", "{fk}");
+
+        // serial: rows that leave the key out draw 1, 2, 3; a given value is kept.
+        ws.sql("CREATE TABLE item (id serial PRIMARY KEY, title text)").await.unwrap();
+        ws.sql("INSERT INTO item (title) VALUES ('a'), ('b')").await.unwrap();
+        ws.sql("INSERT INTO item (title) VALUES ('c')").await.unwrap();
+        ws.sql("INSERT INTO item (id, title) VALUES (10, 'ten')").await.unwrap();
+        assert_eq!(ws.upsert("item", json!({"title": "d"})).await.unwrap(), derive_object_id("item", "4"));
+        let got = ws.sql("SELECT id, title FROM item ORDER BY id").await.unwrap();
+        assert_eq!(cells(&got), rows(&[&["1", "a"], &["2", "b"], &["3", "c"], &["4", "d"], &["10", "ten"]]));
+        // GENERATED ALWAYS refuses a given value (428C9) and writes nothing.
+        ws.sql("CREATE TABLE ev (id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY, what text)").await.unwrap();
+        ws.sql("INSERT INTO ev (what) VALUES ('first')").await.unwrap();
+        let given = ws.sql("INSERT INTO ev (id, what) VALUES (5, 'mine')").await.unwrap_err();
+        assert_eq!(given.sqlstate(), "428C9", "{given}");
+        assert_eq!(ws.count("ev").await.unwrap(), 1);
+        // GENERATED BY DEFAULT without a key: the counter still fills the column.
+        ws.sql("CREATE TABLE note (n integer GENERATED BY DEFAULT AS IDENTITY, body text)").await.unwrap();
+        ws.sql("INSERT INTO note (body) VALUES ('x'), ('y')").await.unwrap();
+        assert_eq!(cells(&ws.sql("SELECT n FROM note ORDER BY n").await.unwrap()), rows(&[&["1"], &["2"]]));
+    }
+    // A new process: keys and counters are kept.
+    let ws = Workspace::load_in(&h.home, "keys").await.unwrap();
+    // INSERT … RETURNING answers the rows as written: drawn ids, derived object_ids.
+    let got = ws.sql("INSERT INTO item (title) VALUES ('e'), ('f') RETURNING id, upper(title) AS t").await.unwrap();
+    assert_eq!(cells(&got), rows(&[&["5", "E"], &["6", "F"]]));
+    assert_eq!(cells(&ws.sql("SELECT title FROM item WHERE id = 5").await.unwrap()), rows(&[&["e"]]));
+    let got = ws.sql("INSERT INTO acct (id, owner) VALUES (4, 'dee') RETURNING object_id, *").await.unwrap();
+    let got = cells(&got);
+    assert_eq!(got[0][0], derive_object_id("acct", "4"));
+    // `*` is the table's declared columns: object_id and name are system columns.
+    assert_eq!(got[0][1..], ["4".to_string(), "dee".into(), "NULL".into()], "{got:?}");
+    let dup = ws.sql("INSERT INTO acct (id) VALUES (2)").await.unwrap_err();
+    assert_eq!(dup.sqlstate(), "23505", "{dup}");
+    // A dropped table takes its counter with it.
+    ws.sql("DROP TABLE item").await.unwrap();
+    ws.sql("CREATE TABLE item (id serial PRIMARY KEY, title text)").await.unwrap();
+    ws.sql("INSERT INTO item (title) VALUES ('again')").await.unwrap();
+    assert_eq!(cells(&ws.sql("SELECT id FROM item").await.unwrap()), rows(&[&["1"]]));
+    assert!(ws.audit().await.unwrap().ok());
+}
+
+fn column_names(batches: &[datafusion::arrow::array::RecordBatch]) -> Vec<String> {
+    batches.first().map(|b| b.schema().fields().iter().map(|f| f.name().clone()).collect()).unwrap_or_default()
+}
+
+/// A table made by CREATE TABLE without object_id or name has them as system
+/// columns: `SELECT *`, positional INSERT and `INSERT … SELECT *` cover the
+/// declared columns, while object_id and name stay selectable, filterable and
+/// joinable by name. Entities defined in Rust keep every column in `*`.
+#[tokio::test]
+async fn sql_tables_have_the_postgres_shape() {
+    let h = TestHome::new();
+    {
+        let ws = h.open("shape", Construction::preset("embedded")).await;
+        ws.sql("CREATE TABLE t1 (a integer, b integer, c varchar(20))").await.unwrap();
+        ws.sql("INSERT INTO t1 VALUES (1, 2, 'x'), (3, 4, 'y')").await.unwrap();
+        // VALUES may fill only the first columns, as in Postgres.
+        ws.sql("INSERT INTO t1 VALUES (5)").await.unwrap();
+        let want = rows(&[&["1", "2", "x"], &["3", "4", "y"], &["5", "NULL", "NULL"]]);
+        for sql in [
+            "SELECT * FROM t1 ORDER BY a",
+            "SELECT t1.* FROM t1 ORDER BY a",
+            "SELECT x.* FROM public.t1 AS x ORDER BY a",
+            "SELECT * FROM (SELECT * FROM t1) s ORDER BY a",
+            "WITH w AS (SELECT * FROM t1) SELECT * FROM w ORDER BY a",
+            "SELECT * FROM t1 WHERE a < 3 UNION ALL SELECT * FROM t1 WHERE a >= 3 ORDER BY a",
+            "SELECT * FROM t1 WHERE a IN (SELECT a FROM t1 WHERE EXISTS (SELECT * FROM t1)) ORDER BY a",
+        ] {
+            let got = ws.sql(sql).await.unwrap_or_else(|e| panic!("{sql}: {e}"));
+            assert_eq!(column_names(&got), ["a", "b", "c"], "{sql}");
+            assert_eq!(cells(&got), want, "{sql}");
+        }
+        // The system columns by name: object_id generated, name NULL.
+        let got = cells(&ws.sql("SELECT object_id, name, a FROM t1 WHERE object_id IS NOT NULL ORDER BY a").await.unwrap());
+        assert_eq!(got.len(), 3, "{got:?}");
+        assert!(got.iter().all(|r| r[0].len() == 42 && r[1] == "NULL"), "{got:?}");
+        let first = got[0][0].clone();
+        let by_id = ws.sql(&format!("SELECT * FROM t1 WHERE object_id = '{first}'")).await.unwrap();
+        assert_eq!(cells(&by_id), rows(&[&["1", "2", "x"]]));
+
+        // INSERT … SELECT * copies the declared columns; joins expand each side.
+        ws.sql("CREATE TABLE t2 (a integer, d text)").await.unwrap();
+        ws.sql("INSERT INTO t2 SELECT a, c FROM t1 WHERE c IS NOT NULL").await.unwrap();
+        ws.sql("CREATE TABLE t3 (a integer, b integer, c varchar(20))").await.unwrap();
+        ws.sql("INSERT INTO t3 SELECT * FROM t1").await.unwrap();
+        assert_eq!(cells(&ws.sql("SELECT * FROM t3 ORDER BY a").await.unwrap()), want);
+        let using = ws.sql("SELECT * FROM t1 JOIN t2 USING (a) ORDER BY a").await.unwrap();
+        assert_eq!(column_names(&using), ["a", "b", "c", "d"]);
+        assert_eq!(cells(&using), rows(&[&["1", "2", "x", "x"], &["3", "4", "y", "y"]]));
+        let comma = ws.sql("SELECT * FROM t1, t2 WHERE t1.a = t2.a AND t1.a = 1").await.unwrap();
+        assert_eq!(column_names(&comma), ["a", "b", "c", "a", "d"]);
+        let mixed = ws.sql("SELECT t2.*, s.* FROM t2 JOIN (SELECT 1 AS one) s ON true WHERE t2.a = 1").await.unwrap();
+        assert_eq!(column_names(&mixed), ["a", "d", "one"]);
+        // Joined on a system column.
+        let joined = ws
+            .sql("SELECT t1.a, t3.b FROM t1 JOIN t3 ON t1.object_id <> t3.object_id AND t1.a = t3.a ORDER BY t1.a")
+            .await
+            .unwrap();
+        assert_eq!(cells(&joined).len(), 3, "different tables give different generated ids");
+        // RETURNING * is the declared columns too.
+        let back = ws.sql("INSERT INTO t1 VALUES (7, 8, 'z') RETURNING *").await.unwrap();
+        assert_eq!((column_names(&back), cells(&back)), (vec!["a".into(), "b".into(), "c".into()], rows(&[&["7", "8", "z"]])));
+        // A declared name is an ordinary column.
+        ws.sql("CREATE TABLE person (name varchar(40), age integer)").await.unwrap();
+        ws.sql("INSERT INTO person VALUES ('ada', 36)").await.unwrap();
+        let p = ws.sql("SELECT * FROM person").await.unwrap();
+        assert_eq!((column_names(&p), cells(&p)), (vec!["name".into(), "age".into()], rows(&[&["ada", "36"]])));
+        assert!(ws.get("person", &heavenbase::catalog::derive_object_id("person", "ada")).await.unwrap().is_some());
+
+        // Entities defined in Rust keep today's shape.
+        ws.register(EntityDef::new("kept").field(FieldDef::new("a", T::Integer)), false).await.unwrap();
+        ws.upsert("kept", json!({"name": "k", "a": 1})).await.unwrap();
+        let kept = ws.sql("SELECT * FROM kept").await.unwrap();
+        assert_eq!(column_names(&kept), ["object_id", "name", "a"]);
+    }
+    // The shape is part of the definition: a new process keeps it.
+    let ws = Workspace::load_in(&h.home, "shape").await.unwrap();
+    assert!(ws.entity("t1").unwrap().get("object_id").unwrap().system_column);
+    let got = ws.sql("SELECT * FROM t1 WHERE a = 7").await.unwrap();
+    assert_eq!((column_names(&got), cells(&got)), (vec!["a".into(), "b".into(), "c".into()], rows(&[&["7", "8", "z"]])));
+    assert!(ws.audit().await.unwrap().ok());
+}

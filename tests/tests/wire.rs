@@ -1043,3 +1043,153 @@ async fn show_reports_the_server_settings() {
     let app = simple_rows(client.simple_query("SHOW application_name").await.unwrap());
     assert_eq!(app, vec![vec![Some("probe".to_string())]]);
 }
+
+/// A table with an integer primary key over the wire: serial ids, duplicate
+/// keys refused with 23505, and `WHERE id = $1` answered by the lookup fast
+/// path with the same rows as the general plan, for int8, int4 and untyped
+/// text parameters.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn integer_primary_keys_over_the_wire() {
+    let h = TestHome::new();
+    let ws = h.open("wkeys", heavenbase::Construction::preset("embedded")).await;
+    let port = start(ws.clone()).await;
+    let client = connect(port, "wkeys").await;
+    client.batch_execute("CREATE TABLE book (id serial PRIMARY KEY, title varchar(80) NOT NULL, year integer)").await.unwrap();
+    for (title, year) in [("Dune", 1965i64), ("Emma", 1815), ("Ulysses", 1922)] {
+        let n = client.execute("INSERT INTO book (title, year) VALUES ($1, $2)", &[&title, &year]).await.unwrap();
+        assert_eq!(n, 1);
+    }
+    let dup = client.execute("INSERT INTO book (id, title) VALUES (2, 'Again')", &[]).await.unwrap_err();
+    assert_eq!(db_code(&dup), "23505", "{dup}");
+    let fast = client.prepare("SELECT title, year FROM book WHERE id = $1").await.unwrap();
+    let general = client.prepare("SELECT title, year FROM book WHERE id = $1 AND 1 = 1").await.unwrap();
+    let typed = client.prepare_typed("SELECT title FROM book WHERE id = $1", &[tokio_postgres::types::Type::INT4]).await.unwrap();
+    for id in 1..=4i64 {
+        let a: Vec<(String, Option<i64>)> =
+            client.query(&fast, &[&id]).await.unwrap().iter().map(|r| (r.get(0), r.get(1))).collect();
+        let b: Vec<(String, Option<i64>)> =
+            client.query(&general, &[&id]).await.unwrap().iter().map(|r| (r.get(0), r.get(1))).collect();
+        assert_eq!(a, b, "id {id}");
+        assert_eq!(a.len(), usize::from(id <= 3), "id {id}");
+        let c: Vec<String> = client.query(&typed, &[&(id as i32)]).await.unwrap().iter().map(|r| r.get(0)).collect();
+        assert_eq!(c, a.iter().map(|r| r.0.clone()).collect::<Vec<_>>());
+    }
+    assert_eq!(client.query_one(&fast, &[&2i64]).await.unwrap().get::<_, String>(0), "Emma");
+    let rows = simple_rows(client.simple_query("SELECT title FROM book WHERE id = 3").await.unwrap());
+    assert_eq!(rows, vec![vec![Some("Ulysses".into())]]);
+    // INSERT … RETURNING gives the drawn id, in both protocols (as ORMs read new keys).
+    let row = client
+        .query_one("INSERT INTO book (title, year) VALUES ($1, $2) RETURNING id, title", &[&"Beloved", &1987i64])
+        .await
+        .unwrap();
+    assert_eq!((row.get::<_, i64>(0), row.get::<_, String>(1)), (4, "Beloved".to_string()));
+    let msgs = client.simple_query("INSERT INTO book (title) VALUES ('Kim'), ('Nana') RETURNING id").await.unwrap();
+    let tag = msgs.iter().find_map(|m| match m {
+        SimpleQueryMessage::CommandComplete(n) => Some(*n),
+        _ => None,
+    });
+    assert_eq!(simple_rows(msgs), vec![vec![Some("5".into())], vec![Some("6".into())]]);
+    assert_eq!(tag, Some(2));
+    let dup = client.query("INSERT INTO book (id, title) VALUES (1, 'Again') RETURNING id", &[]).await.unwrap_err();
+    assert_eq!(db_code(&dup), "23505", "{dup}");
+    if has_psql() {
+        let conninfo = format!("host=127.0.0.1 port={port} user=postgres dbname=wkeys");
+        let (ok, out, stderr) =
+            psql_run(&conninfo, &["-At", "-c", "INSERT INTO book (title) VALUES ('Lolita') RETURNING id"], None).await;
+        assert!(ok, "{stderr}");
+        assert!(out.lines().any(|l| l == "7") && out.contains("INSERT 0 1"), "{out}");
+    }
+    // Reads by key see every write: an UPDATE through the general path.
+    client.execute("UPDATE book SET year = 1966 WHERE id = $1", &[&1i64]).await.unwrap();
+    assert_eq!(client.query_one(&fast, &[&1i64]).await.unwrap().get::<_, Option<i64>>(1), Some(1966));
+    // ON CONFLICT with parameters answers INSERT 0 n, in both protocols.
+    let upsert = "INSERT INTO book (id, title, year) VALUES ($1, $2, $3) ON CONFLICT (id) DO UPDATE SET year = excluded.year";
+    assert_eq!(client.execute(upsert, &[&1i64, &"Dune", &2021i64]).await.unwrap(), 1);
+    assert_eq!(client.query_one(&fast, &[&1i64]).await.unwrap().get::<_, Option<i64>>(1), Some(2021));
+    let msgs =
+        client.simple_query("INSERT INTO book (id, title) VALUES (1, 'x'), (2, 'y') ON CONFLICT DO NOTHING").await.unwrap();
+    assert!(matches!(msgs.last(), Some(SimpleQueryMessage::CommandComplete(0))), "{:?}", msgs.len());
+    // Concurrent upserts of one counter row lose no increment: the key is
+    // locked from the existence check to the write.
+    client.batch_execute("CREATE TABLE hits (page varchar(40) PRIMARY KEY, n integer)").await.unwrap();
+    let mut clients = Vec::new();
+    for _ in 0..8 {
+        let c = connect(port, "wkeys").await;
+        clients.push(tokio::spawn(async move {
+            let bump = c
+                .prepare("INSERT INTO hits (page, n) VALUES ($1, 1) ON CONFLICT (page) DO UPDATE SET n = hits.n + 1")
+                .await
+                .unwrap();
+            for _ in 0..25 {
+                assert_eq!(c.execute(&bump, &[&"/home"]).await.unwrap(), 1);
+            }
+        }));
+    }
+    for c in clients {
+        c.await.unwrap();
+    }
+    let n: i64 = client.query_one("SELECT n FROM hits WHERE page = '/home'", &[]).await.unwrap().get(0);
+    assert_eq!(n, 200);
+}
+
+/// A table made by SQL has the Postgres shape over the wire too: positional
+/// INSERTs (both protocols), `SELECT *` (general and lookup paths), COPY
+/// without a column list and psql's `\d` cover its declared columns, while
+/// object_id stays selectable; pg_attribute numbers the declared columns 1…n
+/// and the system columns below zero, as Postgres does.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sql_tables_have_the_postgres_shape_over_the_wire() {
+    use futures::SinkExt;
+    let h = TestHome::new();
+    let ws = h.open("wshape", heavenbase::Construction::preset("embedded")).await;
+    let port = start(ws.clone()).await;
+    let client = connect(port, "wshape").await;
+    client.batch_execute("CREATE TABLE t1 (a integer, b integer, c varchar(20))").await.unwrap();
+    client.batch_execute("INSERT INTO t1 VALUES (1, 2, 'x')").await.unwrap();
+    assert_eq!(client.execute("INSERT INTO t1 VALUES ($1, $2, $3)", &[&3i64, &4i64, &"y"]).await.unwrap(), 1);
+    let sink = client.copy_in::<_, &'static [u8]>("COPY t1 FROM STDIN").await.unwrap();
+    futures::pin_mut!(sink);
+    sink.send(b"5\t6\tz\n".as_slice()).await.unwrap();
+    assert_eq!(sink.finish().await.unwrap(), 1);
+
+    let star = client.prepare("SELECT * FROM t1 ORDER BY a").await.unwrap();
+    let names: Vec<&str> = star.columns().iter().map(|c| c.name()).collect();
+    assert_eq!(names, ["a", "b", "c"]);
+    let got: Vec<(i64, i64, String)> =
+        client.query(&star, &[]).await.unwrap().iter().map(|r| (r.get(0), r.get(1), r.get(2))).collect();
+    assert_eq!(got, [(1, 2, "x".to_string()), (3, 4, "y".into()), (5, 6, "z".into())]);
+    let simple = simple_rows(client.simple_query("SELECT * FROM t1 WHERE a = 5").await.unwrap());
+    assert_eq!(simple, vec![vec![Some("5".into()), Some("6".into()), Some("z".into())]]);
+    // object_id by name, then the lookup fast path with `*`.
+    let id: String = client.query_one("SELECT object_id FROM t1 WHERE a = 3", &[]).await.unwrap().get(0);
+    let by_id = client.prepare("SELECT * FROM t1 WHERE object_id = $1").await.unwrap();
+    assert_eq!(by_id.columns().len(), 3);
+    let row = client.query_one(&by_id, &[&id]).await.unwrap();
+    assert_eq!((row.get::<_, i64>(0), row.get::<_, String>(2)), (3, "y".to_string()));
+
+    // The catalog describes the table as its `SELECT *`.
+    let attrs = client
+        .query(
+            "SELECT a.attname, a.attnum FROM pg_catalog.pg_attribute a JOIN pg_catalog.pg_class c ON a.attrelid = c.oid \
+             WHERE c.relname = 't1' ORDER BY a.attnum",
+            &[],
+        )
+        .await
+        .unwrap();
+    let attrs: Vec<(String, i64)> = attrs.iter().map(|r| (r.get(0), i64::from(r.get::<_, i16>(1)))).collect();
+    assert_eq!(attrs, [("name".into(), -2), ("object_id".into(), -1), ("a".into(), 1), ("b".into(), 2), ("c".into(), 3)]);
+    if has_psql() {
+        let conninfo = format!("host=127.0.0.1 port={port} user=postgres dbname=wshape");
+        let (ok, out, stderr) = psql_run(&conninfo, &["-c", "\\d t1"], None).await;
+        assert!(ok, "{stderr}");
+        let columns: Vec<&str> = out.lines().filter(|l| l.contains('|')).filter_map(|l| l.split('|').next()).collect();
+        assert_eq!(columns, ["a", "b", "c"], "{out}");
+        let (ok, out, stderr) = psql_run(&conninfo, &["-c", "COPY t1 TO STDOUT"], None).await;
+        assert!(ok, "{stderr}");
+        let mut lines: Vec<&str> = out.lines().collect();
+        lines.sort();
+        assert_eq!(lines, ["1\t2\tx", "3\t4\ty", "5\t6\tz"], "{out}");
+        let (ok, out, stderr) = psql_run(&conninfo, &["-c", "INSERT INTO t1 VALUES (7, 8, 'w')"], None).await;
+        assert!(ok && out.contains("INSERT 0 1"), "{out} {stderr}");
+    }
+}

@@ -12,12 +12,12 @@ use datafusion::sql::sqlparser::ast::{CreateIndex, Expr as SqlExpr, ObjectType, 
 use heavenbase_catalog::system::{SYS_CATALOG, SYS_METASCHEMA, is_system};
 use heavenbase_catalog::{FieldSet, OBJECT_ID, catalog_row_id};
 
-use super::{EntityRuntime, Workspace, write};
+use super::{EntityRuntime, Workspace, keys, write};
 use crate::error::ErrorKind;
 use crate::{Error, Result};
 
 /// MetaSchema row kinds that describe one entity (`subject_id` is the entity).
-const ENTITY_ROW_KINDS: [&str; 5] = ["entity", "field", "storage", "index", "constraint"];
+const ENTITY_ROW_KINDS: [&str; 6] = ["entity", "field", "storage", "index", "constraint", keys::SEQUENCE_KIND];
 
 /// Card deletes are sent in chunks of this many ids.
 const DELETE_CHUNK: usize = 10_000;
@@ -113,6 +113,7 @@ impl Workspace {
             .filter_map(|r| r.get(OBJECT_ID).and_then(|id| id.as_str()).map(String::from))
             .collect();
         self.delete_many(SYS_METASCHEMA, &rows).await?;
+        self.forget_sequences(&e).await;
         self.inner.ctx.deregister_table(rt.def.table_name())?;
         self.inner.entities.write().remove(&e);
         self.inner.schema_version.fetch_add(1, std::sync::atomic::Ordering::Release);

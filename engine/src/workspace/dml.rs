@@ -24,12 +24,12 @@ use datafusion::logical_expr::expr::{Cast, Placeholder};
 use datafusion::logical_expr::{DmlStatement, Expr, LogicalPlan, LogicalPlanBuilder, Projection, WriteOp};
 use datafusion::sql::parser::{DFParser, Statement as DfStatement};
 use datafusion::sql::sqlparser::ast::{
-    self, AssignmentTarget, ColumnOption, CreateTableOptions, DataType as SqlType, Expr as SqlExpr, FromTable, ObjectName,
-    SqlOption, Statement, TableFactor, TableWithJoins,
+    self, AssignmentTarget, ColumnOption, CreateTableOptions, DataType as SqlType, Expr as SqlExpr, FromTable, GeneratedAs,
+    ObjectName, SqlOption, Statement, TableConstraint, TableFactor, TableWithJoins,
 };
 use datafusion::sql::sqlparser::dialect::PostgreSqlDialect;
 use heavenbase_catalog::value::array_value;
-use heavenbase_catalog::{EntityDef, FieldDef, LogicalType, OBJECT_ID, Row};
+use heavenbase_catalog::{EntityDef, FieldDef, IdSource, Identity, LogicalType, OBJECT_ID, Row};
 use serde_json::{Value as Json, json};
 
 use super::Workspace;
@@ -63,12 +63,20 @@ impl Workspace {
             if crate::chains::may_hold_chain(sql) {
                 crate::chains::balance_chains(stmt.as_mut());
             }
+            self.shape_statement(stmt.as_mut());
         }
         match &statement {
             DfStatement::Statement(stmt) => match stmt.as_ref() {
                 Statement::Delete(_) | Statement::Update(_) => {
                     let plan = self.plan_dml(stmt).await?.ok_or_else(|| Error::internal("an UPDATE or DELETE has a plan"))?;
                     return self.execute_dml(plan).await.map(count_batch);
+                }
+                Statement::Insert(insert) if insert.returning.is_some() || insert.on.is_some() => {
+                    let plan = self.plan_insert(stmt).await?.ok_or_else(|| Error::internal("INSERT … RETURNING has a plan"))?;
+                    if matches!(plan, LogicalPlan::Dml(_)) {
+                        return self.execute_dml(plan).await.map(count_batch);
+                    }
+                    return Ok(self.session().execute_logical_plan(plan).await?.collect().await?);
                 }
                 other => {
                     if let Some(done) = self.execute_ddl(other).await {
@@ -135,6 +143,13 @@ impl Workspace {
                     if name == OBJECT_ID {
                         return Err(Error::not_supported("UPDATE cannot move object_id; insert the new row and delete the old"));
                     }
+                    if rt.def.id_source.key().is_some_and(|key| key.contains(&name)) {
+                        return Err(Error::not_supported(format!(
+                            "UPDATE cannot change {}.{name}: it is part of the primary key, which object_id derives from; \
+                             insert the new row and delete the old",
+                            rt.def.entity_id
+                        )));
+                    }
                     names.push(name);
                 }
                 names
@@ -170,7 +185,8 @@ impl Workspace {
         Ok(Some(LogicalPlan::Dml(DmlStatement::new(dml.table_name.clone(), dml.target.clone(), dml.op.clone(), Arc::new(rows)))))
     }
 
-    /// Run an UPDATE or DELETE planned by [`Workspace::plan_dml`] (its
+    /// Run an UPDATE or DELETE planned by [`Workspace::plan_dml`], or an
+    /// INSERT … ON CONFLICT planned by [`Workspace::plan_insert`] (its
     /// parameters bound): select the rows, then patch or delete them through
     /// the write path. Returns the number of rows touched.
     pub async fn execute_dml(&self, plan: LogicalPlan) -> Result<u64> {
@@ -188,6 +204,8 @@ impl Workspace {
             })
         };
         match dml.op {
+            // INSERT … ON CONFLICT (Workspace::plan_insert): its input wrote the rows.
+            WriteOp::Insert(_) => Ok(batches.iter().map(|b| b.num_rows() as u64).sum()),
             WriteOp::Delete => {
                 let ids: Vec<String> = ids().collect();
                 let existed = self.delete_many(&rt.def.entity_id, &ids).await?;
@@ -229,12 +247,31 @@ impl Workspace {
         let entity_id = last_ident(&create.name);
         let mut def = EntityDef::new(&entity_id);
         // A SQL table's rows need neither an id nor a name, as in Postgres.
-        def.id_source = heavenbase_catalog::IdSource::NameOrGenerated;
+        def.id_source = IdSource::NameOrGenerated;
+        let mut primary_key: Vec<String> = Vec::new();
+        let mut declare_key = |fields: Vec<String>| {
+            if !primary_key.is_empty() {
+                return Err(Error::definition(format!("CREATE TABLE {entity_id}: multiple primary keys are not allowed")));
+            }
+            primary_key = fields;
+            Ok(())
+        };
         for col in &create.columns {
             let name = col.name.value.clone();
-            let ty = logical_type_of(&col.data_type)
-                .map_err(|e| Error::not_supported(format!("CREATE TABLE {entity_id}: column {name}: {e}")))?;
+            let (ty, serial) = match serial_type(&col.data_type) {
+                Some(ty) => (ty, true),
+                None => (
+                    logical_type_of(&col.data_type)
+                        .map_err(|e| Error::not_supported(format!("CREATE TABLE {entity_id}: column {name}: {e}")))?,
+                    false,
+                ),
+            };
             let mut field = FieldDef::new(&name, ty);
+            if serial {
+                // serial is an integer whose default is the next counter value.
+                field.identity = Some(Identity::ByDefault);
+                field.required = true;
+            }
             for opt in &col.options {
                 match &opt.option {
                     ColumnOption::NotNull => field.required = true,
@@ -248,10 +285,18 @@ impl Workspace {
                     }
                     ColumnOption::Unique(_) => field.unique = true,
                     ColumnOption::PrimaryKey(_) if name == OBJECT_ID => {}
-                    ColumnOption::PrimaryKey(_) => {
-                        return Err(Error::not_supported(format!(
-                            "CREATE TABLE {entity_id}: only object_id can be the primary key (column {name})"
-                        )));
+                    ColumnOption::PrimaryKey(_) => declare_key(vec![name.clone()])?,
+                    ColumnOption::Generated { generated_as, generation_expr: None, .. } => {
+                        field.identity = Some(match generated_as {
+                            GeneratedAs::Always => Identity::Always,
+                            GeneratedAs::ByDefault => Identity::ByDefault,
+                            GeneratedAs::ExpStored => {
+                                return Err(Error::not_supported(format!(
+                                    "CREATE TABLE {entity_id}: column {name}: generated (computed) columns are not supported"
+                                )));
+                            }
+                        });
+                        field.required = true;
                     }
                     ColumnOption::Comment(c) => field.desc = c.clone(),
                     other => {
@@ -262,6 +307,37 @@ impl Workspace {
                 }
             }
             def.fields.push(field);
+        }
+        for constraint in &create.constraints {
+            match constraint {
+                TableConstraint::PrimaryKey(pk) => declare_key(index_fields(&entity_id, &pk.columns)?)?,
+                TableConstraint::Unique(u) => {
+                    let fields = index_fields(&entity_id, &u.columns)?;
+                    match fields.as_slice() {
+                        [one] => match def.fields.iter_mut().find(|f| &f.name == one) {
+                            Some(f) => f.unique = true,
+                            None => return Err(Error::unknown_field(format!("UNIQUE names unknown column '{one}'"))),
+                        },
+                        _ => def.constraints.push(heavenbase_catalog::FieldSet { fields, to: None }),
+                    }
+                }
+                other => {
+                    return Err(Error::not_supported(format!(
+                        "CREATE TABLE {entity_id}: constraint {other} is not supported (PRIMARY KEY and UNIQUE are)"
+                    )));
+                }
+            }
+        }
+        if !primary_key.is_empty() {
+            def.id_source = IdSource::Key(primary_key);
+        }
+        // The built-in columns the table does not declare are system columns:
+        // the table's `SELECT *` is its declared columns, as in Postgres.
+        if def.get(heavenbase_catalog::NAME).is_none() {
+            def.fields.insert(0, FieldDef::builtin_name().system_column());
+        }
+        if def.get(OBJECT_ID).is_none() {
+            def.fields.insert(0, FieldDef::builtin_object_id().system_column());
         }
         if let CreateTableOptions::With(options) = &create.table_options {
             for o in options {
@@ -329,6 +405,25 @@ fn single_table(t: &TableWithJoins, stmt: &str) -> Result<String> {
         TableFactor::Table { name, alias: None, .. } if t.joins.is_empty() => Ok(last_ident(name)),
         _ => Err(Error::not_supported(format!("{stmt} works on one entity table, without joins or aliases"))),
     }
+}
+
+/// The columns of a table-level PRIMARY KEY or UNIQUE constraint.
+fn index_fields(entity_id: &str, columns: &[ast::IndexColumn]) -> Result<Vec<String>> {
+    columns
+        .iter()
+        .map(|c| match &c.column.expr {
+            SqlExpr::Identifier(id) => Ok(id.value.clone()),
+            other => Err(Error::not_supported(format!("CREATE TABLE {entity_id}: a key is columns, not expressions ({other})"))),
+        })
+        .collect()
+}
+
+/// `serial` and its spellings: an integer column with an identity counter.
+fn serial_type(t: &SqlType) -> Option<LogicalType> {
+    let SqlType::Custom(name, args) = t else { return None };
+    let n = last_ident(name).to_lowercase();
+    (args.is_empty() && matches!(n.as_str(), "serial" | "bigserial" | "smallserial" | "serial2" | "serial4" | "serial8"))
+        .then_some(LogicalType::Integer)
 }
 
 fn literal_json(e: &SqlExpr) -> Option<Json> {

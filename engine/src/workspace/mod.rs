@@ -5,9 +5,12 @@
 //! schema statements that would not last) and `maintenance` (audit and repair); queries and
 //! `near` build on it from `crate::query` and `crate::near`.
 
+pub(crate) mod conflict;
 pub(crate) mod ddl;
 pub(crate) mod dml;
+pub(crate) mod keys;
 pub(crate) mod maintenance;
+pub(crate) mod shape;
 pub(crate) mod write;
 
 use std::collections::{BTreeMap, HashMap};
@@ -53,6 +56,9 @@ pub(crate) struct Inner {
     pub ctx: SessionContext,
     /// Striped per-object_id locks: concurrent writes to one object never interleave.
     pub stripes: Vec<tokio::sync::Mutex<()>>,
+    /// Identity columns' counters (`entity.field` → last value handed out),
+    /// loaded from MetaSchema on first use; the lock serialises reservations.
+    pub sequences: tokio::sync::Mutex<HashMap<String, i64>>,
     /// Serialises registration.
     pub register_lock: tokio::sync::Mutex<()>,
     /// Bumped whenever a table is (re)registered or removed, so cached plans
@@ -152,6 +158,8 @@ impl Workspace {
             .with_config(config)
             .with_default_features()
             .with_optimizer_rule(Arc::new(crate::federation::Federation))
+            // INSERT … RETURNING's write node (crate::returning).
+            .with_query_planner(Arc::new(crate::returning::WorkspacePlanner))
             .build();
         let mut ctx = SessionContext::new_with_state(state);
         // JSON paths in SQL: json_get_str(meta, 'k'), meta->>'k', ...
@@ -167,6 +175,7 @@ impl Workspace {
                 entities: RwLock::new(BTreeMap::new()),
                 ctx,
                 stripes: (0..STRIPES).map(|_| tokio::sync::Mutex::new(())).collect(),
+                sequences: tokio::sync::Mutex::new(HashMap::new()),
                 register_lock: tokio::sync::Mutex::new(()),
                 schema_version: std::sync::atomic::AtomicU64::new(0),
             }),

@@ -20,7 +20,7 @@ use heavenbase_catalog::{
 use heavenbase_providers::ScanRequest;
 use serde_json::{Value as Json, json};
 
-use super::{EntityRuntime, Workspace};
+use super::{EntityRuntime, Workspace, keys};
 use crate::{Error, ErrorKind, Result};
 
 /// How a write meets rows that already exist.
@@ -34,9 +34,9 @@ pub enum WriteMode {
 }
 
 /// Validated rows laid out as one Arrow column per entity field.
-struct PreparedBatch {
-    ids: Vec<String>,
-    columns: HashMap<String, ArrayRef>,
+pub(super) struct PreparedBatch {
+    pub ids: Vec<String>,
+    pub columns: HashMap<String, ArrayRef>,
 }
 
 impl Workspace {
@@ -48,15 +48,17 @@ impl Workspace {
 
     /// Insert or fully replace rows (omitted fields revert to default or NULL).
     /// The batch is validated whole first: on any error nothing is written.
-    pub async fn upsert_many(&self, entity: &str, rows: Vec<Row>) -> Result<Vec<String>> {
+    pub async fn upsert_many(&self, entity: &str, mut rows: Vec<Row>) -> Result<Vec<String>> {
         let rt = self.runtime(entity)?;
+        self.fill_identity_rows(&rt, &mut rows).await?;
         let prepared = prepare_off_thread(&rt, rows).await?;
         self.write_mode(&rt, prepared, WriteMode::Upsert).await
     }
 
     /// Insert only: an existing object_id is an error.
-    pub async fn insert_many(&self, entity: &str, rows: Vec<Row>) -> Result<Vec<String>> {
+    pub async fn insert_many(&self, entity: &str, mut rows: Vec<Row>) -> Result<Vec<String>> {
         let rt = self.runtime(entity)?;
+        self.fill_identity_rows(&rt, &mut rows).await?;
         let prepared = prepare_off_thread(&rt, rows).await?;
         self.write_mode(&rt, prepared, WriteMode::Insert).await
     }
@@ -70,16 +72,41 @@ impl Workspace {
     /// nothing is written. Returns the object_ids in row order.
     pub async fn write_batch(&self, entity: &str, batch: RecordBatch, mode: WriteMode) -> Result<Vec<String>> {
         let rt = self.runtime(entity)?;
-        let prepared = if batch.num_rows() < 1024 {
-            prepare_batch(&rt.def, &batch)?
-        } else {
-            // Deriving ids hashes every row: keep it off the async workers.
-            let def = rt.def.clone();
-            tokio::task::spawn_blocking(move || prepare_batch(&def, &batch))
-                .await
-                .map_err(|e| Error::internal(format!("batch validation failed: {e}")))??
-        };
+        let prepared = self.prepare_arrow(&rt, batch, true).await?;
         self.write_mode(&rt, prepared, mode).await
+    }
+
+    /// [`Workspace::write_batch`], answering the rows as they were written:
+    /// every field of the entity, as its SQL table lays them out, with the
+    /// derived ids, drawn identity values and defaults (`INSERT … RETURNING`
+    /// evaluates its list over them).
+    pub async fn write_batch_returning(&self, entity: &str, batch: RecordBatch, mode: WriteMode) -> Result<RecordBatch> {
+        let rt = self.runtime(entity)?;
+        let prepared = self.prepare_arrow(&rt, batch, true).await?;
+        let schema = crate::table::table_schema(&rt.def);
+        let columns = rt.def.fields.iter().map(|f| prepared.columns[&f.name].clone()).collect();
+        let written =
+            RecordBatch::try_new(schema, columns).map_err(|e| Error::with_source(ErrorKind::Internal, e.to_string(), e))?;
+        self.write_mode(&rt, prepared, mode).await?;
+        Ok(written)
+    }
+
+    /// Identity values drawn, then the batch validated and coerced.
+    pub(super) async fn prepare_arrow(
+        &self,
+        rt: &Arc<EntityRuntime>,
+        batch: RecordBatch,
+        refuse_duplicates: bool,
+    ) -> Result<PreparedBatch> {
+        let batch = self.fill_identity_batch(rt, batch).await?;
+        if batch.num_rows() < 1024 {
+            return prepare_batch(&rt.def, &batch, refuse_duplicates);
+        }
+        // Deriving ids hashes every row: keep it off the async workers.
+        let def = rt.def.clone();
+        tokio::task::spawn_blocking(move || prepare_batch(&def, &batch, refuse_duplicates))
+            .await
+            .map_err(|e| Error::internal(format!("batch validation failed: {e}")))?
     }
 
     /// Write validated rows under their ids' locks; an insert first checks
@@ -88,11 +115,17 @@ impl Workspace {
         let _locks = self.lock_ids(&prepared.ids).await;
         if mode == WriteMode::Insert {
             let existing = self.existing_ids(rt, &prepared.ids).await?;
-            if let Some(id) = prepared.ids.iter().find(|id| existing.contains(*id)) {
-                return Err(Error::new(
-                    ErrorKind::UniqueViolation,
-                    format!("{} object_id '{id}' already exists", rt.def.entity_id),
-                ));
+            if let Some(row) = prepared.ids.iter().position(|id| existing.contains(id)) {
+                let e = &rt.def.entity_id;
+                let message = match rt.def.id_source.key() {
+                    Some(key) => format!(
+                        "duplicate key value violates the primary key of {e}: ({}) = ({}) already exists",
+                        key.join(", "),
+                        keys::key_text(&key_values_at(&rt.def, key, &prepared.columns, row))
+                    ),
+                    None => format!("{e} object_id '{}' already exists", prepared.ids[row]),
+                };
+                return Err(Error::new(ErrorKind::UniqueViolation, message));
             }
         }
         self.write_prepared(rt, prepared).await
@@ -112,6 +145,7 @@ impl Workspace {
             let id = match p.get(OBJECT_ID) {
                 Some(Json::String(s)) if !s.is_empty() => s.clone(),
                 Some(Json::Number(n)) => n.to_string(),
+                _ if rt.def.id_source.key().is_some() => row_key_id(&rt.def, p, None)?,
                 _ => match p.get(NAME).and_then(|n| name_source(n)) {
                     Some(name) => derive_object_id(&rt.def.entity_id, &name),
                     None => return Err(Error::argument(format!("set needs object_id in the patch (entity '{entity}')"))),
@@ -217,7 +251,7 @@ impl Workspace {
         self.write_groups(&rt, &prepared).await
     }
 
-    async fn lock_ids(&self, ids: &[String]) -> Vec<tokio::sync::MutexGuard<'_, ()>> {
+    pub(super) async fn lock_ids(&self, ids: &[String]) -> Vec<tokio::sync::MutexGuard<'_, ()>> {
         use std::hash::{Hash, Hasher};
         let n = self.inner.stripes.len();
         let mut stripes: Vec<usize> = ids
@@ -238,7 +272,7 @@ impl Workspace {
         guards
     }
 
-    async fn existing_ids(&self, rt: &EntityRuntime, ids: &[String]) -> Result<HashSet<String>> {
+    pub(super) async fn existing_ids(&self, rt: &EntityRuntime, ids: &[String]) -> Result<HashSet<String>> {
         let (backend, group) = rt.primary();
         let request = ScanRequest { ids: Some(Arc::new(ids.to_vec())), ..Default::default() };
         let batches = backend.scan(group, &request).await?;
@@ -248,7 +282,7 @@ impl Workspace {
             .collect())
     }
 
-    async fn get_many_unlocked(&self, rt: &EntityRuntime, ids: &[String]) -> Result<Vec<Option<Row>>> {
+    pub(super) async fn get_many_unlocked(&self, rt: &EntityRuntime, ids: &[String]) -> Result<Vec<Option<Row>>> {
         let request_ids = Arc::new(ids.to_vec());
         let mut found: HashMap<String, Row> = HashMap::new();
         for (i, (backend, group)) in rt.groups.iter().enumerate() {
@@ -279,7 +313,7 @@ impl Workspace {
             .collect())
     }
 
-    async fn write_prepared(&self, rt: &EntityRuntime, prepared: PreparedBatch) -> Result<Vec<String>> {
+    pub(super) async fn write_prepared(&self, rt: &EntityRuntime, prepared: PreparedBatch) -> Result<Vec<String>> {
         self.write_groups(rt, &prepared).await?;
         if !is_system(&rt.def.entity_id) {
             self.write_catalog_cards(rt, &prepared.ids, prepared.columns.get(NAME)).await?;
@@ -549,6 +583,7 @@ fn prepare_chunk(def: &EntityDef, rows: &[Row], offset: usize, check_duplicates:
             ),
         };
         let id = match id {
+            _ if def.id_source.key().is_some() => row_key_id(def, row, id.as_deref())?,
             Some(id) => id,
             None => {
                 let name = row.get(NAME).or_else(|| def.get(NAME).and_then(|f| f.default.as_ref()));
@@ -597,7 +632,9 @@ fn prepare_chunk(def: &EntityDef, rows: &[Row], offset: usize, check_duplicates:
 
 /// The Arrow counterpart of [`prepare`]: the same rules and messages, column
 /// by column. Ids come first, so a bad value's message can name its object_id.
-fn prepare_batch(def: &EntityDef, batch: &RecordBatch) -> Result<PreparedBatch> {
+/// `refuse_duplicates` off lets one id appear in several rows (an
+/// `ON CONFLICT` insert decides about them itself).
+fn prepare_batch(def: &EntityDef, batch: &RecordBatch, refuse_duplicates: bool) -> Result<PreparedBatch> {
     let e = &def.entity_id;
     let n = batch.num_rows();
     let schema = batch.schema();
@@ -626,17 +663,33 @@ fn prepare_batch(def: &EntityDef, batch: &RecordBatch) -> Result<PreparedBatch> 
         Some(f) => Some(column(f, None)?),
         None => None,
     };
-    let ids = batch_ids(def, batch, name.as_ref())?;
-    let mut seen = HashSet::with_capacity(n);
-    if let Some(id) = ids.iter().find(|id| !seen.insert(id.as_str())) {
-        return Err(Error::new(ErrorKind::UniqueViolation, format!("{e} batch contains duplicate object_id '{id}'")));
+    // A declared key's columns, coerced first: the ids derive from them.
+    let mut key_columns: HashMap<&str, ArrayRef> = HashMap::new();
+    for k in def.id_source.key().unwrap_or_default() {
+        let f = def.get(k).ok_or_else(|| Error::internal(format!("{e}: primary key field {k} is not defined")))?;
+        key_columns.insert(k, column(f, None)?);
     }
-    drop(seen);
+    let ids = batch_ids(def, batch, name.as_ref(), &key_columns)?;
+    if refuse_duplicates {
+        let mut seen = HashSet::with_capacity(n);
+        if let Some(row) = ids.iter().position(|id| !seen.insert(id.as_str())) {
+            let message = match def.id_source.key() {
+                Some(key) => format!(
+                    "duplicate key value violates the primary key of {e}: ({}) = ({}) appears twice in one statement",
+                    key.join(", "),
+                    keys::key_text(&key_values_at(def, key, &key_columns, row))
+                ),
+                None => format!("{e} batch contains duplicate object_id '{}'", ids[row]),
+            };
+            return Err(Error::new(ErrorKind::UniqueViolation, message));
+        }
+    }
     let mut columns = HashMap::with_capacity(def.fields.len());
     for f in &def.fields {
         let array = match f.name.as_str() {
             OBJECT_ID => Arc::new(datafusion::arrow::array::StringArray::from_iter_values(&ids)) as ArrayRef,
             NAME if name.is_some() => name.clone().expect("checked"),
+            k if key_columns.contains_key(k) => key_columns[k].clone(),
             _ => column(f, Some(ids.as_slice()))?,
         };
         if f.required && array.null_count() > 0 {
@@ -651,9 +704,15 @@ fn prepare_batch(def: &EntityDef, batch: &RecordBatch) -> Result<PreparedBatch> 
     Ok(PreparedBatch { ids, columns })
 }
 
-/// Each row's object_id: the one given, else derived from the row's name
-/// (blank names count as missing), as [`prepare_chunk`] does for JSON rows.
-fn batch_ids(def: &EntityDef, batch: &RecordBatch, name: Option<&ArrayRef>) -> Result<Vec<String>> {
+/// Each row's object_id: the one its declared key gives (`key_columns`,
+/// coerced), else the one given, else derived from the row's name (blank names
+/// count as missing), as [`prepare_chunk`] does for JSON rows.
+fn batch_ids(
+    def: &EntityDef,
+    batch: &RecordBatch,
+    name: Option<&ArrayRef>,
+    key_columns: &HashMap<&str, ArrayRef>,
+) -> Result<Vec<String>> {
     let e = &def.entity_id;
     let text = |a: &ArrayRef| -> Result<ArrayRef> {
         datafusion::arrow::compute::cast(a, &datafusion::arrow::datatypes::DataType::Utf8)
@@ -665,6 +724,13 @@ fn batch_ids(def: &EntityDef, batch: &RecordBatch, name: Option<&ArrayRef>) -> R
     let names = names.as_ref().map(|a| a.as_string::<i32>());
     let identifier = LogicalType::identifier();
     let mut ids = Vec::with_capacity(batch.num_rows());
+    if let Some(key) = def.id_source.key() {
+        for row in 0..batch.num_rows() {
+            let given = given.filter(|g| g.is_valid(row)).map(|g| g.value(row)).filter(|id| !id.is_empty());
+            ids.push(keys::key_object_id(def, key, &key_values_at(def, key, key_columns, row), given)?);
+        }
+        return Ok(ids);
+    }
     for row in 0..batch.num_rows() {
         match given.filter(|g| g.is_valid(row)).map(|g| g.value(row)).filter(|id| !id.is_empty()) {
             Some(id) => {
@@ -684,6 +750,40 @@ fn batch_ids(def: &EntityDef, batch: &RecordBatch, name: Option<&ArrayRef>) -> R
         }
     }
     Ok(ids)
+}
+
+/// The values of a declared key in row `row` of columns laid out by field name.
+fn key_values_at<S: std::borrow::Borrow<str> + std::hash::Hash + Eq>(
+    def: &EntityDef,
+    key: &[String],
+    columns: &HashMap<S, ArrayRef>,
+    row: usize,
+) -> Vec<Json> {
+    key.iter()
+        .map(|k| match (columns.get(k.as_str()), def.get(k)) {
+            (Some(a), Some(f)) => array_value(a.as_ref(), row, &f.ty),
+            _ => Json::Null,
+        })
+        .collect()
+}
+
+/// The object_id a JSON row's declared key gives it (each key value coerced
+/// to its field's type first, so `"5"` and `5` are one key).
+fn row_key_id(def: &EntityDef, row: &Row, given: Option<&str>) -> Result<String> {
+    let key = def.id_source.key().unwrap_or_default();
+    let mut values = Vec::with_capacity(key.len());
+    for k in key {
+        let f = def.get(k).ok_or_else(|| Error::internal(format!("{}: primary key field {k} is not defined", def.entity_id)))?;
+        let value = row.get(k).or(f.default.as_ref()).unwrap_or(&Json::Null);
+        let value = if value.is_null() {
+            Json::Null
+        } else {
+            f.ty.coerce(value)
+                .map_err(|m| Error::invalid(format!("{}.{k}: {m} (value {})", def.entity_id, describe_value(value))))?
+        };
+        values.push(value);
+    }
+    keys::key_object_id(def, key, &values, given)
 }
 
 /// A row with neither an object_id nor a name to derive one from.
