@@ -60,7 +60,8 @@ async fn main() {
         writes::import().await;
     }
     if run("wire-key") {
-        keys::run(if what == "all" { 100_000 } else { rows }).await;
+        // 10k rows unless told: the table size the name-lookup goal names.
+        keys::run(std::env::args().nth(2).and_then(|n| n.parse::<usize>().ok()).unwrap_or(10_000)).await;
     }
 }
 

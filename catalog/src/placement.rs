@@ -202,8 +202,13 @@ impl PlacementPlan {
         all.extend(bindings);
         let home = |field: &str| all.iter().find(|b| b.field == field).map(|b| b.backend.clone());
         let mut indexes = Vec::new();
+        // `name` is what rows are looked up by (ids derive from it): indexed in
+        // user entities as a declared index would be (SQL backends build it;
+        // the others have no secondary indexes). System entities are read by
+        // id and kind, and their writes follow every user write.
+        let indexed_name = !crate::system::is_system(&def.entity_id);
         for f in &def.fields {
-            if (f.index || f.unique) && f.name != OBJECT_ID {
+            if (f.index || f.unique || (indexed_name && f.name == NAME)) && f.name != OBJECT_ID {
                 let backend = home(&f.name).unwrap_or(default.name.clone());
                 indexes.push(IndexPlan { fields: vec![f.name.clone()], backend, unique: f.unique });
             }

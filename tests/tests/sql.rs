@@ -656,5 +656,17 @@ async fn sql_tables_have_the_postgres_shape() {
     assert!(ws.entity("t1").unwrap().get("object_id").unwrap().system_column);
     let got = ws.sql("SELECT * FROM t1 WHERE a = 7").await.unwrap();
     assert_eq!((column_names(&got), cells(&got)), (vec!["a".into(), "b".into(), "c".into()], rows(&[&["7", "8", "z"]])));
+    // `name` is indexed in user entities (what rows are looked up by), not in system ones.
+    let indexed =
+        ws.sql("SELECT subject_id FROM sys_metaschema WHERE kind = 'index' AND name = 'name' ORDER BY subject_id").await.unwrap();
+    assert_eq!(cells(&indexed), rows(&[&["kept"], &["person"], &["t1"], &["t2"], &["t3"]]));
+    // … and built in the SQLite file: one index on name per user table.
+    let file = h.home.workspace_folder("shape").join("main.sqlite");
+    let db = rusqlite::Connection::open(&file).unwrap();
+    let mut stmt = db.prepare("SELECT tbl_name, sql FROM sqlite_master WHERE type = 'index' AND sql IS NOT NULL").unwrap();
+    let built: Vec<(String, String)> = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?))).unwrap().map(Result::unwrap).collect();
+    let on_name: Vec<&str> = built.iter().filter(|(_, sql)| sql.ends_with("(\"name\")")).map(|(t, _)| t.as_str()).collect();
+    assert_eq!(on_name.len(), 5, "{built:?}");
+    assert!(on_name.iter().any(|t| t.starts_with("t1")) && !on_name.iter().any(|t| t.starts_with("sys")), "{built:?}");
     assert!(ws.audit().await.unwrap().ok());
 }
