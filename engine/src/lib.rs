@@ -15,6 +15,7 @@
 //! ```
 
 pub mod chains;
+pub mod colnames;
 mod error;
 mod federation;
 mod near;

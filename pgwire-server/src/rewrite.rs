@@ -102,7 +102,14 @@ fn rewrite_with(sql: &str, rules: &[&dyn Rule], ws: Option<&heavenbase::Workspac
     // Long AND/OR chains in any statement are balanced before anything plans
     // them (heavenbase::chains): as written they would overflow the stack.
     let chains = heavenbase::chains::may_hold_chain(sql);
-    if !worth_parsing && !chains && shape.is_none() {
+    // Every query's unaliased items are named as Postgres names them
+    // (heavenbase::colnames), so every query is parsed (once: prepared
+    // statements are cached by their text). Not the system-catalog queries
+    // drivers send: they alias what they read by name, read the rest by
+    // position, and the rules below match their items as written.
+    let catalog_query = lower.contains("pg_") || lower.contains("information_schema") || lower.contains("regclass");
+    let named = ws.is_some() && query && !catalog_query;
+    if !worth_parsing && !chains && shape.is_none() && !named {
         return None;
     }
     let mut statements = Parser::parse_sql(&PostgreSqlDialect {}, sql).ok()?;
@@ -111,6 +118,12 @@ fn rewrite_with(sql: &str, rules: &[&dyn Rule], ws: Option<&heavenbase::Workspac
     if let Some(ws) = shape {
         for statement in &mut statements {
             shaped |= ws.shape_statement(statement);
+        }
+    }
+    let mut renamed = false;
+    if named {
+        for statement in &mut statements {
+            renamed |= heavenbase::colnames::name_columns_as_postgres(statement);
         }
     }
     let mut rewriter = Rewriter { rules, cx: Context { catalog: lower.contains("pg_catalog.") }, applied: Vec::new() };
@@ -122,6 +135,9 @@ fn rewrite_with(sql: &str, rules: &[&dyn Rule], ws: Option<&heavenbase::Workspac
     }
     if shaped {
         rewriter.applied.push("system_columns");
+    }
+    if renamed {
+        rewriter.applied.push("postgres_column_names");
     }
     if rewriter.applied.is_empty() {
         return None;

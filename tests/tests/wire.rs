@@ -1193,3 +1193,43 @@ async fn sql_tables_have_the_postgres_shape_over_the_wire() {
         assert!(ok && out.contains("INSERT 0 1"), "{out} {stderr}");
     }
 }
+
+/// Result columns are named as Postgres names them (`count`, `round`,
+/// `?column?`, a cast by what it casts), in both protocols and in `ws.sql`;
+/// aliases are kept, and names two items would share stay DataFusion's.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn result_columns_are_named_as_postgres_names_them() {
+    let h = TestHome::new();
+    let ws = load(&h, "sqlite").await;
+    let port = start(ws.clone()).await;
+    let client = connect(port, "sqlite").await;
+    let sql = "SELECT count(*), round(avg(price), 2), 1 + 1, max(qty)::text, CASE WHEN true THEN 1 END, \
+               (SELECT min(title) FROM product) FROM product";
+    let want = ["count", "round", "?column?", "max", "case", "min"];
+    let prepared = client.prepare(sql).await.unwrap();
+    assert_eq!(prepared.columns().iter().map(|c| c.name()).collect::<Vec<_>>(), want);
+    let row = client.query_one(&prepared, &[]).await.unwrap();
+    assert_eq!(row.get::<_, i64>("count"), 4);
+    let msgs = client.simple_query(sql).await.unwrap();
+    let names: Vec<String> = msgs
+        .iter()
+        .find_map(|m| match m {
+            SimpleQueryMessage::RowDescription(cols) => Some(cols.iter().map(|c| c.name().to_string()).collect()),
+            _ => None,
+        })
+        .unwrap();
+    assert_eq!(names, want);
+    let batches = ws.sql(sql).await.unwrap();
+    let names: Vec<String> = batches[0].schema().fields().iter().map(|f| f.name().clone()).collect();
+    assert_eq!(names, want);
+    // Grouped and ordered by the expression, named by Postgres' rule; aliases kept.
+    let rows = client
+        .query("SELECT upper(title), count(*) AS n FROM product GROUP BY upper(title) ORDER BY count(*) DESC, upper(title)", &[])
+        .await
+        .unwrap();
+    assert_eq!(rows[0].columns().iter().map(|c| c.name()).collect::<Vec<_>>(), ["upper", "n"]);
+    assert_eq!(rows.len(), 4);
+    let twice = client.prepare("SELECT 1, 2").await.unwrap();
+    let names: Vec<&str> = twice.columns().iter().map(|c| c.name()).collect();
+    assert!(names[0] != names[1], "{names:?}");
+}

@@ -64,6 +64,7 @@ impl Workspace {
                 crate::chains::balance_chains(stmt.as_mut());
             }
             self.shape_statement(stmt.as_mut());
+            crate::colnames::name_columns_as_postgres(stmt.as_mut());
         }
         match &statement {
             DfStatement::Statement(stmt) => match stmt.as_ref() {
