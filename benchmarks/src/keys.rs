@@ -14,12 +14,11 @@
 
 use std::time::Instant;
 
-use futures::pin_mut;
 use heavenbase::{Construction, EntityDef, FieldDef, LogicalType as T, Workspace};
 use serde_json::json;
 
 use crate::home;
-use crate::wire::{connect, pg_conninfo, pg_url, pgbench_script, serve_on_own_runtime};
+use crate::wire::{connect, copy_lines, pg_conninfo, pg_url, pgbench_script, serve_on_own_runtime};
 
 pub async fn run(rows: usize) {
     println!("wire-key: pgbench -M extended -c 16, lookups by integer primary key and by name, {rows} rows");
@@ -56,17 +55,10 @@ pub async fn run(rows: usize) {
     )
     .await
     .unwrap();
-    let sink = pg.copy_in("COPY hb_key_bench.book FROM STDIN").await.unwrap();
-    pin_mut!(sink);
-    let mut buf = String::new();
-    for i in 0..rows {
-        buf.push_str(&format!("{i}\t{i}\tTitle number {i}\t{}\n", (i % 1000) as f64 * 0.5));
-        if buf.len() > 1 << 20 {
-            futures::SinkExt::send(&mut sink, bytes::Bytes::from(std::mem::take(&mut buf))).await.unwrap();
-        }
-    }
-    futures::SinkExt::send(&mut sink, bytes::Bytes::from(buf)).await.unwrap();
-    sink.finish().await.unwrap();
+    copy_lines(&pg, "COPY hb_key_bench.book FROM STDIN", rows, |i| {
+        format!("{i}\t{i}\tTitle number {i}\t{}\n", (i % 1000) as f64 * 0.5)
+    })
+    .await;
     pg.batch_execute("CREATE INDEX ON hb_key_bench.book (name); ANALYZE hb_key_bench.book").await.unwrap();
 
     let port = serve_on_own_runtime(ws);

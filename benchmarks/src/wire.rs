@@ -73,17 +73,10 @@ async fn setup(rows: usize) -> Setup {
     )
     .await
     .unwrap();
-    let sink = pg.copy_in("COPY hb_wire_bench.item FROM STDIN").await.unwrap();
-    pin_mut!(sink);
-    let mut buf = String::new();
-    for i in 0..rows {
-        buf.push_str(&format!("{i}\titem {i}\tTitle number {i}\t{}\t{}\n", (i % 1000) as f64 * 0.5, i % 97));
-        if buf.len() > 1 << 20 {
-            futures::SinkExt::send(&mut sink, bytes::Bytes::from(std::mem::take(&mut buf))).await.unwrap();
-        }
-    }
-    futures::SinkExt::send(&mut sink, bytes::Bytes::from(buf)).await.unwrap();
-    sink.finish().await.unwrap();
+    copy_lines(&pg, "COPY hb_wire_bench.item FROM STDIN", rows, |i| {
+        format!("{i}\titem {i}\tTitle number {i}\t{}\t{}\n", (i % 1000) as f64 * 0.5, i % 97)
+    })
+    .await;
     pg.batch_execute("ANALYZE hb_wire_bench.item").await.unwrap();
 
     let port = serve_on_own_runtime(ws);
@@ -108,6 +101,22 @@ pub(crate) fn serve_on_own_runtime(ws: Workspace) -> u16 {
         });
     });
     port_rx.recv().unwrap()
+}
+
+/// Load Postgres with `COPY … FROM STDIN`, text lines `line(0)`…`line(rows - 1)`
+/// sent in chunks of about 1 MiB.
+pub(crate) async fn copy_lines(pg: &tokio_postgres::Client, copy: &str, rows: usize, line: impl Fn(usize) -> String) {
+    let sink = pg.copy_in(copy).await.unwrap();
+    pin_mut!(sink);
+    let mut buf = String::new();
+    for i in 0..rows {
+        buf.push_str(&line(i));
+        if buf.len() > 1 << 20 {
+            futures::SinkExt::send(&mut sink, bytes::Bytes::from(std::mem::take(&mut buf))).await.unwrap();
+        }
+    }
+    futures::SinkExt::send(&mut sink, bytes::Bytes::from(buf)).await.unwrap();
+    sink.finish().await.unwrap();
 }
 
 /// `HEAVENBASE_TEST_PG` as a key=value conninfo (pgbench and the options below take it).

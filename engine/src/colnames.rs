@@ -82,8 +82,8 @@ fn name_select(select: &mut Select) -> bool {
     changed
 }
 
-/// An identifier as Postgres folds it: unquoted ones in lower case.
-fn normalized(ident: &Ident) -> String {
+/// An identifier as Postgres (and DataFusion) folds it: unquoted ones in lower case.
+pub(crate) fn normalized(ident: &Ident) -> String {
     match ident.quote_style {
         Some(_) => ident.value.clone(),
         None => ident.value.to_lowercase(),

@@ -63,7 +63,7 @@ pub(crate) struct WrittenRows {
 
 impl fmt::Debug for WrittenRows {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "WrittenRows: entity={} on conflict {}", self.entity, self.conflict.describe())
+        UserDefinedLogicalNodeCore::fmt_for_explain(self, f)
     }
 }
 
@@ -291,7 +291,7 @@ struct WriteRowsExec {
 
 impl fmt::Debug for WriteRowsExec {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "WriteRowsExec: entity={} on conflict {}", self.entity, self.conflict.describe())
+        self.fmt_as(DisplayFormatType::Default, f)
     }
 }
 

@@ -22,12 +22,14 @@
 use std::ops::ControlFlow;
 use std::sync::Arc;
 
-use super::{EntityRuntime, Workspace};
 use datafusion::sql::sqlparser::ast::{
     Expr as SqlExpr, Ident, JoinConstraint, JoinOperator, ObjectName, ObjectNamePart, Query, Select, SelectItem,
     SelectItemQualifiedWildcardKind, SetExpr, Statement, TableFactor, TableObject, VisitMut, VisitorMut,
     WildcardAdditionalOptions,
 };
+
+use super::{EntityRuntime, Workspace};
+use crate::colnames::normalized;
 
 impl Workspace {
     /// Whether some table has system columns, so statements may need
@@ -56,14 +58,6 @@ impl Workspace {
             _ => return None,
         };
         self.runtime(&normalized(table)).ok()
-    }
-}
-
-/// An identifier as DataFusion resolves it: unquoted ones are lowercased.
-fn normalized(ident: &Ident) -> String {
-    match ident.quote_style {
-        Some(_) => ident.value.clone(),
-        None => ident.value.to_lowercase(),
     }
 }
 
