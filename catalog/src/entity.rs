@@ -175,6 +175,20 @@ pub struct FieldSet {
     pub to: Option<String>,
 }
 
+/// A foreign key: `fields` of this entity name a row of `references` by that
+/// entity's primary key (so the row's object_id derives from their values, as
+/// the referenced row's does from its key). Enforced by the workspace: a
+/// write whose values name no row, and a delete of a row still named, are
+/// refused (23503).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ForeignKey {
+    /// The constraint's name, as Postgres names it (`t_col_fkey`) unless given.
+    pub name: String,
+    pub fields: Vec<String>,
+    /// The referenced entity.
+    pub references: String,
+}
+
 /// Where a row's object_id comes from when the row does not give one.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub enum IdSource {
@@ -213,6 +227,7 @@ pub struct EntityDef {
     pub fields: Vec<FieldDef>,
     pub indexes: Vec<FieldSet>,
     pub constraints: Vec<FieldSet>,
+    pub foreign_keys: Vec<ForeignKey>,
     pub id_source: IdSource,
 }
 
@@ -226,6 +241,7 @@ impl EntityDef {
             fields: Vec::new(),
             indexes: Vec::new(),
             constraints: Vec::new(),
+            foreign_keys: Vec::new(),
             id_source: IdSource::Name,
         }
     }
@@ -299,6 +315,17 @@ impl EntityDef {
         }
         if self.get(NAME).is_none() {
             self.fields.insert(1, FieldDef::builtin_name());
+        }
+        for fk in &self.foreign_keys {
+            if fk.fields.is_empty() {
+                return Err(CatalogError::Definition(format!("{}: foreign key {} needs fields", self.entity_id, fk.name)));
+            }
+            if let Some(unknown) = fk.fields.iter().find(|f| self.get(f).is_none()) {
+                return Err(CatalogError::Definition(format!(
+                    "{}: foreign key {} names unknown field '{unknown}'",
+                    self.entity_id, fk.name
+                )));
+            }
         }
         if let IdSource::Key(key) = &self.id_source {
             if key.is_empty() {
@@ -435,6 +462,15 @@ impl EntityDef {
                 }
             }
         }
+        if let Some(Json::Array(items)) = obj.get("foreign_keys") {
+            for item in items {
+                def.foreign_keys.push(ForeignKey {
+                    name: item.get("name").and_then(|v| v.as_str()).unwrap_or_default().to_string(),
+                    fields: strings(item.get("fields")),
+                    references: item.get("references").and_then(|v| v.as_str()).unwrap_or_default().to_string(),
+                });
+            }
+        }
         def.validated()
     }
 
@@ -453,6 +489,14 @@ impl EntityDef {
             "indexes": sets(&self.indexes),
             "constraints": sets(&self.constraints),
         });
+        if !self.foreign_keys.is_empty() {
+            def["foreign_keys"] = Json::Array(
+                self.foreign_keys
+                    .iter()
+                    .map(|fk| json!({"name": fk.name, "fields": fk.fields, "references": fk.references}))
+                    .collect(),
+            );
+        }
         // Only the non-default source is written: the reference's form stays as it was.
         match &self.id_source {
             IdSource::Name => {}
@@ -488,6 +532,7 @@ impl EntityDef {
             && shape(self) == shape(other)
             && self.indexes == other.indexes
             && self.constraints == other.constraints
+            && self.foreign_keys == other.foreign_keys
     }
 }
 

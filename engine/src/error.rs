@@ -47,12 +47,20 @@ pub enum ErrorKind {
     MissingValue,
     /// A unique index or a duplicate object_id refused a write.
     UniqueViolation,
+    /// A foreign key names no row, or a deleted row is still named.
+    ForeignKeyViolation,
     /// A value given for a `GENERATED ALWAYS` identity column.
     GeneratedAlways,
     /// One statement would change the same row twice (ON CONFLICT DO UPDATE).
     CardinalityViolation,
     /// The thing to create exists already with another structure.
     AlreadyExists,
+    /// A column of that name exists already (ALTER TABLE … ADD, RENAME).
+    DuplicateColumn,
+    /// Other objects depend on the one to drop or change (a view on a table).
+    DependentObjects,
+    /// The object is of another kind than the statement names (DROP VIEW of a table).
+    WrongObjectType,
     /// The object may not be changed (a system entity).
     ReadOnly,
     /// SQL that does not parse.
@@ -94,9 +102,13 @@ impl ErrorKind {
             ErrorKind::InvalidDefinition => "42P16",    // invalid_table_definition
             ErrorKind::MissingValue => "23502",         // not_null_violation
             ErrorKind::UniqueViolation => "23505",      // unique_violation
+            ErrorKind::ForeignKeyViolation => "23503",  // foreign_key_violation
             ErrorKind::GeneratedAlways => "428C9",      // generated_always
             ErrorKind::CardinalityViolation => "21000", // cardinality_violation
             ErrorKind::AlreadyExists => "42P07",        // duplicate_table
+            ErrorKind::DuplicateColumn => "42701",      // duplicate_column
+            ErrorKind::DependentObjects => "2BP01",     // dependent_objects_still_exist
+            ErrorKind::WrongObjectType => "42809",      // wrong_object_type
             ErrorKind::ReadOnly => "42501",             // insufficient_privilege
             ErrorKind::Syntax => "42601",               // syntax_error
             ErrorKind::TooComplex => "54001",           // statement_too_complex

@@ -18,6 +18,8 @@ pub mod chains;
 pub mod colnames;
 mod error;
 mod federation;
+mod infoschema;
+pub mod insert_values;
 mod near;
 mod presets;
 mod query;

@@ -97,6 +97,23 @@ fn text_column(batch: &RecordBatch, name: &str) -> Result<StringArray> {
 }
 
 impl Descriptions {
+    /// pg_views: the workspace's views (the fixed catalog's table is empty).
+    fn views(&self, schema: SchemaRef) -> Result<Arc<dyn TableProvider>> {
+        let views = self.ws.views();
+        let column = |values: Vec<String>| -> ArrayRef { Arc::new(StringArray::from(values)) };
+        let n = views.len();
+        let batch = RecordBatch::try_new(
+            schema.clone(),
+            vec![
+                column(vec![self.schema.clone(); n]),
+                column(views.iter().map(|(name, _)| name.clone()).collect()),
+                column(vec!["postgres".to_string(); n]),
+                column(views.iter().map(|(_, query)| format!(" {query};")).collect()),
+            ],
+        )?;
+        Ok(Arc::new(MemTable::try_new(schema, vec![vec![batch]])?))
+    }
+
     /// Re-read which OID each entity has now (tables come and go).
     async fn refresh(&self, state: &dyn Session) -> Result<()> {
         let (Some(namespaces), Some(classes)) = (self.inner.table("pg_namespace").await?, self.inner.table("pg_class").await?)
@@ -230,6 +247,9 @@ impl SchemaProvider for DescribedPgCatalog {
     }
     async fn table(&self, name: &str) -> Result<Option<Arc<dyn TableProvider>>> {
         let Some(table) = self.inner.table(name).await? else { return Ok(None) };
+        if name.eq_ignore_ascii_case("pg_views") {
+            return Ok(Some(self.descriptions.views(table.schema())?));
+        }
         let kind = match name.to_ascii_lowercase().as_str() {
             "pg_class" => Listing::Classes,
             "pg_attribute" => Listing::Oids,

@@ -109,11 +109,19 @@ fn rewrite_with(sql: &str, rules: &[&dyn Rule], ws: Option<&heavenbase::Workspac
     // position, and the rules below match their items as written.
     let catalog_query = lower.contains("pg_") || lower.contains("information_schema") || lower.contains("regclass");
     let named = ws.is_some() && query && !catalog_query;
-    if !worth_parsing && !chains && shape.is_none() && !named {
+    // SQLAlchemy's multi-row INSERT … SELECT … FROM (VALUES …) (heavenbase::insert_values).
+    let insert_values = lower.trim_start().starts_with("insert") && lower.contains("values") && lower.contains("select");
+    if !worth_parsing && !chains && shape.is_none() && !named && !insert_values {
         return None;
     }
     let mut statements = Parser::parse_sql(&PostgreSqlDialect {}, sql).ok()?;
     let balanced = chains && heavenbase::chains::balance_chains(&mut statements);
+    let mut flattened = false;
+    if insert_values {
+        for statement in &mut statements {
+            flattened |= heavenbase::insert_values::flatten_insert_values(statement);
+        }
+    }
     let mut shaped = false;
     if let Some(ws) = shape {
         for statement in &mut statements {
@@ -132,6 +140,9 @@ fn rewrite_with(sql: &str, rules: &[&dyn Rule], ws: Option<&heavenbase::Workspac
     }
     if balanced {
         rewriter.applied.push("balanced_chains");
+    }
+    if flattened {
+        rewriter.applied.push("insert_select_from_values");
     }
     if shaped {
         rewriter.applied.push("system_columns");

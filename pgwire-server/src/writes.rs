@@ -174,6 +174,15 @@ impl QueryHook for WorkspaceWrites {
         ctx: &SessionContext,
         client: &mut dyn HookClient,
     ) -> Option<PgWireResult<Response>> {
+        // `DEALLOCATE ALL` (psycopg sends it after a schema change): the
+        // protocol's named statements are replaced when the client parses
+        // them again, which is what it relies on; DataFusion would look for a
+        // SQL-level prepared statement named "all".
+        if let Statement::Deallocate { name, .. } = statement {
+            if name.quote_style.is_none() && name.value.eq_ignore_ascii_case("all") {
+                return Some(Ok(Response::Execution(Tag::new("DEALLOCATE ALL"))));
+            }
+        }
         if crate::encode::is_insert_returning(statement) {
             let plan = match self.ws.plan_insert(statement).await {
                 Ok(plan) => plan?,

@@ -54,6 +54,37 @@ impl ColumnSpec {
     }
 }
 
+/// A change of one existing column, made in place by [`Backend::alter_group`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ColumnChange {
+    Drop(String),
+    Rename { from: String, to: String },
+}
+
+impl ColumnChange {
+    /// The column the change is made to (its name before the change).
+    pub fn column(&self) -> &str {
+        match self {
+            ColumnChange::Drop(c) => c,
+            ColumnChange::Rename { from, .. } => from,
+        }
+    }
+}
+
+impl std::fmt::Display for ColumnChange {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ColumnChange::Drop(c) => write!(f, "drop column {c}"),
+            ColumnChange::Rename { from, to } => write!(f, "rename column {from} to {to}"),
+        }
+    }
+}
+
+/// The name a SQL backend gives the index `ix` of table `table`.
+pub fn index_name(table: &str, ix: &IndexPlan) -> String {
+    format!("ix_{table}_{}", ix.fields.join("_"))
+}
+
 /// One physical table in one backend: `object_id` plus `columns`.
 #[derive(Debug, Clone, PartialEq)]
 pub struct GroupSpec {
@@ -147,6 +178,20 @@ pub trait Backend: Send + Sync + Debug {
 
     /// Remove the group's table and its data.
     async fn drop_group(&self, group: &GroupSpec) -> Result<()>;
+
+    /// Drop or rename one column of `group` in place (ALTER TABLE), keeping
+    /// every other column's values; indexes over the column go with it (the
+    /// caller then ensures the group as it is after the change, which builds
+    /// the renamed indexes). A backend that cannot change a column in place
+    /// refuses, and nothing is changed.
+    async fn alter_group(&self, group: &GroupSpec, change: &ColumnChange) -> Result<()> {
+        Err(crate::ProviderError::Unsupported(format!(
+            "backend '{}' ({}) cannot {change} of {} in place",
+            self.info().name,
+            self.info().kind,
+            group.table
+        )))
+    }
 
     /// How the scan of `request` runs, for EXPLAIN (the SQL a SQL backend sends).
     fn explain_scan(&self, group: &GroupSpec, request: &ScanRequest) -> String;

@@ -14,7 +14,7 @@ use heavenbase_catalog::BackendInfo;
 use parking_lot::RwLock;
 use serde_json::{Value as Json, json};
 
-use crate::backend::{Backend, GroupSpec, Pushdown, ScanRequest, scan_schema};
+use crate::backend::{Backend, ColumnChange, GroupSpec, Pushdown, ScanRequest, scan_schema};
 use crate::{ProviderError, Result};
 
 #[derive(Debug, Default)]
@@ -119,20 +119,47 @@ impl Backend for InmemBackend {
     async fn ensure_group(&self, group: &GroupSpec) -> Result<()> {
         let mut tables = self.tables.write();
         let table = tables.entry(group.table.clone()).or_default();
-        // Additive evolution: widen stored batches with NULL columns.
+        // Additive evolution: widen stored batches with the new columns,
+        // holding their default (NULL when there is none) in every stored row.
         let schema = group.schema();
         for b in table.batches.iter_mut() {
             if b.schema().fields().len() != schema.fields().len() {
-                let cols: Vec<ArrayRef> = schema
+                let cols = schema
                     .fields()
                     .iter()
-                    .map(|f| match b.column_by_name(f.name()) {
-                        Some(c) => c.clone(),
-                        None => datafusion::arrow::array::new_null_array(f.data_type(), b.num_rows()),
+                    .map(|f| match (b.column_by_name(f.name()), group.column(f.name())) {
+                        (Some(c), _) => Ok(c.clone()),
+                        (None, Some(spec)) => {
+                            let indices = datafusion::arrow::array::UInt32Array::from(vec![0u32; b.num_rows()]);
+                            datafusion::arrow::compute::take(&spec.default_array(), &indices, None)
+                                .map_err(|e| ProviderError::Config(e.to_string()))
+                        }
+                        (None, None) => Ok(datafusion::arrow::array::new_null_array(f.data_type(), b.num_rows())),
                     })
-                    .collect();
+                    .collect::<Result<Vec<ArrayRef>>>()?;
                 *b = RecordBatch::try_new(schema.clone(), cols).map_err(|e| ProviderError::Config(e.to_string()))?;
             }
+        }
+        Ok(())
+    }
+
+    async fn alter_group(&self, group: &GroupSpec, change: &ColumnChange) -> Result<()> {
+        let mut tables = self.tables.write();
+        let table = tables.get_mut(&group.table).ok_or_else(|| self.missing(&group.table))?;
+        for b in table.batches.iter_mut() {
+            let schema = b.schema();
+            let mut fields = Vec::with_capacity(schema.fields().len());
+            let mut columns = Vec::with_capacity(schema.fields().len());
+            for (f, c) in schema.fields().iter().zip(b.columns()) {
+                match change {
+                    ColumnChange::Drop(name) if f.name() == name => continue,
+                    ColumnChange::Rename { from, to } if f.name() == from => fields.push(f.as_ref().clone().with_name(to)),
+                    _ => fields.push(f.as_ref().clone()),
+                }
+                columns.push(c.clone());
+            }
+            let schema = std::sync::Arc::new(datafusion::arrow::datatypes::Schema::new(fields));
+            *b = RecordBatch::try_new(schema, columns).map_err(|e| ProviderError::Config(e.to_string()))?;
         }
         Ok(())
     }

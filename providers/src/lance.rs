@@ -45,7 +45,7 @@ use lance_linalg::distance::MetricType;
 use serde_json::{Value as Json, json};
 use tokio::sync::Mutex;
 
-use crate::backend::{Backend, GroupSpec, Pushdown, ScanRequest, scan_schema};
+use crate::backend::{Backend, ColumnChange, GroupSpec, Pushdown, ScanRequest, scan_schema};
 use crate::sql_filter::{SqlDialect, SqlParam, can_render};
 use crate::vector::{CosineFrom, Hit, Metric, NearRequest, nearest_k};
 use crate::{ProviderError, Result};
@@ -695,6 +695,24 @@ impl Backend for LanceBackend {
             Some(ds) => ds.count_rows(None).await.map_err(|e| self.error("count", e)),
             None => Ok(0),
         }
+    }
+
+    async fn alter_group(&self, group: &GroupSpec, change: &ColumnChange) -> Result<()> {
+        let state = self.state(&group.table).await;
+        let mut st = state.lock().await;
+        // No dataset yet: nothing is stored, the next write creates it as the group is then.
+        let Some(ds) = self.dataset(group, &mut st).await? else { return Ok(()) };
+        let mut ds = (*ds).clone();
+        // Both are metadata-only commits: one new version of the dataset.
+        match change {
+            ColumnChange::Drop(c) => ds.drop_columns(&[c.as_str()]).await,
+            ColumnChange::Rename { from, to } => {
+                ds.alter_columns(&[lance::dataset::ColumnAlteration::new(from.clone()).rename(to.clone())]).await
+            }
+        }
+        .map_err(|e| self.error(&format!("{change} of {}", group.table), e))?;
+        st.dataset = Some(Arc::new(ds));
+        Ok(())
     }
 
     async fn drop_group(&self, group: &GroupSpec) -> Result<()> {

@@ -31,7 +31,9 @@ use tokio_postgres::config::SslMode;
 use tokio_postgres::types::{ToSql, Type};
 use tokio_postgres::{Client, Row, Statement};
 
-use crate::backend::{Backend, ColumnSpec, Dialect, FederationScope, GroupSpec, Pushdown, ScanRequest, SqlEngine, scan_schema};
+use crate::backend::{
+    Backend, ColumnChange, ColumnSpec, Dialect, FederationScope, GroupSpec, Pushdown, ScanRequest, SqlEngine, scan_schema,
+};
 use crate::sql_filter::{SqlDialect, SqlParam, build_select, can_render, quote_ident, shorten};
 use crate::{ProviderError, Result};
 
@@ -711,7 +713,7 @@ impl Backend for PostgresBackend {
         statements
             .extend(group.columns.iter().map(|c| format!("ALTER TABLE {table} ADD COLUMN IF NOT EXISTS {}", column_ddl(c))));
         for ix in &group.indexes {
-            let ix_name = format!("ix_{}_{}", group.table, ix.fields.join("_"));
+            let ix_name = crate::backend::index_name(&group.table, ix);
             let cols: Vec<String> = ix.fields.iter().map(|f| quote_ident(f)).collect();
             statements.push(format!(
                 "CREATE {}INDEX IF NOT EXISTS {} ON {table} ({})",
@@ -809,6 +811,38 @@ impl Backend for PostgresBackend {
         let conn = guard.as_mut().expect("connected");
         let row = conn.client.query_one(&sql, &[]).await.map_err(|e| self.error(&sql, &e))?;
         Ok(row.get::<_, i64>(0) as usize)
+    }
+
+    async fn alter_group(&self, group: &GroupSpec, change: &ColumnChange) -> Result<()> {
+        let table = self.qualified(&group.table);
+        // Postgres drops a dropped column's indexes with it; a renamed
+        // column's indexes are renamed to the names ensure_group gives them.
+        let mut statements = vec![match change {
+            ColumnChange::Drop(c) => format!("ALTER TABLE {table} DROP COLUMN {}", quote_ident(c)),
+            ColumnChange::Rename { from, to } => {
+                format!("ALTER TABLE {table} RENAME COLUMN {} TO {}", quote_ident(from), quote_ident(to))
+            }
+        }];
+        if let ColumnChange::Rename { from, to } = change {
+            for ix in group.indexes.iter().filter(|ix| ix.fields.contains(from)) {
+                let mut renamed = ix.clone();
+                renamed.fields = ix.fields.iter().map(|f| if f == from { to.clone() } else { f.clone() }).collect();
+                statements.push(format!(
+                    "ALTER INDEX IF EXISTS {} RENAME TO {}",
+                    self.qualified(&crate::backend::index_name(&group.table, ix)),
+                    quote_ident(&crate::backend::index_name(&group.table, &renamed))
+                ));
+            }
+        }
+        let sql = format!("BEGIN; {}; COMMIT", statements.join("; "));
+        let mut guard = self.pool.get(&self.info.name).await?;
+        let conn = guard.as_mut().expect("connected");
+        conn.statements.clear();
+        if let Err(e) = conn.client.batch_execute(&sql).await {
+            let _ = conn.client.batch_execute("ROLLBACK").await;
+            return Err(self.error(&sql, &e));
+        }
+        Ok(())
     }
 
     async fn drop_group(&self, group: &GroupSpec) -> Result<()> {

@@ -25,7 +25,9 @@ use rusqlite::types::{ToSqlOutput, Value as SqlValue, ValueRef};
 use rusqlite::{Connection, ErrorCode};
 use serde_json::{Value as Json, json};
 
-use crate::backend::{Backend, BatchStream, Dialect, FederationScope, GroupSpec, Pushdown, ScanRequest, SqlEngine, scan_schema};
+use crate::backend::{
+    Backend, BatchStream, ColumnChange, Dialect, FederationScope, GroupSpec, Pushdown, ScanRequest, SqlEngine, scan_schema,
+};
 use crate::sql_filter::{SqlDialect, SqlParam, build_select, can_render, quote_ident, shorten};
 use crate::{ProviderError, Result};
 
@@ -376,7 +378,7 @@ impl Backend for SqliteBackend {
                 }
             }
             for ix in &group.indexes {
-                let ix_name = format!("ix_{}_{}", group.table, ix.fields.join("_"));
+                let ix_name = crate::backend::index_name(&group.table, ix);
                 let cols: Vec<String> = ix.fields.iter().map(|f| quote_ident(f)).collect();
                 conn.execute_batch(&format!(
                     "CREATE {}INDEX IF NOT EXISTS {} ON {table} ({})",
@@ -526,6 +528,37 @@ impl Backend for SqliteBackend {
         let sql = format!("SELECT count(*) FROM {}", quote_ident(&group.table));
         let res = self.with_conn(move |conn| Ok(conn.query_row(&sql, [], |r| r.get::<_, i64>(0)))).await?;
         res.map(|n| n as usize).map_err(|e| self.error("count", e))
+    }
+
+    async fn alter_group(&self, group: &GroupSpec, change: &ColumnChange) -> Result<()> {
+        let table = quote_ident(&group.table);
+        // SQLite refuses to drop an indexed column, and a renamed column's
+        // indexes keep their old names: the indexes over the column are
+        // dropped first, in the same transaction, and rebuilt under their new
+        // names by the ensure_group that follows.
+        let mut statements: Vec<String> = group
+            .indexes
+            .iter()
+            .filter(|ix| ix.fields.iter().any(|f| f == change.column()))
+            .map(|ix| format!("DROP INDEX IF EXISTS {}", quote_ident(&crate::backend::index_name(&group.table, ix))))
+            .collect();
+        statements.push(match change {
+            ColumnChange::Drop(c) => format!("ALTER TABLE {table} DROP COLUMN {}", quote_ident(c)),
+            ColumnChange::Rename { from, to } => {
+                format!("ALTER TABLE {table} RENAME COLUMN {} TO {}", quote_ident(from), quote_ident(to))
+            }
+        });
+        let sql = format!("BEGIN; {}; COMMIT;", statements.join("; "));
+        let res = self
+            .with_conn(move |conn| {
+                let res = conn.execute_batch(&sql);
+                if res.is_err() && !conn.is_autocommit() {
+                    let _ = conn.execute_batch("ROLLBACK");
+                }
+                Ok(res)
+            })
+            .await?;
+        res.map_err(|e| self.error("alter", e))
     }
 
     async fn drop_group(&self, group: &GroupSpec) -> Result<()> {

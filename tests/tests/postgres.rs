@@ -297,3 +297,20 @@ async fn postgres_errors_name_backend_statement_and_sqlstate() {
     assert_eq!(cells(&ws.sql("SELECT name FROM item").await.unwrap()), rows(&[&["a"]]));
     drop_pg_schemas(&[h.pg_schema("errs")]).await;
 }
+
+/// ALTER TABLE on a Postgres backend: columns dropped and renamed in place
+/// (with their indexes), added with their defaults, kept for a new process.
+#[tokio::test]
+async fn alter_table_in_postgres_lasts() {
+    if pg_url().is_none() {
+        return;
+    }
+    let h = TestHome::new();
+    let backends = json!({"main": h.postgres("alter").await});
+    {
+        let ws = h.open("alter", Construction::Backends(backends)).await;
+        crate::sql::alter_table_scenario(&ws, None).await;
+    }
+    crate::sql::altered_table_is_kept(&Workspace::load_in(&h.home, "alter").await.unwrap()).await;
+    drop_pg_schemas(&[h.pg_schema("alter")]).await;
+}

@@ -412,11 +412,11 @@ async fn ddl_takes_effect_durably_or_is_refused() {
 
         // Schema statements that would live in one session's memory are refused.
         for sql in [
-            "CREATE VIEW v AS SELECT a FROM kept",
+            "CREATE MATERIALIZED VIEW v AS SELECT a FROM kept",
             "DROP INDEX kept_a",
-            "ALTER TABLE kept ADD COLUMN b INTEGER",
+            "ALTER TABLE kept RENAME TO kept2",
             "CREATE SCHEMA s",
-            "DROP VIEW v",
+            "DROP SEQUENCE v",
             "CREATE TEMPORARY TABLE tmp (a INTEGER)",
             "CREATE TABLE copy AS SELECT a FROM kept",
         ] {
@@ -534,7 +534,9 @@ async fn declared_primary_keys_and_identity_columns() {
         assert_eq!(dup.sqlstate(), "23505", "{dup}");
         let two = ws.sql("CREATE TABLE bad (a integer PRIMARY KEY, b integer, PRIMARY KEY (b))").await.unwrap_err();
         assert!(two.to_string().contains("multiple primary keys"), "{two}");
-        let fk = ws.sql("CREATE TABLE child (a integer, FOREIGN KEY (a) REFERENCES acct (id))").await.unwrap_err();
+        // Foreign keys are enforced (foreign_keys_are_enforced); cascading ones are refused.
+        let fk =
+            ws.sql("CREATE TABLE child (a integer, FOREIGN KEY (a) REFERENCES acct (id) ON DELETE CASCADE)").await.unwrap_err();
         assert_eq!(fk.sqlstate(), "0A000", "{fk}");
 
         // serial: rows that leave the key out draw 1, 2, 3; a given value is kept.
@@ -668,5 +670,274 @@ async fn sql_tables_have_the_postgres_shape() {
     let on_name: Vec<&str> = built.iter().filter(|(_, sql)| sql.ends_with("(\"name\")")).map(|(t, _)| t.as_str()).collect();
     assert_eq!(on_name.len(), 5, "{built:?}");
     assert!(on_name.iter().any(|t| t.starts_with("t1")) && !on_name.iter().any(|t| t.starts_with("sys")), "{built:?}");
+    assert!(ws.audit().await.unwrap().ok());
+}
+
+/// ALTER TABLE on a table whose columns live in the backend `construction`
+/// gives them (`side` columns in a second one): every change is seen by the
+/// next statement and kept for the next process; a statement that cannot be
+/// done whole changes nothing.
+pub async fn alter_table_scenario(ws: &Workspace, side: Option<&str>) {
+    let sql = |q: &'static str| async move { cells(&ws.sql(q).await.unwrap_or_else(|e| panic!("{q}: {e}"))) };
+    let code = |q: &'static str| async move { ws.sql(q).await.map(|_| ()).expect_err(q).sqlstate() };
+    let placement = side.map(|s| format!(" WITH (placement = 'qty:{s}')")).unwrap_or_default();
+    ws.sql(&format!("CREATE TABLE item (id integer PRIMARY KEY, title varchar(20), qty integer){placement}")).await.unwrap();
+    sql("INSERT INTO item VALUES (1, 'one', 10), (2, 'two', NULL)").await;
+    // ADD COLUMN: the stored rows take the default, SELECT * and positional
+    // INSERT cover the new column.
+    sql("ALTER TABLE item ADD COLUMN price float DEFAULT 1.5").await;
+    assert_eq!(sql("SELECT id, price FROM item ORDER BY id").await, rows(&[&["1", "1.5"], &["2", "1.5"]]));
+    sql("INSERT INTO item VALUES (3, 'three', 30, 2.5)").await;
+    assert_eq!(sql("SELECT * FROM item WHERE id = 3").await, rows(&[&["3", "three", "30", "2.5"]]));
+    assert_eq!(code("ALTER TABLE item ADD COLUMN price float").await, "42701");
+    sql("ALTER TABLE item ADD COLUMN IF NOT EXISTS price float").await;
+    assert_eq!(code("ALTER TABLE item ADD COLUMN must integer NOT NULL").await, "23502", "rows exist, no default");
+    // One bad operation: the statement changes nothing.
+    assert_eq!(code("ALTER TABLE item ADD COLUMN extra integer, DROP COLUMN nosuch").await, "42703");
+    assert_eq!(code("SELECT extra FROM item").await, "42703");
+    // RENAME COLUMN keeps the values, in every backend holding the column.
+    sql("ALTER TABLE item RENAME COLUMN qty TO quantity").await;
+    assert_eq!(code("SELECT qty FROM item").await, "42703");
+    assert_eq!(sql("SELECT id, quantity FROM item ORDER BY id").await, rows(&[&["1", "10"], &["2", "NULL"], &["3", "30"]]));
+    assert_eq!(code("ALTER TABLE item RENAME COLUMN quantity TO price").await, "42701");
+    // DROP COLUMN removes the values too: the same name added again is empty.
+    sql("ALTER TABLE item DROP COLUMN title").await;
+    assert_eq!(code("SELECT title FROM item").await, "42703");
+    sql("ALTER TABLE item ADD COLUMN title varchar(20)").await;
+    assert_eq!(sql("SELECT count(*) FROM item WHERE title IS NOT NULL").await, rows(&[&["0"]]));
+    sql("ALTER TABLE item DROP COLUMN IF EXISTS nosuch").await;
+    // NOT NULL is checked against the stored rows, then enforced.
+    assert_eq!(code("ALTER TABLE item ALTER COLUMN quantity SET NOT NULL").await, "23502");
+    sql("UPDATE item SET quantity = 20 WHERE id = 2").await;
+    sql("ALTER TABLE item ALTER COLUMN quantity SET NOT NULL").await;
+    assert_eq!(code("INSERT INTO item (id) VALUES (4)").await, "23502");
+    sql("ALTER TABLE item ALTER COLUMN quantity DROP NOT NULL, ALTER COLUMN quantity SET DEFAULT 7").await;
+    sql("INSERT INTO item (id) VALUES (4)").await;
+    sql("ALTER TABLE item ALTER COLUMN quantity DROP DEFAULT").await;
+    sql("INSERT INTO item (id) VALUES (5)").await;
+    assert_eq!(sql("SELECT id, quantity FROM item WHERE id > 3 ORDER BY id").await, rows(&[&["4", "7"], &["5", "NULL"]]));
+    // TYPE: a longer varchar keeps every value; a conversion is refused.
+    let long = "x".repeat(50);
+    assert_eq!(ws.sql(&format!("UPDATE item SET title = '{long}' WHERE id = 1")).await.unwrap_err().sqlstate(), "22P02");
+    sql("ALTER TABLE item ALTER COLUMN title TYPE varchar(100)").await;
+    ws.sql(&format!("UPDATE item SET title = '{long}' WHERE id = 1")).await.unwrap();
+    assert_eq!(code("ALTER TABLE item ALTER COLUMN quantity TYPE text").await, "0A000");
+    assert_eq!(code("ALTER TABLE item ALTER COLUMN title TYPE varchar(10)").await, "0A000");
+    // The key, the built-in columns and RENAME TO stay as they are.
+    assert_eq!(code("ALTER TABLE item DROP COLUMN id").await, "0A000");
+    assert_eq!(code("ALTER TABLE item DROP COLUMN object_id").await, "0A000");
+    assert_eq!(code("ALTER TABLE item ALTER COLUMN id DROP NOT NULL").await, "42P16");
+    assert_eq!(code("ALTER TABLE item RENAME TO thing").await, "0A000");
+    assert_eq!(code("ALTER TABLE nosuch ADD COLUMN a integer").await, "42P01");
+    sql("ALTER TABLE IF EXISTS nosuch ADD COLUMN a integer").await;
+    // UNIQUE is enforced from then on.
+    sql("ALTER TABLE item ADD UNIQUE (quantity)").await;
+    assert_eq!(code("INSERT INTO item (id, quantity) VALUES (6, 30)").await, "23505");
+    let def = ws.entity("item").unwrap();
+    let names: Vec<&str> = def.star_fields().map(|f| f.name.as_str()).collect();
+    assert_eq!(names, ["id", "quantity", "price", "title"]);
+    // information_schema describes the table as its SELECT * returns it, typed
+    // as its values are sent.
+    assert_eq!(
+        sql("SELECT column_name, ordinal_position, data_type, is_nullable, character_maximum_length \
+             FROM information_schema.columns WHERE table_name = 'item' ORDER BY ordinal_position")
+        .await,
+        rows(&[
+            &["id", "1", "bigint", "NO", "NULL"],
+            &["quantity", "2", "bigint", "YES", "NULL"],
+            &["price", "3", "double precision", "YES", "NULL"],
+            &["title", "4", "character varying", "YES", "100"]
+        ])
+    );
+    // MetaSchema describes the table as it is now.
+    assert_eq!(
+        sql("SELECT field FROM sys_metaschema WHERE subject_id = 'item' AND kind = 'field' ORDER BY field").await,
+        rows(&[&["id"], &["name"], &["object_id"], &["price"], &["quantity"], &["title"]])
+    );
+    let audit = ws.audit().await.unwrap();
+    assert!(audit.ok(), "audit after ALTER TABLE: {audit:?}");
+}
+
+/// What [`alter_table_scenario`] left, as a new process sees it.
+pub async fn altered_table_is_kept(ws: &Workspace) {
+    let got = cells(&ws.sql("SELECT * FROM item ORDER BY id").await.unwrap());
+    let long = "x".repeat(50);
+    assert_eq!(
+        got,
+        rows(&[
+            &["1", "10", "1.5", &long],
+            &["2", "20", "1.5", "NULL"],
+            &["3", "30", "2.5", "NULL"],
+            &["4", "7", "1.5", "NULL"],
+            &["5", "NULL", "1.5", "NULL"]
+        ])
+    );
+    assert_eq!(ws.sql("INSERT INTO item (id, quantity) VALUES (6, 30)").await.unwrap_err().sqlstate(), "23505");
+    assert!(ws.audit().await.unwrap().ok(), "audit after reopening");
+}
+
+#[tokio::test]
+async fn alter_table_lasts_or_changes_nothing() {
+    let h = TestHome::new();
+    {
+        let ws = h.open("alter", Construction::preset("embedded")).await;
+        alter_table_scenario(&ws, None).await;
+    }
+    altered_table_is_kept(&Workspace::load_in(&h.home, "alter").await.unwrap()).await;
+    // A column in the in-memory backend beside SQLite's.
+    let side = h.dir.path().join("side.sqlite").display().to_string();
+    let ws = h
+        .open(
+            "alter-split",
+            Construction::Backends(json!({"main": {"type": "sqlite", "database": side}, "side": {"type": "inmem"}})),
+        )
+        .await;
+    alter_table_scenario(&ws, Some("side")).await;
+}
+
+/// Views are kept in MetaSchema before CREATE VIEW answers, planned again
+/// when the tables they read change, and restored by a new process; what a
+/// view reads cannot be dropped from under it without CASCADE.
+#[tokio::test]
+async fn views_last_and_follow_their_tables() {
+    let h = TestHome::new();
+    {
+        let ws = h.open("views", Construction::preset("embedded")).await;
+        let sql = |q: &'static str| {
+            let ws = ws.clone();
+            async move { cells(&ws.sql(q).await.unwrap_or_else(|e| panic!("{q}: {e}"))) }
+        };
+        let code = |q: &'static str| {
+            let ws = ws.clone();
+            async move { ws.sql(q).await.map(|_| ()).expect_err(q).sqlstate() }
+        };
+        sql("CREATE TABLE item (id integer PRIMARY KEY, title varchar(20), price float)").await;
+        sql("INSERT INTO item VALUES (1, 'one', 1.0), (2, 'two', 2.0), (3, 'three', 3.0)").await;
+        sql("CREATE VIEW cheap AS SELECT id, title FROM item WHERE price < 2.5").await;
+        sql("CREATE VIEW cheap_ids (ident) AS SELECT id FROM cheap").await;
+        assert_eq!(sql("SELECT * FROM cheap ORDER BY id").await, rows(&[&["1", "one"], &["2", "two"]]));
+        assert_eq!(sql("SELECT ident FROM cheap_ids ORDER BY ident").await, rows(&[&["1"], &["2"]]));
+        // A view reads the table as it is now.
+        sql("INSERT INTO item VALUES (4, 'four', 0.5)").await;
+        assert_eq!(sql("SELECT count(*) FROM cheap").await, rows(&[&["3"]]));
+        // A table re-registered under it (ALTER TABLE, CREATE INDEX) is followed.
+        sql("ALTER TABLE item ADD COLUMN note text").await;
+        sql("CREATE INDEX ON item (price)").await;
+        sql("INSERT INTO item (id, title, price, note) VALUES (5, 'five', 0.1, 'n')").await;
+        assert_eq!(sql("SELECT count(*) FROM cheap_ids").await, rows(&[&["4"]]));
+        // What a view reads stays while it exists.
+        assert_eq!(code("ALTER TABLE item DROP COLUMN title").await, "2BP01");
+        assert_eq!(code("ALTER TABLE item RENAME COLUMN title TO label").await, "2BP01");
+        assert_eq!(code("DROP TABLE item").await, "2BP01");
+        assert_eq!(code("DROP VIEW cheap").await, "2BP01");
+        assert_eq!(ws.count("item").await.unwrap(), 5, "nothing was dropped");
+        // Names: a view is not a table, and two relations cannot share one.
+        assert_eq!(code("CREATE VIEW cheap AS SELECT 1 AS one").await, "42P07");
+        assert_eq!(code("CREATE VIEW item AS SELECT 1 AS one").await, "42P07");
+        assert_eq!(code("DROP VIEW item").await, "42809");
+        assert_eq!(code("DROP VIEW nosuch").await, "42P01");
+        sql("DROP VIEW IF EXISTS nosuch").await;
+        assert_eq!(code("CREATE VIEW broken AS SELECT nosuch FROM item").await, "42703");
+        assert_eq!(code("SELECT * FROM broken").await, "42P01", "a view that does not plan is not kept");
+        assert_eq!(code("CREATE MATERIALIZED VIEW m AS SELECT 1 AS one").await, "0A000");
+        // OR REPLACE: the views that read it follow.
+        sql("CREATE OR REPLACE VIEW cheap AS SELECT id, title FROM item WHERE price < 1.5").await;
+        assert_eq!(sql("SELECT ident FROM cheap_ids ORDER BY ident").await, rows(&[&["1"], &["4"], &["5"]]));
+        sql("CREATE VIEW gone AS SELECT title FROM item").await;
+        sql("DROP VIEW gone").await;
+        assert_eq!(
+            sql("SELECT table_name FROM information_schema.views ORDER BY table_name").await,
+            rows(&[&["cheap"], &["cheap_ids"]])
+        );
+        assert_eq!(
+            sql("SELECT subject_id FROM sys_metaschema WHERE kind = 'view' ORDER BY subject_id").await,
+            rows(&[&["cheap"], &["cheap_ids"]])
+        );
+    }
+    // A new process plans the kept views again (cheap_ids after cheap).
+    let ws = Workspace::load_in(&h.home, "views").await.unwrap();
+    assert_eq!(cells(&ws.sql("SELECT ident FROM cheap_ids ORDER BY ident").await.unwrap()), rows(&[&["1"], &["4"], &["5"]]));
+    assert_eq!(ws.sql("SELECT * FROM gone").await.unwrap_err().sqlstate(), "42P01");
+    assert!(ws.audit().await.unwrap().ok(), "audit with views");
+    // CASCADE drops the table and the views that read it, for good.
+    ws.sql("DROP TABLE item CASCADE").await.unwrap();
+    assert_eq!(ws.sql("SELECT * FROM cheap").await.unwrap_err().sqlstate(), "42P01");
+    let meta = ws.sql("SELECT count(*) FROM sys_metaschema WHERE kind = 'view'").await.unwrap();
+    assert_eq!(cells(&meta), rows(&[&["0"]]));
+    drop(ws);
+    let ws = Workspace::load_in(&h.home, "views").await.unwrap();
+    assert_eq!(ws.sql("SELECT * FROM cheap_ids").await.unwrap_err().sqlstate(), "42P01");
+}
+
+/// A vector column in Lance (the embedded preset's `vec`) renamed and dropped in place.
+#[tokio::test]
+async fn alter_table_changes_lance_columns_in_place() {
+    let h = TestHome::new();
+    let ws = h.open("alter-lance", Construction::preset("embedded")).await;
+    ws.sql("CREATE TABLE doc (id integer PRIMARY KEY, title text, emb VECTOR(3))").await.unwrap();
+    ws.upsert("doc", json!({"id": 1, "title": "x", "emb": [1.0, 0.0, 0.0]})).await.unwrap();
+    ws.upsert("doc", json!({"id": 2, "title": "y", "emb": [0.0, 1.0, 0.0]})).await.unwrap();
+    ws.sql("ALTER TABLE doc RENAME COLUMN emb TO vec").await.unwrap();
+    let near = "SELECT d.title FROM near('doc', 'vec', '[0.0, 0.9, 0.1]', 1) AS n JOIN doc d USING (object_id)";
+    assert_eq!(cells(&ws.sql(near).await.unwrap()), rows(&[&["y"]]));
+    ws.sql("ALTER TABLE doc DROP COLUMN vec").await.unwrap();
+    ws.sql("ALTER TABLE doc ADD COLUMN vec VECTOR(3)").await.unwrap();
+    assert_eq!(cells(&ws.sql("SELECT count(*) FROM doc WHERE vec IS NULL").await.unwrap()), rows(&[&["2"]]));
+    let err = ws.sql("ALTER TABLE doc ADD COLUMN other VECTOR(3) DEFAULT '[1,0,0]'").await.unwrap_err();
+    assert_eq!(err.sqlstate(), "42P16", "{err}");
+    assert!(ws.entity("doc").unwrap().get("other").is_none(), "nothing was added");
+    assert!(ws.audit().await.unwrap().ok());
+}
+
+/// Foreign keys name the referenced table's primary key: a row must name an
+/// existing row (or one of its own statement), and a named row cannot be
+/// deleted; the rule lasts across a reopen and goes with DROP … CASCADE.
+#[tokio::test]
+async fn foreign_keys_are_enforced() {
+    let h = TestHome::new();
+    {
+        let ws = h.open("fk", Construction::preset("embedded")).await;
+        let code = |q: &'static str| {
+            let ws = ws.clone();
+            async move { ws.sql(q).await.map(|_| ()).expect_err(q).sqlstate() }
+        };
+        ws.sql("CREATE TABLE team (id integer PRIMARY KEY, title text)").await.unwrap();
+        ws.sql(
+            "CREATE TABLE player (id serial PRIMARY KEY, team_id integer REFERENCES team, mentor integer, \
+                FOREIGN KEY (mentor) REFERENCES player (id))",
+        )
+        .await
+        .unwrap();
+        ws.sql("INSERT INTO team VALUES (1, 'red'), (2, 'blue')").await.unwrap();
+        ws.sql("INSERT INTO player (team_id) VALUES (1), (2), (NULL)").await.unwrap();
+        let err = ws.sql("INSERT INTO player (team_id) VALUES (1), (3)").await.unwrap_err();
+        assert_eq!(err.sqlstate(), "23503", "{err}");
+        assert!(err.to_string().contains("Key (team_id)=(3) is not present in table \"team\""), "{err}");
+        assert_eq!(ws.count("player").await.unwrap(), 3, "the statement wrote nothing");
+        assert_eq!(code("UPDATE player SET team_id = 9 WHERE id = 1").await, "23503");
+        assert_eq!(ws.upsert("player", json!({"id": 10, "team_id": 7})).await.unwrap_err().sqlstate(), "23503");
+        // A row may name a row of its own statement (here, of its own table).
+        ws.sql("INSERT INTO player (id, team_id, mentor) VALUES (20, 1, 21), (21, 1, NULL)").await.unwrap();
+        // A named row stays while it is named.
+        assert_eq!(code("DELETE FROM team WHERE id = 1").await, "23503");
+        assert_eq!(code("TRUNCATE team").await, "23503");
+        assert_eq!(code("DELETE FROM player WHERE id = 21").await, "23503");
+        ws.sql("DELETE FROM player WHERE id IN (20, 21)").await.unwrap();
+        ws.sql("DELETE FROM team WHERE id = 1 AND NOT EXISTS (SELECT 1 FROM player WHERE team_id = 1)").await.unwrap();
+        assert_eq!(ws.count("team").await.unwrap(), 2, "team 1 is still named");
+        ws.sql("DELETE FROM player WHERE team_id = 1").await.unwrap();
+        ws.sql("DELETE FROM team WHERE id = 1").await.unwrap();
+        assert_eq!(ws.count("team").await.unwrap(), 1);
+        // Only a primary key can be referenced, and only NO ACTION / RESTRICT.
+        assert_eq!(code("CREATE TABLE x (t text REFERENCES team (title))").await, "0A000");
+        assert_eq!(code("CREATE TABLE x (t integer REFERENCES team ON DELETE CASCADE)").await, "0A000");
+        assert_eq!(code("CREATE TABLE x (t integer REFERENCES nosuch)").await, "42P01");
+        assert_eq!(code("DROP TABLE team").await, "2BP01");
+    }
+    let ws = Workspace::load_in(&h.home, "fk").await.unwrap();
+    assert_eq!(ws.sql("INSERT INTO player (team_id) VALUES (5)").await.unwrap_err().sqlstate(), "23503", "kept on reopen");
+    ws.sql("DROP TABLE team CASCADE").await.unwrap();
+    assert!(ws.entity("player").unwrap().foreign_keys.iter().all(|fk| fk.references != "team"));
+    ws.sql("INSERT INTO player (team_id) VALUES (5)").await.unwrap();
     assert!(ws.audit().await.unwrap().ok());
 }

@@ -487,6 +487,30 @@ async fn psycopg_sqlalchemy_and_pandas() {
     }
 }
 
+/// SQLAlchemy's ORM: create_all() of models with serial keys, a foreign key,
+/// a relationship and indexes, then a Session's add/commit/query/update/delete
+/// (tests/clients/sqlalchemy_orm.py); the rows it leaves are the workspace's.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlalchemy_orm_models_and_sessions() {
+    let h = TestHome::new();
+    let ws = h.open("orm", heavenbase::Construction::preset("embedded")).await;
+    let port = start(ws.clone()).await;
+    let script = clients_dir().join("sqlalchemy_orm.py").display().to_string();
+    if let Some(out) =
+        run_client("python3", &[script, port.to_string(), "orm".into()], &["-c", "import sqlalchemy, psycopg"]).await
+    {
+        assert_eq!(out.trim(), "ok");
+        let book = ws.entity("book").unwrap();
+        assert_eq!(book.foreign_keys.len(), 1, "{:?}", book.foreign_keys);
+        assert_eq!(book.foreign_keys[0].references, "author");
+        assert!(book.get("author_id").unwrap().index, "ix_book_author_id");
+        let rows = crate::common::cells(
+            &ws.sql("SELECT a.name, b.title FROM book b JOIN author a ON a.id = b.author_id").await.unwrap(),
+        );
+        assert_eq!(rows, crate::common::rows(&[&["Bob", "Kept"]]));
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pgjdbc_metadata_and_prepared_statements() {
     let h = TestHome::new();
@@ -920,7 +944,7 @@ async fn ddl_over_the_wire_lasts_or_is_refused() {
             })
             .collect();
         assert_eq!(tags.len(), 2);
-        for (sql, extended) in [("CREATE VIEW v AS SELECT 1 AS one", false), ("ALTER TABLE t2 ADD COLUMN b integer", true)] {
+        for (sql, extended) in [("CREATE MATERIALIZED VIEW v AS SELECT 1 AS one", false), ("ALTER TABLE t2 RENAME TO t3", true)] {
             let err =
                 if extended { client.execute(sql, &[]).await.unwrap_err() } else { client.batch_execute(sql).await.unwrap_err() };
             assert_eq!(db_code(&err), "0A000", "{sql}: {err}");
@@ -948,6 +972,70 @@ async fn ddl_over_the_wire_lasts_or_is_refused() {
     let client = connect(port, "wddl").await;
     let err = client.simple_query("SELECT * FROM t1").await.unwrap_err();
     assert_eq!(db_code(&err), "42P01", "{err}");
+}
+
+/// ALTER TABLE and views over the wire: each is seen by a new connection, by
+/// psql's `\d` and `\dv`, by pg_views, and after a server restart.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn alter_table_and_views_over_the_wire_last() {
+    let h = TestHome::new();
+    let priced = |rows: Vec<tokio_postgres::Row>| -> Vec<(String, f64)> { rows.iter().map(|r| (r.get(0), r.get(1))).collect() };
+    let expected = vec![("a".to_string(), 2.5), ("b".to_string(), 2.5)];
+    {
+        let ws = h.open("walter", heavenbase::Construction::preset("embedded")).await;
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let server = tokio::spawn(async move {
+            serve_on(listener, vec![ws], &ServeOptions::default(), async {
+                let _ = stopped.await;
+            })
+            .await
+        });
+        let client = connect(port, "walter").await;
+        client.batch_execute("CREATE TABLE item (id serial PRIMARY KEY, title varchar(20))").await.unwrap();
+        let n = client.execute("INSERT INTO item (title) VALUES ($1), ($2)", &[&"a", &"b"]).await.unwrap();
+        assert_eq!(n, 2);
+        // Simple protocol, then extended.
+        client.batch_execute("ALTER TABLE item ADD COLUMN price float DEFAULT 2.5").await.unwrap();
+        assert_eq!(client.execute("ALTER TABLE item RENAME COLUMN title TO label", &[]).await.unwrap(), 0);
+        client.batch_execute("CREATE VIEW priced AS SELECT id, label, price FROM item WHERE price > 1").await.unwrap();
+        let other = connect(port, "walter").await;
+        assert_eq!(priced(other.query("SELECT label, price FROM priced ORDER BY id", &[]).await.unwrap()), expected);
+        let err = other.query("SELECT title FROM item", &[]).await.unwrap_err();
+        assert_eq!(db_code(&err), "42703", "{err}");
+        let views: Vec<String> = other
+            .query("SELECT viewname FROM pg_views WHERE schemaname = 'public'", &[])
+            .await
+            .unwrap()
+            .iter()
+            .map(|r| r.get(0))
+            .collect();
+        assert_eq!(views, ["priced"]);
+        let err = other.execute("DROP TABLE item", &[]).await.unwrap_err();
+        assert_eq!(db_code(&err), "2BP01", "{err}");
+        let err = other.batch_execute("ALTER TABLE item DROP COLUMN label").await.unwrap_err();
+        assert_eq!(db_code(&err), "2BP01", "{err}");
+        if has_psql() {
+            let conninfo = format!("host=127.0.0.1 port={port} user=postgres dbname=walter");
+            let (ok, out, stderr) = psql_run(&conninfo, &["-c", "\\d item"], None).await;
+            assert!(ok && out.contains("label") && out.contains("price") && !out.contains("title"), "{out}{stderr}");
+            let (ok, out, stderr) = psql_run(&conninfo, &["-c", "\\dv"], None).await;
+            assert!(ok && out.contains("priced"), "{out}{stderr}");
+        }
+        stop.send(()).unwrap();
+        tokio::time::timeout(Duration::from_secs(10), server).await.expect("server stops").unwrap().unwrap();
+    }
+    // A restarted server (a new process's workspace) has the altered table and the view.
+    let ws = Workspace::load_in(&h.home, "walter").await.unwrap();
+    let port = start(ws).await;
+    let client = connect(port, "walter").await;
+    assert_eq!(priced(client.query("SELECT label, price FROM priced ORDER BY id", &[]).await.unwrap()), expected);
+    client.batch_execute("DROP VIEW priced; ALTER TABLE item DROP COLUMN price").await.unwrap();
+    let err = client.query("SELECT price FROM item", &[]).await.unwrap_err();
+    assert_eq!(db_code(&err), "42703", "{err}");
+    let n: i64 = client.query_one("SELECT count(*) FROM item", &[]).await.unwrap().get(0);
+    assert_eq!(n, 2);
 }
 
 /// Long AND/OR chains (the filters ORMs and BI tools generate) are answered

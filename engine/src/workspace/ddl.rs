@@ -1,5 +1,6 @@
 //! Statements that change what the workspace holds (CREATE TABLE, CREATE
-//! INDEX, DROP TABLE, TRUNCATE). Each takes effect durably
+//! INDEX, DROP TABLE, TRUNCATE, ALTER TABLE in `alter.rs`, CREATE/DROP VIEW
+//! in `views.rs`). Each takes effect durably
 //! (backend tables, Catalog cards, MetaSchema rows) before it answers, or is
 //! refused: DataFusion would run `CREATE VIEW`, `CREATE SCHEMA`, `DROP VIEW`
 //! and the like against one session's memory and answer them as done, and the
@@ -33,9 +34,14 @@ impl Workspace {
         }
         Some(match statement {
             Statement::CreateTable(create) => self.create_table(create).await.map(|_| "CREATE TABLE"),
-            Statement::Drop { object_type: ObjectType::Table, if_exists, names, .. } => {
-                self.drop_tables(names.iter().map(super::dml::last_ident), *if_exists).await.map(|_| "DROP TABLE")
+            Statement::Drop { object_type: ObjectType::Table, if_exists, names, cascade, .. } => {
+                self.drop_tables(names.iter().map(super::dml::last_ident), *if_exists, *cascade).await.map(|_| "DROP TABLE")
             }
+            Statement::Drop { object_type: ObjectType::View, if_exists, names, cascade, .. } => {
+                self.drop_views(names, *if_exists, *cascade).await.map(|_| "DROP VIEW")
+            }
+            Statement::CreateView(view) => self.create_view(view).await.map(|_| "CREATE VIEW"),
+            Statement::AlterTable(alter) => self.alter_table(alter).await.map(|_| "ALTER TABLE"),
             Statement::CreateIndex(index) => self.create_index(index).await.map(|_| "CREATE INDEX"),
             Statement::Truncate(truncate) => self
                 .truncate_tables(truncate.table_names.iter().map(|t| super::dml::last_ident(&t.name)), truncate.if_exists)
@@ -52,15 +58,59 @@ impl Workspace {
             statement,
             Statement::CreateTable(_)
                 | Statement::CreateIndex(_)
-                | Statement::Drop { object_type: ObjectType::Table, .. }
+                | Statement::Drop { object_type: ObjectType::Table | ObjectType::View, .. }
+                | Statement::CreateView(_)
+                | Statement::AlterTable(_)
                 | Statement::Truncate(_)
         ) || refused_ddl(statement).is_some()
     }
 
     /// `DROP TABLE a, b`: every name is checked before anything is dropped, so
     /// an unknown name (without IF EXISTS) drops nothing.
-    async fn drop_tables(&self, names: impl Iterator<Item = String>, if_exists: bool) -> Result<()> {
-        for rt in self.tables_named(names, if_exists, "dropped")? {
+    /// The views that read a dropped table go with it under CASCADE, and
+    /// stop the statement otherwise (2BP01).
+    async fn drop_tables(&self, names: impl Iterator<Item = String>, if_exists: bool, cascade: bool) -> Result<()> {
+        let tables = self.tables_named(names, if_exists, "dropped")?;
+        let table_names: Vec<String> = tables.iter().map(|rt| rt.def.table_name()).collect();
+        let dependents = self.views_on(&table_names);
+        self.drop_stored_views(&[], &dependents, cascade).await.map_err(|e| {
+            if e.kind() != ErrorKind::DependentObjects {
+                return e;
+            }
+            Error::new(
+                ErrorKind::DependentObjects,
+                format!(
+                    "cannot drop table {} because other objects depend on it: view {} (use DROP … CASCADE to drop them too)",
+                    table_names.join(", "),
+                    dependents.join(", view ")
+                ),
+            )
+        })?;
+        // Foreign keys of other tables that reference a dropped one: CASCADE
+        // drops the constraint (as Postgres does), not the referencing rows.
+        let dropping: BTreeSet<&str> = tables.iter().map(|rt| rt.def.entity_id.as_str()).collect();
+        let referencing: Vec<(String, heavenbase_catalog::ForeignKey)> = tables
+            .iter()
+            .flat_map(|rt| self.referencing(&rt.def.entity_id))
+            .filter(|(child, _)| !dropping.contains(child.as_str()))
+            .collect();
+        if !referencing.is_empty() && !cascade {
+            let (child, fk) = &referencing[0];
+            return Err(Error::new(
+                ErrorKind::DependentObjects,
+                format!(
+                    "cannot drop table {} because other objects depend on it: constraint {} on table {child} \
+                     (use DROP … CASCADE to drop the constraint too)",
+                    fk.references, fk.name
+                ),
+            ));
+        }
+        for (child, fk) in referencing {
+            let mut def = self.runtime(&child)?.def.clone();
+            def.foreign_keys.retain(|k| *k != fk);
+            self.register(def, true).await?;
+        }
+        for rt in tables {
             self.drop_entity(&rt.def.entity_id).await?;
         }
         Ok(())
@@ -92,6 +142,13 @@ impl Workspace {
         let rt = self.runtime(entity)?;
         let e = rt.def.entity_id.clone();
         not_system(&e, "dropped")?;
+        let dependents = self.views_on(&[rt.def.table_name()]);
+        if !dependents.is_empty() {
+            return Err(Error::new(
+                ErrorKind::DependentObjects,
+                format!("cannot drop table {e} because other objects depend on it: view {}", dependents.join(", view ")),
+            ));
+        }
         let _guard = self.inner.register_lock.lock().await;
         let ids: BTreeSet<String> = write::group_ids(&rt).await?.into_iter().flatten().collect();
         let cards: Vec<String> = ids.iter().map(|id| catalog_row_id(self.id(), &e, id)).collect();
@@ -190,7 +247,7 @@ impl Workspace {
 }
 
 /// System entities are fixed: they cannot be dropped, truncated or altered.
-fn not_system(entity: &str, verb: &str) -> Result<()> {
+pub(super) fn not_system(entity: &str, verb: &str) -> Result<()> {
     if is_system(entity) {
         return Err(Error::new(ErrorKind::ReadOnly, format!("'{entity}' is a fixed system entity and cannot be {verb}")));
     }
@@ -203,18 +260,17 @@ fn refused_ddl(statement: &Statement) -> Option<Error> {
     let what = match statement {
         Statement::CreateTable(c) if c.temporary => "CREATE TEMPORARY TABLE",
         Statement::CreateTable(c) if c.query.is_some() => "CREATE TABLE … AS SELECT",
-        Statement::CreateView { .. } => "CREATE VIEW",
         Statement::AlterView { .. } => "ALTER VIEW",
         Statement::AlterIndex { .. } => "ALTER INDEX",
-        Statement::AlterTable { .. } => "ALTER TABLE",
         Statement::CreateSchema { .. } => "CREATE SCHEMA",
         Statement::CreateDatabase { .. } => "CREATE DATABASE",
         Statement::CreateFunction { .. } => "CREATE FUNCTION",
         Statement::DropFunction { .. } => "DROP FUNCTION",
-        Statement::Drop { object_type: ObjectType::Table, .. } => return None,
+        Statement::Drop { object_type: ObjectType::Table | ObjectType::View, .. } => return None,
         Statement::Drop { object_type, .. } => {
             return Some(Error::not_supported(format!(
-                "DROP {object_type} is not supported: the workspace keeps no such objects (DROP TABLE drops an entity)"
+                "DROP {object_type} is not supported: the workspace keeps no such objects (DROP TABLE drops an entity, \
+                 DROP VIEW a view)"
             )));
         }
         _ => return None,

@@ -63,6 +63,7 @@ impl Workspace {
             if crate::chains::may_hold_chain(sql) {
                 crate::chains::balance_chains(stmt.as_mut());
             }
+            crate::insert_values::flatten_insert_values(stmt.as_mut());
             self.shape_statement(stmt.as_mut());
             crate::colnames::name_columns_as_postgres(stmt.as_mut());
         }
@@ -257,57 +258,16 @@ impl Workspace {
             primary_key = fields;
             Ok(())
         };
+        let mut references = Vec::new();
         for col in &create.columns {
-            let name = col.name.value.clone();
-            let (ty, serial) = match serial_type(&col.data_type) {
-                Some(ty) => (ty, true),
-                None => (
-                    logical_type_of(&col.data_type)
-                        .map_err(|e| Error::not_supported(format!("CREATE TABLE {entity_id}: column {name}: {e}")))?,
-                    false,
-                ),
-            };
-            let mut field = FieldDef::new(&name, ty);
-            if serial {
-                // serial is an integer whose default is the next counter value.
-                field.identity = Some(Identity::ByDefault);
-                field.required = true;
+            let decl = column_field("CREATE TABLE", &entity_id, col)?;
+            if decl.primary {
+                declare_key(vec![decl.field.name.clone()])?;
             }
-            for opt in &col.options {
-                match &opt.option {
-                    ColumnOption::NotNull => field.required = true,
-                    ColumnOption::Null => {}
-                    ColumnOption::Default(e) => {
-                        field.default = Some(literal_json(e).ok_or_else(|| {
-                            Error::not_supported(format!(
-                                "CREATE TABLE {entity_id}: column {name}: DEFAULT must be a literal, got {e}"
-                            ))
-                        })?)
-                    }
-                    ColumnOption::Unique(_) => field.unique = true,
-                    ColumnOption::PrimaryKey(_) if name == OBJECT_ID => {}
-                    ColumnOption::PrimaryKey(_) => declare_key(vec![name.clone()])?,
-                    ColumnOption::Generated { generated_as, generation_expr: None, .. } => {
-                        field.identity = Some(match generated_as {
-                            GeneratedAs::Always => Identity::Always,
-                            GeneratedAs::ByDefault => Identity::ByDefault,
-                            GeneratedAs::ExpStored => {
-                                return Err(Error::not_supported(format!(
-                                    "CREATE TABLE {entity_id}: column {name}: generated (computed) columns are not supported"
-                                )));
-                            }
-                        });
-                        field.required = true;
-                    }
-                    ColumnOption::Comment(c) => field.desc = c.clone(),
-                    other => {
-                        return Err(Error::not_supported(format!(
-                            "CREATE TABLE {entity_id}: column {name}: option {other} is not supported"
-                        )));
-                    }
-                }
+            if let Some(fk) = decl.references {
+                references.push((vec![decl.field.name.clone()], fk));
             }
-            def.fields.push(field);
+            def.fields.push(decl.field);
         }
         for constraint in &create.constraints {
             match constraint {
@@ -322,15 +282,22 @@ impl Workspace {
                         _ => def.constraints.push(heavenbase_catalog::FieldSet { fields, to: None }),
                     }
                 }
+                TableConstraint::ForeignKey(fk) => {
+                    references.push((fk.columns.iter().map(|c| c.value.clone()).collect(), fk.clone()));
+                }
                 other => {
                     return Err(Error::not_supported(format!(
-                        "CREATE TABLE {entity_id}: constraint {other} is not supported (PRIMARY KEY and UNIQUE are)"
+                        "CREATE TABLE {entity_id}: constraint {other} is not supported (PRIMARY KEY, UNIQUE and FOREIGN KEY are)"
                     )));
                 }
             }
         }
         if !primary_key.is_empty() {
             def.id_source = IdSource::Key(primary_key);
+        }
+        for (columns, fk) in references {
+            let key = self.declare_foreign_key(&def, columns, &fk)?;
+            def.foreign_keys.push(key);
         }
         // The built-in columns the table does not declare are system columns:
         // the table's `SELECT *` is its declared columns, as in Postgres.
@@ -372,6 +339,68 @@ impl Workspace {
         }
         self.register(def, create.or_replace).await
     }
+}
+
+/// A column definition (`CREATE TABLE`, `ALTER TABLE … ADD COLUMN`): its field,
+/// whether it declares itself the primary key, and the table it references.
+pub(super) struct ColumnDecl {
+    pub field: FieldDef,
+    pub primary: bool,
+    pub references: Option<ast::ForeignKeyConstraint>,
+}
+
+pub(super) fn column_field(statement: &str, entity_id: &str, col: &ast::ColumnDef) -> Result<ColumnDecl> {
+    let mut primary = false;
+    let mut references = None;
+    let name = col.name.value.clone();
+    let (ty, serial) = match serial_type(&col.data_type) {
+        Some(ty) => (ty, true),
+        None => (
+            logical_type_of(&col.data_type)
+                .map_err(|e| Error::not_supported(format!("{statement} {entity_id}: column {name}: {e}")))?,
+            false,
+        ),
+    };
+    let mut field = FieldDef::new(&name, ty);
+    if serial {
+        // serial is an integer whose default is the next counter value.
+        field.identity = Some(Identity::ByDefault);
+        field.required = true;
+    }
+    for opt in &col.options {
+        match &opt.option {
+            ColumnOption::NotNull => field.required = true,
+            ColumnOption::Null => {}
+            ColumnOption::Default(e) => {
+                field.default = Some(literal_json(e).ok_or_else(|| {
+                    Error::not_supported(format!("{statement} {entity_id}: column {name}: DEFAULT must be a literal, got {e}"))
+                })?)
+            }
+            ColumnOption::Unique(_) => field.unique = true,
+            ColumnOption::PrimaryKey(_) if name == OBJECT_ID => {}
+            ColumnOption::PrimaryKey(_) => primary = true,
+            ColumnOption::Generated { generated_as, generation_expr: None, .. } => {
+                field.identity = Some(match generated_as {
+                    GeneratedAs::Always => Identity::Always,
+                    GeneratedAs::ByDefault => Identity::ByDefault,
+                    GeneratedAs::ExpStored => {
+                        return Err(Error::not_supported(format!(
+                            "{statement} {entity_id}: column {name}: generated (computed) columns are not supported"
+                        )));
+                    }
+                });
+                field.required = true;
+            }
+            ColumnOption::Comment(c) => field.desc = c.clone(),
+            ColumnOption::ForeignKey(fk) => references = Some(fk.clone()),
+            other => {
+                return Err(Error::not_supported(format!(
+                    "{statement} {entity_id}: column {name}: option {other} is not supported"
+                )));
+            }
+        }
+    }
+    Ok(ColumnDecl { field, primary, references })
 }
 
 /// A new value as the write path should receive it. DataFusion casts every
@@ -427,7 +456,7 @@ fn serial_type(t: &SqlType) -> Option<LogicalType> {
         .then_some(LogicalType::Integer)
 }
 
-fn literal_json(e: &SqlExpr) -> Option<Json> {
+pub(super) fn literal_json(e: &SqlExpr) -> Option<Json> {
     match e {
         SqlExpr::Value(v) => match &v.value {
             ast::Value::Number(n, _) => serde_json::from_str(n).ok(),
@@ -445,7 +474,7 @@ fn literal_json(e: &SqlExpr) -> Option<Json> {
 }
 
 /// SQL types to logical types (documented in docs/sql.md).
-fn logical_type_of(t: &SqlType) -> std::result::Result<LogicalType, String> {
+pub(super) fn logical_type_of(t: &SqlType) -> std::result::Result<LogicalType, String> {
     use ast::CharacterLength;
     let text_of = |len: Option<u64>| match len {
         None => LogicalType::short_text(),

@@ -2,15 +2,19 @@
 //! lifecycle (open, load, detached, drop). Its other faces are child modules:
 //! `write` (the Arrow write path and the Catalog cards), `dml` (SQL UPDATE and
 //! DELETE planned once), `ddl` (CREATE/DROP TABLE, TRUNCATE, and refusing
-//! schema statements that would not last) and `maintenance` (audit and repair); queries and
+//! schema statements that would not last), `alter` (ALTER TABLE), `views`
+//! (CREATE/DROP VIEW) and `maintenance` (audit and repair); queries and
 //! `near` build on it from `crate::query` and `crate::near`.
 
+pub(crate) mod alter;
 pub(crate) mod conflict;
 pub(crate) mod ddl;
 pub(crate) mod dml;
 pub(crate) mod keys;
 pub(crate) mod maintenance;
+pub(crate) mod references;
 pub(crate) mod shape;
+pub(crate) mod views;
 pub(crate) mod write;
 
 use std::collections::{BTreeMap, HashMap};
@@ -53,6 +57,8 @@ pub(crate) struct Inner {
     pub detached: bool,
     pub backends: Vec<Arc<dyn Backend>>,
     pub entities: RwLock<BTreeMap<String, Arc<EntityRuntime>>>,
+    /// Views by name (kept in MetaSchema, planned into `ctx`).
+    pub views: RwLock<BTreeMap<String, views::StoredView>>,
     pub ctx: SessionContext,
     /// Striped per-object_id locks: concurrent writes to one object never interleave.
     pub stripes: Vec<tokio::sync::Mutex<()>>,
@@ -151,7 +157,8 @@ impl Workspace {
         let configs = presets::resolve(&construction, id)?;
         let backends = presets::instantiate(&configs, id, &folder, home.root())?;
         let mut config =
-            SessionConfig::new().with_information_schema(true).with_default_catalog_and_schema("heavenbase", "public");
+            // information_schema is the workspace's own (crate::infoschema), registered below.
+            SessionConfig::new().with_information_schema(false).with_default_catalog_and_schema("heavenbase", "public");
         config.options_mut().sql_parser.dialect = datafusion::config::Dialect::PostgreSQL;
         // Subplans over one Postgres backend's tables run there as one statement.
         let state = datafusion::execution::SessionStateBuilder::new()
@@ -173,6 +180,7 @@ impl Workspace {
                 detached,
                 backends,
                 entities: RwLock::new(BTreeMap::new()),
+                views: RwLock::new(BTreeMap::new()),
                 ctx,
                 stripes: (0..STRIPES).map(|_| tokio::sync::Mutex::new(())).collect(),
                 sequences: tokio::sync::Mutex::new(HashMap::new()),
@@ -182,12 +190,18 @@ impl Workspace {
         };
         // near(entity, field, vector, ...) in SQL.
         ws.inner.ctx.register_udtf("near", Arc::new(crate::near::NearFunction { ws: Arc::downgrade(&ws.inner) }));
+        let catalogs = ws.inner.ctx.state().catalog_list().clone();
+        if let Some(catalog) = catalogs.catalog("heavenbase") {
+            let schema = crate::infoschema::InformationSchema::new(&catalogs, Arc::downgrade(&ws.inner));
+            catalog.register_schema("information_schema", Arc::new(schema))?;
+        }
         // System entities first, then publish their rows, then restore user entities.
         let meta = metaschema_entity();
         let catalog = catalog_entity();
         ws.install(meta.clone()).await?;
         ws.install(catalog.clone()).await?;
         ws.restore_entities().await?;
+        ws.restore_views().await?;
         ws.publish_entity_rows(&meta).await?;
         ws.publish_entity_rows(&catalog).await?;
         ws.publish_workspace_rows().await?;
@@ -287,7 +301,12 @@ impl Workspace {
             }
         }
         self.install(def.clone()).await?;
-        self.publish_entity_rows(&def).await
+        self.publish_entity_rows(&def).await?;
+        // Views hold plans bound to the table as it was.
+        if !self.inner.views.read().is_empty() {
+            self.replan_views().await;
+        }
+        Ok(())
     }
 
     /// Plan, create tables, and expose an entity as a table; writes no rows.
@@ -338,9 +357,13 @@ impl Workspace {
             if !is_entity || !active || is_system(entity_id) {
                 continue;
             }
-            let def = EntityDef::from_json(definition).map_err(|e| {
+            let mut def = EntityDef::from_json(definition).map_err(|e| {
                 Error::internal(format!("Stored definition of entity '{entity_id}' in sys-metaschema is invalid: {e}"))
             })?;
+            if let Some(order) = row.get("meta").and_then(|m| m.get("field_order")).and_then(|o| o.as_array()) {
+                let at = |name: &str| order.iter().position(|n| n.as_str() == Some(name)).unwrap_or(usize::MAX);
+                def.fields.sort_by_key(|f| at(&f.name));
+            }
             self.install(def).await?;
         }
         Ok(())
@@ -354,7 +377,10 @@ impl Workspace {
         let mut rows = vec![json!({
             "object_id": system_row_id("entity", e), "kind": "entity", "subject_id": e, "name": e,
             "desc": def.desc, "tags": def.tags, "ws": ws, "active": true,
-            "meta": {"definition": def.to_json(), "storage_plan": rt.plan.to_json()},
+            // The definition's fields are a JSON object, whose keys a jsonb
+            // column (a Postgres MetaSchema) reorders: the order is kept beside it.
+            "meta": {"definition": def.to_json(), "storage_plan": rt.plan.to_json(),
+                     "field_order": def.fields.iter().map(|f| f.name.clone()).collect::<Vec<_>>()},
         })];
         for f in &def.fields {
             rows.push(json!({
@@ -380,7 +406,26 @@ impl Workspace {
             }));
         }
         let rows: Vec<_> = rows.into_iter().map(|r| r.as_object().cloned().expect("object")).collect();
-        self.write_system_rows(SYS_METASCHEMA, rows).await
+        let kept: std::collections::HashSet<String> =
+            rows.iter().filter_map(|r| r.get("object_id").and_then(|i| i.as_str()).map(String::from)).collect();
+        self.write_system_rows(SYS_METASCHEMA, rows).await?;
+        // Rows of fields, storage and indexes the definition no longer has
+        // (ALTER TABLE … DROP, RENAME).
+        let stale: Vec<String> = self
+            .scan_rows(SYS_METASCHEMA)
+            .await?
+            .into_iter()
+            .filter(|r| r.get("subject_id").and_then(|s| s.as_str()) == Some(e.as_str()))
+            .filter(|r| {
+                r.get("kind").and_then(|k| k.as_str()).is_some_and(|k| matches!(k, "field" | "storage" | "index" | "constraint"))
+            })
+            .filter_map(|r| r.get("object_id").and_then(|i| i.as_str()).map(String::from))
+            .filter(|id| !kept.contains(id))
+            .collect();
+        if !stale.is_empty() {
+            self.delete_many(SYS_METASCHEMA, &stale).await?;
+        }
+        Ok(())
     }
 
     async fn publish_workspace_rows(&self) -> Result<()> {

@@ -127,6 +127,19 @@ impl Workspace {
                 };
                 return Err(Error::new(ErrorKind::UniqueViolation, message));
             }
+            // None of the ids existed (and their locks are held): a write that
+            // fails part-way (a unique index in a later group) is undone exactly
+            // by deleting them again from every group.
+            let ids = prepared.ids.clone();
+            return match self.write_prepared(rt, prepared).await {
+                Err(e) => {
+                    for (backend, group) in &rt.groups {
+                        let _ = backend.delete(group, &ids).await;
+                    }
+                    Err(e)
+                }
+                ok => ok,
+            };
         }
         self.write_prepared(rt, prepared).await
     }
@@ -227,6 +240,9 @@ impl Workspace {
     pub async fn delete_many(&self, entity: &str, ids: &[String]) -> Result<Vec<bool>> {
         let rt = self.runtime(entity)?;
         let _locks = self.lock_ids(ids).await;
+        if !is_system(&rt.def.entity_id) {
+            self.check_referenced(&rt, ids).await?;
+        }
         let mut existed: HashSet<String> = HashSet::new();
         for (i, (backend, group)) in rt.groups.iter().enumerate() {
             let gone = backend.delete(group, ids).await?;
@@ -314,6 +330,9 @@ impl Workspace {
     }
 
     pub(super) async fn write_prepared(&self, rt: &EntityRuntime, prepared: PreparedBatch) -> Result<Vec<String>> {
+        if !rt.def.foreign_keys.is_empty() {
+            self.check_references(rt, &prepared).await?;
+        }
         self.write_groups(rt, &prepared).await?;
         if !is_system(&rt.def.entity_id) {
             self.write_catalog_cards(rt, &prepared.ids, prepared.columns.get(NAME)).await?;

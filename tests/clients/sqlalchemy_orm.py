@@ -1,0 +1,89 @@
+"""SQLAlchemy's ORM against `hb serve`: create_all() of models with serial
+integer primary keys, a foreign key and a relationship, an index, server
+defaults; then add/commit/query/update/delete through a Session.
+
+Usage: python3 sqlalchemy_orm.py PORT DATABASE
+Exits non-zero with the failing check on stderr; prints "ok" on success.
+"""
+import sys
+
+import sqlalchemy as sa
+from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, relationship
+
+port, db = sys.argv[1], sys.argv[2]
+engine = sa.create_engine(f"postgresql+psycopg://postgres@127.0.0.1:{port}/{db}")
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class Author(Base):
+    __tablename__ = "author"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(sa.String(50), index=True)
+    country: Mapped[str] = mapped_column(sa.String(2), server_default="NL")
+    books: Mapped[list["Book"]] = relationship(back_populates="author", cascade="all, delete-orphan", order_by="Book.id")
+
+
+class Book(Base):
+    __tablename__ = "book"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    title: Mapped[str] = mapped_column(sa.String(100))
+    pages: Mapped[int | None]
+    author_id: Mapped[int] = mapped_column(sa.ForeignKey("author.id"), index=True)
+    author: Mapped[Author] = relationship(back_populates="books")
+
+
+Base.metadata.create_all(engine)
+inspector = sa.inspect(engine)
+assert {"author", "book"} <= set(inspector.get_table_names()), inspector.get_table_names()
+assert [c["name"] for c in inspector.get_columns("book")] == ["id", "title", "pages", "author_id"], inspector.get_columns("book")
+# create_all a second time finds the tables and creates nothing.
+Base.metadata.create_all(engine)
+
+with Session(engine) as session:
+    ann = Author(name="Ann", books=[Book(title="First", pages=100), Book(title="Second")])
+    bob = Author(name="Bob", country="BE")
+    session.add_all([ann, bob])
+    session.commit()
+    # Autoincrement ids came back from INSERT … RETURNING, in order.
+    assert (ann.id, bob.id) == (1, 2), (ann.id, bob.id)
+    assert [b.id for b in ann.books] == [1, 2], [b.id for b in ann.books]
+    assert ann.country == "NL", ann.country
+
+with Session(engine) as session:
+    ann = session.scalars(sa.select(Author).where(Author.name == "Ann")).one()
+    assert [b.title for b in ann.books] == ["First", "Second"]
+    assert session.get(Book, 2).author.name == "Ann"
+    # Update through the unit of work (the rowcount is checked by SQLAlchemy).
+    ann.books[1].pages = 250
+    session.commit()
+    assert session.scalar(sa.select(Book.pages).where(Book.id == 2)) == 250
+    # A book whose author does not exist is refused by the foreign key.
+    session.add(Book(title="Orphan", author_id=99))
+    try:
+        session.commit()
+        raise AssertionError("a dangling foreign key was accepted")
+    except sa.exc.IntegrityError as e:
+        assert e.orig.sqlstate == "23503", e.orig.sqlstate
+        session.rollback()
+    # Deleting an author deletes their books first (cascade), then the author.
+    session.delete(ann)
+    session.commit()
+    assert session.scalar(sa.select(sa.func.count()).select_from(Book)) == 0
+    assert [a.name for a in session.scalars(sa.select(Author).order_by(Author.id))] == ["Bob"]
+
+# A delete that would leave a book without its author is refused.
+with engine.connect() as conn:
+    conn.execute(sa.text("INSERT INTO book (title, author_id) VALUES ('Kept', 2)"))
+    conn.commit()
+    try:
+        conn.execute(sa.text("DELETE FROM author WHERE id = 2"))
+        raise AssertionError("a referenced author was deleted")
+    except sa.exc.IntegrityError as e:
+        assert e.orig.sqlstate == "23503", e.orig.sqlstate
+        conn.rollback()
+    assert conn.execute(sa.text("SELECT count(*) FROM author")).scalar() == 1
+
+print("ok")
