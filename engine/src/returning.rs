@@ -45,12 +45,34 @@ use crate::workspace::conflict::{Conflict, ConflictUpdate};
 use crate::workspace::{Inner, Workspace};
 use crate::{Error, Result};
 
+/// What a [`WrittenRows`] node does with its input.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub(crate) enum Action {
+    /// Insert the input's rows, meeting existing ones as the conflict says.
+    Insert(Conflict),
+    /// Patch the rows the input names (object_id, then the new values).
+    Update,
+    /// Delete the rows the input names (object_id).
+    Delete,
+}
+
+impl Action {
+    fn describe(&self) -> String {
+        match self {
+            Action::Insert(c) => format!("insert on conflict {}", c.describe()),
+            Action::Update => "update".into(),
+            Action::Delete => "delete".into(),
+        }
+    }
+}
+
 /// Writes its input's rows into an entity and yields them as written, in the
-/// entity table's columns.
+/// entity table's columns: inserted or updated rows as they are now, deleted
+/// rows as they were.
 pub(crate) struct WrittenRows {
     table: TableReference,
     entity: String,
-    conflict: Conflict,
+    action: Action,
     input: LogicalPlan,
     /// For DO UPDATE: an empty relation of the stored and proposed rows'
     /// columns (the table's, then `excluded`), the node's second input, so
@@ -70,7 +92,7 @@ impl fmt::Debug for WrittenRows {
 // A plan node compares by what it does, not by the workspace handle.
 impl PartialEq for WrittenRows {
     fn eq(&self, other: &Self) -> bool {
-        self.table == other.table && self.entity == other.entity && self.conflict == other.conflict && self.input == other.input
+        self.table == other.table && self.entity == other.entity && self.action == other.action && self.input == other.input
     }
 }
 
@@ -86,7 +108,7 @@ impl Hash for WrittenRows {
     fn hash<H: Hasher>(&self, state: &mut H) {
         self.table.hash(state);
         self.entity.hash(state);
-        self.conflict.hash(state);
+        self.action.hash(state);
         self.input.hash(state);
     }
 }
@@ -102,10 +124,13 @@ impl UserDefinedLogicalNodeCore for WrittenRows {
         &self.schema
     }
     fn expressions(&self) -> Vec<Expr> {
-        self.conflict.expressions()
+        match &self.action {
+            Action::Insert(c) => c.expressions(),
+            _ => Vec::new(),
+        }
     }
     fn fmt_for_explain(&self, f: &mut fmt::Formatter) -> fmt::Result {
-        write!(f, "WrittenRows: entity={} on conflict {}", self.entity, self.conflict.describe())
+        write!(f, "WrittenRows: entity={} {}", self.entity, self.action.describe())
     }
     fn with_exprs_and_inputs(&self, exprs: Vec<Expr>, mut inputs: Vec<LogicalPlan>) -> DfResult<Self> {
         let scope = if self.scope.is_some() { inputs.pop() } else { None };
@@ -113,7 +138,10 @@ impl UserDefinedLogicalNodeCore for WrittenRows {
         Ok(WrittenRows {
             table: self.table.clone(),
             entity: self.entity.clone(),
-            conflict: self.conflict.with_expressions(exprs),
+            action: match &self.action {
+                Action::Insert(c) => Action::Insert(c.with_expressions(exprs)),
+                other => other.clone(),
+            },
             input,
             scope,
             schema: self.schema.clone(),
@@ -159,7 +187,7 @@ impl Workspace {
         let node = WrittenRows {
             table: dml.table_name.clone(),
             entity: rt.def.entity_id.clone(),
-            conflict,
+            action: Action::Insert(conflict),
             input: Arc::unwrap_or_clone(dml.input),
             scope,
             schema: schema.clone(),
@@ -172,12 +200,53 @@ impl Workspace {
                 .build()?;
             return Ok(Some(LogicalPlan::Dml(DmlStatement::new(dml.table_name, dml.target, dml.op, Arc::new(ids)))));
         };
+        Ok(Some(returning_plan(&state, &rt.def, &dml.table_name, &schema, written, returning)?))
+    }
+
+    /// `UPDATE … RETURNING` / `DELETE … RETURNING` over the plan of the rows
+    /// it changes (`rows`: object_id, then an UPDATE's new values): the list
+    /// over each row as the statement leaves it (a deleted row as it was).
+    pub(crate) fn plan_changed_rows(
+        &self,
+        table: &TableReference,
+        delete: bool,
+        rows: LogicalPlan,
+        returning: &[SelectItem],
+    ) -> Result<LogicalPlan> {
+        let rt = self.runtime(table.table())?;
+        let state = self.session().state();
+        let schema = Arc::new(DFSchema::try_from_qualified_schema(table.clone(), crate::table::table_schema(&rt.def).as_ref())?);
+        let node = WrittenRows {
+            table: table.clone(),
+            entity: rt.def.entity_id.clone(),
+            action: if delete { Action::Delete } else { Action::Update },
+            input: rows,
+            scope: None,
+            schema: schema.clone(),
+            ws: Arc::downgrade(&self.inner),
+        };
+        let written = LogicalPlan::Extension(Extension { node: Arc::new(node) });
+        returning_plan(&state, &rt.def, table, &schema, written, returning)
+    }
+}
+
+/// The RETURNING list as a projection over the written rows (`schema`, the
+/// table's columns): `*` is the table's `SELECT *`, without system columns.
+fn returning_plan(
+    state: &SessionState,
+    def: &heavenbase_catalog::EntityDef,
+    table: &TableReference,
+    schema: &DFSchemaRef,
+    written: LogicalPlan,
+    returning: &[SelectItem],
+) -> Result<LogicalPlan> {
+    {
         let mut exprs = Vec::with_capacity(returning.len());
         for item in returning {
             let (expr, alias) = match item {
                 // `*` is the table's `SELECT *`: without its system columns.
                 SelectItem::Wildcard(_) | SelectItem::QualifiedWildcard(..) => {
-                    let shown = rt.def.star_fields().map(|f| Expr::Column(Column::new(Some(dml.table_name.clone()), &f.name)));
+                    let shown = def.star_fields().map(|f| Expr::Column(Column::new(Some(table.clone()), &f.name)));
                     exprs.extend(shown);
                     continue;
                 }
@@ -187,11 +256,13 @@ impl Workspace {
                     return Err(Error::not_supported(format!("RETURNING {item} is not supported")));
                 }
             };
-            exprs.push(state.create_logical_expr_from_sql_expr(ExprWithAlias { expr, alias }, &schema)?);
+            exprs.push(state.create_logical_expr_from_sql_expr(ExprWithAlias { expr, alias }, schema)?);
         }
-        Ok(Some(LogicalPlanBuilder::from(written).project(exprs)?.build()?))
+        Ok(LogicalPlanBuilder::from(written).project(exprs)?.build()?)
     }
+}
 
+impl Workspace {
     /// `ON CONFLICT [(key)] DO NOTHING | DO UPDATE SET … [WHERE …]`. A conflict
     /// is a taken object_id, so the target must be the declared primary key
     /// (or object_id); DO UPDATE needs it named, and cannot assign the key.
@@ -282,7 +353,7 @@ impl Workspace {
 /// the INSERT sink does (a statement that fails anywhere writes nothing).
 struct WriteRowsExec {
     entity: String,
-    conflict: Conflict,
+    action: Action,
     ws: Weak<Inner>,
     input: Arc<dyn ExecutionPlan>,
     schema: SchemaRef,
@@ -297,7 +368,7 @@ impl fmt::Debug for WriteRowsExec {
 
 impl DisplayAs for WriteRowsExec {
     fn fmt_as(&self, _t: DisplayFormatType, f: &mut fmt::Formatter) -> fmt::Result {
-        write!(f, "WriteRowsExec: entity={} on conflict {}", self.entity, self.conflict.describe())
+        write!(f, "WriteRowsExec: entity={} {}", self.entity, self.action.describe())
     }
 }
 
@@ -315,7 +386,7 @@ impl ExecutionPlan for WriteRowsExec {
         let input = children.pop().ok_or_else(|| DataFusionError::Internal("WriteRowsExec has one input".into()))?;
         Ok(Arc::new(WriteRowsExec {
             entity: self.entity.clone(),
-            conflict: self.conflict.clone(),
+            action: self.action.clone(),
             ws: self.ws.clone(),
             input,
             schema: self.schema.clone(),
@@ -327,13 +398,19 @@ impl ExecutionPlan for WriteRowsExec {
             return Err(DataFusionError::Internal(format!("WriteRowsExec has one partition, not {partition}")));
         }
         let input = datafusion::physical_plan::execute_stream(self.input.clone(), context)?;
-        let (ws, entity, conflict, schema) = (self.ws.clone(), self.entity.clone(), self.conflict.clone(), self.input.schema());
+        let (ws, entity, action, schema) = (self.ws.clone(), self.entity.clone(), self.action.clone(), self.input.schema());
         let written = futures::stream::once(async move {
             let inner = ws.upgrade().ok_or_else(|| DataFusionError::Execution("the workspace was closed".into()))?;
             let batches: Vec<_> = input.collect::<Vec<_>>().await.into_iter().collect::<DfResult<_>>()?;
             let batch = concat_batches(&schema, &batches)?;
             drop(batches);
-            Workspace { inner }.insert_rows(&entity, batch, &conflict).await.map_err(|e| DataFusionError::External(Box::new(e)))
+            let ws = Workspace { inner };
+            match &action {
+                Action::Insert(conflict) => ws.insert_rows(&entity, batch, conflict).await,
+                Action::Update => ws.change_rows(&entity, false, batch).await,
+                Action::Delete => ws.change_rows(&entity, true, batch).await,
+            }
+            .map_err(|e| DataFusionError::External(Box::new(e)))
         });
         Ok(Box::pin(RecordBatchStreamAdapter::new(self.schema.clone(), written.boxed())))
     }
@@ -366,7 +443,7 @@ impl ExtensionPlanner for WritePlanner {
         ));
         Ok(Some(Arc::new(WriteRowsExec {
             entity: node.entity.clone(),
-            conflict: node.conflict.clone(),
+            action: node.action.clone(),
             ws: node.ws.clone(),
             input: input.clone(),
             schema,

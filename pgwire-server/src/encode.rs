@@ -436,8 +436,25 @@ pub(crate) fn encode_batch(
 pub(crate) struct EncodedQueries;
 
 /// `INSERT … RETURNING`: a write whose rows are a query result.
+/// The command tag of a `… RETURNING` statement's rows (before the row count).
+pub(crate) fn returning_tag(statement: &Statement) -> Option<&'static str> {
+    match statement {
+        Statement::Insert(i) if i.returning.is_some() => Some("INSERT 0"),
+        Statement::Update(u) if u.returning.is_some() => Some("UPDATE"),
+        Statement::Delete(d) if d.returning.is_some() => Some("DELETE"),
+        _ => None,
+    }
+}
+
+/// `INSERT`, `UPDATE` or `DELETE … RETURNING`: planned by the workspace,
+/// answered with rows like a query.
 pub(crate) fn is_insert_returning(statement: &Statement) -> bool {
-    matches!(statement, Statement::Insert(insert) if insert.returning.is_some())
+    match statement {
+        Statement::Insert(insert) => insert.returning.is_some(),
+        Statement::Update(update) => update.returning.is_some(),
+        Statement::Delete(delete) => delete.returning.is_some(),
+        _ => false,
+    }
 }
 
 impl EncodedQueries {
@@ -446,7 +463,7 @@ impl EncodedQueries {
         dataframe: impl Future<Output = datafusion::error::Result<DataFrame>> + Send,
         format: &Format,
         json: Option<Vec<bool>>,
-        insert: bool,
+        tag: Option<&'static str>,
     ) -> PgWireResult<Response> {
         let dataframe = match statement_timeout(client) {
             Some(limit) => tokio::time::timeout(limit, dataframe).await.map_err(|_| {
@@ -473,9 +490,10 @@ impl EncodedQueries {
             })
             .flatten();
         let mut response = QueryResponse::new(fields, rows);
-        if insert {
-            // INSERT's command tag, "INSERT 0 <rows>", as Postgres answers RETURNING.
-            response.set_command_tag("INSERT 0");
+        if let Some(tag) = tag {
+            // The statement's own command tag ("INSERT 0 <rows>", "UPDATE <rows>"),
+            // as Postgres answers RETURNING.
+            response.set_command_tag(tag);
         }
         Ok(Response::Query(response))
     }
@@ -496,7 +514,7 @@ impl QueryHook for EncodedQueries {
     ) -> Option<PgWireResult<Response>> {
         let Statement::Query(_) = statement else { return None };
         let sql = statement.to_string();
-        Some(Self::respond(client, ctx.sql(&sql), &Format::UnifiedText, None, false).await)
+        Some(Self::respond(client, ctx.sql(&sql), &Format::UnifiedText, None, None).await)
     }
 
     async fn handle_extended_parse_query(
@@ -530,7 +548,7 @@ impl QueryHook for EncodedQueries {
             let optimised = ctx.state().optimize(&plan)?;
             ctx.execute_logical_plan(optimised).await
         };
-        Some(Self::respond(client, dataframe, &format, Some(json), is_insert_returning(statement)).await)
+        Some(Self::respond(client, dataframe, &format, Some(json), returning_tag(statement)).await)
     }
 }
 

@@ -115,7 +115,8 @@ pub(crate) struct WorkspaceWrites {
 /// the workspace, answered with a command tag.
 fn is_dml(s: &Statement) -> bool {
     match s {
-        Statement::Update(_) | Statement::Delete(_) => true,
+        Statement::Update(update) => update.returning.is_none(),
+        Statement::Delete(delete) => delete.returning.is_none(),
         Statement::Insert(insert) => insert.on.is_some() && insert.returning.is_none(),
         _ => false,
     }
@@ -153,6 +154,14 @@ impl WorkspaceWrites {
         Ok(Response::Execution(tag.with_rows(count as usize)))
     }
 
+    /// `… RETURNING`, planned by the workspace as a query over the rows written.
+    async fn plan_returning(&self, statement: &Statement) -> heavenbase::Result<Option<LogicalPlan>> {
+        match statement {
+            Statement::Insert(_) => self.ws.plan_insert(statement).await,
+            _ => self.ws.plan_dml(statement).await,
+        }
+    }
+
     async fn plan(&self, statement: &Statement) -> PgWireResult<LogicalPlan> {
         let planned = match statement {
             Statement::Insert(_) => self.ws.plan_insert(statement).await,
@@ -184,7 +193,7 @@ impl QueryHook for WorkspaceWrites {
             }
         }
         if crate::encode::is_insert_returning(statement) {
-            let plan = match self.ws.plan_insert(statement).await {
+            let plan = match self.plan_returning(statement).await {
                 Ok(plan) => plan?,
                 Err(e) => return Some(Err(to_pg_error(e))),
             };
@@ -193,7 +202,7 @@ impl QueryHook for WorkspaceWrites {
                 ctx.execute_logical_plan(plan),
                 &datafusion_postgres::pgwire::api::portal::Format::UnifiedText,
                 None,
-                true,
+                crate::encode::returning_tag(statement),
             );
             return Some(rows.await);
         }
@@ -211,7 +220,7 @@ impl QueryHook for WorkspaceWrites {
     ) -> Option<PgWireResult<LogicalPlan>> {
         if crate::encode::is_insert_returning(statement) {
             // Planned once here; Execute binds its parameters and runs it as a query.
-            return match self.ws.plan_insert(statement).await {
+            return match self.plan_returning(statement).await {
                 Ok(plan) => plan.map(Ok),
                 Err(e) => Some(Err(to_pg_error(e))),
             };

@@ -941,3 +941,24 @@ async fn foreign_keys_are_enforced() {
     ws.sql("INSERT INTO player (team_id) VALUES (5)").await.unwrap();
     assert!(ws.audit().await.unwrap().ok());
 }
+
+/// UPDATE … RETURNING answers the rows as the UPDATE left them, DELETE …
+/// RETURNING as they were; both change exactly the rows they return.
+#[tokio::test]
+async fn update_and_delete_returning() {
+    let h = TestHome::new();
+    let ws = h.open("ret", Construction::preset("embedded")).await;
+    ws.sql("CREATE TABLE acct (id serial PRIMARY KEY, owner text, balance float DEFAULT 0)").await.unwrap();
+    ws.sql("INSERT INTO acct (owner, balance) VALUES ('ann', 10), ('bob', 20), ('cy', 30)").await.unwrap();
+    let got =
+        ws.sql("UPDATE acct SET balance = balance * 2 WHERE balance > 15 RETURNING id, balance, owner || '!' AS shout").await;
+    let mut got = cells(&got.unwrap());
+    got.sort();
+    assert_eq!(got, rows(&[&["2", "40.0", "bob!"], &["3", "60.0", "cy!"]]));
+    assert_eq!(cells(&ws.sql("SELECT balance FROM acct WHERE id = 3").await.unwrap()), rows(&[&["60.0"]]));
+    let got = cells(&ws.sql("DELETE FROM acct WHERE owner = 'ann' RETURNING *").await.unwrap());
+    assert_eq!(got, rows(&[&["1", "ann", "10.0"]]));
+    assert_eq!(ws.count("acct").await.unwrap(), 2);
+    assert!(cells(&ws.sql("DELETE FROM acct WHERE id = 99 RETURNING id").await.unwrap()).is_empty());
+    assert!(ws.audit().await.unwrap().ok());
+}

@@ -1038,6 +1038,29 @@ async fn alter_table_and_views_over_the_wire_last() {
     assert_eq!(n, 2);
 }
 
+/// UPDATE and DELETE … RETURNING over both protocols, with their own command tags.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn update_and_delete_returning_over_the_wire() {
+    let h = TestHome::new();
+    let ws = h.open("wret", heavenbase::Construction::preset("embedded")).await;
+    let port = start(ws.clone()).await;
+    let client = connect(port, "wret").await;
+    client.batch_execute("CREATE TABLE item (id serial PRIMARY KEY, qty integer)").await.unwrap();
+    client.execute("INSERT INTO item (qty) VALUES (1), (2), (3)", &[]).await.unwrap();
+    let rows = client.query("UPDATE item SET qty = qty + $1 WHERE id = $2 RETURNING id, qty", &[&10i64, &2i64]).await.unwrap();
+    let got: Vec<(i64, i64)> = rows.iter().map(|r| (r.get(0), r.get(1))).collect();
+    assert_eq!(got, [(2, 12)]);
+    let messages = client.simple_query("DELETE FROM item WHERE qty < 3 RETURNING id").await.unwrap();
+    let tag = messages.iter().find_map(|m| match m {
+        SimpleQueryMessage::CommandComplete(n) => Some(*n),
+        _ => None,
+    });
+    assert_eq!(tag, Some(1));
+    assert_eq!(simple_rows(messages), vec![vec![Some("1".to_string())]]);
+    let n: i64 = client.query_one("SELECT count(*) FROM item", &[]).await.unwrap().get(0);
+    assert_eq!(n, 2);
+}
+
 /// Long AND/OR chains (the filters ORMs and BI tools generate) are answered
 /// and the server goes on serving: as written, planning them recursed once
 /// per term and overflowed a worker's stack, aborting every session.

@@ -71,6 +71,10 @@ impl Workspace {
             DfStatement::Statement(stmt) => match stmt.as_ref() {
                 Statement::Delete(_) | Statement::Update(_) => {
                     let plan = self.plan_dml(stmt).await?.ok_or_else(|| Error::internal("an UPDATE or DELETE has a plan"))?;
+                    if !matches!(plan, LogicalPlan::Dml(_)) {
+                        // … RETURNING: a query over the changed rows.
+                        return Ok(self.session().execute_logical_plan(plan).await?.collect().await?);
+                    }
                     return self.execute_dml(plan).await.map(count_batch);
                 }
                 Statement::Insert(insert) if insert.returning.is_some() || insert.on.is_some() => {
@@ -116,16 +120,18 @@ impl Workspace {
                 let tables = match &delete.from {
                     FromTable::WithFromKeyword(t) | FromTable::WithoutKeyword(t) => t,
                 };
-                if delete.using.is_some() || delete.returning.is_some() || delete.limit.is_some() || tables.len() != 1 {
-                    return Err(Error::not_supported("DELETE supports one table, a WHERE clause, and nothing else"));
+                if delete.using.is_some() || delete.limit.is_some() || tables.len() != 1 {
+                    return Err(Error::not_supported(
+                        "DELETE supports one table, a WHERE clause and RETURNING, and nothing else",
+                    ));
                 }
                 // An unknown table is reported with the workspace's suggestion.
                 self.runtime(&single_table(&tables[0], "DELETE")?)?;
                 Vec::new()
             }
             Statement::Update(update) => {
-                if update.from.is_some() || update.returning.is_some() {
-                    return Err(Error::not_supported("UPDATE supports SET and WHERE; FROM and RETURNING are not supported"));
+                if update.from.is_some() {
+                    return Err(Error::not_supported("UPDATE supports SET, WHERE and RETURNING; FROM is not supported"));
                 }
                 let table = single_table(&update.table, "UPDATE")?;
                 let rt = self.runtime(&table)?;
@@ -158,8 +164,15 @@ impl Workspace {
             }
             _ => return Ok(None),
         };
+        // RETURNING is planned here, over the rows the statement changes.
+        let mut plain = statement.clone();
+        let returning = match &mut plain {
+            Statement::Delete(d) => d.returning.take(),
+            Statement::Update(u) => u.returning.take(),
+            _ => None,
+        };
         let state = self.session().state();
-        let plan = state.statement_to_plan(DfStatement::Statement(Box::new(statement.clone()))).await?;
+        let plan = state.statement_to_plan(DfStatement::Statement(Box::new(plain))).await?;
         let LogicalPlan::Dml(dml) = plan else {
             return Err(Error::internal(format!("DataFusion planned {statement} as something other than a DML statement")));
         };
@@ -184,7 +197,46 @@ impl Workspace {
                 return Err(Error::internal(format!("unexpected {op} plan for {statement}: {}", input.display())));
             }
         };
+        if let Some(returning) = returning {
+            let delete = dml.op == WriteOp::Delete;
+            return Ok(Some(self.plan_changed_rows(&dml.table_name, delete, rows, &returning)?));
+        }
         Ok(Some(LogicalPlan::Dml(DmlStatement::new(dml.table_name.clone(), dml.target.clone(), dml.op.clone(), Arc::new(rows)))))
+    }
+
+    /// Run the change `UPDATE/DELETE … RETURNING` planned (`batch`: object_id,
+    /// then an UPDATE's new values) and answer the rows, in the table's
+    /// columns: as the UPDATE left them, or as they were before the DELETE.
+    pub(crate) async fn change_rows(&self, entity: &str, delete: bool, batch: RecordBatch) -> Result<RecordBatch> {
+        let rt = self.runtime(entity)?;
+        let column = datafusion::arrow::array::AsArray::as_string::<i32>(batch.column(0));
+        let ids: Vec<String> = column.iter().flatten().map(String::from).collect();
+        if delete {
+            let rows = self.rows_by_id(&rt, &ids).await?;
+            self.delete_many(&rt.def.entity_id, &ids).await?;
+            return Ok(rows);
+        }
+        let schema = batch.schema();
+        self.apply_update(&rt, &schema, std::slice::from_ref(&batch)).await?;
+        self.rows_by_id(&rt, &ids).await
+    }
+
+    /// The rows of `ids` that exist, in the entity table's columns.
+    async fn rows_by_id(&self, rt: &super::EntityRuntime, ids: &[String]) -> Result<RecordBatch> {
+        let schema = crate::table::table_schema(&rt.def);
+        if ids.is_empty() {
+            return Ok(RecordBatch::new_empty(schema));
+        }
+        let listed = ids.iter().map(|id| datafusion::logical_expr::lit(id.clone())).collect();
+        let batches = self
+            .session()
+            .table(rt.def.table_name())
+            .await?
+            .filter(Expr::Column(Column::new_unqualified(OBJECT_ID)).in_list(listed, false))?
+            .collect()
+            .await?;
+        datafusion::arrow::compute::concat_batches(&schema, &batches)
+            .map_err(|e| Error::with_source(crate::ErrorKind::Internal, format!("rows of {}: {e}", rt.def.entity_id), e))
     }
 
     /// Run an UPDATE or DELETE planned by [`Workspace::plan_dml`], or an
@@ -213,7 +265,21 @@ impl Workspace {
                 let existed = self.delete_many(&rt.def.entity_id, &ids).await?;
                 Ok(existed.iter().filter(|e| **e).count() as u64)
             }
-            WriteOp::Update => {
+            WriteOp::Update => self.apply_update(&rt, schema.as_arrow(), &batches).await,
+            other => Err(Error::internal(format!("execute_dml runs UPDATE and DELETE, not {other}"))),
+        }
+    }
+
+    /// Patch the rows `batches` name (object_id, then the assigned columns'
+    /// new values) through the write path; the number of rows.
+    async fn apply_update(
+        &self,
+        rt: &super::EntityRuntime,
+        schema: &datafusion::arrow::datatypes::Schema,
+        batches: &[RecordBatch],
+    ) -> Result<u64> {
+        {
+            {
                 let mut targets = Vec::new();
                 for field in schema.fields().iter().skip(1) {
                     let f = rt.def.get(field.name()).ok_or_else(|| {
@@ -222,7 +288,7 @@ impl Workspace {
                     targets.push(f.clone());
                 }
                 let mut patches: Vec<Row> = Vec::new();
-                for b in &batches {
+                for b in batches {
                     for r in 0..b.num_rows() {
                         let mut row = Row::new();
                         row.insert(OBJECT_ID.into(), array_value(b.column(0).as_ref(), r, &LogicalType::identifier()));
@@ -238,7 +304,6 @@ impl Workspace {
                 }
                 Ok(n)
             }
-            other => Err(Error::internal(format!("execute_dml runs UPDATE and DELETE, not {other}"))),
         }
     }
 
