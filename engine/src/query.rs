@@ -457,18 +457,7 @@ impl Query {
                 None
             } else {
                 let batches = df.clone().select(vec![ident(OBJECT_ID)])?.collect().await?;
-                Some(
-                    batches
-                        .iter()
-                        .flat_map(|b| {
-                            datafusion::arrow::array::AsArray::as_string::<i32>(b.column(0))
-                                .iter()
-                                .flatten()
-                                .map(String::from)
-                                .collect::<Vec<_>>()
-                        })
-                        .collect::<Vec<_>>(),
-                )
+                Some(crate::table::first_column_ids(&batches))
             };
             let hits = self.ws.near(&self.entity, near, candidates).await?;
             let ids: Vec<Expr> = hits.iter().map(|(id, _)| lit(id.clone())).collect();

@@ -629,3 +629,9 @@ impl DataSink for EntitySink {
         Ok(n)
     }
 }
+
+/// The text values of the first column of `batches` (object_ids, as scans
+/// and write plans put them first), NULLs left out.
+pub(crate) fn first_column_ids(batches: &[RecordBatch]) -> Vec<String> {
+    batches.iter().flat_map(|b| b.column(0).as_string::<i32>().iter().flatten().map(String::from).collect::<Vec<_>>()).collect()
+}

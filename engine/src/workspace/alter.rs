@@ -147,15 +147,12 @@ impl Workspace {
     }
 
     async fn check_rows(&self, entity: &str, check: &RowCheck) -> Result<()> {
-        use datafusion::logical_expr::{Expr, col};
+        use datafusion::logical_expr::ident;
         let table = heavenbase_catalog::entity::table_name(entity);
         let frame = self.session().table(table).await?;
         let (frame, column) = match check {
-            RowCheck::NoNulls(c) => {
-                let column = Expr::Column(datafusion::common::Column::new_unqualified(c));
-                (frame.filter(column.is_null())?, c)
-            }
-            RowCheck::Empty(c) => (frame.select(vec![col(heavenbase_catalog::OBJECT_ID)])?, c),
+            RowCheck::NoNulls(c) => (frame.filter(ident(c).is_null())?, c),
+            RowCheck::Empty(c) => (frame.select(vec![ident(heavenbase_catalog::OBJECT_ID)])?, c),
         };
         let n = frame.count().await?;
         if n > 0 {

@@ -209,8 +209,7 @@ impl Workspace {
     /// columns: as the UPDATE left them, or as they were before the DELETE.
     pub(crate) async fn change_rows(&self, entity: &str, delete: bool, batch: RecordBatch) -> Result<RecordBatch> {
         let rt = self.runtime(entity)?;
-        let column = datafusion::arrow::array::AsArray::as_string::<i32>(batch.column(0));
-        let ids: Vec<String> = column.iter().flatten().map(String::from).collect();
+        let ids = crate::table::first_column_ids(std::slice::from_ref(&batch));
         if delete {
             let rows = self.rows_by_id(&rt, &ids).await?;
             self.delete_many(&rt.def.entity_id, &ids).await?;
@@ -232,7 +231,7 @@ impl Workspace {
             .session()
             .table(rt.def.table_name())
             .await?
-            .filter(Expr::Column(Column::new_unqualified(OBJECT_ID)).in_list(listed, false))?
+            .filter(datafusion::logical_expr::ident(OBJECT_ID).in_list(listed, false))?
             .collect()
             .await?;
         datafusion::arrow::compute::concat_batches(&schema, &batches)

@@ -17,7 +17,7 @@ pub(crate) mod shape;
 pub(crate) mod views;
 pub(crate) mod write;
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::PathBuf;
 use std::sync::{Arc, Weak};
 
@@ -286,6 +286,7 @@ impl Workspace {
             ));
         }
         let _guard = self.inner.register_lock.lock().await;
+        let replacing = self.runtime(&def.entity_id).is_ok();
         if let Ok(existing) = self.runtime(&def.entity_id) {
             if existing.def.same_structure(&def) {
                 return Ok(());
@@ -301,7 +302,10 @@ impl Workspace {
             }
         }
         self.install(def.clone()).await?;
-        self.publish_entity_rows(&def).await?;
+        let written = self.publish_entity_rows(&def).await?;
+        if replacing {
+            self.remove_stale_entity_rows(&def.entity_id, &written).await?;
+        }
         // Views hold plans bound to the table as it was.
         if !self.inner.views.read().is_empty() {
             self.replan_views().await;
@@ -369,8 +373,9 @@ impl Workspace {
         Ok(())
     }
 
-    /// MetaSchema rows of one entity: entity, field, storage, index, constraint.
-    async fn publish_entity_rows(&self, def: &EntityDef) -> Result<()> {
+    /// MetaSchema rows of one entity: entity, field, storage, index,
+    /// constraint; the ids of the rows written.
+    async fn publish_entity_rows(&self, def: &EntityDef) -> Result<HashSet<String>> {
         let rt = self.runtime(&def.entity_id)?;
         let ws = &self.inner.id;
         let e = &def.entity_id;
@@ -406,16 +411,20 @@ impl Workspace {
             }));
         }
         let rows: Vec<_> = rows.into_iter().map(|r| r.as_object().cloned().expect("object")).collect();
-        let kept: std::collections::HashSet<String> =
-            rows.iter().filter_map(|r| r.get("object_id").and_then(|i| i.as_str()).map(String::from)).collect();
+        let written = rows.iter().filter_map(|r| r.get("object_id").and_then(|i| i.as_str()).map(String::from)).collect();
         self.write_system_rows(SYS_METASCHEMA, rows).await?;
-        // Rows of fields, storage and indexes the definition no longer has
-        // (ALTER TABLE … DROP, RENAME).
+        Ok(written)
+    }
+
+    /// After a definition replaced another (ALTER TABLE … DROP, RENAME): the
+    /// MetaSchema rows of fields, storage and indexes it no longer has
+    /// (`kept`: the rows [`Self::publish_entity_rows`] wrote for it).
+    async fn remove_stale_entity_rows(&self, e: &str, kept: &HashSet<String>) -> Result<()> {
         let stale: Vec<String> = self
             .scan_rows(SYS_METASCHEMA)
             .await?
             .into_iter()
-            .filter(|r| r.get("subject_id").and_then(|s| s.as_str()) == Some(e.as_str()))
+            .filter(|r| r.get("subject_id").and_then(|s| s.as_str()) == Some(e))
             .filter(|r| {
                 r.get("kind").and_then(|k| k.as_str()).is_some_and(|k| matches!(k, "field" | "storage" | "index" | "constraint"))
             })

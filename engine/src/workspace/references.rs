@@ -19,8 +19,7 @@
 
 use std::collections::{BTreeSet, HashSet};
 
-use datafusion::common::Column;
-use datafusion::logical_expr::{Expr, lit};
+use datafusion::logical_expr::{Expr, ident, lit};
 use datafusion::sql::sqlparser::ast::{ForeignKeyConstraint, ReferentialAction};
 use heavenbase_catalog::value::array_value;
 use heavenbase_catalog::{EntityDef, ForeignKey, IdSource, OBJECT_ID, PhysicalType, derive_key_object_id};
@@ -159,7 +158,7 @@ impl Workspace {
             for chunk in rows.chunks(CHECK_CHUNK) {
                 let value = |row: &heavenbase_catalog::Row, k: &String| json_literal(row.get(k).unwrap_or(&Json::Null));
                 let filter = match (fk.fields.as_slice(), key.as_slice()) {
-                    ([f], [k]) => column(f).in_list(chunk.iter().map(|row| value(row, k)).collect(), false),
+                    ([f], [k]) => ident(f).in_list(chunk.iter().map(|row| value(row, k)).collect(), false),
                     _ => balanced_or(
                         chunk
                             .iter()
@@ -167,7 +166,7 @@ impl Workspace {
                                 fk.fields
                                     .iter()
                                     .zip(key)
-                                    .map(|(f, k)| column(f).eq(value(row, k)))
+                                    .map(|(f, k)| ident(f).eq(value(row, k)))
                                     .reduce(Expr::and)
                                     .expect("a key has fields")
                             })
@@ -179,19 +178,10 @@ impl Workspace {
                     .table(child_rt.def.table_name())
                     .await?
                     .filter(filter)?
-                    .select(vec![column(OBJECT_ID)])?
+                    .select(vec![ident(OBJECT_ID)])?
                     .limit(0, Some(ids.len() + 1))?;
-                let remaining: BTreeSet<String> = frame
-                    .collect()
-                    .await?
-                    .iter()
-                    .flat_map(|b| {
-                        datafusion::arrow::array::AsArray::as_string::<i32>(b.column(0))
-                            .iter()
-                            .flatten()
-                            .map(String::from)
-                            .collect::<Vec<_>>()
-                    })
+                let remaining: BTreeSet<String> = crate::table::first_column_ids(&frame.collect().await?)
+                    .into_iter()
                     .filter(|id| child != rt.def.entity_id || !deleted.contains(id))
                     .collect();
                 if !remaining.is_empty() {
@@ -210,10 +200,6 @@ impl Workspace {
         }
         Ok(())
     }
-}
-
-fn column(name: &str) -> Expr {
-    Expr::Column(Column::new_unqualified(name))
 }
 
 /// `terms` joined by OR as a balanced tree (planning recurses once per level).
