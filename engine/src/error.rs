@@ -83,6 +83,18 @@ pub enum ErrorKind {
     ResourcesExhausted,
     /// Reading or writing local files failed.
     Io,
+    /// Another open transaction is changing the same object: retry the transaction.
+    SerializationFailure,
+    /// Waited too long for an object another transaction is changing.
+    LockNotAvailable,
+    /// A statement after an error in a transaction block, before ROLLBACK.
+    FailedTransaction,
+    /// A statement that cannot run inside a transaction block (or BEGIN inside one).
+    ActiveTransaction,
+    /// ROLLBACK TO or RELEASE of a savepoint the block does not have.
+    UnknownSavepoint,
+    /// A change held by a transaction that has already ended.
+    NoActiveTransaction,
     /// A defect: a state that should not be reachable.
     Internal,
 }
@@ -120,6 +132,12 @@ impl ErrorKind {
             ErrorKind::Cancelled => "57014",            // query_canceled
             ErrorKind::ResourcesExhausted => "53200",   // out_of_memory
             ErrorKind::Io => "58030",                   // io_error
+            ErrorKind::SerializationFailure => "40001", // serialization_failure
+            ErrorKind::LockNotAvailable => "55P03",     // lock_not_available
+            ErrorKind::FailedTransaction => "25P02",    // in_failed_sql_transaction
+            ErrorKind::ActiveTransaction => "25001",    // active_sql_transaction
+            ErrorKind::UnknownSavepoint => "3B001",     // invalid_savepoint_specification
+            ErrorKind::NoActiveTransaction => "25P01",  // no_active_sql_transaction
             ErrorKind::Internal => "XX000",             // internal_error
         }
     }

@@ -48,9 +48,12 @@ use crate::table::{EntityTable, FederatedTable};
 #[derive(Debug, Default)]
 pub struct Federation;
 
+/// The rule's name (a transaction's session runs without it).
+pub(crate) const RULE_NAME: &str = "heavenbase_federation";
+
 impl OptimizerRule for Federation {
     fn name(&self) -> &str {
-        "heavenbase_federation"
+        RULE_NAME
     }
 
     fn rewrite(&self, plan: LogicalPlan, _config: &dyn OptimizerConfig) -> DfResult<Transformed<LogicalPlan>> {

@@ -397,6 +397,7 @@ impl ExecutionPlan for WriteRowsExec {
         if partition != 0 {
             return Err(DataFusionError::Internal(format!("WriteRowsExec has one partition, not {partition}")));
         }
+        let config = context.session_config().clone();
         let input = datafusion::physical_plan::execute_stream(self.input.clone(), context)?;
         let (ws, entity, action, schema) = (self.ws.clone(), self.entity.clone(), self.action.clone(), self.input.schema());
         let written = futures::stream::once(async move {
@@ -404,7 +405,8 @@ impl ExecutionPlan for WriteRowsExec {
             let batches: Vec<_> = input.collect::<Vec<_>>().await.into_iter().collect::<DfResult<_>>()?;
             let batch = concat_batches(&schema, &batches)?;
             drop(batches);
-            let ws = Workspace { inner };
+            // The transaction the statement runs in, if any, holds the write.
+            let ws = Workspace::for_session(inner, &config);
             match &action {
                 Action::Insert(conflict) => ws.insert_rows(&entity, batch, conflict).await,
                 Action::Update => ws.change_rows(&entity, false, batch).await,

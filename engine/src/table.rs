@@ -309,7 +309,61 @@ impl TableProvider for EntityTable {
 
     async fn scan(
         &self,
-        _state: &dyn Session,
+        state: &dyn Session,
+        projection: Option<&Vec<usize>>,
+        filters: &[Expr],
+        limit: Option<usize>,
+    ) -> DfResult<Arc<dyn ExecutionPlan>> {
+        let overlay = crate::workspace::transaction::of_config(state.config()).and_then(|t| t.overlay(&self.rt.def.entity_id));
+        match overlay {
+            Some(overlay) => self.scan_with_overlay(state, projection, filters, overlay),
+            None => self.scan_stored(projection, filters, limit),
+        }
+    }
+}
+
+impl EntityTable {
+    /// Inside a transaction block that has changed this entity: the stored
+    /// rows of objects the block did not touch, and the block's own rows,
+    /// each filtered by `filters` (the stored ones in their backends, as
+    /// outside a block; the held ones here).
+    fn scan_with_overlay(
+        &self,
+        state: &dyn Session,
+        projection: Option<&Vec<usize>>,
+        filters: &[Expr],
+        overlay: crate::workspace::transaction::Overlay,
+    ) -> DfResult<Arc<dyn ExecutionPlan>> {
+        use datafusion::common::DFSchema;
+        use datafusion::physical_expr::expressions::{Column as PhysicalColumn, in_list, lit};
+        use datafusion::physical_plan::filter::FilterExec;
+        use datafusion::physical_plan::union::UnionExec;
+        let out_schema = match projection {
+            Some(p) => Arc::new(self.schema.project(p)?),
+            None => self.schema.clone(),
+        };
+        let id_index = self.schema.index_of(OBJECT_ID)?;
+        let stored = self.scan_stored(None, filters, None)?;
+        let untouched = in_list(
+            Arc::new(PhysicalColumn::new(OBJECT_ID, id_index)),
+            overlay.touched().iter().map(|id| lit(id.clone())).collect(),
+            &true,
+            &self.schema,
+        )?;
+        let stored: Arc<dyn ExecutionPlan> = Arc::new(FilterExec::try_new(untouched, stored)?);
+        let held = overlay.batch(&self.rt.def).map_err(|e| DataFusionError::External(Box::new(e)))?;
+        let mut held: Arc<dyn ExecutionPlan> =
+            datafusion::datasource::memory::MemorySourceConfig::try_new_exec(&[vec![held]], self.schema.clone(), None)?;
+        if let Some(predicate) = datafusion::logical_expr::utils::conjunction(filters.iter().cloned()) {
+            let df_schema = DFSchema::try_from(self.schema.as_ref().clone())?;
+            held = Arc::new(FilterExec::try_new(state.create_physical_expr(predicate, &df_schema)?, held)?);
+        }
+        project_to(UnionExec::try_new(vec![stored, held])?, &out_schema)
+    }
+
+    /// The committed rows, read from the entity's field groups.
+    fn scan_stored(
+        &self,
         projection: Option<&Vec<usize>>,
         filters: &[Expr],
         limit: Option<usize>,
@@ -613,9 +667,10 @@ impl DataSink for EntitySink {
         &self.schema
     }
 
-    async fn write_all(&self, mut data: SendableRecordBatchStream, _context: &Arc<TaskContext>) -> DfResult<u64> {
+    async fn write_all(&self, mut data: SendableRecordBatchStream, context: &Arc<TaskContext>) -> DfResult<u64> {
         let inner = self.ws.upgrade().ok_or_else(|| DataFusionError::Execution("the workspace was closed".into()))?;
-        let ws = Workspace { inner };
+        // Inside a transaction block the block holds the rows.
+        let ws = Workspace::for_session(inner, context.session_config());
         let mut batches = Vec::new();
         while let Some(batch) = data.next().await {
             batches.push(batch?);

@@ -257,6 +257,7 @@ impl StartupHandler for ConnectionStartup {
                 result_formats: Default::default(),
                 cancel: tokio::sync::watch::Sender::new(0),
                 shared: self.shared.clone(),
+                txn: Default::default(),
             });
             if auth.trust_loopback && client.socket_addr().ip().is_loopback() {
                 Trusted(self.shared.connections.clone()).on_startup(client, message).await?;

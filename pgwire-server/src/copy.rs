@@ -30,6 +30,7 @@ use heavenbase::{Workspace, WriteMode};
 use parking_lot::Mutex;
 use serde_json::Value as Json;
 
+use crate::router::session;
 use crate::{to_pg_error, user_error};
 
 #[derive(Clone, Debug)]
@@ -101,12 +102,13 @@ struct Load {
 #[derive(Default)]
 struct PendingLoad(Mutex<Option<Load>>);
 
-pub(crate) struct CopyHook {
-    pub ws: Workspace,
-}
+/// COPY runs on the session's workspace handle (a block's while one is open).
+pub(crate) struct CopyHook;
 
 impl CopyHook {
-    async fn start(&self, statement: &Statement, ctx: &SessionContext, client: &mut dyn HookClient) -> PgWireResult<Response> {
+    async fn start(&self, statement: &Statement, client: &mut dyn HookClient) -> PgWireResult<Response> {
+        let s = session(client)?;
+        let (ws, ctx) = (s.workspace(), s.context());
         let Statement::Copy { source, to, target, options, legacy_options, values } = statement else {
             unreachable!("only COPY reaches here")
         };
@@ -120,7 +122,7 @@ impl CopyHook {
                     return Err(user_error("0A000", format!("{statement}: inline COPY data is not supported")));
                 }
                 let entity = table_name.0.last().map(|p| p.to_string().trim_matches('"').to_string()).unwrap_or_default();
-                let def = self.ws.entity(&entity).map_err(to_pg_error)?;
+                let def = ws.entity(&entity).map_err(to_pg_error)?;
                 // Without a list: the table's `SELECT *` columns (no system columns).
                 let names: Vec<String> = if columns.is_empty() {
                     def.star_fields().map(|f| f.name.clone()).collect()
@@ -142,7 +144,7 @@ impl CopyHook {
                     typed.push((name, ty));
                 }
                 let n = typed.len();
-                let load = Load { ws: self.ws.clone(), entity: def.entity_id.clone(), columns: typed, format, data: Vec::new() };
+                let load = Load { ws: ws.clone(), entity: def.entity_id.clone(), columns: typed, format, data: Vec::new() };
                 *client.session_extensions().get_or_insert_with(PendingLoad::default).0.lock() = Some(load);
                 Ok(Response::CopyIn(CopyResponse::new(0, n, futures::stream::empty())))
             }
@@ -158,7 +160,7 @@ impl CopyHook {
                 // `*` covers a table's declared columns (no system columns).
                 if let Ok(mut parsed) = Parser::parse_sql(&PostgreSqlDialect {}, &query) {
                     if let [statement] = parsed.as_mut_slice() {
-                        if self.ws.shape_statement(statement) {
+                        if ws.shape_statement(statement) {
                             query = statement.to_string();
                         }
                     }
@@ -262,13 +264,13 @@ impl QueryHook for CopyHook {
     async fn handle_simple_query(
         &self,
         statement: &Statement,
-        ctx: &SessionContext,
+        _ctx: &SessionContext,
         client: &mut dyn HookClient,
     ) -> Option<PgWireResult<Response>> {
         if !matches!(statement, Statement::Copy { .. }) {
             return None;
         }
-        Some(self.start(statement, ctx, client).await)
+        Some(self.start(statement, client).await)
     }
 
     /// `COPY … FROM STDIN` over the extended protocol, as tokio-postgres'
@@ -292,13 +294,13 @@ impl QueryHook for CopyHook {
         statement: &Statement,
         _plan: &LogicalPlan,
         _params: &ParamValues,
-        ctx: &SessionContext,
+        _ctx: &SessionContext,
         client: &mut dyn HookClient,
     ) -> Option<PgWireResult<Response>> {
         if !matches!(statement, Statement::Copy { to: false, .. }) {
             return None;
         }
-        Some(self.start(statement, ctx, client).await)
+        Some(self.start(statement, client).await)
     }
 }
 

@@ -514,6 +514,8 @@ impl QueryHook for EncodedQueries {
     ) -> Option<PgWireResult<Response>> {
         let Statement::Query(_) = statement else { return None };
         let sql = statement.to_string();
+        // A transaction block's session, where one is open: its reads see the block's writes.
+        let ctx = session(client).map(|s| s.context()).unwrap_or_else(|_| ctx.clone());
         Some(Self::respond(client, ctx.sql(&sql), &Format::UnifiedText, None, None).await)
     }
 
@@ -544,6 +546,7 @@ impl QueryHook for EncodedQueries {
             Ok(plan) => plan,
             Err(e) => return Some(Err(PgWireError::ApiError(Box::new(e)))),
         };
+        let ctx = session(client).map(|s| s.context()).unwrap_or_else(|_| ctx.clone());
         let dataframe = async {
             let optimised = ctx.state().optimize(&plan)?;
             ctx.execute_logical_plan(optimised).await

@@ -16,9 +16,10 @@
 //! - `copy`: `COPY entity FROM STDIN` (text, CSV; simple and extended
 //!   protocol) and `COPY … TO STDOUT`.
 //!
-//! Transactions: BEGIN/COMMIT/ROLLBACK are accepted and answered with the right
-//! status, but each statement commits on its own; there are no cross-backend
-//! transactions (see docs/design.md).
+//! - `transactions`: BEGIN/COMMIT/ROLLBACK and savepoints run a
+//!   `heavenbase::Transaction` held by the session; hooks run on the
+//!   session's workspace handle and SQL session, so a block's statements are
+//!   held by it and read its writes (docs/transactions.md).
 
 mod auth;
 mod cancel;
@@ -29,6 +30,7 @@ mod describe;
 mod encode;
 mod rewrite;
 mod router;
+mod transactions;
 mod writes;
 
 use std::collections::HashMap;

@@ -30,8 +30,7 @@ use datafusion_postgres::DfSessionService;
 use datafusion_postgres::arrow_pg::datatypes::arrow_schema_to_pg_fields;
 use datafusion_postgres::hooks::cursor::CursorStatementHook;
 use datafusion_postgres::hooks::set_show::SetShowHook;
-use datafusion_postgres::hooks::transactions::TransactionStatementHook;
-use datafusion_postgres::hooks::{HookClient, QueryHook};
+use datafusion_postgres::hooks::QueryHook;
 use datafusion_postgres::pgwire::api::auth::StartupHandler;
 use datafusion_postgres::pgwire::api::cancel::CancelHandler;
 use datafusion_postgres::pgwire::api::copy::CopyHandler;
@@ -52,7 +51,7 @@ use crate::auth::ConnectionStartup;
 use crate::cancel::Cancel;
 use crate::copy::{CopyHook, CopyIn};
 use crate::encode::{EncodedQueries, encode_batch, json_columns, with_json};
-use crate::writes::{ReadOnlyGuard, WorkspaceWrites, empty_plan};
+use crate::writes::{ReadOnlyGuard, WorkspaceWrites};
 use crate::{Shared, SqlStateErrors, fatal_error};
 
 /// What datafusion-postgres keeps for a parsed statement: the SQL it re-rendered,
@@ -73,6 +72,30 @@ pub(crate) struct Session {
     pub cancel: tokio::sync::watch::Sender<u64>,
     /// For the in-flight count of statements whose rows are still streaming.
     pub shared: Arc<Shared>,
+    /// The open transaction block, if any (see `transactions.rs`).
+    pub txn: Mutex<Option<heavenbase::Transaction>>,
+}
+
+impl Session {
+    /// The workspace handle statements run on: the open block's, or the workspace's.
+    pub fn workspace(&self) -> Workspace {
+        match self.txn.lock().as_ref() {
+            Some(tx) => tx.workspace().clone(),
+            None => self.service.ws.clone(),
+        }
+    }
+
+    /// The SQL session statements run in: the open block's, or the server's.
+    pub fn context(&self) -> SessionContext {
+        match self.txn.lock().as_ref() {
+            Some(tx) => tx.session().clone(),
+            None => self.service.ctx.as_ref().clone(),
+        }
+    }
+
+    pub fn in_block(&self) -> bool {
+        self.txn.lock().is_some()
+    }
 }
 
 pub(crate) fn session<C: ClientInfo + ?Sized>(client: &C) -> PgWireResult<Arc<Session>> {
@@ -86,6 +109,8 @@ pub(crate) fn session<C: ClientInfo + ?Sized>(client: &C) -> PgWireResult<Arc<Se
 pub(crate) struct WorkspaceService {
     pub ws: Workspace,
     pub df: Arc<DfSessionService>,
+    /// The server's session for this workspace (transaction blocks start from it).
+    pub ctx: Arc<SessionContext>,
     cache: Mutex<StatementCache>,
     /// For lookup scans: copying the session state per lookup costs more than
     /// the lookup, and a keyed scan reads nothing from it but the task context.
@@ -137,21 +162,22 @@ enum Key {
 impl WorkspaceService {
     pub fn new(ws: Workspace, ctx: Arc<SessionContext>) -> Self {
         let hooks: Vec<Arc<dyn QueryHook>> = vec![
+            // First: a failed block refuses everything but its end.
+            Arc::new(crate::transactions::Transactions),
             Arc::new(ReadOnlyGuard),
-            Arc::new(CopyHook { ws: ws.clone() }),
-            Arc::new(WorkspaceWrites { ws: ws.clone() }),
-            Arc::new(Savepoints),
+            Arc::new(CopyHook),
+            Arc::new(WorkspaceWrites),
+            Arc::new(crate::transactions::BlockInserts),
             Arc::new(CursorStatementHook),
             Arc::new(crate::compat::ShowSettings),
             Arc::new(SetShowHook),
-            Arc::new(TransactionStatementHook),
             // Last: every query no other hook answered.
             Arc::new(EncodedQueries),
         ];
         let df = Arc::new(DfSessionService::new_with_hooks(ctx.clone(), hooks));
         let lookup_state = ctx.state();
         let lookup_task = lookup_state.task_ctx();
-        WorkspaceService { ws, df, cache: Mutex::new(StatementCache::default()), lookup_state, lookup_task }
+        WorkspaceService { ws, df, ctx, cache: Mutex::new(StatementCache::default()), lookup_state, lookup_task }
     }
 
     async fn parse<C>(&self, client: &C, sql: &str, types: &[Option<Type>]) -> PgWireResult<DfStatement>
@@ -192,6 +218,10 @@ impl WorkspaceService {
     where
         C: ClientInfo,
     {
+        // A block's reads must see its own writes: the general path lays them over.
+        if session(client)?.in_block() {
+            return Ok(None);
+        }
         let Some(lookup) = self.lookup(&portal.statement.statement) else { return Ok(None) };
         let value: Option<ScalarValue> = match &lookup.key {
             Key::Literal(s) if lookup.integer => match s.parse::<i64>() {
@@ -311,55 +341,6 @@ fn key_of(e: &Expr) -> Option<Key> {
     }
 }
 
-/// SAVEPOINT, RELEASE and ROLLBACK TO are answered like BEGIN and COMMIT: every
-/// statement commits on its own, so there is nothing to roll back to. Drivers
-/// (psycopg's nested transactions, SQLAlchemy) send them unasked.
-struct Savepoints;
-
-impl Savepoints {
-    fn answer(statement: &Statement) -> Option<PgWireResult<Response>> {
-        let tag = match statement {
-            Statement::Savepoint { .. } => "SAVEPOINT",
-            Statement::ReleaseSavepoint { .. } => "RELEASE",
-            Statement::Rollback { savepoint: Some(_), .. } => "ROLLBACK",
-            _ => return None,
-        };
-        Some(Ok(Response::Execution(Tag::new(tag))))
-    }
-}
-
-#[async_trait]
-impl QueryHook for Savepoints {
-    async fn handle_simple_query(
-        &self,
-        statement: &Statement,
-        _ctx: &SessionContext,
-        _client: &mut dyn HookClient,
-    ) -> Option<PgWireResult<Response>> {
-        Self::answer(statement)
-    }
-
-    async fn handle_extended_parse_query(
-        &self,
-        statement: &Statement,
-        _ctx: &SessionContext,
-        _client: &(dyn ClientInfo + Send + Sync),
-    ) -> Option<PgWireResult<LogicalPlan>> {
-        Self::answer(statement).map(|_| Ok(empty_plan()))
-    }
-
-    async fn handle_extended_query(
-        &self,
-        statement: &Statement,
-        _plan: &LogicalPlan,
-        _params: &datafusion::common::ParamValues,
-        _ctx: &SessionContext,
-        _client: &mut dyn HookClient,
-    ) -> Option<PgWireResult<Response>> {
-        Self::answer(statement)
-    }
-}
-
 /// The per-connection handler set pgwire asks for.
 pub(crate) struct Handlers {
     startup: Arc<ConnectionStartup>,
@@ -408,6 +389,18 @@ pub(crate) struct Router {
 
 #[async_trait]
 impl SimpleQueryHandler for Router {
+    async fn on_query<C>(&self, client: &mut C, query: datafusion_postgres::pgwire::messages::simplequery::Query) -> PgWireResult<()>
+    where
+        C: ClientInfo + ClientPortalStore + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        C::PortalStore: PortalStore,
+        C::Error: std::fmt::Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        let first = crate::transactions::first_statement_if_failed(client, &query.query);
+        crate::transactions::settle_status(client, first.as_ref());
+        self._on_query(client, query).await
+    }
+
     async fn do_query<C>(&self, client: &mut C, query: &str) -> PgWireResult<Vec<Response>>
     where
         C: ClientInfo + ClientPortalStore + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
@@ -434,6 +427,19 @@ impl ExtendedQueryHandler for Router {
 
     fn query_parser(&self) -> Arc<RouterParser> {
         self.parser.clone()
+    }
+
+    async fn on_execute<C>(&self, client: &mut C, message: datafusion_postgres::pgwire::messages::extendedquery::Execute) -> PgWireResult<()>
+    where
+        C: ClientInfo + ClientPortalStore + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        C::PortalStore: PortalStore<Statement = Self::Statement>,
+        C::Error: std::fmt::Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        let name = message.name.as_deref().unwrap_or("");
+        let statement = client.portal_store().get_portal(name).and_then(|p| p.statement.statement.1.as_ref().map(|s| s.0.clone()));
+        crate::transactions::settle_status(client, statement.as_ref());
+        self._on_execute(client, message).await
     }
 
     async fn do_query<C>(&self, client: &mut C, portal: &Portal<DfStatement>, max_rows: usize) -> PgWireResult<Response>

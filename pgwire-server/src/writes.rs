@@ -107,9 +107,8 @@ pub(crate) fn empty_plan() -> LogicalPlan {
 /// `Workspace::plan_dml` shapes it, so clients that prepare the statement see
 /// its placeholders' types, and Execute binds the parameters in that plan. No
 /// statement is rendered back to SQL text.
-pub(crate) struct WorkspaceWrites {
-    pub ws: Workspace,
-}
+/// The workspace handle is the session's (a transaction block's while one is open).
+pub(crate) struct WorkspaceWrites;
 
 /// UPDATE, DELETE and INSERT … ON CONFLICT (without RETURNING): planned by
 /// the workspace, answered with a command tag.
@@ -132,15 +131,15 @@ fn is_workspace_write(s: &Statement) -> bool {
 
 impl WorkspaceWrites {
     /// Run a planned UPDATE or DELETE, or a DDL statement.
-    async fn run(&self, statement: &Statement, plan: Option<LogicalPlan>) -> Option<PgWireResult<Response>> {
+    async fn run(&self, ws: &Workspace, statement: &Statement, plan: Option<LogicalPlan>) -> Option<PgWireResult<Response>> {
         if !is_dml(statement) {
-            let done = self.ws.execute_ddl(statement).await?;
+            let done = ws.execute_ddl(statement).await?;
             return Some(done.map(|tag| Response::Execution(Tag::new(tag))).map_err(to_pg_error));
         }
-        Some(self.run_dml(statement, plan).await)
+        Some(self.run_dml(ws, statement, plan).await)
     }
 
-    async fn run_dml(&self, statement: &Statement, plan: Option<LogicalPlan>) -> PgWireResult<Response> {
+    async fn run_dml(&self, ws: &Workspace, statement: &Statement, plan: Option<LogicalPlan>) -> PgWireResult<Response> {
         let tag = match statement {
             Statement::Update(_) => Tag::new("UPDATE"),
             Statement::Insert(_) => Tag::new("INSERT").with_oid(0),
@@ -148,24 +147,24 @@ impl WorkspaceWrites {
         };
         let plan = match plan {
             Some(p) => p,
-            None => self.plan(statement).await?,
+            None => self.plan(ws, statement).await?,
         };
-        let count = self.ws.execute_dml(plan).await.map_err(to_pg_error)?;
+        let count = ws.execute_dml(plan).await.map_err(to_pg_error)?;
         Ok(Response::Execution(tag.with_rows(count as usize)))
     }
 
     /// `… RETURNING`, planned by the workspace as a query over the rows written.
-    async fn plan_returning(&self, statement: &Statement) -> heavenbase::Result<Option<LogicalPlan>> {
+    async fn plan_returning(&self, ws: &Workspace, statement: &Statement) -> heavenbase::Result<Option<LogicalPlan>> {
         match statement {
-            Statement::Insert(_) => self.ws.plan_insert(statement).await,
-            _ => self.ws.plan_dml(statement).await,
+            Statement::Insert(_) => ws.plan_insert(statement).await,
+            _ => ws.plan_dml(statement).await,
         }
     }
 
-    async fn plan(&self, statement: &Statement) -> PgWireResult<LogicalPlan> {
+    async fn plan(&self, ws: &Workspace, statement: &Statement) -> PgWireResult<LogicalPlan> {
         let planned = match statement {
-            Statement::Insert(_) => self.ws.plan_insert(statement).await,
-            _ => self.ws.plan_dml(statement).await,
+            Statement::Insert(_) => ws.plan_insert(statement).await,
+            _ => ws.plan_dml(statement).await,
         };
         match planned {
             Ok(Some(plan)) => Ok(plan),
@@ -180,7 +179,7 @@ impl QueryHook for WorkspaceWrites {
     async fn handle_simple_query(
         &self,
         statement: &Statement,
-        ctx: &SessionContext,
+        _ctx: &SessionContext,
         client: &mut dyn HookClient,
     ) -> Option<PgWireResult<Response>> {
         // `DEALLOCATE ALL` (psycopg sends it after a schema change): the
@@ -192,11 +191,17 @@ impl QueryHook for WorkspaceWrites {
                 return Some(Ok(Response::Execution(Tag::new("DEALLOCATE ALL"))));
             }
         }
+        let s = match session(client) {
+            Ok(s) => s,
+            Err(e) => return Some(Err(e)),
+        };
+        let ws = s.workspace();
         if crate::encode::is_insert_returning(statement) {
-            let plan = match self.plan_returning(statement).await {
+            let plan = match self.plan_returning(&ws, statement).await {
                 Ok(plan) => plan?,
                 Err(e) => return Some(Err(to_pg_error(e))),
             };
+            let ctx = s.context();
             let rows = crate::encode::EncodedQueries::respond(
                 client,
                 ctx.execute_logical_plan(plan),
@@ -209,18 +214,25 @@ impl QueryHook for WorkspaceWrites {
         if !is_workspace_write(statement) {
             return None;
         }
-        self.run(statement, None).await
+        self.run(&ws, statement, None).await
     }
 
     async fn handle_extended_parse_query(
         &self,
         statement: &Statement,
         _ctx: &SessionContext,
-        _client: &(dyn ClientInfo + Send + Sync),
+        client: &(dyn ClientInfo + Send + Sync),
     ) -> Option<PgWireResult<LogicalPlan>> {
+        if !crate::encode::is_insert_returning(statement) && !is_workspace_write(statement) {
+            return None;
+        }
+        let ws = match session(client) {
+            Ok(s) => s.workspace(),
+            Err(e) => return Some(Err(e)),
+        };
         if crate::encode::is_insert_returning(statement) {
             // Planned once here; Execute binds its parameters and runs it as a query.
-            return match self.plan_returning(statement).await {
+            return match self.plan_returning(&ws, statement).await {
                 Ok(plan) => plan.map(Ok),
                 Err(e) => Some(Err(to_pg_error(e))),
             };
@@ -231,7 +243,7 @@ impl QueryHook for WorkspaceWrites {
         if !is_dml(statement) {
             return Some(Ok(empty_plan()));
         }
-        Some(self.plan(statement).await)
+        Some(self.plan(&ws, statement).await)
     }
 
     async fn handle_extended_query(
@@ -240,18 +252,22 @@ impl QueryHook for WorkspaceWrites {
         plan: &LogicalPlan,
         params: &ParamValues,
         _ctx: &SessionContext,
-        _client: &mut dyn HookClient,
+        client: &mut dyn HookClient,
     ) -> Option<PgWireResult<Response>> {
         if !is_workspace_write(statement) {
             return None;
         }
+        let ws = match session(client) {
+            Ok(s) => s.workspace(),
+            Err(e) => return Some(Err(e)),
+        };
         if !is_dml(statement) {
-            return self.run(statement, None).await;
+            return self.run(&ws, statement, None).await;
         }
         let bound = match plan.clone().replace_params_with_values(params) {
             Ok(bound) => bound,
             Err(e) => return Some(Err(to_pg_error(e.into()))),
         };
-        self.run(statement, Some(bound)).await
+        self.run(&ws, statement, Some(bound)).await
     }
 }

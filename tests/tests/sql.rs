@@ -962,3 +962,73 @@ async fn update_and_delete_returning() {
     assert!(cells(&ws.sql("DELETE FROM acct WHERE id = 99 RETURNING id").await.unwrap()).is_empty());
     assert!(ws.audit().await.unwrap().ok());
 }
+
+/// Transaction blocks in Rust: writes are held until COMMIT and seen by the
+/// block's own reads only; a failed statement changes nothing; savepoints
+/// undo their part; dropping a block discards it; two blocks writing one row
+/// conflict (40001) and a write outside any block waits for the block.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn transactions_hold_writes_until_commit() {
+    let h = TestHome::new();
+    let ws = h.open("txn", Construction::preset("embedded")).await;
+    ws.sql("CREATE TABLE item (id integer PRIMARY KEY, qty integer)").await.unwrap();
+    ws.sql("INSERT INTO item VALUES (1, 10), (2, 20), (3, 30)").await.unwrap();
+    let items = |ws: Workspace| async move { cells(&ws.sql("SELECT id, qty FROM item ORDER BY id").await.unwrap()) };
+    let before = rows(&[&["1", "10"], &["2", "20"], &["3", "30"]]);
+
+    let tx = ws.begin().unwrap();
+    tx.sql("DELETE FROM item WHERE id = 1").await.unwrap();
+    tx.sql("INSERT INTO item VALUES (4, 40)").await.unwrap();
+    tx.sql("UPDATE item SET qty = qty + 1 WHERE id = 2").await.unwrap();
+    let inside = rows(&[&["2", "21"], &["3", "30"], &["4", "40"]]);
+    assert_eq!(items(tx.workspace().clone()).await, inside);
+    assert_eq!(cells(&tx.sql("SELECT count(*) FROM item WHERE qty > 25").await.unwrap()), rows(&[&["2"]]));
+    assert_eq!(tx.count("item").await.unwrap(), 3);
+    let four = heavenbase::catalog::derive_key_object_id("item", &[serde_json::json!(4)]).unwrap();
+    assert_eq!(tx.get("item", &four).await.unwrap().unwrap()["qty"], serde_json::json!(40));
+    assert!(ws.get("item", &four).await.unwrap().is_none(), "other sessions do not see the block's rows");
+    assert_eq!(items(ws.clone()).await, before);
+
+    // A failed statement inside the block changes nothing of it.
+    let e = tx.sql("INSERT INTO item VALUES (5, 50), (2, 0)").await.unwrap_err();
+    assert_eq!(e.sqlstate(), "23505", "{e}");
+    assert_eq!(items(tx.workspace().clone()).await, inside);
+    // Savepoints undo only what follows them.
+    tx.savepoint("s").unwrap();
+    tx.sql("DELETE FROM item").await.unwrap();
+    assert_eq!(tx.count("item").await.unwrap(), 0);
+    tx.rollback_to("s").unwrap();
+    assert_eq!(items(tx.workspace().clone()).await, inside);
+    assert_eq!(tx.rollback_to("nope").unwrap_err().sqlstate(), "3B001");
+    assert_eq!(tx.sql("COMMIT").await.unwrap_err().sqlstate(), "0A000");
+    tx.commit().await.unwrap();
+    assert_eq!(items(ws.clone()).await, inside);
+
+    // Dropped without COMMIT: nothing happened.
+    let tx = ws.begin().unwrap();
+    tx.sql("DELETE FROM item").await.unwrap();
+    tx.upsert("item", serde_json::json!({"id": 7, "qty": 70})).await.unwrap();
+    drop(tx);
+    assert_eq!(items(ws.clone()).await, inside);
+    let e = ws.sql("BEGIN").await.unwrap_err();
+    assert!(e.to_string().contains("begin()"), "{e}");
+
+    // Two blocks write one row: the second is refused at once.
+    let a = ws.begin().unwrap();
+    let b = ws.begin().unwrap();
+    a.sql("UPDATE item SET qty = 100 WHERE id = 2").await.unwrap();
+    let e = b.sql("UPDATE item SET qty = 200 WHERE id = 2").await.unwrap_err();
+    assert_eq!(e.sqlstate(), "40001", "{e}");
+    b.sql("UPDATE item SET qty = 300 WHERE id = 3").await.unwrap();
+    // A write outside any block waits for the block that holds the row.
+    let waiting = tokio::spawn({
+        let ws = ws.clone();
+        async move { ws.sql("UPDATE item SET qty = qty + 1 WHERE id = 2").await }
+    });
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    assert!(!waiting.is_finished(), "the write waits for the block");
+    a.commit().await.unwrap();
+    waiting.await.unwrap().unwrap();
+    b.rollback();
+    assert_eq!(items(ws.clone()).await, rows(&[&["2", "101"], &["3", "30"], &["4", "40"]]));
+}

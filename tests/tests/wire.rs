@@ -1344,3 +1344,121 @@ async fn result_columns_are_named_as_postgres_names_them() {
     let names: Vec<&str> = twice.columns().iter().map(|c| c.name()).collect();
     assert!(names[0] != names[1], "{names:?}");
 }
+
+/// Transaction blocks over the wire: ROLLBACK undoes, COMMIT keeps, other
+/// sessions see nothing before COMMIT, a failed statement fails the block
+/// (25P02, COMMIT answers ROLLBACK), savepoints undo their part, and a client
+/// that goes away inside a block leaves nothing; with psql, tokio-postgres and
+/// psycopg (tests/clients/psycopg_transactions.py).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn transaction_blocks_over_the_wire() {
+    let h = TestHome::new();
+    let ws = h.open("wtx", heavenbase::Construction::preset("embedded")).await;
+    let port = start(ws.clone()).await;
+    let mut client = connect(port, "wtx").await;
+    let watcher = connect(port, "wtx").await;
+    client.batch_execute("CREATE TABLE item (id integer PRIMARY KEY, qty integer)").await.unwrap();
+    client.batch_execute("INSERT INTO item VALUES (1, 10), (2, 20), (3, 30)").await.unwrap();
+    async fn n(c: &tokio_postgres::Client) -> i64 {
+        c.query_one("SELECT count(*) FROM item", &[]).await.unwrap().get(0)
+    }
+
+    // One simple query: the block and its ROLLBACK.
+    client.batch_execute("BEGIN; DELETE FROM item; INSERT INTO item VALUES (9, 90); ROLLBACK").await.unwrap();
+    assert_eq!(n(&client).await, 3);
+
+    // tokio-postgres' Transaction: reads its own writes, others do not, COMMIT keeps.
+    let tx = client.transaction().await.unwrap();
+    tx.execute("INSERT INTO item VALUES ($1, $2)", &[&4i64, &40i64]).await.unwrap();
+    tx.execute("UPDATE item SET qty = qty + 1 WHERE id = $1", &[&1i64]).await.unwrap();
+    let inside: i64 = tx.query_one("SELECT count(*) FROM item", &[]).await.unwrap().get(0);
+    assert_eq!(inside, 4);
+    assert_eq!(n(&watcher).await, 3, "another session sees nothing before COMMIT");
+    // A savepoint undoes only its part.
+    let sp = {
+        let mut tx = tx;
+        let sp = tx.savepoint("sp").await.unwrap();
+        sp.execute("DELETE FROM item", &[]).await.unwrap();
+        let none: i64 = sp.query_one("SELECT count(*) FROM item", &[]).await.unwrap().get(0);
+        assert_eq!(none, 0);
+        sp.rollback().await.unwrap();
+        let back: i64 = tx.query_one("SELECT count(*) FROM item", &[]).await.unwrap().get(0);
+        assert_eq!(back, 4);
+        tx
+    };
+    sp.commit().await.unwrap();
+    assert_eq!(n(&watcher).await, 4);
+    let qty: i64 = watcher.query_one("SELECT qty FROM item WHERE id = 1", &[]).await.unwrap().get(0);
+    assert_eq!(qty, 11);
+
+    // A failed statement fails the block: 25P02, then COMMIT answers ROLLBACK.
+    client.batch_execute("BEGIN").await.unwrap();
+    client.execute("DELETE FROM item WHERE id = 4", &[]).await.unwrap();
+    let e = client.execute("INSERT INTO item VALUES (1, 0)", &[]).await.unwrap_err();
+    assert_eq!(db_code(&e), "23505");
+    let e = client.query_one("SELECT count(*) FROM item", &[]).await.unwrap_err();
+    assert_eq!(db_code(&e), "25P02");
+    client.batch_execute("COMMIT").await.unwrap();
+    assert_eq!(n(&client).await, 4, "the failed block's DELETE was rolled back");
+
+    // A client that goes away inside a block leaves nothing, and its rows are free.
+    let gone = connect(port, "wtx").await;
+    gone.batch_execute("BEGIN; DELETE FROM item WHERE id = 2").await.unwrap();
+    drop(gone);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let updated = tokio::time::timeout(Duration::from_secs(10), client.execute("UPDATE item SET qty = 21 WHERE id = 2", &[]))
+        .await
+        .expect("the departed block's claim is released")
+        .unwrap();
+    assert_eq!(updated, 1);
+    assert_eq!(n(&watcher).await, 4);
+
+    // psql: the tags it prints, and COMMIT of a failed block.
+    if has_psql() {
+        let conninfo = format!("host=127.0.0.1 port={port} user=postgres dbname=wtx");
+        let script = "BEGIN;\nDELETE FROM item;\nSELECT count(*) FROM item;\nROLLBACK;\nSELECT count(*) FROM item;\n\
+                      BEGIN;\nINSERT INTO item VALUES (1, 1);\nSELECT 1;\nCOMMIT;\n";
+        let (_, out, err) = psql_run(&conninfo, &["-v", "ON_ERROR_STOP=0", "-a"], Some(script)).await;
+        let lines: Vec<&str> = out.lines().filter(|l| !l.trim().is_empty()).collect();
+        assert!(lines.contains(&"0") && lines.contains(&"4"), "{out}\n{err}");
+        assert!(err.contains("duplicate key") && err.contains("current transaction is aborted"), "{err}");
+        assert_eq!(lines.last(), Some(&"ROLLBACK"), "{out}");
+    }
+    assert_eq!(n(&client).await, 4);
+
+    if let Some(out) = run_client(
+        "python3",
+        &[clients_dir().join("psycopg_transactions.py").display().to_string(), port.to_string(), "wtx".into()],
+        &["-c", "import psycopg"],
+    )
+    .await
+    {
+        assert_eq!(out.trim(), "ok");
+    }
+}
+
+/// No lost updates: 16 autocommit clients × 50 `UPDATE … SET v = v + 1` on
+/// one row end at exactly 800.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_increments_lose_no_update() {
+    let h = TestHome::new();
+    let ws = h.open("winc", heavenbase::Construction::preset("embedded")).await;
+    let port = start(ws.clone()).await;
+    let client = connect(port, "winc").await;
+    client.batch_execute("CREATE TABLE c (id integer PRIMARY KEY, v integer)").await.unwrap();
+    client.batch_execute("INSERT INTO c VALUES (1, 0)").await.unwrap();
+    let mut tasks = Vec::new();
+    for _ in 0..16 {
+        tasks.push(tokio::spawn(async move {
+            let c = connect(port, "winc").await;
+            for _ in 0..50 {
+                c.execute("UPDATE c SET v = v + 1 WHERE id = $1", &[&1i64]).await.unwrap();
+            }
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+    let v: i64 = client.query_one("SELECT v FROM c WHERE id = 1", &[]).await.unwrap().get(0);
+    assert_eq!(v, 800);
+}

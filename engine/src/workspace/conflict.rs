@@ -100,7 +100,7 @@ impl Workspace {
         let proposed =
             RecordBatch::try_new(schema.clone(), rt.def.fields.iter().map(|f| prepared.columns[&f.name].clone()).collect())
                 .map_err(internal)?;
-        let _locks = self.lock_ids(&prepared.ids).await;
+        let _locks = self.lock_ids(&prepared.ids).await?;
         let existing = self.existing_ids(&rt, &prepared.ids).await?;
         // Each row: inserted, or meeting a stored row (or one this statement inserts).
         let mut seen: HashSet<&str> = HashSet::with_capacity(prepared.ids.len());

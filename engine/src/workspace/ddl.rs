@@ -28,7 +28,46 @@ impl Workspace {
     /// `CREATE INDEX`, `DROP TABLE`, `TRUNCATE`) and answer its command tag, or refuse a schema
     /// statement the workspace cannot keep durably (0A000, naming it). None
     /// for any other statement.
+    ///
+    /// Inside a transaction block, schema statements take effect at once and
+    /// are not undone by ROLLBACK (docs/transactions.md); one that would change
+    /// or drop a table the block has uncommitted changes to is refused (25001),
+    /// as is TRUNCATE, which the block could not undo.
     pub async fn execute_ddl(&self, statement: &Statement) -> Option<Result<&'static str>> {
+        let Some(txn) = self.buffering() else { return self.execute_ddl_now(statement).await };
+        if !Self::is_ddl(statement) {
+            return None;
+        }
+        let verb = statement.to_string().split_whitespace().take(2).collect::<Vec<_>>().join(" ").to_uppercase();
+        if matches!(statement, Statement::Truncate(_)) {
+            return Some(Err(Error::new(
+                ErrorKind::ActiveTransaction,
+                "TRUNCATE cannot run inside a transaction block: ROLLBACK could not undo it; use DELETE FROM in the \
+                 block, or TRUNCATE outside it",
+            )));
+        }
+        let targets: Vec<String> = match statement {
+            Statement::Drop { names, .. } => names.iter().map(super::dml::last_ident).collect(),
+            Statement::AlterTable(alter) => vec![super::dml::last_ident(&alter.name)],
+            Statement::CreateIndex(index) => vec![super::dml::last_ident(&index.table_name)],
+            _ => Vec::new(),
+        };
+        for target in targets {
+            let entity = self.runtime(&target).map(|rt| rt.def.entity_id.clone()).unwrap_or(target);
+            if txn.touches(&entity) {
+                return Some(Err(Error::new(
+                    ErrorKind::ActiveTransaction,
+                    format!(
+                        "{verb} {entity} cannot run inside this transaction block: the block has uncommitted changes \
+                         to {entity}; COMMIT or ROLLBACK first"
+                    ),
+                )));
+            }
+        }
+        self.without_transaction().execute_ddl_now(statement).await
+    }
+
+    async fn execute_ddl_now(&self, statement: &Statement) -> Option<Result<&'static str>> {
         if let Some(refusal) = refused_ddl(statement) {
             return Some(Err(refusal));
         }

@@ -42,12 +42,20 @@ impl Workspace {
     ///
     /// A panic while planning or running the statement (a bug, never a
     /// crash) is this statement's error (XX000); the workspace goes on.
+    ///
+    /// Inside a transaction block a statement that fails changes nothing:
+    /// what it held is let go again.
     pub async fn sql(&self, sql: &str) -> Result<Vec<RecordBatch>> {
         use futures::FutureExt;
-        std::panic::AssertUnwindSafe(self.sql_statement(sql))
+        let mark = self.buffering().map(|t| t.mark());
+        let result = std::panic::AssertUnwindSafe(self.sql_statement(sql))
             .catch_unwind()
             .await
-            .unwrap_or_else(|panic| Err(crate::error::panicked(sql, panic)))
+            .unwrap_or_else(|panic| Err(crate::error::panicked(sql, panic)));
+        if let (Err(_), Some(txn), Some(mark)) = (&result, self.buffering(), mark) {
+            txn.cut_to(mark);
+        }
+        result
     }
 
     async fn sql_statement(&self, sql: &str) -> Result<Vec<RecordBatch>> {
@@ -69,6 +77,17 @@ impl Workspace {
         }
         match &statement {
             DfStatement::Statement(stmt) => match stmt.as_ref() {
+                Statement::StartTransaction { .. }
+                | Statement::Commit { .. }
+                | Statement::Rollback { .. }
+                | Statement::Savepoint { .. }
+                | Statement::ReleaseSavepoint { .. } => {
+                    return Err(Error::not_supported(format!(
+                        "{} is not run through Workspace::sql: start a block with Workspace::begin() and end it with \
+                         Transaction::commit or rollback (savepoints: Transaction::savepoint, rollback_to, release)",
+                        stmt.to_string().split_whitespace().next().unwrap_or_default().to_uppercase()
+                    )));
+                }
                 Statement::Delete(_) | Statement::Update(_) => {
                     let plan = self.plan_dml(stmt).await?.ok_or_else(|| Error::internal("an UPDATE or DELETE has a plan"))?;
                     if !matches!(plan, LogicalPlan::Dml(_)) {
@@ -249,7 +268,8 @@ impl Workspace {
         let rt = self.runtime(dml.table_name.table())?;
         let schema = dml.input.schema().clone();
         let input = Arc::unwrap_or_clone(dml.input);
-        let batches = self.session().execute_logical_plan(input).await?.collect().await?;
+        let versions = self.write_versions();
+        let mut batches = self.session().execute_logical_plan(input.clone()).await?.collect().await?;
         let ids = || {
             batches.iter().flat_map(|b| {
                 let col = datafusion::arrow::array::AsArray::as_string::<i32>(b.column(0));
@@ -264,7 +284,26 @@ impl Workspace {
                 let existed = self.delete_many(&rt.def.entity_id, &ids).await?;
                 Ok(existed.iter().filter(|e| **e).count() as u64)
             }
-            WriteOp::Update => self.apply_update(&rt, schema.as_arrow(), &batches).await,
+            WriteOp::Update => {
+                // No lost updates: the new values are computed again under the
+                // rows' locks when another write to them finished since they
+                // were read (READ COMMITTED's re-check: a row that no longer
+                // matches the WHERE is left alone).
+                let ids = crate::table::first_column_ids(&batches);
+                let _locks = self.lock_ids(&ids).await?;
+                if self.written_since(&versions, &ids) {
+                    let listed = ids.iter().map(|id| datafusion::logical_expr::lit(id.clone())).collect();
+                    let again = LogicalPlanBuilder::from(input)
+                        .filter(datafusion::logical_expr::ident(OBJECT_ID).in_list(listed, false))?
+                        .build()?;
+                    batches = self.session().execute_logical_plan(again).await?.collect().await?;
+                }
+                let (patches, ids) = update_patches(&rt, schema.as_arrow(), &batches)?;
+                if !patches.is_empty() {
+                    self.set_many_locked(&rt, patches, &ids).await?;
+                }
+                Ok(ids.len() as u64)
+            }
             other => Err(Error::internal(format!("execute_dml runs UPDATE and DELETE, not {other}"))),
         }
     }
@@ -277,33 +316,12 @@ impl Workspace {
         schema: &datafusion::arrow::datatypes::Schema,
         batches: &[RecordBatch],
     ) -> Result<u64> {
-        {
-            {
-                let mut targets = Vec::new();
-                for field in schema.fields().iter().skip(1) {
-                    let f = rt.def.get(field.name()).ok_or_else(|| {
-                        Error::unknown_field(format!("Unknown column '{}' in UPDATE of '{}'", field.name(), rt.def.entity_id))
-                    })?;
-                    targets.push(f.clone());
-                }
-                let mut patches: Vec<Row> = Vec::new();
-                for b in batches {
-                    for r in 0..b.num_rows() {
-                        let mut row = Row::new();
-                        row.insert(OBJECT_ID.into(), array_value(b.column(0).as_ref(), r, &LogicalType::identifier()));
-                        for (i, f) in targets.iter().enumerate() {
-                            row.insert(f.name.clone(), array_value(b.column(i + 1).as_ref(), r, &f.ty));
-                        }
-                        patches.push(row);
-                    }
-                }
-                let n = patches.len() as u64;
-                if n > 0 {
-                    self.set_many(&rt.def.entity_id, patches).await?;
-                }
-                Ok(n)
-            }
+        let (patches, _) = update_patches(rt, schema, batches)?;
+        let n = patches.len() as u64;
+        if n > 0 {
+            self.set_many(&rt.def.entity_id, patches).await?;
         }
+        Ok(n)
     }
 
     /// `CREATE TABLE`: registers an entity (see `docs/sql.md` for the type
@@ -482,6 +500,38 @@ fn written_as_is(value: Expr) -> Expr {
         Expr::Placeholder(p) => Expr::Placeholder(Placeholder::new_with_field(p.id, None)),
         other => other,
     }
+}
+
+/// An UPDATE's patches from the rows its plan selected (object_id, then the
+/// assigned columns' new values), and their object_ids.
+fn update_patches(
+    rt: &super::EntityRuntime,
+    schema: &datafusion::arrow::datatypes::Schema,
+    batches: &[RecordBatch],
+) -> Result<(Vec<Row>, Vec<String>)> {
+    let mut targets = Vec::new();
+    for field in schema.fields().iter().skip(1) {
+        let f = rt.def.get(field.name()).ok_or_else(|| {
+            Error::unknown_field(format!("Unknown column '{}' in UPDATE of '{}'", field.name(), rt.def.entity_id))
+        })?;
+        targets.push(f.clone());
+    }
+    let mut patches: Vec<Row> = Vec::new();
+    let mut ids = Vec::new();
+    for b in batches {
+        for r in 0..b.num_rows() {
+            let id = array_value(b.column(0).as_ref(), r, &LogicalType::identifier());
+            let Some(text) = id.as_str() else { continue };
+            ids.push(text.to_string());
+            let mut row = Row::new();
+            row.insert(OBJECT_ID.into(), id);
+            for (i, f) in targets.iter().enumerate() {
+                row.insert(f.name.clone(), array_value(b.column(i + 1).as_ref(), r, &f.ty));
+            }
+            patches.push(row);
+        }
+    }
+    Ok((patches, ids))
 }
 
 fn count_batch(n: u64) -> Vec<RecordBatch> {

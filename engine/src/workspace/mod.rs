@@ -14,6 +14,7 @@ pub(crate) mod keys;
 pub(crate) mod maintenance;
 pub(crate) mod references;
 pub(crate) mod shape;
+pub(crate) mod transaction;
 pub(crate) mod views;
 pub(crate) mod write;
 
@@ -62,6 +63,13 @@ pub(crate) struct Inner {
     pub ctx: SessionContext,
     /// Striped per-object_id locks: concurrent writes to one object never interleave.
     pub stripes: Vec<tokio::sync::Mutex<()>>,
+    /// Per stripe: how many writes under it have finished (an UPDATE reads
+    /// its rows again under their locks when one finished since it read them).
+    pub stripe_versions: Vec<std::sync::atomic::AtomicU64>,
+    /// Objects claimed by open transaction blocks: object_id → transaction.
+    pub claims: parking_lot::Mutex<HashMap<String, u64>>,
+    /// Signalled whenever a transaction gives its claims up.
+    pub claim_released: tokio::sync::Notify,
     /// Identity columns' counters (`entity.field` → last value handed out),
     /// loaded from MetaSchema on first use; the lock serialises reservations.
     pub sequences: tokio::sync::Mutex<HashMap<String, i64>>,
@@ -76,6 +84,8 @@ pub(crate) struct Inner {
 #[derive(Clone)]
 pub struct Workspace {
     pub(crate) inner: Arc<Inner>,
+    /// Set on a transaction's handle (see `transaction.rs`).
+    pub(crate) txn: Option<Arc<transaction::TxnState>>,
 }
 
 impl std::fmt::Debug for Workspace {
@@ -172,6 +182,7 @@ impl Workspace {
         // JSON paths in SQL: json_get_str(meta, 'k'), meta->>'k', ...
         datafusion_functions_json::register_all(&mut ctx)?;
         let ws = Workspace {
+            txn: None,
             inner: Arc::new(Inner {
                 id: id.to_string(),
                 home: home.clone(),
@@ -183,6 +194,9 @@ impl Workspace {
                 views: RwLock::new(BTreeMap::new()),
                 ctx,
                 stripes: (0..STRIPES).map(|_| tokio::sync::Mutex::new(())).collect(),
+                stripe_versions: (0..STRIPES).map(|_| std::sync::atomic::AtomicU64::new(0)).collect(),
+                claims: parking_lot::Mutex::new(HashMap::new()),
+                claim_released: tokio::sync::Notify::new(),
                 sequences: tokio::sync::Mutex::new(HashMap::new()),
                 register_lock: tokio::sync::Mutex::new(()),
                 schema_version: std::sync::atomic::AtomicU64::new(0),
@@ -266,8 +280,19 @@ impl Workspace {
     }
 
     /// The workspace's DataFusion session: every entity is a table in it.
+    /// A transaction's handle answers the transaction's session, whose scans
+    /// see the block's held writes.
     pub fn session(&self) -> &SessionContext {
-        &self.inner.ctx
+        match &self.txn {
+            Some(txn) => &txn.ctx,
+            None => &self.inner.ctx,
+        }
+    }
+
+    /// A handle for code that runs inside a DataFusion session (a sink, an
+    /// execution plan): the transaction the session belongs to, if any.
+    pub(crate) fn for_session(inner: Arc<Inner>, config: &datafusion::prelude::SessionConfig) -> Workspace {
+        Workspace { inner, txn: transaction::of_config(config) }
     }
 
     /// Plan one SQL statement as a DataFrame.
@@ -525,7 +550,7 @@ fn check_ws_id(id: &str) -> Result<()> {
 
 fn live_get(home: &Home, id: &str) -> Option<Workspace> {
     let live = LIVE.lock();
-    live.as_ref()?.get(&(home.root().to_path_buf(), id.to_string()))?.upgrade().map(|inner| Workspace { inner })
+    live.as_ref()?.get(&(home.root().to_path_buf(), id.to_string()))?.upgrade().map(|inner| Workspace { inner, txn: None })
 }
 
 fn live_put(home: &Home, id: &str, ws: &Workspace) {

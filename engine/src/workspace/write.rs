@@ -34,7 +34,7 @@ pub enum WriteMode {
 }
 
 /// Validated rows laid out as one Arrow column per entity field.
-pub(super) struct PreparedBatch {
+pub(crate) struct PreparedBatch {
     pub ids: Vec<String>,
     pub columns: HashMap<String, ArrayRef>,
 }
@@ -112,7 +112,7 @@ impl Workspace {
     /// Write validated rows under their ids' locks; an insert first checks
     /// that none of them exists.
     async fn write_mode(&self, rt: &EntityRuntime, prepared: PreparedBatch, mode: WriteMode) -> Result<Vec<String>> {
-        let _locks = self.lock_ids(&prepared.ids).await;
+        let _locks = self.lock_ids(&prepared.ids).await?;
         if mode == WriteMode::Insert {
             let existing = self.existing_ids(rt, &prepared.ids).await?;
             if let Some(row) = prepared.ids.iter().position(|id| existing.contains(id)) {
@@ -126,6 +126,9 @@ impl Workspace {
                     None => format!("{e} object_id '{}' already exists", prepared.ids[row]),
                 };
                 return Err(Error::new(ErrorKind::UniqueViolation, message));
+            }
+            if self.buffering().is_some() {
+                return self.write_prepared(rt, prepared).await;
             }
             // None of the ids existed (and their locks are held): a write that
             // fails part-way (a unique index in a later group) is undone exactly
@@ -166,10 +169,15 @@ impl Workspace {
             };
             ids.push(id);
         }
-        let _locks = self.lock_ids(&ids).await;
-        let current = self.get_many_unlocked(&rt, &ids).await?;
+        let _locks = self.lock_ids(&ids).await?;
+        self.set_many_locked(&rt, patches, &ids).await
+    }
+
+    /// [`Workspace::set_many`] with the ids (one per patch) locked.
+    pub(super) async fn set_many_locked(&self, rt: &EntityRuntime, patches: Vec<Row>, ids: &[String]) -> Result<Vec<String>> {
+        let current = self.get_many_unlocked(rt, ids).await?;
         let mut merged = Vec::with_capacity(patches.len());
-        for ((patch, id), cur) in patches.into_iter().zip(&ids).zip(current) {
+        for ((patch, id), cur) in patches.into_iter().zip(ids).zip(current) {
             let mut row = cur.unwrap_or_default();
             for (k, v) in patch {
                 if k == OBJECT_ID {
@@ -186,7 +194,7 @@ impl Workspace {
             merged.push(row);
         }
         let prepared = prepare(&rt.def, &merged)?;
-        self.write_prepared(&rt, prepared).await
+        self.write_prepared(rt, prepared).await
     }
 
     /// One row by object_id, or None.
@@ -227,7 +235,10 @@ impl Workspace {
     pub async fn count(&self, entity: &str) -> Result<usize> {
         let rt = self.runtime(entity)?;
         let (backend, group) = rt.primary();
-        Ok(backend.count(group).await?)
+        let stored = backend.count(group).await?;
+        let Some(overlay) = self.buffering().and_then(|t| t.overlay(&rt.def.entity_id)) else { return Ok(stored) };
+        let touched_stored = self.stored_ids(&rt, overlay.touched()).await?.len();
+        Ok(stored - touched_stored + overlay.live_count())
     }
 
     /// Delete one row; returns whether it existed.
@@ -239,10 +250,23 @@ impl Workspace {
     /// which existed.
     pub async fn delete_many(&self, entity: &str, ids: &[String]) -> Result<Vec<bool>> {
         let rt = self.runtime(entity)?;
-        let _locks = self.lock_ids(ids).await;
+        let _locks = self.lock_ids(ids).await?;
         if !is_system(&rt.def.entity_id) {
             self.check_referenced(&rt, ids).await?;
+            if let Some(txn) = self.buffering() {
+                let existed = self.existing_ids(&rt, ids).await?;
+                let gone: Vec<String> = ids.iter().filter(|id| existed.contains(*id)).cloned().collect();
+                if !gone.is_empty() {
+                    txn.push(super::transaction::Op::Delete { entity: rt.def.entity_id.clone(), ids: gone })?;
+                }
+                return Ok(ids.iter().map(|id| existed.contains(id)).collect());
+            }
         }
+        self.delete_unlocked(&rt, ids).await
+    }
+
+    /// [`Workspace::delete_many`] with the ids' locks held and references checked.
+    pub(super) async fn delete_unlocked(&self, rt: &EntityRuntime, ids: &[String]) -> Result<Vec<bool>> {
         let mut existed: HashSet<String> = HashSet::new();
         for (i, (backend, group)) in rt.groups.iter().enumerate() {
             let gone = backend.delete(group, ids).await?;
@@ -267,7 +291,58 @@ impl Workspace {
         self.write_groups(&rt, &prepared).await
     }
 
-    pub(super) async fn lock_ids(&self, ids: &[String]) -> Vec<tokio::sync::MutexGuard<'_, ()>> {
+    /// The ids' stripe locks, once no other transaction block claims any of
+    /// them. A block's own writes claim the ids (another block's claim is a
+    /// serialization failure at once); writes outside any block wait for the
+    /// claiming block to end.
+    pub(super) async fn lock_ids(&self, ids: &[String]) -> Result<IdLocks<'_>> {
+        let me = self.txn.as_ref().map(|t| t.id);
+        let deadline = tokio::time::Instant::now() + super::transaction::CLAIM_WAIT;
+        loop {
+            let guards = self.stripe_locks(ids).await;
+            let released = self.inner.claim_released.notified();
+            {
+                let mut claims = self.inner.claims.lock();
+                let blocked = !claims.is_empty() && ids.iter().any(|id| claims.get(id).is_some_and(|owner| Some(*owner) != me));
+                if !blocked {
+                    if let Some(txn) = self.buffering() {
+                        for id in ids {
+                            claims.insert(id.clone(), txn.id);
+                        }
+                        txn.note_claims(ids);
+                    }
+                    return Ok(guards);
+                }
+                if self.buffering().is_some() {
+                    return Err(Error::new(
+                        ErrorKind::SerializationFailure,
+                        "could not serialize access due to concurrent update: another open transaction block is \
+                         changing the same row; retry the transaction",
+                    ));
+                }
+            }
+            drop(guards);
+            if tokio::time::timeout_at(deadline, released).await.is_err() {
+                return Err(Error::new(
+                    ErrorKind::LockNotAvailable,
+                    "canceling statement due to lock timeout: an open transaction block is changing the same row",
+                ));
+            }
+        }
+    }
+
+    async fn stripe_locks(&self, ids: &[String]) -> IdLocks<'_> {
+        let stripes = self.stripes_of(ids);
+        let mut guards = Vec::with_capacity(stripes.len());
+        for s in &stripes {
+            guards.push(self.inner.stripes[*s].lock().await);
+        }
+        IdLocks { _guards: guards, stripes, versions: &self.inner.stripe_versions }
+    }
+
+    /// The lock stripes of `ids`, ascending (the order every writer takes
+    /// them in, so two writers never deadlock).
+    fn stripes_of(&self, ids: &[String]) -> Vec<usize> {
         use std::hash::{Hash, Hasher};
         let n = self.inner.stripes.len();
         let mut stripes: Vec<usize> = ids
@@ -278,17 +353,41 @@ impl Workspace {
                 (h.finish() as usize) % n
             })
             .collect();
-        // Always in ascending order, so two batches can never deadlock.
         stripes.sort_unstable();
         stripes.dedup();
-        let mut guards = Vec::with_capacity(stripes.len());
-        for s in stripes {
-            guards.push(self.inner.stripes[s].lock().await);
-        }
-        guards
+        stripes
     }
 
+    /// How many writes have finished under each stripe so far.
+    pub(super) fn write_versions(&self) -> Vec<u64> {
+        self.inner.stripe_versions.iter().map(|v| v.load(std::sync::atomic::Ordering::Acquire)).collect()
+    }
+
+    /// Whether a write under the stripes of `ids` finished after `since` was taken.
+    pub(super) fn written_since(&self, since: &[u64], ids: &[String]) -> bool {
+        self.stripes_of(ids)
+            .into_iter()
+            .any(|s| self.inner.stripe_versions[s].load(std::sync::atomic::Ordering::Acquire) != since[s])
+    }
+
+    /// The ids that exist, as this handle sees them (a transaction's own
+    /// writes and deletions included).
     pub(super) async fn existing_ids(&self, rt: &EntityRuntime, ids: &[String]) -> Result<HashSet<String>> {
+        let mut found = self.stored_ids(rt, ids).await?;
+        if let Some(overlay) = self.buffering().and_then(|t| t.overlay(&rt.def.entity_id)) {
+            for id in ids {
+                match overlay.state(id) {
+                    Some(Some(_)) => found.insert(id.clone()),
+                    Some(None) => found.remove(id),
+                    None => false,
+                };
+            }
+        }
+        Ok(found)
+    }
+
+    /// The ids stored in the backends (committed rows only).
+    async fn stored_ids(&self, rt: &EntityRuntime, ids: &[String]) -> Result<HashSet<String>> {
         let (backend, group) = rt.primary();
         let request = ScanRequest { ids: Some(Arc::new(ids.to_vec())), ..Default::default() };
         let batches = backend.scan(group, &request).await?;
@@ -299,6 +398,18 @@ impl Workspace {
     }
 
     pub(super) async fn get_many_unlocked(&self, rt: &EntityRuntime, ids: &[String]) -> Result<Vec<Option<Row>>> {
+        let mut rows = self.stored_rows_by_id(rt, ids).await?;
+        if let Some(overlay) = self.buffering().and_then(|t| t.overlay(&rt.def.entity_id)) {
+            for (id, row) in ids.iter().zip(rows.iter_mut()) {
+                if let Some(state) = overlay.state(id) {
+                    *row = state.map(|at| overlay.row(&rt.def, at));
+                }
+            }
+        }
+        Ok(rows)
+    }
+
+    async fn stored_rows_by_id(&self, rt: &EntityRuntime, ids: &[String]) -> Result<Vec<Option<Row>>> {
         let request_ids = Arc::new(ids.to_vec());
         let mut found: HashMap<String, Row> = HashMap::new();
         for (i, (backend, group)) in rt.groups.iter().enumerate() {
@@ -330,8 +441,15 @@ impl Workspace {
     }
 
     pub(super) async fn write_prepared(&self, rt: &EntityRuntime, prepared: PreparedBatch) -> Result<Vec<String>> {
-        if !rt.def.foreign_keys.is_empty() {
+        // COMMIT writes what the block's statements checked when they ran.
+        let committing = self.txn.as_ref().is_some_and(|t| t.is_applying());
+        if !rt.def.foreign_keys.is_empty() && !committing {
             self.check_references(rt, &prepared).await?;
+        }
+        if let Some(txn) = self.buffering().filter(|_| !is_system(&rt.def.entity_id)) {
+            let ids = prepared.ids.clone();
+            txn.push(super::transaction::Op::Write { entity: rt.def.entity_id.clone(), batch: prepared })?;
+            return Ok(ids);
         }
         self.write_groups(rt, &prepared).await?;
         if !is_system(&rt.def.entity_id) {
@@ -474,6 +592,22 @@ impl Workspace {
     }
 }
 
+/// The stripe locks of a set of object_ids; dropping them counts one more
+/// finished write under each stripe (see `Workspace::written_since`).
+pub(super) struct IdLocks<'a> {
+    _guards: Vec<tokio::sync::MutexGuard<'a, ()>>,
+    stripes: Vec<usize>,
+    versions: &'a [std::sync::atomic::AtomicU64],
+}
+
+impl Drop for IdLocks<'_> {
+    fn drop(&mut self) {
+        for s in &self.stripes {
+            self.versions[*s].fetch_add(1, std::sync::atomic::Ordering::Release);
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, Default)]
 struct CardPolicy {
     created_at: i64,
@@ -539,7 +673,7 @@ async fn prepare_off_thread(rt: &Arc<EntityRuntime>, rows: Vec<Row>) -> Result<P
 
 /// Validate rows against the entity and lay them out as columns. Large batches
 /// are validated on every core, in chunks; the first error in row order wins.
-fn prepare(def: &EntityDef, rows: &[Row]) -> Result<PreparedBatch> {
+pub(super) fn prepare(def: &EntityDef, rows: &[Row]) -> Result<PreparedBatch> {
     const CHUNK: usize = 16_384;
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
     if rows.len() < 2 * CHUNK || threads < 2 {
