@@ -1,7 +1,7 @@
 //! Ratio benchmarks: every figure is measured beside its baseline in the same run,
 //! because absolute times on shared machines are noise.
 //!
-//! `cargo run --release -p heavenbase-benchmarks -- [ingest|stitch|lookup|sqlite-aggregate|pg-ingest|pg-aggregate|ann|near-small|wire|wire-stream|wire-key|insert-select|copy|import|all] [rows]`
+//! `cargo run --release -p heavenbase-benchmarks -- [ingest|stitch|lookup|sqlite-aggregate|pg-ingest|pg-aggregate|ann|near-small|wire|wire-stream|wire-key|insert-select|copy|import|txn|all] [rows]`
 //! (the pg-*, wire and copy figures need the Postgres of `HEAVENBASE_TEST_PG`;
 //! import runs the `hb` binary beside this one; `rows` sizes insert-select and copy)
 
@@ -9,6 +9,7 @@ mod ingest;
 mod keys;
 mod postgres;
 mod query;
+mod txn;
 mod vectors;
 mod wire;
 mod writes;
@@ -58,6 +59,9 @@ async fn main() {
     }
     if run("import") {
         writes::import().await;
+    }
+    if run("txn") {
+        txn::run().await;
     }
     if run("wire-key") {
         // 10k rows unless told: the table size the name-lookup goal names.

@@ -314,3 +314,35 @@ async fn alter_table_in_postgres_lasts() {
     crate::sql::altered_table_is_kept(&Workspace::load_in(&h.home, "alter").await.unwrap()).await;
     drop_pg_schemas(&[h.pg_schema("alter")]).await;
 }
+
+/// Transaction blocks with the rows in Postgres: ROLLBACK leaves them, COMMIT
+/// writes the block's latest rows and deletions, reads inside see the block;
+/// and 16 clients × 200 increments of one row end at exactly 3,200.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn transactions_over_postgres() {
+    if pg_url().is_none() {
+        return;
+    }
+    let h = TestHome::new();
+    let backends = json!({"main": h.postgres("txpg").await});
+    let ws = h.open("txpg", Construction::Backends(backends)).await;
+    ws.sql("CREATE TABLE acct (id integer PRIMARY KEY, balance integer)").await.unwrap();
+    ws.sql("INSERT INTO acct VALUES (1, 100), (2, 100)").await.unwrap();
+    let balances = |ws: Workspace| async move { cells(&ws.sql("SELECT id, balance FROM acct ORDER BY id").await.unwrap()) };
+    let tx = ws.begin().unwrap();
+    tx.sql("UPDATE acct SET balance = balance - 30 WHERE id = 1").await.unwrap();
+    tx.sql("UPDATE acct SET balance = balance + 30 WHERE id = 2").await.unwrap();
+    tx.sql("DELETE FROM acct WHERE balance > 120").await.unwrap();
+    assert_eq!(balances(tx.workspace().clone()).await, rows(&[&["1", "70"]]));
+    tx.rollback();
+    assert_eq!(balances(ws.clone()).await, rows(&[&["1", "100"], &["2", "100"]]));
+    let tx = ws.begin().unwrap();
+    tx.sql("UPDATE acct SET balance = balance - 30 WHERE id = 1").await.unwrap();
+    tx.sql("INSERT INTO acct VALUES (3, 5)").await.unwrap();
+    tx.sql("DELETE FROM acct WHERE id = 2").await.unwrap();
+    tx.commit().await.unwrap();
+    assert_eq!(balances(ws.clone()).await, rows(&[&["1", "70"], &["3", "5"]]));
+    assert!(ws.audit().await.unwrap().ok(), "cards follow the committed rows");
+    crate::wire::increments_add_up(ws, "txpg", 16, 200).await;
+    drop_pg_schemas(&[h.pg_schema("txpg")]).await;
+}

@@ -203,3 +203,28 @@ async fn an_indexed_search_sees_rows_rewritten_and_deleted_after_the_index_was_b
     assert!(hits.iter().all(|(i, score)| *i != id(10) || *score < 0.999), "d10 no longer sits at its old vector");
     assert_eq!(ws.count("doc").await.unwrap(), rows - 1);
 }
+
+/// A transaction block over an entity split across SQLite (main) and Lance
+/// (vec): the block's rows read whole inside it, nothing outside, and COMMIT
+/// writes both groups; the workspace audits clean afterwards.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_block_spans_sqlite_and_lance() {
+    let h = TestHome::new();
+    let ws = h.open("vtx", Construction::preset("embedded")).await;
+    ws.register(doc(), false).await.unwrap();
+    ws.upsert("doc", json!({"name": "d1", "category": "a", "emb": vector(1)})).await.unwrap();
+    let d1 = heavenbase::catalog::derive_object_id("doc", "d1");
+    let d2 = heavenbase::catalog::derive_object_id("doc", "d2");
+    let tx = ws.begin().unwrap();
+    tx.upsert("doc", json!({"name": "d2", "category": "b", "emb": vector(2)})).await.unwrap();
+    tx.set("doc", json!({"object_id": d1, "emb": vector(3)})).await.unwrap();
+    let inside = crate::common::cells(&tx.sql("SELECT name, category FROM doc ORDER BY name").await.unwrap());
+    assert_eq!(inside, crate::common::rows(&[&["d1", "a"], &["d2", "b"]]));
+    assert_eq!(tx.get("doc", &d1).await.unwrap().unwrap()["emb"], json!(vector(3)));
+    assert!(ws.get("doc", &d2).await.unwrap().is_none());
+    assert_eq!(ws.get("doc", &d1).await.unwrap().unwrap()["emb"], json!(vector(1)));
+    tx.commit().await.unwrap();
+    assert_eq!(ws.get("doc", &d1).await.unwrap().unwrap()["emb"], json!(vector(3)));
+    assert_eq!(ws.get("doc", &d2).await.unwrap().unwrap()["emb"], json!(vector(2)));
+    assert!(ws.audit().await.unwrap().ok());
+}

@@ -1437,21 +1437,26 @@ async fn transaction_blocks_over_the_wire() {
     }
 }
 
-/// No lost updates: 16 autocommit clients × 50 `UPDATE … SET v = v + 1` on
-/// one row end at exactly 800.
+/// No lost updates: 16 autocommit clients × 200 `UPDATE … SET v = v + 1` on
+/// one row end at exactly 3,200 (on Postgres too: postgres.rs).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_increments_lose_no_update() {
     let h = TestHome::new();
     let ws = h.open("winc", heavenbase::Construction::preset("embedded")).await;
+    increments_add_up(ws, "winc", 16, 200).await;
+}
+
+/// `clients` connections each run `each` increments of one row over the wire.
+pub(crate) async fn increments_add_up(ws: Workspace, db: &'static str, clients: usize, each: usize) {
     let port = start(ws.clone()).await;
-    let client = connect(port, "winc").await;
+    let client = connect(port, db).await;
     client.batch_execute("CREATE TABLE c (id integer PRIMARY KEY, v integer)").await.unwrap();
-    client.batch_execute("INSERT INTO c VALUES (1, 0)").await.unwrap();
+    client.batch_execute("INSERT INTO c VALUES (1, 0), (2, 0)").await.unwrap();
     let mut tasks = Vec::new();
-    for _ in 0..16 {
+    for _ in 0..clients {
         tasks.push(tokio::spawn(async move {
-            let c = connect(port, "winc").await;
-            for _ in 0..50 {
+            let c = connect(port, db).await;
+            for _ in 0..each {
                 c.execute("UPDATE c SET v = v + 1 WHERE id = $1", &[&1i64]).await.unwrap();
             }
         }));
@@ -1459,6 +1464,7 @@ async fn concurrent_increments_lose_no_update() {
     for t in tasks {
         t.await.unwrap();
     }
-    let v: i64 = client.query_one("SELECT v FROM c WHERE id = 1", &[]).await.unwrap().get(0);
-    assert_eq!(v, 800);
+    let v: Vec<(i64, i64)> =
+        client.query("SELECT id, v FROM c ORDER BY id", &[]).await.unwrap().iter().map(|r| (r.get(0), r.get(1))).collect();
+    assert_eq!(v, [(1, (clients * each) as i64), (2, 0)]);
 }
