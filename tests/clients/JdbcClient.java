@@ -93,6 +93,37 @@ public class JdbcClient {
                     check(rs.next() && rs.getDouble(1) == 3.5, "inserted row reads back");
                 }
             }
+
+            // Autocommit off: a block. A count prepared (server-side, past the
+            // threshold) before the block sees the block's row inside it only.
+            try (PreparedStatement count = c.prepareStatement("SELECT count(*) FROM product WHERE name = ?")) {
+                for (int i = 0; i < 6; i++) {
+                    count.setString(1, "jdbc block");
+                    try (ResultSet rs = count.executeQuery()) {
+                        check(rs.next() && rs.getLong(1) == 0, "before the block");
+                    }
+                }
+                c.setAutoCommit(false);
+                try (PreparedStatement ps = c.prepareStatement("INSERT INTO product (name, price) VALUES (?, ?)")) {
+                    ps.setString(1, "jdbc block");
+                    ps.setDouble(2, 1.0);
+                    check(ps.executeUpdate() == 1, "insert in a block");
+                }
+                try (ResultSet rs = count.executeQuery()) {
+                    check(rs.next() && rs.getLong(1) == 1, "the block reads its own row");
+                }
+                c.rollback();
+                try (ResultSet rs = count.executeQuery()) {
+                    check(rs.next() && rs.getLong(1) == 0, "rolled back");
+                }
+                try (PreparedStatement ps = c.prepareStatement("INSERT INTO product (name, price) VALUES (?, ?)")) {
+                    ps.setString(1, "jdbc committed");
+                    ps.setDouble(2, 2.0);
+                    ps.executeUpdate();
+                }
+                c.commit();
+                c.setAutoCommit(true);
+            }
         }
         System.out.println("ok");
     }

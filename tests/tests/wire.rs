@@ -527,6 +527,8 @@ async fn pgjdbc_metadata_and_prepared_statements() {
     if let Some(out) = run_client("java", &args, &["-version"]).await {
         assert_eq!(out.trim(), "ok");
         assert!(ws.get("product", &heavenbase::catalog::derive_object_id("product", "from jdbc")).await.unwrap().is_some());
+        assert!(ws.get("product", &heavenbase::catalog::derive_object_id("product", "jdbc committed")).await.unwrap().is_some());
+        assert!(ws.get("product", &heavenbase::catalog::derive_object_id("product", "jdbc block")).await.unwrap().is_none());
     }
 }
 
