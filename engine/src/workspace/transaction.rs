@@ -366,28 +366,26 @@ impl Transaction {
     /// `ROLLBACK TO SAVEPOINT name`: discards the changes held since it; the
     /// savepoint stays.
     pub fn rollback_to(&self, name: &str) -> Result<()> {
-        let state = self.state();
-        state.check_open()?;
-        let mut log = state.log.lock();
-        let Some(pos) = log.savepoints.iter().rposition(|(n, _)| n == name) else {
-            return Err(no_savepoint(name));
-        };
-        let at = log.savepoints[pos].1;
-        log.savepoints.truncate(pos + 1);
-        log.ops.truncate(at);
-        Ok(())
+        self.at_savepoint(name, |log, pos| {
+            let at = log.savepoints[pos].1;
+            log.savepoints.truncate(pos + 1);
+            log.ops.truncate(at);
+        })
     }
 
     /// `RELEASE SAVEPOINT name`: forgets it and every later savepoint; the
     /// changes stay.
     pub fn release(&self, name: &str) -> Result<()> {
+        self.at_savepoint(name, |log, pos| log.savepoints.truncate(pos))
+    }
+
+    /// Run `change` on the log with the position of the newest savepoint `name`.
+    fn at_savepoint(&self, name: &str, change: impl FnOnce(&mut Log, usize)) -> Result<()> {
         let state = self.state();
         state.check_open()?;
         let mut log = state.log.lock();
-        let Some(pos) = log.savepoints.iter().rposition(|(n, _)| n == name) else {
-            return Err(no_savepoint(name));
-        };
-        log.savepoints.truncate(pos);
+        let pos = log.savepoints.iter().rposition(|(n, _)| n == name).ok_or_else(|| no_savepoint(name))?;
+        change(&mut log, pos);
         Ok(())
     }
 
