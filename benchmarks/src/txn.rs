@@ -52,6 +52,9 @@ pub async fn run() {
         auto.sort_by(f64::total_cmp);
         block.sort_by(f64::total_cmp);
         let (auto, block) = (auto[1], block[1]);
-        println!("  {shape:<13}: autocommit {auto:>9.0} writes/s, one block {block:>9.0} writes/s, ratio (block / autocommit) {:.2}", block / auto);
+        println!(
+            "  {shape:<13}: autocommit {auto:>9.0} writes/s, one block {block:>9.0} writes/s, ratio (block / autocommit) {:.2}",
+            block / auto
+        );
     }
 }

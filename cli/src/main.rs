@@ -262,14 +262,16 @@ async fn run(cli: Cli) -> Result<(), Failure> {
             } else {
                 let c = &audit.catalog;
                 println!(
-                    "{}: {} objects, {} catalog cards; missing {}, mismatched {}, dangling {}; objects split between backends: {}",
+                    "{}: {} objects, {} catalog cards; missing {}, mismatched {}, dangling {}; objects split between backends: {}; \
+                     journal entries replayed on open: {}",
                     if audit.ok() { "ok" } else { "problems found" },
                     c.objects,
                     c.catalog_rows,
                     c.missing.len(),
                     c.mismatched.len(),
                     c.dangling.len(),
-                    audit.partial.len()
+                    audit.partial.len(),
+                    audit.journal_replayed
                 );
             }
             if !audit.ok() {

@@ -38,6 +38,6 @@ pub use query::{Aggregate, AggregateOp, Filter, FilterOp, Query, QuerySpec};
 pub use registry::{Home, WorkspaceRecord};
 pub use table::EntityTable;
 pub use workspace::Workspace;
-pub use workspace::transaction::Transaction;
 pub use workspace::maintenance::{Audit, PartialObject};
+pub use workspace::transaction::Transaction;
 pub use workspace::write::WriteMode;

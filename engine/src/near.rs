@@ -224,7 +224,8 @@ impl NearFunction {
         let metric = text_arg(args, 4, "metric")?;
         let filter = text_arg(args, 5, "where")?;
         let near = Near::new(&field, vector, top_k, metric.as_deref()).map_err(|e| DataFusionError::External(Box::new(e)))?;
-        let ws = Workspace { txn: None, inner: self.ws.upgrade().ok_or_else(|| DataFusionError::Plan("workspace closed".into()))? };
+        let ws =
+            Workspace { txn: None, inner: self.ws.upgrade().ok_or_else(|| DataFusionError::Plan("workspace closed".into()))? };
         // Check entity, field and dimensions now, so errors come at planning time.
         let rt = ws.runtime(&entity).map_err(|e| DataFusionError::External(Box::new(e)))?;
         match rt.def.get(&near.field).map(|f| f.ty.clone()) {
@@ -283,7 +284,10 @@ impl TableProvider for NearTable {
         let exec = LazyBatchesExec::projected("NearExec", detail, &near_schema(), projection, move || {
             let (ws, entity, near, filter) = (ws.clone(), entity.clone(), near.clone(), filter.clone());
             Box::pin(async move {
-                let ws = Workspace { txn: None, inner: ws.upgrade().ok_or_else(|| DataFusionError::Execution("workspace closed".into()))? };
+                let ws = Workspace {
+                    txn: None,
+                    inner: ws.upgrade().ok_or_else(|| DataFusionError::Execution("workspace closed".into()))?,
+                };
                 let ext = |e: Error| DataFusionError::External(Box::new(e));
                 let candidates = match &filter {
                     Some(f) => Some(candidate_ids(&ws, &entity, f).await.map_err(ext)?),

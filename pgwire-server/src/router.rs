@@ -28,9 +28,9 @@ use datafusion::prelude::SessionContext;
 use datafusion::sql::sqlparser::ast::Statement;
 use datafusion_postgres::DfSessionService;
 use datafusion_postgres::arrow_pg::datatypes::arrow_schema_to_pg_fields;
+use datafusion_postgres::hooks::QueryHook;
 use datafusion_postgres::hooks::cursor::CursorStatementHook;
 use datafusion_postgres::hooks::set_show::SetShowHook;
-use datafusion_postgres::hooks::QueryHook;
 use datafusion_postgres::pgwire::api::auth::StartupHandler;
 use datafusion_postgres::pgwire::api::cancel::CancelHandler;
 use datafusion_postgres::pgwire::api::copy::CopyHandler;
@@ -389,7 +389,11 @@ pub(crate) struct Router {
 
 #[async_trait]
 impl SimpleQueryHandler for Router {
-    async fn on_query<C>(&self, client: &mut C, query: datafusion_postgres::pgwire::messages::simplequery::Query) -> PgWireResult<()>
+    async fn on_query<C>(
+        &self,
+        client: &mut C,
+        query: datafusion_postgres::pgwire::messages::simplequery::Query,
+    ) -> PgWireResult<()>
     where
         C: ClientInfo + ClientPortalStore + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
         C::PortalStore: PortalStore,
@@ -429,7 +433,11 @@ impl ExtendedQueryHandler for Router {
         self.parser.clone()
     }
 
-    async fn on_execute<C>(&self, client: &mut C, message: datafusion_postgres::pgwire::messages::extendedquery::Execute) -> PgWireResult<()>
+    async fn on_execute<C>(
+        &self,
+        client: &mut C,
+        message: datafusion_postgres::pgwire::messages::extendedquery::Execute,
+    ) -> PgWireResult<()>
     where
         C: ClientInfo + ClientPortalStore + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
         C::PortalStore: PortalStore<Statement = Self::Statement>,
@@ -437,7 +445,8 @@ impl ExtendedQueryHandler for Router {
         PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
     {
         let name = message.name.as_deref().unwrap_or("");
-        let statement = client.portal_store().get_portal(name).and_then(|p| p.statement.statement.1.as_ref().map(|s| s.0.clone()));
+        let statement =
+            client.portal_store().get_portal(name).and_then(|p| p.statement.statement.1.as_ref().map(|s| s.0.clone()));
         crate::transactions::settle_status(client, statement.as_ref());
         self._on_execute(client, message).await
     }

@@ -211,7 +211,9 @@ impl BlockInserts {
             .iter()
             .filter_map(|b| {
                 use datafusion::arrow::array::AsArray;
-                b.column(0).as_primitive_opt::<datafusion::arrow::datatypes::UInt64Type>().map(|c| c.iter().flatten().sum::<u64>())
+                b.column(0)
+                    .as_primitive_opt::<datafusion::arrow::datatypes::UInt64Type>()
+                    .map(|c| c.iter().flatten().sum::<u64>())
             })
             .sum();
         Ok(Response::Execution(Tag::new("INSERT").with_oid(0).with_rows(rows as usize)))

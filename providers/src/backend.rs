@@ -138,6 +138,23 @@ pub struct ScanRequest {
     pub limit: Option<usize>,
 }
 
+/// One change of one group, for [`Backend::apply`].
+#[derive(Debug, Clone)]
+pub enum GroupWrite {
+    /// [`Backend::upsert`] of the batch into the group.
+    Upsert(GroupSpec, RecordBatch),
+    /// [`Backend::delete`] of the ids from the group.
+    Delete(GroupSpec, Vec<String>),
+}
+
+impl GroupWrite {
+    pub fn group(&self) -> &GroupSpec {
+        match self {
+            GroupWrite::Upsert(group, _) | GroupWrite::Delete(group, _) => group,
+        }
+    }
+}
+
 /// Batches as a backend reads them.
 pub type BatchStream = futures::stream::BoxStream<'static, Result<RecordBatch>>;
 
@@ -159,6 +176,32 @@ pub trait Backend: Send + Sync + Debug {
 
     /// Delete rows; returns the ids that existed.
     async fn delete(&self, group: &GroupSpec, ids: &[String]) -> Result<Vec<String>>;
+
+    /// Apply changes to several of this backend's groups, in order. Where
+    /// [`Backend::transactional`] holds they are one transaction: after an
+    /// error or a crash either every change is stored or none is. Returns,
+    /// aligned with `writes`, the ids each delete found (empty for upserts).
+    /// By default the changes are made one after another.
+    async fn apply(&self, writes: Vec<GroupWrite>) -> Result<Vec<Vec<String>>> {
+        let mut found = Vec::with_capacity(writes.len());
+        for write in writes {
+            found.push(match write {
+                GroupWrite::Upsert(group, batch) => {
+                    self.upsert(&group, batch).await?;
+                    Vec::new()
+                }
+                GroupWrite::Delete(group, ids) => self.delete(&group, &ids).await?,
+            });
+        }
+        Ok(found)
+    }
+
+    /// Whether [`Backend::apply`] is one transaction whose effects outlive the
+    /// process (a file or a server, not memory): the write journal is kept
+    /// only in backends where it is.
+    fn transactional(&self) -> bool {
+        false
+    }
 
     /// Whether `filter` (over this group's columns) runs natively and exactly.
     fn filter_pushdown(&self, group: &GroupSpec, filter: &Expr) -> Pushdown;

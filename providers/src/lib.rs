@@ -16,7 +16,9 @@ pub mod sql_filter;
 pub mod sqlite;
 pub mod vector;
 
-pub use backend::{Backend, ColumnChange, ColumnSpec, Dialect, FederationScope, GroupSpec, Pushdown, ScanRequest, SqlEngine};
+pub use backend::{
+    Backend, ColumnChange, ColumnSpec, Dialect, FederationScope, GroupSpec, GroupWrite, Pushdown, ScanRequest, SqlEngine,
+};
 pub use exec::LazyBatchesExec;
 pub use group_table::GroupTable;
 pub use registry::{BackendContext, BackendRegistry};

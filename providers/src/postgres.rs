@@ -32,7 +32,8 @@ use tokio_postgres::types::{ToSql, Type};
 use tokio_postgres::{Client, Row, Statement};
 
 use crate::backend::{
-    Backend, ColumnChange, ColumnSpec, Dialect, FederationScope, GroupSpec, Pushdown, ScanRequest, SqlEngine, scan_schema,
+    Backend, ColumnChange, ColumnSpec, Dialect, FederationScope, GroupSpec, GroupWrite, Pushdown, ScanRequest, SqlEngine,
+    scan_schema,
 };
 use crate::sql_filter::{SqlDialect, SqlParam, build_select, can_render, quote_ident, shorten};
 use crate::{ProviderError, Result};
@@ -621,9 +622,8 @@ impl PostgresBackend {
             conn.client.batch_execute(&create).await.map_err(|e| self.error(&create, &e))?;
             conn.stages.insert(stage.clone());
         }
-        let tx = conn.client.transaction().await.map_err(|e| self.error("BEGIN", &e))?;
         let copy = format!("COPY {stage} ({}) FROM STDIN (FORMAT binary)", names.join(", "));
-        let sink = tx.copy_in(&copy).await.map_err(|e| self.error(&copy, &e))?;
+        let sink = conn.client.copy_in(&copy).await.map_err(|e| self.error(&copy, &e))?;
         let pg_types = column_pg_types(types);
         let writer = BinaryCopyInWriter::new(sink, &pg_types);
         pin_mut!(writer);
@@ -644,9 +644,58 @@ impl PostgresBackend {
             on_conflict(&names),
             cols = names.join(", "),
         );
-        tx.batch_execute(&insert).await.map_err(|e| self.write_error(table, &insert, &e))?;
-        tx.commit().await.map_err(|e| self.error("COMMIT", &e))?;
+        conn.client.batch_execute(&insert).await.map_err(|e| self.write_error(table, &insert, &e))?;
         Ok(())
+    }
+
+    /// Column types of a batch written to `group`.
+    fn batch_types(group: &GroupSpec, batch: &RecordBatch) -> Vec<LogicalType> {
+        batch
+            .schema()
+            .fields()
+            .iter()
+            .map(|f| group.column(f.name()).map(|c| c.ty.clone()).unwrap_or(LogicalType::identifier()))
+            .collect()
+    }
+
+    /// Whether a batch fits one multi-row `INSERT … VALUES` (Postgres binds at
+    /// most 65535 parameters per statement); larger ones go through COPY.
+    fn fits_values(batch: &RecordBatch) -> bool {
+        batch.num_rows() <= COPY_THRESHOLD && batch.num_rows() * batch.num_columns() < 65_000
+    }
+
+    async fn delete_on(&self, conn: &mut Conn, group: &GroupSpec, ids: &[String]) -> Result<Vec<String>> {
+        let sql = format!(
+            "DELETE FROM {} WHERE {id} = ANY($1) RETURNING {id}",
+            self.qualified(&group.table),
+            id = quote_ident(OBJECT_ID)
+        );
+        let stmt = conn.prepare(&sql).await.map_err(|e| self.error(&sql, &e))?;
+        let rows = conn.client.query(&stmt, &[&ids]).await.map_err(|e| self.error(&sql, &e))?;
+        Ok(rows.iter().map(|r| r.get::<_, String>(0)).collect())
+    }
+
+    /// The changes between BEGIN and COMMIT on `conn`.
+    async fn apply_on(&self, conn: &mut Conn, writes: &[GroupWrite]) -> Result<Vec<Vec<String>>> {
+        conn.client.batch_execute("BEGIN").await.map_err(|e| self.error("BEGIN", &e))?;
+        let mut found = Vec::with_capacity(writes.len());
+        for write in writes {
+            found.push(match write {
+                GroupWrite::Upsert(_, batch) if batch.num_rows() == 0 => Vec::new(),
+                GroupWrite::Upsert(group, batch) => {
+                    let types = Self::batch_types(group, batch);
+                    if Self::fits_values(batch) {
+                        self.upsert_values(conn, group, batch, &types).await?;
+                    } else {
+                        self.upsert_copy(conn, group, batch, &types).await?;
+                    }
+                    Vec::new()
+                }
+                GroupWrite::Delete(group, ids) => self.delete_on(conn, group, ids).await?,
+            });
+        }
+        conn.client.batch_execute("COMMIT").await.map_err(|e| self.error("COMMIT", &e))?;
+        Ok(found)
     }
 }
 
@@ -732,33 +781,45 @@ impl Backend for PostgresBackend {
         if batch.num_rows() == 0 {
             return Ok(());
         }
-        let types: Vec<LogicalType> = batch
-            .schema()
-            .fields()
-            .iter()
-            .map(|f| group.column(f.name()).map(|c| c.ty.clone()).unwrap_or(LogicalType::identifier()))
-            .collect();
+        if !Self::fits_values(&batch) {
+            // COPY stages the rows in a temporary table: BEGIN … COMMIT.
+            return self.apply(vec![GroupWrite::Upsert(group.clone(), batch)]).await.map(|_| ());
+        }
+        let types = Self::batch_types(group, &batch);
         let mut guard = self.pool.get(&self.info.name).await?;
         let conn = guard.as_mut().expect("connected");
-        // Postgres binds at most 65535 parameters per statement.
-        if batch.num_rows() <= COPY_THRESHOLD && batch.num_rows() * batch.num_columns() < 65_000 {
-            self.upsert_values(conn, group, &batch, &types).await
-        } else {
-            self.upsert_copy(conn, group, &batch, &types).await
-        }
+        self.upsert_values(conn, group, &batch, &types).await
     }
 
     async fn delete(&self, group: &GroupSpec, ids: &[String]) -> Result<Vec<String>> {
-        let sql = format!(
-            "DELETE FROM {} WHERE {id} = ANY($1) RETURNING {id}",
-            self.qualified(&group.table),
-            id = quote_ident(OBJECT_ID)
-        );
         let mut guard = self.pool.get(&self.info.name).await?;
         let conn = guard.as_mut().expect("connected");
-        let stmt = conn.prepare(&sql).await.map_err(|e| self.error(&sql, &e))?;
-        let rows = conn.client.query(&stmt, &[&ids]).await.map_err(|e| self.error(&sql, &e))?;
-        Ok(rows.iter().map(|r| r.get::<_, String>(0)).collect())
+        self.delete_on(conn, group, ids).await
+    }
+
+    /// One Postgres transaction for all the changes.
+    async fn apply(&self, writes: Vec<GroupWrite>) -> Result<Vec<Vec<String>>> {
+        let mut guard = self.pool.get(&self.info.name).await?;
+        // The connection leaves its slot while the transaction is open: if
+        // this future is dropped half-way, the connection closes with it and
+        // Postgres rolls the transaction back (the slot reconnects on next use).
+        let mut conn = guard.take().expect("connected");
+        match self.apply_on(&mut conn, &writes).await {
+            Ok(found) => {
+                *guard = Some(conn);
+                Ok(found)
+            }
+            Err(e) => {
+                if conn.client.batch_execute("ROLLBACK").await.is_ok() {
+                    *guard = Some(conn);
+                }
+                Err(e)
+            }
+        }
+    }
+
+    fn transactional(&self) -> bool {
+        true
     }
 
     fn filter_pushdown(&self, group: &GroupSpec, filter: &Expr) -> Pushdown {

@@ -26,7 +26,8 @@ use rusqlite::{Connection, ErrorCode};
 use serde_json::{Value as Json, json};
 
 use crate::backend::{
-    Backend, BatchStream, ColumnChange, Dialect, FederationScope, GroupSpec, Pushdown, ScanRequest, SqlEngine, scan_schema,
+    Backend, BatchStream, ColumnChange, Dialect, FederationScope, GroupSpec, GroupWrite, Pushdown, ScanRequest, SqlEngine,
+    scan_schema,
 };
 use crate::sql_filter::{SqlDialect, SqlParam, build_select, can_render, quote_ident, shorten};
 use crate::{ProviderError, Result};
@@ -397,85 +398,40 @@ impl Backend for SqliteBackend {
         if batch.num_rows() == 0 {
             return Ok(());
         }
-        let group = group.clone();
+        self.apply(vec![GroupWrite::Upsert(group.clone(), batch)]).await.map(|_| ())
+    }
+
+    async fn delete(&self, group: &GroupSpec, ids: &[String]) -> Result<Vec<String>> {
+        let mut found = self.apply(vec![GroupWrite::Delete(group.clone(), ids.to_vec())]).await?;
+        Ok(found.pop().unwrap_or_default())
+    }
+
+    /// One SQLite transaction for all the changes.
+    async fn apply(&self, writes: Vec<GroupWrite>) -> Result<Vec<Vec<String>>> {
         let name = self.info.name.clone();
         self.with_conn(move |conn| {
-            let names: Vec<String> = batch.schema().fields().iter().map(|f| quote_ident(f.name())).collect();
-            let types: Vec<LogicalType> = batch
-                .schema()
-                .fields()
-                .iter()
-                .map(|f| group.column(f.name()).map(|c| c.ty.clone()).unwrap_or(LogicalType::identifier()))
-                .collect();
-            let ncols = names.len();
-            let updates: Vec<String> = names.iter().skip(1).map(|n| format!("{n} = excluded.{n}")).collect();
-            // Several rows per statement: fewer VM runs per row, within SQLite's
-            // limit of bound parameters.
-            let per_stmt = (30_000 / ncols).clamp(1, 64);
-            let sql_for = |rows: usize| -> String {
-                let tuples: Vec<String> = (0..rows)
-                    .map(|r| format!("({})", (1..=ncols).map(|c| format!("?{}", r * ncols + c)).collect::<Vec<_>>().join(", ")))
-                    .collect();
-                // ON CONFLICT on the key only: a clash on another unique index is an
-                // error, never a silent delete of the other row (as INSERT OR REPLACE does).
-                format!(
-                    "INSERT INTO {} ({}) VALUES {} ON CONFLICT ({}) DO {}",
-                    quote_ident(&group.table),
-                    names.join(", "),
-                    tuples.join(", "),
-                    quote_ident(OBJECT_ID),
-                    if updates.is_empty() { "NOTHING".to_string() } else { format!("UPDATE SET {}", updates.join(", ")) }
-                )
-            };
-            let wrap = |e: rusqlite::Error| map_write_error(&name, &group.table, e);
-            let full_sql = sql_for(per_stmt);
-            let tx = conn.transaction().map_err(wrap)?;
-            {
-                let columns = batch.columns();
-                let total = batch.num_rows();
-                // Insert in key order: B-tree pages fill in sequence instead of at
-                // random, which is most of the cost of a large batch.
-                let order = key_order(columns[0].as_string::<i32>());
-                let mut start = 0;
-                while start < total {
-                    let rows = per_stmt.min(total - start);
-                    let sql = if rows == per_stmt { full_sql.clone() } else { sql_for(rows) };
-                    let mut stmt = tx.prepare_cached(&sql).map_err(wrap)?;
-                    for r in 0..rows {
-                        for (i, col) in columns.iter().enumerate() {
-                            stmt.raw_bind_parameter(r * ncols + i + 1, cell(col, order[start + r], &types[i])).map_err(wrap)?;
-                        }
+            let tables: Vec<&str> = writes.iter().map(|w| w.group().table.as_str()).collect();
+            let tables = tables.join(", ");
+            let tx = conn.transaction().map_err(|e| map_write_error(&name, &tables, e))?;
+            let mut found = Vec::with_capacity(writes.len());
+            for write in &writes {
+                found.push(match write {
+                    GroupWrite::Upsert(group, batch) => {
+                        upsert_in(&tx, &name, group, batch)?;
+                        Vec::new()
                     }
-                    stmt.raw_execute().map_err(wrap)?;
-                    start += rows;
-                }
+                    GroupWrite::Delete(group, ids) => delete_in(&tx, &name, &group.table, ids)?,
+                });
             }
-            tx.commit().map_err(|e| map_write_error(&name, &group.table, e))
+            tx.commit().map_err(|e| map_write_error(&name, &tables, e))?;
+            Ok(found)
         })
         .await
     }
 
-    async fn delete(&self, group: &GroupSpec, ids: &[String]) -> Result<Vec<String>> {
-        let table = group.table.clone();
-        let ids = ids.to_vec();
-        let name = self.info.name.clone();
-        self.with_conn(move |conn| {
-            let tx = conn.transaction().map_err(|e| map_write_error(&name, &table, e))?;
-            let mut existed = Vec::new();
-            {
-                let mut stmt = tx
-                    .prepare_cached(&format!("DELETE FROM {} WHERE {} = ?1", quote_ident(&table), quote_ident(OBJECT_ID)))
-                    .map_err(|e| map_write_error(&name, &table, e))?;
-                for id in ids {
-                    if stmt.execute([&id]).map_err(|e| map_write_error(&name, &table, e))? > 0 {
-                        existed.push(id);
-                    }
-                }
-            }
-            tx.commit().map_err(|e| map_write_error(&name, &table, e))?;
-            Ok(existed)
-        })
-        .await
+    /// A `:memory:` database dies with the process: nothing to recover.
+    fn transactional(&self) -> bool {
+        self.location != ":memory:"
     }
 
     fn filter_pushdown(&self, group: &GroupSpec, filter: &Expr) -> Pushdown {
@@ -650,4 +606,73 @@ fn query_arrow(conn: &mut Connection, sql: &str, schema: &SchemaRef, backend: &s
     }
     let arrays = readers.into_iter().map(ColumnBuilder::finish).collect();
     RecordBatch::try_new(schema.clone(), arrays).map_err(|e| err(e.to_string()))
+}
+
+/// Upsert `batch` into `group` inside `tx`: several rows per statement, in key order.
+fn upsert_in(tx: &rusqlite::Transaction<'_>, name: &str, group: &GroupSpec, batch: &RecordBatch) -> Result<()> {
+    if batch.num_rows() == 0 {
+        return Ok(());
+    }
+    let names: Vec<String> = batch.schema().fields().iter().map(|f| quote_ident(f.name())).collect();
+    let types: Vec<LogicalType> = batch
+        .schema()
+        .fields()
+        .iter()
+        .map(|f| group.column(f.name()).map(|c| c.ty.clone()).unwrap_or(LogicalType::identifier()))
+        .collect();
+    let ncols = names.len();
+    let updates: Vec<String> = names.iter().skip(1).map(|n| format!("{n} = excluded.{n}")).collect();
+    // Several rows per statement: fewer VM runs per row, within SQLite's
+    // limit of bound parameters.
+    let per_stmt = (30_000 / ncols).clamp(1, 64);
+    let sql_for = |rows: usize| -> String {
+        let tuples: Vec<String> = (0..rows)
+            .map(|r| format!("({})", (1..=ncols).map(|c| format!("?{}", r * ncols + c)).collect::<Vec<_>>().join(", ")))
+            .collect();
+        // ON CONFLICT on the key only: a clash on another unique index is an
+        // error, never a silent delete of the other row (as INSERT OR REPLACE does).
+        format!(
+            "INSERT INTO {} ({}) VALUES {} ON CONFLICT ({}) DO {}",
+            quote_ident(&group.table),
+            names.join(", "),
+            tuples.join(", "),
+            quote_ident(OBJECT_ID),
+            if updates.is_empty() { "NOTHING".to_string() } else { format!("UPDATE SET {}", updates.join(", ")) }
+        )
+    };
+    let wrap = |e: rusqlite::Error| map_write_error(name, &group.table, e);
+    let full_sql = sql_for(per_stmt);
+    let columns = batch.columns();
+    let total = batch.num_rows();
+    // Insert in key order: B-tree pages fill in sequence instead of at
+    // random, which is most of the cost of a large batch.
+    let order = key_order(columns[0].as_string::<i32>());
+    let mut start = 0;
+    while start < total {
+        let rows = per_stmt.min(total - start);
+        let sql = if rows == per_stmt { full_sql.clone() } else { sql_for(rows) };
+        let mut stmt = tx.prepare_cached(&sql).map_err(wrap)?;
+        for r in 0..rows {
+            for (i, col) in columns.iter().enumerate() {
+                stmt.raw_bind_parameter(r * ncols + i + 1, cell(col, order[start + r], &types[i])).map_err(wrap)?;
+            }
+        }
+        stmt.raw_execute().map_err(wrap)?;
+        start += rows;
+    }
+    Ok(())
+}
+
+/// Delete `ids` from `table` inside `tx`; the ids that existed.
+fn delete_in(tx: &rusqlite::Transaction<'_>, name: &str, table: &str, ids: &[String]) -> Result<Vec<String>> {
+    let wrap = |e: rusqlite::Error| map_write_error(name, table, e);
+    let mut stmt =
+        tx.prepare_cached(&format!("DELETE FROM {} WHERE {} = ?1", quote_ident(table), quote_ident(OBJECT_ID))).map_err(wrap)?;
+    let mut existed = Vec::new();
+    for id in ids {
+        if stmt.execute([id]).map_err(wrap)? > 0 {
+            existed.push(id.clone());
+        }
+    }
+    Ok(existed)
 }

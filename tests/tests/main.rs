@@ -2,6 +2,7 @@
 //! DataFusion). Real SQLite files, real workspaces under a temporary home.
 
 mod common;
+mod crash;
 mod errors;
 mod foundation;
 mod postgres;

@@ -28,6 +28,9 @@ pub struct PartialObject {
 pub struct Audit {
     pub catalog: CatalogAudit,
     pub partial: Vec<PartialObject>,
+    /// Write-journal entries replayed when the workspace was opened: writes a
+    /// crash had cut off between backends, completed (docs/transactions.md).
+    pub journal_replayed: usize,
 }
 
 impl Audit {
@@ -38,6 +41,7 @@ impl Audit {
     pub fn to_json(&self) -> Json {
         json!({
             "ok": self.ok(),
+            "journal": { "replayed": self.journal_replayed },
             "catalog": self.catalog.to_json(),
             "groups": {
                 "ok": self.partial.is_empty(),
@@ -96,7 +100,11 @@ impl Workspace {
                 }
             }
         }
-        Ok(Audit { catalog: diff_catalog(&expected, &actual, entities.len()), partial })
+        Ok(Audit {
+            catalog: diff_catalog(&expected, &actual, entities.len()),
+            partial,
+            journal_replayed: self.inner.journal_replayed.load(std::sync::atomic::Ordering::Acquire),
+        })
     }
 
     /// Write missing cards, rewrite mismatched ones, delete dangling ones; make

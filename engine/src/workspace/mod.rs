@@ -10,6 +10,7 @@ pub(crate) mod alter;
 pub(crate) mod conflict;
 pub(crate) mod ddl;
 pub(crate) mod dml;
+pub(crate) mod journal;
 pub(crate) mod keys;
 pub(crate) mod maintenance;
 pub(crate) mod references;
@@ -78,6 +79,10 @@ pub(crate) struct Inner {
     /// Bumped whenever a table is (re)registered or removed, so cached plans
     /// (the wire server's) know they are stale.
     pub schema_version: std::sync::atomic::AtomicU64,
+    /// Write-journal entries replayed when this workspace was opened.
+    pub journal_replayed: std::sync::atomic::AtomicUsize,
+    /// Backends whose write journal exists (see `journal.rs`).
+    pub journals: parking_lot::Mutex<std::collections::HashSet<String>>,
 }
 
 /// A workspace handle. Cheap to clone, `Send + Sync`, shared by any number of tasks.
@@ -200,6 +205,8 @@ impl Workspace {
                 sequences: tokio::sync::Mutex::new(HashMap::new()),
                 register_lock: tokio::sync::Mutex::new(()),
                 schema_version: std::sync::atomic::AtomicU64::new(0),
+                journal_replayed: std::sync::atomic::AtomicUsize::new(0),
+                journals: parking_lot::Mutex::new(std::collections::HashSet::new()),
             }),
         };
         // near(entity, field, vector, ...) in SQL.
@@ -216,6 +223,9 @@ impl Workspace {
         ws.install(catalog.clone()).await?;
         ws.restore_entities().await?;
         ws.restore_views().await?;
+        // Complete what a crash cut off, before anything reads or writes.
+        let replayed = ws.replay_journals().await?;
+        ws.inner.journal_replayed.store(replayed, std::sync::atomic::Ordering::Release);
         ws.publish_entity_rows(&meta).await?;
         ws.publish_entity_rows(&catalog).await?;
         ws.publish_workspace_rows().await?;
@@ -362,6 +372,9 @@ impl Workspace {
             let indexes = plan.indexes.iter().filter(|i| i.backend == g.backend).cloned().collect();
             let spec = GroupSpec::new(&def.entity_id, &g.table, columns, indexes);
             backend.ensure_group(&spec).await?;
+            if groups.is_empty() {
+                self.ensure_journal(&backend).await?;
+            }
             groups.push((backend, spec));
         }
         let rt = Arc::new(EntityRuntime { def, plan, groups });

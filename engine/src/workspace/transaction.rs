@@ -30,6 +30,7 @@ use heavenbase_catalog::value::array_value;
 use heavenbase_catalog::{EntityDef, Row};
 use parking_lot::Mutex;
 
+use super::journal::Change;
 use super::write::PreparedBatch;
 use super::{EntityRuntime, Inner, Workspace};
 use crate::{Error, ErrorKind, Result};
@@ -70,6 +71,9 @@ pub(crate) struct TxnState {
     log: Mutex<Log>,
     /// COMMIT is writing the held ops: writes go to the backends.
     applying: AtomicBool,
+    /// COMMIT stored the whole block in the write journal first, so its
+    /// writes need no entries of their own.
+    journaled: AtomicBool,
     /// Committed or rolled back: nothing more may be held.
     finished: AtomicBool,
 }
@@ -101,6 +105,7 @@ impl TxnState {
                 ctx: SessionContext::new_with_state(state),
                 log: Mutex::new(Log::default()),
                 applying: AtomicBool::new(false),
+                journaled: AtomicBool::new(false),
                 finished: AtomicBool::new(false),
             }
         })
@@ -108,6 +113,10 @@ impl TxnState {
 
     pub(crate) fn is_applying(&self) -> bool {
         self.applying.load(Ordering::Acquire)
+    }
+
+    pub(crate) fn is_journaled(&self) -> bool {
+        self.journaled.load(Ordering::Acquire)
     }
 
     fn check_open(&self) -> Result<()> {
@@ -237,9 +246,10 @@ impl Overlay {
             let indices = UInt32Array::from(rows);
             let mut columns = HashMap::new();
             for f in &def.fields {
-                let column = batch.columns.get(&f.name).ok_or_else(|| {
-                    Error::internal(format!("a held write to {} has no column {}", def.entity_id, f.name))
-                })?;
+                let column = batch
+                    .columns
+                    .get(&f.name)
+                    .ok_or_else(|| Error::internal(format!("a held write to {} has no column {}", def.entity_id, f.name)))?;
                 columns.insert(f.name.clone(), take(column.as_ref(), &indices, None).map_err(arrow_error)?);
             }
             parts.push(columns);
@@ -412,7 +422,7 @@ impl Transaction {
         state.finished.store(true, Ordering::Release);
         let ops = std::mem::take(&mut state.log.lock().ops);
         state.applying.store(true, Ordering::Release);
-        let result = if ops.is_empty() { Ok(()) } else { apply(&self.ws, ops).await };
+        let result = if ops.is_empty() { Ok(()) } else { apply(&self.ws, &state, ops).await };
         state.release_claims();
         result
     }
@@ -423,8 +433,10 @@ fn no_savepoint(name: &str) -> Error {
 }
 
 /// COMMIT's write: per entity (in the order the block first touched them),
-/// the latest rows, then the deletions.
-async fn apply(ws: &Workspace, ops: Vec<Arc<Op>>) -> Result<()> {
+/// the latest rows, then the deletions. A block of more than one change is
+/// stored in the write journal first, so a crash part-way is completed when
+/// the workspace next opens.
+async fn apply(ws: &Workspace, state: &TxnState, ops: Vec<Arc<Op>>) -> Result<()> {
     let mut entities: Vec<String> = Vec::new();
     for op in &ops {
         if !entities.iter().any(|e| e == op.entity()) {
@@ -437,34 +449,54 @@ async fn apply(ws: &Workspace, ops: Vec<Arc<Op>>) -> Result<()> {
         let mine: Vec<Arc<Op>> = ops.iter().filter(|op| op.entity() == e).cloned().collect();
         work.push((rt, Overlay::of(mine)));
     }
+    let mut changes: Vec<(usize, Change)> = Vec::new();
+    for (i, (rt, o)) in work.iter().enumerate() {
+        let rows = o.prepared(&rt.def)?;
+        if !rows.ids.is_empty() {
+            changes.push((i, Change::Write(rows)));
+        }
+        let deleted = o.deleted();
+        if !deleted.is_empty() {
+            changes.push((i, Change::Delete(deleted)));
+        }
+    }
     let all: Vec<String> = work.iter().flat_map(|(_, o)| o.order.iter().cloned()).collect();
     let _locks = ws.lock_ids(&all).await?;
     let mut before = Vec::with_capacity(work.len());
     for (rt, o) in &work {
         before.push(ws.get_many_unlocked(rt, &o.order).await?);
     }
-    for (i, (rt, o)) in work.iter().enumerate() {
-        if let Err(e) = apply_entity(ws, rt, o).await {
+    let journal = if changes.len() > 1 {
+        let entries: Vec<(&str, &Change)> = changes.iter().map(|(i, c)| (work[*i].0.def.entity_id.as_str(), c)).collect();
+        ws.journal_block(&entries).await?
+    } else {
+        None
+    };
+    state.journaled.store(journal.is_some(), Ordering::Release);
+    let mut result = Ok(());
+    for (i, change) in &changes {
+        let rt = &work[*i].0;
+        let applied = match change {
+            Change::Write(rows) => ws.write_prepared(rt, rows.clone()).await.map(|_| ()),
+            Change::Delete(ids) => ws.delete_unlocked(rt, ids).await.map(|_| ()),
+        };
+        if let Err(e) = applied {
             let mut message = format!("COMMIT failed, and the transaction was rolled back: {}", e.message());
-            if let Err(undo) = restore(ws, &work[..=i], &before).await {
+            if let Err(undo) = restore(ws, &work[..=*i], &before).await {
                 message.push_str(&format!(" (putting back the rows already written failed too: {undo}; run audit)"));
             }
-            return Err(Error::new(e.kind(), message));
+            result = Err(Error::new(e.kind(), message));
+            break;
         }
     }
-    Ok(())
-}
-
-async fn apply_entity(ws: &Workspace, rt: &EntityRuntime, o: &Overlay) -> Result<()> {
-    let rows = o.prepared(&rt.def)?;
-    if !rows.ids.is_empty() {
-        ws.write_prepared(rt, rows).await?;
+    // Applied, or put back: either way the block is settled.
+    if let Some((backend, ids)) = journal {
+        let removed = backend.delete(&super::journal::journal_group(), &ids).await;
+        if result.is_ok() {
+            removed?;
+        }
     }
-    let deleted = o.deleted();
-    if !deleted.is_empty() {
-        ws.delete_unlocked(rt, &deleted).await?;
-    }
-    Ok(())
+    result
 }
 
 /// Put the touched objects of `work` back as `before` holds them.

@@ -2,9 +2,12 @@
 //! count, and the Catalog card written after every user-entity write.
 //!
 //! A batch is validated whole (types, lengths, required fields, unknown fields,
-//! ids) before any backend is touched. Groups are written primary first; the
-//! Catalog after the entity rows. A write cut off between backends leaves a trace
-//! that `audit` reports and `repair` mends.
+//! ids) before any backend is touched. The primary backend's share of a write
+//! (the primary group, other groups it holds, the Catalog cards when it holds
+//! them) is one backend transaction; other backends follow, and the write
+//! journal (`journal.rs`) makes the whole redo-able after a crash. A backend
+//! that fails part-way (not a crash) leaves a trace that `audit` reports and
+//! `repair` mends.
 
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
@@ -17,9 +20,10 @@ use heavenbase_catalog::value::array_value;
 use heavenbase_catalog::{
     ColumnBuilder, EntityDef, IdSource, NAME, OBJECT_ID, Row, catalog_row_id, coerce_column, derive_object_id, generate_object_id,
 };
-use heavenbase_providers::ScanRequest;
+use heavenbase_providers::{Backend, GroupWrite, ScanRequest};
 use serde_json::{Value as Json, json};
 
+use super::journal::{self, Change, Entry};
 use super::{EntityRuntime, Workspace, keys};
 use crate::{Error, ErrorKind, Result};
 
@@ -34,6 +38,7 @@ pub enum WriteMode {
 }
 
 /// Validated rows laid out as one Arrow column per entity field.
+#[derive(Clone)]
 pub(crate) struct PreparedBatch {
     pub ids: Vec<String>,
     pub columns: HashMap<String, ArrayRef>,
@@ -132,13 +137,11 @@ impl Workspace {
             }
             // None of the ids existed (and their locks are held): a write that
             // fails part-way (a unique index in a later group) is undone exactly
-            // by deleting them again from every group.
+            // by deleting them again from every group, and their cards.
             let ids = prepared.ids.clone();
             return match self.write_prepared(rt, prepared).await {
                 Err(e) => {
-                    for (backend, group) in &rt.groups {
-                        let _ = backend.delete(group, &ids).await;
-                    }
+                    let _ = self.delete_unlocked(rt, &ids).await;
                     Err(e)
                 }
                 ok => ok,
@@ -267,20 +270,20 @@ impl Workspace {
 
     /// [`Workspace::delete_many`] with the ids' locks held and references checked.
     pub(super) async fn delete_unlocked(&self, rt: &EntityRuntime, ids: &[String]) -> Result<Vec<bool>> {
-        let mut existed: HashSet<String> = HashSet::new();
-        for (i, (backend, group)) in rt.groups.iter().enumerate() {
-            let gone = backend.delete(group, ids).await?;
-            if i == 0 {
-                existed.extend(gone);
-            }
+        if ids.is_empty() {
+            return Ok(Vec::new());
         }
-        if !is_system(&rt.def.entity_id) && !existed.is_empty() {
-            let cards: Vec<String> = existed.iter().map(|id| catalog_row_id(self.id(), &rt.def.entity_id, id)).collect();
+        let mut writes: Vec<(Arc<dyn Backend>, GroupWrite)> =
+            rt.groups.iter().map(|(b, g)| (b.clone(), GroupWrite::Delete(g.clone(), ids.to_vec()))).collect();
+        if !is_system(&rt.def.entity_id) {
+            let cards: Vec<String> = ids.iter().map(|id| catalog_row_id(self.id(), &rt.def.entity_id, id)).collect();
             let crt = self.runtime(SYS_CATALOG)?;
-            for (backend, group) in &crt.groups {
-                backend.delete(group, &cards).await?;
-            }
+            writes.extend(crt.groups.iter().map(|(b, g)| (b.clone(), GroupWrite::Delete(g.clone(), cards.clone()))));
         }
+        let redo = || Entry { entity: rt.def.entity_id.clone(), change: Change::Delete(ids.to_vec()) };
+        let found = self.apply_writes(rt, writes, redo).await?;
+        // The primary group's rows say which objects existed.
+        let existed: HashSet<&String> = found.first().into_iter().flatten().collect();
         Ok(ids.iter().map(|id| existed.contains(id)).collect())
     }
 
@@ -451,18 +454,93 @@ impl Workspace {
             txn.push(super::transaction::Op::Write { entity: rt.def.entity_id.clone(), batch: prepared })?;
             return Ok(ids);
         }
-        self.write_groups(rt, &prepared).await?;
         if !is_system(&rt.def.entity_id) {
-            self.write_catalog_cards(rt, &prepared.ids, prepared.columns.get(NAME)).await?;
-        } else if rt.def.entity_id == SYS_METASCHEMA {
-            self.establish_entities(&prepared).await?;
+            self.store(rt, &prepared).await?;
+        } else {
+            self.write_groups(rt, &prepared).await?;
+            if rt.def.entity_id == SYS_METASCHEMA {
+                self.establish_entities(&prepared).await?;
+            }
         }
         Ok(prepared.ids)
     }
 
-    /// Write each field group, primary first.
-    async fn write_groups(&self, rt: &EntityRuntime, prepared: &PreparedBatch) -> Result<()> {
+    /// Write a user entity's rows to every group, and their Catalog cards.
+    async fn store(&self, rt: &EntityRuntime, prepared: &PreparedBatch) -> Result<()> {
+        let mut writes = self.group_writes(rt, prepared)?;
+        let crt = self.runtime(SYS_CATALOG)?;
+        let cards = self.catalog_cards(rt, &prepared.ids, prepared.columns.get(NAME)).await?;
+        writes.extend(self.group_writes(&crt, &cards)?);
+        let primary = rt.primary().0.info().name.clone();
+        let redo = || Entry {
+            entity: rt.def.entity_id.clone(),
+            change: Change::Write(journal::redo_columns(prepared, &primary, &rt.groups)),
+        };
+        self.apply_writes(rt, writes, redo).await.map(|_| ())
+    }
+
+    /// Make `writes` (primary group first): the primary backend's share in one
+    /// transaction, then each other backend's. When other backends take part,
+    /// the primary transaction also stores `redo()` in the write journal, and
+    /// the entry is removed once they all have their part (see
+    /// [`super::journal`]). Returns, per write, the ids a delete found.
+    async fn apply_writes(
+        &self,
+        rt: &EntityRuntime,
+        writes: Vec<(Arc<dyn Backend>, GroupWrite)>,
+        redo: impl FnOnce() -> Entry,
+    ) -> Result<Vec<Vec<String>>> {
+        let primary = rt.primary().0.clone();
+        let (mine, rest): (Vec<_>, Vec<_>) = writes.into_iter().partition(|(b, _)| b.info().name == primary.info().name);
+        let mut mine: Vec<GroupWrite> = mine.into_iter().map(|(_, w)| w).collect();
+        let own = mine.len();
+        // A COMMIT that journaled the whole block covers its changes.
+        let covered = self.txn.as_ref().is_some_and(|t| t.is_applying() && t.is_journaled());
+        let entry = if !rest.is_empty() && primary.transactional() && !covered {
+            let ids = journal::entry_ids(1);
+            let e = redo();
+            mine.push(journal::encode(&ids, &[(e.entity.as_str(), &e.change)])?);
+            Some(ids)
+        } else {
+            None
+        };
+        let entity = &rt.def.entity_id;
+        let mut found = primary.apply(mine).await.map_err(|e| unique_error(entity, e))?;
+        if entry.is_some() {
+            journal::crash_point("journaled");
+        }
+        found.truncate(own);
+        // The other backends', in order, consecutive writes to one backend together.
+        let mut rest = rest.into_iter().peekable();
+        while let Some((backend, first)) = rest.next() {
+            let mut batch = vec![first];
+            while let Some((_, w)) = rest.next_if(|(b, _)| b.info().name == backend.info().name) {
+                batch.push(w);
+            }
+            let result = backend.apply(batch).await.map_err(|e| unique_error(entity, e));
+            match result {
+                Ok(f) => found.extend(f),
+                Err(e) => {
+                    // Not a crash: the caller hears of it, so the entry is not
+                    // replayed later; audit reports the object as partial.
+                    if let Some(ids) = &entry {
+                        let _ = primary.delete(&journal::journal_group(), ids).await;
+                    }
+                    return Err(e);
+                }
+            }
+        }
+        if let Some(ids) = &entry {
+            primary.delete(&journal::journal_group(), ids).await?;
+        }
+        Ok(found)
+    }
+
+    /// One upsert per field group (primary first) of the columns `prepared`
+    /// holds for it.
+    fn group_writes(&self, rt: &EntityRuntime, prepared: &PreparedBatch) -> Result<Vec<(Arc<dyn Backend>, GroupWrite)>> {
         let ids: ArrayRef = Arc::new(datafusion::arrow::array::StringArray::from(prepared.ids.clone()));
+        let mut writes = Vec::with_capacity(rt.groups.len());
         for (backend, group) in &rt.groups {
             // Columns left out of `prepared` keep their stored values (see Backend::upsert).
             let mut fields = vec![group.schema().field(0).clone()];
@@ -476,13 +554,17 @@ impl Workspace {
             let schema = Arc::new(datafusion::arrow::datatypes::Schema::new(fields));
             let batch = RecordBatch::try_new(schema, arrays)
                 .map_err(|e| Error::with_source(ErrorKind::Internal, format!("{}: {e}", rt.def.entity_id), e))?;
-            backend.upsert(group, batch).await.map_err(|e| match e {
-                heavenbase_providers::ProviderError::Unique { backend, table, message } => Error::new(
-                    ErrorKind::UniqueViolation,
-                    format!("{}: unique constraint violated in backend '{backend}' ({table}): {message}", rt.def.entity_id),
-                ),
-                other => other.into(),
-            })?;
+            writes.push((backend.clone(), GroupWrite::Upsert(group.clone(), batch)));
+        }
+        Ok(writes)
+    }
+
+    /// Write each field group, primary first, one after another (system rows,
+    /// repair and journal replay).
+    pub(super) async fn write_groups(&self, rt: &EntityRuntime, prepared: &PreparedBatch) -> Result<()> {
+        for (backend, write) in self.group_writes(rt, prepared)? {
+            let GroupWrite::Upsert(group, batch) = write else { continue };
+            backend.upsert(&group, batch).await.map_err(|e| unique_error(&rt.def.entity_id, e))?;
         }
         Ok(())
     }
@@ -494,6 +576,12 @@ impl Workspace {
     /// `names` is the rows' `name` column (aligned with `ids`), if they have one.
     /// Writes and `repair` both come through here.
     pub(crate) async fn write_catalog_cards(&self, rt: &EntityRuntime, ids: &[String], names: Option<&ArrayRef>) -> Result<()> {
+        let cards = self.catalog_cards(rt, ids, names).await?;
+        self.write_groups(&*self.runtime(SYS_CATALOG)?, &cards).await
+    }
+
+    /// The cards [`Workspace::write_catalog_cards`] writes.
+    async fn catalog_cards(&self, rt: &EntityRuntime, ids: &[String], names: Option<&ArrayRef>) -> Result<PreparedBatch> {
         use datafusion::arrow::array::{StringArray, TimestampMillisecondArray};
         use heavenbase_catalog::types::TIMESTAMP_MAX_MS;
         let crt = self.runtime(SYS_CATALOG)?;
@@ -539,7 +627,7 @@ impl Workspace {
         .into_iter()
         .map(|(k, v)| (k.to_string(), v))
         .collect();
-        self.write_groups(&crt, &PreparedBatch { ids: card_ids, columns }).await
+        Ok(PreparedBatch { ids: card_ids, columns })
     }
 
     /// created_at and expiry policy of stored cards, by card id.
@@ -589,6 +677,17 @@ impl Workspace {
             }
         }
         Ok(())
+    }
+}
+
+/// A unique index's refusal as the entity's unique violation.
+fn unique_error(entity: &str, e: heavenbase_providers::ProviderError) -> Error {
+    match e {
+        heavenbase_providers::ProviderError::Unique { backend, table, message } => Error::new(
+            ErrorKind::UniqueViolation,
+            format!("{entity}: unique constraint violated in backend '{backend}' ({table}): {message}"),
+        ),
+        other => other.into(),
     }
 }
 
