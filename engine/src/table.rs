@@ -332,7 +332,7 @@ impl EntityTable {
         state: &dyn Session,
         projection: Option<&Vec<usize>>,
         filters: &[Expr],
-        overlay: crate::workspace::transaction::Overlay,
+        overlay: Arc<crate::workspace::transaction::Overlay>,
     ) -> DfResult<Arc<dyn ExecutionPlan>> {
         use datafusion::common::DFSchema;
         use datafusion::physical_expr::expressions::{Column as PhysicalColumn, in_list, lit};

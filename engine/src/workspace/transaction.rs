@@ -57,6 +57,13 @@ impl Op {
 #[derive(Default)]
 struct Log {
     ops: Vec<Arc<Op>>,
+    /// Bumped whenever ops are removed (ROLLBACK TO, a failed statement,
+    /// COMMIT, ROLLBACK): cached overlays from before are rebuilt.
+    cuts: u64,
+    /// Per entity: the overlay of its ops, as of `cuts` and the first `usize`
+    /// ops of the log. A read extends it by the ops pushed since, so a block
+    /// of n writes costs O(n) overlay work in all, not O(n²).
+    overlays: HashMap<String, (u64, usize, Arc<Overlay>)>,
     /// Savepoints, oldest first: a name and the number of ops before it.
     savepoints: Vec<(String, usize)>,
     /// object_ids this transaction has claimed.
@@ -141,9 +148,23 @@ impl TxnState {
 
     /// The held changes' latest state per object of `entity`, or None when
     /// the transaction has not touched it.
-    pub(crate) fn overlay(&self, entity: &str) -> Option<Overlay> {
-        let ops: Vec<Arc<Op>> = self.log.lock().ops.iter().filter(|op| op.entity() == entity).cloned().collect();
-        (!ops.is_empty()).then(|| Overlay::of(ops))
+    pub(crate) fn overlay(&self, entity: &str) -> Option<Arc<Overlay>> {
+        let mut log = self.log.lock();
+        let Log { ops, cuts, overlays, .. } = &mut *log;
+        let (at_cut, consumed, overlay) =
+            overlays.entry(entity.to_string()).or_insert_with(|| (*cuts, 0, Arc::new(Overlay::default())));
+        if *at_cut != *cuts {
+            (*at_cut, *consumed, *overlay) = (*cuts, 0, Arc::new(Overlay::default()));
+        }
+        if *consumed < ops.len() {
+            // Copied only when a reader still holds the previous state.
+            let o = Arc::make_mut(overlay);
+            for op in ops[*consumed..].iter().filter(|op| op.entity() == entity) {
+                o.push(op.clone());
+            }
+            *consumed = ops.len();
+        }
+        (!overlay.ops.is_empty()).then(|| overlay.clone())
     }
 
     /// Whether any change to `entity` is held.
@@ -158,7 +179,11 @@ impl TxnState {
     }
 
     pub(crate) fn cut_to(&self, mark: usize) {
-        self.log.lock().ops.truncate(mark);
+        let mut log = self.log.lock();
+        if mark < log.ops.len() {
+            log.ops.truncate(mark);
+            log.cuts += 1;
+        }
     }
 
     fn release_claims(&self) {
@@ -184,6 +209,7 @@ impl Drop for TxnState {
 }
 
 /// The latest held state of each object one entity's held changes touch.
+#[derive(Clone, Default)]
 pub(crate) struct Overlay {
     ops: Vec<Arc<Op>>,
     /// object_id → (op, row) of its latest full row; None: deleted.
@@ -194,20 +220,27 @@ pub(crate) struct Overlay {
 
 impl Overlay {
     fn of(ops: Vec<Arc<Op>>) -> Overlay {
-        let mut latest = HashMap::new();
-        let mut order = Vec::new();
-        for (i, op) in ops.iter().enumerate() {
-            let mut touch = |id: &String, state: Option<(usize, usize)>| {
-                if latest.insert(id.clone(), state).is_none() {
-                    order.push(id.clone());
-                }
-            };
-            match op.as_ref() {
-                Op::Write { batch, .. } => batch.ids.iter().enumerate().for_each(|(r, id)| touch(id, Some((i, r)))),
-                Op::Delete { ids, .. } => ids.iter().for_each(|id| touch(id, None)),
-            }
+        let mut overlay = Overlay::default();
+        for op in ops {
+            overlay.push(op);
         }
-        Overlay { ops, latest, order }
+        overlay
+    }
+
+    /// Lay one more op over the others.
+    fn push(&mut self, op: Arc<Op>) {
+        let i = self.ops.len();
+        let Overlay { latest, order, .. } = self;
+        let mut touch = |id: &String, state: Option<(usize, usize)>| {
+            if latest.insert(id.clone(), state).is_none() {
+                order.push(id.clone());
+            }
+        };
+        match op.as_ref() {
+            Op::Write { batch, .. } => batch.ids.iter().enumerate().for_each(|(r, id)| touch(id, Some((i, r)))),
+            Op::Delete { ids, .. } => ids.iter().for_each(|id| touch(id, None)),
+        }
+        self.ops.push(op);
     }
 
     /// Every touched object_id.
@@ -380,6 +413,7 @@ impl Transaction {
             let at = log.savepoints[pos].1;
             log.savepoints.truncate(pos + 1);
             log.ops.truncate(at);
+            log.cuts += 1;
         })
     }
 
@@ -408,7 +442,12 @@ impl Transaction {
     pub fn rollback(self) {
         let state = self.state();
         state.finished.store(true, Ordering::Release);
-        state.log.lock().ops.clear();
+        {
+            let mut log = state.log.lock();
+            log.ops.clear();
+            log.overlays.clear();
+            log.cuts += 1;
+        }
         state.release_claims();
     }
 
@@ -420,7 +459,12 @@ impl Transaction {
         let state = self.state().clone();
         state.check_open()?;
         state.finished.store(true, Ordering::Release);
-        let ops = std::mem::take(&mut state.log.lock().ops);
+        let ops = {
+            let mut log = state.log.lock();
+            log.overlays.clear();
+            log.cuts += 1;
+            std::mem::take(&mut log.ops)
+        };
         state.applying.store(true, Ordering::Release);
         let result = if ops.is_empty() { Ok(()) } else { apply(&self.ws, &state, ops).await };
         state.release_claims();
