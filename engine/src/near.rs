@@ -137,7 +137,32 @@ impl Workspace {
             metric: near.metric,
             ids: candidates.map(Arc::new),
         };
-        let hits = backend.nearest(group, &request).await?;
+        let hits = match self.buffering().and_then(|t| t.overlay(entity)) {
+            None => backend.nearest(group, &request).await?,
+            Some(overlay) => {
+                // Inside a block that changed the entity: the stored objects it
+                // did not touch (asking for as many more as it touched, so k
+                // remain), and its own rows, searched exactly.
+                let touched: std::collections::HashSet<&str> = overlay.touched().iter().map(String::as_str).collect();
+                let stored = NearRequest { k: request.k + touched.len(), ..request.clone() };
+                let mut hits: Vec<(String, f32)> = backend.nearest(group, &stored).await?;
+                hits.retain(|(id, _)| !touched.contains(id.as_str()));
+                let held = overlay.prepared(&rt.def)?;
+                if let Some(vectors) = held.columns.get(&near.field) {
+                    let schema = Arc::new(Schema::new(vec![
+                        Field::new(OBJECT_ID, DataType::Utf8, false),
+                        Field::new(&near.field, vectors.data_type().clone(), true),
+                    ]));
+                    let ids = Arc::new(StringArray::from(held.ids.clone()));
+                    let batch = RecordBatch::try_new(schema, vec![ids, vectors.clone()])
+                        .map_err(|e| Error::internal(format!("{entity}.{}: held rows: {e}", near.field)))?;
+                    hits.extend(heavenbase_providers::vector::exact_nearest(&[batch], &request));
+                }
+                hits.sort_by(|a, b| a.1.total_cmp(&b.1));
+                hits.truncate(request.k);
+                hits
+            }
+        };
         Ok(hits.into_iter().map(|(id, d)| (id, near.metric.score(d))).collect())
     }
 }
@@ -267,7 +292,7 @@ impl TableProvider for NearTable {
 
     async fn scan(
         &self,
-        _state: &dyn Session,
+        state: &dyn Session,
         projection: Option<&Vec<usize>>,
         _filters: &[Expr],
         _limit: Option<usize>,
@@ -281,13 +306,13 @@ impl TableProvider for NearTable {
             self.filter.as_ref().map(|f| format!(" prefilter=[{f}]")).unwrap_or_default()
         );
         let (ws, entity, near, filter) = (self.ws.clone(), self.entity.clone(), self.near.clone(), self.filter.clone());
+        // Inside a transaction block, the search sees the block's own rows.
+        let txn = crate::workspace::transaction::of_config(state.config());
         let exec = LazyBatchesExec::projected("NearExec", detail, &near_schema(), projection, move || {
-            let (ws, entity, near, filter) = (ws.clone(), entity.clone(), near.clone(), filter.clone());
+            let (ws, entity, near, filter, txn) = (ws.clone(), entity.clone(), near.clone(), filter.clone(), txn.clone());
             Box::pin(async move {
-                let ws = Workspace {
-                    txn: None,
-                    inner: ws.upgrade().ok_or_else(|| DataFusionError::Execution("workspace closed".into()))?,
-                };
+                let ws =
+                    Workspace { txn, inner: ws.upgrade().ok_or_else(|| DataFusionError::Execution("workspace closed".into()))? };
                 let ext = |e: Error| DataFusionError::External(Box::new(e));
                 let candidates = match &filter {
                     Some(f) => Some(candidate_ids(&ws, &entity, f).await.map_err(ext)?),

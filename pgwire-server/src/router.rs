@@ -29,7 +29,6 @@ use datafusion::sql::sqlparser::ast::Statement;
 use datafusion_postgres::DfSessionService;
 use datafusion_postgres::arrow_pg::datatypes::arrow_schema_to_pg_fields;
 use datafusion_postgres::hooks::QueryHook;
-use datafusion_postgres::hooks::cursor::CursorStatementHook;
 use datafusion_postgres::hooks::set_show::SetShowHook;
 use datafusion_postgres::pgwire::api::auth::StartupHandler;
 use datafusion_postgres::pgwire::api::cancel::CancelHandler;
@@ -168,7 +167,7 @@ impl WorkspaceService {
             Arc::new(CopyHook),
             Arc::new(WorkspaceWrites),
             Arc::new(crate::transactions::BlockInserts),
-            Arc::new(CursorStatementHook),
+            Arc::new(crate::transactions::SessionCursors),
             Arc::new(crate::compat::ShowSettings),
             Arc::new(SetShowHook),
             // Last: every query no other hook answered.

@@ -17,6 +17,7 @@ use datafusion::prelude::SessionContext;
 use datafusion::sql::sqlparser::ast::Statement;
 use datafusion_postgres::QueryHook;
 use datafusion_postgres::hooks::HookClient;
+use datafusion_postgres::hooks::cursor::CursorStatementHook;
 use datafusion_postgres::pgwire::api::ClientInfo;
 use datafusion_postgres::pgwire::api::results::{Response, Tag};
 use datafusion_postgres::pgwire::error::PgWireResult;
@@ -254,5 +255,51 @@ impl QueryHook for BlockInserts {
         let s = Self::applies(statement, client)?;
         let bound = plan.clone().replace_params_with_values(params);
         Some(Self::run(s.context(), bound).await)
+    }
+}
+
+/// DECLARE / FETCH / CLOSE (datafusion-postgres' cursor hook), run in the
+/// connection's SQL session: a cursor declared inside a block reads the
+/// block's own rows, as its other statements do.
+pub(crate) struct SessionCursors;
+
+impl SessionCursors {
+    fn context(client: &(dyn ClientInfo + Send + Sync)) -> Option<SessionContext> {
+        session(client).ok().filter(|s| s.in_block()).map(|s| s.context())
+    }
+}
+
+#[async_trait]
+impl QueryHook for SessionCursors {
+    async fn handle_simple_query(
+        &self,
+        statement: &Statement,
+        ctx: &SessionContext,
+        client: &mut dyn HookClient,
+    ) -> Option<PgWireResult<Response>> {
+        let own = Self::context(client);
+        CursorStatementHook.handle_simple_query(statement, own.as_ref().unwrap_or(ctx), client).await
+    }
+
+    async fn handle_extended_parse_query(
+        &self,
+        statement: &Statement,
+        ctx: &SessionContext,
+        client: &(dyn ClientInfo + Send + Sync),
+    ) -> Option<PgWireResult<LogicalPlan>> {
+        let own = Self::context(client);
+        CursorStatementHook.handle_extended_parse_query(statement, own.as_ref().unwrap_or(ctx), client).await
+    }
+
+    async fn handle_extended_query(
+        &self,
+        statement: &Statement,
+        plan: &LogicalPlan,
+        params: &ParamValues,
+        ctx: &SessionContext,
+        client: &mut dyn HookClient,
+    ) -> Option<PgWireResult<Response>> {
+        let own = Self::context(client);
+        CursorStatementHook.handle_extended_query(statement, plan, params, own.as_ref().unwrap_or(ctx), client).await
     }
 }

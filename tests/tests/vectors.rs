@@ -222,6 +222,21 @@ async fn a_block_spans_sqlite_and_lance() {
     assert_eq!(inside, crate::common::rows(&[&["d1", "a"], &["d2", "b"]]));
     assert_eq!(tx.get("doc", &d1).await.unwrap().unwrap()["emb"], json!(vector(3)));
     assert!(ws.get("doc", &d2).await.unwrap().is_none());
+    // near() inside the block ranks its own rows: d2 (held, vector 2) and d1 by
+    // its held vector 3, not the stored vector 1; outside, d1 by vector 1 only.
+    let top = |i: usize, k: usize| {
+        format!(
+            "SELECT d.name FROM near('doc', 'emb', '{:?}', {k}) n JOIN doc d USING (object_id) ORDER BY n.score DESC",
+            vector(i)
+        )
+    };
+    assert_eq!(cells(&tx.sql(&top(2, 1)).await.unwrap()), crate::common::rows(&[&["d2"]]));
+    assert_eq!(cells(&tx.sql(&top(3, 1)).await.unwrap()), crate::common::rows(&[&["d1"]]));
+    let builder = tx.query("doc").unwrap().near("emb", vector(3), Some(2), None).unwrap().rows().await.unwrap();
+    assert_eq!(builder.len(), 2);
+    assert_eq!(builder[0]["name"], json!("d1"));
+    let outside = cells(&ws.sql(&top(3, 5)).await.unwrap());
+    assert_eq!(outside, crate::common::rows(&[&["d1"]]));
     assert_eq!(ws.get("doc", &d1).await.unwrap().unwrap()["emb"], json!(vector(1)));
     tx.commit().await.unwrap();
     assert_eq!(ws.get("doc", &d1).await.unwrap().unwrap()["emb"], json!(vector(3)));

@@ -1375,6 +1375,13 @@ async fn transaction_blocks_over_the_wire() {
     tx.execute("UPDATE item SET qty = qty + 1 WHERE id = $1", &[&1i64]).await.unwrap();
     let inside: i64 = tx.query_one("SELECT count(*) FROM item", &[]).await.unwrap().get(0);
     assert_eq!(inside, 4);
+    // A cursor declared in the block reads the block's rows too.
+    tx.batch_execute("DECLARE c CURSOR FOR SELECT id, qty FROM item ORDER BY id").await.unwrap();
+    let fetched = simple_rows(tx.simple_query("FETCH ALL FROM c").await.unwrap());
+    assert_eq!(fetched.len(), 4);
+    assert_eq!(fetched[0], vec![Some("1".into()), Some("11".into())]);
+    assert_eq!(fetched[3], vec![Some("4".into()), Some("40".into())]);
+    tx.batch_execute("CLOSE c").await.unwrap();
     assert_eq!(n(&watcher).await, 3, "another session sees nothing before COMMIT");
     // A savepoint undoes only its part.
     let sp = {
