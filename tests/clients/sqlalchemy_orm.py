@@ -86,4 +86,26 @@ with engine.connect() as conn:
         conn.rollback()
     assert conn.execute(sa.text("SELECT count(*) FROM author")).scalar() == 1
 
+# A Session's transaction is the server's: flushed rows are seen inside it and
+# by nobody else, rollback discards them, and begin_nested() is a savepoint.
+def authors(on):
+    return sorted(on.execute(sa.text("SELECT name FROM author")).scalars())
+
+with Session(engine) as session, engine.connect() as other:
+    session.add(Author(name="Temp"))
+    session.flush()
+    assert authors(session) == ["Bob", "Temp"], authors(session)
+    assert authors(other) == ["Bob"], "another connection sees the uncommitted row"
+    other.rollback()
+    session.rollback()
+    assert authors(session) == ["Bob"], "rollback discarded the flushed row"
+    session.add(Author(name="Kept"))
+    nested = session.begin_nested()
+    session.add(Author(name="Dropped"))
+    session.flush()
+    assert authors(session) == ["Bob", "Dropped", "Kept"], authors(session)
+    nested.rollback()
+    session.commit()
+    assert authors(other) == ["Bob", "Kept"], authors(other)
+
 print("ok")

@@ -508,6 +508,9 @@ async fn sqlalchemy_orm_models_and_sessions() {
             &ws.sql("SELECT a.name, b.title FROM book b JOIN author a ON a.id = b.author_id").await.unwrap(),
         );
         assert_eq!(rows, crate::common::rows(&[&["Bob", "Kept"]]));
+        // The Session's rolled-back row and rolled-back savepoint left nothing.
+        let authors = crate::common::cells(&ws.sql("SELECT name FROM author ORDER BY name").await.unwrap());
+        assert_eq!(authors, crate::common::rows(&[&["Bob"], &["Kept"]]));
     }
 }
 
