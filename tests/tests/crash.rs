@@ -53,9 +53,10 @@ fn name(i: u64) -> String {
     format!("n{i}")
 }
 
-/// The child of [`writes_spanning_backends_survive_sigkill`]: writes until it
+/// The child of the `writes_spanning_*_survive_sigkill` tests: writes until it
 /// is killed. Before each write it prints `HB begin <names>`, after it `HB ack
-/// <op> <version> <names>`, so the parent knows which objects are in doubt.
+/// <version> <name>:<put|del> …`, so the parent knows what was acknowledged and
+/// which objects are in doubt.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "started as a child process by the crash tests"]
 async fn crash_writer_child() {
