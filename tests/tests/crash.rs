@@ -6,105 +6,22 @@
 //! the same write). A served workspace killed under 8 writing clients keeps
 //! every acknowledged row and update.
 //!
-//! The children are this test binary again, running an ignored test.
+//! The children are the `crash_child` program of this package
+//! (tests/src/bin/crash_child.rs, its writes in tests/src/crash.rs).
 
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use heavenbase::catalog::derive_object_id;
 use heavenbase::{Construction, EntityDef, FieldDef, Home, LogicalType as T, Workspace};
+use heavenbase_tests::crash::{Rng, doc, vector_of};
 use serde_json::{Value as Json, json};
 
 use crate::common::{TestHome, drop_pg_schemas, pg_url};
 
-const DIM: usize = 4;
-/// Names the child writes to: few enough that writes keep hitting the same objects.
-const NAMES: u64 = 60;
-
-fn doc() -> EntityDef {
-    EntityDef::new("doc").field(FieldDef::new("version", T::Integer)).field(FieldDef::new("emb", T::Vector { dim: DIM }))
-}
-
-/// The vector every write of `version` stores: a row whose vector is not its
-/// version's was written half.
-fn vector_of(version: i64) -> Vec<f32> {
-    (0..DIM).map(|d| (version as f32) + d as f32 / 10.0).collect()
-}
-
-/// A small deterministic generator (xorshift), so a failing run can be replayed.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-}
-
-fn name(i: u64) -> String {
-    format!("n{i}")
-}
-
-/// The child of the `writes_spanning_*_survive_sigkill` tests: writes until it
-/// is killed. Before each write it prints `HB begin <names>`, after it `HB ack
-/// <version> <name>:<put|del> …`, so the parent knows what was acknowledged and
-/// which objects are in doubt.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "started as a child process by the crash tests"]
-async fn crash_writer_child() {
-    let home = Home::new(std::env::var("HB_CRASH_HOME").expect("HB_CRASH_HOME"));
-    let backends: Json = serde_json::from_str(&std::env::var("HB_CRASH_BACKENDS").expect("HB_CRASH_BACKENDS")).unwrap();
-    let mut rng = Rng(std::env::var("HB_CRASH_SEED").expect("HB_CRASH_SEED").parse().unwrap());
-    let ws = Workspace::open_in(&home, "crash", Construction::Backends(backends)).await.unwrap();
-    ws.register(doc(), false).await.unwrap();
-    let mut version: i64 = std::env::var("HB_CRASH_VERSION").expect("HB_CRASH_VERSION").parse().unwrap();
-    println!("HB ready");
-    loop {
-        version += 1;
-        let picked: Vec<String> = {
-            let n = 1 + rng.below(12);
-            let mut v: Vec<String> = (0..n).map(|_| name(rng.below(NAMES))).collect();
-            v.sort();
-            v.dedup();
-            v
-        };
-        println!("HB begin {}", picked.join(" "));
-        let row = |n: &String| json!({"name": n, "version": version, "emb": vector_of(version)}).as_object().unwrap().clone();
-        let ids: Vec<String> = picked.iter().map(|n| derive_object_id("doc", n)).collect();
-        // The acknowledgement names each object with what happened to it.
-        let marked = |names: &[String], mark: &str| names.iter().map(|n| format!("{n}:{mark}")).collect::<Vec<_>>();
-        let ack = match rng.below(4) {
-            0 | 1 => {
-                ws.upsert_many("doc", picked.iter().map(row).collect()).await.unwrap();
-                marked(&picked, "put")
-            }
-            2 => {
-                ws.delete_many("doc", &ids).await.unwrap();
-                marked(&picked, "del")
-            }
-            _ => {
-                // A block: the first half written, the rest deleted, one COMMIT.
-                let tx = ws.begin().unwrap();
-                let half = picked.len().div_ceil(2);
-                tx.upsert_many("doc", picked[..half].iter().map(row).collect()).await.unwrap();
-                tx.delete_many("doc", &ids[half..]).await.unwrap();
-                tx.commit().await.unwrap();
-                let mut both = marked(&picked[..half], "put");
-                both.extend(marked(&picked[half..], "del"));
-                both
-            }
-        };
-        println!("HB ack {version} {}", ack.join(" "));
-    }
-}
+/// The child processes the crash tests start and kill.
+const CHILD: &str = env!("CARGO_BIN_EXE_crash_child");
 
 /// What the parent knows of each name: its last acknowledged write (None =
 /// deleted, Some(v) = written with version v), and whether a write was in
@@ -143,8 +60,8 @@ impl Model {
 
 /// Start the writer child and kill it with SIGKILL `after` its first write.
 fn run_child(dir: &std::path::Path, backends: &Json, seed: u64, version: i64, after: Duration) -> Vec<String> {
-    let mut child: Child = Command::new(std::env::current_exe().unwrap())
-        .args(["--exact", "crash::crash_writer_child", "--ignored", "--nocapture", "--test-threads=1"])
+    let mut child: Child = Command::new(CHILD)
+        .arg("writer")
         .env("HB_CRASH_HOME", dir)
         .env("HB_CRASH_BACKENDS", backends.to_string())
         .env("HB_CRASH_SEED", seed.to_string())
@@ -274,19 +191,6 @@ async fn writes_spanning_postgres_and_lance_survive_sigkill() {
     drop_pg_schemas(&[h.pg_schema("crash")]).await;
 }
 
-/// The child of [`an_entry_left_in_the_journal_is_replayed_on_open`]: one
-/// write of `a` at version 2, in a process that aborts right after SQLite
-/// committed the primary part and the journal entry (before Lance has its part).
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "started as a child process by the crash tests"]
-async fn crash_point_child() {
-    let home = Home::new(std::env::var("HB_CRASH_HOME").expect("HB_CRASH_HOME"));
-    let backends: Json = serde_json::from_str(&std::env::var("HB_CRASH_BACKENDS").expect("HB_CRASH_BACKENDS")).unwrap();
-    let ws = Workspace::open_in(&home, "crash", Construction::Backends(backends)).await.unwrap();
-    ws.upsert("doc", json!({"name": "a", "version": 2, "emb": vector_of(2)})).await.unwrap();
-    println!("HB not aborted");
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_entry_left_in_the_journal_is_replayed_on_open() {
     let h = TestHome::new();
@@ -300,8 +204,8 @@ async fn an_entry_left_in_the_journal_is_replayed_on_open() {
         ws.register(doc(), false).await.unwrap();
         ws.upsert("doc", json!({"name": "a", "version": 1, "emb": vector_of(1)})).await.unwrap()
     };
-    let out = Command::new(std::env::current_exe().unwrap())
-        .args(["--exact", "crash::crash_point_child", "--ignored", "--nocapture", "--test-threads=1"])
+    let out = Command::new(CHILD)
+        .arg("one-write")
         .env("HB_CRASH_HOME", &dir)
         .env("HB_CRASH_BACKENDS", backends.to_string())
         .env("HEAVENBASE_TEST_CRASH_POINT", "journaled")
@@ -330,24 +234,9 @@ async fn an_entry_left_in_the_journal_is_replayed_on_open() {
     assert_eq!(db.query_row("SELECT count(*) FROM _hb_journal", [], |r| r.get::<_, i64>(0)).unwrap(), 0);
 }
 
-/// The child of [`a_served_workspace_killed_under_load_keeps_acknowledged_writes`]:
-/// serves the workspace on `HB_CRASH_PORT` until killed.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "started as a child process by the crash tests"]
-async fn crash_server_child() {
-    let home = Home::new(std::env::var("HB_CRASH_HOME").expect("HB_CRASH_HOME"));
-    let port: u16 = std::env::var("HB_CRASH_PORT").expect("HB_CRASH_PORT").parse().unwrap();
-    let ws = Workspace::open_in(&home, "served", Construction::preset("embedded")).await.unwrap();
-    let counter = EntityDef::new("counter").field(FieldDef::new("v", T::Integer));
-    ws.register(counter, false).await.unwrap();
-    let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await.unwrap();
-    println!("HB ready");
-    heavenbase_pgwire::serve_on(listener, vec![ws], &Default::default(), std::future::pending()).await.unwrap();
-}
-
 fn start_server_child(dir: &std::path::Path, port: u16) -> Child {
-    let mut child = Command::new(std::env::current_exe().unwrap())
-        .args(["--exact", "crash::crash_server_child", "--ignored", "--nocapture", "--test-threads=1"])
+    let mut child = Command::new(CHILD)
+        .arg("serve")
         .env("HB_CRASH_HOME", dir)
         .env("HB_CRASH_PORT", port.to_string())
         .stdout(Stdio::piped())
@@ -356,8 +245,7 @@ fn start_server_child(dir: &std::path::Path, port: u16) -> Child {
         .expect("start the server child");
     let mut out = BufReader::new(child.stdout.take().unwrap());
     let mut line = String::new();
-    // The test harness prints "test … ... " before the child's first line.
-    while !line.contains("HB ready") {
+    while !line.starts_with("HB ready") {
         line.clear();
         assert!(out.read_line(&mut line).unwrap() > 0, "the server child ended before it was ready");
     }
