@@ -265,7 +265,7 @@ pub(crate) struct SessionCursors;
 
 impl SessionCursors {
     fn context(client: &(dyn ClientInfo + Send + Sync)) -> Option<SessionContext> {
-        session(client).ok().filter(|s| s.in_block()).map(|s| s.context())
+        session(client).ok().map(|s| s.context())
     }
 }
 

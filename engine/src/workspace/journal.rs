@@ -41,12 +41,6 @@ pub(crate) enum Change {
     Delete(Vec<String>),
 }
 
-/// A change of one entity.
-pub(crate) struct Entry {
-    pub entity: String,
-    pub change: Change,
-}
-
 /// The journal's group: `object_id` is the entry's id (time-ordered, so the
 /// key order is the replay order), then what to redo.
 pub(crate) fn journal_group() -> GroupSpec {
@@ -127,7 +121,7 @@ fn ipc_bytes(batch: &RecordBatch) -> Result<Vec<u8>> {
     Ok(out)
 }
 
-fn decode(entity: &str, kind: &str, payload: &str) -> Result<Entry> {
+fn decode(entity: &str, kind: &str, payload: &str) -> Result<Change> {
     let bytes = base64::engine::general_purpose::STANDARD
         .decode(payload)
         .map_err(|e| Error::new(ErrorKind::Internal, format!("journal entry for {entity}: {e}")))?;
@@ -153,7 +147,7 @@ fn decode(entity: &str, kind: &str, payload: &str) -> Result<Entry> {
         }
         other => return Err(Error::new(ErrorKind::Internal, format!("journal entry for {entity}: unknown change '{other}'"))),
     };
-    Ok(Entry { entity: entity.to_string(), change })
+    Ok(change)
 }
 
 /// Fault injection for the crash tests: when `HEAVENBASE_TEST_CRASH_POINT`
@@ -241,9 +235,9 @@ impl Workspace {
         }
         pending.sort_by(|a, b| a.0.cmp(&b.0));
         for (id, backend, entity, change, payload) in &pending {
-            let entry = decode(entity, change, payload)?;
-            match self.runtime(&entry.entity) {
-                Ok(rt) => match entry.change {
+            let change = decode(entity, change, payload)?;
+            match self.runtime(entity) {
+                Ok(rt) => match change {
                     Change::Write(p) => {
                         self.write_groups(&rt, &p).await?;
                         self.write_catalog_cards(&rt, &p.ids, p.columns.get(NAME)).await?;

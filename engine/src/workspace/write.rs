@@ -23,7 +23,7 @@ use heavenbase_catalog::{
 use heavenbase_providers::{Backend, GroupWrite, ScanRequest};
 use serde_json::{Value as Json, json};
 
-use super::journal::{self, Change, Entry};
+use super::journal::{self, Change};
 use super::{EntityRuntime, Workspace, keys};
 use crate::{Error, ErrorKind, Result};
 
@@ -280,7 +280,7 @@ impl Workspace {
             let crt = self.runtime(SYS_CATALOG)?;
             writes.extend(crt.groups.iter().map(|(b, g)| (b.clone(), GroupWrite::Delete(g.clone(), cards.clone()))));
         }
-        let redo = || Entry { entity: rt.def.entity_id.clone(), change: Change::Delete(ids.to_vec()) };
+        let redo = || Change::Delete(ids.to_vec());
         let found = self.apply_writes(rt, writes, redo).await?;
         // The primary group's rows say which objects existed.
         let existed: HashSet<&String> = found.first().into_iter().flatten().collect();
@@ -472,23 +472,21 @@ impl Workspace {
         let cards = self.catalog_cards(rt, &prepared.ids, prepared.columns.get(NAME)).await?;
         writes.extend(self.group_writes(&crt, &cards)?);
         let primary = rt.primary().0.info().name.clone();
-        let redo = || Entry {
-            entity: rt.def.entity_id.clone(),
-            change: Change::Write(journal::redo_columns(prepared, &primary, &rt.groups)),
-        };
+        let redo = || Change::Write(journal::redo_columns(prepared, &primary, &rt.groups));
         self.apply_writes(rt, writes, redo).await.map(|_| ())
     }
 
     /// Make `writes` (primary group first): the primary backend's share in one
     /// transaction, then each other backend's. When other backends take part,
-    /// the primary transaction also stores `redo()` in the write journal, and
+    /// the primary transaction also stores `redo()` (the entity's change to
+    /// complete) in the write journal, and
     /// the entry is removed once they all have their part (see
     /// [`super::journal`]). Returns, per write, the ids a delete found.
     async fn apply_writes(
         &self,
         rt: &EntityRuntime,
         writes: Vec<(Arc<dyn Backend>, GroupWrite)>,
-        redo: impl FnOnce() -> Entry,
+        redo: impl FnOnce() -> Change,
     ) -> Result<Vec<Vec<String>>> {
         let primary = rt.primary().0.clone();
         let (mine, rest): (Vec<_>, Vec<_>) = writes.into_iter().partition(|(b, _)| b.info().name == primary.info().name);
@@ -498,8 +496,7 @@ impl Workspace {
         let covered = self.txn.as_ref().is_some_and(|t| t.is_applying() && t.is_journaled());
         let entry = if !rest.is_empty() && primary.transactional() && !covered {
             let ids = journal::entry_ids(1);
-            let e = redo();
-            mine.push(journal::encode(&ids, &[(e.entity.as_str(), &e.change)])?);
+            mine.push(journal::encode(&ids, &[(rt.def.entity_id.as_str(), &redo())])?);
             Some(ids)
         } else {
             None
