@@ -22,31 +22,6 @@ use heavenbase::Workspace;
 use crate::router::session;
 use crate::{to_pg_error, user_error};
 
-/// Whether a statement changes data or schema (what a read-only user may not run).
-pub(crate) fn is_write(s: &Statement) -> bool {
-    match s {
-        Statement::Explain { statement, analyze, .. } => *analyze && is_write(statement),
-        Statement::Copy { to, .. } => !to,
-        Statement::Query(_)
-        | Statement::Set(_)
-        | Statement::ShowVariable { .. }
-        | Statement::ShowVariables { .. }
-        | Statement::ShowTables { .. }
-        | Statement::ShowColumns { .. }
-        | Statement::StartTransaction { .. }
-        | Statement::Commit { .. }
-        | Statement::Rollback { .. }
-        | Statement::Savepoint { .. }
-        | Statement::ReleaseSavepoint { .. }
-        | Statement::Declare { .. }
-        | Statement::Fetch { .. }
-        | Statement::Close { .. }
-        | Statement::Discard { .. }
-        | Statement::Deallocate { .. } => false,
-        _ => true,
-    }
-}
-
 /// Refuses writes from read-only users with 42501, before they are planned.
 pub(crate) struct ReadOnlyGuard;
 
@@ -56,7 +31,7 @@ impl ReadOnlyGuard {
             Ok(s) => s.read_only,
             Err(e) => return Some(Err(e)),
         };
-        (read_only && is_write(statement)).then(|| {
+        (read_only && Workspace::is_write(statement)).then(|| {
             let verb = statement.to_string().split_whitespace().next().unwrap_or_default().to_uppercase();
             Err(user_error("42501", format!("permission denied: this user is read-only and cannot run {verb}")))
         })

@@ -90,6 +90,32 @@ impl Workspace {
         })
     }
 
+    /// Whether a statement changes data or schema: what a read-only user of the
+    /// wire, or an MCP profile without writes, may not run.
+    pub fn is_write(s: &Statement) -> bool {
+        match s {
+            Statement::Explain { statement, analyze, .. } => *analyze && Self::is_write(statement),
+            Statement::Copy { to, .. } => !to,
+            Statement::Query(_)
+            | Statement::Set(_)
+            | Statement::ShowVariable { .. }
+            | Statement::ShowVariables { .. }
+            | Statement::ShowTables { .. }
+            | Statement::ShowColumns { .. }
+            | Statement::StartTransaction { .. }
+            | Statement::Commit { .. }
+            | Statement::Rollback { .. }
+            | Statement::Savepoint { .. }
+            | Statement::ReleaseSavepoint { .. }
+            | Statement::Declare { .. }
+            | Statement::Fetch { .. }
+            | Statement::Close { .. }
+            | Statement::Discard { .. }
+            | Statement::Deallocate { .. } => false,
+            _ => true,
+        }
+    }
+
     /// Whether [`Workspace::execute_ddl`] runs or refuses `statement` (a server
     /// decides at Parse whether the statement is the workspace's to run).
     pub fn is_ddl(statement: &Statement) -> bool {

@@ -46,9 +46,21 @@ impl Workspace {
     /// Inside a transaction block a statement that fails changes nothing:
     /// what it held is let go again.
     pub async fn sql(&self, sql: &str) -> Result<Vec<RecordBatch>> {
+        self.sql_capped(sql, None).await
+    }
+
+    /// [`Workspace::sql`] with a query's result cut to its first `max_rows`
+    /// rows (a LIMIT over the whole statement, so ORDER BY … LIMIT stays a
+    /// top-N): for doors that must never hold an unbounded result (MCP).
+    /// Ask for one row more than you show to know whether rows were left out.
+    pub async fn sql_first(&self, sql: &str, max_rows: usize) -> Result<Vec<RecordBatch>> {
+        self.sql_capped(sql, Some(max_rows)).await
+    }
+
+    async fn sql_capped(&self, sql: &str, max_rows: Option<usize>) -> Result<Vec<RecordBatch>> {
         use futures::FutureExt;
         let mark = self.buffering().map(|t| t.mark());
-        let result = std::panic::AssertUnwindSafe(self.sql_statement(sql))
+        let result = std::panic::AssertUnwindSafe(self.sql_statement(sql, max_rows))
             .catch_unwind()
             .await
             .unwrap_or_else(|panic| Err(crate::error::panicked(sql, panic)));
@@ -58,14 +70,17 @@ impl Workspace {
         result
     }
 
-    async fn sql_statement(&self, sql: &str) -> Result<Vec<RecordBatch>> {
+    /// Parse one statement and put it in the shape the workspace plans:
+    /// long AND/OR chains balanced, multi-row VALUES flattened, `*` over a
+    /// SQL table's declared columns, result columns named as Postgres names them.
+    fn parse_one(&self, sql: &str) -> Result<Option<DfStatement>> {
         let mut statements = DFParser::parse_sql_with_dialect(sql, &PostgreSqlDialect {})
             .map_err(|e| Error::with_source(crate::kind_of(&e), format!("SQL syntax error: {e}"), e))?;
         if statements.len() > 1 {
             return Err(Error::not_supported(format!("Send one statement at a time; got {}", statements.len())));
         }
         let Some(mut statement) = statements.pop_front() else {
-            return Ok(Vec::new());
+            return Ok(None);
         };
         if let DfStatement::Statement(stmt) = &mut statement {
             if crate::chains::may_hold_chain(sql) {
@@ -75,6 +90,47 @@ impl Workspace {
             self.shape_statement(stmt.as_mut());
             crate::colnames::name_columns_as_postgres(stmt.as_mut());
         }
+        Ok(Some(statement))
+    }
+
+    /// Plan one statement that only reads (a query, EXPLAIN without ANALYZE
+    /// of a write, SHOW) as [`Workspace::sql`] would, without running it, so
+    /// a door can stream its result batch by batch and bind `$n` parameters
+    /// with `LogicalPlan::with_param_values`. `None` for any other statement:
+    /// run those with [`Workspace::sql`].
+    pub async fn plan_read(&self, sql: &str) -> Result<Option<LogicalPlan>> {
+        let Some(statement) = self.parse_one(sql)? else {
+            return Ok(None);
+        };
+        let reads = match &statement {
+            DfStatement::Statement(s) => {
+                !Self::is_write(s)
+                    && !matches!(
+                        s.as_ref(),
+                        Statement::StartTransaction { .. }
+                            | Statement::Commit { .. }
+                            | Statement::Rollback { .. }
+                            | Statement::Savepoint { .. }
+                            | Statement::ReleaseSavepoint { .. }
+                            | Statement::Declare { .. }
+                            | Statement::Fetch { .. }
+                            | Statement::Close { .. }
+                            | Statement::Set(_)
+                    )
+            }
+            DfStatement::Explain(_) => true,
+            _ => false,
+        };
+        if !reads {
+            return Ok(None);
+        }
+        Ok(Some(self.session().state().statement_to_plan(statement).await?))
+    }
+
+    async fn sql_statement(&self, sql: &str, max_rows: Option<usize>) -> Result<Vec<RecordBatch>> {
+        let Some(statement) = self.parse_one(sql)? else {
+            return Ok(Vec::new());
+        };
         match &statement {
             DfStatement::Statement(stmt) => match stmt.as_ref() {
                 Statement::StartTransaction { .. }
@@ -116,8 +172,15 @@ impl Workspace {
             }
             _ => {}
         }
+        // Only a query's rows are capped: an INSERT … SELECT must write them all.
+        let query = matches!(&statement, DfStatement::Statement(s) if matches!(s.as_ref(), Statement::Query(_)));
         let plan = self.session().state().statement_to_plan(statement).await?;
-        Ok(self.session().execute_logical_plan(plan).await?.collect().await?)
+        let frame = self.session().execute_logical_plan(plan).await?;
+        let frame = match max_rows {
+            Some(n) if query => frame.limit(0, Some(n))?,
+            _ => frame,
+        };
+        Ok(frame.collect().await?)
     }
 
     /// Plan an UPDATE or DELETE once, as DataFusion's `LogicalPlan::Dml` whose
