@@ -1,12 +1,14 @@
 //! Ratio benchmarks: every figure is measured beside its baseline in the same run,
 //! because absolute times on shared machines are noise.
 //!
-//! `cargo run --release -p heavenbase-benchmarks -- [ingest|stitch|lookup|sqlite-aggregate|pg-ingest|pg-aggregate|ann|near-small|wire|wire-stream|wire-key|insert-select|copy|import|txn|all] [rows]`
+//! `cargo run --release -p heavenbase-benchmarks -- [ingest|stitch|lookup|sqlite-aggregate|pg-ingest|pg-aggregate|ann|near-small|wire|wire-stream|wire-key|insert-select|copy|import|txn|mcp|flight|all] [rows]`
 //! (the pg-*, wire and copy figures need the Postgres of `HEAVENBASE_TEST_PG`;
 //! import runs the `hb` binary beside this one; `rows` sizes insert-select and copy)
 
+mod flight;
 mod ingest;
 mod keys;
+mod mcp;
 mod postgres;
 mod query;
 mod txn;
@@ -62,6 +64,12 @@ async fn main() {
     }
     if run("txn") {
         txn::run().await;
+    }
+    if run("flight") {
+        flight::run().await;
+    }
+    if run("mcp") {
+        mcp::run().await;
     }
     if run("wire-key") {
         // 10k rows unless told: the table size the name-lookup goal names.

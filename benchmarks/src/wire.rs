@@ -19,7 +19,7 @@ use serde_json::json;
 
 use crate::home;
 
-const ROWS: usize = 1_000_000;
+pub(crate) const ROWS: usize = 1_000_000;
 const LOOKUPS: usize = 5_000;
 const PGBENCH_SECONDS: &str = "10";
 
@@ -42,13 +42,15 @@ fn row(i: usize) -> Row {
 }
 
 /// Both sides loaded with the same rows; the server runs until the process ends.
-struct Setup {
+pub(crate) struct Setup {
     _dir: tempfile::TempDir,
-    wire: String,
-    postgres: String,
+    pub(crate) wire: String,
+    pub(crate) postgres: String,
+    /// The served workspace, for other doors over the same rows.
+    pub(crate) ws: Workspace,
 }
 
-async fn setup(rows: usize) -> Setup {
+pub(crate) async fn setup(rows: usize) -> Setup {
     let (dir, home) = home();
     let ws = Workspace::open_in(&home, "bench", Construction::preset("embedded")).await.unwrap();
     ws.register(
@@ -79,8 +81,9 @@ async fn setup(rows: usize) -> Setup {
     .await;
     pg.batch_execute("ANALYZE hb_wire_bench.item").await.unwrap();
 
-    let port = serve_on_own_runtime(ws);
+    let port = serve_on_own_runtime(ws.clone());
     Setup {
+        ws,
         _dir: dir,
         wire: format!("host=127.0.0.1 port={port} user=postgres dbname=bench"),
         postgres: format!("{} options=-csearch_path=hb_wire_bench", pg_conninfo()),
@@ -230,7 +233,7 @@ async fn pgbench_lookups(s: &Setup) {
     println!("  ratio {:.2} of Postgres (goal ≥ 0.5)", ours / theirs);
 }
 
-async fn stream_all(conninfo: &str) -> (usize, Duration) {
+pub(crate) async fn stream_all(conninfo: &str) -> (usize, Duration) {
     let client = connect(conninfo).await;
     let t = Instant::now();
     let rows = client.query_raw("SELECT * FROM item", std::iter::empty::<i64>()).await.unwrap();

@@ -64,6 +64,16 @@ enum Command {
         /// Refuse connections beyond this many (0: no limit).
         #[arg(long, default_value_t = 0)]
         max_connections: usize,
+        /// Also serve MCP over streamable HTTP on this port (same host, one
+        /// workspace), with the `agent` profile unless --mcp-profile says otherwise.
+        #[arg(long)]
+        mcp_port: Option<u16>,
+        #[arg(long, default_value = "agent")]
+        mcp_profile: heavenbase_mcp::Profile,
+        /// Also serve Arrow Flight SQL on this port (same host, one workspace,
+        /// the same users and TLS files as the wire).
+        #[arg(long)]
+        flight_port: Option<u16>,
         /// JSON file with password users and the method:
         /// {"users": [{"name": "bi", "password": "…", "read_only": true}], "method": "scram-sha-256"}
         #[arg(long)]
@@ -104,6 +114,52 @@ enum Command {
     },
     /// Load a small real-looking dataset (products and reviews).
     Demo,
+    /// Serve a workspace to agents over the Model Context Protocol.
+    #[command(subcommand)]
+    Mcp(McpCommand),
+}
+
+#[derive(Subcommand)]
+enum McpCommand {
+    /// Speak MCP on stdin/stdout (an agent host starts this command).
+    ///
+    /// Example: hb mcp stdio -w notes --profile agent
+    Stdio {
+        /// Tool set: readonly, agent or full.
+        #[arg(long, default_value = "agent")]
+        profile: heavenbase_mcp::Profile,
+        /// Most rows one query or sql result carries.
+        #[arg(long, default_value_t = heavenbase_mcp::DEFAULT_MAX_ROWS)]
+        max_rows: usize,
+    },
+    /// Serve MCP over streamable HTTP at http://HOST:PORT/mcp.
+    ///
+    /// Example: HEAVENBASE_MCP_TOKEN=secret hb mcp serve -w notes --port 7001
+    Serve {
+        #[arg(long, default_value = "127.0.0.1")]
+        host: String,
+        #[arg(long, default_value_t = heavenbase_mcp::DEFAULT_PORT)]
+        port: u16,
+        #[arg(long, default_value = "agent")]
+        profile: heavenbase_mcp::Profile,
+        /// Require `Authorization: Bearer TOKEN` on every request.
+        #[arg(long, env = "HEAVENBASE_MCP_TOKEN", hide_env_values = true)]
+        token: Option<String>,
+        #[arg(long, default_value_t = heavenbase_mcp::DEFAULT_MAX_ROWS)]
+        max_rows: usize,
+    },
+    /// Print the client configuration ({"mcpServers": …}) for both transports.
+    Config {
+        #[arg(long, default_value = "127.0.0.1")]
+        host: String,
+        #[arg(long, default_value_t = heavenbase_mcp::DEFAULT_PORT)]
+        port: u16,
+        #[arg(long, default_value = "agent")]
+        profile: heavenbase_mcp::Profile,
+        /// The HTTP entry sends the token from $HEAVENBASE_MCP_TOKEN.
+        #[arg(long)]
+        token: bool,
+    },
 }
 
 #[derive(Subcommand)]
@@ -224,7 +280,7 @@ async fn run(cli: Cli) -> Result<(), Failure> {
                 None => repl(&ws, format, timing).await?,
             }
         }
-        Command::Serve { host, port, demo, tls_cert, tls_key, max_connections, auth } => {
+        Command::Serve { host, port, demo, tls_cert, tls_key, max_connections, mcp_port, mcp_profile, flight_port, auth } => {
             let workspaces = if demo {
                 vec![demo::ensure_demo(ws_id.unwrap_or("demo")).await?]
             } else if ws_id.is_some() {
@@ -243,9 +299,62 @@ async fn run(cli: Cli) -> Result<(), Failure> {
                 Some(path) => heavenbase_pgwire::AuthConfig::from_file(&path).map_err(user_error)?,
                 None => Default::default(),
             };
+            if let Some(flight_port) = flight_port {
+                let [ws] = workspaces.as_slice() else {
+                    return Err(user_error("--flight-port serves one workspace: name it with -w"));
+                };
+                let flight = heavenbase_flight::FlightOptions {
+                    host: host.clone(),
+                    port: flight_port,
+                    users: auth
+                        .users
+                        .iter()
+                        .map(|u| heavenbase_flight::FlightUser {
+                            name: u.name.clone(),
+                            password: u.password.clone(),
+                            read_only: u.read_only,
+                        })
+                        .collect(),
+                    tls_cert: tls_cert.clone(),
+                    tls_key: tls_key.clone(),
+                };
+                let listener = heavenbase_flight::bind_flight(&flight).await.map_err(user_error)?;
+                let addr = listener.local_addr()?;
+                let serving = heavenbase_flight::serve_flight_on(listener, ws.clone(), &flight, std::future::pending())
+                    .map_err(user_error)?;
+                let scheme = if flight.tls_cert.is_some() { "grpc+tls" } else { "grpc" };
+                println!("serving Arrow Flight SQL on {scheme}://{addr}");
+                tokio::spawn(async move {
+                    if let Err(e) = serving.await {
+                        eprintln!("hb: {e}");
+                    }
+                });
+            }
             let opts = ServeOptions { host: host.clone(), port, tls_cert, tls_key, max_connections, auth, ..Default::default() };
             for ws in &workspaces {
                 println!("serving workspace '{}' on {host}:{port}: psql -h {host} -p {port} -d {}", ws.id(), ws.id());
+            }
+            if let Some(mcp_port) = mcp_port {
+                let [ws] = workspaces.as_slice() else {
+                    return Err(user_error("--mcp-port serves one workspace: name it with -w"));
+                };
+                let mcp = heavenbase_mcp::HttpOptions {
+                    host: host.clone(),
+                    port: mcp_port,
+                    profile: mcp_profile,
+                    token: std::env::var("HEAVENBASE_MCP_TOKEN").ok().filter(|t| !t.is_empty()),
+                    ..Default::default()
+                };
+                let listener = heavenbase_mcp::bind_http(&mcp).await.map_err(user_error)?;
+                if let Ok(addr) = listener.local_addr() {
+                    println!("serving MCP ({} profile) on http://{addr}/mcp", mcp.profile);
+                }
+                let ws = ws.clone();
+                tokio::spawn(async move {
+                    if let Err(e) = heavenbase_mcp::serve_http_on(listener, ws, &mcp, std::future::pending()).await {
+                        eprintln!("hb: {e}");
+                    }
+                });
             }
             heavenbase_pgwire::serve_until(workspaces, &opts, async {
                 shutdown_signal().await;
@@ -306,12 +415,46 @@ async fn run(cli: Cli) -> Result<(), Failure> {
             let n = transfer::export(&ws, &entity, &to).await?;
             println!("exported {n} rows of {entity} to {}", to.display());
         }
+        Command::Mcp(cmd) => mcp_command(ws_id, cmd).await?,
         Command::Demo => {
             let ws = demo::ensure_demo(ws_id.unwrap_or("demo")).await?;
             println!("workspace '{}': {}", ws.id(), ws.entities().join(", "));
         }
     }
     Ok(())
+}
+
+async fn mcp_command(ws_id: Option<&str>, cmd: McpCommand) -> Result<(), Failure> {
+    match cmd {
+        McpCommand::Stdio { profile, max_rows } => {
+            let ws = open(ws_id).await?;
+            // stdout carries the protocol: nothing else may be printed there.
+            let server = heavenbase_mcp::WorkspaceServer::with_max_rows(ws, profile, max_rows);
+            heavenbase_mcp::serve_stdio_with(server).await.map_err(user_error)
+        }
+        McpCommand::Serve { host, port, profile, token, max_rows } => {
+            let ws = open(ws_id).await?;
+            let opts = heavenbase_mcp::HttpOptions { host, port, profile, token: token.filter(|t| !t.is_empty()), max_rows };
+            let id = ws.id().to_string();
+            heavenbase_mcp::serve_http_until(ws, &opts, shutdown_signal(), |addr| {
+                println!(
+                    "serving workspace '{id}' over MCP ({} profile) on http://{addr}/mcp{}",
+                    opts.profile,
+                    if opts.token.is_some() { " (bearer token required)" } else { "" }
+                );
+            })
+            .await
+            .map_err(user_error)
+        }
+        McpCommand::Config { host, port, profile, token } => {
+            let ws = open(ws_id).await?;
+            // The host starts this very binary, wherever it lives.
+            let exe = std::env::current_exe().map(|p| p.display().to_string()).unwrap_or_else(|_| "hb".into());
+            let config = heavenbase_mcp::client_config(&exe, ws.id(), profile, &host, port, token);
+            println!("{}", serde_json::to_string_pretty(&config).expect("json"));
+            Ok(())
+        }
+    }
 }
 
 async fn shutdown_signal() {

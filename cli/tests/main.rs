@@ -4,6 +4,9 @@ use std::io::Write;
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
 
+mod flight;
+mod mcp;
+
 struct Hb {
     home: tempfile::TempDir,
 }

@@ -1,0 +1,70 @@
+"""A program's view of `hb serve --flight-port`, through Python's ADBC Flight SQL
+driver (adbc-driver-flightsql + pyarrow).
+
+    python3 flight_client.py URI USER PASSWORD
+
+Prints one JSON report as its last line; the Rust test asserts on it.
+"""
+
+import json
+import sys
+
+import adbc_driver_flightsql.dbapi as flight_sql
+import pyarrow as pa
+
+
+def connect(uri, user, password):
+    return flight_sql.connect(uri, db_kwargs={"username": user, "password": password}, autocommit=True)
+
+
+def main():
+    uri, user, password = sys.argv[1:4]
+    report = {}
+    with connect(uri, user, password) as conn:
+        with conn.cursor() as cur:
+            cur.execute("SELECT name, title, qty, emb, at FROM doc ORDER BY qty")
+            table = cur.fetch_arrow_table()
+            report["types"] = {f.name: str(f.type) for f in table.schema}
+            report["rows"] = table.to_pylist()
+            for row in report["rows"]:
+                row["at"] = row["at"].isoformat() if row["at"] is not None else None
+
+            cur.execute("SELECT name FROM doc WHERE qty > $1 AND title LIKE $2 ORDER BY name", parameters=(1, "%o%"))
+            report["prepared"] = [r[0] for r in cur.fetchall()]
+            cur.execute("SELECT name FROM doc WHERE qty > $1 AND title LIKE $2 ORDER BY name", parameters=(2, "%"))
+            report["prepared_again"] = [r[0] for r in cur.fetchall()]
+
+            cur.execute("INSERT INTO doc (name, title, qty) VALUES ('d4', 'inserted over Flight', 4)")
+            report["insert_result"] = cur.fetchall()
+            ingest = pa.table({"name": ["d5", "d6"], "title": ["ingested", "ingested"], "qty": pa.array([5, 6], pa.int64())})
+            report["ingested"] = cur.adbc_ingest("doc", ingest, mode="append")
+            cur.execute("SELECT count(*) AS n, sum(qty) AS total FROM doc")
+            report["after_writes"] = list(cur.fetchone())
+
+        objects = conn.adbc_get_objects(depth="all").read_all().to_pylist()
+        tables = {}
+        for catalog in objects:
+            for schema in catalog["catalog_db_schemas"] or []:
+                for t in schema["db_schema_tables"] or []:
+                    tables[t["table_name"]] = {
+                        "catalog": catalog["catalog_name"],
+                        "schema": schema["db_schema_name"],
+                        "type": t["table_type"],
+                        "columns": [c["column_name"] for c in (t["table_columns"] or [])],
+                    }
+        report["objects"] = tables
+        report["table_types"] = sorted(conn.adbc_get_table_types())
+
+    try:
+        with connect(uri, user, password + "-wrong") as conn:
+            with conn.cursor() as cur:
+                cur.execute("SELECT 1")
+                cur.fetchall()
+        report["wrong_password"] = "accepted"
+    except Exception as e:  # the driver's error type differs by version
+        report["wrong_password"] = str(e)
+    print(json.dumps(report, default=str))
+
+
+if __name__ == "__main__":
+    main()
