@@ -299,62 +299,22 @@ async fn run(cli: Cli) -> Result<(), Failure> {
                 Some(path) => heavenbase_pgwire::AuthConfig::from_file(&path).map_err(user_error)?,
                 None => Default::default(),
             };
-            if let Some(flight_port) = flight_port {
-                let [ws] = workspaces.as_slice() else {
-                    return Err(user_error("--flight-port serves one workspace: name it with -w"));
-                };
-                let flight = heavenbase_flight::FlightOptions {
-                    host: host.clone(),
-                    port: flight_port,
-                    users: auth
-                        .users
-                        .iter()
-                        .map(|u| heavenbase_flight::FlightUser {
-                            name: u.name.clone(),
-                            password: u.password.clone(),
-                            read_only: u.read_only,
-                        })
-                        .collect(),
-                    tls_cert: tls_cert.clone(),
-                    tls_key: tls_key.clone(),
-                };
-                let listener = heavenbase_flight::bind_flight(&flight).await.map_err(user_error)?;
-                let addr = listener.local_addr()?;
-                let serving = heavenbase_flight::serve_flight_on(listener, ws.clone(), &flight, std::future::pending())
-                    .map_err(user_error)?;
-                let scheme = if flight.tls_cert.is_some() { "grpc+tls" } else { "grpc" };
-                println!("serving Arrow Flight SQL on {scheme}://{addr}");
-                tokio::spawn(async move {
-                    if let Err(e) = serving.await {
-                        eprintln!("hb: {e}");
-                    }
-                });
-            }
             let opts = ServeOptions { host: host.clone(), port, tls_cert, tls_key, max_connections, auth, ..Default::default() };
             for ws in &workspaces {
                 println!("serving workspace '{}' on {host}:{port}: psql -h {host} -p {port} -d {}", ws.id(), ws.id());
             }
-            if let Some(mcp_port) = mcp_port {
+            // Side doors on the same workspace: started (ports bound, TLS
+            // files read) before the wire, so a failure stops everything.
+            if flight_port.is_some() || mcp_port.is_some() {
                 let [ws] = workspaces.as_slice() else {
-                    return Err(user_error("--mcp-port serves one workspace: name it with -w"));
+                    return Err(user_error("--flight-port and --mcp-port serve one workspace: name it with -w"));
                 };
-                let mcp = heavenbase_mcp::HttpOptions {
-                    host: host.clone(),
-                    port: mcp_port,
-                    profile: mcp_profile,
-                    token: std::env::var("HEAVENBASE_MCP_TOKEN").ok().filter(|t| !t.is_empty()),
-                    ..Default::default()
-                };
-                let listener = heavenbase_mcp::bind_http(&mcp).await.map_err(user_error)?;
-                if let Ok(addr) = listener.local_addr() {
-                    println!("serving MCP ({} profile) on http://{addr}/mcp", mcp.profile);
+                if let Some(flight_port) = flight_port {
+                    spawn_flight(ws, &host, flight_port, &opts).await?;
                 }
-                let ws = ws.clone();
-                tokio::spawn(async move {
-                    if let Err(e) = heavenbase_mcp::serve_http_on(listener, ws, &mcp, std::future::pending()).await {
-                        eprintln!("hb: {e}");
-                    }
-                });
+                if let Some(mcp_port) = mcp_port {
+                    spawn_mcp(ws, &host, mcp_port, mcp_profile).await?;
+                }
             }
             heavenbase_pgwire::serve_until(workspaces, &opts, async {
                 shutdown_signal().await;
@@ -421,6 +381,48 @@ async fn run(cli: Cli) -> Result<(), Failure> {
             println!("workspace '{}': {}", ws.id(), ws.entities().join(", "));
         }
     }
+    Ok(())
+}
+
+/// Arrow Flight SQL beside the wire: the wire's users and TLS files.
+async fn spawn_flight(ws: &Workspace, host: &str, port: u16, wire: &ServeOptions) -> Result<(), Failure> {
+    let users = wire.auth.users.iter().map(|u| heavenbase_flight::FlightUser {
+        name: u.name.clone(),
+        password: u.password.clone(),
+        read_only: u.read_only,
+    });
+    let flight = heavenbase_flight::FlightOptions {
+        host: host.to_string(),
+        port,
+        users: users.collect(),
+        tls_cert: wire.tls_cert.clone(),
+        tls_key: wire.tls_key.clone(),
+    };
+    let listener = heavenbase_flight::bind_flight(&flight).await.map_err(user_error)?;
+    let addr = listener.local_addr()?;
+    let serving =
+        heavenbase_flight::serve_flight_on(listener, ws.clone(), &flight, std::future::pending()).map_err(user_error)?;
+    println!("serving Arrow Flight SQL on {}://{addr}", if flight.tls_cert.is_some() { "grpc+tls" } else { "grpc" });
+    tokio::spawn(async move {
+        if let Err(e) = serving.await {
+            eprintln!("hb: {e}");
+        }
+    });
+    Ok(())
+}
+
+/// MCP over streamable HTTP beside the wire (`HEAVENBASE_MCP_TOKEN` for a token).
+async fn spawn_mcp(ws: &Workspace, host: &str, port: u16, profile: heavenbase_mcp::Profile) -> Result<(), Failure> {
+    let token = std::env::var("HEAVENBASE_MCP_TOKEN").ok().filter(|t| !t.is_empty());
+    let mcp = heavenbase_mcp::HttpOptions { host: host.to_string(), port, profile, token, ..Default::default() };
+    let listener = heavenbase_mcp::bind_http(&mcp).await.map_err(user_error)?;
+    println!("serving MCP ({profile} profile) on http://{}/mcp", listener.local_addr()?);
+    let ws = ws.clone();
+    tokio::spawn(async move {
+        if let Err(e) = heavenbase_mcp::serve_http_on(listener, ws, &mcp, std::future::pending()).await {
+            eprintln!("hb: {e}");
+        }
+    });
     Ok(())
 }
 

@@ -106,3 +106,58 @@ async fn flight_sql_with_the_adbc_driver() {
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "d4|inserted over Flight\nd5|ingested\nd6|ingested");
 }
+
+/// With the wire's certificate and key, the Flight port speaks only TLS: a
+/// client trusting the certificate is served, a plaintext client is not.
+#[tokio::test]
+async fn flight_sql_over_tls_only() {
+    if !driver_present() {
+        return;
+    }
+    let hb = Hb::new();
+    {
+        let ws = Workspace::open_in(&Home::new(hb.home.path()), "docs", Construction::preset("embedded")).await.unwrap();
+        ws.register(EntityDef::new("doc").field(FieldDef::new("title", T::short_text())), false).await.unwrap();
+        ws.upsert("doc", json!({"name": "d1", "title": "one"})).await.unwrap();
+    }
+    let (cert, key) = (hb.home.path().join("server.crt"), hb.home.path().join("server.key"));
+    let made = Command::new("openssl")
+        .args(["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=localhost"])
+        .args(["-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1", "-keyout"])
+        .arg(&key)
+        .arg("-out")
+        .arg(&cert)
+        .output()
+        .expect("openssl runs (.ci/run installs it)");
+    assert!(made.status.success(), "{}", String::from_utf8_lossy(&made.stderr));
+    let (wire, flight) = (free_port(), free_port());
+    let server = hb
+        .cmd()
+        .args(["serve", "-w", "docs", "--port", &wire.to_string(), "--flight-port", &flight.to_string()])
+        .args(["--tls-cert", cert.to_str().unwrap(), "--tls-key", key.to_str().unwrap()])
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    let _served = Served(server);
+    wait_for(flight);
+    let out = Command::new("python3")
+        .arg(format!("{}/../tests/clients/flight_client.py", env!("CARGO_MANIFEST_DIR")))
+        .args(["tls", &format!("localhost:{flight}"), cert.to_str().unwrap()])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "flight_client.py tls failed:\n{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+    let r: Json = serde_json::from_str(stdout.lines().last().unwrap()).unwrap();
+    assert_eq!(r["tls_count"], 1);
+    assert!(r["plaintext"].as_str().unwrap().starts_with("refused"), "a plaintext client is not served: {r}");
+
+    // A key that cannot be read stops the server before it serves anything.
+    let out = hb
+        .cmd()
+        .args(["serve", "-w", "docs", "--port", &free_port().to_string(), "--flight-port", &free_port().to_string()])
+        .args(["--tls-cert", cert.to_str().unwrap(), "--tls-key", "/nonexistent/server.key"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("/nonexistent/server.key"), "{}", String::from_utf8_lossy(&out.stderr));
+}

@@ -2,6 +2,7 @@
 driver (adbc-driver-flightsql + pyarrow).
 
     python3 flight_client.py URI USER PASSWORD
+    python3 flight_client.py tls HOST:PORT CA_FILE   grpc+tls with the CA, then plaintext to the same port
 
 Prints one JSON report as its last line; the Rust test asserts on it.
 """
@@ -17,7 +18,30 @@ def connect(uri, user, password):
     return flight_sql.connect(uri, db_kwargs={"username": user, "password": password}, autocommit=True)
 
 
+def tls(address, ca_file):
+    """A TLS port answers over TLS, and a plaintext client gets nothing from it."""
+    import adbc_driver_flightsql as flight
+
+    with open(ca_file) as f:
+        ca = f.read()
+    report = {}
+    with flight_sql.connect(f"grpc+tls://{address}", db_kwargs={flight.DatabaseOptions.TLS_ROOT_CERTS.value: ca}) as conn:
+        with conn.cursor() as cur:
+            cur.execute("SELECT count(*) AS n FROM doc")
+            report["tls_count"] = cur.fetchone()[0]
+    try:
+        with flight_sql.connect(f"grpc://{address}") as conn:
+            with conn.cursor() as cur:
+                cur.execute("SELECT count(*) AS n FROM doc")
+                report["plaintext"] = cur.fetchone()[0]
+    except Exception as e:
+        report["plaintext"] = "refused: " + str(e)[:200]
+    print(json.dumps(report))
+
+
 def main():
+    if sys.argv[1] == "tls":
+        return tls(sys.argv[2], sys.argv[3])
     uri, user, password = sys.argv[1:4]
     report = {}
     with connect(uri, user, password) as conn:
