@@ -49,7 +49,11 @@ async fn flight_sql_with_the_adbc_driver() {
         }
     }
     let auth = hb.home.path().join("auth.json");
-    std::fs::write(&auth, r#"{"users": [{"name": "app", "password": "flight-pass"}]}"#).unwrap();
+    std::fs::write(
+        &auth,
+        r#"{"users": [{"name": "app", "password": "flight-pass"}, {"name": "bi", "password": "bi-pass", "read_only": true}]}"#,
+    )
+    .unwrap();
     let (wire, flight) = (free_port(), free_port());
     let server = hb
         .cmd()
@@ -95,6 +99,22 @@ async fn flight_sql_with_the_adbc_driver() {
     assert_eq!(r["table_types"], json!(["SYSTEM TABLE", "TABLE", "VIEW"]));
     let refused = r["wrong_password"].as_str().unwrap();
     assert!(refused.contains("password authentication failed for user \"app\""), "{refused}");
+
+    // A read-only user reads, and every way of writing is refused.
+    let out = Command::new("python3")
+        .arg(format!("{}/../tests/clients/flight_client.py", env!("CARGO_MANIFEST_DIR")))
+        .args(["readonly", &format!("grpc://127.0.0.1:{flight}"), "bi", "bi-pass"])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "flight_client.py readonly failed:\n{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+    let ro: Json = serde_json::from_str(stdout.lines().last().unwrap()).unwrap();
+    assert_eq!(ro["count"], 6);
+    for write in ["insert", "delete", "ingest"] {
+        let refused = ro[write].as_str().unwrap();
+        assert!(refused.contains("read-only"), "{write}: {refused}");
+    }
+    assert_eq!(ro["count_after"], 6, "nothing was written");
 
     // What Flight wrote, the wire reads.
     let out = Command::new("psql")

@@ -57,7 +57,12 @@ impl Auth {
             .ok_or_else(|| Status::unauthenticated("this server needs a user name and password (Basic credentials)"))?;
         let encoded =
             header.strip_prefix("Basic ").ok_or_else(|| Status::unauthenticated("the handshake takes Basic credentials"))?;
-        let decoded = base64::engine::general_purpose::STANDARD
+        // Padding optional: Arrow's Go client (under ADBC) sends none.
+        let lenient = base64::engine::GeneralPurpose::new(
+            &base64::alphabet::STANDARD,
+            base64::engine::GeneralPurposeConfig::new().with_decode_padding_mode(base64::engine::DecodePaddingMode::Indifferent),
+        );
+        let decoded = lenient
             .decode(encoded.trim())
             .ok()
             .and_then(|b| String::from_utf8(b).ok())

@@ -3,6 +3,7 @@ driver (adbc-driver-flightsql + pyarrow).
 
     python3 flight_client.py URI USER PASSWORD
     python3 flight_client.py tls HOST:PORT CA_FILE   grpc+tls with the CA, then plaintext to the same port
+    python3 flight_client.py readonly URI USER PASSWORD  a read-only user reads and cannot write
 
 Prints one JSON report as its last line; the Rust test asserts on it.
 """
@@ -39,9 +40,33 @@ def tls(address, ca_file):
     print(json.dumps(report))
 
 
+def readonly(uri, user, password):
+    report = {}
+    with connect(uri, user, password) as conn:
+        with conn.cursor() as cur:
+            cur.execute("SELECT count(*) FROM doc")
+            report["count"] = cur.fetchone()[0]
+            for name, sql in [("insert", "INSERT INTO doc (name, title) VALUES ('x', 'x')"), ("delete", "DELETE FROM doc")]:
+                try:
+                    cur.execute(sql)
+                    report[name] = "accepted"
+                except Exception as e:
+                    report[name] = str(e)[:300]
+            try:
+                cur.adbc_ingest("doc", pa.table({"name": ["y"], "title": ["y"]}), mode="append")
+                report["ingest"] = "accepted"
+            except Exception as e:
+                report["ingest"] = str(e)[:300]
+            cur.execute("SELECT count(*) FROM doc")
+            report["count_after"] = cur.fetchone()[0]
+    print(json.dumps(report))
+
+
 def main():
     if sys.argv[1] == "tls":
         return tls(sys.argv[2], sys.argv[3])
+    if sys.argv[1] == "readonly":
+        return readonly(sys.argv[2], sys.argv[3], sys.argv[4])
     uri, user, password = sys.argv[1:4]
     report = {}
     with connect(uri, user, password) as conn:
