@@ -80,7 +80,9 @@ pub fn serve_flight_on(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<impl Future<Output = Result<(), String>> + Send + 'static, String> {
     let service = FlightServiceServer::new(HeavenBaseFlight::new(ws, opts)).max_decoding_message_size(64 << 20);
-    let mut server = tonic::transport::Server::builder();
+    // HTTP/2 windows sized by measured bandwidth and delay (BDP), not h2's
+    // 64 KiB default: bulk ingest sends megabytes per stream.
+    let mut server = tonic::transport::Server::builder().http2_adaptive_window(Some(true));
     if let (Some(cert), Some(key)) = (&opts.tls_cert, &opts.tls_key) {
         let cert = std::fs::read(cert).map_err(|e| format!("Flight SQL: TLS certificate {cert}: {e}"))?;
         let key = std::fs::read(key).map_err(|e| format!("Flight SQL: TLS key {key}: {e}"))?;

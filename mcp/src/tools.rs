@@ -41,8 +41,9 @@ struct EntityArg {
 #[serde(deny_unknown_fields)]
 struct DefineEntity {
     /// The entity in the JSON entity form: {"entity_id": "note", "desc": "...",
-    /// "fields": {"title": {"type": "ShortText"}, "body": {"type": "LongText"},
-    /// "emb": {"type": {"Vector": {"dim": 384}}}}}.
+    /// "fields": {"title": {"type": "short-text", "required": true, "desc": "..."},
+    /// "body": "long-text", "price": "float", "tags": "array[short-text]",
+    /// "emb": "vector[384]"}}. Every entity also has object_id and name.
     entity: Json,
     /// Replace an existing entity of the same name with a different structure
     /// (rows of the surviving columns are kept).
