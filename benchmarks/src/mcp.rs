@@ -15,11 +15,10 @@
 
 use std::time::{Duration, Instant};
 
-use heavenbase::{Construction, EntityDef, FieldDef, LogicalType as T, Workspace};
+use heavenbase::Workspace;
 use serde_json::{Value as Json, json};
 
-use crate::home;
-use crate::wire::{connect, serve_on_own_runtime};
+use crate::wire::{connect, setup};
 
 const ROWS: usize = 10_000;
 const CALLS: usize = 2_000;
@@ -130,32 +129,12 @@ fn report(what: &str, mcp: &Figures, wire: &Figures) {
 
 pub async fn run() {
     println!("mcp: tool calls over streamable HTTP beside the Postgres wire, {ROWS} rows, {CALLS} calls each, one client");
-    let (_dir, home) = home();
-    let ws = Workspace::open_in(&home, "bench", Construction::preset("embedded")).await.unwrap();
-    ws.register(
-        EntityDef::new("item")
-            .field(FieldDef::new("title", T::short_text()))
-            .field(FieldDef::new("price", T::Float))
-            .field(FieldDef::new("qty", T::Integer)),
-        false,
-    )
-    .await
-    .unwrap();
-    let rows = (0..ROWS)
-        .map(|i| {
-            json!({"object_id": i.to_string(), "name": format!("item {i}"), "title": format!("Title number {i}"),
-                   "price": (i % 1000) as f64 * 0.5, "qty": (i % 97) as i64})
-            .as_object()
-            .unwrap()
-            .clone()
-        })
-        .collect();
-    ws.upsert_many("item", rows).await.unwrap();
-    let url = serve_mcp_on_own_runtime(ws.clone());
-    let port = serve_on_own_runtime(ws);
+    // The wire benchmarks' workspace and rows (ids 0…n-1), served over the wire.
+    let s = setup(ROWS).await;
+    let url = serve_mcp_on_own_runtime(s.ws.clone());
     let mcp = McpClient { http: reqwest::Client::new(), url, id: Default::default() };
     let mcp = &mcp;
-    let pg = connect(&format!("host=127.0.0.1 port={port} user=postgres dbname=bench")).await;
+    let pg = connect(&s.wire).await;
     let by_id = pg.prepare("SELECT * FROM item WHERE object_id = $1").await.unwrap();
     let by_qty = pg.prepare("SELECT * FROM item WHERE qty = $1 LIMIT 10").await.unwrap();
 

@@ -136,12 +136,8 @@ enum McpCommand {
     ///
     /// Example: HEAVENBASE_MCP_TOKEN=secret hb mcp serve -w notes --port 7001
     Serve {
-        #[arg(long, default_value = "127.0.0.1")]
-        host: String,
-        #[arg(long, default_value_t = heavenbase_mcp::DEFAULT_PORT)]
-        port: u16,
-        #[arg(long, default_value = "agent")]
-        profile: heavenbase_mcp::Profile,
+        #[command(flatten)]
+        endpoint: McpEndpoint,
         /// Require `Authorization: Bearer TOKEN` on every request.
         #[arg(long, env = "HEAVENBASE_MCP_TOKEN", hide_env_values = true)]
         token: Option<String>,
@@ -150,16 +146,23 @@ enum McpCommand {
     },
     /// Print the client configuration ({"mcpServers": …}) for both transports.
     Config {
-        #[arg(long, default_value = "127.0.0.1")]
-        host: String,
-        #[arg(long, default_value_t = heavenbase_mcp::DEFAULT_PORT)]
-        port: u16,
-        #[arg(long, default_value = "agent")]
-        profile: heavenbase_mcp::Profile,
+        #[command(flatten)]
+        endpoint: McpEndpoint,
         /// The HTTP entry sends the token from $HEAVENBASE_MCP_TOKEN.
         #[arg(long)]
         token: bool,
     },
+}
+
+/// Where `hb mcp serve` listens (and `hb mcp config` points), and its tools.
+#[derive(clap::Args)]
+struct McpEndpoint {
+    #[arg(long, default_value = "127.0.0.1")]
+    host: String,
+    #[arg(long, default_value_t = heavenbase_mcp::DEFAULT_PORT)]
+    port: u16,
+    #[arg(long, default_value = "agent")]
+    profile: heavenbase_mcp::Profile,
 }
 
 #[derive(Subcommand)]
@@ -434,7 +437,7 @@ async fn mcp_command(ws_id: Option<&str>, cmd: McpCommand) -> Result<(), Failure
             let server = heavenbase_mcp::WorkspaceServer::with_max_rows(ws, profile, max_rows);
             heavenbase_mcp::serve_stdio_with(server).await.map_err(user_error)
         }
-        McpCommand::Serve { host, port, profile, token, max_rows } => {
+        McpCommand::Serve { endpoint: McpEndpoint { host, port, profile }, token, max_rows } => {
             let ws = open(ws_id).await?;
             let opts = heavenbase_mcp::HttpOptions { host, port, profile, token: token.filter(|t| !t.is_empty()), max_rows };
             let id = ws.id().to_string();
@@ -448,7 +451,7 @@ async fn mcp_command(ws_id: Option<&str>, cmd: McpCommand) -> Result<(), Failure
             .await
             .map_err(user_error)
         }
-        McpCommand::Config { host, port, profile, token } => {
+        McpCommand::Config { endpoint: McpEndpoint { host, port, profile }, token } => {
             let ws = open(ws_id).await?;
             // The host starts this very binary, wherever it lives.
             let exe = std::env::current_exe().map(|p| p.display().to_string()).unwrap_or_else(|_| "hb".into());

@@ -52,7 +52,8 @@ pub enum FilterOp {
 }
 
 impl FilterOp {
-    const ALL: [FilterOp; 16] = [
+    /// Every operator, in the JSON language's order.
+    pub const ALL: [FilterOp; 16] = [
         FilterOp::Eq,
         FilterOp::Ne,
         FilterOp::Lt,

@@ -135,6 +135,18 @@ impl HeavenBaseFlight {
         Ok(changed_rows(&batches))
     }
 
+    /// The FlightInfo of a catalog command: its result schema and one ticket
+    /// that is the command itself (answered by the matching `do_get_*`).
+    fn command_info(
+        &self,
+        schema: &Schema,
+        command: Any,
+        request: Request<FlightDescriptor>,
+    ) -> Result<Response<FlightInfo>, Status> {
+        self.auth.user(request.metadata())?;
+        Ok(Response::new(flight_info(schema, command.encode_to_vec(), request.into_inner())?))
+    }
+
     /// Stream a read plan's batches as Flight data.
     async fn stream(&self, plan: LogicalPlan) -> Result<Response<DataStream>, Status> {
         let frame = self.ws.session().execute_logical_plan(plan).await.map_err(|e| status(e.into()))?;
@@ -457,9 +469,8 @@ impl FlightSqlService for HeavenBaseFlight {
         query: CommandGetCatalogs,
         request: Request<FlightDescriptor>,
     ) -> Result<Response<FlightInfo>, Status> {
-        self.auth.user(request.metadata())?;
         let schema = query.clone().into_builder().schema();
-        Ok(Response::new(flight_info(&schema, query.as_any().encode_to_vec(), request.into_inner())?))
+        self.command_info(&schema, query.as_any(), request)
     }
 
     async fn do_get_catalogs(
@@ -478,9 +489,8 @@ impl FlightSqlService for HeavenBaseFlight {
         query: CommandGetDbSchemas,
         request: Request<FlightDescriptor>,
     ) -> Result<Response<FlightInfo>, Status> {
-        self.auth.user(request.metadata())?;
         let schema = query.clone().into_builder().schema();
-        Ok(Response::new(flight_info(&schema, query.as_any().encode_to_vec(), request.into_inner())?))
+        self.command_info(&schema, query.as_any(), request)
     }
 
     async fn do_get_schemas(
@@ -499,9 +509,8 @@ impl FlightSqlService for HeavenBaseFlight {
         query: CommandGetTables,
         request: Request<FlightDescriptor>,
     ) -> Result<Response<FlightInfo>, Status> {
-        self.auth.user(request.metadata())?;
         let schema = query.clone().into_builder().schema();
-        Ok(Response::new(flight_info(&schema, query.as_any().encode_to_vec(), request.into_inner())?))
+        self.command_info(&schema, query.as_any(), request)
     }
 
     async fn do_get_tables(
@@ -524,9 +533,8 @@ impl FlightSqlService for HeavenBaseFlight {
         query: CommandGetTableTypes,
         request: Request<FlightDescriptor>,
     ) -> Result<Response<FlightInfo>, Status> {
-        self.auth.user(request.metadata())?;
         let schema = catalog::table_types().schema();
-        Ok(Response::new(flight_info(&schema, query.as_any().encode_to_vec(), request.into_inner())?))
+        self.command_info(&schema, query.as_any(), request)
     }
 
     async fn do_get_table_types(
@@ -544,9 +552,8 @@ impl FlightSqlService for HeavenBaseFlight {
         query: CommandGetSqlInfo,
         request: Request<FlightDescriptor>,
     ) -> Result<Response<FlightInfo>, Status> {
-        self.auth.user(request.metadata())?;
         let schema = query.clone().into_builder(catalog::sql_info()).schema();
-        Ok(Response::new(flight_info(&schema, query.as_any().encode_to_vec(), request.into_inner())?))
+        self.command_info(&schema, query.as_any(), request)
     }
 
     async fn do_get_sql_info(

@@ -438,33 +438,20 @@ fn describe_entity(ws: &Workspace, entity: &str) -> Result<Json> {
 
 /// The filter operators that apply to a field of this type.
 fn filter_ops(field: &FieldDef) -> Vec<&'static str> {
+    use FilterOp::*;
     use heavenbase::catalog::PhysicalType;
-    let ops: &[FilterOp] = match field.ty.physical() {
-        PhysicalType::Text => &[
-            FilterOp::Eq,
-            FilterOp::Ne,
-            FilterOp::Lt,
-            FilterOp::Lte,
-            FilterOp::Gt,
-            FilterOp::Gte,
-            FilterOp::In,
-            FilterOp::Match,
-            FilterOp::Contains,
-            FilterOp::Like,
-            FilterOp::Ilike,
-            FilterOp::Regex,
-            FilterOp::StartsWith,
-            FilterOp::EndsWith,
-        ],
+    let layout = field.ty.physical();
+    let applies = |op: &FilterOp| match &layout {
+        PhysicalType::Text => !matches!(op, ArrayContains | ContainedIn),
         PhysicalType::Int | PhysicalType::Float | PhysicalType::Timestamp | PhysicalType::Date => {
-            &[FilterOp::Eq, FilterOp::Ne, FilterOp::Lt, FilterOp::Lte, FilterOp::Gt, FilterOp::Gte, FilterOp::In]
+            matches!(op, Eq | Ne | Lt | Lte | Gt | Gte | In)
         }
-        PhysicalType::Bool => &[FilterOp::Eq, FilterOp::Ne, FilterOp::In],
-        PhysicalType::List(_) => &[FilterOp::ArrayContains, FilterOp::ContainedIn],
-        PhysicalType::Vector { .. } | PhysicalType::Bytes => &[],
-        _ => &[FilterOp::Eq, FilterOp::Ne],
+        PhysicalType::Bool => matches!(op, Eq | Ne | In),
+        PhysicalType::List(_) => matches!(op, ArrayContains | ContainedIn),
+        PhysicalType::Vector { .. } | PhysicalType::Bytes => false,
+        _ => matches!(op, Eq | Ne),
     };
-    ops.iter().map(|op| op.as_str()).collect()
+    FilterOp::ALL.iter().filter(|op| applies(op)).map(|op| op.as_str()).collect()
 }
 
 async fn query(state: &ServerState, entity: &str, spec: &Json) -> Result<Json> {

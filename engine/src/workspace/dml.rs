@@ -102,22 +102,18 @@ impl Workspace {
         let Some(statement) = self.parse_one(sql)? else {
             return Ok(None);
         };
+        // Statements that return rows and change nothing; session and
+        // transaction control are neither.
         let reads = match &statement {
-            DfStatement::Statement(s) => {
-                !Self::is_write(s)
-                    && !matches!(
-                        s.as_ref(),
-                        Statement::StartTransaction { .. }
-                            | Statement::Commit { .. }
-                            | Statement::Rollback { .. }
-                            | Statement::Savepoint { .. }
-                            | Statement::ReleaseSavepoint { .. }
-                            | Statement::Declare { .. }
-                            | Statement::Fetch { .. }
-                            | Statement::Close { .. }
-                            | Statement::Set(_)
-                    )
-            }
+            DfStatement::Statement(s) => match s.as_ref() {
+                Statement::Explain { .. } => !Self::is_write(s),
+                Statement::Query(_)
+                | Statement::ShowVariable { .. }
+                | Statement::ShowVariables { .. }
+                | Statement::ShowTables { .. }
+                | Statement::ShowColumns { .. } => true,
+                _ => false,
+            },
             DfStatement::Explain(_) => true,
             _ => false,
         };
