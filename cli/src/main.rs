@@ -61,9 +61,27 @@ enum Command {
         tls_cert: Option<String>,
         #[arg(long)]
         tls_key: Option<String>,
-        /// Refuse connections beyond this many (0: no limit).
+        /// Refuse connections beyond this many with 53300 (0: no limit).
         #[arg(long, default_value_t = 0)]
         max_connections: usize,
+        /// Memory one statement may hold (as 512MB or 2GB); past it, sorts,
+        /// aggregates and joins spill to the workspace's folder, and what
+        /// cannot spill fails with 53200. Default: no limit.
+        #[arg(long, value_parser = parse_size)]
+        max_query_memory: Option<usize>,
+        /// Memory all statements together may hold. Default: no limit.
+        #[arg(long, value_parser = parse_size)]
+        max_memory: Option<usize>,
+        /// Sessions' statement_timeout (as 30s or 5min; SET changes it per session).
+        #[arg(long, value_parser = parse_time)]
+        statement_timeout: Option<std::time::Duration>,
+        /// Sessions' idle_in_transaction_session_timeout: a session idle that
+        /// long inside a transaction block is closed and its block rolled back.
+        #[arg(long, value_parser = parse_time)]
+        idle_in_transaction_timeout: Option<std::time::Duration>,
+        /// Sessions' idle_session_timeout: a session idle that long is closed.
+        #[arg(long, value_parser = parse_time)]
+        idle_session_timeout: Option<std::time::Duration>,
         /// Also serve MCP over streamable HTTP on this port (same host, one
         /// workspace), with the `agent` profile unless --mcp-profile says otherwise.
         #[arg(long)]
@@ -283,7 +301,23 @@ async fn run(cli: Cli) -> Result<(), Failure> {
                 None => repl(&ws, format, timing).await?,
             }
         }
-        Command::Serve { host, port, demo, tls_cert, tls_key, max_connections, mcp_port, mcp_profile, flight_port, auth } => {
+        Command::Serve {
+            host,
+            port,
+            demo,
+            tls_cert,
+            tls_key,
+            max_connections,
+            max_query_memory,
+            max_memory,
+            statement_timeout,
+            idle_in_transaction_timeout,
+            idle_session_timeout,
+            mcp_port,
+            mcp_profile,
+            flight_port,
+            auth,
+        } => {
             let workspaces = if demo {
                 vec![demo::ensure_demo(ws_id.unwrap_or("demo")).await?]
             } else if ws_id.is_some() {
@@ -302,7 +336,28 @@ async fn run(cli: Cli) -> Result<(), Failure> {
                 Some(path) => heavenbase_pgwire::AuthConfig::from_file(&path).map_err(user_error)?,
                 None => Default::default(),
             };
-            let opts = ServeOptions { host: host.clone(), port, tls_cert, tls_key, max_connections, auth, ..Default::default() };
+            // One pool for every door of this process (the wire, MCP, Flight SQL).
+            let memory = heavenbase::memory::MemoryLimits::new(max_memory, max_query_memory);
+            if memory.is_limited() {
+                for ws in &workspaces {
+                    ws.limit_memory(&memory)?;
+                }
+            }
+            let opts = ServeOptions {
+                host: host.clone(),
+                port,
+                tls_cert,
+                tls_key,
+                max_connections,
+                auth,
+                memory,
+                timeouts: heavenbase_pgwire::Timeouts {
+                    statement: statement_timeout,
+                    idle_in_transaction: idle_in_transaction_timeout,
+                    idle_session: idle_session_timeout,
+                },
+                ..Default::default()
+            };
             for ws in &workspaces {
                 println!("serving workspace '{}' on {host}:{port}: psql -h {host} -p {port} -d {}", ws.id(), ws.id());
             }
@@ -388,6 +443,14 @@ async fn run(cli: Cli) -> Result<(), Failure> {
 }
 
 /// Arrow Flight SQL beside the wire: the wire's users and TLS files.
+fn parse_size(text: &str) -> Result<usize, String> {
+    heavenbase::memory::parse_bytes(text)
+}
+
+fn parse_time(text: &str) -> Result<std::time::Duration, String> {
+    heavenbase_pgwire::parse_duration(text).ok_or_else(|| format!("'{text}' is not a time (as 500ms, 30s, 5min or 1h)"))
+}
+
 async fn spawn_flight(ws: &Workspace, host: &str, port: u16, wire: &ServeOptions) -> Result<(), Failure> {
     let users = wire.auth.users.iter().map(|u| heavenbase_flight::FlightUser {
         name: u.name.clone(),

@@ -20,7 +20,9 @@ mod error;
 mod federation;
 mod infoschema;
 pub mod insert_values;
+pub mod memory;
 mod near;
+mod nesting;
 mod presets;
 mod query;
 mod registry;
@@ -33,6 +35,7 @@ pub use heavenbase_catalog::{self as catalog, EntityDef, FieldDef, LogicalType, 
 pub use heavenbase_providers as providers;
 pub use heavenbase_providers::vector::Metric;
 pub use near::{Near, parse_vector};
+pub use nesting::check_nesting;
 pub use presets::{BackendConfig, Construction, PRESETS, preset_backends, redact_secrets};
 pub use query::{Aggregate, AggregateOp, Filter, FilterOp, Query, QuerySpec};
 pub use registry::{Home, WorkspaceRecord};

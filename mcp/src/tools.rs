@@ -500,6 +500,7 @@ async fn sql(state: &ServerState, text: &str, max_rows: Option<usize>) -> Result
 
 /// Refuse a statement that changes data or schema, before it is planned.
 fn refuse_writes(text: &str, profile: Profile) -> Result<()> {
+    heavenbase::check_nesting(text)?;
     let statements = DFParser::parse_sql_with_dialect(text, &PostgreSqlDialect {})
         .map_err(|e| Error::syntax(format!("SQL syntax error: {e}")))?;
     for statement in &statements {

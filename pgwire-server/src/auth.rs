@@ -259,6 +259,7 @@ impl StartupHandler for ConnectionStartup {
                 shared: self.shared.clone(),
                 txn: Default::default(),
             });
+            crate::limits::start_session(client, &self.shared.timeouts);
             if auth.trust_loopback && client.socket_addr().ip().is_loopback() {
                 Trusted(self.shared.connections.clone()).on_startup(client, message).await?;
                 self.register_when_ready(client);

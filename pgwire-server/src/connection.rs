@@ -15,8 +15,10 @@ use std::pin::Pin;
 use std::task::{Context, Poll, ready};
 use std::time::Duration;
 
+use datafusion_postgres::pgwire::api::cancel::CancelHandler;
 use datafusion_postgres::pgwire::api::{ClientInfo, ErrorHandler, PgWireConnectionState, PgWireServerHandlers};
-use datafusion_postgres::pgwire::messages::PgWireFrontendMessage;
+use datafusion_postgres::pgwire::error::ErrorInfo;
+use datafusion_postgres::pgwire::messages::{PgWireBackendMessage, PgWireFrontendMessage};
 use datafusion_postgres::pgwire::tokio::TlsAcceptor;
 use datafusion_postgres::pgwire::tokio::server::{MaybeTls, negotiate_tls, process_error, process_message};
 use futures::StreamExt;
@@ -28,6 +30,8 @@ use tokio_util::codec::{Framed, FramedParts};
 const HOLD_LIMIT: usize = 64 * 1024;
 /// As pgwire: a client that has not finished startup by then is dropped.
 const STARTUP_TIMEOUT: Duration = Duration::from_secs(60);
+/// A refused client has this long to send its startup message.
+const REFUSAL_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// The connection's stream, holding back written bytes while `hold` is set.
 pub(crate) struct HeldOutput {
@@ -135,10 +139,24 @@ pub(crate) async fn serve_connection<H: PgWireServerHandlers>(
     loop {
         let starting =
             matches!(socket.state(), PgWireConnectionState::AwaitingStartup | PgWireConnectionState::AuthenticationInProgress);
+        // Idle between statements (everything sent, the client's turn):
+        // the session's idle timeouts apply.
+        let idle_limit = if starting || socket.get_ref().hold { None } else { crate::limits::idle_limit(&socket) };
         let message = if starting {
             tokio::select! {
                 _ = &mut startup_timeout => None,
                 m = socket.next() => m,
+            }
+        } else if let Some(idle) = idle_limit {
+            match tokio::time::timeout(idle.after, socket.next()).await {
+                Ok(m) => m,
+                Err(_) => {
+                    // Postgres' words; the block (if any) is rolled back when
+                    // the session is dropped with the connection.
+                    let error = ErrorInfo::new("FATAL".into(), idle.code.into(), idle.message.into());
+                    let _ = futures::SinkExt::send(&mut socket, PgWireBackendMessage::ErrorResponse(error.into())).await;
+                    break;
+                }
             }
         } else {
             socket.next().await
@@ -174,6 +192,34 @@ pub(crate) async fn serve_connection<H: PgWireServerHandlers>(
             socket.get_mut().hold = false;
             futures::SinkExt::flush(&mut socket).await.map_err(|e| io::Error::other(e.to_string()))?;
         }
+    }
+    Ok(())
+}
+
+/// Answer a connection the server cannot take with a FATAL error (`code`,
+/// `message`) after its startup message, as Postgres does, so the client
+/// reports why. A cancel request is still carried out: it always comes on a
+/// connection of its own, and is most needed when the server is full.
+pub(crate) async fn refuse<H: PgWireServerHandlers>(
+    tcp: TcpStream,
+    tls: Option<TlsAcceptor>,
+    handlers: H,
+    code: &str,
+    message: &str,
+) -> io::Result<()> {
+    let Ok(negotiated) = tokio::time::timeout(REFUSAL_TIMEOUT, negotiate_tls::<()>(tcp, tls)).await else { return Ok(()) };
+    let Some(mut socket) = negotiated? else { return Ok(()) };
+    match tokio::time::timeout(REFUSAL_TIMEOUT, socket.next()).await {
+        Ok(Some(Ok(PgWireFrontendMessage::CancelRequest(cancel)))) => {
+            handlers.cancel_handler().on_cancel_request(cancel).await;
+        }
+        Ok(Some(Ok(_))) => {
+            let error = ErrorInfo::new("FATAL".into(), code.into(), message.into());
+            futures::SinkExt::send(&mut socket, PgWireBackendMessage::ErrorResponse(error.into()))
+                .await
+                .map_err(|e| io::Error::other(e.to_string()))?;
+        }
+        _ => {}
     }
     Ok(())
 }

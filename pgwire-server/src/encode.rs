@@ -16,7 +16,6 @@
 use std::collections::HashMap;
 use std::fmt::Write as _;
 use std::sync::Arc;
-use std::time::Duration;
 
 use async_trait::async_trait;
 
@@ -31,7 +30,9 @@ use datafusion::catalog::TableProvider;
 use datafusion::common::ParamValues;
 use datafusion::common::tree_node::{TreeNode, TreeNodeRecursion};
 use datafusion::datasource::source_as_provider;
+use datafusion::execution::TaskContext;
 use datafusion::logical_expr::LogicalPlan;
+use datafusion::physical_plan::execute_stream;
 use datafusion::prelude::{DataFrame, SessionContext};
 use datafusion::sql::sqlparser::ast::Statement;
 use datafusion_postgres::arrow_pg::datatypes::arrow_schema_to_pg_fields;
@@ -40,7 +41,7 @@ use datafusion_postgres::hooks::{HookClient, QueryHook};
 use datafusion_postgres::pgwire::api::portal::Format;
 use datafusion_postgres::pgwire::api::results::{DataRowEncoder, FieldFormat, FieldInfo, QueryResponse, Response};
 use datafusion_postgres::pgwire::api::{ClientInfo, Type};
-use datafusion_postgres::pgwire::error::{ErrorInfo, PgWireError, PgWireResult};
+use datafusion_postgres::pgwire::error::{PgWireError, PgWireResult};
 use datafusion_postgres::pgwire::messages::data::DataRow;
 use datafusion_postgres::pgwire::types::format::FormatOptions;
 use futures::StreamExt;
@@ -465,22 +466,18 @@ impl EncodedQueries {
         json: Option<Vec<bool>>,
         tag: Option<&'static str>,
     ) -> PgWireResult<Response> {
-        let dataframe = match statement_timeout(client) {
-            Some(limit) => tokio::time::timeout(limit, dataframe).await.map_err(|_| {
-                PgWireError::UserError(Box::new(ErrorInfo::new(
-                    "ERROR".into(),
-                    "57014".into(),
-                    "canceling statement due to statement timeout".into(),
-                )))
-            })?,
-            None => dataframe.await,
-        }
-        .map_err(|e| PgWireError::ApiError(Box::new(e)))?;
+        // The router holds the statement to its statement_timeout.
+        let dataframe = dataframe.await.map_err(|e| PgWireError::ApiError(Box::new(e)))?;
         let options = Arc::new(FormatOptions::from_client_metadata(client.metadata()));
         let json = json.unwrap_or_else(|| json_columns(dataframe.logical_plan()));
         let fields = Arc::new(with_json(arrow_schema_to_pg_fields(dataframe.schema().as_arrow(), format, Some(options))?, &json));
-        let batches = dataframe.execute_stream().await.map_err(|e| PgWireError::ApiError(Box::new(e)))?;
         let session = session(client)?;
+        // Run with the statement's own memory budget inside the server's pool.
+        let (state, plan) = dataframe.into_parts();
+        let physical = state.create_physical_plan(&plan).await.map_err(|e| PgWireError::ApiError(Box::new(e)))?;
+        let runtime = session.service.memory.for_statement(state.runtime_env());
+        let task = Arc::new(TaskContext::from(&state).with_runtime(runtime));
+        let batches = execute_stream(physical, task).map_err(|e| PgWireError::ApiError(Box::new(e)))?;
         let batches = until_cancelled(batches, &session, session.shared.hold_statement());
         let row_fields = fields.clone();
         let rows = batches
@@ -497,11 +494,6 @@ impl EncodedQueries {
         }
         Ok(Response::Query(response))
     }
-}
-
-/// The session's `statement_timeout`, where datafusion-postgres' SET keeps it.
-fn statement_timeout(client: &dyn HookClient) -> Option<Duration> {
-    client.metadata().get("statement_timeout_ms").and_then(|ms| ms.parse().ok()).map(Duration::from_millis)
 }
 
 #[async_trait]

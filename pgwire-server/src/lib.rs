@@ -28,6 +28,7 @@ mod connection;
 mod copy;
 mod describe;
 mod encode;
+mod limits;
 mod rewrite;
 mod router;
 mod transactions;
@@ -48,11 +49,13 @@ use datafusion_postgres::pgwire::api::ConnectionManager;
 use datafusion_postgres::pgwire::error::{ErrorInfo, PgWireError};
 use datafusion_postgres::pgwire::tokio::tokio_rustls::TlsAcceptor;
 use datafusion_postgres::pgwire::tokio::tokio_rustls::rustls;
+use heavenbase::memory::MemoryLimits;
 use heavenbase::{Error, Workspace};
 use tokio::net::TcpListener;
 use tokio::sync::Notify;
 
 pub use auth::{AuthConfig, AuthMethod, User};
+pub use limits::parse_duration;
 use router::{Handlers, WorkspaceService};
 
 pub const DEFAULT_PORT: u16 = 5433;
@@ -64,11 +67,29 @@ pub struct ServeOptions {
     pub port: u16,
     pub tls_cert: Option<String>,
     pub tls_key: Option<String>,
-    /// 0 means no limit.
+    /// Connections beyond this many are refused with 53300 (0: no limit).
     pub max_connections: usize,
     pub auth: AuthConfig,
     /// How long a shutdown waits for running statements before closing sockets.
     pub shutdown_grace: Duration,
+    /// Memory all statements together, and each alone, may hold; a statement
+    /// over a limit spills where it can and fails with 53200 where it cannot.
+    /// Each workspace spills into its folder's `spill` (`spill_dir` is not used).
+    pub memory: MemoryLimits,
+    /// Sessions start with these (`SET` changes them per session; None: off).
+    pub timeouts: Timeouts,
+}
+
+/// Postgres' per-session timeouts, as a server's defaults.
+#[derive(Debug, Clone, Default)]
+pub struct Timeouts {
+    /// `statement_timeout`: a statement still running after it fails with 57014.
+    pub statement: Option<Duration>,
+    /// `idle_in_transaction_session_timeout`: a session idle that long inside
+    /// a transaction block is closed with 25P03 and its block rolled back.
+    pub idle_in_transaction: Option<Duration>,
+    /// `idle_session_timeout`: a session idle that long outside a block is closed with 57P05.
+    pub idle_session: Option<Duration>,
 }
 
 impl Default for ServeOptions {
@@ -81,6 +102,8 @@ impl Default for ServeOptions {
             max_connections: 0,
             auth: AuthConfig::default(),
             shutdown_grace: Duration::from_secs(30),
+            memory: MemoryLimits::default(),
+            timeouts: Timeouts::default(),
         }
     }
 }
@@ -96,6 +119,8 @@ pub(crate) struct Shared {
     pub shutting_down: AtomicBool,
     pub in_flight: AtomicUsize,
     pub idle: Notify,
+    /// Every session starts with these settings.
+    pub timeouts: Timeouts,
 }
 
 impl Shared {
@@ -155,9 +180,14 @@ pub async fn serve_on(
     }
     let tls = tls_acceptor(opts)?;
     let mut services = HashMap::new();
+    // One pool for every statement the server runs, whichever workspace (and
+    // whichever door, for workspaces given the same limits: MemoryLimits' clones share it).
+    let pool = opts.memory.server_pool();
     for ws in workspaces {
-        let ctx = Arc::new(server_session(&ws).map_err(|e| std::io::Error::other(format!("pg_catalog setup failed: {e}")))?);
-        services.insert(ws.id().to_string(), Arc::new(WorkspaceService::new(ws, ctx)));
+        let memory = MemoryLimits { spill_dir: Some(ws.folder().join("spill")), ..opts.memory.clone() };
+        let ctx = server_session(&ws, &memory, pool.clone())
+            .map_err(|e| std::io::Error::other(format!("session setup for workspace '{}' failed: {e}", ws.id())))?;
+        services.insert(ws.id().to_string(), Arc::new(WorkspaceService::new(ws, Arc::new(ctx), memory)));
     }
     let shared = Arc::new(Shared {
         workspaces: services,
@@ -167,6 +197,7 @@ pub async fn serve_on(
         shutting_down: AtomicBool::new(false),
         in_flight: AtomicUsize::new(0),
         idle: Notify::new(),
+        timeouts: opts.timeouts.clone(),
     });
     let limiter = (opts.max_connections > 0).then(|| Arc::new(tokio::sync::Semaphore::new(opts.max_connections)));
     let mut connections = tokio::task::JoinSet::new();
@@ -183,18 +214,23 @@ pub async fn serve_on(
                     }
                 };
                 let _ = socket.set_nodelay(true);
+                let handlers = Arc::new(Handlers::new(shared.clone()));
+                let tls = tls.clone();
                 let permit = match &limiter {
                     Some(l) => match l.clone().try_acquire_owned() {
                         Ok(p) => Some(p),
                         Err(_) => {
+                            // Told why, as Postgres tells it; a cancel request
+                            // (which comes on a connection of its own) still works.
                             tracing::warn!("connection from {addr} refused: {} connections open", opts.max_connections);
+                            connections.spawn(async move {
+                                let _ = connection::refuse(socket, tls, handlers, "53300", "sorry, too many clients already").await;
+                            });
                             continue;
                         }
                     },
                     None => None,
                 };
-                let handlers = Arc::new(Handlers::new(shared.clone()));
-                let tls = tls.clone();
                 connections.spawn(async move {
                     let _permit = permit;
                     if let Err(e) = connection::serve_connection(socket, tls, handlers).await {
@@ -228,9 +264,15 @@ pub async fn serve_on(
 /// in a state of its own. Serving never changes the workspace's own session
 /// (what `ws.sql()` sees): the default catalog is a new one holding the
 /// workspace's schemas (the same schema providers, so entities registered
-/// later appear here too) and this session's pg_catalog.
-fn server_session(ws: &Workspace) -> datafusion::error::Result<SessionContext> {
+/// later appear here too) and this session's pg_catalog. Its statements draw
+/// memory from the server's `pool` and spill into `memory.spill_dir`.
+fn server_session(
+    ws: &Workspace,
+    memory: &MemoryLimits,
+    pool: Arc<dyn datafusion::execution::memory_pool::MemoryPool>,
+) -> datafusion::error::Result<SessionContext> {
     let state = ws.session().state();
+    let runtime = memory.runtime(state.runtime_env(), pool)?;
     let name = state.config().options().catalog.default_catalog.clone();
     let source = state
         .catalog_list()
@@ -244,7 +286,8 @@ fn server_session(ws: &Workspace) -> datafusion::error::Result<SessionContext> {
     }
     let catalogs = MemoryCatalogProviderList::new();
     catalogs.register_catalog(name.clone(), Arc::new(catalog));
-    let state = SessionStateBuilder::new_from_existing(state).with_catalog_list(Arc::new(catalogs)).build();
+    let state =
+        SessionStateBuilder::new_from_existing(state).with_catalog_list(Arc::new(catalogs)).with_runtime_env(runtime).build();
     let ctx = SessionContext::new_with_state(state);
     setup_pg_catalog(&ctx, &name, EmptyContextProvider).map_err(|e| *e)?;
     compat::register(&ctx);

@@ -111,6 +111,8 @@ pub(crate) struct WorkspaceService {
     /// The server's session for this workspace (transaction blocks start from it).
     pub ctx: Arc<SessionContext>,
     cache: Mutex<StatementCache>,
+    /// The server's memory limits (its per-statement budget; see `heavenbase::memory`).
+    pub memory: heavenbase::memory::MemoryLimits,
     /// For lookup scans: copying the session state per lookup costs more than
     /// the lookup, and a keyed scan reads nothing from it but the task context.
     lookup_state: datafusion::execution::SessionState,
@@ -159,7 +161,7 @@ enum Key {
 }
 
 impl WorkspaceService {
-    pub fn new(ws: Workspace, ctx: Arc<SessionContext>) -> Self {
+    pub fn new(ws: Workspace, ctx: Arc<SessionContext>, memory: heavenbase::memory::MemoryLimits) -> Self {
         let hooks: Vec<Arc<dyn QueryHook>> = vec![
             // First: a failed block refuses everything but its end.
             Arc::new(crate::transactions::Transactions),
@@ -168,6 +170,7 @@ impl WorkspaceService {
             Arc::new(WorkspaceWrites),
             Arc::new(crate::transactions::BlockInserts),
             Arc::new(crate::transactions::SessionCursors),
+            Arc::new(crate::limits::TimeoutSettings),
             Arc::new(crate::compat::ShowSettings),
             Arc::new(SetShowHook),
             // Last: every query no other hook answered.
@@ -176,7 +179,7 @@ impl WorkspaceService {
         let df = Arc::new(DfSessionService::new_with_hooks(ctx.clone(), hooks));
         let lookup_state = ctx.state();
         let lookup_task = lookup_state.task_ctx();
-        WorkspaceService { ws, df, ctx, cache: Mutex::new(StatementCache::default()), lookup_state, lookup_task }
+        WorkspaceService { ws, df, ctx, memory, cache: Mutex::new(StatementCache::default()), lookup_state, lookup_task }
     }
 
     async fn parse<C>(&self, client: &C, sql: &str, types: &[Option<Type>]) -> PgWireResult<DfStatement>
@@ -187,6 +190,8 @@ impl WorkspaceService {
         if let Some(hit) = self.cache.lock().at(version).parsed.get(sql) {
             return Ok(hit.clone());
         }
+        // Before anything parses it (the parser's time can grow exponentially with nesting).
+        heavenbase::check_nesting(sql).map_err(crate::to_pg_error)?;
         let rewritten = crate::rewrite::rewrite_for(&self.ws, sql);
         let parsed = self.df.query_parser().parse_sql(client, rewritten.as_deref().unwrap_or(sql), types).await?;
         // Only queries: SET, SHOW, cursors and writes are cheap to parse or
@@ -399,6 +404,8 @@ impl SimpleQueryHandler for Router {
         C::Error: std::fmt::Debug,
         PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
     {
+        // Before anything parses it (the parser's time can grow exponentially with nesting).
+        heavenbase::check_nesting(&query.query).map_err(crate::to_pg_error)?;
         let first = crate::transactions::first_statement_if_failed(client, &query.query);
         crate::transactions::settle_status(client, first.as_ref());
         self._on_query(client, query).await
@@ -413,13 +420,21 @@ impl SimpleQueryHandler for Router {
     {
         let session = session(client)?;
         let _running = self.shared.begin_statement()?;
-        let responses = guarded(query, async {
-            let rewritten = crate::rewrite::rewrite_for(&session.service.ws, query);
-            <DfSessionService as SimpleQueryHandler>::do_query(&session.service.df, client, rewritten.as_deref().unwrap_or(query))
+        let deadline = crate::limits::deadline(client, query);
+        let responses = crate::limits::within(
+            deadline,
+            guarded(query, async {
+                let rewritten = crate::rewrite::rewrite_for(&session.service.ws, query);
+                <DfSessionService as SimpleQueryHandler>::do_query(
+                    &session.service.df,
+                    client,
+                    rewritten.as_deref().unwrap_or(query),
+                )
                 .await
-        })
+            }),
+        )
         .await?;
-        Ok(responses.into_iter().map(|r| guarded_rows(query, r)).collect())
+        Ok(responses.into_iter().map(|r| guarded_rows(query, r, deadline)).collect())
     }
 }
 
@@ -460,25 +475,31 @@ impl ExtendedQueryHandler for Router {
         let session = session(client)?;
         let _running = self.shared.begin_statement()?;
         let statement = &portal.statement.statement.0;
-        let response = guarded(statement, async {
-            let response = match session.service.try_lookup(client, portal).await? {
-                Some(response) => response,
-                None => {
-                    *session.result_formats.lock() = Some(portal.result_column_format.clone());
-                    <DfSessionService as ExtendedQueryHandler>::do_query(&session.service.df, client, portal, max_rows).await?
-                }
-            };
-            send_rows_now(client, response, max_rows).await
-        })
+        let deadline = crate::limits::deadline(client, statement);
+        let response = crate::limits::within(
+            deadline,
+            guarded(statement, async {
+                let response = match session.service.try_lookup(client, portal).await? {
+                    Some(response) => response,
+                    None => {
+                        *session.result_formats.lock() = Some(portal.result_column_format.clone());
+                        <DfSessionService as ExtendedQueryHandler>::do_query(&session.service.df, client, portal, max_rows)
+                            .await?
+                    }
+                };
+                send_rows_now(client, response, max_rows).await
+            }),
+        )
         .await?;
-        Ok(guarded_rows(statement, response))
+        Ok(guarded_rows(statement, response, deadline))
     }
 }
 
 /// Rows pgwire pulls after the handler has returned (it polls the stream as it
 /// sends them, and that runs the plan) are guarded as the statement is: a
-/// panic ends the rows with the statement's XX000 error.
-fn guarded_rows(statement: &str, response: Response) -> Response {
+/// panic ends the rows with the statement's XX000 error, and its deadline
+/// (statement_timeout) with 57014.
+fn guarded_rows(statement: &str, response: Response, deadline: Option<tokio::time::Instant>) -> Response {
     let Response::Query(mut results) = response else { return response };
     let statement = statement.to_string();
     let rows = std::mem::replace(results.data_rows(), Box::pin(futures::stream::empty()));
@@ -486,6 +507,7 @@ fn guarded_rows(statement: &str, response: Response) -> Response {
         Ok(row) => row,
         Err(panic) => Err(crate::to_pg_error(heavenbase::panicked(&statement, panic))),
     });
+    let rows = crate::limits::until(deadline, rows);
     let mut guarded = QueryResponse::new(results.row_schema(), rows);
     guarded.set_command_tag(results.command_tag());
     Response::Query(guarded)

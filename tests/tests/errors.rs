@@ -135,3 +135,29 @@ async fn the_wire_sends_each_kinds_sqlstate() {
     let n: i64 = client.query_one("SELECT count(*) FROM product", &[]).await.unwrap().get(0);
     assert_eq!(n, 4);
 }
+
+/// `Workspace::limit_memory`: `ws.sql` (and so `hb sql`, MCP and Flight SQL)
+/// holds each statement to its own budget inside one pool: over it, 53200,
+/// and the workspace goes on; a sort over it spills and answers.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_rust_api_keeps_to_its_memory_limits() {
+    let h = TestHome::new();
+    let ws = load(&h, "sqlite").await;
+    ws.limit_memory(&heavenbase::memory::MemoryLimits::new(Some(64 << 20), Some(16 << 20))).unwrap();
+    let (kind, message) = kind_of(ws.sql("SELECT cardinality(array_agg(value)) FROM generate_series(1, 8000000)").await);
+    assert_eq!(kind, ErrorKind::ResourcesExhausted, "{message}");
+    assert!(message.contains("16 MiB"), "{message}");
+    let e = ws.sql("SELECT cardinality(array_agg(value)) FROM generate_series(1, 8000000)").await.unwrap_err();
+    assert_eq!(e.sqlstate(), "53200");
+    let sorted = ws
+        .sql("SELECT max(r) AS r FROM (SELECT row_number() OVER (ORDER BY (value * 7919) % 3000017) AS r FROM generate_series(1, 3000000)) t")
+        .await
+        .unwrap();
+    let r = sorted[0].column(0).as_any().downcast_ref::<datafusion::arrow::array::UInt64Array>().unwrap().value(0);
+    assert_eq!(r, 3_000_000);
+    assert_eq!(ws.count("product").await.unwrap(), 4);
+    // The nesting limits hold for the Rust API too.
+    let deep = format!("SELECT {}1{}", "abs(".repeat(30), ")".repeat(30));
+    let (kind, message) = kind_of(ws.sql(&deep).await);
+    assert_eq!(kind, ErrorKind::TooComplex, "{message}");
+}

@@ -5,6 +5,7 @@ mod common;
 mod crash;
 mod errors;
 mod foundation;
+mod hostile;
 mod postgres;
 mod providers;
 mod query;

@@ -1480,3 +1480,222 @@ pub(crate) async fn increments_add_up(ws: Workspace, db: &'static str, clients: 
         client.query("SELECT id, v FROM c ORDER BY id", &[]).await.unwrap().iter().map(|r| (r.get(0), r.get(1))).collect();
     assert_eq!(v, [(1, (clients * each) as i64), (2, 0)]);
 }
+
+/// `--max-connections`: a client past the limit is told why (FATAL 53300, as
+/// Postgres words it, to tokio-postgres and psql alike) instead of having its
+/// socket dropped; a cancel request still gets through while the server is
+/// full; a closed session frees its place.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connections_past_the_limit_are_refused_with_53300() {
+    let h = TestHome::new();
+    let ws = load(&h, "sqlite").await;
+    let port = start_with(vec![ws], ServeOptions { max_connections: 2, ..Default::default() }).await;
+    let first = connect(port, "sqlite").await;
+    let second = connect(port, "sqlite").await;
+    let conninfo = format!("host=127.0.0.1 port={port} user=postgres dbname=sqlite");
+    let refused = tokio_postgres::connect(&conninfo, NoTls).await.err().expect("a third connection is refused");
+    assert_eq!(db_code(&refused), "53300", "{refused:?}");
+    assert_eq!(refused.as_db_error().unwrap().message(), "sorry, too many clients already");
+    assert_eq!(refused.as_db_error().unwrap().severity(), "FATAL");
+    if has_psql() {
+        let (ok, _, err) = psql_run(&conninfo, &["-c", "SELECT 1"], None).await;
+        assert!(!ok && err.contains("sorry, too many clients already"), "{err}");
+    }
+    // The sessions that are in go on, and a cancel request reaches one of them
+    // though it comes on a connection the full server does not keep.
+    let n: i64 = second.query_one("SELECT count(*) FROM product", &[]).await.unwrap().get(0);
+    assert_eq!(n, 4);
+    let token = first.cancel_token();
+    let canceller = tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        token.cancel_query(NoTls).await.unwrap();
+    });
+    let long = first.simple_query("SELECT sum(value) FROM generate_series(1, 100000000000)");
+    let err = tokio::time::timeout(Duration::from_secs(60), long).await.expect("the cancel arrives").unwrap_err();
+    assert_eq!(db_code(&err), "57014");
+    canceller.await.unwrap();
+    // A session that ends frees its place.
+    drop(second);
+    let mut again = None;
+    for _ in 0..50 {
+        match tokio_postgres::connect(&conninfo, NoTls).await {
+            Ok((client, conn)) => {
+                tokio::spawn(conn);
+                again = Some(client);
+                break;
+            }
+            Err(e) => {
+                assert_eq!(db_code(&e), "53300");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+    }
+    let again = again.expect("a place is free again");
+    let n: i64 = again.query_one("SELECT count(*) FROM product", &[]).await.unwrap().get(0);
+    assert_eq!(n, 4);
+}
+
+/// `statement_timeout` stops a statement while it plans, runs or streams its
+/// rows (57014, Postgres' message), in both protocols; the session goes on;
+/// `SET statement_timeout = 0` lifts it; the server's default applies to new
+/// sessions and SHOW reports it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn statement_timeout_stops_running_statements() {
+    let h = TestHome::new();
+    let ws = load(&h, "sqlite").await;
+    let long = "SELECT sum(value) FROM generate_series(1, 100000000000)";
+    let port = start(ws.clone()).await;
+    let client = connect(port, "sqlite").await;
+    client.batch_execute("SET statement_timeout = '300ms'").await.unwrap();
+    for extended in [false, true] {
+        let started = std::time::Instant::now();
+        let run = async {
+            if extended { client.query(long, &[]).await.map(|_| ()) } else { client.simple_query(long).await.map(|_| ()) }
+        };
+        let err = tokio::time::timeout(Duration::from_secs(60), run).await.expect("the timeout stops it").unwrap_err();
+        assert_eq!(db_code(&err), "57014", "extended={extended}: {err:?}");
+        assert_eq!(err.as_db_error().unwrap().message(), "canceling statement due to statement timeout");
+        let took = started.elapsed();
+        assert!(took >= Duration::from_millis(250) && took < Duration::from_secs(30), "extended={extended}: {took:?}");
+        let n: i64 = client.query_one("SELECT count(*) FROM product", &[]).await.unwrap().get(0);
+        assert_eq!(n, 4, "the session goes on (extended={extended})");
+    }
+    // A write within the limit happens; the limit is lifted with 0.
+    assert_eq!(client.execute("INSERT INTO product (name, price) VALUES ('timely', 1.0)", &[]).await.unwrap(), 1);
+    client.batch_execute("SET statement_timeout = 0").await.unwrap();
+    let rows = simple_rows(client.simple_query("SELECT sum(value) FROM generate_series(1, 20000000)").await.unwrap());
+    assert_eq!(rows, vec![vec![Some("200000010000000".into())]]);
+
+    // The server's default: every new session starts with it.
+    let opts = ServeOptions {
+        timeouts: heavenbase_pgwire::Timeouts { statement: Some(Duration::from_millis(400)), ..Default::default() },
+        ..Default::default()
+    };
+    let port = start_with(vec![ws], opts).await;
+    let client = connect(port, "sqlite").await;
+    let shown = simple_rows(client.simple_query("SHOW statement_timeout").await.unwrap());
+    assert_eq!(shown, vec![vec![Some("400ms".into())]]);
+    client.batch_execute("SET statement_timeout = '2s'").await.unwrap();
+    let shown = simple_rows(client.simple_query("SHOW statement_timeout").await.unwrap());
+    assert_eq!(shown, vec![vec![Some("2s".into())]], "as Postgres shows it");
+    client.batch_execute("SET statement_timeout = '400ms'").await.unwrap();
+    let err = client.simple_query(long).await.unwrap_err();
+    assert_eq!(db_code(&err), "57014");
+    let n: i64 = client.query_one("SELECT count(*) FROM product", &[]).await.unwrap().get(0);
+    assert_eq!(n, 5);
+}
+
+/// `idle_in_transaction_session_timeout`: a session idle inside a block is
+/// closed with FATAL 25P03 and its block rolled back; idle outside a block it
+/// stays. `idle_session_timeout` closes idle sessions with 57P05. SET and SHOW
+/// speak Postgres' units.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn idle_sessions_are_closed_by_their_timeouts() {
+    let h = TestHome::new();
+    let ws = h.open("idle", heavenbase::Construction::preset("embedded")).await;
+    let port = start(ws.clone()).await;
+    let watcher = connect(port, "idle").await;
+    watcher.batch_execute("CREATE TABLE item (id integer PRIMARY KEY, qty integer)").await.unwrap();
+    let count = || async { watcher.query_one("SELECT count(*) FROM item", &[]).await.unwrap().get::<_, i64>(0) };
+
+    let conninfo = format!("host=127.0.0.1 port={port} user=postgres dbname=idle");
+    let (client, conn) = tokio_postgres::connect(&conninfo, NoTls).await.unwrap();
+    let ended = tokio::spawn(conn);
+    client.batch_execute("SET idle_in_transaction_session_timeout = '400ms'").await.unwrap();
+    assert_eq!(
+        simple_rows(client.simple_query("SHOW idle_in_transaction_session_timeout").await.unwrap()),
+        vec![vec![Some("400ms".into())]]
+    );
+    // Idle outside a block: nothing happens.
+    tokio::time::sleep(Duration::from_millis(900)).await;
+    client.batch_execute("INSERT INTO item VALUES (1, 10)").await.unwrap();
+    // Busy inside a block, each pause shorter than the limit: the block goes on.
+    client.batch_execute("BEGIN").await.unwrap();
+    for i in 2..5i64 {
+        tokio::time::sleep(Duration::from_millis(150)).await;
+        client.execute("INSERT INTO item VALUES ($1, 0)", &[&i]).await.unwrap();
+    }
+    // Then idle inside it: closed, and nothing of the block is kept.
+    let closed = tokio::time::timeout(Duration::from_secs(10), ended).await.expect("the idle block is closed").unwrap();
+    let err = closed.expect_err("closed with an error");
+    let db = err.as_db_error().expect("the server said why");
+    assert_eq!((db.code().code(), db.message()), ("25P03", "terminating connection due to idle-in-transaction timeout"));
+    assert!(client.simple_query("COMMIT").await.is_err() && client.is_closed());
+    assert_eq!(count().await, 1, "the block was rolled back");
+    // Another session writes the rows the closed block held (no lock is left behind).
+    watcher.batch_execute("INSERT INTO item VALUES (2, 20), (3, 30)").await.unwrap();
+    assert_eq!(count().await, 3);
+
+    // idle_session_timeout, set by a session for itself, and the server's default.
+    let client = connect(port, "idle").await;
+    client.batch_execute("SET idle_session_timeout = '1s'").await.unwrap();
+    assert_eq!(simple_rows(client.simple_query("SHOW idle_session_timeout").await.unwrap()), vec![vec![Some("1s".into())]]);
+    client.batch_execute("SET idle_session_timeout = 0").await.unwrap();
+    tokio::time::sleep(Duration::from_millis(1300)).await;
+    assert!(!client.is_closed());
+    let bad = client.batch_execute("SET idle_session_timeout = 'soon'").await.unwrap_err();
+    assert_eq!(db_code(&bad), "22023");
+    let opts = ServeOptions {
+        timeouts: heavenbase_pgwire::Timeouts { idle_session: Some(Duration::from_millis(300)), ..Default::default() },
+        ..Default::default()
+    };
+    let port = start_with(vec![ws], opts).await;
+    let conninfo = format!("host=127.0.0.1 port={port} user=postgres dbname=idle");
+    let (idle, conn) = tokio_postgres::connect(&conninfo, NoTls).await.unwrap();
+    let ended = tokio::spawn(conn);
+    assert_eq!(idle.query_one("SELECT count(*) FROM item", &[]).await.unwrap().get::<_, i64>(0), 3);
+    let closed = tokio::time::timeout(Duration::from_secs(10), ended).await.expect("the idle session is closed").unwrap();
+    let err = closed.expect_err("closed with an error");
+    assert_eq!(db_code(&err), "57P05", "{err:?}");
+    assert!(idle.is_closed());
+}
+
+/// `--max-query-memory` / `--max-memory`: a statement whose operators can
+/// spill (a sort) finishes within its limit, writing to the workspace's
+/// `spill` folder; one that cannot (an aggregate gathering millions of values)
+/// fails with 53200, alone: the session and others go on, and the memory it
+/// held is given back (the same statement, failed many times over, does not
+/// use up the server's pool).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn statements_over_their_memory_limit_spill_or_fail_with_53200() {
+    let h = TestHome::new();
+    let ws = load(&h, "sqlite").await;
+    let limits = heavenbase::memory::MemoryLimits::new(Some(40 << 20), Some(16 << 20));
+    let port = start_with(vec![ws.clone()], ServeOptions { memory: limits, ..Default::default() }).await;
+    let client = connect(port, "sqlite").await;
+    let other = connect(port, "sqlite").await;
+
+    let hoard = "SELECT cardinality(array_agg(value)) FROM generate_series(1, 8000000)";
+    for round in 0..6 {
+        let extended = round % 2 == 1;
+        let run = async {
+            if extended { client.query(hoard, &[]).await.map(|_| ()) } else { client.simple_query(hoard).await.map(|_| ()) }
+        };
+        let err = run.await.expect_err("over the statement's limit");
+        assert_eq!(db_code(&err), "53200", "{err:?}");
+        assert!(err.as_db_error().unwrap().message().contains("16 MiB"), "{err:?}");
+        let n: i64 = other.query_one("SELECT count(*) FROM product", &[]).await.unwrap().get(0);
+        assert_eq!(n, 4);
+    }
+    // Within the limit the same kind of statement is answered.
+    let rows =
+        simple_rows(client.simple_query("SELECT cardinality(array_agg(value)) FROM generate_series(1, 100000)").await.unwrap());
+    assert_eq!(rows, vec![vec![Some("100000".into())]]);
+
+    // A sort of 3M rows (about 24 MB of keys) spills and gives the right answer.
+    let sorted = "SELECT max(r), min(k), max(k) FROM \
+                  (SELECT row_number() OVER (ORDER BY (value * 7919) % 3000017) AS r, (value * 7919) % 3000017 AS k \
+                   FROM generate_series(1, 3000000)) t";
+    let rows = simple_rows(client.simple_query(sorted).await.unwrap());
+    assert_eq!(rows, vec![vec![Some("3000000".into()), Some("1".into()), Some("3000016".into())]]);
+    // It did spill: the plan's metrics say so.
+    let analyzed = simple_rows(client.simple_query(&format!("EXPLAIN ANALYZE {sorted}")).await.unwrap());
+    let text: String = analyzed.iter().flatten().flatten().cloned().collect::<Vec<_>>().join("\n");
+    let spills: Vec<u64> = text
+        .split("spill_count=")
+        .skip(1)
+        .filter_map(|rest| rest.split(|c: char| !c.is_ascii_digit()).next()?.parse().ok())
+        .collect();
+    assert!(spills.iter().any(|n| *n > 0), "the sort spilled: {text}");
+    assert!(ws.folder().join("spill").is_dir(), "spills go to the workspace's folder");
+}

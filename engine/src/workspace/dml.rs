@@ -74,6 +74,7 @@ impl Workspace {
     /// long AND/OR chains balanced, multi-row VALUES flattened, `*` over a
     /// SQL table's declared columns, result columns named as Postgres names them.
     fn parse_one(&self, sql: &str) -> Result<Option<DfStatement>> {
+        crate::check_nesting(sql)?;
         let mut statements = DFParser::parse_sql_with_dialect(sql, &PostgreSqlDialect {})
             .map_err(|e| Error::with_source(crate::kind_of(&e), format!("SQL syntax error: {e}"), e))?;
         if statements.len() > 1 {
@@ -144,7 +145,7 @@ impl Workspace {
                     let plan = self.plan_dml(stmt).await?.ok_or_else(|| Error::internal("an UPDATE or DELETE has a plan"))?;
                     if !matches!(plan, LogicalPlan::Dml(_)) {
                         // … RETURNING: a query over the changed rows.
-                        return Ok(self.session().execute_logical_plan(plan).await?.collect().await?);
+                        return self.collect(self.session().execute_logical_plan(plan).await?).await;
                     }
                     return self.execute_dml(plan).await.map(count_batch);
                 }
@@ -153,7 +154,7 @@ impl Workspace {
                     if matches!(plan, LogicalPlan::Dml(_)) {
                         return self.execute_dml(plan).await.map(count_batch);
                     }
-                    return Ok(self.session().execute_logical_plan(plan).await?.collect().await?);
+                    return self.collect(self.session().execute_logical_plan(plan).await?).await;
                 }
                 other => {
                     if let Some(done) = self.execute_ddl(other).await {
@@ -176,7 +177,7 @@ impl Workspace {
             Some(n) if query => frame.limit(0, Some(n))?,
             _ => frame,
         };
-        Ok(frame.collect().await?)
+        self.collect(frame).await
     }
 
     /// Plan an UPDATE or DELETE once, as DataFusion's `LogicalPlan::Dml` whose

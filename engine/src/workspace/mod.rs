@@ -23,6 +23,7 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::PathBuf;
 use std::sync::{Arc, Weak};
 
+use datafusion::arrow::array::RecordBatch;
 use datafusion::dataframe::DataFrame;
 use datafusion::prelude::{SessionConfig, SessionContext};
 use heavenbase_catalog::system::{SYS_METASCHEMA, catalog_entity, is_system, metaschema_entity};
@@ -83,6 +84,8 @@ pub(crate) struct Inner {
     pub journal_replayed: std::sync::atomic::AtomicUsize,
     /// Backends whose write journal exists (see `journal.rs`).
     pub journals: parking_lot::Mutex<std::collections::HashSet<String>>,
+    /// The statements' memory limits (`Workspace::limit_memory`).
+    pub memory: RwLock<crate::memory::MemoryLimits>,
 }
 
 /// A workspace handle. Cheap to clone, `Send + Sync`, shared by any number of tasks.
@@ -207,6 +210,7 @@ impl Workspace {
                 schema_version: std::sync::atomic::AtomicU64::new(0),
                 journal_replayed: std::sync::atomic::AtomicUsize::new(0),
                 journals: parking_lot::Mutex::new(std::collections::HashSet::new()),
+                memory: RwLock::new(crate::memory::MemoryLimits::default()),
             }),
         };
         // near(entity, field, vector, ...) in SQL.
@@ -245,6 +249,40 @@ impl Workspace {
 
     pub fn is_detached(&self) -> bool {
         self.inner.detached
+    }
+
+    /// Hold the workspace's statements (`ws.sql`, the query builder, and the
+    /// MCP and Flight SQL doors, which run through them) to `limits`: their
+    /// memory comes from `limits`' pool, spills go to this workspace's folder
+    /// (`spill/`), and each `ws.sql` statement gets `per_query` of its own.
+    /// A statement over a limit that cannot spill fails with 53200.
+    pub fn limit_memory(&self, limits: &crate::memory::MemoryLimits) -> Result<()> {
+        let limits = crate::memory::MemoryLimits { spill_dir: Some(self.folder().join("spill")), ..limits.clone() };
+        let shared = self.inner.ctx.state_ref();
+        let mut state = shared.write();
+        let runtime = limits.runtime(state.runtime_env(), limits.server_pool())?;
+        *state = datafusion::execution::SessionStateBuilder::new_from_existing(state.clone()).with_runtime_env(runtime).build();
+        *self.inner.memory.write() = limits;
+        Ok(())
+    }
+
+    /// Collect `frame` with the statement's own memory budget (see [`Workspace::limit_memory`]).
+    pub(crate) async fn collect(&self, frame: datafusion::dataframe::DataFrame) -> Result<Vec<RecordBatch>> {
+        let limits = self.inner.memory.read().clone();
+        if limits.per_query.is_none() {
+            return Ok(frame.collect().await?);
+        }
+        let (state, plan) = frame.into_parts();
+        let physical = state.create_physical_plan(&plan).await?;
+        let runtime = limits.for_statement(state.runtime_env());
+        let task = Arc::new(datafusion::execution::TaskContext::from(&state).with_runtime(runtime));
+        Ok(datafusion::physical_plan::collect(physical, task).await?)
+    }
+
+    /// The workspace's own folder under the home (its files, if its backends
+    /// keep any there, and the temp files statements spill).
+    pub fn folder(&self) -> &std::path::Path {
+        &self.inner.folder
     }
 
     pub fn backend_infos(&self) -> Vec<BackendInfo> {

@@ -501,36 +501,48 @@ impl Workspace {
         } else {
             None
         };
-        let entity = &rt.def.entity_id;
-        let mut found = primary.apply(mine).await.map_err(|e| unique_error(entity, e))?;
-        if entry.is_some() {
-            journal::crash_point("journaled");
-        }
-        found.truncate(own);
-        // The other backends', in order, consecutive writes to one backend together.
-        let mut rest = rest.into_iter().peekable();
-        while let Some((backend, first)) = rest.next() {
-            let mut batch = vec![first];
-            while let Some((_, w)) = rest.next_if(|(b, _)| b.info().name == backend.info().name) {
-                batch.push(w);
+        // Once applying starts it runs to its end in a task of its own, even
+        // if the statement is cancelled or times out meanwhile: stopping part-way
+        // would leave some backends written and others not until the journal
+        // is replayed at the next open.
+        let entity = rt.def.entity_id.clone();
+        let applying = tokio::spawn(async move {
+            let entity = entity.as_str();
+            let mut found = primary.apply(mine).await.map_err(|e| unique_error(entity, e))?;
+            if entry.is_some() {
+                journal::crash_point("journaled");
             }
-            let result = backend.apply(batch).await.map_err(|e| unique_error(entity, e));
-            match result {
-                Ok(f) => found.extend(f),
-                Err(e) => {
-                    // Not a crash: the caller hears of it, so the entry is not
-                    // replayed later; audit reports the object as partial.
-                    if let Some(ids) = &entry {
-                        let _ = primary.delete(&journal::journal_group(), ids).await;
+            found.truncate(own);
+            // The other backends', in order, consecutive writes to one backend together.
+            let mut rest = rest.into_iter().peekable();
+            while let Some((backend, first)) = rest.next() {
+                let mut batch = vec![first];
+                while let Some((_, w)) = rest.next_if(|(b, _)| b.info().name == backend.info().name) {
+                    batch.push(w);
+                }
+                let result = backend.apply(batch).await.map_err(|e| unique_error(entity, e));
+                match result {
+                    Ok(f) => found.extend(f),
+                    Err(e) => {
+                        // Not a crash: the caller hears of it, so the entry is not
+                        // replayed later; audit reports the object as partial.
+                        if let Some(ids) = &entry {
+                            let _ = primary.delete(&journal::journal_group(), ids).await;
+                        }
+                        return Err(e);
                     }
-                    return Err(e);
                 }
             }
+            if let Some(ids) = &entry {
+                primary.delete(&journal::journal_group(), ids).await?;
+            }
+            Ok(found)
+        });
+        match applying.await {
+            Ok(result) => result,
+            Err(e) if e.is_panic() => Err(crate::panicked(&format!("write to {}", rt.def.entity_id), e.into_panic())),
+            Err(e) => Err(Error::new(ErrorKind::Internal, format!("{}: the write stopped: {e}", rt.def.entity_id))),
         }
-        if let Some(ids) = &entry {
-            primary.delete(&journal::journal_group(), ids).await?;
-        }
-        Ok(found)
     }
 
     /// One upsert per field group (primary first) of the columns `prepared`
