@@ -442,15 +442,17 @@ async fn run(cli: Cli) -> Result<(), Failure> {
     Ok(())
 }
 
-/// Arrow Flight SQL beside the wire: the wire's users and TLS files.
+/// `--max-query-memory 512MB`: a size as Postgres writes one.
 fn parse_size(text: &str) -> Result<usize, String> {
     heavenbase::memory::parse_bytes(text)
 }
 
+/// `--statement-timeout 30s`: a time as Postgres writes one.
 fn parse_time(text: &str) -> Result<std::time::Duration, String> {
     heavenbase_pgwire::parse_duration(text).ok_or_else(|| format!("'{text}' is not a time (as 500ms, 30s, 5min or 1h)"))
 }
 
+/// Arrow Flight SQL beside the wire: the wire's users and TLS files.
 async fn spawn_flight(ws: &Workspace, host: &str, port: u16, wire: &ServeOptions) -> Result<(), Failure> {
     let users = wire.auth.users.iter().map(|u| heavenbase_flight::FlightUser {
         name: u.name.clone(),

@@ -61,10 +61,11 @@ impl MemoryLimits {
             .clone()
     }
 
-    /// `base` with the server pool and the spill folder.
+    /// `base` with the server pool and (when a limit is set, so spills can
+    /// happen) the spill folder.
     pub fn runtime(&self, base: &RuntimeEnv, pool: Arc<dyn MemoryPool>) -> DfResult<Arc<RuntimeEnv>> {
         let mut builder = RuntimeEnvBuilder::from_runtime_env(base).with_memory_pool(pool);
-        if let Some(dir) = &self.spill_dir {
+        if let Some(dir) = self.spill_dir.as_ref().filter(|_| self.is_limited()) {
             std::fs::create_dir_all(dir)
                 .map_err(|e| DataFusionError::Execution(format!("spill folder {}: {e}", dir.display())))?;
             builder = builder.with_disk_manager_builder(

@@ -491,7 +491,11 @@ impl ExtendedQueryHandler for Router {
             }),
         )
         .await?;
-        Ok(guarded_rows(statement, response, deadline))
+        // Rows left in the portal (Execute with a row limit: cursors, JDBC
+        // fetch sizes) are pulled by later Executes, each timed on its own as
+        // in Postgres, not against this one's deadline; all other rows were
+        // sent within it above.
+        Ok(guarded_rows(statement, response, None))
     }
 }
 
