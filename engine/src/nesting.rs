@@ -64,14 +64,21 @@ fn too_deep(what: String) -> Error {
     Error::new(ErrorKind::TooComplex, format!("statement too complex: {what}"))
 }
 
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Open {
+    Call,
+    Group,
+    Case,
+}
+
 /// The deepest nesting of calls/subqueries, and of everything, in `tokens`,
 /// and the longest operator chain.
 fn depths(tokens: &[Token]) -> (usize, usize, usize) {
     // Binary operators since the last separator, per nesting level.
     let mut chains: Vec<usize> = vec![0];
     let mut max_chain = 0;
-    // Per open parenthesis or CASE: whether it counts as a call level.
-    let mut open: Vec<bool> = Vec::new();
+    // What is open: a call's or subquery's parenthesis, a grouping one, or a CASE.
+    let mut open: Vec<Open> = Vec::new();
     let mut calls = 0usize;
     let (mut max_calls, mut max_depth) = (0, 0);
     // Unary operators in a row, on top of the current depth.
@@ -84,19 +91,27 @@ fn depths(tokens: &[Token]) -> (usize, usize, usize) {
             Token::LParen => {
                 let call = matches!(previous, Some(Token::Word(_)))
                     || matches!(tokens.peek(), Some(Token::Word(w)) if matches!(w.keyword, Keyword::SELECT | Keyword::WITH | Keyword::VALUES));
-                open.push(call);
+                open.push(if call { Open::Call } else { Open::Group });
                 calls += usize::from(call);
                 max_calls = max_calls.max(calls);
             }
             Token::RParen => {
-                if let Some(true) = open.pop() {
-                    calls -= 1;
+                // Up to the matching parenthesis (a CASE left open inside is the parser's to refuse).
+                while let Some(o) = open.pop() {
+                    match o {
+                        Open::Call => {
+                            calls -= 1;
+                            break;
+                        }
+                        Open::Group => break,
+                        Open::Case => {}
+                    }
                 }
             }
-            Token::Word(w) if w.quote_style.is_none() && w.keyword == Keyword::CASE => open.push(false),
+            Token::Word(w) if w.quote_style.is_none() && w.keyword == Keyword::CASE => open.push(Open::Case),
             Token::Word(w) if w.quote_style.is_none() && w.keyword == Keyword::END => {
                 // END also ends a block (`END` = COMMIT); only a CASE's is counted.
-                if let Some(false) = open.last() {
+                if open.last() == Some(&Open::Case) {
                     open.pop();
                 }
             }
