@@ -407,7 +407,7 @@ impl ShowSettings {
 }
 
 /// One row, one text column named after the setting, as Postgres answers SHOW.
-fn setting_row(name: &str, value: &str) -> PgWireResult<Response> {
+pub(crate) fn setting_row(name: &str, value: &str) -> PgWireResult<Response> {
     let fields = Arc::new(vec![FieldInfo::new(name.to_string(), None, None, Type::TEXT, FieldFormat::Text)]);
     let mut encoder = DataRowEncoder::new(fields.clone());
     encoder.encode_field(&Some(value))?;

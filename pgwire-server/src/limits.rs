@@ -11,7 +11,6 @@
 //!
 //! Every session starts from the server's [`crate::Timeouts`].
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -21,8 +20,7 @@ use datafusion::prelude::SessionContext;
 use datafusion::sql::sqlparser::ast::{Set, Statement};
 use datafusion_postgres::hooks::{HookClient, QueryHook};
 use datafusion_postgres::pgwire::api::ClientInfo;
-use datafusion_postgres::pgwire::api::Type;
-use datafusion_postgres::pgwire::api::results::{DataRowEncoder, FieldFormat, FieldInfo, QueryResponse, Response, Tag};
+use datafusion_postgres::pgwire::api::results::{Response, Tag};
 use datafusion_postgres::pgwire::error::{PgWireError, PgWireResult};
 use tokio::time::Instant;
 
@@ -192,7 +190,7 @@ impl TimeoutSettings {
                     }
                 };
                 let ms = client.metadata().get(key).and_then(|v| v.parse().ok()).unwrap_or(0);
-                Some(show_row(name, &show_duration(ms)))
+                Some(crate::compat::setting_row(name, &show_duration(ms)))
             }
             _ => None,
         }
@@ -202,14 +200,6 @@ impl TimeoutSettings {
 fn setting(name: &str) -> Option<&'static str> {
     let name = name.trim().to_ascii_lowercase();
     [IDLE_IN_TRANSACTION, IDLE_SESSION].into_iter().find(|known| *known == name)
-}
-
-fn show_row(name: &str, value: &str) -> PgWireResult<Response> {
-    let fields = Arc::new(vec![FieldInfo::new(name.to_string(), None, None, Type::TEXT, FieldFormat::Text)]);
-    let mut encoder = DataRowEncoder::new(fields.clone());
-    encoder.encode_field(&Some(value))?;
-    let row = encoder.take_row();
-    Ok(Response::Query(QueryResponse::new(fields, futures::stream::iter(vec![Ok(row)]))))
 }
 
 #[async_trait]
