@@ -1,7 +1,7 @@
 //! Ratio benchmarks: every figure is measured beside its baseline in the same run,
 //! because absolute times on shared machines are noise.
 //!
-//! `cargo run --release -p heavenbase-benchmarks -- [ingest|stitch|lookup|sqlite-aggregate|pg-ingest|pg-aggregate|ann|near-small|wire|wire-stream|wire-key|insert-select|copy|import|txn|mcp|flight|all] [rows]`
+//! `cargo run --release -p heavenbase-benchmarks -- [ingest|stitch|lookup|sqlite-aggregate|pg-ingest|pg-aggregate|ann|near-small|search|wire|wire-stream|wire-key|insert-select|copy|import|txn|mcp|flight|all] [rows]`
 //! (the pg-*, wire and copy figures need the Postgres of `HEAVENBASE_TEST_PG`;
 //! import runs the `hb` binary beside this one; `rows` sizes insert-select and copy)
 
@@ -11,6 +11,7 @@ mod keys;
 mod mcp;
 mod postgres;
 mod query;
+mod search;
 mod txn;
 mod vectors;
 mod wire;
@@ -45,6 +46,9 @@ async fn main() {
     }
     if run("near-small") {
         vectors::small().await;
+    }
+    if run("search") {
+        search::run().await;
     }
     if run("wire") {
         wire::run().await;

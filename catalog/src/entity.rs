@@ -42,6 +42,10 @@ pub struct FieldDef {
     /// and `name` of a table made by SQL `CREATE TABLE` that does not declare
     /// them. JSON `"system_column": true`.
     pub system_column: bool,
+    /// Indexed for full-text search in the workspace's search backend: `None`
+    /// follows the default (LongText fields are, when the workspace has a
+    /// search backend); JSON `"search": true|false`.
+    pub search: Option<bool>,
 }
 
 /// How an identity column takes values a row gives itself.
@@ -77,6 +81,7 @@ impl FieldDef {
             stores: Vec::new(),
             identity: None,
             system_column: false,
+            search: None,
         }
     }
     pub fn required(mut self) -> Self {
@@ -111,6 +116,12 @@ impl FieldDef {
     /// A system column: left out of `SELECT *` (see [`FieldDef::system_column`]).
     pub fn system_column(mut self) -> Self {
         self.system_column = true;
+        self
+    }
+    /// Index this text field for full-text search (`false`: never, even a
+    /// LongText one), in the workspace's search backend.
+    pub fn search(mut self, indexed: bool) -> Self {
+        self.search = Some(indexed);
         self
     }
     /// Place this field on backend `to` (repeatable: a field may live in several).
@@ -158,6 +169,9 @@ impl FieldDef {
         }
         if self.system_column {
             m.insert("system_column".into(), json!(true));
+        }
+        if let Some(search) = self.search {
+            m.insert("search".into(), json!(search));
         }
         if !self.stores.is_empty() {
             let stores: Vec<Json> =
@@ -522,6 +536,7 @@ impl EntityDef {
                         f.unique,
                         f.identity.map(Identity::as_str),
                         f.system_column,
+                        f.search,
                         f.stores.iter().map(|s| json!([s.to, s.strategy, s.optional])).collect::<Vec<_>>()
                     ])
                 })
@@ -572,6 +587,13 @@ fn field_from_json(entity_id: &str, name: &str, spec: &Json) -> Result<FieldDef,
     f.index = flag(obj.get("index"));
     f.unique = flag(obj.get("unique"));
     f.system_column = flag(obj.get("system_column"));
+    f.search = match obj.get("search") {
+        None | Some(Json::Null) => None,
+        Some(Json::Bool(b)) => Some(*b),
+        Some(other) => {
+            return Err(CatalogError::Definition(format!("{entity_id}.{name}: search is true or false, got {other}")));
+        }
+    };
     f.identity = match obj.get("identity").and_then(|v| v.as_str()) {
         None => None,
         Some("always") => Some(Identity::Always),

@@ -174,6 +174,48 @@ impl PlacementPlan {
                 bindings.push(Binding { field: f.name.clone(), backend, strategy, source });
             }
         }
+        if let Some(f) = def.fields.iter().find(|f| f.search == Some(true) && !f.ty.is_text()) {
+            return Err(CatalogError::Placement(format!(
+                "{}.{} is {}; only text fields can be indexed for search",
+                def.entity_id,
+                f.name,
+                f.ty.type_id()
+            )));
+        }
+        // Full-text search: the field stays where it is read from, and is also
+        // indexed in the workspace's search backend (in place when that is
+        // where it is stored), LongText by default, other text when asked
+        // (`FieldDef::search`). System entities are read by id and kind, never
+        // searched: their text is not indexed unless asked.
+        let system = crate::system::is_system(&def.entity_id);
+        for b in bindings.iter_mut().filter(|b| b.strategy == Strategy::Inverted) {
+            let f = def.get(&b.field).expect("bound fields exist");
+            if f.search == Some(false) || (system && f.search.is_none() && b.source == "builtin-longtext") {
+                b.strategy = Strategy::Inline;
+            }
+        }
+        if let Some(search) = search_backend(default, backends) {
+            for f in def.fields.iter().filter(|f| f.name != OBJECT_ID) {
+                let by_default = !system && matches!(f.ty, LogicalType::LongText { .. }) && f.stores.is_empty();
+                let wanted = f.search.unwrap_or(by_default);
+                if wanted && f.ty.is_text() {
+                    // Stored in the search backend already: indexed there in place.
+                    if let Some(b) = bindings.iter_mut().find(|b| b.field == f.name && b.backend == search.name) {
+                        b.strategy = Strategy::Inverted;
+                    }
+                }
+                let indexed = bindings.iter().any(|b| b.field == f.name && b.strategy == Strategy::Inverted);
+                if wanted && !indexed {
+                    let source = if f.search.is_some() { "field-search" } else { "builtin-longtext-search" };
+                    bindings.push(Binding {
+                        field: f.name.clone(),
+                        backend: search.name.clone(),
+                        strategy: Strategy::Inverted,
+                        source: source.into(),
+                    });
+                }
+            }
+        }
         // A field's first binding is where it is read from; every binding is written.
         let primary_backend =
             bindings.iter().find(|b| b.field == NAME).map(|b| b.backend.clone()).unwrap_or(default.name.clone());
@@ -272,15 +314,19 @@ fn default_route(ty: &LogicalType, default: &BackendInfo, backends: &[BackendInf
             Some(b) => (b, "builtin-vector"),
             None => (default, "builtin-vector"),
         },
-        LogicalType::LongText { .. } => match pick(&["search", "text"]) {
-            Some(b) => (b, "builtin-longtext"),
-            None => (pick(&["row"]).unwrap_or(default), "builtin-longtext"),
-        },
+        // Kept where rows are; also indexed in the search backend (see `plan`).
+        LogicalType::LongText { .. } => (pick(&["row"]).unwrap_or(default), "builtin-longtext"),
         LogicalType::Json => (pick(&["row"]).unwrap_or(default), "builtin-json"),
         LogicalType::Array { .. } => (pick(&["row"]).unwrap_or(default), "builtin-array"),
         _ => (pick(&["row"]).unwrap_or(default), "builtin-inline"),
     };
     (backend.name.clone(), default_strategy(ty, backend), source.into())
+}
+
+/// The workspace's search backend: the default backend when it is tagged
+/// `search`, else the first backend that is.
+fn search_backend<'a>(default: &'a BackendInfo, backends: &'a [BackendInfo]) -> Option<&'a BackendInfo> {
+    std::iter::once(default).chain(backends).find(|b| b.has("search"))
 }
 
 fn default_strategy(ty: &LogicalType, backend: &BackendInfo) -> Strategy {

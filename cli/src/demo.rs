@@ -72,18 +72,27 @@ pub async fn ensure_demo(id: &str) -> Result<Workspace, Failure> {
         );
     }
     ws.upsert_many("product", products).await?;
-    let phrases = [
+    // Two or three remarks a review, so full-text search has text to rank.
+    let remarks = [
         "Solid and well made.",
         "Arrived late but works.",
         "Looks great in the study.",
-        "Wobbles a little.",
+        "Wobbles a little on a tiled floor.",
         "Worth every euro.",
+        "The drawers stick in humid weather.",
+        "Easy to assemble, the instructions were clear.",
+        "The finish scratches easily.",
+        "Sturdy enough for a heavy printer.",
+        "Smaller than the photos suggest.",
+        "The wood grain is beautiful.",
+        "Delivery was quick and the packaging careful.",
     ];
     let reviews: Vec<Row> = (0..REVIEWS)
         .map(|i| {
             json!({
                 "name": format!("review {i}"), "product_id": ids[(rng.next() as usize) % ids.len()],
-                "stars": rng.next() % 5 + 1, "body": rng.pick(&phrases),
+                "stars": rng.next() % 5 + 1,
+                "body": (0..2 + rng.next() % 2).map(|_| rng.pick(&remarks)).collect::<Vec<_>>().join(" "),
                 "posted": 1_735_689_600_000i64 + (rng.next() % 31_536_000) as i64 * 1000,
             })
             .as_object()

@@ -130,6 +130,22 @@ enum Command {
         #[arg(long)]
         to: PathBuf,
     },
+    /// Full-text search of an entity: its best rows for QUERY by BM25, best
+    /// first. Query: words (any of them), "a phrase", +must, -not, prefix*.
+    ///
+    /// Example: hb search -w demo review '+battery "lasts all day"'
+    Search {
+        entity: String,
+        query: String,
+        /// Fields to search, comma-separated (default: the fields indexed for
+        /// search, else every LongText field).
+        #[arg(long, value_delimiter = ',')]
+        fields: Vec<String>,
+        #[arg(long, default_value_t = 10)]
+        top_k: usize,
+        #[arg(long, value_enum, default_value = "table")]
+        format: output::Format,
+    },
     /// Load a small real-looking dataset (products and reviews).
     Demo,
     /// Serve a workspace to agents over the Model Context Protocol.
@@ -432,6 +448,14 @@ async fn run(cli: Cli) -> Result<(), Failure> {
             let ws = open(ws_id).await?;
             let n = transfer::export(&ws, &entity, &to).await?;
             println!("exported {n} rows of {entity} to {}", to.display());
+        }
+        Command::Search { entity, query, fields, top_k, format } => {
+            let ws = open(ws_id).await?;
+            let names: Vec<&str> = fields.iter().map(String::as_str).collect();
+            let mut shown = vec!["name".to_string()];
+            shown.extend(fields.iter().cloned());
+            let q = ws.query(&entity)?.search(&names, &query, Some(top_k))?.select(shown);
+            output::print(&q.execute().await?, format)?;
         }
         Command::Mcp(cmd) => mcp_command(ws_id, cmd).await?,
         Command::Demo => {

@@ -27,6 +27,7 @@ mod presets;
 mod query;
 mod registry;
 mod returning;
+mod search;
 mod table;
 mod workspace;
 
@@ -39,6 +40,7 @@ pub use nesting::check_nesting;
 pub use presets::{BackendConfig, Construction, PRESETS, preset_backends, redact_secrets};
 pub use query::{Aggregate, AggregateOp, Filter, FilterOp, Query, QuerySpec};
 pub use registry::{Home, WorkspaceRecord};
+pub use search::{Hybrid, HybridHit, Search};
 pub use table::EntityTable;
 pub use workspace::Workspace;
 pub use workspace::maintenance::{Audit, PartialObject};

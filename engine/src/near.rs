@@ -183,22 +183,33 @@ pub(crate) struct NearFunction {
     pub ws: Weak<Inner>,
 }
 
-fn text_arg(args: &[Expr], i: usize, what: &str) -> DfResult<Option<String>> {
+/// Argument `i` of table function `func`, a text literal (None when absent).
+pub(crate) fn text_arg(func: &str, args: &[Expr], i: usize, what: &str) -> DfResult<Option<String>> {
     match args.get(i) {
         None => Ok(None),
         Some(Expr::Literal(ScalarValue::Utf8(Some(s)) | ScalarValue::Utf8View(Some(s)) | ScalarValue::LargeUtf8(Some(s)), _)) => {
             Ok(Some(s.clone()))
         }
-        Some(other) => Err(DataFusionError::Plan(format!("near(): {what} must be a text literal, got {other}"))),
+        Some(other) => Err(DataFusionError::Plan(format!("{func}(): {what} must be a text literal, got {other}"))),
     }
 }
 
-fn vector_arg(e: &Expr) -> DfResult<Vec<f32>> {
+/// Argument `i` of table function `func`, a positive integer (None when absent).
+pub(crate) fn count_arg(func: &str, args: &[Expr], i: usize, what: &str) -> DfResult<Option<usize>> {
+    match args.get(i) {
+        None => Ok(None),
+        Some(Expr::Literal(ScalarValue::Int64(Some(k)), _)) if *k > 0 => Ok(Some(*k as usize)),
+        Some(other) => Err(DataFusionError::Plan(format!("{func}(): {what} must be a positive integer, got {other}"))),
+    }
+}
+
+/// A vector argument of table function `func`.
+pub(crate) fn vector_arg(func: &str, e: &Expr) -> DfResult<Vec<f32>> {
     let bad =
-        || DataFusionError::Plan(format!("near(): the vector must be a literal like '[0.1, 0.2]' or ARRAY[0.1, 0.2], got {e}"));
+        || DataFusionError::Plan(format!("{func}(): the vector must be a literal like '[0.1, 0.2]' or ARRAY[0.1, 0.2], got {e}"));
     match e {
         Expr::Literal(ScalarValue::Utf8(Some(s)) | ScalarValue::Utf8View(Some(s)), _) => {
-            parse_vector(&Json::String(s.clone())).map_err(|e| DataFusionError::Plan(format!("near(): {e}")))
+            parse_vector(&Json::String(s.clone())).map_err(|e| DataFusionError::Plan(format!("{func}(): {e}")))
         }
         Expr::ScalarFunction(f) if f.name() == "make_array" => f
             .args
@@ -238,38 +249,39 @@ impl NearFunction {
         if args.len() < 3 || args.len() > 6 {
             return Err(DataFusionError::Plan(format!("{usage} takes 3 to 6 arguments, got {}", args.len())));
         }
-        let entity = text_arg(args, 0, "entity")?.unwrap_or_default();
-        let field = text_arg(args, 1, "field")?.unwrap_or_default();
-        let vector = vector_arg(&args[2])?;
-        let top_k = match args.get(3) {
-            None => None,
-            Some(Expr::Literal(ScalarValue::Int64(Some(k)), _)) if *k > 0 => Some(*k as usize),
-            Some(other) => return Err(DataFusionError::Plan(format!("near(): top_k must be a positive integer, got {other}"))),
-        };
-        let metric = text_arg(args, 4, "metric")?;
-        let filter = text_arg(args, 5, "where")?;
+        let entity = text_arg("near", args, 0, "entity")?.unwrap_or_default();
+        let field = text_arg("near", args, 1, "field")?.unwrap_or_default();
+        let vector = vector_arg("near", &args[2])?;
+        let top_k = count_arg("near", args, 3, "top_k")?;
+        let metric = text_arg("near", args, 4, "metric")?;
+        let filter = text_arg("near", args, 5, "where")?;
         let near = Near::new(&field, vector, top_k, metric.as_deref()).map_err(|e| DataFusionError::External(Box::new(e)))?;
         let ws =
             Workspace { txn: None, inner: self.ws.upgrade().ok_or_else(|| DataFusionError::Plan("workspace closed".into()))? };
-        // Check entity, field and dimensions now, so errors come at planning time.
-        let rt = ws.runtime(&entity).map_err(|e| DataFusionError::External(Box::new(e)))?;
-        match rt.def.get(&near.field).map(|f| f.ty.clone()) {
-            Some(LogicalType::Vector { dim }) if dim == near.vector.len() => {}
-            Some(LogicalType::Vector { dim }) => {
-                return Err(DataFusionError::Plan(format!(
-                    "{entity}.{}: the near vector has {} dimensions, the field has {dim}",
-                    near.field,
-                    near.vector.len()
-                )));
-            }
-            Some(t) => return Err(DataFusionError::Plan(format!("{entity}.{} is {}, not a vector", near.field, t.type_id()))),
-            None => {
-                let e = Error::unknown_field(format!("{entity} has no field '{}'", near.field));
-                return Err(DataFusionError::External(Box::new(e)));
-            }
-        }
+        check_near(&ws, &entity, &near)?;
         Ok(Arc::new(NearTable { ws: self.ws.clone(), entity, near, filter }))
     }
+}
+
+/// Entity, field and dimensions checked at planning time.
+pub(crate) fn check_near(ws: &Workspace, entity: &str, near: &Near) -> DfResult<()> {
+    let rt = ws.runtime(entity).map_err(|e| DataFusionError::External(Box::new(e)))?;
+    match rt.def.get(&near.field).map(|f| f.ty.clone()) {
+        Some(LogicalType::Vector { dim }) if dim == near.vector.len() => {}
+        Some(LogicalType::Vector { dim }) => {
+            return Err(DataFusionError::Plan(format!(
+                "{entity}.{}: the near vector has {} dimensions, the field has {dim}",
+                near.field,
+                near.vector.len()
+            )));
+        }
+        Some(t) => return Err(DataFusionError::Plan(format!("{entity}.{} is {}, not a vector", near.field, t.type_id()))),
+        None => {
+            let e = Error::unknown_field(format!("{entity} has no field '{}'", near.field));
+            return Err(DataFusionError::External(Box::new(e)));
+        }
+    }
+    Ok(())
 }
 
 #[derive(Debug)]
@@ -315,7 +327,7 @@ impl TableProvider for NearTable {
                     Workspace { txn, inner: ws.upgrade().ok_or_else(|| DataFusionError::Execution("workspace closed".into()))? };
                 let ext = |e: Error| DataFusionError::External(Box::new(e));
                 let candidates = match &filter {
-                    Some(f) => Some(candidate_ids(&ws, &entity, f).await.map_err(ext)?),
+                    Some(f) => Some(candidate_ids(&ws, "near", &entity, f).await.map_err(ext)?),
                     None => None,
                 };
                 let hits = ws.near(&entity, &near, candidates).await.map_err(ext)?;
@@ -327,12 +339,12 @@ impl TableProvider for NearTable {
 }
 
 /// Object ids of `entity` rows matching the SQL predicate `filter`.
-async fn candidate_ids(ws: &Workspace, entity: &str, filter: &str) -> Result<Vec<String>> {
+pub(crate) async fn candidate_ids(ws: &Workspace, func: &str, entity: &str, filter: &str) -> Result<Vec<String>> {
     use datafusion::sql::sqlparser::dialect::PostgreSqlDialect;
     use datafusion::sql::sqlparser::parser::Parser;
     use datafusion::sql::sqlparser::tokenizer::Token;
     // One expression and nothing after it: the text cannot become another statement.
-    let bad = |e: String| Error::argument(format!("near(): the where argument must be one SQL predicate over {entity}: {e}"));
+    let bad = |e: String| Error::argument(format!("{func}(): the where argument must be one SQL predicate over {entity}: {e}"));
     let predicate = {
         let mut parser = Parser::new(&PostgreSqlDialect {}).try_with_sql(filter).map_err(|e| bad(e.to_string()))?;
         let predicate = parser.parse_expr().map_err(|e| bad(e.to_string()))?;

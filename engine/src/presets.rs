@@ -87,7 +87,9 @@ pub fn preset_backends(preset: &str) -> Result<Json> {
         }),
         // Durable with no services: everything under the workspace folder.
         "embedded" => json!({
-            "main": {"type": "sqlite", "database": "file://{ws_folder}/main.sqlite"},
+            // main is also the search backend: LongText is stored and indexed
+            // there, so a write stays one SQLite transaction.
+            "main": {"type": "sqlite", "database": "file://{ws_folder}/main.sqlite", "search": true},
             "vec": {"type": "lance", "uri": "file://{ws_folder}/lance"},
         }),
         "local-lts" => json!({

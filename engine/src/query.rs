@@ -107,7 +107,7 @@ impl std::fmt::Display for FilterOp {
 }
 
 pub const JSON_KEYS: &[&str] =
-    &["filter", "near", "select", "group_by", "aggregate", "having", "order", "offset", "limit", "count"];
+    &["filter", "near", "search", "hybrid", "select", "group_by", "aggregate", "having", "order", "offset", "limit", "count"];
 
 /// An aggregate of the JSON query language and the builder.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -180,6 +180,12 @@ impl Filter {
     }
     pub fn eq(field: &str, v: impl Into<Json>) -> Filter {
         Filter::op(field, FilterOp::Eq, v)
+    }
+    /// `$match`: on a field indexed for search, a full-text match of the query
+    /// language (heavenbase_providers::text), whose BM25 score ranks the
+    /// result; on other fields, a case-insensitive substring test.
+    pub fn matches(field: &str, query: &str) -> Filter {
+        Filter::op(field, FilterOp::Match, query)
     }
     pub fn lt(field: &str, v: impl Into<Json>) -> Filter {
         Filter::op(field, FilterOp::Lt, v)
@@ -262,6 +268,12 @@ pub struct QuerySpec {
     /// Nearest-neighbour search: the result is its top_k rows (after `filters`,
     /// applied before the search), with a `score` column.
     pub near: Option<crate::near::Near>,
+    /// Full-text search: the result is its top_k rows (after `filters`), with
+    /// a `score` column (BM25).
+    pub search: Option<crate::search::Search>,
+    /// Text and vector search fused by RRF: its top_k rows with `score`,
+    /// `text_rank` and `vector_rank` columns.
+    pub hybrid: Option<crate::search::Hybrid>,
 }
 
 impl QuerySpec {
@@ -292,6 +304,8 @@ impl QuerySpec {
                     }
                 }
                 "near" => spec.near = Some(crate::near::Near::from_json(value)?),
+                "search" => spec.search = Some(crate::search::Search::from_json(value)?),
+                "hybrid" => spec.hybrid = Some(crate::search::Hybrid::from_json(value)?),
                 "traverse" | "available" | "unsafe" => {
                     return Err(Error::not_supported(format!("The JSON query key '{key}' is not supported by this build yet")));
                 }
@@ -319,8 +333,27 @@ impl QuerySpec {
             "having": self.having.iter().map(Filter::to_json).collect::<Vec<_>>(),
             "terminal": if self.count { "count" } else { "rows" },
             "near": self.near.as_ref().map(crate::near::Near::to_json),
+            "search": self.search.as_ref().map(crate::search::Search::to_json),
+            "hybrid": self.hybrid.as_ref().map(crate::search::Hybrid::to_json),
         })
     }
+}
+
+/// The filters a list of filters ANDs together, nested ANDs flattened.
+fn top_level(filters: &[Filter]) -> Vec<&Filter> {
+    let mut out = Vec::new();
+    for f in filters {
+        match f {
+            Filter::And(inner) => out.extend(top_level(inner)),
+            other => out.push(other),
+        }
+    }
+    out
+}
+
+/// Whether `field` has an `inverted` binding (a search backend indexes it).
+fn indexed_for_search(rt: &crate::workspace::EntityRuntime, field: &str) -> bool {
+    rt.plan.bindings.iter().any(|b| b.field == field && b.strategy == heavenbase_catalog::Strategy::Inverted)
 }
 
 fn strings(key: &str, v: &Json) -> Result<Vec<String>> {
@@ -433,6 +466,32 @@ impl Query {
         Ok(self)
     }
 
+    /// Full-text search of `fields` (none: every field indexed for search):
+    /// the `top_k` (default 50, at most 1000) best rows for `query` by BM25,
+    /// filters applied first, ordered by `score` descending unless an order
+    /// is given.
+    pub fn search(mut self, fields: &[&str], query: &str, top_k: Option<usize>) -> Result<Self> {
+        self.spec.search = Some(crate::search::Search::new(fields, query, top_k)?);
+        Ok(self)
+    }
+
+    /// Text search of `fields` for `query` and nearest neighbours of `vector`
+    /// by `vector_field`, fused by Reciprocal Rank Fusion (k = 60): the
+    /// `top_k` best rows with `score`, `text_rank` and `vector_rank`.
+    pub fn hybrid(
+        mut self,
+        fields: &[&str],
+        query: &str,
+        vector_field: &str,
+        vector: Vec<f32>,
+        top_k: Option<usize>,
+    ) -> Result<Self> {
+        let search = crate::search::Search::new(fields, query, None)?;
+        let near = crate::near::Near::new(vector_field, vector, None, None)?;
+        self.spec.hybrid = Some(crate::search::Hybrid::new(search, near, top_k, None)?);
+        Ok(self)
+    }
+
     pub fn count(self) -> Self {
         self.with(|s| s.count = true)
     }
@@ -445,35 +504,69 @@ impl Query {
         if !spec.aggregates.is_empty() && !spec.select.is_empty() {
             return Err(Error::argument("Aggregate defines the result projection; do not combine aggregate() with select()"));
         }
+        let rankings = [spec.near.is_some(), spec.search.is_some(), spec.hybrid.is_some()].iter().filter(|r| **r).count();
+        if rankings > 1 {
+            return Err(Error::argument("near, search and hybrid each rank the rows their own way; use one of them"));
+        }
+        // `$match` on a field indexed for search (at the top of the filter) is
+        // a full-text match, ranked; elsewhere it is a substring test.
+        let (matches, filters): (Vec<&Filter>, Vec<&Filter>) = top_level(&spec.filters).into_iter().partition(
+            |f| matches!(f, Filter::Op { field, op: FilterOp::Match, value: Json::String(_) } if indexed_for_search(&rt, field)),
+        );
         let mut df = self.ws.session().table(def.table_name()).await?;
-        if !spec.filters.is_empty() {
-            let exprs = spec.filters.iter().map(|f| compile_filter(def, f)).collect::<Result<Vec<_>>>()?;
+        if !filters.is_empty() {
+            let exprs = filters.iter().map(|f| compile_filter(def, f)).collect::<Result<Vec<_>>>()?;
             df = df.filter(and_all(exprs))?;
         }
-        let mut near_scored = false;
-        if let Some(near) = &spec.near {
-            // Filters pick the candidates; the search runs where the vectors live;
-            // the hits join back to the entity by object_id (key lookups).
-            let candidates = if spec.filters.is_empty() {
+        let mut scored: Vec<String> = Vec::new();
+        if rankings > 0 || !matches.is_empty() {
+            // Filters pick the candidates; the search runs where the vectors or
+            // the text index live; the hits join back to the entity by
+            // object_id (key lookups).
+            let mut candidates = if filters.is_empty() {
                 None
             } else {
                 let batches = df.clone().select(vec![ident(OBJECT_ID)])?.collect().await?;
                 Some(crate::table::first_column_ids(&batches))
             };
-            let hits = self.ws.near(&self.entity, near, candidates).await?;
-            let ids: Vec<Expr> = hits.iter().map(|(id, _)| lit(id.clone())).collect();
-            let hits_df = self
-                .ws
-                .session()
-                .read_batch(crate::near::hits_batch(&hits))?
-                .select(vec![ident(OBJECT_ID).alias("__near_id"), ident("score")])?;
+            let mut matched: Vec<(String, f32)> = Vec::new();
+            for m in &matches {
+                let Filter::Op { field, value: Json::String(text), .. } = m else { unreachable!("partitioned above") };
+                let search = crate::search::Search::new(&[field.as_str()], text, None)?.unlimited();
+                let hits = self.ws.search(&self.entity, &search, candidates.take()).await?;
+                // Several matches: rows matching all, their scores summed.
+                let before: std::collections::HashMap<String, f32> = matched.drain(..).collect();
+                matched = hits
+                    .into_iter()
+                    .filter_map(|(id, s)| match before.get(&id) {
+                        Some(b) => Some((id, s + b)),
+                        None if before.is_empty() => Some((id, s)),
+                        None => None,
+                    })
+                    .collect();
+                candidates = Some(matched.iter().map(|(id, _)| id.clone()).collect());
+            }
+            let hits = if let Some(near) = &spec.near {
+                crate::near::hits_batch(&self.ws.near(&self.entity, near, candidates).await?)
+            } else if let Some(search) = &spec.search {
+                crate::search::search_batch(&self.ws.search(&self.entity, search, candidates).await?)
+            } else if let Some(hybrid) = &spec.hybrid {
+                crate::search::hybrid_batch(&self.ws.hybrid(&self.entity, hybrid, candidates).await?)
+            } else {
+                crate::near::hits_batch(&matched)
+            };
+            scored = hits.schema().fields().iter().skip(1).map(|f| f.name().clone()).collect();
+            let ids: Vec<Expr> = crate::table::first_column_ids(std::slice::from_ref(&hits)).into_iter().map(lit).collect();
+            let mut columns = vec![ident(OBJECT_ID).alias("__ranked_id")];
+            columns.extend(scored.iter().map(|c| ident(c.as_str())));
+            let hits_df = self.ws.session().read_batch(hits)?.select(columns)?;
             let base = self.ws.session().table(def.table_name()).await?;
             let base = if ids.is_empty() { base.filter(lit(false))? } else { base.filter(ident(OBJECT_ID).in_list(ids, false))? };
             let mut cols: Vec<Expr> = base.schema().fields().iter().map(|f| ident(f.name())).collect();
-            cols.push(ident("score"));
-            df = base.join(hits_df, datafusion::common::JoinType::Inner, &[OBJECT_ID], &["__near_id"], None)?.select(cols)?;
-            near_scored = true;
+            cols.extend(scored.iter().map(|c| ident(c.as_str())));
+            df = base.join(hits_df, datafusion::common::JoinType::Inner, &[OBJECT_ID], &["__ranked_id"], None)?.select(cols)?;
         }
+        let near_scored = !scored.is_empty();
         if spec.count {
             return Ok(df.aggregate(vec![], vec![count(ident(OBJECT_ID)).alias("count")])?);
         }
@@ -497,8 +590,8 @@ impl Query {
         }
         let mut order = Vec::new();
         for (f, desc) in &spec.order {
-            if near_scored && f == "score" {
-                order.push(ident("score").sort(!desc, false));
+            if scored.contains(f) {
+                order.push(ident(f.as_str()).sort(!desc, false));
                 continue;
             }
             order.push(field_expr(def, f)?.0.sort(!desc, false));
@@ -511,12 +604,10 @@ impl Query {
         df = df.sort(order)?;
         if !spec.select.is_empty() {
             let mut cols = vec![ident(OBJECT_ID)];
-            for f in spec.select.iter().filter(|f| *f != OBJECT_ID && !(near_scored && *f == "score")) {
+            for f in spec.select.iter().filter(|f| *f != OBJECT_ID && !scored.contains(f)) {
                 cols.push(field_expr(def, f)?.0.alias(f));
             }
-            if near_scored {
-                cols.push(ident("score"));
-            }
+            cols.extend(scored.iter().map(|c| ident(c.as_str())));
             df = df.select(cols)?;
         }
         Ok(df.limit(spec.offset, spec.limit)?)

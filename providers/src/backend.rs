@@ -9,6 +9,7 @@ use heavenbase_catalog::{BackendInfo, IndexPlan, LogicalType, OBJECT_ID};
 use serde_json::Value as Json;
 
 use crate::Result;
+use crate::text::{Scored, TextRequest, exact_search};
 use crate::vector::{Hit, NearRequest, exact_nearest};
 
 /// A column of a field group.
@@ -18,11 +19,14 @@ pub struct ColumnSpec {
     pub ty: LogicalType,
     /// The value a new row takes when a write leaves this column out.
     pub default: Option<Json>,
+    /// Indexed for full-text search (the field's `inverted` binding): a
+    /// search backend keeps its inverted index up to date with every write.
+    pub search: bool,
 }
 
 impl ColumnSpec {
     pub fn new(name: impl Into<String>, ty: LogicalType) -> Self {
-        ColumnSpec { name: name.into(), ty, default: None }
+        ColumnSpec { name: name.into(), ty, default: None, search: false }
     }
 
     /// A one-row array holding the default (NULL when there is none).
@@ -247,6 +251,20 @@ pub trait Backend: Send + Sync + Debug {
             ScanRequest { columns: vec![request.column.clone()], filters: Vec::new(), ids: request.ids.clone(), limit: None };
         let batches = self.scan(group, &scan).await?;
         Ok(exact_nearest(&batches, request))
+    }
+
+    /// The `request.k` best rows for a full-text query over text columns,
+    /// best first, with BM25 scores (crate::text). By default an exact search
+    /// over a scan of the columns; search backends answer from their index.
+    async fn text_search(&self, group: &GroupSpec, request: &TextRequest) -> Result<Vec<Scored>> {
+        let scan = ScanRequest { columns: request.columns.clone(), filters: Vec::new(), ids: None, limit: None };
+        let batches = self.scan(group, &scan).await?;
+        Ok(exact_search(&batches, request))
+    }
+
+    /// How [`Backend::text_search`] answers `request`, for EXPLAIN.
+    fn explain_text_search(&self, group: &GroupSpec, request: &TextRequest) -> String {
+        format!("exact BM25 over a scan of {} ({}) for [{}]", group.table, request.columns.join(", "), request.query)
     }
 
     /// The backend's own SQL engine, when it has one: federation runs whole

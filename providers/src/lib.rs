@@ -6,6 +6,7 @@
 pub mod backend;
 pub mod exec;
 pub mod group_table;
+pub mod indexed;
 pub mod inmem;
 #[cfg(feature = "lance")]
 pub mod lance;
@@ -14,6 +15,7 @@ pub mod postgres;
 pub mod registry;
 pub mod sql_filter;
 pub mod sqlite;
+pub mod text;
 pub mod vector;
 
 pub use backend::{

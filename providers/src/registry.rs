@@ -81,6 +81,18 @@ impl BackendRegistry {
     pub fn create(&self, kind: &str, name: &str, config: &Map<String, Json>, cx: &BackendContext) -> Result<Arc<dyn Backend>> {
         let kind = self.canonical(kind);
         match self.entries.iter().find(|e| e.kind == kind).map(|e| e.factory) {
+            // `"search": true` makes any backend a search backend: its rows
+            // as it stores them, an inverted index over them (crate::indexed).
+            // inmem keeps its own index.
+            Some(Ok(factory)) if kind != "inmem" && config.contains_key("search") => {
+                let mut config = config.clone();
+                match config.remove("search") {
+                    Some(Json::Bool(true)) => Ok(Arc::new(crate::indexed::SearchIndexed::new(factory(name, &config, cx)?))),
+                    Some(Json::Bool(false)) => factory(name, &config, cx),
+                    Some(other) => Err(ProviderError::Config(format!("Backend '{name}': search is true or false, got {other}"))),
+                    None => unreachable!("checked above"),
+                }
+            }
             Some(Ok(factory)) => factory(name, config, cx),
             Some(Err(feature)) => Err(ProviderError::Unsupported(format!(
                 "Backend '{name}' has type '{kind}', which this build was compiled without (enable the '{feature}' feature \
@@ -95,8 +107,16 @@ impl BackendRegistry {
     }
 }
 
-fn inmem(name: &str, _config: &Map<String, Json>, _cx: &BackendContext) -> Result<Arc<dyn Backend>> {
-    Ok(Arc::new(crate::inmem::InmemBackend::new(name)))
+/// `search`: `true` makes the instance a search backend (LongText fields are
+/// indexed in it); an instance named `search` is one unless `search` is `false`.
+fn inmem(name: &str, config: &Map<String, Json>, _cx: &BackendContext) -> Result<Arc<dyn Backend>> {
+    let backend = crate::inmem::InmemBackend::new(name);
+    let searching = match config.get("search") {
+        None => name == "search",
+        Some(Json::Bool(b)) => *b,
+        Some(other) => return Err(ProviderError::Config(format!("Backend '{name}': search is true or false, got {other}"))),
+    };
+    Ok(Arc::new(if searching { backend.searching() } else { backend }))
 }
 
 /// `database`: `:memory:`, a `file://` URI, an absolute path, or a logical

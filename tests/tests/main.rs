@@ -10,6 +10,7 @@ mod postgres;
 mod providers;
 mod query;
 mod replay;
+mod search;
 mod sql;
 mod types;
 mod vectors;

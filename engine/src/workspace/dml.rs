@@ -449,9 +449,26 @@ impl Workspace {
         if def.get(OBJECT_ID).is_none() {
             def.fields.insert(0, FieldDef::builtin_object_id().system_column());
         }
+        // A SQL table's text is not indexed for search unless WITH (search =
+        // 'a, b') names it: Postgres users expect `text` to be a column, not
+        // an index to maintain.
+        for f in def.fields.iter_mut().filter(|f| f.ty.is_text() && !f.is_builtin()) {
+            f.search = Some(false);
+        }
         if let CreateTableOptions::With(options) = &create.table_options {
             for o in options {
                 match o {
+                    SqlOption::KeyValue { key, value } if key.value.eq_ignore_ascii_case("search") => {
+                        let text = literal_json(value)
+                            .and_then(|v| v.as_str().map(String::from))
+                            .ok_or_else(|| Error::definition("search takes a string: 'column, column'"))?;
+                        for name in text.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+                            let f = def.fields.iter_mut().find(|f| f.name == name).ok_or_else(|| {
+                                Error::unknown_field(format!("CREATE TABLE {entity_id}: search names unknown column '{name}'"))
+                            })?;
+                            f.search = Some(true);
+                        }
+                    }
                     SqlOption::KeyValue { key, value } if key.value.eq_ignore_ascii_case("placement") => {
                         let text = literal_json(value)
                             .and_then(|v| v.as_str().map(String::from))

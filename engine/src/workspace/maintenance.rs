@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use datafusion::arrow::array::{ArrayRef, RecordBatch, StringArray, new_null_array};
+use datafusion::arrow::array::{ArrayRef, RecordBatch, StringArray};
 use heavenbase_catalog::audit::{CatalogAudit, diff_catalog};
 use heavenbase_catalog::system::SYS_CATALOG;
 use heavenbase_catalog::{NAME, OBJECT_ID, Row, catalog_row_id};
@@ -141,10 +141,22 @@ impl Workspace {
                         // An orphan: no primary row, so the object does not exist.
                         backend.delete(group, std::slice::from_ref(&p.object_id)).await?;
                     } else if in_primary && p.missing_in.contains(name) {
-                        // The group's part was lost: store it as NULLs, as it reads.
                         let mut arrays: Vec<ArrayRef> = vec![Arc::new(StringArray::from(vec![p.object_id.clone()]))];
-                        for f in group.schema().fields().iter().skip(1) {
-                            arrays.push(new_null_array(f.data_type(), 1));
+                        // A group of copies (a search index: every field is read
+                        // from elsewhere) is rebuilt from the row; a group whose
+                        // part was lost is stored as NULLs, as it reads.
+                        let copies = group.columns.iter().all(|c| rt.plan.home_of(&c.name) != Some(name.as_str()));
+                        let row = if copies { self.get(&p.entity, &p.object_id).await? } else { None };
+                        for c in &group.columns {
+                            let mut b = heavenbase_catalog::ColumnBuilder::new(&c.ty, 1);
+                            match row.as_ref().and_then(|r| r.get(&c.name)) {
+                                Some(v) if b.push(v).is_ok() => {}
+                                _ => {
+                                    b = heavenbase_catalog::ColumnBuilder::new(&c.ty, 1);
+                                    b.push_null();
+                                }
+                            }
+                            arrays.push(b.finish());
                         }
                         let batch = RecordBatch::try_new(group.schema(), arrays)
                             .map_err(|e| crate::Error::with_source(crate::ErrorKind::Internal, e.to_string(), e))?;

@@ -215,6 +215,10 @@ impl Workspace {
         };
         // near(entity, field, vector, ...) in SQL.
         ws.inner.ctx.register_udtf("near", Arc::new(crate::near::NearFunction { ws: Arc::downgrade(&ws.inner) }));
+        for (name, hybrid) in [("search", false), ("hybrid", true)] {
+            let function = crate::search::SearchFunction { ws: Arc::downgrade(&ws.inner), hybrid };
+            ws.inner.ctx.register_udtf(name, Arc::new(function));
+        }
         let catalogs = ws.inner.ctx.state().catalog_list().clone();
         if let Some(catalog) = catalogs.catalog("heavenbase") {
             let schema = crate::infoschema::InformationSchema::new(&catalogs, Arc::downgrade(&ws.inner));
@@ -404,7 +408,14 @@ impl Workspace {
                 .iter()
                 .map(|f| {
                     let field = def.get(f).expect("planned field exists");
-                    ColumnSpec { name: f.clone(), ty: field.ty.clone(), default: field.default.clone() }
+                    ColumnSpec {
+                        name: f.clone(),
+                        ty: field.ty.clone(),
+                        default: field.default.clone(),
+                        search: plan.bindings.iter().any(|b| {
+                            b.field == *f && b.backend == g.backend && b.strategy == heavenbase_catalog::Strategy::Inverted
+                        }),
+                    }
                 })
                 .collect();
             let indexes = plan.indexes.iter().filter(|i| i.backend == g.backend).cloned().collect();
