@@ -80,18 +80,22 @@ pub(crate) struct Context {
 /// do; a query that does not parse here is left for datafusion-postgres to report).
 #[cfg(test)]
 pub(crate) fn rewrite(sql: &str) -> Option<String> {
-    rewrite_with(sql, RULES, None)
+    rewrite_with(sql, RULES, None).expect("without a workspace nothing fails")
 }
 
 /// [`rewrite`] for a statement sent to `ws`, which also gives tables with
 /// system columns their Postgres shape (`Workspace::shape_statement`: `*`
-/// and positional INSERTs cover the declared columns).
-pub(crate) fn rewrite_for(ws: &heavenbase::Workspace, sql: &str) -> Option<String> {
+/// and positional INSERTs cover the declared columns) and writes vectors in
+/// pgvector's text form as arrays (`Workspace::vector_literals`: a malformed
+/// one, or one of the wrong dimension, is the statement's error).
+pub(crate) fn rewrite_for(ws: &heavenbase::Workspace, sql: &str) -> heavenbase::Result<Option<String>> {
     rewrite_with(sql, RULES, Some(ws))
 }
 
-fn rewrite_with(sql: &str, rules: &[&dyn Rule], ws: Option<&heavenbase::Workspace>) -> Option<String> {
+fn rewrite_with(sql: &str, rules: &[&dyn Rule], ws: Option<&heavenbase::Workspace>) -> heavenbase::Result<Option<String>> {
     let lower = sql.to_ascii_lowercase();
+    let vectors =
+        ws.filter(|ws| (lower.contains("insert") || lower.contains("update")) && sql.contains('[') && ws.has_vector_fields());
     let shape = ws.filter(|ws| (sql.contains('*') || lower.contains("insert")) && ws.has_system_columns());
     let query = ["select", "with", "("].iter().any(|start| lower.trim_start().starts_with(start));
     let worth_parsing = query
@@ -111,10 +115,10 @@ fn rewrite_with(sql: &str, rules: &[&dyn Rule], ws: Option<&heavenbase::Workspac
     let named = ws.is_some() && query && !catalog_query;
     // SQLAlchemy's multi-row INSERT … SELECT … FROM (VALUES …) (heavenbase::insert_values).
     let insert_values = lower.trim_start().starts_with("insert") && lower.contains("values") && lower.contains("select");
-    if !worth_parsing && !chains && shape.is_none() && !named && !insert_values {
-        return None;
+    if !worth_parsing && !chains && shape.is_none() && !named && !insert_values && vectors.is_none() {
+        return Ok(None);
     }
-    let mut statements = Parser::parse_sql(&PostgreSqlDialect {}, sql).ok()?;
+    let Ok(mut statements) = Parser::parse_sql(&PostgreSqlDialect {}, sql) else { return Ok(None) };
     let balanced = chains && heavenbase::chains::balance_chains(&mut statements);
     let mut flattened = false;
     if insert_values {
@@ -126,6 +130,12 @@ fn rewrite_with(sql: &str, rules: &[&dyn Rule], ws: Option<&heavenbase::Workspac
     if let Some(ws) = shape {
         for statement in &mut statements {
             shaped |= ws.shape_statement(statement);
+        }
+    }
+    let mut vectored = false;
+    if let Some(ws) = vectors {
+        for statement in &mut statements {
+            vectored |= ws.vector_literals(statement)?;
         }
     }
     let mut renamed = false;
@@ -150,12 +160,15 @@ fn rewrite_with(sql: &str, rules: &[&dyn Rule], ws: Option<&heavenbase::Workspac
     if renamed {
         rewriter.applied.push("postgres_column_names");
     }
+    if vectored {
+        rewriter.applied.push("vector_text");
+    }
     if rewriter.applied.is_empty() {
-        return None;
+        return Ok(None);
     }
     let rewritten = statements.iter().map(Statement::to_string).collect::<Vec<_>>().join("; ");
     tracing::debug!(rules = ?rewriter.applied, "catalog query rewritten for DataFusion: {rewritten}");
-    Some(rewritten)
+    Ok(Some(rewritten))
 }
 
 struct Rewriter<'a> {

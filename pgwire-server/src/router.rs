@@ -192,7 +192,7 @@ impl WorkspaceService {
         }
         // Before anything parses it (the parser's time can grow exponentially with nesting).
         heavenbase::check_nesting(sql).map_err(crate::to_pg_error)?;
-        let rewritten = crate::rewrite::rewrite_for(&self.ws, sql);
+        let rewritten = crate::rewrite::rewrite_for(&self.ws, sql).map_err(crate::to_pg_error)?;
         let parsed = self.df.query_parser().parse_sql(client, rewritten.as_deref().unwrap_or(sql), types).await?;
         // Only queries: SET, SHOW, cursors and writes are cheap to parse or
         // depend on the session, and the read-only guard runs at parse time.
@@ -424,7 +424,7 @@ impl SimpleQueryHandler for Router {
         let responses = crate::limits::within(
             deadline,
             guarded(query, async {
-                let rewritten = crate::rewrite::rewrite_for(&session.service.ws, query);
+                let rewritten = crate::rewrite::rewrite_for(&session.service.ws, query).map_err(crate::to_pg_error)?;
                 <DfSessionService as SimpleQueryHandler>::do_query(
                     &session.service.df,
                     client,

@@ -243,3 +243,41 @@ async fn a_block_spans_sqlite_and_lance() {
     assert_eq!(ws.get("doc", &d2).await.unwrap().unwrap()["emb"], json!(vector(2)));
     assert!(ws.audit().await.unwrap().ok());
 }
+
+/// pgvector's text form, as psycopg, LangChain and LlamaIndex send vectors.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn vectors_in_pgvector_text_form_are_written_by_insert_update_and_copy() {
+    let h = TestHome::new();
+    let ws = h.open("v-text", Construction::preset("debug")).await;
+    ws.sql("CREATE TABLE item (id integer PRIMARY KEY, emb vector(3))").await.unwrap();
+    ws.sql("INSERT INTO item VALUES (1, '[1,0,0]'), (2, '[0, 1, 0]'::vector)").await.unwrap();
+    ws.sql("INSERT INTO item (emb, id) VALUES ('[0.5,-0.5,1e-1]', 3)").await.unwrap();
+    ws.sql("UPDATE item SET emb = '[0,0,1]' WHERE id = 2").await.unwrap();
+    let got = cells(&ws.sql("SELECT id, emb FROM item ORDER BY id").await.unwrap());
+    assert_eq!(got, [["1", "[1.0, 0.0, 0.0]"], ["2", "[0.0, 0.0, 1.0]"], ["3", "[0.5, -0.5, 0.1]"]]);
+    for (sql, expect) in [
+        ("INSERT INTO item VALUES (4, '[1,0]')", "item.emb: the vector '[1,0]' has 2 dimensions, the field has 3"),
+        ("UPDATE item SET emb = '[1,2,3,4]' WHERE id = 1", "has 4 dimensions, the field has 3"),
+        ("INSERT INTO item VALUES (4, '[1,x,0]')", "item.emb: '[1,x,0]' is not a vector"),
+    ] {
+        let err = ws.sql(sql).await.unwrap_err().to_string();
+        assert!(err.contains(expect), "{sql}: {err}");
+    }
+    assert_eq!(cells(&ws.sql("SELECT count(*) FROM item").await.unwrap()), [["3"]], "a refused write changes nothing");
+
+    // Over the wire: the simple and extended protocols and COPY.
+    let port = crate::wire::start(ws.clone()).await;
+    let client = crate::wire::connect(port, "v-text").await;
+    client.simple_query("INSERT INTO item VALUES (4, '[0,1,1]')").await.unwrap();
+    client.execute("UPDATE item SET emb = '[1,1,1]' WHERE id = $1", &[&4i64]).await.unwrap();
+    let err = client.simple_query("INSERT INTO item VALUES (5, '[1]')").await.unwrap_err();
+    assert!(err.as_db_error().unwrap().message().contains("has 1 dimensions, the field has 3"), "{err:?}");
+    let sink = client.copy_in::<_, &'static [u8]>("COPY item (id, emb) FROM STDIN").await.unwrap();
+    futures::pin_mut!(sink);
+    futures::SinkExt::send(&mut sink, b"6\t[2,2,2]\n".as_slice()).await.unwrap();
+    sink.finish().await.unwrap();
+    let got = cells(&ws.sql("SELECT id, emb FROM item WHERE id >= 4 ORDER BY id").await.unwrap());
+    assert_eq!(got, [["4", "[1.0, 1.0, 1.0]"], ["6", "[2.0, 2.0, 2.0]"]]);
+    let near = cells(&ws.sql("SELECT object_id FROM near('item', 'emb', '[1,1,1]', 1)").await.unwrap());
+    assert_eq!(near.len(), 1);
+}

@@ -16,6 +16,7 @@ pub(crate) mod maintenance;
 pub(crate) mod references;
 pub(crate) mod shape;
 pub(crate) mod transaction;
+pub(crate) mod vector_text;
 pub(crate) mod views;
 pub(crate) mod write;
 

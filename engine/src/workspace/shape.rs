@@ -50,7 +50,7 @@ impl Workspace {
     }
 
     /// The definition of the entity a FROM or INSERT names (`t`, `public.t`).
-    fn named_entity(&self, name: &ObjectName) -> Option<Arc<EntityRuntime>> {
+    pub(super) fn named_entity(&self, name: &ObjectName) -> Option<Arc<EntityRuntime>> {
         let parts: Vec<&Ident> = name.0.iter().map(ObjectNamePart::as_ident).collect::<Option<_>>()?;
         let table = match parts.as_slice() {
             [table] => table,

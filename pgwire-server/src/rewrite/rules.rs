@@ -245,7 +245,7 @@ mod tests {
     /// `rule` alone turns `sql` into SQL containing `expected`; None: it leaves
     /// `sql` alone.
     fn assert_rewrite(rule: &dyn Rule, sql: &str, expected: Option<&str>) {
-        let out = rewrite_with(sql, &[rule], None);
+        let out = rewrite_with(sql, &[rule], None).expect("without a workspace nothing fails");
         match (expected, &out) {
             (Some(part), Some(out)) => assert!(out.contains(part), "{}: {out}", rule.name()),
             (None, None) => {}
