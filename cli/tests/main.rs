@@ -120,6 +120,19 @@ fn demo_sql_repl_audit_and_errors() {
     assert_eq!((fixed["catalog"]["missing_written"].as_i64(), fixed["ok"].as_bool()), (Some(3), Some(true)));
     let explain = hb.ok(&["sql", "-w", "demo", "-c", "EXPLAIN SELECT title FROM product WHERE price < 20"]);
     assert!(explain.contains("BackendScanExec") && explain.contains("\"price\" < ?1"), "{explain}");
+    // Full-text search of the reviews' bodies: ranked, best first, as SQL ranks them.
+    let out =
+        hb.ok(&["search", "-w", "demo", "review", "+drawers humid -late", "--top-k", "3", "--format", "csv", "--fields", "body"]);
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines[0], "object_id,name,body,score", "{out}");
+    assert_eq!(lines.len(), 4, "{out}");
+    assert!(lines[1..].iter().all(|l| l.contains("drawers stick in humid") && !l.contains("Arrived late")), "{out}");
+    let sql = hb.ok(&[
+        "sql", "-w", "demo", "--format", "csv", "-c",
+        "SELECT r.name FROM search('review', 'body', '+drawers humid -late', 3) s JOIN review r USING (object_id) ORDER BY s.score DESC, s.object_id",
+    ]);
+    let names: Vec<&str> = lines[1..].iter().map(|l| l.split(',').nth(1).unwrap()).collect();
+    assert_eq!(sql.lines().skip(1).collect::<Vec<_>>(), names, "{sql}");
     // User errors exit 1 with a message and no backtrace.
     let out = hb.run(&["sql", "-w", "demo", "-c", "SELECT * FROM nothing_here"]);
     assert_eq!(out.status.code(), Some(1));

@@ -75,6 +75,12 @@ fn check_scenario(r: &Json, legacy: bool) {
     assert_eq!(r["query"]["truncated"], false);
     let near: Vec<&str> = r["near"]["rows"].as_array().unwrap().iter().map(|row| row["name"].as_str().unwrap()).collect();
     assert_eq!(near, ["Routing note", "n0"], "nearest to [1, 0, 0]: {}", r["near"]);
+    // Full-text search through the same JSON language: only the seed's body
+    // holds "vectors", ranked with its BM25 score.
+    let found: Vec<&str> = r["search"]["rows"].as_array().unwrap().iter().map(|row| row["name"].as_str().unwrap()).collect();
+    assert_eq!(found, ["Routing note"], "{}", r["search"]);
+    assert!(r["search"]["rows"][0]["score"].as_f64().unwrap() > 0.0, "{}", r["search"]);
+    assert_eq!(d["query_capabilities"]["search"], json!(["body"]));
 
     assert_eq!(r["sql_capped"]["error"], false);
     assert_eq!(r["sql_capped"]["rows"], json!([{"title": "Lance keeps vectors"}, {"title": "Postgres serves"}]));

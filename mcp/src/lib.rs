@@ -88,7 +88,7 @@ impl ServerHandler for WorkspaceServer {
             .with_server_info(Implementation::new(format!("heavenbase-{}", self.inner.ws.id()), env!("CARGO_PKG_VERSION")))
             .with_instructions(format!(
                 "HeavenBase workspace '{}'. Every entity is a table of rows keyed by object_id. Start with list_entities \
-                 and describe_entity; read with get/query (the JSON query language: filter, select, order, limit, near) \
+                 and describe_entity; read with get/query (the JSON query language: filter, select, order, limit, near, search, hybrid) \
                  or sql; profile '{}'.",
                 self.inner.ws.id(),
                 self.inner.profile.name()

@@ -122,7 +122,10 @@ struct QueryArg {
     /// The JSON query: {"filter": {"price": {"$lt": 150}}, "select": ["name", "price"],
     /// "order": ["-price"], "limit": 10, "offset": 0, "group_by": [...],
     /// "aggregate": {"n": {"count": {}}}, "count": true,
-    /// "near": {"field": "emb", "query": [...], "top_k": 5}}. A JSON string is decoded.
+    /// "near": {"field": "emb", "query": [...], "top_k": 5},
+    /// "search": {"fields": ["body"], "query": "words \"a phrase\" +must -not pre*", "top_k": 10},
+    /// "hybrid": {"fields": ["body"], "query": "...", "vector_field": "emb", "vector": [...], "top_k": 10}}.
+    /// A JSON string is decoded.
     #[serde(default)]
     spec: Option<Json>,
 }
@@ -158,7 +161,7 @@ fn describe(tool: &str) -> &'static str {
         "list_entities" => "List the workspace's entities (tables).",
         "describe_entity" => {
             "An entity's fields (types, descriptions, required), where each field is stored, how object_id derives, \
-             which filter operators apply to each field and which fields near() searches."
+             which filter operators apply to each field, which fields near() and search() read."
         }
         "define_entity" => "Register an entity from its JSON definition; the same definition again is a no-op.",
         "get" => "One row by object_id: {row} (null when absent).",
@@ -410,6 +413,14 @@ fn describe_entity(ws: &Workspace, entity: &str) -> Result<Json> {
     };
     let near: Vec<&str> =
         def.fields.iter().filter(|f| matches!(f.ty, LogicalType::Vector { .. })).map(|f| f.name.as_str()).collect();
+    // Text fields search() reads without naming them: those indexed for search,
+    // else LongText ones (searched exactly).
+    let mut search: Vec<&str> =
+        plan.bindings.iter().filter(|b| b.strategy.as_str() == "inverted").map(|b| b.field.as_str()).collect();
+    search.dedup();
+    if search.is_empty() {
+        search = def.fields.iter().filter(|f| matches!(f.ty, LogicalType::LongText { .. })).map(|f| f.name.as_str()).collect();
+    }
     let filter_ops: serde_json::Map<String, Json> = def.fields.iter().map(|f| (f.name.clone(), json!(filter_ops(f)))).collect();
     let fields: Vec<Json> = def
         .fields
@@ -431,7 +442,7 @@ fn describe_entity(ws: &Workspace, entity: &str) -> Result<Json> {
         "fields": fields,
         "derives": derives,
         "storage_plan": plan.to_json(),
-        "query_capabilities": {"filter": true, "order": true, "aggregate": true, "sql": true, "near": near},
+        "query_capabilities": {"filter": true, "order": true, "aggregate": true, "sql": true, "near": near, "search": search},
         "filter_ops": filter_ops,
     }))
 }

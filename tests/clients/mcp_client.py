@@ -76,6 +76,10 @@ async def scenario(client, legacy):
         {"near": {"field": "emb", "vector": [1.0, 0.0, 0.0], "top_k": 2}, "select": ["name"]})})
     assert not err, near
     report["near"] = near
+    err, found, _ = await call(client, "query", {"entity": "note", "spec": {
+        "search": {"fields": ["body"], "query": "+vectors main", "top_k": 5}, "select": ["name"]}})
+    assert not err, found
+    report["search"] = found
     err, capped, _ = await call(client, "sql", {"sql": "SELECT title FROM note ORDER BY title", "max_rows": 2})
     report["sql_capped"] = {"error": err, **capped}
     err, counted, _ = await call(client, "sql", {"sql": "SELECT count(*) AS n FROM note"})
