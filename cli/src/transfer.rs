@@ -187,10 +187,15 @@ async fn ensure_entity(ws: &Workspace, entity: &str, columns: &[(String, Logical
             continue;
         }
         let ty = if name == "name" { LogicalType::short_text() } else { ty.clone() };
-        def.fields.push(FieldDef::new(name, ty));
+        // Every string column is inferred LongText: indexing them all for
+        // search would cost memory and time nobody asked for. Define the
+        // entity first to choose what is searchable; search() still reads
+        // these columns, exactly.
+        let indexed = if ty.is_text() { Some(false) } else { None };
+        def.fields.push(FieldDef { search: indexed, ..FieldDef::new(name, ty) });
     }
     ws.register(def, false).await?;
-    eprintln!("created entity '{entity}' from the file's columns");
+    eprintln!("created entity '{entity}' from the file's columns (its text is not indexed for search)");
     Ok(())
 }
 

@@ -19,7 +19,7 @@
 //! constant-score prefix query). Over several fields, a row's score is the
 //! sum of its per-field scores, each with that field's own statistics.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use datafusion::arrow::array::{Array, AsArray, RecordBatch};
@@ -199,8 +199,9 @@ struct Doc {
 /// statistics BM25 needs kept up to date as documents come and go.
 #[derive(Debug, Clone, Default)]
 pub struct TextIndex {
-    /// Word → word id, ordered so that a prefix is a range.
-    dictionary: BTreeMap<String, u32>,
+    /// Word → word id (a prefix query walks all words: a hash lookup per
+    /// written word is what writes pay, and they come far more often).
+    dictionary: HashMap<String, u32>,
     /// By word id: (document, occurrences), documents ascending; dead
     /// documents stay until the next compaction.
     postings: Vec<Vec<(u32, u32)>>,
@@ -232,13 +233,19 @@ impl TextIndex {
         self.remove(id);
         let Some(text) = text else { return };
         let mut ids = Vec::new();
-        for w in words(text) {
-            let next = self.postings.len() as u32;
-            let wid = *self.dictionary.entry(w).or_insert(next);
-            if wid == next {
-                self.postings.push(Vec::new());
-                self.df.push(0);
-            }
+        for w in text.split(|c: char| !c.is_alphanumeric()).filter(|w| !w.is_empty()) {
+            // As `words`, without allocating for words already lower-case and known.
+            let lower: std::borrow::Cow<str> = if w.chars().any(char::is_uppercase) { w.to_lowercase().into() } else { w.into() };
+            let wid = match self.dictionary.get(lower.as_ref()) {
+                Some(wid) => *wid,
+                None => {
+                    let wid = self.postings.len() as u32;
+                    self.dictionary.insert(lower.into_owned(), wid);
+                    self.postings.push(Vec::new());
+                    self.df.push(0);
+                    wid
+                }
+            };
             ids.push(wid);
         }
         if ids.is_empty() {
@@ -346,7 +353,7 @@ impl TextIndex {
                 }
                 Matcher::Prefix(p) => {
                     let mut seen = HashSet::new();
-                    for (_, &wid) in self.dictionary.range(p.clone()..).take_while(|(w, _)| w.starts_with(p.as_str())) {
+                    for (_, &wid) in self.dictionary.iter().filter(|(w, _)| w.starts_with(p.as_str())) {
                         for &(doc, _) in &self.postings[wid as usize] {
                             if ok(doc) && seen.insert(doc) {
                                 let e = out.entry(doc).or_insert((0, 0.0));
@@ -368,6 +375,21 @@ impl TextIndex {
 /// alike also orders alike.
 pub fn search(indexes: &[&TextIndex], query: &TextQuery, k: usize, ids: Option<&[String]>) -> Vec<Scored> {
     let allowed: Option<HashSet<&str>> = ids.map(|ids| ids.iter().map(String::as_str).collect());
+    if let [index] = indexes {
+        // One field: rank document numbers, and name only the k kept.
+        let mut matched = HashMap::new();
+        index.matches(query, allowed.as_ref(), &mut matched);
+        let mut hits: Vec<(u32, f32)> =
+            matched.into_iter().filter(|(_, (mask, _))| query.accepts(*mask)).map(|(doc, (_, s))| (doc, s)).collect();
+        let id = |doc: u32| index.docs[doc as usize].id.as_str();
+        let by_rank = |a: &(u32, f32), b: &(u32, f32)| b.1.total_cmp(&a.1).then_with(|| id(a.0).cmp(id(b.0)));
+        if hits.len() > k {
+            hits.select_nth_unstable_by(k, by_rank);
+            hits.truncate(k);
+        }
+        hits.sort_by(by_rank);
+        return hits.into_iter().map(|(doc, s)| (id(doc).to_string(), s)).collect();
+    }
     let mut by_id: HashMap<&str, (u64, f32)> = HashMap::new();
     let mut per_field = HashMap::new();
     for index in indexes {
