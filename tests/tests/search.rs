@@ -585,3 +585,33 @@ async fn sql_tables_index_the_columns_with_search_names() {
     let err = ws.sql("CREATE TABLE bad (t text) WITH (search = 'nope')").await.unwrap_err().to_string();
     assert!(err.contains("nope"), "{err}");
 }
+
+#[tokio::test]
+async fn the_index_follows_alter_and_drop_table() {
+    let h = TestHome::new();
+    for preset in ["debug", "embedded"] {
+        let ws = h.open(&format!("s-alter-{preset}"), Construction::preset(preset)).await;
+        ws.sql("CREATE TABLE note (id integer PRIMARY KEY, body text, extra text) WITH (search = 'body')").await.unwrap();
+        ws.sql("INSERT INTO note VALUES (1, 'okapi at rest', 'x'), (2, 'zebra crossing', 'y')").await.unwrap();
+        let ids = |sql: &'static str| {
+            let ws = ws.clone();
+            async move { cells(&ws.sql(sql).await.unwrap()) }
+        };
+        ws.sql("ALTER TABLE note RENAME COLUMN body TO text").await.unwrap();
+        let got = ids("SELECT n.id FROM search('note', 'text', 'zebra') s JOIN note n USING (object_id)").await;
+        assert_eq!(got, [["2"]], "[{preset}] the index follows the renamed column");
+        let explain = ids("EXPLAIN SELECT * FROM search('note', 'text', 'zebra')").await;
+        assert!(explain.iter().any(|r| r.join(" ").contains("inverted index")), "[{preset}] {explain:?}");
+        ws.sql("ALTER TABLE note DROP COLUMN extra").await.unwrap();
+        ws.sql("UPDATE note SET text = 'a zebra again' WHERE id = 1").await.unwrap();
+        let got =
+            ids("SELECT n.id FROM search('note', '', 'zebra') s JOIN note n USING (object_id) ORDER BY s.score DESC, n.id").await;
+        assert_eq!(got.len(), 2, "[{preset}] {got:?}");
+        ws.sql("DROP TABLE note").await.unwrap();
+        let err = ws.sql("SELECT * FROM search('note', 'text', 'zebra')").await.unwrap_err().to_string();
+        assert!(err.contains("note"), "[{preset}] {err}");
+        ws.sql("CREATE TABLE note (id integer PRIMARY KEY, text text) WITH (search = 'text')").await.unwrap();
+        let got = ids("SELECT count(*) FROM search('note', 'text', 'zebra')").await;
+        assert_eq!(got, [["0"]], "[{preset}] a table made again starts with an empty index");
+    }
+}

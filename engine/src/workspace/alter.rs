@@ -132,11 +132,12 @@ impl Workspace {
         for check in &checks {
             self.check_rows(&e, check).await?;
         }
+        // Every group holding the column: a field may live in several (a
+        // search index beside its row, explicit placements).
         for change in &changes {
-            let Some((backend, group)) = rt.groups.iter().find(|(_, g)| g.column(change.column()).is_some()) else {
-                continue;
-            };
-            backend.alter_group(group, change).await?;
+            for (backend, group) in rt.groups.iter().filter(|(_, g)| g.column(change.column()).is_some()) {
+                backend.alter_group(group, change).await?;
+            }
         }
         self.register(def, true).await
     }
