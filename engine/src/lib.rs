@@ -14,6 +14,7 @@
 //! # Ok(()) }
 //! ```
 
+pub mod bound;
 pub mod chains;
 pub mod colnames;
 mod error;
@@ -31,6 +32,7 @@ mod search;
 mod table;
 mod workspace;
 
+pub use bound::{BoundParams, type_table_function_parameters};
 pub use error::{Error, ErrorKind, Result, kind_of, panicked};
 pub use heavenbase_catalog::{self as catalog, EntityDef, FieldDef, LogicalType, Row};
 pub use heavenbase_providers as providers;

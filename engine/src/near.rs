@@ -199,6 +199,10 @@ pub(crate) fn count_arg(func: &str, args: &[Expr], i: usize, what: &str) -> DfRe
     match args.get(i) {
         None => Ok(None),
         Some(Expr::Literal(ScalarValue::Int64(Some(k)), _)) if *k > 0 => Ok(Some(*k as usize)),
+        // A bound parameter the client sent untyped arrives as text.
+        Some(Expr::Literal(ScalarValue::Utf8(Some(k)), _)) if k.trim().parse::<usize>().is_ok_and(|k| k > 0) => {
+            Ok(k.trim().parse().ok())
+        }
         Some(other) => Err(DataFusionError::Plan(format!("{func}(): {what} must be a positive integer, got {other}"))),
     }
 }
@@ -239,7 +243,13 @@ pub(crate) fn vector_arg(func: &str, e: &Expr) -> DfResult<Vec<f32>> {
 
 impl TableFunctionImpl for NearFunction {
     fn call_with_args(&self, args: TableFunctionArgs) -> DfResult<Arc<dyn TableProvider>> {
-        self.plan(args.exprs())
+        let args = args.exprs();
+        if crate::bound::has_placeholder(args) {
+            let this = NearFunction { ws: self.ws.clone() };
+            let resolve: crate::bound::Resolve = Arc::new(move |args| this.plan(args));
+            return Ok(Arc::new(crate::bound::Unbound { name: "near", schema: near_schema(), args: args.to_vec(), resolve }));
+        }
+        self.plan(args)
     }
 }
 

@@ -378,6 +378,18 @@ pub(crate) struct SearchFunction {
 impl TableFunctionImpl for SearchFunction {
     fn call_with_args(&self, args: TableFunctionArgs) -> DfResult<Arc<dyn TableProvider>> {
         let args = args.exprs();
+        if crate::bound::has_placeholder(args) {
+            let this = SearchFunction { ws: self.ws.clone(), hybrid: self.hybrid };
+            let (name, schema) = if self.hybrid { ("hybrid", hybrid_schema()) } else { ("search", search_schema()) };
+            let resolve: crate::bound::Resolve = Arc::new(move |args| this.plan(args));
+            return Ok(Arc::new(crate::bound::Unbound { name, schema, args: args.to_vec(), resolve }));
+        }
+        self.plan(args)
+    }
+}
+
+impl SearchFunction {
+    fn plan(&self, args: &[Expr]) -> DfResult<Arc<dyn TableProvider>> {
         let ext = |e: Error| DataFusionError::External(Box::new(e));
         let ws =
             Workspace { txn: None, inner: self.ws.upgrade().ok_or_else(|| DataFusionError::Plan("workspace closed".into()))? };

@@ -540,8 +540,11 @@ impl QueryHook for EncodedQueries {
         };
         let ctx = session(client).map(|s| s.context()).unwrap_or_else(|_| ctx.clone());
         let dataframe = async {
-            let optimised = ctx.state().optimize(&plan)?;
-            ctx.execute_logical_plan(optimised).await
+            let mut state = ctx.state();
+            let optimised = state.optimize(&plan)?;
+            // Table functions given `$n` arguments read them at their scan.
+            heavenbase::BoundParams::attach(state.config_mut(), params);
+            Ok(DataFrame::new(state, optimised))
         };
         Some(Self::respond(client, dataframe, &format, Some(json), returning_tag(statement)).await)
     }

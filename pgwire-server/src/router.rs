@@ -193,7 +193,12 @@ impl WorkspaceService {
         // Before anything parses it (the parser's time can grow exponentially with nesting).
         heavenbase::check_nesting(sql).map_err(crate::to_pg_error)?;
         let rewritten = crate::rewrite::rewrite_for(&self.ws, sql).map_err(crate::to_pg_error)?;
-        let parsed = self.df.query_parser().parse_sql(client, rewritten.as_deref().unwrap_or(sql), types).await?;
+        let mut parsed = self.df.query_parser().parse_sql(client, rewritten.as_deref().unwrap_or(sql), types).await?;
+        // `$n` arguments of table functions get their types where
+        // datafusion-postgres numbers and decodes parameters.
+        if let Some((Statement::Query(_), plan)) = &mut parsed.1 {
+            *plan = heavenbase::type_table_function_parameters(plan.clone()).map_err(|e| PgWireError::ApiError(Box::new(e)))?;
+        }
         // Only queries: SET, SHOW, cursors and writes are cheap to parse or
         // depend on the session, and the read-only guard runs at parse time.
         if matches!(&parsed.1, Some((Statement::Query(_), _))) {

@@ -19,6 +19,11 @@ with psycopg.connect(f"host=127.0.0.1 port={port} user=postgres dbname={db}") as
     assert row == ("alpha", True), row
     rows = conn.execute("SELECT name FROM product WHERE qty = %s AND active = %s", (1, True)).fetchall()
     assert rows == [("alpha",)], rows
+    # Full-text search with the query and top_k as server-side parameters.
+    rows = conn.execute(
+        "SELECT p.name, s.score FROM search('product', 'title', %s, %s) s JOIN product p USING (object_id) "
+        "ORDER BY s.score DESC, p.name", ("desk chair -beta", 5)).fetchall()
+    assert [r[0] for r in rows] == ["alpha"] and rows[0][1] > 0, rows
     # Binary results.
     with conn.cursor(binary=True) as cur:
         cur.execute("SELECT name, qty FROM product WHERE name = %s", ("beta",))

@@ -481,6 +481,43 @@ async fn search_and_hybrid_over_the_wire() {
         .unwrap();
     let got: Vec<(String, f32)> = rows.iter().map(|r| (r.get::<_, String>(1), r.get::<_, f32>(2))).collect();
     assert_eq!(got, want);
+    // Bound parameters as arguments, typed in Parse as psycopg types them
+    // (text, and an integer top_k): the same rows.
+    use tokio_postgres::types::Type;
+    let rows = client
+        .query_typed(
+            "SELECT d.name, s.object_id, s.score FROM search('doc', 'body', $1, $2) s \
+             JOIN doc d USING (object_id) ORDER BY s.score DESC, s.object_id",
+            &[(&"\"query engine\"", Type::TEXT), (&5i64, Type::INT8)],
+        )
+        .await
+        .unwrap();
+    let got: Vec<(String, f32)> = rows.iter().map(|r| (r.get::<_, String>(1), r.get::<_, f32>(2))).collect();
+    assert_eq!(got, want);
+    let rows = client
+        .query_typed(
+            "SELECT object_id, text_rank FROM hybrid('doc', 'body', $1, 'emb', $2, $3) ORDER BY score DESC, object_id",
+            &[(&"rust", Type::TEXT), (&"[1, 0, 0, 1]", Type::TEXT), (&4i32, Type::INT4)],
+        )
+        .await
+        .unwrap();
+    assert_eq!(rows.len(), 4);
+    // Prepared (Describe reports the parameters: text, and an int8 top_k),
+    // mixed with a parameter the plan types itself.
+    let statement = client
+        .prepare("SELECT d.n FROM search('doc', 'body', $1, $2) s JOIN doc d USING (object_id) WHERE d.n < $3 ORDER BY d.n")
+        .await
+        .unwrap();
+    assert_eq!(statement.params(), &[Type::TEXT, Type::INT8, Type::INT8]);
+    let rows = client.query(&statement, &[&"rust", &1000i64, &50i64]).await.unwrap();
+    let want = ws.search("doc", &Search::new(&["body"], "rust", Some(1000)).unwrap(), None).await.unwrap();
+    let n: Vec<i64> = rows.iter().map(|r| r.get(0)).collect();
+    let mut expected: Vec<i64> =
+        want.iter().map(|(id, _)| (0..DOCS).find(|i| self::id(*i) == *id).unwrap() as i64).filter(|n| *n < 50).collect();
+    expected.sort();
+    assert_eq!(n, expected);
+    let err = client.query_typed("SELECT * FROM search('doc', 'bodyy', $1)", &[(&"rust", Type::TEXT)]).await.unwrap_err();
+    assert!(err.as_db_error().unwrap().message().contains("no field 'bodyy'"), "{err:?}");
     let rows = client
         .simple_query("SELECT count(*) FROM hybrid('doc', 'body', 'rust', 'emb', '[1, 0, 0, 1]', 8) WHERE text_rank IS NOT NULL OR vector_rank IS NOT NULL")
         .await
