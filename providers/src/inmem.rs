@@ -3,7 +3,7 @@
 //! scans hand out the live rows batch by batch (zero-copy when a batch has no
 //! tombstones); key lookups go through the index. Filters are left to DataFusion,
 //! whose vectorised kernels are as fast as anything this module would do.
-//! Columns indexed for search ([`ColumnSpec::search`]) keep an inverted index
+//! Columns indexed for search ([`crate::ColumnSpec::search`]) keep an inverted index
 //! ([`TextIndex`]) that every upsert and delete updates in place.
 
 use std::collections::HashMap;
