@@ -1,5 +1,6 @@
-//! A search backend over any backend (`"search": true` in its configuration,
-//! as the `embedded` preset's SQLite `search`): the rows are the inner
+//! A search backend over any backend (`"search": true` in its configuration:
+//! the `embedded` preset's SQLite `main`, the `debug` preset's in-memory
+//! `search`): the rows are the inner
 //! backend's, stored as durably as it stores them and written in its
 //! transactions; the inverted index of each column indexed for search
 //! ([`ColumnSpec::search`](crate::ColumnSpec)) is kept in memory, built from
@@ -10,7 +11,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use datafusion::arrow::array::{Array, AsArray, RecordBatch};
+use datafusion::arrow::array::RecordBatch;
 use datafusion::logical_expr::Expr;
 use heavenbase_catalog::BackendInfo;
 use parking_lot::RwLock;
@@ -42,15 +43,8 @@ impl SearchIndexed {
     fn index_upsert(&self, group: &GroupSpec, batch: &RecordBatch) -> Result<()> {
         let mut all = self.indexes.write();
         let Some(indexes) = all.get_mut(&group.table) else { return Ok(()) };
-        let ids = batch.column(0).as_string::<i32>();
         for (column, index) in indexes.iter_mut() {
-            let Some(values) = batch.column_by_name(column) else { continue };
-            let values = datafusion::arrow::compute::cast(values, &datafusion::arrow::datatypes::DataType::Utf8)
-                .map_err(|e| ProviderError::Config(e.to_string()))?;
-            let values = values.as_string::<i32>();
-            for r in 0..batch.num_rows() {
-                index.put(ids.value(r), values.is_valid(r).then(|| values.value(r)));
-            }
+            index.put_column(batch, column).map_err(|e| ProviderError::Config(e.to_string()))?;
         }
         Ok(())
     }

@@ -3,8 +3,6 @@
 //! scans hand out the live rows batch by batch (zero-copy when a batch has no
 //! tombstones); key lookups go through the index. Filters are left to DataFusion,
 //! whose vectorised kernels are as fast as anything this module would do.
-//! Columns indexed for search ([`crate::ColumnSpec::search`]) keep an inverted index
-//! ([`TextIndex`]) that every upsert and delete updates in place.
 
 use std::collections::HashMap;
 
@@ -17,7 +15,6 @@ use parking_lot::RwLock;
 use serde_json::{Value as Json, json};
 
 use crate::backend::{Backend, ColumnChange, GroupSpec, Pushdown, ScanRequest, scan_schema};
-use crate::text::{self, Scored, TextIndex, TextRequest};
 use crate::{ProviderError, Result};
 
 #[derive(Debug, Default)]
@@ -28,8 +25,6 @@ struct Table {
     dead_in_batch: Vec<usize>,
     index: HashMap<String, (u32, u32)>,
     dead: usize,
-    /// Per column indexed for search.
-    text: HashMap<String, TextIndex>,
 }
 
 impl Table {
@@ -88,18 +83,12 @@ impl InmemBackend {
             info: BackendInfo {
                 name: name.into(),
                 kind: "inmem".into(),
-                // No `search` tag: LongText stays with the row backend (docs/reference.md §3.4).
+                // No `search` tag: LongText stays with the row backend (docs/reference.md §3.4);
+                // the registry wraps an instance that is a search backend (crate::indexed).
                 tags: vec!["row".into(), "text".into(), "vector".into()],
             },
             tables: RwLock::new(HashMap::new()),
         }
-    }
-
-    /// An instance that is a search backend (tagged `search`): LongText
-    /// fields are indexed in it (the debug preset's `search`).
-    pub fn searching(mut self) -> Self {
-        self.info.tags.push("search".into());
-        self
     }
 
     fn missing(&self, table: &str) -> ProviderError {
@@ -152,13 +141,6 @@ impl Backend for InmemBackend {
                 *b = RecordBatch::try_new(schema.clone(), cols).map_err(|e| ProviderError::Config(e.to_string()))?;
             }
         }
-        // Columns newly indexed for search are indexed from the stored rows.
-        let unindexed: Vec<String> =
-            group.columns.iter().filter(|c| c.search && !table.text.contains_key(&c.name)).map(|c| c.name.clone()).collect();
-        if !unindexed.is_empty() {
-            let indexes = text::index_batches(&table.live_batches()?, &unindexed);
-            table.text.extend(unindexed.into_iter().zip(indexes));
-        }
         Ok(())
     }
 
@@ -180,16 +162,6 @@ impl Backend for InmemBackend {
             let schema = std::sync::Arc::new(datafusion::arrow::datatypes::Schema::new(fields));
             *b = RecordBatch::try_new(schema, columns).map_err(|e| ProviderError::Config(e.to_string()))?;
         }
-        match change {
-            ColumnChange::Drop(name) => {
-                table.text.remove(name);
-            }
-            ColumnChange::Rename { from, to } => {
-                if let Some(index) = table.text.remove(from) {
-                    table.text.insert(to.clone(), index);
-                }
-            }
-        }
         Ok(())
     }
 
@@ -199,14 +171,10 @@ impl Backend for InmemBackend {
         }
         let mut tables = self.tables.write();
         let table = tables.get_mut(&group.table).ok_or_else(|| self.missing(&group.table))?;
-        let written: Vec<String> = batch.schema().fields().iter().map(|f| f.name().clone()).collect();
         let batch = if batch.num_columns() < group.schema().fields().len() { complete(group, table, &batch)? } else { batch };
         // Unique fields: refuse a value another live row already holds.
         for ix in group.indexes.iter().filter(|i| i.unique) {
             check_unique(&self.info.name, group, table, &batch, &ix.fields)?;
-        }
-        for (column, index) in table.text.iter_mut().filter(|(c, _)| written.contains(c)) {
-            index_column(index, &batch, column)?;
         }
         let b = table.batches.len() as u32;
         let ids = batch.column(0).as_string::<i32>().clone();
@@ -230,9 +198,6 @@ impl Backend for InmemBackend {
             if let Some((b, r)) = table.index.remove(id) {
                 table.kill(b, r);
                 existed.push(id.clone());
-                for index in table.text.values_mut() {
-                    index.remove(id);
-                }
             }
         }
         table.maybe_compact()?;
@@ -283,37 +248,6 @@ impl Backend for InmemBackend {
         Ok(())
     }
 
-    async fn text_search(&self, group: &GroupSpec, request: &TextRequest) -> Result<Vec<Scored>> {
-        let tables = self.tables.read();
-        let table = tables.get(&group.table).ok_or_else(|| self.missing(&group.table))?;
-        match request.columns.iter().map(|c| table.text.get(c)).collect::<Option<Vec<&TextIndex>>>() {
-            Some(indexes) => Ok(text::search(&indexes, &request.query, request.k, request.ids.as_deref().map(Vec::as_slice))),
-            // A column not indexed for search: exactly, over its rows.
-            None => {
-                let mut columns = vec![0];
-                let schema = group.schema();
-                columns.extend(request.columns.iter().filter_map(|c| schema.index_of(c).ok()));
-                let batches = table
-                    .live_batches()?
-                    .iter()
-                    .map(|b| b.project(&columns).map_err(|e| ProviderError::Config(e.to_string())))
-                    .collect::<Result<Vec<_>>>()?;
-                Ok(text::exact_search(&batches, request))
-            }
-        }
-    }
-
-    fn explain_text_search(&self, group: &GroupSpec, request: &TextRequest) -> String {
-        let indexed = request.columns.iter().all(|c| group.column(c).is_some_and(|c| c.search));
-        format!(
-            "{} of {} ({}) for [{}]",
-            if indexed { "BM25 over the in-memory inverted index" } else { "exact BM25 over the rows" },
-            group.table,
-            request.columns.join(", "),
-            request.query
-        )
-    }
-
     fn explain_scan(&self, group: &GroupSpec, request: &ScanRequest) -> String {
         match &request.ids {
             Some(ids) => format!("key lookup of {} ids in {}", ids.len(), group.table),
@@ -350,18 +284,6 @@ fn complete(group: &GroupSpec, table: &Table, batch: &RecordBatch) -> Result<Rec
         columns.push(interleave(&sources, &positions).map_err(err)?);
     }
     RecordBatch::try_new(schema, columns).map_err(err)
-}
-
-/// Re-index `column` of every row of `batch` (object_id first).
-fn index_column(index: &mut TextIndex, batch: &RecordBatch, column: &str) -> Result<()> {
-    let Some(values) = batch.column_by_name(column) else { return Ok(()) };
-    let values = datafusion::arrow::compute::cast(values, &datafusion::arrow::datatypes::DataType::Utf8)
-        .map_err(|e| ProviderError::Config(e.to_string()))?;
-    let (ids, values) = (batch.column(0).as_string::<i32>(), values.as_string::<i32>());
-    for r in 0..batch.num_rows() {
-        index.put(ids.value(r), values.is_valid(r).then(|| values.value(r)));
-    }
-    Ok(())
 }
 
 fn check_unique(backend: &str, group: &GroupSpec, table: &Table, batch: &RecordBatch, fields: &[String]) -> Result<()> {

@@ -83,17 +83,20 @@ impl BackendRegistry {
         match self.entries.iter().find(|e| e.kind == kind).map(|e| e.factory) {
             // `"search": true` makes any backend a search backend: its rows
             // as it stores them, an inverted index over them (crate::indexed).
-            // inmem keeps its own index.
-            Some(Ok(factory)) if kind != "inmem" && config.contains_key("search") => {
+            // An inmem instance named `search` (the debug preset's) is one
+            // unless it says `"search": false`.
+            Some(Ok(factory)) => {
                 let mut config = config.clone();
-                match config.remove("search") {
-                    Some(Json::Bool(true)) => Ok(Arc::new(crate::indexed::SearchIndexed::new(factory(name, &config, cx)?))),
-                    Some(Json::Bool(false)) => factory(name, &config, cx),
-                    Some(other) => Err(ProviderError::Config(format!("Backend '{name}': search is true or false, got {other}"))),
-                    None => unreachable!("checked above"),
-                }
+                let searching = match config.remove("search") {
+                    None => kind == "inmem" && name == "search",
+                    Some(Json::Bool(b)) => b,
+                    Some(other) => {
+                        return Err(ProviderError::Config(format!("Backend '{name}': search is true or false, got {other}")));
+                    }
+                };
+                let backend = factory(name, &config, cx)?;
+                Ok(if searching { Arc::new(crate::indexed::SearchIndexed::new(backend)) } else { backend })
             }
-            Some(Ok(factory)) => factory(name, config, cx),
             Some(Err(feature)) => Err(ProviderError::Unsupported(format!(
                 "Backend '{name}' has type '{kind}', which this build was compiled without (enable the '{feature}' feature \
                  of heavenbase-providers; available: {}).",
@@ -107,16 +110,8 @@ impl BackendRegistry {
     }
 }
 
-/// `search`: `true` makes the instance a search backend (LongText fields are
-/// indexed in it); an instance named `search` is one unless `search` is `false`.
-fn inmem(name: &str, config: &Map<String, Json>, _cx: &BackendContext) -> Result<Arc<dyn Backend>> {
-    let backend = crate::inmem::InmemBackend::new(name);
-    let searching = match config.get("search") {
-        None => name == "search",
-        Some(Json::Bool(b)) => *b,
-        Some(other) => return Err(ProviderError::Config(format!("Backend '{name}': search is true or false, got {other}"))),
-    };
-    Ok(Arc::new(if searching { backend.searching() } else { backend }))
+fn inmem(name: &str, _config: &Map<String, Json>, _cx: &BackendContext) -> Result<Arc<dyn Backend>> {
+    Ok(Arc::new(crate::inmem::InmemBackend::new(name)))
 }
 
 /// `database`: `:memory:`, a `file://` URI, an absolute path, or a logical

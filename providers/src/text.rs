@@ -23,6 +23,8 @@ use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use datafusion::arrow::array::{Array, AsArray, RecordBatch};
+use datafusion::arrow::datatypes::DataType;
+use datafusion::arrow::error::ArrowError;
 
 use crate::{ProviderError, Result};
 
@@ -263,6 +265,18 @@ impl TextIndex {
         self.docs.push(Doc { id: id.to_string(), words: ids, live: true });
     }
 
+    /// [`TextIndex::put`] of every row of `batch` (`object_id` first) from
+    /// its `column`; a batch without the column changes nothing.
+    pub fn put_column(&mut self, batch: &RecordBatch, column: &str) -> std::result::Result<(), ArrowError> {
+        let Some(values) = batch.column_by_name(column) else { return Ok(()) };
+        let values = datafusion::arrow::compute::cast(values, &DataType::Utf8)?;
+        let (ids, values) = (batch.column(0).as_string::<i32>(), values.as_string::<i32>());
+        for r in (0..batch.num_rows()).filter(|r| ids.is_valid(*r)) {
+            self.put(ids.value(r), values.is_valid(r).then(|| values.value(r)));
+        }
+        Ok(())
+    }
+
     pub fn remove(&mut self, id: &str) {
         let Some(doc) = self.by_id.remove(id) else { return };
         let d = &mut self.docs[doc as usize];
@@ -424,16 +438,8 @@ pub fn index_batches(batches: &[RecordBatch], columns: &[String]) -> Vec<TextInd
         .map(|c| {
             let mut index = TextIndex::default();
             for b in batches {
-                let Some(col) = b.column_by_name(c) else { continue };
-                let ids = b.column(0).as_string::<i32>();
-                let text = datafusion::arrow::compute::cast(col, &datafusion::arrow::datatypes::DataType::Utf8);
-                let Ok(text) = text else { continue };
-                let text = text.as_string::<i32>();
-                for r in 0..b.num_rows() {
-                    if !ids.is_null(r) {
-                        index.put(ids.value(r), text.is_valid(r).then(|| text.value(r)));
-                    }
-                }
+                // A column that does not cast to text indexes nothing.
+                let _ = index.put_column(b, c);
             }
             index
         })
