@@ -16,17 +16,14 @@
 
 use std::sync::{Arc, Weak};
 
-use async_trait::async_trait;
 use datafusion::arrow::array::{Float32Array, RecordBatch, StringArray};
 use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
-use datafusion::catalog::{Session, TableFunctionArgs, TableFunctionImpl};
-use datafusion::datasource::{TableProvider, TableType};
+use datafusion::catalog::{TableFunctionArgs, TableFunctionImpl};
+use datafusion::datasource::TableProvider;
 use datafusion::error::{DataFusionError, Result as DfResult};
 use datafusion::logical_expr::Expr;
-use datafusion::physical_plan::ExecutionPlan;
 use datafusion::scalar::ScalarValue;
 use heavenbase_catalog::{LogicalType, OBJECT_ID};
-use heavenbase_providers::LazyBatchesExec;
 use heavenbase_providers::vector::{DEFAULT_TOP_K, MAX_TOP_K, Metric, NearRequest};
 use serde_json::Value as Json;
 
@@ -269,7 +266,12 @@ impl NearFunction {
         let ws =
             Workspace { txn: None, inner: self.ws.upgrade().ok_or_else(|| DataFusionError::Plan("workspace closed".into()))? };
         check_near(&ws, &entity, &near)?;
-        Ok(Arc::new(NearTable { ws: self.ws.clone(), entity, near, filter }))
+        Ok(Arc::new(crate::search::RankedTable {
+            ws: self.ws.clone(),
+            entity,
+            ranked: crate::search::Ranked::Near(near),
+            filter,
+        }))
     }
 }
 
@@ -292,60 +294,6 @@ pub(crate) fn check_near(ws: &Workspace, entity: &str, near: &Near) -> DfResult<
         }
     }
     Ok(())
-}
-
-#[derive(Debug)]
-struct NearTable {
-    ws: Weak<Inner>,
-    entity: String,
-    near: Near,
-    filter: Option<String>,
-}
-
-#[async_trait]
-impl TableProvider for NearTable {
-    fn schema(&self) -> SchemaRef {
-        near_schema()
-    }
-
-    fn table_type(&self) -> TableType {
-        TableType::Temporary
-    }
-
-    async fn scan(
-        &self,
-        state: &dyn Session,
-        projection: Option<&Vec<usize>>,
-        _filters: &[Expr],
-        _limit: Option<usize>,
-    ) -> DfResult<Arc<dyn ExecutionPlan>> {
-        let detail = format!(
-            "entity={} field={} top_k={} metric={}{}",
-            self.entity,
-            self.near.field,
-            self.near.top_k,
-            self.near.metric.name(),
-            self.filter.as_ref().map(|f| format!(" prefilter=[{f}]")).unwrap_or_default()
-        );
-        let (ws, entity, near, filter) = (self.ws.clone(), self.entity.clone(), self.near.clone(), self.filter.clone());
-        // Inside a transaction block, the search sees the block's own rows.
-        let txn = crate::workspace::transaction::of_config(state.config());
-        let exec = LazyBatchesExec::projected("NearExec", detail, &near_schema(), projection, move || {
-            let (ws, entity, near, filter, txn) = (ws.clone(), entity.clone(), near.clone(), filter.clone(), txn.clone());
-            Box::pin(async move {
-                let ws =
-                    Workspace { txn, inner: ws.upgrade().ok_or_else(|| DataFusionError::Execution("workspace closed".into()))? };
-                let ext = |e: Error| DataFusionError::External(Box::new(e));
-                let candidates = match &filter {
-                    Some(f) => Some(candidate_ids(&ws, "near", &entity, f).await.map_err(ext)?),
-                    None => None,
-                };
-                let hits = ws.near(&entity, &near, candidates).await.map_err(ext)?;
-                Ok(hits_batch(&hits))
-            })
-        })?;
-        Ok(Arc::new(exec))
-    }
 }
 
 /// Object ids of `entity` rows matching the SQL predicate `filter`.

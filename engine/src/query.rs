@@ -549,7 +549,7 @@ impl Query {
             let hits = if let Some(near) = &spec.near {
                 crate::near::hits_batch(&self.ws.near(&self.entity, near, candidates).await?)
             } else if let Some(search) = &spec.search {
-                crate::search::search_batch(&self.ws.search(&self.entity, search, candidates).await?)
+                crate::near::hits_batch(&self.ws.search(&self.entity, search, candidates).await?)
             } else if let Some(hybrid) = &spec.hybrid {
                 crate::search::hybrid_batch(&self.ws.hybrid(&self.entity, hybrid, candidates).await?)
             } else {

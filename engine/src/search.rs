@@ -42,7 +42,7 @@ use heavenbase_providers::vector::{DEFAULT_TOP_K, MAX_TOP_K};
 use heavenbase_providers::{Backend, GroupSpec, LazyBatchesExec, ScanRequest};
 use serde_json::{Value as Json, json};
 
-use crate::near::{Near, candidate_ids, check_near, count_arg, text_arg, vector_arg};
+use crate::near::{Near, candidate_ids, check_near, count_arg, hits_batch, text_arg, vector_arg};
 use crate::workspace::{EntityRuntime, Inner, Workspace};
 use crate::{Error, Result};
 
@@ -357,15 +357,22 @@ pub(crate) fn hybrid_batch(hits: &[HybridHit]) -> RecordBatch {
         .expect("hybrid schema")
 }
 
-pub(crate) fn search_batch(hits: &[(String, f32)]) -> RecordBatch {
-    crate::near::hits_batch(hits)
-}
-
-/// What a ranked table function runs.
+/// What a ranked table function (`near`, `search`, `hybrid`) runs.
 #[derive(Debug, Clone)]
-enum Ranked {
+pub(crate) enum Ranked {
+    Near(Near),
     Search(Search),
     Hybrid(Hybrid),
+}
+
+impl Ranked {
+    fn function(&self) -> &'static str {
+        match self {
+            Ranked::Near(_) => "near",
+            Ranked::Search(_) => "search",
+            Ranked::Hybrid(_) => "hybrid",
+        }
+    }
 }
 
 /// The SQL table functions `search(...)` and `hybrid(...)`.
@@ -412,6 +419,7 @@ impl SearchFunction {
             let near = Near::new(&vector_field, vector, None, None).map_err(ext)?;
             let hybrid = Hybrid::new(search, near, top_k, k).map_err(ext)?;
             check_near(&ws, &entity, &hybrid.near)?;
+            ws.explain_search(&entity, &hybrid.search).map_err(ext)?;
             (entity, Ranked::Hybrid(hybrid), filter)
         } else {
             let usage = "search(entity, fields, query [, top_k [, where]])";
@@ -424,30 +432,31 @@ impl SearchFunction {
             let query = text_arg(f, args, 2, "query")?.unwrap_or_default();
             let top_k = count_arg(f, args, 3, "top_k")?;
             let filter = text_arg(f, args, 4, "where")?.filter(|w| !w.trim().is_empty());
-            (entity, Ranked::Search(Search::new(&fields, &query, top_k).map_err(ext)?), filter)
+            let search = Search::new(&fields, &query, top_k).map_err(ext)?;
+            // Entity and fields checked now, so errors come at planning time.
+            ws.explain_search(&entity, &search).map_err(ext)?;
+            (entity, Ranked::Search(search), filter)
         };
-        // Entity and fields checked now, so errors come at planning time.
-        let search = match &ranked {
-            Ranked::Search(s) => s,
-            Ranked::Hybrid(h) => &h.search,
-        };
-        ws.explain_search(&entity, search).map_err(ext)?;
         Ok(Arc::new(RankedTable { ws: self.ws.clone(), entity, ranked, filter }))
     }
 }
 
+/// The table a ranked table function returns: its hits, found when scanned
+/// (inside a transaction block, with the block's own rows).
 #[derive(Debug)]
-struct RankedTable {
-    ws: Weak<Inner>,
-    entity: String,
-    ranked: Ranked,
-    filter: Option<String>,
+pub(crate) struct RankedTable {
+    pub ws: Weak<Inner>,
+    pub entity: String,
+    pub ranked: Ranked,
+    /// A SQL predicate over the entity picking the candidates first.
+    pub filter: Option<String>,
 }
 
 #[async_trait]
 impl TableProvider for RankedTable {
     fn schema(&self) -> SchemaRef {
         match self.ranked {
+            Ranked::Near(_) => crate::near::near_schema(),
             Ranked::Search(_) => search_schema(),
             Ranked::Hybrid(_) => hybrid_schema(),
         }
@@ -469,6 +478,10 @@ impl TableProvider for RankedTable {
         let ext = |e: Error| DataFusionError::External(Box::new(e));
         let prefilter = self.filter.as_ref().map(|f| format!(" prefilter=[{f}]")).unwrap_or_default();
         let (name, detail) = match &self.ranked {
+            Ranked::Near(n) => (
+                "NearExec",
+                format!("entity={} field={} top_k={} metric={}{prefilter}", self.entity, n.field, n.top_k, n.metric.name()),
+            ),
             Ranked::Search(s) => (
                 "SearchExec",
                 format!(
@@ -502,13 +515,13 @@ impl TableProvider for RankedTable {
                     inner: weak.upgrade().ok_or_else(|| DataFusionError::Execution("workspace closed".into()))?,
                 };
                 let ext = |e: Error| DataFusionError::External(Box::new(e));
-                let func = if matches!(ranked, Ranked::Search(_)) { "search" } else { "hybrid" };
                 let candidates = match &filter {
-                    Some(f) => Some(candidate_ids(&ws, func, &entity, f).await.map_err(ext)?),
+                    Some(f) => Some(candidate_ids(&ws, ranked.function(), &entity, f).await.map_err(ext)?),
                     None => None,
                 };
                 Ok(match &ranked {
-                    Ranked::Search(s) => search_batch(&ws.search(&entity, s, candidates).await.map_err(ext)?),
+                    Ranked::Near(n) => hits_batch(&ws.near(&entity, n, candidates).await.map_err(ext)?),
+                    Ranked::Search(s) => hits_batch(&ws.search(&entity, s, candidates).await.map_err(ext)?),
                     Ranked::Hybrid(h) => hybrid_batch(&ws.hybrid(&entity, h, candidates).await.map_err(ext)?),
                 })
             })
