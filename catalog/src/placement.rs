@@ -277,6 +277,17 @@ impl PlacementPlan {
         &self.groups[0]
     }
 
+    /// The fields indexed for full-text search (an `inverted` binding), in order.
+    pub fn search_fields(&self) -> Vec<&str> {
+        let mut fields: Vec<&str> = Vec::new();
+        for b in self.bindings.iter().filter(|b| b.strategy == Strategy::Inverted) {
+            if !fields.contains(&b.field.as_str()) {
+                fields.push(&b.field);
+            }
+        }
+        fields
+    }
+
     /// The backend a field is read from (its first binding).
     pub fn home_of(&self, field: &str) -> Option<&str> {
         if field == OBJECT_ID {

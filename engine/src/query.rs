@@ -351,11 +351,6 @@ fn top_level(filters: &[Filter]) -> Vec<&Filter> {
     out
 }
 
-/// Whether `field` has an `inverted` binding (a search backend indexes it).
-fn indexed_for_search(rt: &crate::workspace::EntityRuntime, field: &str) -> bool {
-    rt.plan.bindings.iter().any(|b| b.field == field && b.strategy == heavenbase_catalog::Strategy::Inverted)
-}
-
 fn strings(key: &str, v: &Json) -> Result<Vec<String>> {
     match v {
         Json::String(s) => Ok(vec![s.clone()]),
@@ -511,7 +506,7 @@ impl Query {
         // `$match` on a field indexed for search (at the top of the filter) is
         // a full-text match, ranked; elsewhere it is a substring test.
         let (matches, filters): (Vec<&Filter>, Vec<&Filter>) = top_level(&spec.filters).into_iter().partition(
-            |f| matches!(f, Filter::Op { field, op: FilterOp::Match, value: Json::String(_) } if indexed_for_search(&rt, field)),
+            |f| matches!(f, Filter::Op { field, op: FilterOp::Match, value: Json::String(_) } if rt.plan.search_fields().contains(&field.as_str())),
         );
         let mut df = self.ws.session().table(def.table_name()).await?;
         if !filters.is_empty() {

@@ -36,7 +36,7 @@ use datafusion::datasource::{TableProvider, TableType};
 use datafusion::error::{DataFusionError, Result as DfResult};
 use datafusion::logical_expr::Expr;
 use datafusion::physical_plan::ExecutionPlan;
-use heavenbase_catalog::{OBJECT_ID, Strategy};
+use heavenbase_catalog::OBJECT_ID;
 use heavenbase_providers::text::{TextQuery, TextRequest, exact_search};
 use heavenbase_providers::vector::{DEFAULT_TOP_K, MAX_TOP_K};
 use heavenbase_providers::{Backend, GroupSpec, LazyBatchesExec, ScanRequest};
@@ -188,36 +188,35 @@ fn json_top_k(what: &str, v: Option<&Json>) -> Result<Option<usize>> {
     }
 }
 
+/// The fields a search that names none reads: those indexed for search;
+/// without a search backend, the LongText fields (the ones it would index).
+fn default_fields(rt: &EntityRuntime) -> Vec<String> {
+    let indexed = rt.plan.search_fields();
+    if !indexed.is_empty() {
+        return indexed.into_iter().map(String::from).collect();
+    }
+    rt.def
+        .fields
+        .iter()
+        .filter(|f| matches!(f.ty, heavenbase_catalog::LogicalType::LongText { .. }) && f.search != Some(false))
+        .map(|f| f.name.clone())
+        .collect()
+}
+
 /// The fields a search reads, checked: named ones must be text fields of the
-/// entity; none named means every field indexed for search (without a search
-/// backend, every LongText field).
-fn search_fields(rt: &EntityRuntime, search: &Search) -> Result<Vec<String>> {
+/// entity; none named means [`default_fields`].
+fn checked_fields(rt: &EntityRuntime, search: &Search) -> Result<Vec<String>> {
     let entity = &rt.def.entity_id;
     if search.fields.is_empty() {
-        let mut indexed: Vec<String> = Vec::new();
-        for b in rt.plan.bindings.iter().filter(|b| b.strategy == Strategy::Inverted) {
-            if !indexed.contains(&b.field) {
-                indexed.push(b.field.clone());
-            }
-        }
-        if indexed.is_empty() {
-            // No search backend: the fields one would index.
-            indexed = rt
-                .def
-                .fields
-                .iter()
-                .filter(|f| matches!(f.ty, heavenbase_catalog::LogicalType::LongText { .. }) && f.search != Some(false))
-                .map(|f| f.name.clone())
-                .collect();
-        }
-        if indexed.is_empty() {
+        let fields = default_fields(rt);
+        if fields.is_empty() {
             let text: Vec<&str> = rt.def.fields.iter().filter(|f| f.ty.is_text()).map(|f| f.name.as_str()).collect();
             return Err(Error::argument(format!(
                 "{entity} has no field indexed for search; name the fields to search (its text fields: {})",
                 text.join(", ")
             )));
         }
-        return Ok(indexed);
+        return Ok(fields);
     }
     for name in &search.fields {
         let field = rt.def.get(name).ok_or_else(|| {
@@ -251,11 +250,17 @@ fn search_group<'a>(rt: &'a EntityRuntime, fields: &[String]) -> Result<&'a (Arc
 }
 
 impl Workspace {
+    /// The fields a search of `entity` that names none reads (MCP's
+    /// describe_entity lists them).
+    pub fn search_fields(&self, entity: &str) -> Result<Vec<String>> {
+        Ok(default_fields(&*self.runtime(entity)?))
+    }
+
     /// The `search.top_k` best rows of `entity` for the query, best first, as
     /// (object_id, BM25 score). `candidates` restricts the search to those ids.
     pub async fn search(&self, entity: &str, search: &Search, candidates: Option<Vec<String>>) -> Result<Vec<(String, f32)>> {
         let rt = self.runtime(entity)?;
-        let fields = search_fields(&rt, search)?;
+        let fields = checked_fields(&rt, search)?;
         let (backend, group) = search_group(&rt, &fields)?;
         let request =
             TextRequest { columns: fields.clone(), query: search.query.clone(), k: search.top_k, ids: candidates.map(Arc::new) };
@@ -294,7 +299,7 @@ impl Workspace {
     /// Which backend a search runs in and how, for EXPLAIN.
     pub fn explain_search(&self, entity: &str, search: &Search) -> Result<String> {
         let rt = self.runtime(entity)?;
-        let fields = search_fields(&rt, search)?;
+        let fields = checked_fields(&rt, search)?;
         let (backend, group) = search_group(&rt, &fields)?;
         let request = TextRequest { columns: fields, query: search.query.clone(), k: search.top_k, ids: None };
         Ok(format!("backend={} ({}): {}", backend.info().name, backend.info().kind, backend.explain_text_search(group, &request)))

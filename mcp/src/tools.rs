@@ -413,14 +413,8 @@ fn describe_entity(ws: &Workspace, entity: &str) -> Result<Json> {
     };
     let near: Vec<&str> =
         def.fields.iter().filter(|f| matches!(f.ty, LogicalType::Vector { .. })).map(|f| f.name.as_str()).collect();
-    // Text fields search() reads without naming them: those indexed for search,
-    // else LongText ones (searched exactly).
-    let mut search: Vec<&str> =
-        plan.bindings.iter().filter(|b| b.strategy.as_str() == "inverted").map(|b| b.field.as_str()).collect();
-    search.dedup();
-    if search.is_empty() {
-        search = def.fields.iter().filter(|f| matches!(f.ty, LogicalType::LongText { .. })).map(|f| f.name.as_str()).collect();
-    }
+    // The fields search() reads when it names none.
+    let search = ws.search_fields(entity)?;
     let filter_ops: serde_json::Map<String, Json> = def.fields.iter().map(|f| (f.name.clone(), json!(filter_ops(f)))).collect();
     let fields: Vec<Json> = def
         .fields

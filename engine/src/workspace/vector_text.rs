@@ -37,11 +37,7 @@ impl Workspace {
                 let columns: Vec<String> = if insert.columns.is_empty() {
                     rt.def.fields.iter().filter(|f| !f.system_column).map(|f| f.name.clone()).collect()
                 } else {
-                    insert
-                        .columns
-                        .iter()
-                        .map(|c| c.0.last().and_then(ObjectNamePart::as_ident).map(normalized).unwrap_or_default())
-                        .collect()
+                    insert.columns.iter().map(last_name).collect()
                 };
                 let mut changed = false;
                 for row in values.rows.iter_mut() {
@@ -57,7 +53,7 @@ impl Workspace {
                 let mut changed = false;
                 for a in update.assignments.iter_mut() {
                     if let AssignmentTarget::ColumnName(column) = &a.target {
-                        let column = column.0.last().and_then(ObjectNamePart::as_ident).map(normalized).unwrap_or_default();
+                        let column = last_name(column);
                         changed |= rewrite(&rt, &column, &mut a.value)?;
                     }
                 }
@@ -66,6 +62,11 @@ impl Workspace {
             _ => Ok(false),
         }
     }
+}
+
+/// The last part of a name (`c` of `t.c`, `vector` of `public.vector`), as Postgres folds it.
+fn last_name(name: &ast::ObjectName) -> String {
+    name.0.last().and_then(ObjectNamePart::as_ident).map(normalized).unwrap_or_default()
 }
 
 /// `'[…]'` or `'[…]'::vector` written to `column`: ARRAY[…] when the column
@@ -77,9 +78,7 @@ fn rewrite(rt: &EntityRuntime, column: &str, value: &mut SqlExpr) -> Result<bool
             Value::SingleQuotedString(s) => s.clone(),
             _ => return Ok(false),
         },
-        SqlExpr::Cast { expr, data_type: ast::DataType::Custom(name, _), .. }
-            if name.0.last().and_then(ObjectNamePart::as_ident).is_some_and(|i| normalized(i) == "vector") =>
-        {
+        SqlExpr::Cast { expr, data_type: ast::DataType::Custom(name, _), .. } if last_name(name) == "vector" => {
             match expr.as_ref() {
                 SqlExpr::Value(v) => match &v.value {
                     Value::SingleQuotedString(s) => s.clone(),
