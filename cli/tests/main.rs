@@ -250,3 +250,71 @@ async fn import_keeps_values_of_other_arrow_types() {
     let got = hb.ok(&["sql", "--format", "csv", "-c", "SELECT name, n, d, CAST(at AS BIGINT) AS ms FROM typed"]);
     assert_eq!(got.trim(), "name,n,d,ms\none,7,2.5,1704164645000", "{got}");
 }
+
+/// `local-lts` opens completely: `main` in the Postgres of `HEAVENBASE_TEST_PG`,
+/// `vec` in Lance under the workspace folder, `search` in the
+/// OpenSearch-compatible server of `HEAVENBASE_TEST_OPENSEARCH` (.ci/run starts both).
+#[test]
+fn the_local_lts_preset_opens_with_postgres_lance_and_a_search_server() {
+    let ci = std::env::var("CI").is_ok_and(|v| v == "true");
+    let (Ok(pg), Ok(search)) = (std::env::var("HEAVENBASE_TEST_PG"), std::env::var("HEAVENBASE_TEST_OPENSEARCH")) else {
+        assert!(!ci, "HEAVENBASE_TEST_PG and HEAVENBASE_TEST_OPENSEARCH are set by .ci/run");
+        eprintln!("skipped: HEAVENBASE_TEST_PG or HEAVENBASE_TEST_OPENSEARCH is not set");
+        return;
+    };
+    // postgres://USER[:PASSWORD]@HOST:PORT/DB
+    let rest = pg.split_once("://").map_or(pg.as_str(), |(_, r)| r);
+    let (userinfo, hostpart) = rest.split_once('@').expect("HEAVENBASE_TEST_PG names a user");
+    let (user, password) = userinfo.split_once(':').unwrap_or((userinfo, ""));
+    let (hostport, db) = hostpart.split_once('/').unwrap_or((hostpart, "postgres"));
+    let (host, port) = hostport.split_once(':').unwrap_or((hostport, "5432"));
+    let hb = Hb::new();
+    let id = format!(
+        "lts_{}",
+        hb.home.path().file_name().unwrap().to_string_lossy().to_lowercase().replace(|c: char| !c.is_ascii_alphanumeric(), "")
+    );
+    let run = |args: &[&str]| {
+        let out = hb
+            .cmd()
+            .env("HVNB_LOCAL_LTS_POSTGRES_HOST", host)
+            .env("HVNB_LOCAL_LTS_POSTGRES_PORT", port)
+            .env("HVNB_LOCAL_LTS_POSTGRES_DB", db.split('?').next().unwrap())
+            .env("HVNB_LOCAL_LTS_POSTGRES_USER", user)
+            .env("HVNB_LOCAL_LTS_POSTGRES_PASSWORD", password)
+            .env("HVNB_LOCAL_LTS_ES_URL", &search)
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "hb {args:?} failed: {}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8_lossy(&out.stdout).to_string()
+    };
+    assert!(run(&["ws", "create", &id, "--preset", "local-lts"]).contains("ready"));
+    run(&["sql", "-w", &id, "-c", "CREATE TABLE note (id integer PRIMARY KEY, body text, emb vector(3)) WITH (search = 'body')"]);
+    run(&[
+        "sql",
+        "-w",
+        &id,
+        "-c",
+        "INSERT INTO note VALUES (1, 'an okapi at rest', '[1,0,0]'), (2, 'a zebra crossing', '[0,1,0]'), (3, 'zebra and okapi', '[0,0,1]')",
+    ]);
+    let plan = run(&["sql", "-w", &id, "-c", "EXPLAIN SELECT * FROM search('note', 'body', 'zebra')"]);
+    assert!(plan.contains("backend=search (elasticsearch)") && plan.contains("elasticsearch BM25 on index"), "{plan}");
+    let out = run(&["search", "-w", &id, "note", "zebra -okapi", "--format", "csv", "--fields", "body"]);
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines.len(), 2, "{out}");
+    assert!(lines[1].contains("a zebra crossing"), "{out}");
+    let out = run(&[
+        "sql",
+        "-w",
+        &id,
+        "--format",
+        "csv",
+        "-c",
+        "SELECT n.id, h.text_rank, h.vector_rank FROM hybrid('note', 'body', 'okapi', 'emb', '[0,0,1]', 3) h \
+         JOIN note n USING (object_id) ORDER BY h.score DESC, n.id",
+    ]);
+    // 3 is the shorter text with okapi (BM25 ranks it first) and nearest to [0,0,1].
+    assert_eq!(out.lines().skip(1).collect::<Vec<_>>(), ["3,1,1", "1,2,2", "2,,3"], "{out}");
+    run(&["sql", "-w", &id, "-c", "DROP TABLE note"]);
+    assert!(run(&["ws", "drop", &id]).contains("dropped"));
+}

@@ -4,6 +4,7 @@
 //! limit pushdown. One module per backend type.
 
 pub mod backend;
+pub mod elasticsearch;
 pub mod exec;
 pub mod group_table;
 pub mod indexed;

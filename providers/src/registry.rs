@@ -57,6 +57,8 @@ impl BackendRegistry {
             Entry { kind: "inmem", aliases: &["memory", "inmembackend"], factory: Ok(inmem) },
             Entry { kind: "sqlite", aliases: &["sqlitebackend"], factory: Ok(sqlite) },
             Entry { kind: "postgres", aliases: &["postgresql", "pg", "supabase"], factory: Ok(postgres) },
+            Entry { kind: "elasticsearch", aliases: &["elastic", "search"], factory: Ok(elasticsearch) },
+            Entry { kind: "opensearch", aliases: &["open-search"], factory: Ok(opensearch) },
         ];
         #[cfg(feature = "lance")]
         entries.push(Entry { kind: "lance", aliases: &["lancedb"], factory: Ok(lance) });
@@ -154,6 +156,17 @@ fn postgres(name: &str, config: &Map<String, Json>, cx: &BackendContext) -> Resu
     Ok(Arc::new(crate::postgres::PostgresBackend::new(name, pg)))
 }
 
+/// `hosts`, `index_prefix`, `username`, `password`, `timeout`, `analyzer`
+/// (crate::elasticsearch).
+fn elasticsearch(name: &str, config: &Map<String, Json>, cx: &BackendContext) -> Result<Arc<dyn Backend>> {
+    Ok(Arc::new(crate::elasticsearch::ElasticBackend::from_config("elasticsearch", name, config, cx)?))
+}
+
+/// The same client: OpenSearch speaks Elasticsearch's REST API.
+fn opensearch(name: &str, config: &Map<String, Json>, cx: &BackendContext) -> Result<Arc<dyn Backend>> {
+    Ok(Arc::new(crate::elasticsearch::ElasticBackend::from_config("opensearch", name, config, cx)?))
+}
+
 /// `uri` (default `file://{ws_folder}/lance`), `index_threshold`.
 #[cfg(feature = "lance")]
 fn lance(name: &str, config: &Map<String, Json>, cx: &BackendContext) -> Result<Arc<dyn Backend>> {
@@ -182,8 +195,8 @@ mod tests {
     fn an_unknown_type_names_what_is_available() {
         let r = BackendRegistry::standard();
         let cx = BackendContext { ws_id: "w".into(), ws_folder: "/tmp".into(), home: "/tmp".into() };
-        let e = r.create("elasticsearch", "search", &Map::new(), &cx).unwrap_err().to_string();
-        assert!(e.contains("'elasticsearch'") && e.contains("sqlite"), "{e}");
+        let e = r.create("solr", "search", &Map::new(), &cx).unwrap_err().to_string();
+        assert!(e.contains("'solr'") && e.contains("sqlite") && e.contains("opensearch"), "{e}");
         let b = r.create("memory", "vec", &Map::new(), &cx).unwrap();
         assert_eq!((b.info().name.as_str(), b.info().kind.as_str()), ("vec", "inmem"));
     }

@@ -3,6 +3,7 @@
 
 mod common;
 mod crash;
+mod elastic;
 mod errors;
 mod foundation;
 mod hostile;

@@ -10,7 +10,7 @@ use serde_json::json;
 
 use crate::common::{TestHome, cells};
 
-const VOCAB: [&str; 24] = [
+pub(crate) const VOCAB: [&str; 24] = [
     "rust", "query", "engine", "vector", "search", "index", "table", "stream", "batch", "arrow", "planner", "join", "filter",
     "sort", "memory", "disk", "cache", "shard", "replica", "backup", "schema", "column", "row", "token",
 ];
@@ -73,7 +73,7 @@ fn id(i: usize) -> String {
 }
 
 /// BM25 as Lucene computes it, written out independently of the engine.
-struct Oracle {
+pub(crate) struct Oracle {
     /// Per field: object_id → its words.
     fields: HashMap<&'static str, HashMap<String, Vec<String>>>,
 }
@@ -83,7 +83,7 @@ fn split(text: &str) -> Vec<String> {
 }
 
 impl Oracle {
-    fn new(docs: &[(String, String, String)]) -> Oracle {
+    pub(crate) fn new(docs: &[(String, String, String)]) -> Oracle {
         let mut fields: HashMap<&'static str, HashMap<String, Vec<String>>> = HashMap::new();
         for (id, title, body) in docs {
             for (f, text) in [("title", title), ("body", body)] {
@@ -120,7 +120,7 @@ impl Oracle {
     }
 
     /// Every matching id with its score, best first, ties by id.
-    fn rank(&self, fields: &[&str], query: &str) -> Vec<(String, f64)> {
+    pub(crate) fn rank(&self, fields: &[&str], query: &str) -> Vec<(String, f64)> {
         // The test queries keep to: words, "phrases", +x, -x, prefix*.
         let mut clauses: Vec<(char, String)> = Vec::new();
         let mut rest = query.trim();
@@ -175,7 +175,7 @@ impl Oracle {
     }
 }
 
-const QUERIES: [&str; 30] = [
+pub(crate) const QUERIES: [&str; 30] = [
     "rust",
     "token",
     "backup replica",
@@ -210,7 +210,7 @@ const QUERIES: [&str; 30] = [
 
 /// Compare an engine's top-k with the oracle's: every returned row has the
 /// oracle's score, and nothing the oracle ranks higher is missing.
-fn check(hits: &[(String, f32)], oracle: &[(String, f64)], k: usize, what: &str) {
+pub(crate) fn check(hits: &[(String, f32)], oracle: &[(String, f64)], k: usize, what: &str) {
     assert_eq!(hits.len(), oracle.len().min(k), "{what}: {hits:?} vs {:?}", &oracle[..oracle.len().min(k)]);
     let by_id: HashMap<&str, f64> = oracle.iter().map(|(id, s)| (id.as_str(), *s)).collect();
     for (id, s) in hits {
