@@ -8,10 +8,11 @@
 //! ORDER BY n.score DESC;
 //! ```
 //!
-//! `near(entity, field, vector [, top_k [, metric [, where]]])` returns
-//! `(object_id, score)`; `where` is a SQL predicate over the entity that picks the
-//! candidates before the search (a pre-filter: top_k matching rows, never fewer
-//! because of the filter). The search runs where the field is stored: Lance's
+//! `near(entity, field, vector [, top_k [, metric [, where [, nprobes]]]])`
+//! returns `(object_id, score)`; `where` is a SQL predicate over the entity that
+//! picks the candidates before the search (a pre-filter: top_k matching rows,
+//! never fewer because of the filter; '' for none); `nprobes` is how many index
+//! partitions an ANN search probes (recall against speed; exact searches ignore it). The search runs where the field is stored: Lance's
 //! ANN index, or an exact scan.
 
 use std::sync::{Arc, Weak};
@@ -24,7 +25,7 @@ use datafusion::error::{DataFusionError, Result as DfResult};
 use datafusion::logical_expr::Expr;
 use datafusion::scalar::ScalarValue;
 use heavenbase_catalog::{LogicalType, OBJECT_ID};
-use heavenbase_providers::vector::{DEFAULT_TOP_K, MAX_TOP_K, Metric, NearRequest};
+use heavenbase_providers::vector::{DEFAULT_TOP_K, MAX_NPROBES, MAX_TOP_K, Metric, NearRequest};
 use serde_json::Value as Json;
 
 use crate::workspace::{Inner, Workspace};
@@ -37,6 +38,8 @@ pub struct Near {
     pub vector: Vec<f32>,
     pub top_k: usize,
     pub metric: Metric,
+    /// Index partitions an approximate search probes (None: the backend's default).
+    pub nprobes: Option<usize>,
 }
 
 impl Near {
@@ -46,17 +49,29 @@ impl Near {
             return Err(Error::argument(format!("near top_k must be between 1 and {MAX_TOP_K}, got {top_k}")));
         }
         let metric = Metric::parse(metric.unwrap_or("cosine"))?;
-        Ok(Near { field: field.to_string(), vector, top_k, metric })
+        Ok(Near { field: field.to_string(), vector, top_k, metric, nprobes: None })
     }
 
-    /// The JSON form of docs/reference.md §7.3: `{field, query, top_k, metric}`.
+    /// Probe `nprobes` partitions of an ANN index (1 to 4096; an index has at
+    /// most 256, and asking for all of them searches every candidate the index
+    /// holds): the knob between recall and speed. Exact searches ignore it.
+    pub fn nprobes(mut self, nprobes: usize) -> Result<Near> {
+        if nprobes == 0 || nprobes > MAX_NPROBES {
+            return Err(Error::argument(format!("near nprobes must be between 1 and {MAX_NPROBES}, got {nprobes}")));
+        }
+        self.nprobes = Some(nprobes);
+        Ok(self)
+    }
+
+    /// The JSON form of docs/reference.md §7.3: `{field, query, top_k, metric}`,
+    /// and `nprobes`.
     pub fn from_json(v: &Json) -> Result<Near> {
         let o = v.as_object().ok_or_else(|| Error::argument(format!("near is {{field, query, top_k, metric}}, got {v}")))?;
         for k in o.keys() {
-            if !["field", "query", "vector", "value", "top_k", "metric"].contains(&k.as_str()) {
+            if !["field", "query", "vector", "value", "top_k", "metric", "nprobes"].contains(&k.as_str()) {
                 return Err(Error::argument(format!(
-                    "Unknown near key '{k}'.{} near takes field, query, top_k, metric",
-                    crate::error::suggest(k, ["field", "query", "top_k", "metric"].into_iter())
+                    "Unknown near key '{k}'.{} near takes field, query, top_k, metric, nprobes",
+                    crate::error::suggest(k, ["field", "query", "top_k", "metric", "nprobes"].into_iter())
                 )));
             }
         }
@@ -70,11 +85,22 @@ impl Near {
                     as usize)
             }
         };
-        Near::new(field, vector, top_k, o.get("metric").and_then(Json::as_str))
+        let near = Near::new(field, vector, top_k, o.get("metric").and_then(Json::as_str))?;
+        match o.get("nprobes") {
+            None | Some(Json::Null) => Ok(near),
+            Some(n) => near
+                .nprobes(n.as_u64().ok_or_else(|| Error::argument(format!("near nprobes must be a positive integer, got {n}")))?
+                    as usize),
+        }
     }
 
     pub fn to_json(&self) -> Json {
-        serde_json::json!({"field": self.field, "value": self.vector, "top_k": self.top_k, "metric": self.metric.name()})
+        let mut json =
+            serde_json::json!({"field": self.field, "value": self.vector, "top_k": self.top_k, "metric": self.metric.name()});
+        if let Some(n) = self.nprobes {
+            json["nprobes"] = n.into();
+        }
+        json
     }
 }
 
@@ -133,6 +159,7 @@ impl Workspace {
             k: near.top_k,
             metric: near.metric,
             ids: candidates.map(Arc::new),
+            nprobes: near.nprobes,
         };
         let hits = match self.buffering().and_then(|t| t.overlay(entity)) {
             None => backend.nearest(group, &request).await?,
@@ -252,17 +279,22 @@ impl TableFunctionImpl for NearFunction {
 
 impl NearFunction {
     fn plan(&self, args: &[Expr]) -> DfResult<Arc<dyn TableProvider>> {
-        let usage = "near(entity, field, vector [, top_k [, metric [, where]]])";
-        if args.len() < 3 || args.len() > 6 {
-            return Err(DataFusionError::Plan(format!("{usage} takes 3 to 6 arguments, got {}", args.len())));
+        let usage = "near(entity, field, vector [, top_k [, metric [, where [, nprobes]]]])";
+        if args.len() < 3 || args.len() > 7 {
+            return Err(DataFusionError::Plan(format!("{usage} takes 3 to 7 arguments, got {}", args.len())));
         }
         let entity = text_arg("near", args, 0, "entity")?.unwrap_or_default();
         let field = text_arg("near", args, 1, "field")?.unwrap_or_default();
         let vector = vector_arg("near", &args[2])?;
         let top_k = count_arg("near", args, 3, "top_k")?;
         let metric = text_arg("near", args, 4, "metric")?;
-        let filter = text_arg("near", args, 5, "where")?;
-        let near = Near::new(&field, vector, top_k, metric.as_deref()).map_err(|e| DataFusionError::External(Box::new(e)))?;
+        let filter = text_arg("near", args, 5, "where")?.filter(|w| !w.trim().is_empty());
+        let nprobes = count_arg("near", args, 6, "nprobes")?;
+        let ext = |e: Error| DataFusionError::External(Box::new(e));
+        let mut near = Near::new(&field, vector, top_k, metric.as_deref()).map_err(ext)?;
+        if let Some(n) = nprobes {
+            near = near.nprobes(n).map_err(ext)?;
+        }
         let ws =
             Workspace { txn: None, inner: self.ws.upgrade().ok_or_else(|| DataFusionError::Plan("workspace closed".into()))? };
         check_near(&ws, &entity, &near)?;

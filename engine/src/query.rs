@@ -461,6 +461,12 @@ impl Query {
         Ok(self)
     }
 
+    /// `near` as built by [`Near`](crate::Near) (with its `nprobes`, say).
+    pub fn near_by(mut self, near: crate::near::Near) -> Self {
+        self.spec.near = Some(near);
+        self
+    }
+
     /// Full-text search of `fields` (none: every field indexed for search):
     /// the `top_k` (default 50, at most 1000) best rows for `query` by BM25,
     /// filters applied first, ordered by `score` descending unless an order

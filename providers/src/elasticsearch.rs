@@ -144,7 +144,8 @@ impl ElasticBackend {
             match request.send().await {
                 Ok(response) => {
                     let status = response.status();
-                    let bytes = response.bytes().await.map_err(|e| self.error(format!("{method} {path}: {e}")))?;
+                    let bytes =
+                        response.bytes().await.map_err(|e| self.error(format!("{method} {path}: {}", e.without_url())))?;
                     let json = if bytes.is_empty() {
                         Json::Null
                     } else {
@@ -154,8 +155,9 @@ impl ElasticBackend {
                     };
                     return Ok((status, json));
                 }
-                Err(e) if e.is_connect() || e.is_timeout() => unreachable.push(format!("{}: {e}", redact(host))),
-                Err(e) => return Err(self.error(format!("{method} {path}: {e}"))),
+                // Errors are shown without their URL: it may hold a password.
+                Err(e) if e.is_connect() || e.is_timeout() => unreachable.push(format!("{}: {}", redact(host), e.without_url())),
+                Err(e) => return Err(self.error(format!("{method} {path}: {}", e.without_url()))),
             }
         }
         Err(ProviderError::Unavailable {

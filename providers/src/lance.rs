@@ -275,7 +275,7 @@ impl LanceBackend {
         }
         // The index is built over unit vectors (cosine is L2 between them).
         let unit: Vec<f32> = request.vector.iter().map(|x| x / norm).collect();
-        let probes = (partitions / PROBE_SHARE).max(MIN_PROBES);
+        let probes = request.nprobes.unwrap_or((partitions / PROBE_SHARE).max(MIN_PROBES)).min(partitions);
         let query = Query {
             column: request.column.clone(),
             key: Arc::new(Float32Array::from(unit)),
@@ -764,7 +764,8 @@ impl Backend for LanceBackend {
             // The same probes as a resident search, re-ranked by Lance.
             // (Left unset, Lance's adaptive probing starts at half of all
             // partitions: near-exact and slower than brute force.)
-            scanner.nprobes((ivf_partitions(rows) / PROBE_SHARE).max(MIN_PROBES));
+            let partitions = ivf_partitions(rows);
+            scanner.nprobes(request.nprobes.unwrap_or((partitions / PROBE_SHARE).max(MIN_PROBES)).min(partitions));
             scanner.ef((request.k * REFINE as usize).max(20));
             scanner.refine(REFINE);
         }

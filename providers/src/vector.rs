@@ -94,7 +94,13 @@ pub struct NearRequest {
     pub metric: Metric,
     /// Only these object_ids are candidates (a filter applied before the search).
     pub ids: Option<Arc<Vec<String>>>,
+    /// Index partitions an approximate search probes (more: higher recall,
+    /// slower); None: the backend's default. Exact searches ignore it.
+    pub nprobes: Option<usize>,
 }
+
+/// The most partitions a query may ask to probe (an index has at most 256).
+pub const MAX_NPROBES: usize = 4096;
 
 /// One hit: object_id and distance (smaller is nearer).
 pub type Hit = (String, f32);

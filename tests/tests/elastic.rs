@@ -303,4 +303,7 @@ async fn an_unreachable_search_server_is_named_and_nothing_is_half_registered() 
     let shown: HashSet<String> = ws.backends().iter().map(|b| b.describe().to_string()).collect();
     assert!(shown.iter().all(|d| !d.contains("hunter2")), "{shown:?}");
     assert!(shown.iter().any(|d| d.contains("https://***@127.0.0.1:1")), "{shown:?}");
+    // Nor in the error of a request that failed.
+    let err = ws.register(doc(), false).await.unwrap_err().to_string();
+    assert!(err.contains("no host answered") && !err.contains("hunter2"), "{err}");
 }

@@ -281,3 +281,74 @@ async fn vectors_in_pgvector_text_form_are_written_by_insert_update_and_copy() {
     let near = cells(&ws.sql("SELECT object_id FROM near('item', 'emb', '[1,1,1]', 1)").await.unwrap());
     assert_eq!(near.len(), 1);
 }
+
+/// The ANN knob: `nprobes` from the Rust API, the builder, JSON and SQL, the
+/// same search each way; probing every partition finds what an exact search
+/// finds at least as often as probing one; bad values are errors that name it.
+#[tokio::test]
+async fn nprobes_trades_speed_for_recall_the_same_from_every_door() {
+    let h = TestHome::new();
+    // 900 rows, indexed from 500: 7 partitions (sqrt(900) / 4).
+    let backends = json!({
+        "main": {"type": "sqlite", "database": "file://{ws_folder}/main.sqlite"},
+        "vec": {"type": "lance", "uri": "file://{ws_folder}/lance", "index_threshold": 500},
+    });
+    let ws = h.open("probes", Construction::Backends(backends)).await;
+    let exact = h.open("probes-exact", Construction::preset("debug")).await;
+    load(&ws, 900).await;
+    load(&exact, 900).await;
+    assert!(ws.health().to_string().contains("IVF_HNSW_SQ"));
+    let near = |v: Vec<f32>, nprobes: Option<usize>| {
+        let mut n = heavenbase::Near::new("emb", v, Some(10), None).unwrap();
+        if let Some(p) = nprobes {
+            n = n.nprobes(p).unwrap();
+        }
+        n
+    };
+    let (mut one, mut all) = (0, 0);
+    for i in (0..900).step_by(45) {
+        // Queries between the stored vectors, so the nearest are not the query itself.
+        let q: Vec<f32> = vector(i).iter().zip(vector(i + 1)).map(|(a, b)| (a + b) / 2.0).collect();
+        let truth: Vec<String> =
+            exact.near("doc", &near(q.clone(), None), None).await.unwrap().into_iter().map(|h| h.0).collect();
+        let found = |hits: Vec<(String, f32)>| hits.iter().filter(|h| truth.contains(&h.0)).count();
+        one += found(ws.near("doc", &near(q.clone(), Some(1)), None).await.unwrap());
+        let every = ws.near("doc", &near(q.clone(), Some(7)), None).await.unwrap();
+        all += found(every.clone());
+        // The same search from the builder, JSON and SQL.
+        let rows = ws.query("doc").unwrap().near_by(near(q.clone(), Some(7))).rows().await.unwrap();
+        let ids: Vec<String> = every.iter().map(|h| h.0.clone()).collect();
+        assert_eq!(rows.iter().map(|r| r["object_id"].as_str().unwrap().to_string()).collect::<Vec<_>>(), ids);
+        let json = ws
+            .query_json("doc", &json!({"near": {"field": "emb", "query": q, "top_k": 10, "nprobes": 7}}))
+            .unwrap()
+            .rows()
+            .await
+            .unwrap();
+        let json_ids: Vec<String> = json.iter().map(|r| r["object_id"].as_str().unwrap().to_string()).collect();
+        assert_eq!(json_ids, ids, "JSON");
+        let sql = format!(
+            "SELECT object_id FROM near('doc', 'emb', '{}', 10, 'cosine', '', 7) ORDER BY score DESC, object_id",
+            serde_json::to_string(&q).unwrap()
+        );
+        let mut sql_ids: Vec<String> = cells(&ws.sql(&sql).await.unwrap()).into_iter().map(|r| r[0].clone()).collect();
+        let mut sorted = ids.clone();
+        sorted.sort();
+        sql_ids.sort();
+        assert_eq!(sql_ids, sorted, "SQL");
+    }
+    assert!(all >= one, "every partition ({all}) finds at least what one does ({one})");
+    assert!(all as f64 >= 0.9 * 200.0, "probing every partition: recall@10 {}", all as f64 / 200.0);
+    for bad in [0, 5000] {
+        let err = heavenbase::Near::new("emb", vector(1), Some(10), None).unwrap().nprobes(bad).unwrap_err().to_string();
+        assert!(err.contains("nprobes") && err.contains(&bad.to_string()), "{err}");
+    }
+    let err = ws.sql("SELECT * FROM near('doc', 'emb', '[1,0,0,0,0,0,0,0]', 10, 'cosine', '', 0)").await.unwrap_err().to_string();
+    assert!(err.contains("nprobes"), "{err}");
+    let err = ws
+        .query_json("doc", &json!({"near": {"field": "emb", "query": vector(1), "nprobes": "many"}}))
+        .map(|_| ())
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("nprobes") && err.contains("many"), "{err}");
+}
