@@ -12,8 +12,9 @@
 //! returns `(object_id, score)`; `where` is a SQL predicate over the entity that
 //! picks the candidates before the search (a pre-filter: top_k matching rows,
 //! never fewer because of the filter; '' for none); `nprobes` is how many index
-//! partitions an ANN search probes (recall against speed; exact searches ignore it). The search runs where the field is stored: Lance's
-//! ANN index, or an exact scan.
+//! partitions an ANN search probes (recall against speed; exact searches
+//! ignore it). The search runs where the field is stored: Lance's ANN index,
+//! or an exact scan.
 
 use std::sync::{Arc, Weak};
 
