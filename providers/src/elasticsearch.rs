@@ -24,9 +24,9 @@
 use std::time::Duration;
 
 use async_trait::async_trait;
-use datafusion::arrow::array::{Array, ArrayRef, AsArray, RecordBatch};
-use datafusion::arrow::datatypes::{DataType, Float64Type, Int64Type};
+use datafusion::arrow::array::{ArrayRef, AsArray, RecordBatch};
 use datafusion::logical_expr::Expr;
+use heavenbase_catalog::value::array_value;
 use heavenbase_catalog::{BackendInfo, ColumnBuilder, OBJECT_ID, PhysicalType};
 use reqwest::{Method, StatusCode};
 use serde_json::{Map, Value as Json, json};
@@ -422,21 +422,6 @@ fn preview(bytes: &[u8]) -> String {
     text[..end].to_string()
 }
 
-/// A cell of `array` as JSON (the column types [`ElasticBackend::column_mapping`] allows).
-fn cell(array: &ArrayRef, row: usize) -> Json {
-    if array.is_null(row) {
-        return Json::Null;
-    }
-    match array.data_type() {
-        DataType::Utf8 => Json::String(array.as_string::<i32>().value(row).to_string()),
-        DataType::LargeUtf8 => Json::String(array.as_string::<i64>().value(row).to_string()),
-        DataType::Int64 => json!(array.as_primitive::<Int64Type>().value(row)),
-        DataType::Float64 => json!(array.as_primitive::<Float64Type>().value(row)),
-        DataType::Boolean => json!(array.as_boolean().value(row)),
-        _ => Json::Null,
-    }
-}
-
 #[async_trait]
 impl Backend for ElasticBackend {
     fn info(&self) -> &BackendInfo {
@@ -478,13 +463,14 @@ impl Backend for ElasticBackend {
         }
         let index = self.index(group);
         let schema = batch.schema();
-        let present: Vec<(usize, &str)> =
-            schema.fields().iter().enumerate().skip(1).map(|(i, f)| (i, f.name().as_str())).collect();
+        // Cells as `get` reads them (heavenbase_catalog::value), by the column's type.
+        let present: Vec<(usize, &ColumnSpec)> =
+            schema.fields().iter().enumerate().skip(1).filter_map(|(i, f)| group.column(f.name()).map(|c| (i, c))).collect();
         // New rows take each left-out column's default.
         let defaults: Vec<(&str, Json)> = group
             .columns
             .iter()
-            .filter(|c| !present.iter().any(|(_, name)| *name == c.name))
+            .filter(|c| !present.iter().any(|(_, p)| p.name == c.name))
             .filter_map(|c| c.default.clone().filter(|d| !d.is_null()).map(|d| (c.name.as_str(), d)))
             .collect();
         let ids = batch.column(0).as_string::<i32>();
@@ -493,8 +479,8 @@ impl Backend for ElasticBackend {
             let id = ids.value(row);
             let mut doc = Map::new();
             doc.insert(OBJECT_ID.into(), Json::String(id.into()));
-            for (i, name) in &present {
-                doc.insert((*name).into(), cell(batch.column(*i), row));
+            for (i, column) in &present {
+                doc.insert(column.name.clone(), array_value(batch.column(*i).as_ref(), row, &column.ty));
             }
             let mut upsert = doc.clone();
             for (name, value) in &defaults {

@@ -275,15 +275,15 @@ impl LanceBackend {
         }
         // The index is built over unit vectors (cosine is L2 between them).
         let unit: Vec<f32> = request.vector.iter().map(|x| x / norm).collect();
-        let probes = request.nprobes.unwrap_or((partitions / PROBE_SHARE).max(MIN_PROBES)).min(partitions);
+        let nprobes = probes(partitions, request);
         let query = Query {
             column: request.column.clone(),
             key: Arc::new(Float32Array::from(unit)),
             k: request.k,
             lower_bound: None,
             upper_bound: None,
-            minimum_nprobes: probes,
-            maximum_nprobes: Some(probes),
+            minimum_nprobes: nprobes,
+            maximum_nprobes: Some(nprobes),
             search_effort: 0.5,
             ef: Some((request.k * REFINE as usize).max(20)),
             refine_factor: Some(REFINE),
@@ -296,7 +296,7 @@ impl LanceBackend {
         let mut searches = Vec::new();
         for segment in &r.segments {
             let (ranked, _) = segment.find_partitions(&query).map_err(|e| self.error(&context, e))?;
-            for &p in ranked.values().iter().take(probes) {
+            for &p in ranked.values().iter().take(nprobes) {
                 searches.push(segment.search_in_partition(p as usize, &query, Arc::new(NoFilter), &NoOpMetricsCollector));
             }
         }
@@ -553,6 +553,12 @@ fn ivf_partitions(rows: usize) -> usize {
 /// force; 3 or 4 probes keep 1.000 at 15–16×.
 const PROBE_SHARE: usize = 40;
 const MIN_PROBES: usize = 2;
+
+/// Partitions a search of an index of `partitions` probes: the request's
+/// `nprobes`, else the default above; never more than there are.
+fn probes(partitions: usize, request: &NearRequest) -> usize {
+    request.nprobes.unwrap_or((partitions / PROBE_SHARE).max(MIN_PROBES)).min(partitions)
+}
 /// Candidates re-ranked by exact distance, as a multiple of k.
 const REFINE: u32 = 2;
 
@@ -764,8 +770,7 @@ impl Backend for LanceBackend {
             // The same probes as a resident search, re-ranked by Lance.
             // (Left unset, Lance's adaptive probing starts at half of all
             // partitions: near-exact and slower than brute force.)
-            let partitions = ivf_partitions(rows);
-            scanner.nprobes(request.nprobes.unwrap_or((partitions / PROBE_SHARE).max(MIN_PROBES)).min(partitions));
+            scanner.nprobes(probes(ivf_partitions(rows), request));
             scanner.ef((request.k * REFINE as usize).max(20));
             scanner.refine(REFINE);
         }

@@ -16,7 +16,7 @@ use heavenbase::{Construction, EntityDef, FieldDef, LogicalType as T, Search, Wo
 use serde_json::json;
 
 use crate::common::{TestHome, cells};
-use crate::search::{Oracle, QUERIES, VOCAB, check};
+use crate::search::{Oracle, QUERIES, VOCAB, check, lose_index_entry};
 
 /// The search servers to test: (label, URL, whether its scores are Lucene's).
 fn servers() -> Vec<(&'static str, String, bool)> {
@@ -234,13 +234,7 @@ async fn the_search_server_follows_writes_transactions_alter_and_repair() {
         let search = Search::new(&["body"], "+rust", Some(1000)).unwrap();
         let ranked = ws.search("doc", &search, None).await.unwrap();
         let lost = ranked[0].0.clone();
-        let backend = ws.backends().iter().find(|b| b.info().name == "search").unwrap().clone();
-        let mut body = heavenbase::providers::ColumnSpec::new("body", T::long_text());
-        body.search = true;
-        let mut title = heavenbase::providers::ColumnSpec::new("title", T::short_text());
-        title.search = true;
-        let group = heavenbase::providers::GroupSpec::new("doc", "doc", vec![title, body], vec![]);
-        assert_eq!(backend.delete(&group, std::slice::from_ref(&lost)).await.unwrap(), [lost.clone()]);
+        lose_index_entry(&ws, &lost).await;
         assert!(!ws.search("doc", &search, None).await.unwrap().iter().any(|h| h.0 == lost), "{kind}");
         let audit = ws.audit().await.unwrap();
         assert_eq!(audit.partial.len(), 1, "{kind}: {audit:?}");

@@ -529,6 +529,18 @@ async fn search_and_hybrid_over_the_wire() {
     assert_eq!(count.as_deref(), Some("8"));
 }
 
+/// A write cut off between backends: `doc`'s entry `id` is deleted from the
+/// workspace's `search` backend alone, behind the engine's back.
+pub(crate) async fn lose_index_entry(ws: &Workspace, id: &str) {
+    let backend = ws.backends().iter().find(|b| b.info().name == "search").unwrap().clone();
+    let mut body = heavenbase::providers::ColumnSpec::new("body", T::long_text());
+    body.search = true;
+    let mut title = heavenbase::providers::ColumnSpec::new("title", T::short_text());
+    title.search = true;
+    let group = heavenbase::providers::GroupSpec::new("doc", "doc", vec![title, body], vec![]);
+    assert_eq!(backend.delete(&group, &[id.to_string()]).await.unwrap(), [id.to_string()], "the entry was there");
+}
+
 #[tokio::test]
 async fn audit_reports_a_missing_index_entry_and_repair_reindexes_it() {
     let h = TestHome::new();
@@ -537,14 +549,7 @@ async fn audit_reports_a_missing_index_entry_and_repair_reindexes_it() {
     let search = Search::new(&["body"], "+rust", Some(1000)).unwrap();
     let before = ws.search("doc", &search, None).await.unwrap();
     let lost = before[0].0.clone();
-    // A write cut off between backends: the search backend lost its entry.
-    let backend = ws.backends().iter().find(|b| b.info().name == "search").unwrap().clone();
-    let mut body = heavenbase::providers::ColumnSpec::new("body", T::long_text());
-    body.search = true;
-    let mut title = heavenbase::providers::ColumnSpec::new("title", T::short_text());
-    title.search = true;
-    let group = heavenbase::providers::GroupSpec::new("doc", "doc", vec![title, body], vec![]);
-    backend.delete(&group, std::slice::from_ref(&lost)).await.unwrap();
+    lose_index_entry(&ws, &lost).await;
     assert!(!ws.search("doc", &search, None).await.unwrap().iter().any(|h| h.0 == lost));
     let audit = ws.audit().await.unwrap();
     assert_eq!(audit.partial.len(), 1);
