@@ -27,6 +27,8 @@ pub struct FieldDef {
     pub required: bool,
     /// Applied when the key is absent from a written row (an explicit null stays null).
     pub default: Option<Json>,
+    /// A default computed at write time instead of a literal one.
+    pub default_fn: Option<DefaultFn>,
     pub desc: String,
     pub tags: Vec<String>,
     pub examples: Vec<Json>,
@@ -46,6 +48,61 @@ pub struct FieldDef {
     /// follows the default (LongText fields are, when the workspace has a
     /// search backend); JSON `"search": true|false`.
     pub search: Option<bool>,
+}
+
+/// A default computed when a row is written (SQL `DEFAULT now()`,
+/// `CURRENT_TIMESTAMP`, `CURRENT_DATE`). Every row one statement writes gets
+/// the same value, the statement's time, as every row of a Postgres
+/// transaction gets the same `now()`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DefaultFn {
+    /// The write's time (Timestamp fields).
+    Now,
+    /// The write's date in UTC (Date fields).
+    CurrentDate,
+}
+
+impl DefaultFn {
+    /// The JSON definition's spelling (`"default_fn": "now"`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DefaultFn::Now => "now",
+            DefaultFn::CurrentDate => "current_date",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "now" => Some(DefaultFn::Now),
+            "current_date" => Some(DefaultFn::CurrentDate),
+            _ => None,
+        }
+    }
+
+    /// As Postgres prints the default (`information_schema.columns.column_default`).
+    pub fn sql(self) -> &'static str {
+        match self {
+            DefaultFn::Now => "now()",
+            DefaultFn::CurrentDate => "CURRENT_DATE",
+        }
+    }
+
+    /// The value for a field of type `ty` written at `now_ms` (milliseconds
+    /// since the Unix epoch), in the form that type coerces: a Date field
+    /// takes the day, a Timestamp the instant (`CURRENT_DATE`: its midnight, UTC).
+    pub fn value_at(self, ty: &LogicalType, now_ms: i64) -> Json {
+        let day = chrono::DateTime::from_timestamp_millis(now_ms).unwrap_or_default().date_naive();
+        match (ty, self) {
+            (LogicalType::Date, _) => json!(day.format("%Y-%m-%d").to_string()),
+            (_, DefaultFn::Now) => json!(now_ms),
+            (_, DefaultFn::CurrentDate) => json!(now_ms - now_ms.rem_euclid(86_400_000)),
+        }
+    }
+}
+
+/// Milliseconds since the Unix epoch: the time a write's computed defaults take.
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64)
 }
 
 /// How an identity column takes values a row gives itself.
@@ -73,6 +130,7 @@ impl FieldDef {
             ty,
             required: false,
             default: None,
+            default_fn: None,
             desc: String::new(),
             tags: Vec::new(),
             examples: Vec::new(),
@@ -91,6 +149,20 @@ impl FieldDef {
     pub fn default(mut self, value: impl Into<Json>) -> Self {
         self.default = Some(value.into());
         self
+    }
+    /// A default computed when a row is written (see [`DefaultFn`]).
+    pub fn default_fn(mut self, f: DefaultFn) -> Self {
+        self.default_fn = Some(f);
+        self
+    }
+    /// The value a row that leaves this field out takes, for a write at
+    /// `now_ms`: the literal default, the computed one, or none (NULL).
+    pub fn default_at(&self, now_ms: i64) -> Option<Json> {
+        match (&self.default, self.default_fn) {
+            (Some(d), _) => Some(d.clone()),
+            (None, Some(f)) => Some(f.value_at(&self.ty, now_ms)),
+            (None, None) => None,
+        }
     }
     pub fn desc(mut self, desc: impl Into<String>) -> Self {
         self.desc = desc.into();
@@ -155,6 +227,9 @@ impl FieldDef {
             m.insert("has_default".into(), json!(true));
             m.insert("default".into(), d.clone());
         }
+        if let Some(f) = self.default_fn {
+            m.insert("default_fn".into(), json!(f.as_str()));
+        }
         m.insert("desc".into(), json!(self.desc));
         m.insert("tags".into(), json!(self.tags));
         m.insert("examples".into(), json!(self.examples));
@@ -187,6 +262,16 @@ impl FieldDef {
 pub struct FieldSet {
     pub fields: Vec<String>,
     pub to: Option<String>,
+}
+
+/// The name an index was created under (`CREATE INDEX name ON t (cols)`),
+/// which `DROP INDEX name` finds. The index itself is the fields' `index` or
+/// `unique` flag (one field) or the set in `indexes` / `constraints`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NamedIndex {
+    pub name: String,
+    pub fields: Vec<String>,
+    pub unique: bool,
 }
 
 /// A foreign key: `fields` of this entity name a row of `references` by that
@@ -242,6 +327,8 @@ pub struct EntityDef {
     pub indexes: Vec<FieldSet>,
     pub constraints: Vec<FieldSet>,
     pub foreign_keys: Vec<ForeignKey>,
+    /// The names indexes were created under (SQL `CREATE INDEX`).
+    pub named_indexes: Vec<NamedIndex>,
     pub id_source: IdSource,
 }
 
@@ -256,6 +343,7 @@ impl EntityDef {
             indexes: Vec::new(),
             constraints: Vec::new(),
             foreign_keys: Vec::new(),
+            named_indexes: Vec::new(),
             id_source: IdSource::Name,
         }
     }
@@ -385,6 +473,18 @@ impl EntityDef {
             }
         }
         for f in &self.fields {
+            if let Some(computed) = f.default_fn {
+                // Either one casts to either type, as in Postgres.
+                let fits = matches!(f.ty, LogicalType::Timestamp | LogicalType::Date);
+                if !fits || f.default.is_some() || f.identity.is_some() {
+                    return Err(CatalogError::Definition(format!(
+                        "{}.{}: a {} default needs a Timestamp or Date field without another default",
+                        self.entity_id,
+                        f.name,
+                        computed.sql()
+                    )));
+                }
+            }
             if f.identity.is_some() && (!matches!(f.ty, LogicalType::Integer) || f.default.is_some()) {
                 return Err(CatalogError::Definition(format!(
                     "{}.{}: an identity column is an integer without a default",
@@ -397,6 +497,14 @@ impl EntityDef {
                         CatalogError::Definition(format!("{}.{}: default {default} is invalid: {e}", self.entity_id, f.name))
                     })?;
                 }
+            }
+        }
+        for ix in &self.named_indexes {
+            if let Some(unknown) = ix.fields.iter().find(|f| self.get(f).is_none()) {
+                return Err(CatalogError::Definition(format!(
+                    "{}: index {} names unknown field '{unknown}'",
+                    self.entity_id, ix.name
+                )));
             }
         }
         for set in self.indexes.iter().chain(&self.constraints) {
@@ -476,6 +584,15 @@ impl EntityDef {
                 }
             }
         }
+        if let Some(Json::Array(items)) = obj.get("named_indexes") {
+            for item in items {
+                def.named_indexes.push(NamedIndex {
+                    name: item.get("name").and_then(|v| v.as_str()).unwrap_or_default().to_string(),
+                    fields: strings(item.get("fields")),
+                    unique: flag(item.get("unique")),
+                });
+            }
+        }
         if let Some(Json::Array(items)) = obj.get("foreign_keys") {
             for item in items {
                 def.foreign_keys.push(ForeignKey {
@@ -511,6 +628,11 @@ impl EntityDef {
                     .collect(),
             );
         }
+        if !self.named_indexes.is_empty() {
+            def["named_indexes"] = Json::Array(
+                self.named_indexes.iter().map(|ix| json!({"name": ix.name, "fields": ix.fields, "unique": ix.unique})).collect(),
+            );
+        }
         // Only the non-default source is written: the reference's form stays as it was.
         match &self.id_source {
             IdSource::Name => {}
@@ -532,6 +654,7 @@ impl EntityDef {
                         f.ty.to_json(),
                         f.required,
                         f.default,
+                        f.default_fn.map(DefaultFn::as_str),
                         f.index,
                         f.unique,
                         f.identity.map(Identity::as_str),
@@ -548,6 +671,7 @@ impl EntityDef {
             && self.indexes == other.indexes
             && self.constraints == other.constraints
             && self.foreign_keys == other.foreign_keys
+            && self.named_indexes == other.named_indexes
     }
 }
 
@@ -581,6 +705,12 @@ fn field_from_json(entity_id: &str, name: &str, spec: &Json) -> Result<FieldDef,
     if has_default {
         f.default = Some(obj.get("default").cloned().unwrap_or(Json::Null));
     }
+    f.default_fn = match obj.get("default_fn") {
+        None | Some(Json::Null) => None,
+        Some(v) => Some(v.as_str().and_then(DefaultFn::parse).ok_or_else(|| {
+            CatalogError::Definition(format!("{entity_id}.{name}: default_fn is 'now' or 'current_date', got {v}"))
+        })?),
+    };
     f.desc = str_of(obj, &["desc", "description"]).unwrap_or_default();
     f.tags = strings(obj.get("tags"));
     f.examples = obj.get("examples").and_then(|v| v.as_array()).cloned().unwrap_or_default();

@@ -13,7 +13,9 @@ pub mod types;
 pub mod value;
 
 pub use column::{BadValue, coerce_column};
-pub use entity::{EntityDef, FieldDef, FieldSet, ForeignKey, IdSource, Identity, NAME, OBJECT_ID, StoreSpec};
+pub use entity::{
+    DefaultFn, EntityDef, FieldDef, FieldSet, ForeignKey, IdSource, Identity, NAME, NamedIndex, OBJECT_ID, StoreSpec,
+};
 pub use objectid::{catalog_row_id, derive_key_object_id, derive_object_id, generate_object_id, hash_id, system_row_id};
 pub use placement::{BackendInfo, Binding, FieldGroup, IndexPlan, PlacementPlan, Strategy};
 pub use types::{ColumnBuilder, LogicalType, PhysicalType, Stored};

@@ -149,6 +149,46 @@ impl PhysicalType {
 }
 
 impl LogicalType {
+
+    /// The logical type for values of an Arrow type, where a table is made
+    /// from data that only Arrow describes (`CREATE TABLE … AS SELECT`,
+    /// `hb import` of Parquet or CSV): text is LongText (Postgres' `text`),
+    /// float lists are vectors, structs and maps JSON; what no layout holds
+    /// (intervals among them) is kept as its text.
+    pub fn from_arrow(arrow: &DataType) -> LogicalType {
+        match arrow {
+            DataType::Boolean => LogicalType::Boolean,
+            DataType::Int8
+            | DataType::Int16
+            | DataType::Int32
+            | DataType::Int64
+            | DataType::UInt8
+            | DataType::UInt16
+            | DataType::UInt32
+            | DataType::UInt64 => LogicalType::Integer,
+            DataType::Float16
+            | DataType::Float32
+            | DataType::Float64
+            | DataType::Decimal32(..)
+            | DataType::Decimal64(..)
+            | DataType::Decimal128(..)
+            | DataType::Decimal256(..) => LogicalType::Float,
+            DataType::Date32 | DataType::Date64 => LogicalType::Date,
+            DataType::Timestamp(..) => LogicalType::Timestamp,
+            DataType::Binary | DataType::LargeBinary | DataType::BinaryView | DataType::FixedSizeBinary(_) => {
+                LogicalType::Artifact
+            }
+            DataType::FixedSizeList(item, n) if item.data_type().is_floating() && *n > 0 => LogicalType::vector(*n as usize),
+            DataType::List(item) | DataType::LargeList(item) => LogicalType::array_of(match item.data_type() {
+                DataType::Int64 | DataType::Int32 | DataType::Int16 => LogicalType::Integer,
+                DataType::Float64 | DataType::Float32 => LogicalType::Float,
+                DataType::Boolean => LogicalType::Boolean,
+                _ => LogicalType::short_text(),
+            }),
+            DataType::Struct(_) | DataType::Map(..) => LogicalType::Json,
+            _ => LogicalType::long_text(),
+        }
+    }
     pub fn identifier() -> Self {
         LogicalType::Identifier { max_chars: IDENTIFIER_MAX, target_entity: None }
     }

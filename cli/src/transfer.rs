@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use datafusion::arrow::compute::concat_batches;
-use datafusion::arrow::datatypes::{DataType, Field, Schema};
+use datafusion::arrow::datatypes::{Field, Schema};
 use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::prelude::{CsvReadOptions, JsonReadOptions, ParquetReadOptions, SessionContext};
 use heavenbase::{EntityDef, FieldDef, LogicalType, Row, Workspace, WriteMode};
@@ -50,36 +50,7 @@ async fn read(path: &Path) -> Result<(Vec<RecordBatch>, Option<Schema>), Failure
 
 /// Logical types for a file's columns (strings become LongText, as the reference infers).
 fn infer(schema: &Schema) -> Vec<(String, LogicalType)> {
-    schema
-        .fields()
-        .iter()
-        .map(|f| {
-            let ty = match f.data_type() {
-                DataType::Boolean => LogicalType::Boolean,
-                DataType::Int8
-                | DataType::Int16
-                | DataType::Int32
-                | DataType::Int64
-                | DataType::UInt8
-                | DataType::UInt16
-                | DataType::UInt32
-                | DataType::UInt64 => LogicalType::Integer,
-                DataType::Float16 | DataType::Float32 | DataType::Float64 | DataType::Decimal128(..) => LogicalType::Float,
-                DataType::Date32 | DataType::Date64 => LogicalType::Date,
-                DataType::Timestamp(..) => LogicalType::Timestamp,
-                DataType::FixedSizeList(item, n) if item.data_type().is_floating() => LogicalType::vector(*n as usize),
-                DataType::List(item) | DataType::LargeList(item) => LogicalType::array_of(match item.data_type() {
-                    DataType::Int64 | DataType::Int32 => LogicalType::Integer,
-                    DataType::Float64 | DataType::Float32 => LogicalType::Float,
-                    DataType::Boolean => LogicalType::Boolean,
-                    _ => LogicalType::short_text(),
-                }),
-                DataType::Struct(_) | DataType::Map(..) => LogicalType::Json,
-                _ => LogicalType::long_text(),
-            };
-            (f.name().clone(), ty)
-        })
-        .collect()
+    schema.fields().iter().map(|f| (f.name().clone(), LogicalType::from_arrow(f.data_type()))).collect()
 }
 
 pub async fn import(

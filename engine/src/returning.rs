@@ -206,16 +206,20 @@ impl Workspace {
     /// `UPDATE … RETURNING` / `DELETE … RETURNING` over the plan of the rows
     /// it changes (`rows`: object_id, then an UPDATE's new values): the list
     /// over each row as the statement leaves it (a deleted row as it was).
+    /// `shown_as`: the name RETURNING qualifies the table's columns with (an
+    /// alias the statement gave it, or its name).
     pub(crate) fn plan_changed_rows(
         &self,
         table: &TableReference,
+        shown_as: &TableReference,
         delete: bool,
         rows: LogicalPlan,
         returning: &[SelectItem],
     ) -> Result<LogicalPlan> {
         let rt = self.runtime(table.table())?;
         let state = self.session().state();
-        let schema = Arc::new(DFSchema::try_from_qualified_schema(table.clone(), crate::table::table_schema(&rt.def).as_ref())?);
+        let schema =
+            Arc::new(DFSchema::try_from_qualified_schema(shown_as.clone(), crate::table::table_schema(&rt.def).as_ref())?);
         let node = WrittenRows {
             table: table.clone(),
             entity: rt.def.entity_id.clone(),
@@ -226,7 +230,7 @@ impl Workspace {
             ws: Arc::downgrade(&self.inner),
         };
         let written = LogicalPlan::Extension(Extension { node: Arc::new(node) });
-        returning_plan(&state, &rt.def, table, &schema, written, returning)
+        returning_plan(&state, &rt.def, shown_as, &schema, written, returning)
     }
 }
 

@@ -68,8 +68,24 @@ pub(crate) struct FederatedTable {
 
 impl EntityTable {
     pub(crate) fn new(rt: Arc<EntityRuntime>, ws: Weak<Inner>) -> Self {
-        let defaults =
-            rt.def.fields.iter().filter_map(|f| Some((f.name.clone(), default_literal(&f.ty, f.default.as_ref()?)?))).collect();
+        let defaults = rt
+            .def
+            .fields
+            .iter()
+            .filter_map(|f| {
+                let expr = match f.default_fn {
+                    // Evaluated by DataFusion once per statement, as Postgres does.
+                    Some(heavenbase_catalog::DefaultFn::Now) => {
+                        datafusion::functions::datetime::now(&Default::default()).call(vec![])
+                    }
+                    Some(heavenbase_catalog::DefaultFn::CurrentDate) => {
+                        datafusion::functions::datetime::current_date().call(vec![])
+                    }
+                    None => default_literal(&f.ty, f.default.as_ref()?)?,
+                };
+                Some((f.name.clone(), expr))
+            })
+            .collect();
         EntityTable { schema: table_schema(&rt.def), rt, ws, defaults }
     }
 

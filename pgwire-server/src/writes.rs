@@ -109,7 +109,11 @@ impl WorkspaceWrites {
     async fn run(&self, ws: &Workspace, statement: &Statement, plan: Option<LogicalPlan>) -> Option<PgWireResult<Response>> {
         if !is_dml(statement) {
             let done = ws.execute_ddl(statement).await?;
-            return Some(done.map(|tag| Response::Execution(Tag::new(tag))).map_err(to_pg_error));
+            let tag = |d: heavenbase::DdlDone| match d.rows {
+                Some(n) => Tag::new(d.tag).with_rows(n as usize),
+                None => Tag::new(d.tag),
+            };
+            return Some(done.map(|d| Response::Execution(tag(d))).map_err(to_pg_error));
         }
         Some(self.run_dml(ws, statement, plan).await)
     }

@@ -240,6 +240,13 @@ pub trait Backend: Send + Sync + Debug {
         )))
     }
 
+    /// Drop the index `index` of `group` (DROP INDEX). Backends without
+    /// secondary indexes of their own, or that check uniqueness from the
+    /// group's index list on every write, have nothing to drop.
+    async fn drop_index(&self, _group: &GroupSpec, _index: &IndexPlan) -> Result<()> {
+        Ok(())
+    }
+
     /// How the scan of `request` runs, for EXPLAIN (the SQL a SQL backend sends).
     fn explain_scan(&self, group: &GroupSpec, request: &ScanRequest) -> String;
 

@@ -142,6 +142,10 @@ impl Backend for SearchIndexed {
         Ok(())
     }
 
+    async fn drop_index(&self, group: &GroupSpec, index: &heavenbase_catalog::IndexPlan) -> Result<()> {
+        self.inner.drop_index(group, index).await
+    }
+
     async fn alter_group(&self, group: &GroupSpec, change: &ColumnChange) -> Result<()> {
         self.inner.alter_group(group, change).await?;
         if let Some(indexes) = self.indexes.write().get_mut(&group.table) {

@@ -23,7 +23,7 @@ use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::logical_expr::Expr;
 use futures::{StreamExt, pin_mut};
 use heavenbase_catalog::value::array_value;
-use heavenbase_catalog::{BackendInfo, ColumnBuilder, LogicalType, OBJECT_ID, PhysicalType, Stored};
+use heavenbase_catalog::{BackendInfo, ColumnBuilder, IndexPlan, LogicalType, OBJECT_ID, PhysicalType, Stored};
 use serde_json::{Value as Json, json};
 use tokio::sync::{Mutex, OwnedMutexGuard};
 use tokio_postgres::binary_copy::BinaryCopyInWriter;
@@ -904,6 +904,14 @@ impl Backend for PostgresBackend {
             return Err(self.error(&sql, &e));
         }
         Ok(())
+    }
+
+    async fn drop_index(&self, group: &GroupSpec, index: &IndexPlan) -> Result<()> {
+        let sql = format!("DROP INDEX IF EXISTS {}", self.qualified(&crate::backend::index_name(&group.table, index)));
+        let mut guard = self.pool.get(&self.info.name).await?;
+        let conn = guard.as_mut().expect("connected");
+        conn.statements.clear();
+        conn.client.batch_execute(&sql).await.map_err(|e| self.error(&sql, &e))
     }
 
     async fn drop_group(&self, group: &GroupSpec) -> Result<()> {

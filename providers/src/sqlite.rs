@@ -20,7 +20,7 @@ use datafusion::arrow::datatypes::{
 use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::logical_expr::Expr;
 use heavenbase_catalog::value::{array_value, format_date};
-use heavenbase_catalog::{BackendInfo, ColumnBuilder, LogicalType, OBJECT_ID, PhysicalType, Stored};
+use heavenbase_catalog::{BackendInfo, ColumnBuilder, IndexPlan, LogicalType, OBJECT_ID, PhysicalType, Stored};
 use rusqlite::types::{ToSqlOutput, Value as SqlValue, ValueRef};
 use rusqlite::{Connection, ErrorCode};
 use serde_json::{Value as Json, json};
@@ -515,6 +515,12 @@ impl Backend for SqliteBackend {
             })
             .await?;
         res.map_err(|e| self.error("alter", e))
+    }
+
+    async fn drop_index(&self, group: &GroupSpec, index: &IndexPlan) -> Result<()> {
+        let sql = format!("DROP INDEX IF EXISTS {}", quote_ident(&crate::backend::index_name(&group.table, index)));
+        let res = self.with_conn(move |conn| Ok(conn.execute_batch(&sql))).await?;
+        res.map_err(|e| self.error("drop index", e))
     }
 
     async fn drop_group(&self, group: &GroupSpec) -> Result<()> {

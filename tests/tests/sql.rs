@@ -413,12 +413,12 @@ async fn ddl_takes_effect_durably_or_is_refused() {
         // Schema statements that would live in one session's memory are refused.
         for sql in [
             "CREATE MATERIALIZED VIEW v AS SELECT a FROM kept",
-            "DROP INDEX kept_a",
+            "DROP INDEX kept_a CASCADE",
             "ALTER TABLE kept RENAME TO kept2",
             "CREATE SCHEMA s",
             "DROP SEQUENCE v",
             "CREATE TEMPORARY TABLE tmp (a INTEGER)",
-            "CREATE TABLE copy AS SELECT a FROM kept",
+            "CREATE TABLE copy (LIKE kept)",
         ] {
             let err = ws.sql(sql).await.unwrap_err();
             assert_eq!(err.sqlstate(), "0A000", "{sql}: {err}");
@@ -1031,4 +1031,265 @@ async fn transactions_hold_writes_until_commit() {
     waiting.await.unwrap().unwrap();
     b.rollback();
     assert_eq!(items(ws.clone()).await, rows(&[&["2", "101"], &["3", "30"], &["4", "40"]]));
+}
+
+/// `CREATE TABLE … AS`: the query's columns (as the query or the list names
+/// them, typed from its values), its rows written through the write path,
+/// `SELECT n` as the answer's count; a failure while reading or writing the
+/// rows leaves no table behind; the table lasts.
+#[tokio::test]
+async fn create_table_as_writes_its_rows_or_leaves_nothing() {
+    let h = TestHome::new();
+    {
+        let ws = h.open("ctas", Construction::preset("embedded")).await;
+        ws.sql("CREATE TABLE src (id integer PRIMARY KEY, label varchar(20), price float)").await.unwrap();
+        ws.sql("INSERT INTO src VALUES (1, 'a', 1.5), (2, 'b', 2.5), (3, 'c', NULL)").await.unwrap();
+        let made = ws.sql("CREATE TABLE dst AS SELECT id, label, price * 2 AS doubled FROM src WHERE id < 3").await.unwrap();
+        assert_eq!(cells(&made), rows(&[&["2"]]));
+        let got = ws.sql("SELECT * FROM dst ORDER BY id").await.unwrap();
+        assert_eq!(column_names(&got), ["id", "label", "doubled"]);
+        assert_eq!(cells(&got), rows(&[&["1", "a", "3.0"], &["2", "b", "5.0"]]));
+        let types = ws
+            .sql("SELECT column_name, data_type, is_nullable FROM information_schema.columns WHERE table_name = 'dst' ORDER BY ordinal_position")
+            .await
+            .unwrap();
+        assert_eq!(
+            cells(&types),
+            rows(&[&["id", "bigint", "YES"], &["label", "character varying", "YES"], &["doubled", "double precision", "YES"]])
+        );
+        // Rows are the table's own: new ids, writable like any row.
+        ws.sql("INSERT INTO dst VALUES (9, 'z', 0)").await.unwrap();
+        assert_eq!(ws.count("dst").await.unwrap(), 3);
+        // Columns are named as the query names them, as Postgres names them.
+        ws.sql("CREATE TABLE named AS SELECT id AS x, label AS y, price FROM src").await.unwrap();
+        assert_eq!(column_names(&ws.sql("SELECT * FROM named").await.unwrap()), ["x", "y", "price"]);
+        ws.sql("CREATE TABLE agg AS SELECT count(*), max(price) FROM src").await.unwrap();
+        assert_eq!(cells(&ws.sql("SELECT count, max FROM agg").await.unwrap()), rows(&[&["3", "2.5"]]));
+        // An empty result makes an empty table.
+        let none = ws.sql("CREATE TABLE empty AS SELECT id FROM src WHERE id > 100").await.unwrap();
+        assert_eq!((cells(&none), ws.count("empty").await.unwrap()), (rows(&[&["0"]]), 0));
+
+        // The name is taken: 42P07; IF NOT EXISTS does nothing.
+        let taken = ws.sql("CREATE TABLE dst AS SELECT 1 AS one").await.unwrap_err();
+        assert_eq!(taken.sqlstate(), "42P07", "{taken}");
+        ws.sql("CREATE TABLE IF NOT EXISTS dst AS SELECT 1 AS one").await.unwrap();
+        assert_eq!(ws.count("dst").await.unwrap(), 3);
+        // Failures leave no table: while reading (1/0 on the third row), while
+        // writing (the same object_id twice), and for duplicate column names.
+        let tables = ws.entities();
+        let boom = ws.sql("CREATE TABLE bad AS SELECT id, 10 / (id - 3) AS q FROM src").await.unwrap_err();
+        assert_eq!(boom.sqlstate(), "22012", "{boom}");
+        let dup = ws.sql("CREATE TABLE bad AS SELECT object_id FROM src UNION ALL SELECT object_id FROM src").await.unwrap_err();
+        assert_eq!(dup.sqlstate(), "23505", "{dup}");
+        let twice = ws.sql("CREATE TABLE bad AS SELECT a.id, b.id FROM src a JOIN src b ON a.id = b.id").await.unwrap_err();
+        assert_eq!(twice.sqlstate(), "42701", "{twice}");
+        assert_eq!(ws.entities(), tables, "no failed CREATE TABLE … AS left a table");
+        assert!(ws.sql("SELECT * FROM bad").await.is_err());
+        // A query that keeps object_id keeps the rows' ids.
+        ws.sql("CREATE TABLE same_ids AS SELECT object_id, label FROM src").await.unwrap();
+        let ids = "SELECT count(*) FROM same_ids s JOIN src ON s.object_id = src.object_id";
+        assert_eq!(cells(&ws.sql(ids).await.unwrap()), rows(&[&["3"]]));
+        assert!(ws.audit().await.unwrap().ok());
+    }
+    let ws = Workspace::load_in(&h.home, "ctas").await.unwrap();
+    assert_eq!(cells(&ws.sql("SELECT id, label FROM dst ORDER BY id").await.unwrap()), rows(&[&["1", "a"], &["2", "b"], &["9", "z"]]));
+}
+
+/// `DEFAULT now()` and its spellings take the statement's time, the same for
+/// every row and column a statement writes, from SQL and from the Rust API;
+/// `CURRENT_DATE` the day; cast literals (pg_dump's `''::character varying`)
+/// are literals; ADD COLUMN fills stored rows with the time it was added;
+/// the defaults last. Django's and Rails' table DDL run as they are sent.
+#[tokio::test]
+async fn computed_defaults_take_the_statements_time() {
+    let h = TestHome::new();
+    let epoch = || std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() as i64;
+    let (before, after);
+    {
+        let ws = h.open("defaults", Construction::preset("embedded")).await;
+        ws.sql(
+            "CREATE TABLE ev (id serial PRIMARY KEY, title varchar(50) NOT NULL DEFAULT ''::character varying, \
+             created_at timestamp(6) with time zone NOT NULL DEFAULT now(), day date DEFAULT CURRENT_DATE, \
+             seen timestamptz DEFAULT CURRENT_TIMESTAMP, at2 timestamp DEFAULT (transaction_timestamp()))",
+        )
+        .await
+        .unwrap();
+        before = epoch();
+        ws.sql("INSERT INTO ev (title) VALUES ('x'), ('y')").await.unwrap();
+        ws.upsert_many("ev", vec![json!({"id": 10}).as_object().unwrap().clone()]).await.unwrap();
+        after = epoch();
+        let same = "SELECT count(*) FROM ev WHERE created_at = seen AND seen = at2 AND day = current_date";
+        assert_eq!(cells(&ws.sql(same).await.unwrap()), rows(&[&["3"]]));
+        let one_time = "SELECT count(DISTINCT created_at) FROM ev WHERE id < 10";
+        assert_eq!(cells(&ws.sql(one_time).await.unwrap()), rows(&[&["1"]]), "one statement, one time");
+        let secs = ws.sql("SELECT min(to_unixtime(created_at)), max(to_unixtime(created_at)) FROM ev").await.unwrap();
+        let secs: Vec<i64> = cells(&secs)[0].iter().map(|c| c.parse::<f64>().unwrap() as i64).collect();
+        assert!(secs[0] >= before && secs[1] <= after, "{secs:?} within {before}..={after}");
+        assert_eq!(cells(&ws.sql("SELECT title FROM ev ORDER BY id").await.unwrap()), rows(&[&["x"], &["y"], &[""]]));
+        // An explicit NULL stays NULL; an explicit value is kept.
+        ws.sql("INSERT INTO ev (title, day, seen) VALUES ('n', NULL, '2020-01-02T03:04:05Z')").await.unwrap();
+        let kept = ws.sql("SELECT day IS NULL, to_unixtime(seen) FROM ev WHERE title = 'n'").await.unwrap();
+        assert_eq!(cells(&kept), rows(&[&["true", "1577934245"]]));
+        let shown = ws
+            .sql("SELECT column_name, column_default FROM information_schema.columns WHERE table_name = 'ev' AND column_default IS NOT NULL ORDER BY ordinal_position")
+            .await
+            .unwrap();
+        assert_eq!(
+            cells(&shown),
+            rows(&[&["title", "''"], &["created_at", "now()"], &["day", "CURRENT_DATE"], &["seen", "now()"], &["at2", "now()"]])
+        );
+        // Stored rows take the time of ADD COLUMN; SET / DROP DEFAULT change later rows only.
+        let added = epoch();
+        ws.sql("ALTER TABLE ev ADD COLUMN touched timestamptz DEFAULT now()").await.unwrap();
+        let filled = ws.sql("SELECT count(*) FROM ev WHERE touched IS NOT NULL").await.unwrap();
+        assert_eq!(cells(&filled), rows(&[&["4"]]));
+        let when = cells(&ws.sql("SELECT min(to_unixtime(touched)) FROM ev").await.unwrap())[0][0].parse::<f64>().unwrap();
+        assert!(when as i64 >= added, "{when} >= {added}");
+        ws.sql("ALTER TABLE ev ALTER COLUMN day DROP DEFAULT").await.unwrap();
+        ws.sql("ALTER TABLE ev ALTER COLUMN title SET DEFAULT now()").await.unwrap_err();
+        ws.sql("ALTER TABLE ev ALTER COLUMN seen SET DEFAULT '2001-02-03T00:00:00Z'").await.unwrap();
+        ws.sql("INSERT INTO ev (id) VALUES (20)").await.unwrap();
+        let later = ws.sql("SELECT day IS NULL, to_unixtime(seen), created_at IS NOT NULL FROM ev WHERE id = 20").await.unwrap();
+        assert_eq!(cells(&later), rows(&[&["true", "981158400", "true"]]));
+        // Defaults the workspace cannot compute are refused, naming them.
+        let random = ws.sql("CREATE TABLE r (a float DEFAULT random())").await.unwrap_err();
+        assert_eq!(random.sqlstate(), "0A000", "{random}");
+        assert!(random.to_string().contains("random()"), "{random}");
+        let text_now = ws.sql("CREATE TABLE r (a text DEFAULT now())").await.unwrap_err();
+        assert_eq!(text_now.sqlstate(), "42P16", "{text_now}");
+
+        // Django (bigint identity key, varchar, timestamptz) and Rails
+        // (bigserial key, string with a default, timestamp(6)) as they send them.
+        ws.sql(
+            "CREATE TABLE \"polls_question\" (\"id\" bigint NOT NULL PRIMARY KEY GENERATED BY DEFAULT AS IDENTITY, \
+             \"question_text\" varchar(200) NOT NULL, \"pub_date\" timestamp with time zone NOT NULL)",
+        )
+        .await
+        .unwrap();
+        ws.sql("INSERT INTO \"polls_question\" (\"question_text\", \"pub_date\") VALUES ('What?', '2026-01-01T00:00:00+00:00')")
+            .await
+            .unwrap();
+        ws.sql(
+            "CREATE TABLE \"users\" (\"id\" bigserial primary key, \"email\" character varying DEFAULT '' NOT NULL, \
+             \"created_at\" timestamp(6) NOT NULL, \"updated_at\" timestamp(6) NOT NULL, \
+             \"confirmed_at\" timestamp(6) DEFAULT CURRENT_TIMESTAMP)",
+        )
+        .await
+        .unwrap();
+        ws.sql("INSERT INTO \"users\" (\"created_at\", \"updated_at\") VALUES ('2026-01-01 10:00:00', '2026-01-01 10:00:00')")
+            .await
+            .unwrap();
+        let got = ws.sql("SELECT id, email, confirmed_at IS NOT NULL FROM users").await.unwrap();
+        assert_eq!(cells(&got), rows(&[&["1", "", "true"]]));
+        let missing = ws.sql("INSERT INTO users (email) VALUES ('a@b')").await.unwrap_err();
+        assert_eq!(missing.sqlstate(), "23502", "{missing}");
+        assert_eq!(cells(&ws.sql("SELECT id FROM polls_question").await.unwrap()), rows(&[&["1"]]));
+    }
+    // The defaults last.
+    let ws = Workspace::load_in(&h.home, "defaults").await.unwrap();
+    let start = epoch();
+    ws.sql("INSERT INTO ev (title) VALUES ('after')").await.unwrap();
+    let got = ws.sql("SELECT to_unixtime(created_at), day IS NULL FROM ev WHERE title = 'after'").await.unwrap();
+    let got = cells(&got);
+    assert!(got[0][0].parse::<f64>().unwrap() as i64 >= start, "{got:?}");
+    assert_eq!(got[0][1], "true");
+}
+
+/// Indexes by name: CREATE INDEX keeps the name it is given (or the one
+/// Postgres would give), DROP INDEX finds it and takes the index out of the
+/// definition and the backend (a unique one stops being enforced), the
+/// indexes constraints own are refused, and names share the tables' namespace.
+#[tokio::test]
+async fn indexes_are_dropped_by_name() {
+    let h = TestHome::new();
+    {
+        let ws = h.open("ixnames", Construction::preset("embedded")).await;
+        ws.sql("CREATE TABLE t (id integer PRIMARY KEY, a integer, b integer, c text UNIQUE)").await.unwrap();
+        ws.sql("CREATE UNIQUE INDEX t_a_uniq ON t (a)").await.unwrap();
+        ws.sql("CREATE INDEX ON t (a, b)").await.unwrap();
+        ws.sql("INSERT INTO t VALUES (1, 1, 1, 'x')").await.unwrap();
+        assert_eq!(ws.sql("INSERT INTO t VALUES (2, 1, 2, 'y')").await.unwrap_err().sqlstate(), "23505");
+        // Names are unique among tables and indexes.
+        assert_eq!(ws.sql("CREATE INDEX t ON t (b)").await.unwrap_err().sqlstate(), "42P07");
+        assert_eq!(ws.sql("CREATE INDEX t_a_uniq ON t (b)").await.unwrap_err().sqlstate(), "42P07");
+        ws.sql("CREATE INDEX IF NOT EXISTS t_a_uniq ON t (b)").await.unwrap();
+        assert!(!ws.entity("t").unwrap().get("b").unwrap().index, "IF NOT EXISTS did nothing");
+        // The name Postgres gives an unnamed index, taken twice: t_a_b_idx, t_a_b_idx1.
+        ws.sql("CREATE INDEX ON t (a, b)").await.unwrap();
+        let names: Vec<String> = ws.entity("t").unwrap().named_indexes.iter().map(|i| i.name.clone()).collect();
+        assert_eq!(names, ["t_a_uniq", "t_a_b_idx", "t_a_b_idx1"]);
+        ws.sql("DROP INDEX t_a_b_idx").await.unwrap();
+        assert_eq!(ws.entity("t").unwrap().indexes.len(), 1, "t_a_b_idx1 still stands for the index");
+        ws.sql("DROP INDEX t_a_b_idx1").await.unwrap();
+        assert!(ws.entity("t").unwrap().indexes.is_empty());
+        // Constraint-owned indexes and the name index are refused; unknown names are 42704.
+        assert_eq!(ws.sql("DROP INDEX t_pkey").await.unwrap_err().sqlstate(), "2BP01");
+        assert_eq!(ws.sql("DROP INDEX t_c_key").await.unwrap_err().sqlstate(), "2BP01");
+        assert_eq!(ws.sql("DROP INDEX t_name_idx").await.unwrap_err().sqlstate(), "0A000");
+        let unknown = ws.sql("DROP INDEX nosuch").await.unwrap_err();
+        assert_eq!((unknown.sqlstate(), unknown.to_string().contains("nosuch")), ("42704", true), "{unknown}");
+        // One unknown name in a list drops nothing; IF EXISTS skips it.
+        assert_eq!(ws.sql("DROP INDEX t_a_uniq, nosuch").await.unwrap_err().sqlstate(), "42704");
+        assert!(ws.entity("t").unwrap().get("a").unwrap().unique);
+        ws.sql("DROP INDEX IF EXISTS nosuch, t_a_uniq").await.unwrap();
+        assert!(!ws.entity("t").unwrap().get("a").unwrap().unique);
+        // SQLite no longer holds the unique index either: the same a again is taken.
+        ws.sql("INSERT INTO t VALUES (2, 1, 2, 'y')").await.unwrap();
+    }
+    let ws = Workspace::load_in(&h.home, "ixnames").await.unwrap();
+    assert!(ws.entity("t").unwrap().named_indexes.is_empty());
+    ws.sql("INSERT INTO t VALUES (3, 1, 3, 'z')").await.unwrap();
+    assert_eq!(ws.count("t").await.unwrap(), 3);
+    assert_eq!(ws.sql("INSERT INTO t VALUES (4, 4, 4, 'z')").await.unwrap_err().sqlstate(), "23505", "UNIQUE c stays");
+    assert!(ws.audit().await.unwrap().ok());
+}
+
+/// `UPDATE … FROM` and `DELETE … USING` join other tables as Postgres does:
+/// a target row joined to several rows is changed once; aliases work; the
+/// join's other rows are untouched; RETURNING answers the changed rows.
+#[tokio::test]
+async fn update_from_and_delete_using() {
+    let h = TestHome::new();
+    let ws = h.open("joins", Construction::preset("embedded")).await;
+    ws.sql("CREATE TABLE orders (id integer PRIMARY KEY, cust integer, total float, status text)").await.unwrap();
+    ws.sql("CREATE TABLE cust (id integer PRIMARY KEY, tier text, discount float)").await.unwrap();
+    ws.sql("CREATE TABLE blocked (cust integer)").await.unwrap();
+    ws.sql("INSERT INTO cust VALUES (1, 'gold', 0.5), (2, 'basic', 0), (3, 'gold', 0.25)").await.unwrap();
+    ws.sql("INSERT INTO orders VALUES (10, 1, 100, 'new'), (11, 2, 100, 'new'), (12, 3, 40, 'new'), (13, 4, 10, 'new')")
+        .await
+        .unwrap();
+    let n = ws
+        .sql("UPDATE orders SET total = total * (1 - cust.discount), status = cust.tier FROM cust WHERE orders.cust = cust.id AND cust.tier = 'gold'")
+        .await
+        .unwrap();
+    assert_eq!(cells(&n), rows(&[&["2"]]));
+    let all = "SELECT id, total, status FROM orders ORDER BY id";
+    assert_eq!(
+        cells(&ws.sql(all).await.unwrap()),
+        rows(&[&["10", "50.0", "gold"], &["11", "100.0", "new"], &["12", "30.0", "gold"], &["13", "10.0", "new"]])
+    );
+    // Aliases, and a row joined twice is updated once.
+    ws.sql("INSERT INTO blocked VALUES (2), (2), (4)").await.unwrap();
+    let got = ws
+        .sql("UPDATE orders AS o SET status = 'held' FROM blocked b WHERE o.cust = b.cust RETURNING o.id, o.status")
+        .await
+        .unwrap();
+    let mut got = cells(&got);
+    got.sort();
+    assert_eq!(got, rows(&[&["11", "held"], &["13", "held"]]));
+    // DELETE … USING, several tables, and RETURNING.
+    let n = ws.sql("DELETE FROM orders USING blocked WHERE orders.cust = blocked.cust AND orders.total < 50").await.unwrap();
+    assert_eq!(cells(&n), rows(&[&["1"]]));
+    let got = ws
+        .sql("DELETE FROM orders USING cust AS c, blocked WHERE orders.cust = c.id AND c.tier = 'basic' AND blocked.cust = c.id RETURNING id")
+        .await
+        .unwrap();
+    assert_eq!(cells(&got), rows(&[&["11"]]));
+    assert_eq!(cells(&ws.sql("SELECT id FROM orders ORDER BY id").await.unwrap()), rows(&[&["10"], &["12"]]));
+    // USING an empty table deletes nothing; the other tables are untouched.
+    ws.sql("CREATE TABLE nobody (id integer)").await.unwrap();
+    let n = ws.sql("DELETE FROM orders USING nobody").await.unwrap();
+    assert_eq!(cells(&n), rows(&[&["0"]]));
+    assert_eq!((ws.count("cust").await.unwrap(), ws.count("blocked").await.unwrap()), (3, 3));
+    assert!(ws.audit().await.unwrap().ok());
 }

@@ -1699,3 +1699,61 @@ async fn statements_over_their_memory_limit_spill_or_fail_with_53200() {
     assert!(spills.iter().any(|n| *n > 0), "the sort spilled: {text}");
     assert!(ws.folder().join("spill").is_dir(), "spills go to the workspace's folder");
 }
+
+/// CREATE TABLE … AS answers `SELECT n` (psql prints it, tokio-postgres
+/// counts it); DEFAULT now() fills rows inserted over the wire; CREATE INDEX
+/// and DROP INDEX by name; UPDATE … FROM and DELETE … USING with bound
+/// parameters, counted as Postgres counts them; all seen by a new connection.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn create_as_defaults_indexes_and_joined_writes_over_the_wire() {
+    let h = TestHome::new();
+    let ws = h.open("wctas", heavenbase::Construction::preset("embedded")).await;
+    let port = start(ws).await;
+    let client = connect(port, "wctas").await;
+    client
+        .batch_execute(
+            "CREATE TABLE cust (id integer PRIMARY KEY, tier text, since timestamptz NOT NULL DEFAULT now()); \
+             INSERT INTO cust (id, tier) VALUES (1, 'gold'), (2, 'basic'), (3, 'gold'); \
+             CREATE TABLE orders (id integer PRIMARY KEY, cust integer, total float)",
+        )
+        .await
+        .unwrap();
+    let n = client.execute("INSERT INTO orders VALUES (10, 1, 100), (11, 2, 100), (12, 3, 40)", &[]).await.unwrap();
+    assert_eq!(n, 3);
+    let n = client.execute("CREATE TABLE gold AS SELECT id, tier FROM cust WHERE tier = 'gold'", &[]).await.unwrap();
+    assert_eq!(n, 2, "CREATE TABLE … AS is counted from its SELECT n tag");
+    let n = client
+        .execute("UPDATE orders SET total = total / 2 FROM gold WHERE orders.cust = gold.id AND gold.id > $1", &[&1i64])
+        .await
+        .unwrap();
+    assert_eq!(n, 1);
+    let n = client
+        .execute("DELETE FROM orders USING cust WHERE orders.cust = cust.id AND cust.tier = $1", &[&"basic"])
+        .await
+        .unwrap();
+    assert_eq!(n, 1);
+    let other = connect(port, "wctas").await;
+    let got: Vec<(i64, f64)> = other
+        .query("SELECT id, total FROM orders ORDER BY id", &[])
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| (r.get(0), r.get(1)))
+        .collect();
+    assert_eq!(got, [(10, 100.0), (12, 20.0)]);
+    let stamped: i64 = other.query_one("SELECT count(*) FROM cust WHERE since IS NOT NULL", &[]).await.unwrap().get(0);
+    assert_eq!(stamped, 3);
+    let err = other.execute("DROP INDEX nosuch", &[]).await.unwrap_err();
+    assert_eq!(db_code(&err), "42704", "{err}");
+    if has_psql() {
+        let conninfo = format!("host=127.0.0.1 port={port} user=postgres dbname=wctas");
+        let script = "CREATE TABLE copy2 AS SELECT * FROM orders;\n\
+                      CREATE INDEX copy2_total ON copy2 (total);\n\
+                      DROP INDEX copy2_total;\n\
+                      SELECT count(*) FROM copy2;\n";
+        let (ok, out, stderr) = psql_run(&conninfo, &["-f", "-"], Some(script)).await;
+        let lines: Vec<&str> = out.lines().collect();
+        assert!(ok, "{out}{stderr}");
+        assert_eq!(lines, ["SELECT 2", "CREATE INDEX", "DROP INDEX", "2"], "{stderr}");
+    }
+}

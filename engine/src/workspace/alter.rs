@@ -23,7 +23,7 @@ use heavenbase_catalog::{EntityDef, FieldSet, IdSource, NAME, OBJECT_ID, Placeme
 use heavenbase_providers::ColumnChange;
 
 use super::Workspace;
-use super::dml::{column_field, last_ident, literal_json, logical_type_of};
+use super::dml::{column_field, last_ident, logical_type_of, set_default};
 use crate::error::{ErrorKind, suggest};
 use crate::{Error, Result};
 
@@ -108,7 +108,8 @@ impl Workspace {
         // the column with it; Lance adds new columns as NULLs only.
         let plan = PlacementPlan::plan(&def, &self.backend_infos())?;
         for name in &added {
-            let has_default = def.get(name).is_some_and(|f| f.default.as_ref().is_some_and(|d| !d.is_null()));
+            let has_default =
+                def.get(name).is_some_and(|f| f.default_fn.is_some() || f.default.as_ref().is_some_and(|d| !d.is_null()));
             let kinds = plan.bindings.iter().filter(|b| &b.field == name).filter_map(|b| self.backend_kind(&b.backend));
             if has_default && kinds.into_iter().any(|k| k == "lance") {
                 return Err(Error::not_supported(format!(
@@ -221,7 +222,7 @@ fn add_column(
             field.name
         )));
     }
-    if field.required && field.default.as_ref().is_none_or(|d| d.is_null()) {
+    if field.required && field.default_fn.is_none() && field.default.as_ref().is_none_or(|d| d.is_null()) {
         checks.push(RowCheck::Empty(field.name.clone()));
     }
     let name = field.name.clone();
@@ -244,6 +245,7 @@ fn drop_column(def: &mut EntityDef, column: &Ident, if_exists: bool) -> Result<O
     // Postgres drops the indexes and constraints over a dropped column with it.
     def.indexes.retain(|s| !s.fields.contains(&name));
     def.constraints.retain(|s| !s.fields.contains(&name));
+    def.named_indexes.retain(|ix| !ix.fields.contains(&name));
     def.foreign_keys.retain(|fk| !fk.fields.contains(&name));
     Ok(Some(ColumnChange::Drop(name)))
 }
@@ -264,6 +266,7 @@ fn rename_column(def: &mut EntityDef, from: &Ident, to: &Ident) -> Result<Column
     def.fields.iter_mut().filter(|f| f.name == old).for_each(|f| f.name.clone_from(&new));
     def.indexes.iter_mut().for_each(|s| rename(&mut s.fields));
     def.constraints.iter_mut().for_each(|s| rename(&mut s.fields));
+    def.named_indexes.iter_mut().for_each(|ix| rename(&mut ix.fields));
     def.foreign_keys.iter_mut().for_each(|fk| rename(&mut fk.fields));
     if let IdSource::Key(key) = &mut def.id_source {
         rename(key);
@@ -295,14 +298,16 @@ fn alter_column(def: &mut EntityDef, column: &Ident, op: &AlterColumnOperation, 
                 "column \"{name}\" of relation \"{e}\" is an identity column: its values come from its counter"
             )));
         }
-        AlterColumnOperation::SetDefault { value } => {
-            f.default = Some(literal_json(value).ok_or_else(|| {
-                Error::not_supported(format!(
-                    "ALTER TABLE {e} ALTER COLUMN {name} SET DEFAULT: a default is a literal, got {value}"
-                ))
-            })?);
+        AlterColumnOperation::SetDefault { value } => set_default(f, value).ok_or_else(|| {
+            Error::not_supported(format!(
+                "ALTER TABLE {e} ALTER COLUMN {name} SET DEFAULT: a default is a literal, now() / CURRENT_TIMESTAMP or \
+                 CURRENT_DATE, got {value}"
+            ))
+        })?,
+        AlterColumnOperation::DropDefault => {
+            f.default = None;
+            f.default_fn = None;
         }
-        AlterColumnOperation::DropDefault => f.default = None,
         AlterColumnOperation::SetDataType { data_type, using: None, .. } => {
             let to = logical_type_of(data_type)
                 .map_err(|m| Error::not_supported(format!("ALTER TABLE {e} ALTER COLUMN {name} TYPE: {m}")))?;

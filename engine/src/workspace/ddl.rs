@@ -9,9 +9,9 @@
 use std::collections::BTreeSet;
 use std::sync::Arc;
 
-use datafusion::sql::sqlparser::ast::{CreateIndex, Expr as SqlExpr, ObjectType, Statement};
+use datafusion::sql::sqlparser::ast::{CreateIndex, Expr as SqlExpr, ObjectName, ObjectType, Statement};
 use heavenbase_catalog::system::{SYS_CATALOG, SYS_METASCHEMA, is_system};
-use heavenbase_catalog::{FieldSet, OBJECT_ID, catalog_row_id};
+use heavenbase_catalog::{FieldSet, NamedIndex, OBJECT_ID, PlacementPlan, catalog_row_id};
 
 use super::{EntityRuntime, Workspace, keys, write};
 use crate::error::ErrorKind;
@@ -23,6 +23,20 @@ const ENTITY_ROW_KINDS: [&str; 6] = ["entity", "field", "storage", "index", "con
 /// Card deletes are sent in chunks of this many ids.
 const DELETE_CHUNK: usize = 10_000;
 
+/// What a schema statement answers: its command tag, and the rows it wrote
+/// when it writes any (`CREATE TABLE … AS` answers `SELECT n`, as Postgres does).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DdlDone {
+    pub tag: &'static str,
+    pub rows: Option<u64>,
+}
+
+impl DdlDone {
+    fn of(tag: &'static str) -> Self {
+        DdlDone { tag, rows: None }
+    }
+}
+
 impl Workspace {
     /// Run a statement that changes what the workspace holds (`CREATE TABLE`,
     /// `CREATE INDEX`, `DROP TABLE`, `TRUNCATE`) and answer its command tag, or refuse a schema
@@ -33,7 +47,7 @@ impl Workspace {
     /// are not undone by ROLLBACK (docs/transactions.md); one that would change
     /// or drop a table the block has uncommitted changes to is refused (25001),
     /// as is TRUNCATE, which the block could not undo.
-    pub async fn execute_ddl(&self, statement: &Statement) -> Option<Result<&'static str>> {
+    pub async fn execute_ddl(&self, statement: &Statement) -> Option<Result<DdlDone>> {
         let Some(txn) = self.buffering() else { return self.execute_ddl_now(statement).await };
         if !Self::is_ddl(statement) {
             return None;
@@ -67,25 +81,31 @@ impl Workspace {
         self.without_transaction().execute_ddl_now(statement).await
     }
 
-    async fn execute_ddl_now(&self, statement: &Statement) -> Option<Result<&'static str>> {
+    async fn execute_ddl_now(&self, statement: &Statement) -> Option<Result<DdlDone>> {
         if let Some(refusal) = refused_ddl(statement) {
             return Some(Err(refusal));
         }
         Some(match statement {
-            Statement::CreateTable(create) => self.create_table(create).await.map(|_| "CREATE TABLE"),
+            Statement::CreateTable(create) if create.query.is_some() => {
+                self.create_table_as(create).await.map(|n| DdlDone { tag: "SELECT", rows: Some(n) })
+            }
+            Statement::CreateTable(create) => self.create_table(create).await.map(|_| DdlDone::of("CREATE TABLE")),
             Statement::Drop { object_type: ObjectType::Table, if_exists, names, cascade, .. } => {
-                self.drop_tables(names.iter().map(super::dml::last_ident), *if_exists, *cascade).await.map(|_| "DROP TABLE")
+                self.drop_tables(names.iter().map(super::dml::last_ident), *if_exists, *cascade).await.map(|_| DdlDone::of("DROP TABLE"))
             }
             Statement::Drop { object_type: ObjectType::View, if_exists, names, cascade, .. } => {
-                self.drop_views(names, *if_exists, *cascade).await.map(|_| "DROP VIEW")
+                self.drop_views(names, *if_exists, *cascade).await.map(|_| DdlDone::of("DROP VIEW"))
             }
-            Statement::CreateView(view) => self.create_view(view).await.map(|_| "CREATE VIEW"),
-            Statement::AlterTable(alter) => self.alter_table(alter).await.map(|_| "ALTER TABLE"),
-            Statement::CreateIndex(index) => self.create_index(index).await.map(|_| "CREATE INDEX"),
+            Statement::CreateView(view) => self.create_view(view).await.map(|_| DdlDone::of("CREATE VIEW")),
+            Statement::AlterTable(alter) => self.alter_table(alter).await.map(|_| DdlDone::of("ALTER TABLE")),
+            Statement::CreateIndex(index) => self.create_index(index).await.map(|_| DdlDone::of("CREATE INDEX")),
+            Statement::Drop { object_type: ObjectType::Index, if_exists, names, cascade: false, .. } => {
+                self.drop_indexes(names, *if_exists).await.map(|_| DdlDone::of("DROP INDEX"))
+            }
             Statement::Truncate(truncate) => self
                 .truncate_tables(truncate.table_names.iter().map(|t| super::dml::last_ident(&t.name)), truncate.if_exists)
                 .await
-                .map(|_| "TRUNCATE TABLE"),
+                .map(|_| DdlDone::of("TRUNCATE TABLE")),
             _ => return None,
         })
     }
@@ -123,7 +143,7 @@ impl Workspace {
             statement,
             Statement::CreateTable(_)
                 | Statement::CreateIndex(_)
-                | Statement::Drop { object_type: ObjectType::Table | ObjectType::View, .. }
+                | Statement::Drop { object_type: ObjectType::Table | ObjectType::View | ObjectType::Index, .. }
                 | Statement::CreateView(_)
                 | Statement::AlterTable(_)
                 | Statement::Truncate(_)
@@ -244,11 +264,13 @@ impl Workspace {
 
     /// `CREATE [UNIQUE] INDEX [IF NOT EXISTS] [name] ON t (a [, b …])`: the
     /// entity's definition gains the index (one field: its `index`/`unique`
-    /// flag; several: an index or unique constraint over them), kept in
-    /// MetaSchema and built in the backend of the indexed fields before the
-    /// statement answers. The workspace names indexes itself, so the name is
-    /// not kept; an index the definition already has is a no-op. Partial
-    /// (`WHERE`), `INCLUDE` and expression indexes are refused.
+    /// flag; several: an index or unique constraint over them) and its name
+    /// (as given, or as Postgres names it: `t_a_b_idx`, with a number added
+    /// when that is taken), kept in MetaSchema and built in the backend of the
+    /// indexed fields before the statement answers. An index the definition
+    /// already has gains only the name (the backend keeps one index). A name
+    /// already taken by a table or an index is 42P07 (IF NOT EXISTS: nothing
+    /// done). Partial (`WHERE`), `INCLUDE` and expression indexes are refused.
     async fn create_index(&self, index: &CreateIndex) -> Result<()> {
         let table = super::dml::last_ident(&index.table_name);
         let rt = self.runtime(&table)?;
@@ -276,25 +298,151 @@ impl Workspace {
             }
             fields.push(id.value.clone());
         }
-        if fields.is_empty() || fields == [OBJECT_ID] {
-            // object_id is the primary key: indexed and unique already.
-            return Ok(());
-        }
-        let mut def = rt.def.clone();
-        let set = FieldSet { fields: fields.clone(), to: None };
-        match fields.as_slice() {
-            [one] => {
-                let Some(f) = def.fields.iter_mut().find(|f| &f.name == one) else { return Ok(()) };
-                if f.unique || (f.index && !index.unique) {
+        let name = match index.name.as_ref().map(super::dml::last_ident) {
+            Some(name) if self.relation_named(&name) => {
+                if index.if_not_exists {
                     return Ok(());
                 }
-                if index.unique { f.unique = true } else { f.index = true }
+                return Err(Error::new(ErrorKind::AlreadyExists, format!("relation \"{name}\" already exists")));
             }
-            _ if def.constraints.contains(&set) || (!index.unique && def.indexes.contains(&set)) => return Ok(()),
-            _ if index.unique => def.constraints.push(set),
-            _ => def.indexes.push(set),
+            Some(name) => name,
+            None => self.free_relation_name(&format!("{}_{}_idx", rt.def.table_name(), fields.join("_"))),
+        };
+        let mut def = rt.def.clone();
+        def.named_indexes.push(NamedIndex { name, fields: fields.clone(), unique: index.unique });
+        // object_id is the primary key: indexed and unique already.
+        if fields != [OBJECT_ID] {
+            let set = FieldSet { fields: fields.clone(), to: None };
+            match fields.as_slice() {
+                [one] => {
+                    if let Some(f) = def.fields.iter_mut().find(|f| &f.name == one) {
+                        if index.unique { f.unique = true } else { f.index |= !f.unique }
+                    }
+                }
+                _ if def.constraints.contains(&set) || (!index.unique && def.indexes.contains(&set)) => {}
+                _ if index.unique => def.constraints.push(set),
+                _ => def.indexes.push(set),
+            }
         }
         self.register(def, true).await
+    }
+
+    /// `DROP INDEX [IF EXISTS] name [, …]`: an index created by name (or
+    /// under the name Postgres would have given it) leaves the definition and
+    /// its backend, unless another name still stands for the same index. The
+    /// indexes that constraints own (a primary key's `t_pkey`, a UNIQUE
+    /// column's `t_a_key`) and the workspace's own index on `name` are
+    /// refused (2BP01, 0A000). Every name is checked before anything is dropped.
+    async fn drop_indexes(&self, names: &[ObjectName], if_exists: bool) -> Result<()> {
+        let mut drops: Vec<(Arc<EntityRuntime>, NamedIndex)> = Vec::new();
+        for object in names {
+            let name = super::dml::last_ident(object);
+            match self.index_named(&name)? {
+                Some(found) => drops.push(found),
+                None if if_exists => {}
+                None => return Err(Error::new(ErrorKind::UnknownObject, format!("index \"{name}\" does not exist"))),
+            }
+        }
+        for (rt, ix) in drops {
+            // The entity as the drops before this one left it.
+            let mut def = self.runtime(&rt.def.entity_id)?.def.clone();
+            def.named_indexes.retain(|n| n.name != ix.name);
+            let still_named = def.named_indexes.iter().any(|n| n.fields == ix.fields && n.unique == ix.unique);
+            if !still_named {
+                match ix.fields.as_slice() {
+                    [one] => {
+                        if let Some(f) = def.fields.iter_mut().find(|f| &f.name == one) {
+                            if ix.unique { f.unique = false } else { f.index = false }
+                        }
+                    }
+                    several => {
+                        let sets = if ix.unique { &mut def.constraints } else { &mut def.indexes };
+                        sets.retain(|s| s.fields != several);
+                    }
+                }
+            }
+            let before = self.runtime(&def.entity_id)?;
+            let def = def.validated()?;
+            let after = PlacementPlan::plan(&def, &self.backend_infos())?;
+            // The backend's index goes first: a crash before the definition is
+            // written leaves the index defined, and rebuilt at the next open.
+            for gone in before.plan.indexes.iter().filter(|i| !after.indexes.contains(i)) {
+                for (backend, group) in before.groups.iter().filter(|(b, _)| b.info().name == gone.backend) {
+                    backend.drop_index(group, gone).await?;
+                }
+            }
+            self.register(def, true).await?;
+        }
+        Ok(())
+    }
+
+    /// The index `name` names, and its entity: a name given to CREATE INDEX,
+    /// or the name Postgres gives an index without one (`t_a_idx`). Refused
+    /// for the indexes constraints own and for the workspace's `name` index.
+    fn index_named(&self, name: &str) -> Result<Option<(Arc<EntityRuntime>, NamedIndex)>> {
+        let entities: Vec<Arc<EntityRuntime>> = self.inner.entities.read().values().cloned().collect();
+        for rt in &entities {
+            if let Some(ix) = rt.def.named_indexes.iter().find(|ix| ix.name == name) {
+                return Ok(Some((rt.clone(), ix.clone())));
+            }
+        }
+        for rt in entities.iter().filter(|rt| !is_system(&rt.def.entity_id)) {
+            let table = rt.def.table_name();
+            let key = rt.def.id_source.key().map(<[String]>::to_vec);
+            if name == format!("{table}_pkey") {
+                return Err(Error::new(
+                    ErrorKind::DependentObjects,
+                    format!(
+                        "cannot drop index {name} because constraint {name} on table {table} requires it: it is \
+                         the table's primary key"
+                    ),
+                ));
+            }
+            for ix in rt.plan.indexes.iter() {
+                let cols = ix.fields.join("_");
+                let owned = ix.unique || key.as_deref() == Some(ix.fields.as_slice());
+                if owned && name == format!("{table}_{cols}_key") {
+                    return Err(Error::new(
+                        ErrorKind::DependentObjects,
+                        format!(
+                            "cannot drop index {name} because constraint {name} on table {table} requires it (use \
+                             ALTER TABLE … DROP CONSTRAINT)"
+                        ),
+                    ));
+                }
+                if name == format!("{table}_{cols}_idx") {
+                    if ix.fields == [heavenbase_catalog::NAME] && !rt.def.get(heavenbase_catalog::NAME).is_some_and(|f| f.index) {
+                        return Err(Error::not_supported(format!(
+                            "index {name} is the workspace's index on {table}.name (object_ids derive from name) and \
+                             cannot be dropped"
+                        )));
+                    }
+                    if !owned {
+                        return Ok(Some((
+                            rt.clone(),
+                            NamedIndex { name: name.to_string(), fields: ix.fields.clone(), unique: false },
+                        )));
+                    }
+                }
+            }
+        }
+        Ok(None)
+    }
+
+    /// Whether a table, view or index is called `name` (one namespace, as
+    /// Postgres' relations share one).
+    fn relation_named(&self, name: &str) -> bool {
+        self.runtime(name).is_ok()
+            || self.inner.views.read().contains_key(name)
+            || self.inner.entities.read().values().any(|rt| rt.def.named_indexes.iter().any(|ix| ix.name == name))
+    }
+
+    /// `base`, or `base1`, `base2`, … : the first that no relation is called.
+    fn free_relation_name(&self, base: &str) -> String {
+        std::iter::once(base.to_string())
+            .chain((1..).map(|n| format!("{base}{n}")))
+            .find(|candidate| !self.relation_named(candidate))
+            .expect("an unbounded sequence has a free name")
     }
 
     /// `TRUNCATE a, b`: every row of each table, with its Catalog card, through
@@ -324,14 +472,16 @@ pub(super) fn not_system(entity: &str, verb: &str) -> Result<()> {
 fn refused_ddl(statement: &Statement) -> Option<Error> {
     let what = match statement {
         Statement::CreateTable(c) if c.temporary => "CREATE TEMPORARY TABLE",
-        Statement::CreateTable(c) if c.query.is_some() => "CREATE TABLE … AS SELECT",
+        Statement::CreateTable(c) if c.like.is_some() => "CREATE TABLE … (LIKE …)",
+        Statement::CreateTable(c) if c.clone.is_some() => "CREATE TABLE … CLONE",
         Statement::AlterView { .. } => "ALTER VIEW",
         Statement::AlterIndex { .. } => "ALTER INDEX",
         Statement::CreateSchema { .. } => "CREATE SCHEMA",
         Statement::CreateDatabase { .. } => "CREATE DATABASE",
         Statement::CreateFunction { .. } => "CREATE FUNCTION",
         Statement::DropFunction { .. } => "DROP FUNCTION",
-        Statement::Drop { object_type: ObjectType::Table | ObjectType::View, .. } => return None,
+        Statement::Drop { object_type: ObjectType::Index, cascade: true, .. } => "DROP INDEX … CASCADE",
+        Statement::Drop { object_type: ObjectType::Table | ObjectType::View | ObjectType::Index, .. } => return None,
         Statement::Drop { object_type, .. } => {
             return Some(Error::not_supported(format!(
                 "DROP {object_type} is not supported: the workspace keeps no such objects (DROP TABLE drops an entity, \

@@ -29,7 +29,7 @@ use datafusion::sql::sqlparser::ast::{
 };
 use datafusion::sql::sqlparser::dialect::PostgreSqlDialect;
 use heavenbase_catalog::value::array_value;
-use heavenbase_catalog::{EntityDef, FieldDef, IdSource, Identity, LogicalType, OBJECT_ID, Row};
+use heavenbase_catalog::{DefaultFn, EntityDef, FieldDef, IdSource, Identity, LogicalType, OBJECT_ID, Row};
 use serde_json::{Value as Json, json};
 
 use super::Workspace;
@@ -159,7 +159,7 @@ impl Workspace {
                 }
                 other => {
                     if let Some(done) = self.execute_ddl(other).await {
-                        return done.map(|_| Vec::new());
+                        return done.map(|d| d.rows.map(count_batch).unwrap_or_default());
                     }
                 }
             },
@@ -200,9 +200,9 @@ impl Workspace {
                 let tables = match &delete.from {
                     FromTable::WithFromKeyword(t) | FromTable::WithoutKeyword(t) => t,
                 };
-                if delete.using.is_some() || delete.limit.is_some() || tables.len() != 1 {
+                if delete.limit.is_some() || tables.len() != 1 {
                     return Err(Error::not_supported(
-                        "DELETE supports one table, a WHERE clause and RETURNING, and nothing else",
+                        "DELETE supports one table, USING, a WHERE clause and RETURNING, and nothing else",
                     ));
                 }
                 // An unknown table is reported with the workspace's suggestion.
@@ -210,10 +210,10 @@ impl Workspace {
                 Vec::new()
             }
             Statement::Update(update) => {
-                if update.from.is_some() {
-                    return Err(Error::not_supported("UPDATE supports SET, WHERE and RETURNING; FROM is not supported"));
-                }
-                let table = single_table(&update.table, "UPDATE")?;
+                let table = match (&update.table.relation, update.table.joins.is_empty()) {
+                    (TableFactor::Table { name, alias: Some(a), .. }, true) if a.columns.is_empty() => last_ident(name),
+                    _ => single_table(&update.table, "UPDATE")?,
+                };
                 let rt = self.runtime(&table)?;
                 let mut names = Vec::with_capacity(update.assignments.len());
                 for a in &update.assignments {
@@ -246,17 +246,34 @@ impl Workspace {
         };
         // RETURNING is planned here, over the rows the statement changes.
         let mut plain = statement.clone();
+        if let Statement::Delete(delete) = &mut plain {
+            using_as_exists(delete)?;
+        }
+        // The target's name in the plan: its alias when it has one.
+        let target_alias = match &plain {
+            Statement::Update(u) => match &u.table.relation {
+                TableFactor::Table { alias: Some(a), .. } => Some(a.name.value.clone()),
+                _ => None,
+            },
+            _ => None,
+        };
         let returning = match &mut plain {
             Statement::Delete(d) => d.returning.take(),
             Statement::Update(u) => u.returning.take(),
             _ => None,
         };
+        if let Statement::Update(update) = &plain {
+            if update.from.is_some() {
+                return self.plan_update_from(update, &assigned, target_alias, returning).await.map(Some);
+            }
+        }
         let state = self.session().state();
         let plan = state.statement_to_plan(DfStatement::Statement(Box::new(plain))).await?;
         let LogicalPlan::Dml(dml) = plan else {
             return Err(Error::internal(format!("DataFusion planned {statement} as something other than a DML statement")));
         };
-        let object_id = Expr::Column(Column::new(Some(dml.table_name.clone()), OBJECT_ID));
+        let qualifier = target_alias.map_or_else(|| dml.table_name.clone(), datafusion::common::TableReference::bare);
+        let object_id = Expr::Column(Column::new(Some(qualifier.clone()), OBJECT_ID));
         let rows = match (&dml.op, dml.input.as_ref()) {
             (WriteOp::Delete, input) => LogicalPlanBuilder::from(input.clone()).project(vec![object_id])?.build()?,
             // DataFusion's UPDATE input projects every column, the assigned
@@ -279,9 +296,58 @@ impl Workspace {
         };
         if let Some(returning) = returning {
             let delete = dml.op == WriteOp::Delete;
-            return Ok(Some(self.plan_changed_rows(&dml.table_name, delete, rows, &returning)?));
+            return Ok(Some(self.plan_changed_rows(&dml.table_name, &qualifier, delete, rows, &returning)?));
         }
         Ok(Some(LogicalPlan::Dml(DmlStatement::new(dml.table_name.clone(), dml.target.clone(), dml.op.clone(), Arc::new(rows)))))
+    }
+
+    /// `UPDATE t [AS x] SET a = e, … FROM s, … [WHERE cond] [RETURNING …]`,
+    /// which DataFusion does not plan: its rows are the query
+    /// `SELECT t.object_id, e AS a, … FROM t [AS x], s, … [WHERE cond]`, planned
+    /// as any SELECT (the values may read the joined rows), under the same
+    /// `LogicalPlan::Dml` an UPDATE without FROM gets. A row the join yields
+    /// several times is updated once ([`update_patches`]).
+    async fn plan_update_from(
+        &self,
+        update: &ast::Update,
+        assigned: &[String],
+        target_alias: Option<String>,
+        returning: Option<Vec<ast::SelectItem>>,
+    ) -> Result<LogicalPlan> {
+        let TableFactor::Table { name, .. } = &update.table.relation else {
+            return Err(Error::internal("UPDATE … FROM names a table"));
+        };
+        let table = last_ident(name);
+        let shown = match &target_alias {
+            Some(alias) => ast::Ident::with_quote('"', alias.as_str()).to_string(),
+            None => name.to_string(),
+        };
+        let from = match update.from.as_ref() {
+            Some(ast::UpdateTableFromKind::BeforeSet(tables) | ast::UpdateTableFromKind::AfterSet(tables)) => tables,
+            None => return Err(Error::internal("UPDATE … FROM has a FROM")),
+        };
+        let mut select = vec![format!("{shown}.{OBJECT_ID}")];
+        for (a, column) in update.assignments.iter().zip(assigned) {
+            select.push(format!("{} AS {}", a.value, ast::Ident::with_quote('"', column.as_str())));
+        }
+        let tables: Vec<String> = std::iter::once(update.table.to_string()).chain(from.iter().map(ToString::to_string)).collect();
+        let mut sql = format!("SELECT {} FROM {}", select.join(", "), tables.join(", "));
+        if let Some(selection) = &update.selection {
+            sql.push_str(&format!(" WHERE {selection}"));
+        }
+        let mut query = datafusion::sql::sqlparser::parser::Parser::new(&PostgreSqlDialect {})
+            .try_with_sql(&sql)
+            .and_then(|mut p| p.parse_statement())
+            .map_err(|e| Error::with_source(crate::kind_of(&e), format!("UPDATE … FROM: {e}"), e))?;
+        self.shape_statement(&mut query);
+        let rows = self.session().state().statement_to_plan(DfStatement::Statement(Box::new(query))).await?;
+        let table_ref = datafusion::common::TableReference::bare(table.as_str());
+        if let Some(returning) = returning {
+            let qualifier = target_alias.map_or_else(|| table_ref.clone(), datafusion::common::TableReference::bare);
+            return self.plan_changed_rows(&table_ref, &qualifier, false, rows, &returning);
+        }
+        let target = datafusion::datasource::provider_as_source(self.session().table_provider(table_ref.clone()).await?);
+        Ok(LogicalPlan::Dml(DmlStatement::new(table_ref, target, WriteOp::Update, Arc::new(rows))))
     }
 
     /// Run the change `UPDATE/DELETE … RETURNING` planned (`batch`: object_id,
@@ -350,7 +416,9 @@ impl Workspace {
                 // rows' locks when another write to them finished since they
                 // were read (READ COMMITTED's re-check: a row that no longer
                 // matches the WHERE is left alone).
-                let ids = crate::table::first_column_ids(&batches);
+                let mut ids = crate::table::first_column_ids(&batches);
+                ids.sort_unstable();
+                ids.dedup();
                 let _locks = self.lock_ids(&ids).await?;
                 if self.written_since(&versions, &ids) {
                     let listed = ids.iter().map(|id| datafusion::logical_expr::lit(id.clone())).collect();
@@ -442,20 +510,7 @@ impl Workspace {
             let key = self.declare_foreign_key(&def, columns, &fk)?;
             def.foreign_keys.push(key);
         }
-        // The built-in columns the table does not declare are system columns:
-        // the table's `SELECT *` is its declared columns, as in Postgres.
-        if def.get(heavenbase_catalog::NAME).is_none() {
-            def.fields.insert(0, FieldDef::builtin_name().system_column());
-        }
-        if def.get(OBJECT_ID).is_none() {
-            def.fields.insert(0, FieldDef::builtin_object_id().system_column());
-        }
-        // A SQL table's text is not indexed for search unless WITH (search =
-        // 'a, b') names it: Postgres users expect `text` to be a column, not
-        // an index to maintain.
-        for f in def.fields.iter_mut().filter(|f| f.ty.is_text() && !f.is_builtin()) {
-            f.search = Some(false);
-        }
+        postgres_shape(&mut def);
         if let CreateTableOptions::With(options) = &create.table_options {
             for o in options {
                 match o {
@@ -499,6 +554,100 @@ impl Workspace {
         }
         self.register(def, create.or_replace).await
     }
+
+    /// `CREATE TABLE t [(a, b, …)] AS query`: a table with the query's
+    /// columns (named as the query names them, or by the list where the
+    /// parser gives one; typed from their Arrow types, all nullable), holding
+    /// its rows. The rows are written
+    /// as one batch through the write path after the table is registered; if
+    /// the write fails the table is dropped again, so the statement leaves
+    /// nothing behind. Answers the number of rows (`SELECT n`, as Postgres).
+    /// An `object_id` or `name` column of the query becomes the table's
+    /// built-in one (its rows keep their ids); without them the table has the
+    /// Postgres shape of `CREATE TABLE`.
+    pub(super) async fn create_table_as(&self, create: &ast::CreateTable) -> Result<u64> {
+        let entity_id = last_ident(&create.name);
+        let query = create.query.as_ref().ok_or_else(|| Error::internal("CREATE TABLE … AS has a query"))?;
+        if self.runtime(&entity_id).is_ok() {
+            if create.if_not_exists {
+                return Ok(0);
+            }
+            return Err(Error::new(crate::ErrorKind::AlreadyExists, format!("relation \"{entity_id}\" already exists")));
+        }
+        let mut statement = Statement::Query(query.clone());
+        self.shape_statement(&mut statement);
+        crate::colnames::name_columns_as_postgres(&mut statement);
+        let plan = self.session().state().statement_to_plan(DfStatement::Statement(Box::new(statement))).await?;
+        let schema = Arc::new(plan.schema().as_arrow().clone());
+        let names: Vec<String> = if create.columns.is_empty() {
+            schema.fields().iter().map(|f| f.name().clone()).collect()
+        } else if create.columns.len() > schema.fields().len() {
+            return Err(Error::definition(format!(
+                "CREATE TABLE {entity_id} AS: {} column names given for a query of {} columns",
+                create.columns.len(),
+                schema.fields().len()
+            )));
+        } else {
+            // Postgres: a shorter list names the first columns only.
+            let mut names: Vec<String> = create.columns.iter().map(|c| c.name.value.clone()).collect();
+            names.extend(schema.fields().iter().skip(names.len()).map(|f| f.name().clone()));
+            names
+        };
+        let mut def = EntityDef::new(&entity_id);
+        def.id_source = IdSource::NameOrGenerated;
+        for (name, field) in names.iter().zip(schema.fields()) {
+            if def.get(name).is_some() {
+                return Err(Error::new(
+                    crate::ErrorKind::DuplicateColumn,
+                    format!("CREATE TABLE {entity_id} AS: column \"{name}\" specified more than once"),
+                ));
+            }
+            let f = match name.as_str() {
+                OBJECT_ID => FieldDef::builtin_object_id(),
+                heavenbase_catalog::NAME => FieldDef::builtin_name(),
+                _ => FieldDef::new(name, LogicalType::from_arrow(field.data_type())),
+            };
+            def.fields.push(f);
+        }
+        postgres_shape(&mut def);
+        self.register(def, false).await?;
+        let written: Result<u64> = async {
+            let batches = self.session().execute_logical_plan(plan).await?.collect().await?;
+            let renamed = Arc::new(Schema::new(
+                names.iter().zip(schema.fields()).map(|(n, f)| f.as_ref().clone().with_name(n)).collect::<Vec<_>>(),
+            ));
+            let batch = datafusion::arrow::compute::concat_batches(&schema, &batches)
+                .and_then(|b| b.with_schema(renamed))
+                .map_err(|e| Error::with_source(crate::ErrorKind::Internal, format!("rows of {entity_id}: {e}"), e))?;
+            let n = batch.num_rows() as u64;
+            if n > 0 {
+                self.write_batch(&entity_id, batch, crate::WriteMode::Insert).await?;
+            }
+            Ok(n)
+        }
+        .await;
+        if written.is_err() {
+            let _ = self.drop_entity(&entity_id).await;
+        }
+        written
+    }
+}
+
+/// What a table made by SQL is beyond its declared columns. The built-in
+/// columns it does not declare are system columns: its `SELECT *` is its
+/// declared columns, as in Postgres. Its text is not indexed for search
+/// unless `WITH (search = 'a, b')` names it: Postgres users expect `text` to
+/// be a column, not an index to maintain.
+fn postgres_shape(def: &mut EntityDef) {
+    if def.get(heavenbase_catalog::NAME).is_none() {
+        def.fields.insert(0, FieldDef::builtin_name().system_column());
+    }
+    if def.get(OBJECT_ID).is_none() {
+        def.fields.insert(0, FieldDef::builtin_object_id().system_column());
+    }
+    for f in def.fields.iter_mut().filter(|f| f.ty.is_text() && !f.is_builtin()) {
+        f.search = Some(false);
+    }
 }
 
 /// A column definition (`CREATE TABLE`, `ALTER TABLE … ADD COLUMN`): its field,
@@ -531,11 +680,12 @@ pub(super) fn column_field(statement: &str, entity_id: &str, col: &ast::ColumnDe
         match &opt.option {
             ColumnOption::NotNull => field.required = true,
             ColumnOption::Null => {}
-            ColumnOption::Default(e) => {
-                field.default = Some(literal_json(e).ok_or_else(|| {
-                    Error::not_supported(format!("{statement} {entity_id}: column {name}: DEFAULT must be a literal, got {e}"))
-                })?)
-            }
+            ColumnOption::Default(e) => set_default(&mut field, e).ok_or_else(|| {
+                Error::not_supported(format!(
+                    "{statement} {entity_id}: column {name}: DEFAULT must be a literal, now() / CURRENT_TIMESTAMP or \
+                     CURRENT_DATE, got {e}"
+                ))
+            })?,
             ColumnOption::Unique(_) => field.unique = true,
             ColumnOption::PrimaryKey(_) if name == OBJECT_ID => {}
             ColumnOption::PrimaryKey(_) => primary = true,
@@ -596,10 +746,16 @@ fn update_patches(
     }
     let mut patches: Vec<Row> = Vec::new();
     let mut ids = Vec::new();
+    // UPDATE … FROM can join a row to several source rows: as in Postgres,
+    // the row is updated once, from one of them (here the first).
+    let mut seen = std::collections::HashSet::new();
     for b in batches {
         for r in 0..b.num_rows() {
             let id = array_value(b.column(0).as_ref(), r, &LogicalType::identifier());
             let Some(text) = id.as_str() else { continue };
+            if !seen.insert(text.to_string()) {
+                continue;
+            }
             ids.push(text.to_string());
             let mut row = Row::new();
             row.insert(OBJECT_ID.into(), id);
@@ -610,6 +766,25 @@ fn update_patches(
         }
     }
     Ok((patches, ids))
+}
+
+/// `DELETE FROM t USING a, b WHERE cond` as the statement DataFusion plans:
+/// `DELETE FROM t WHERE EXISTS (SELECT 1 FROM a, b WHERE cond)`. Both delete
+/// the rows of `t` for which some row of the USING tables meets `cond` (`t`'s
+/// columns are the subquery's outer references), each once.
+fn using_as_exists(delete: &mut ast::Delete) -> Result<()> {
+    let Some(using) = delete.using.take() else { return Ok(()) };
+    let from: Vec<String> = using.iter().map(ToString::to_string).collect();
+    let mut sql = format!("SELECT 1 FROM {}", from.join(", "));
+    if let Some(selection) = delete.selection.take() {
+        sql.push_str(&format!(" WHERE {selection}"));
+    }
+    let subquery = datafusion::sql::sqlparser::parser::Parser::new(&PostgreSqlDialect {})
+        .try_with_sql(&sql)
+        .and_then(|mut p| p.parse_query())
+        .map_err(|e| Error::with_source(crate::kind_of(&e), format!("DELETE … USING: {e}"), e))?;
+    delete.selection = Some(SqlExpr::Exists { subquery, negated: false });
+    Ok(())
 }
 
 fn count_batch(n: u64) -> Vec<RecordBatch> {
@@ -648,8 +823,36 @@ fn serial_type(t: &SqlType) -> Option<LogicalType> {
         .then_some(LogicalType::Integer)
 }
 
+/// A column's `DEFAULT e` on `field`: a literal (a cast literal too, as
+/// pg_dump writes `''::character varying`), or a computed default: `now()`,
+/// `CURRENT_TIMESTAMP`, `LOCALTIMESTAMP`, `transaction_timestamp()`,
+/// `statement_timestamp()`, `clock_timestamp()` (all the statement's time
+/// here) and `CURRENT_DATE`. None for any other expression.
+pub(super) fn set_default(field: &mut FieldDef, e: &SqlExpr) -> Option<()> {
+    match e {
+        SqlExpr::Cast { expr, .. } | SqlExpr::Nested(expr) => set_default(field, expr),
+        SqlExpr::Function(f) => {
+            let computed = match last_ident(&f.name).to_lowercase().as_str() {
+                "now" | "current_timestamp" | "localtimestamp" | "transaction_timestamp" | "statement_timestamp"
+                | "clock_timestamp" => DefaultFn::Now,
+                "current_date" => DefaultFn::CurrentDate,
+                _ => return None,
+            };
+            field.default = None;
+            field.default_fn = Some(computed);
+            Some(())
+        }
+        other => {
+            field.default = Some(literal_json(other)?);
+            field.default_fn = None;
+            Some(())
+        }
+    }
+}
+
 pub(super) fn literal_json(e: &SqlExpr) -> Option<Json> {
     match e {
+        SqlExpr::Cast { expr, .. } | SqlExpr::Nested(expr) => literal_json(expr),
         SqlExpr::Value(v) => match &v.value {
             ast::Value::Number(n, _) => serde_json::from_str(n).ok(),
             ast::Value::SingleQuotedString(s) | ast::Value::DoubleQuotedString(s) => Some(json!(s)),

@@ -395,6 +395,7 @@ impl Workspace {
     pub(crate) async fn install(&self, def: EntityDef) -> Result<()> {
         let infos = self.backend_infos();
         let plan = PlacementPlan::plan(&def, &infos)?;
+        let now_ms = heavenbase_catalog::entity::now_ms();
         let mut groups = Vec::new();
         for g in &plan.groups {
             let backend = self
@@ -412,7 +413,10 @@ impl Workspace {
                     ColumnSpec {
                         name: f.clone(),
                         ty: field.ty.clone(),
-                        default: field.default.clone(),
+                        // A computed default fills the rows a new column is
+                        // added to with the time it was added (Postgres' ADD
+                        // COLUMN … DEFAULT now()); rows written later take their own.
+                        default: field.default_at(now_ms),
                         search: plan.bindings.iter().any(|b| {
                             b.field == *f && b.backend == g.backend && b.strategy == heavenbase_catalog::Strategy::Inverted
                         }),

@@ -784,15 +784,16 @@ async fn prepare_off_thread(rt: &Arc<EntityRuntime>, rows: Vec<Row>) -> Result<P
 pub(super) fn prepare(def: &EntityDef, rows: &[Row]) -> Result<PreparedBatch> {
     const CHUNK: usize = 16_384;
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let now = heavenbase_catalog::entity::now_ms();
     if rows.len() < 2 * CHUNK || threads < 2 {
-        return prepare_chunk(def, rows, 0, true);
+        return prepare_chunk(def, rows, 0, true, now);
     }
     let per = rows.len().div_ceil(threads);
     let parts: Vec<Result<PreparedBatch>> = std::thread::scope(|scope| {
         let handles: Vec<_> = rows
             .chunks(per)
             .enumerate()
-            .map(|(i, chunk)| scope.spawn(move || prepare_chunk(def, chunk, i * per, false)))
+            .map(|(i, chunk)| scope.spawn(move || prepare_chunk(def, chunk, i * per, false, now)))
             .collect();
         handles.into_iter().map(|h| h.join().unwrap_or_else(|_| Err(Error::internal("row validation panicked")))).collect()
     });
@@ -820,8 +821,10 @@ pub(super) fn prepare(def: &EntityDef, rows: &[Row]) -> Result<PreparedBatch> {
 
 /// [`prepare`] for rows `offset..` of a batch (row numbers in messages are global);
 /// `check_duplicates` is off when the caller checks ids across chunks itself.
-fn prepare_chunk(def: &EntityDef, rows: &[Row], offset: usize, check_duplicates: bool) -> Result<PreparedBatch> {
+/// `now_ms` is the write's time, for computed defaults.
+fn prepare_chunk(def: &EntityDef, rows: &[Row], offset: usize, check_duplicates: bool, now_ms: i64) -> Result<PreparedBatch> {
     let e = &def.entity_id;
+    let defaults: Vec<Option<Json>> = def.fields.iter().map(|f| f.default_at(now_ms)).collect();
     let mut builders: Vec<ColumnBuilder> = def.fields.iter().map(|f| ColumnBuilder::new(&f.ty, rows.len())).collect();
     let mut ids = Vec::with_capacity(rows.len());
     let mut seen = HashSet::with_capacity(rows.len());
@@ -847,7 +850,7 @@ fn prepare_chunk(def: &EntityDef, rows: &[Row], offset: usize, check_duplicates:
             _ if def.id_source.key().is_some() => row_key_id(def, row, id.as_deref())?,
             Some(id) => id,
             None => {
-                let name = row.get(NAME).or_else(|| def.get(NAME).and_then(|f| f.default.as_ref()));
+                let name = row.get(NAME).or_else(|| def.fields.iter().position(|f| f.name == NAME).and_then(|i| defaults[i].as_ref()));
                 let name = match name {
                     Some(v) => {
                         check_text(&short_text, v)
@@ -866,14 +869,14 @@ fn prepare_chunk(def: &EntityDef, rows: &[Row], offset: usize, check_duplicates:
         if check_duplicates && !seen.insert(id.clone()) {
             return Err(Error::new(ErrorKind::UniqueViolation, format!("{e} batch contains duplicate object_id '{id}'")));
         }
-        for (f, b) in def.fields.iter().zip(builders.iter_mut()) {
+        for ((f, b), default) in def.fields.iter().zip(builders.iter_mut()).zip(&defaults) {
             if f.name == OBJECT_ID {
                 b.push(&Json::String(id.clone())).map_err(Error::invalid)?;
                 continue;
             }
             let value = match row.get(&f.name) {
                 Some(v) => v,
-                None => f.default.as_ref().unwrap_or(&Json::Null),
+                None => default.as_ref().unwrap_or(&Json::Null),
             };
             if value.is_null() && f.required {
                 return Err(Error::new(
@@ -897,6 +900,7 @@ fn prepare_chunk(def: &EntityDef, rows: &[Row], offset: usize, check_duplicates:
 /// `ON CONFLICT` insert decides about them itself).
 fn prepare_batch(def: &EntityDef, batch: &RecordBatch, refuse_duplicates: bool) -> Result<PreparedBatch> {
     let e = &def.entity_id;
+    let now_ms = heavenbase_catalog::entity::now_ms();
     let n = batch.num_rows();
     let schema = batch.schema();
     if let Some(unknown) = schema.fields().iter().map(|f| f.name()).find(|c| def.get(c).is_none()) {
@@ -917,7 +921,7 @@ fn prepare_batch(def: &EntityDef, batch: &RecordBatch, refuse_duplicates: bool) 
                 }
                 Error::invalid(message)
             }),
-            None => default_column(def, f, n),
+            None => default_column(def, f, n, now_ms),
         }
     };
     let name = match def.get(NAME) {
@@ -1035,7 +1039,8 @@ fn row_key_id(def: &EntityDef, row: &Row, given: Option<&str>) -> Result<String>
     let mut values = Vec::with_capacity(key.len());
     for k in key {
         let f = def.get(k).ok_or_else(|| Error::internal(format!("{}: primary key field {k} is not defined", def.entity_id)))?;
-        let value = row.get(k).or(f.default.as_ref()).unwrap_or(&Json::Null);
+        let default = f.default_at(heavenbase_catalog::entity::now_ms());
+        let value = row.get(k).or(default.as_ref()).unwrap_or(&Json::Null);
         let value = if value.is_null() {
             Json::Null
         } else {
@@ -1058,9 +1063,10 @@ fn missing_object_id(entity: &str, row: usize) -> Error {
     )
 }
 
-/// A field's column for rows that leave it out: its default, or NULL.
-fn default_column(def: &EntityDef, f: &heavenbase_catalog::FieldDef, rows: usize) -> Result<ArrayRef> {
-    let Some(default) = &f.default else {
+/// A field's column for rows that leave it out: its default (a computed one
+/// taken at `now_ms`), or NULL.
+fn default_column(def: &EntityDef, f: &heavenbase_catalog::FieldDef, rows: usize, now_ms: i64) -> Result<ArrayRef> {
+    let Some(default) = &f.default_at(now_ms) else {
         return Ok(datafusion::arrow::array::new_null_array(&f.ty.arrow_type(), rows));
     };
     let mut b = ColumnBuilder::new(&f.ty, rows);
