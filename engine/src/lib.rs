@@ -27,6 +27,7 @@ mod nesting;
 mod presets;
 mod query;
 mod registry;
+pub mod render;
 mod returning;
 mod search;
 mod table;

@@ -161,7 +161,7 @@ impl CopyHook {
                 if let Ok(mut parsed) = Parser::parse_sql(&PostgreSqlDialect {}, &query) {
                     if let [statement] = parsed.as_mut_slice() {
                         if ws.shape_statement(statement) {
-                            query = statement.to_string();
+                            query = heavenbase::render::sql_text(statement);
                         }
                     }
                 }

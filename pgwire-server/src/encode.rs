@@ -505,7 +505,7 @@ impl QueryHook for EncodedQueries {
         client: &mut dyn HookClient,
     ) -> Option<PgWireResult<Response>> {
         let Statement::Query(_) = statement else { return None };
-        let sql = statement.to_string();
+        let sql = heavenbase::render::sql_text(statement);
         // A transaction block's session, where one is open: its reads see the block's writes.
         let ctx = session(client).map(|s| s.context()).unwrap_or_else(|_| ctx.clone());
         Some(Self::respond(client, ctx.sql(&sql), &Format::UnifiedText, None, None).await)

@@ -14,7 +14,7 @@ use std::collections::HashSet;
 use std::ops::ControlFlow;
 
 use datafusion::sql::sqlparser::ast::{
-    BinaryOperator, DataType, Expr, ObjectName, Query, SelectItem, SetExpr, Statement, TableFactor, Value, VisitMut, VisitorMut,
+    BinaryOperator, DataType, Expr, ObjectName, Query, SelectItem, SetExpr, TableFactor, Value, VisitMut, VisitorMut,
 };
 use datafusion::sql::sqlparser::dialect::PostgreSqlDialect;
 use datafusion::sql::sqlparser::parser::Parser;
@@ -166,7 +166,7 @@ fn rewrite_with(sql: &str, rules: &[&dyn Rule], ws: Option<&heavenbase::Workspac
     if rewriter.applied.is_empty() {
         return Ok(None);
     }
-    let rewritten = statements.iter().map(Statement::to_string).collect::<Vec<_>>().join("; ");
+    let rewritten = statements.iter().map(heavenbase::render::sql_text).collect::<Vec<_>>().join("; ");
     tracing::debug!(rules = ?rewriter.applied, "catalog query rewritten for DataFusion: {rewritten}");
     Ok(Some(rewritten))
 }

@@ -231,7 +231,7 @@ impl QueryHook for BlockInserts {
     ) -> Option<PgWireResult<Response>> {
         let s = Self::applies(statement, client)?;
         let ctx = s.context();
-        let plan = ctx.state().create_logical_plan(&statement.to_string()).await;
+        let plan = ctx.state().create_logical_plan(&heavenbase::render::sql_text(statement)).await;
         Some(Self::run(ctx, plan).await)
     }
 

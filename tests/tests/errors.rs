@@ -33,7 +33,7 @@ async fn sql_errors_have_kinds_and_keep_their_source() {
         ("SELECT no_such_function(1)", ErrorKind::UnknownFunction, "42883"),
         ("DELETE FROM product WHERE colour = 'red'", ErrorKind::UnknownField, "42703"),
         ("UPDATE product SET colour = 'red'", ErrorKind::UnknownField, "42703"),
-        ("UPDATE product SET qty = 1 FROM review", ErrorKind::NotSupported, "0A000"),
+        ("DELETE FROM product AS p WHERE p.qty = 1", ErrorKind::NotSupported, "0A000"),
         ("SELECT 1; SELECT 2", ErrorKind::NotSupported, "0A000"),
     ] {
         let e = ws.sql(sql).await.expect_err(sql);
@@ -115,7 +115,7 @@ async fn the_wire_sends_each_kinds_sqlstate() {
         ("INSERT INTO product (name) VALUES ('alpha')", "23505"),
         ("INSERT INTO product (name, colour) VALUES ('zeta', 'red')", "42703"),
         ("UPDATE product SET colour = 'red'", "42703"),
-        ("UPDATE product SET qty = 1 FROM review", "0A000"),
+        ("DELETE FROM product AS p WHERE p.qty = 1", "0A000"),
         ("CREATE TABLE product (x integer)", "42P07"),
         ("SELECT no_such_function(1)", "42883"),
         ("SELECT * FROM no_such_table", "42P01"),

@@ -1293,3 +1293,40 @@ async fn update_from_and_delete_using() {
     assert_eq!((ws.count("cust").await.unwrap(), ws.count("blocked").await.unwrap()), (3, 3));
     assert!(ws.audit().await.unwrap().ok());
 }
+
+/// Statements that parse but would be acknowledged without their meaning are
+/// refused (0A000) and change nothing; TRUNCATE … RESTART IDENTITY does what
+/// it says (the next serial value is 1 again), CONTINUE IDENTITY too.
+#[tokio::test]
+async fn options_are_done_or_refused_never_ignored() {
+    let h = TestHome::new();
+    let ws = h.open("options", Construction::preset("embedded")).await;
+    ws.sql("CREATE TABLE s (id serial PRIMARY KEY, v integer)").await.unwrap();
+    for sql in [
+        "CREATE TABLE p (a integer) PARTITION BY RANGE (a)",
+        "CREATE TABLE c (b integer) INHERITS (s)",
+        "CREATE INDEX ON s USING gin (v)",
+        "CREATE INDEX ON s USING brin (v)",
+        "TRUNCATE s CASCADE",
+    ] {
+        let err = ws.sql(sql).await.unwrap_err();
+        assert_eq!(err.sqlstate(), "0A000", "{sql}: {err}");
+    }
+    assert_eq!(ws.entities(), ["s"]);
+    assert!(!ws.entity("s").unwrap().get("v").unwrap().index, "no index was made");
+    ws.sql("CREATE INDEX s_v ON s USING btree (v)").await.unwrap();
+    assert!(ws.entity("s").unwrap().get("v").unwrap().index);
+
+    ws.sql("INSERT INTO s (v) VALUES (1), (2), (3)").await.unwrap();
+    ws.sql("TRUNCATE s CONTINUE IDENTITY").await.unwrap();
+    ws.sql("INSERT INTO s (v) VALUES (4)").await.unwrap();
+    assert_eq!(cells(&ws.sql("SELECT id FROM s").await.unwrap()), rows(&[&["4"]]));
+    ws.sql("TRUNCATE TABLE s RESTART IDENTITY").await.unwrap();
+    ws.sql("INSERT INTO s (v) VALUES (5), (6)").await.unwrap();
+    assert_eq!(cells(&ws.sql("SELECT id, v FROM s ORDER BY id").await.unwrap()), rows(&[&["1", "5"], &["2", "6"]]));
+    // The restarted counter is the stored one: a new process goes on from it.
+    drop(ws);
+    let ws = Workspace::load_in(&h.home, "options").await.unwrap();
+    ws.sql("INSERT INTO s (v) VALUES (7)").await.unwrap();
+    assert_eq!(cells(&ws.sql("SELECT id FROM s WHERE v = 7").await.unwrap()), rows(&[&["3"]]));
+}

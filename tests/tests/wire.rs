@@ -1745,6 +1745,15 @@ async fn create_as_defaults_indexes_and_joined_writes_over_the_wire() {
     assert_eq!(stamped, 3);
     let err = other.execute("DROP INDEX nosuch", &[]).await.unwrap_err();
     assert_eq!(db_code(&err), "42704", "{err}");
+    // Signs in a row survive the wire's rewrites (sqlparser prints `- -1` as `--1`, a comment).
+    let signs: i64 = other.query_one("SELECT - - 1 + - + 2", &[]).await.unwrap().get(0);
+    assert_eq!(signs, -1);
+    let simple = other.simple_query("SELECT - - 3 AS v").await.unwrap();
+    let v = simple.iter().find_map(|m| match m {
+        tokio_postgres::SimpleQueryMessage::Row(r) => r.get(0).map(String::from),
+        _ => None,
+    });
+    assert_eq!(v.as_deref(), Some("3"));
     if has_psql() {
         let conninfo = format!("host=127.0.0.1 port={port} user=postgres dbname=wctas");
         let script = "CREATE TABLE copy2 AS SELECT * FROM orders;\n\

@@ -9,7 +9,7 @@
 use std::collections::BTreeSet;
 use std::sync::Arc;
 
-use datafusion::sql::sqlparser::ast::{CreateIndex, Expr as SqlExpr, ObjectName, ObjectType, Statement};
+use datafusion::sql::sqlparser::ast::{self, CreateIndex, Expr as SqlExpr, ObjectName, ObjectType, Statement};
 use heavenbase_catalog::system::{SYS_CATALOG, SYS_METASCHEMA, is_system};
 use heavenbase_catalog::{FieldSet, NamedIndex, OBJECT_ID, PlacementPlan, catalog_row_id};
 
@@ -102,10 +102,11 @@ impl Workspace {
             Statement::Drop { object_type: ObjectType::Index, if_exists, names, cascade: false, .. } => {
                 self.drop_indexes(names, *if_exists).await.map(|_| DdlDone::of("DROP INDEX"))
             }
-            Statement::Truncate(truncate) => self
-                .truncate_tables(truncate.table_names.iter().map(|t| super::dml::last_ident(&t.name)), truncate.if_exists)
-                .await
-                .map(|_| DdlDone::of("TRUNCATE TABLE")),
+            Statement::Truncate(truncate) => {
+                let restart = matches!(truncate.identity, Some(ast::TruncateIdentityOption::Restart));
+                let names = truncate.table_names.iter().map(|t| super::dml::last_ident(&t.name));
+                self.truncate_tables(names, truncate.if_exists, restart).await.map(|_| DdlDone::of("TRUNCATE TABLE"))
+            }
             _ => return None,
         })
     }
@@ -445,14 +446,18 @@ impl Workspace {
             .expect("an unbounded sequence has a free name")
     }
 
-    /// `TRUNCATE a, b`: every row of each table, with its Catalog card, through
-    /// the write path.
-    async fn truncate_tables(&self, names: impl Iterator<Item = String>, if_exists: bool) -> Result<()> {
+    /// `TRUNCATE a, b [RESTART IDENTITY]`: every row of each table, with its
+    /// Catalog card, through the write path; RESTART IDENTITY then starts the
+    /// tables' serial and identity counters over.
+    async fn truncate_tables(&self, names: impl Iterator<Item = String>, if_exists: bool, restart: bool) -> Result<()> {
         for rt in self.tables_named(names, if_exists, "truncated")? {
             let ids: Vec<String> =
                 write::group_ids(&rt).await?.into_iter().flatten().collect::<BTreeSet<_>>().into_iter().collect();
             for chunk in ids.chunks(DELETE_CHUNK) {
                 self.delete_many(&rt.def.entity_id, chunk).await?;
+            }
+            if restart {
+                self.restart_identities(&rt).await?;
             }
         }
         Ok(())
@@ -473,6 +478,18 @@ fn refused_ddl(statement: &Statement) -> Option<Error> {
     let what = match statement {
         Statement::CreateTable(c) if c.temporary => "CREATE TEMPORARY TABLE",
         Statement::CreateTable(c) if c.like.is_some() => "CREATE TABLE … (LIKE …)",
+        Statement::CreateTable(c) if c.partition_by.is_some() || c.partition_of.is_some() => {
+            "CREATE TABLE … PARTITION BY / PARTITION OF"
+        }
+        Statement::CreateTable(c) if c.inherits.is_some() => "CREATE TABLE … INHERITS",
+        Statement::Truncate(t) if matches!(t.cascade, Some(ast::CascadeOption::Cascade)) => "TRUNCATE … CASCADE",
+        Statement::CreateIndex(i) if i.using.as_ref().is_some_and(|u| !matches!(u, ast::IndexType::BTree | ast::IndexType::Hash)) => {
+            return Some(Error::not_supported(format!(
+                "CREATE INDEX … USING {} is not supported: the backends build B-tree indexes (USING btree or hash is \
+                 accepted); full-text search is WITH (search = 'col') and vectors are indexed by Lance",
+                i.using.as_ref().map(ToString::to_string).unwrap_or_default()
+            )));
+        }
         Statement::CreateTable(c) if c.clone.is_some() => "CREATE TABLE … CLONE",
         Statement::AlterView { .. } => "ALTER VIEW",
         Statement::AlterIndex { .. } => "ALTER INDEX",

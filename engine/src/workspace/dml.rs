@@ -328,12 +328,13 @@ impl Workspace {
         };
         let mut select = vec![format!("{shown}.{OBJECT_ID}")];
         for (a, column) in update.assignments.iter().zip(assigned) {
-            select.push(format!("{} AS {}", a.value, ast::Ident::with_quote('"', column.as_str())));
+            select.push(format!("{} AS {}", crate::render::sql_text(&a.value), ast::Ident::with_quote('"', column.as_str())));
         }
-        let tables: Vec<String> = std::iter::once(update.table.to_string()).chain(from.iter().map(ToString::to_string)).collect();
+        let tables: Vec<String> =
+            std::iter::once(&update.table).chain(from.iter()).map(crate::render::sql_text).collect();
         let mut sql = format!("SELECT {} FROM {}", select.join(", "), tables.join(", "));
         if let Some(selection) = &update.selection {
-            sql.push_str(&format!(" WHERE {selection}"));
+            sql.push_str(&format!(" WHERE {}", crate::render::sql_text(selection)));
         }
         let mut query = datafusion::sql::sqlparser::parser::Parser::new(&PostgreSqlDialect {})
             .try_with_sql(&sql)
@@ -774,10 +775,10 @@ fn update_patches(
 /// columns are the subquery's outer references), each once.
 fn using_as_exists(delete: &mut ast::Delete) -> Result<()> {
     let Some(using) = delete.using.take() else { return Ok(()) };
-    let from: Vec<String> = using.iter().map(ToString::to_string).collect();
+    let from: Vec<String> = using.iter().map(crate::render::sql_text).collect();
     let mut sql = format!("SELECT 1 FROM {}", from.join(", "));
     if let Some(selection) = delete.selection.take() {
-        sql.push_str(&format!(" WHERE {selection}"));
+        sql.push_str(&format!(" WHERE {}", crate::render::sql_text(&selection)));
     }
     let subquery = datafusion::sql::sqlparser::parser::Parser::new(&PostgreSqlDialect {})
         .try_with_sql(&sql)

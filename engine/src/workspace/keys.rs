@@ -155,6 +155,23 @@ impl Workspace {
         Ok(rows.into_iter().flatten().next().and_then(|r| r.get("meta")?.get("last")?.as_i64()).unwrap_or(0))
     }
 
+    /// Start the identity counters of `rt` over (`TRUNCATE … RESTART IDENTITY`):
+    /// the next value drawn is 1 again, stored before this returns.
+    pub(super) async fn restart_identities(&self, rt: &EntityRuntime) -> Result<()> {
+        let entity = &rt.def.entity_id;
+        let mut counters = self.inner.sequences.lock().await;
+        for (f, _) in identity_fields(&rt.def) {
+            let key = format!("{entity}.{}", f.name);
+            let row = json!({
+                "object_id": system_row_id(SEQUENCE_KIND, &key), "kind": SEQUENCE_KIND, "subject_id": entity,
+                "name": f.name, "field": f.name, "ws": self.id(), "meta": {"last": 0},
+            });
+            self.write_system_rows(SYS_METASCHEMA, vec![row.as_object().cloned().expect("object")]).await?;
+            counters.insert(key, 0);
+        }
+        Ok(())
+    }
+
     /// Forget the counters of a dropped entity (their rows go with its MetaSchema rows).
     pub(super) async fn forget_sequences(&self, entity: &str) {
         let prefix = format!("{entity}.");

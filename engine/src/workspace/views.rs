@@ -92,7 +92,7 @@ impl Workspace {
         canonical.or_replace = true;
         canonical.if_not_exists = false;
         canonical.name = ObjectName(vec![ObjectNamePart::Identifier(Ident::with_quote('"', &name))]);
-        let statement = Statement::CreateView(canonical).to_string();
+        let statement = crate::render::sql_text(&Statement::CreateView(canonical));
         self.plan_view(&statement).await?;
         let reads = relations_read(&create.query);
         if reads.contains(&name) {
@@ -102,7 +102,7 @@ impl Workspace {
             Some(p) => p.seq,
             None => self.inner.views.read().values().map(|v| v.seq + 1).max().unwrap_or(1),
         };
-        let view = StoredView { name: name.clone(), statement, query: create.query.to_string(), seq, reads };
+        let view = StoredView { name: name.clone(), statement, query: crate::render::sql_text(&create.query), seq, reads };
         if let Err(e) = self.keep_view(&view).await {
             // Not kept: the session goes back to what it had.
             let _ = self.inner.ctx.deregister_table(&name);

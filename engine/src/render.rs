@@ -1,0 +1,77 @@
+//! Statements and expressions printed back as SQL text, for a parser to read
+//! again (the wire's rewrites; the statements the workspace builds from parts
+//! of another, such as `UPDATE … FROM`). sqlparser prints a unary sign right
+//! before its operand, so `- -1` prints as `--1`, which SQL reads as the start
+//! of a comment: nested signs are put in parentheses first (`-(-1)`), which
+//! reads back as the same expression.
+
+use std::ops::ControlFlow;
+
+use datafusion::sql::sqlparser::ast::{Expr, UnaryOperator, VisitMut, VisitorMut};
+
+/// Parenthesise every signed operand of a unary sign in `node`, so that its
+/// printed text parses back to the same tree. Returns whether anything changed.
+pub fn separate_signs<V: VisitMut>(node: &mut V) -> bool {
+    let mut signs = Signs { changed: false };
+    let _ = node.visit(&mut signs);
+    signs.changed
+}
+
+/// `node` as SQL text that parses back to it (see the module doc).
+pub fn sql_text<V: VisitMut + Clone + std::fmt::Display>(node: &V) -> String {
+    let mut node = node.clone();
+    separate_signs(&mut node);
+    node.to_string()
+}
+
+struct Signs {
+    changed: bool,
+}
+
+fn is_sign(op: &UnaryOperator) -> bool {
+    matches!(op, UnaryOperator::Minus | UnaryOperator::Plus)
+}
+
+impl VisitorMut for Signs {
+    type Break = ();
+
+    fn post_visit_expr(&mut self, expr: &mut Expr) -> ControlFlow<()> {
+        if let Expr::UnaryOp { op, expr: operand } = expr {
+            let signed = match operand.as_ref() {
+                Expr::UnaryOp { op: inner, .. } => is_sign(inner),
+                Expr::Value(v) => v.to_string().starts_with(['-', '+']),
+                _ => false,
+            };
+            if is_sign(op) && signed {
+                let inner = std::mem::replace(operand.as_mut(), Expr::value(datafusion::sql::sqlparser::ast::Value::Null));
+                **operand = Expr::Nested(Box::new(inner));
+                self.changed = true;
+            }
+        }
+        ControlFlow::Continue(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use datafusion::sql::sqlparser::dialect::PostgreSqlDialect;
+    use datafusion::sql::sqlparser::parser::Parser;
+
+    use super::*;
+
+    #[test]
+    fn nested_signs_print_as_text_that_parses_back() {
+        for (sql, want) in [
+            ("SELECT - - 1", "SELECT -(-1)"),
+            ("SELECT - + - 2.5, 5 - - 3", "SELECT -(+(-2.5)), 5 - -3"),
+            ("SELECT -(-x) FROM t WHERE - -a > 0", "SELECT -(-x) FROM t WHERE -(-a) > 0"),
+        ] {
+            let mut statements = Parser::parse_sql(&PostgreSqlDialect {}, sql).unwrap();
+            let text = sql_text(&statements[0]);
+            assert_eq!(text, want);
+            let again = Parser::parse_sql(&PostgreSqlDialect {}, &text).unwrap();
+            separate_signs(&mut statements[0]);
+            assert_eq!(again[0], statements[0], "{sql} reads back as itself");
+        }
+    }
+}
