@@ -46,7 +46,7 @@ pub use registry::{Home, WorkspaceRecord};
 pub use search::{Hybrid, HybridHit, Search};
 pub use table::EntityTable;
 pub use workspace::Workspace;
-pub use workspace::ddl::DdlDone;
+pub use workspace::ddl::{DdlDone, IndexListing, IndexOwner};
 pub use workspace::maintenance::{Audit, PartialObject};
 pub use workspace::transaction::Transaction;
 pub use workspace::write::WriteMode;

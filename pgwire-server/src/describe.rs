@@ -9,6 +9,7 @@
 //! and pg_description adds one row per described entity (objsubid 0) and field
 //! (objsubid = its column number) to the fixed rows. pg_database and
 //! `current_database()` name the workspace, as the client's database name does.
+//! pg_indexes lists the workspace's indexes (the fixed catalog has no such view).
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -25,6 +26,9 @@ use datafusion::physical_plan::{ExecutionPlan, collect};
 use datafusion::prelude::{Expr, SessionContext};
 use heavenbase::Workspace;
 use parking_lot::RwLock;
+
+/// The view of indexes tools and people query by name (`SELECT * FROM pg_indexes`).
+const PG_INDEXES: &str = "pg_indexes";
 
 /// pg_class's own OID: the `classoid` of a table or column description.
 const PG_CLASS_OID: i64 = 1259;
@@ -109,6 +113,30 @@ impl Descriptions {
                 column(views.iter().map(|(name, _)| name.clone()).collect()),
                 column(vec!["postgres".to_string(); n]),
                 column(views.iter().map(|(_, query)| format!(" {query};")).collect()),
+            ],
+        )?;
+        Ok(Arc::new(MemTable::try_new(schema, vec![vec![batch]])?))
+    }
+
+    /// pg_indexes: every index of the workspace's tables, named and defined
+    /// as Postgres lists them (`heavenbase::Workspace::index_listing`).
+    fn indexes(&self) -> Result<Arc<dyn TableProvider>> {
+        let listing = self.ws.index_listing();
+        let schema = Arc::new(Schema::new(
+            ["schemaname", "tablename", "indexname", "tablespace", "indexdef"]
+                .map(|name| Field::new(name, DataType::Utf8, name == "tablespace"))
+                .to_vec(),
+        ));
+        let n = listing.len();
+        let column = |values: Vec<Option<String>>| -> ArrayRef { Arc::new(StringArray::from(values)) };
+        let batch = RecordBatch::try_new(
+            schema.clone(),
+            vec![
+                column(vec![Some(self.schema.clone()); n]),
+                column(listing.iter().map(|ix| Some(ix.table.clone())).collect()),
+                column(listing.iter().map(|ix| Some(ix.name.clone())).collect()),
+                column(vec![None; n]),
+                column(listing.iter().map(|ix| Some(ix.definition(&self.schema))).collect()),
             ],
         )?;
         Ok(Arc::new(MemTable::try_new(schema, vec![vec![batch]])?))
@@ -240,12 +268,17 @@ struct DescribedPgCatalog {
 #[async_trait]
 impl SchemaProvider for DescribedPgCatalog {
     fn table_names(&self) -> Vec<String> {
-        self.inner.table_names()
+        let mut names = self.inner.table_names();
+        names.push(PG_INDEXES.to_string());
+        names
     }
     fn table_exist(&self, name: &str) -> bool {
-        self.inner.table_exist(name)
+        name.eq_ignore_ascii_case(PG_INDEXES) || self.inner.table_exist(name)
     }
     async fn table(&self, name: &str) -> Result<Option<Arc<dyn TableProvider>>> {
+        if name.eq_ignore_ascii_case(PG_INDEXES) {
+            return Ok(Some(self.descriptions.indexes()?));
+        }
         let Some(table) = self.inner.table(name).await? else { return Ok(None) };
         if name.eq_ignore_ascii_case("pg_views") {
             return Ok(Some(self.descriptions.views(table.schema())?));

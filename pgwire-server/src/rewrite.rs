@@ -102,7 +102,8 @@ fn rewrite_with(sql: &str, rules: &[&dyn Rule], ws: Option<&heavenbase::Workspac
         && (lower.contains("regclass")
             || lower.contains("regtype")
             || lower.matches("select").nth(1).is_some()
-            || lower.matches("null").nth(1).is_some());
+            || lower.matches("null").nth(1).is_some()
+            || lower.contains("pg_indexes"));
     // Long AND/OR chains in any statement are balanced before anything plans
     // them (heavenbase::chains): as written they would overflow the stack.
     let chains = heavenbase::chains::may_hold_chain(sql);

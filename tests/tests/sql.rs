@@ -1218,6 +1218,19 @@ async fn indexes_are_dropped_by_name() {
         ws.sql("CREATE INDEX ON t (a, b)").await.unwrap();
         let names: Vec<String> = ws.entity("t").unwrap().named_indexes.iter().map(|i| i.name.clone()).collect();
         assert_eq!(names, ["t_a_uniq", "t_a_b_idx", "t_a_b_idx1"]);
+        // The listing pg_indexes shows: the key's, the created ones, then the
+        // others under Postgres' names.
+        let listed: Vec<(String, String)> =
+            ws.index_listing().iter().map(|ix| (ix.name.clone(), ix.definition("public"))).collect();
+        let want = [
+            ("t_pkey", "CREATE UNIQUE INDEX t_pkey ON public.t USING btree (id)"),
+            ("t_a_uniq", "CREATE UNIQUE INDEX t_a_uniq ON public.t USING btree (a)"),
+            ("t_a_b_idx", "CREATE INDEX t_a_b_idx ON public.t USING btree (a, b)"),
+            ("t_a_b_idx1", "CREATE INDEX t_a_b_idx1 ON public.t USING btree (a, b)"),
+            ("t_name_idx", "CREATE INDEX t_name_idx ON public.t USING btree (name)"),
+            ("t_c_key", "CREATE UNIQUE INDEX t_c_key ON public.t USING btree (c)"),
+        ];
+        assert_eq!(listed, want.map(|(a, b)| (a.to_string(), b.to_string())));
         ws.sql("DROP INDEX t_a_b_idx").await.unwrap();
         assert_eq!(ws.entity("t").unwrap().indexes.len(), 1, "t_a_b_idx1 still stands for the index");
         ws.sql("DROP INDEX t_a_b_idx1").await.unwrap();

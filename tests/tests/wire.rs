@@ -1745,6 +1745,21 @@ async fn create_as_defaults_indexes_and_joined_writes_over_the_wire() {
     assert_eq!(stamped, 3);
     let err = other.execute("DROP INDEX nosuch", &[]).await.unwrap_err();
     assert_eq!(db_code(&err), "42704", "{err}");
+    // pg_indexes lists them as Postgres would.
+    client.batch_execute("CREATE INDEX orders_cust ON orders (cust)").await.unwrap();
+    let listed: Vec<(String, String)> = other
+        .query("SELECT indexname, indexdef FROM pg_indexes WHERE tablename = $1 ORDER BY indexname", &[&"orders"])
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| (r.get(0), r.get(1)))
+        .collect();
+    let want = [
+        ("orders_cust", "CREATE INDEX orders_cust ON public.orders USING btree (cust)"),
+        ("orders_name_idx", "CREATE INDEX orders_name_idx ON public.orders USING btree (name)"),
+        ("orders_pkey", "CREATE UNIQUE INDEX orders_pkey ON public.orders USING btree (id)"),
+    ];
+    assert_eq!(listed, want.map(|(a, b)| (a.to_string(), b.to_string())));
     // Signs in a row survive the wire's rewrites (sqlparser prints `- -1` as `--1`, a comment).
     let signs: i64 = other.query_one("SELECT - - 1 + - + 2", &[]).await.unwrap().get(0);
     assert_eq!(signs, -1);

@@ -23,6 +23,51 @@ const ENTITY_ROW_KINDS: [&str; 6] = ["entity", "field", "storage", "index", "con
 /// Card deletes are sent in chunks of this many ids.
 const DELETE_CHUNK: usize = 10_000;
 
+/// One index of a table, as [`Workspace::index_listing`] lists it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IndexListing {
+    pub table: String,
+    pub name: String,
+    pub fields: Vec<String>,
+    pub unique: bool,
+    pub owner: IndexOwner,
+}
+
+impl IndexListing {
+    /// As pg_indexes shows it: `CREATE [UNIQUE] INDEX name ON schema.table USING btree (cols)`.
+    pub fn definition(&self, schema: &str) -> String {
+        let quote = |s: &str| datafusion::sql::sqlparser::ast::Ident::with_quote('"', s).to_string();
+        let plain = |s: &str| {
+            let simple = s.chars().next().is_some_and(|c| c.is_ascii_lowercase() || c == '_')
+                && s.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
+            if simple { s.to_string() } else { quote(s) }
+        };
+        format!(
+            "CREATE {}INDEX {} ON {}.{} USING btree ({})",
+            if self.unique { "UNIQUE " } else { "" },
+            plain(&self.name),
+            plain(schema),
+            plain(&self.table),
+            self.fields.iter().map(|f| plain(f)).collect::<Vec<_>>().join(", ")
+        )
+    }
+}
+
+/// What an index belongs to, which decides whether DROP INDEX may drop it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum IndexOwner {
+    /// The primary key's (`t_pkey`).
+    PrimaryKey,
+    /// A UNIQUE column's or constraint's (`t_a_key`).
+    UniqueConstraint,
+    /// Made by CREATE INDEX, under the name it was given or got.
+    Created,
+    /// Declared without a name (a definition's index flag or set).
+    Unnamed,
+    /// The workspace's own index on `name`.
+    Name,
+}
+
 /// What a schema statement answers: its command tag, and the rows it wrote
 /// when it writes any (`CREATE TABLE … AS` answers `SELECT n`, as Postgres does).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -381,53 +426,65 @@ impl Workspace {
     /// or the name Postgres gives an index without one (`t_a_idx`). Refused
     /// for the indexes constraints own and for the workspace's `name` index.
     fn index_named(&self, name: &str) -> Result<Option<(Arc<EntityRuntime>, NamedIndex)>> {
-        let entities: Vec<Arc<EntityRuntime>> = self.inner.entities.read().values().cloned().collect();
-        for rt in &entities {
-            if let Some(ix) = rt.def.named_indexes.iter().find(|ix| ix.name == name) {
-                return Ok(Some((rt.clone(), ix.clone())));
+        let Some(ix) = self.index_listing().into_iter().find(|ix| ix.name == name) else { return Ok(None) };
+        let table = &ix.table;
+        match ix.owner {
+            IndexOwner::PrimaryKey | IndexOwner::UniqueConstraint => Err(Error::new(
+                ErrorKind::DependentObjects,
+                format!(
+                    "cannot drop index {name} because constraint {name} on table {table} requires it (a primary key \
+                     stays; a UNIQUE column's constraint goes with ALTER TABLE … DROP CONSTRAINT)"
+                ),
+            )),
+            IndexOwner::Name => Err(Error::not_supported(format!(
+                "index {name} is the workspace's index on {table}.name (object_ids derive from name) and cannot be dropped"
+            ))),
+            IndexOwner::Created | IndexOwner::Unnamed => {
+                Ok(Some((self.runtime(table)?, NamedIndex { name: ix.name, fields: ix.fields, unique: ix.unique })))
             }
         }
-        for rt in entities.iter().filter(|rt| !is_system(&rt.def.entity_id)) {
+    }
+
+    /// Every index of the user tables, named as Postgres tools list them
+    /// (pg_indexes): the primary key (`t_pkey`, over the declared key or
+    /// object_id), each index created by name, and the other indexes under the
+    /// names Postgres gives them: `t_a_key` for a UNIQUE column or constraint,
+    /// `t_a_b_idx` for an index, `t_name_idx` for the workspace's index on name.
+    pub fn index_listing(&self) -> Vec<IndexListing> {
+        let mut entities: Vec<Arc<EntityRuntime>> = self.inner.entities.read().values().cloned().collect();
+        entities.retain(|rt| !is_system(&rt.def.entity_id));
+        entities.sort_by(|a, b| a.def.entity_id.cmp(&b.def.entity_id));
+        let mut listing = Vec::new();
+        for rt in entities {
             let table = rt.def.table_name();
-            let key = rt.def.id_source.key().map(<[String]>::to_vec);
-            if name == format!("{table}_pkey") {
-                return Err(Error::new(
-                    ErrorKind::DependentObjects,
-                    format!(
-                        "cannot drop index {name} because constraint {name} on table {table} requires it: it is \
-                         the table's primary key"
-                    ),
-                ));
+            let key: Vec<String> = rt.def.id_source.key().map_or_else(|| vec![OBJECT_ID.to_string()], <[String]>::to_vec);
+            let row = |name: String, fields: &[String], unique: bool, owner: IndexOwner| IndexListing {
+                table: table.clone(),
+                name,
+                fields: fields.to_vec(),
+                unique,
+                owner,
+            };
+            listing.push(row(format!("{table}_pkey"), &key, true, IndexOwner::PrimaryKey));
+            for ix in &rt.def.named_indexes {
+                listing.push(row(ix.name.clone(), &ix.fields, ix.unique, IndexOwner::Created));
             }
-            for ix in rt.plan.indexes.iter() {
+            for ix in &rt.plan.indexes {
+                if ix.fields == key || rt.def.named_indexes.iter().any(|n| n.fields == ix.fields) {
+                    continue;
+                }
                 let cols = ix.fields.join("_");
-                let owned = ix.unique || key.as_deref() == Some(ix.fields.as_slice());
-                if owned && name == format!("{table}_{cols}_key") {
-                    return Err(Error::new(
-                        ErrorKind::DependentObjects,
-                        format!(
-                            "cannot drop index {name} because constraint {name} on table {table} requires it (use \
-                             ALTER TABLE … DROP CONSTRAINT)"
-                        ),
-                    ));
-                }
-                if name == format!("{table}_{cols}_idx") {
-                    if ix.fields == [heavenbase_catalog::NAME] && !rt.def.get(heavenbase_catalog::NAME).is_some_and(|f| f.index) {
-                        return Err(Error::not_supported(format!(
-                            "index {name} is the workspace's index on {table}.name (object_ids derive from name) and \
-                             cannot be dropped"
-                        )));
+                let named_field = rt.def.get(heavenbase_catalog::NAME).is_some_and(|f| f.index || f.unique);
+                listing.push(match () {
+                    _ if ix.unique => row(format!("{table}_{cols}_key"), &ix.fields, true, IndexOwner::UniqueConstraint),
+                    _ if ix.fields == [heavenbase_catalog::NAME] && !named_field => {
+                        row(format!("{table}_{cols}_idx"), &ix.fields, false, IndexOwner::Name)
                     }
-                    if !owned {
-                        return Ok(Some((
-                            rt.clone(),
-                            NamedIndex { name: name.to_string(), fields: ix.fields.clone(), unique: false },
-                        )));
-                    }
-                }
+                    _ => row(format!("{table}_{cols}_idx"), &ix.fields, false, IndexOwner::Unnamed),
+                });
             }
         }
-        Ok(None)
+        listing
     }
 
     /// Whether a table, view or index is called `name` (one namespace, as

@@ -20,6 +20,7 @@ pub(crate) const RULES: &[&dyn Rule] = &[
     &CaseSubqueryToWhen,
     &QuotedOidArguments,
     &CatalogArraySubqueryToNull,
+    &QualifyPgIndexes,
 ];
 
 /// Replace `expr` when `new` is Some; whether it did.
@@ -309,5 +310,31 @@ mod tests {
         names.sort();
         names.dedup();
         assert_eq!(names.len(), RULES.len());
+    }
+}
+
+/// `SELECT … FROM pg_indexes` (people, Rails' and Django's index checks):
+/// Postgres finds pg_catalog's views before the schema's tables; DataFusion
+/// looks in the default schema only, and datafusion-pg-catalog qualifies the
+/// fixed catalog's tables but knows no pg_indexes (ours, describe.rs).
+pub(crate) struct QualifyPgIndexes;
+
+impl Rule for QualifyPgIndexes {
+    fn name(&self) -> &'static str {
+        "qualify_pg_indexes"
+    }
+    fn query(&self, query: &mut Query, _cx: &Context) -> bool {
+        use datafusion::sql::sqlparser::ast::{Ident, ObjectNamePart, visit_relations_mut};
+        let mut changed = false;
+        let _ = visit_relations_mut(query, |name| {
+            if let [ObjectNamePart::Identifier(table)] = name.0.as_slice() {
+                if table.quote_style.is_none() && table.value.eq_ignore_ascii_case("pg_indexes") {
+                    name.0.insert(0, ObjectNamePart::Identifier(Ident::new("pg_catalog")));
+                    changed = true;
+                }
+            }
+            std::ops::ControlFlow::<()>::Continue(())
+        });
+        changed
     }
 }
