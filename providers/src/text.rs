@@ -207,6 +207,11 @@ pub struct TextIndex {
     /// By word id: (document, occurrences), documents ascending; dead
     /// documents stay until the next compaction.
     postings: Vec<Vec<(u32, u32)>>,
+    /// By word id: the word's positions in each of its postings' documents,
+    /// one run of `occurrences` ascending positions per posting, in posting
+    /// order (a walk along the postings finds a document's run by adding up
+    /// the occurrences it passes). Phrases are matched from these.
+    positions: Vec<Vec<u32>>,
     /// By word id: live documents holding it.
     df: Vec<u32>,
     docs: Vec<Doc>,
@@ -244,6 +249,7 @@ impl TextIndex {
                     let wid = self.postings.len() as u32;
                     self.dictionary.insert(lower.into_owned(), wid);
                     self.postings.push(Vec::new());
+                    self.positions.push(Vec::new());
                     self.df.push(0);
                     wid
                 }
@@ -254,11 +260,14 @@ impl TextIndex {
             return;
         }
         let doc = self.docs.len() as u32;
-        let mut counted = ids.clone();
+        // (word, position), by word and then position.
+        let mut counted: Vec<(u32, u32)> = ids.iter().enumerate().map(|(at, w)| (*w, at as u32)).collect();
         counted.sort_unstable();
-        for run in counted.chunk_by(|a, b| a == b) {
-            self.postings[run[0] as usize].push((doc, run.len() as u32));
-            self.df[run[0] as usize] += 1;
+        for run in counted.chunk_by(|a, b| a.0 == b.0) {
+            let w = run[0].0 as usize;
+            self.postings[w].push((doc, run.len() as u32));
+            self.positions[w].extend(run.iter().map(|(_, at)| *at));
+            self.df[w] += 1;
         }
         self.total_words += ids.len() as u64;
         self.by_id.insert(id.to_string(), doc);
@@ -312,6 +321,45 @@ impl TextIndex {
         *self = fresh;
     }
 
+    /// Every document holding the words `wids` in that order, with how often
+    /// (`found(doc, freq)`): the words' postings are walked together, and only
+    /// in a document every one of them holds are their positions compared.
+    fn phrase_matches(&self, wids: &[u32], mut found: impl FnMut(u32, usize)) {
+        // Per word of the phrase: its next posting, and where that posting's
+        // positions start.
+        let mut at = vec![(0usize, 0usize); wids.len()];
+        let lists: Vec<&[(u32, u32)]> = wids.iter().map(|w| self.postings[*w as usize].as_slice()).collect();
+        let rarest = (0..wids.len()).min_by_key(|j| lists[*j].len()).expect("a phrase has words");
+        for &(doc, _) in lists[rarest] {
+            let mut all = true;
+            for (j, list) in lists.iter().enumerate() {
+                let (i, offset) = &mut at[j];
+                while *i < list.len() && list[*i].0 < doc {
+                    *offset += list[*i].1 as usize;
+                    *i += 1;
+                }
+                if *i == list.len() {
+                    return;
+                }
+                all &= list[*i].0 == doc;
+            }
+            if !all {
+                continue;
+            }
+            let runs: Vec<&[u32]> = (0..wids.len())
+                .map(|j| {
+                    let (i, offset) = at[j];
+                    &self.positions[wids[j] as usize][offset..offset + lists[j][i].1 as usize]
+                })
+                .collect();
+            let follows = |start: u32| runs.iter().enumerate().skip(1).all(|(j, run)| run.binary_search(&(start + j as u32)).is_ok());
+            let freq = runs[0].iter().filter(|start| follows(**start)).count();
+            if freq > 0 {
+                found(doc, freq);
+            }
+        }
+    }
+
     fn avgdl(&self) -> f32 {
         if self.by_id.is_empty() { 1.0 } else { self.total_words as f32 / self.by_id.len() as f32 }
     }
@@ -349,21 +397,16 @@ impl TextIndex {
                         continue;
                     };
                     let idf: f32 = wids.iter().map(|w| idf(n, self.df[*w as usize])).sum();
-                    let rarest = *wids.iter().min_by_key(|w| self.df[**w as usize]).expect("a phrase has words");
-                    for &(doc, _) in &self.postings[rarest as usize] {
+                    self.phrase_matches(&wids, |doc, freq| {
                         if !ok(doc) {
-                            continue;
+                            return;
                         }
-                        let words = &self.docs[doc as usize].words;
-                        let freq = words.windows(wids.len()).filter(|win| *win == wids.as_slice()).count();
-                        if freq > 0 {
-                            let e = out.entry(doc).or_insert((0, 0.0));
-                            e.0 |= bit;
-                            if scored {
-                                e.1 += idf * tf_norm(freq as f32, words.len() as f32, avgdl);
-                            }
+                        let e = out.entry(doc).or_insert((0, 0.0));
+                        e.0 |= bit;
+                        if scored {
+                            e.1 += idf * tf_norm(freq as f32, self.docs[doc as usize].words.len() as f32, avgdl);
                         }
-                    }
+                    });
                 }
                 Matcher::Prefix(p) => {
                     let mut seen = HashSet::new();
@@ -491,5 +534,47 @@ mod tests {
         ix.remove("a");
         assert!(search(&[&ix], &q("quick"), 10, None).is_empty());
         assert_eq!(ix.len(), 1);
+    }
+
+    /// Phrases are matched from positions: the words in that order, every
+    /// occurrence counted, repeated words and replaced or removed documents
+    /// included, the same as a scan of each document's words would find.
+    #[test]
+    fn phrases_match_from_positions_as_a_scan_would() {
+        let mut ix = TextIndex::default();
+        ix.put("a", Some("to be or not to be"));
+        ix.put("b", Some("be to be to"));
+        ix.put("c", Some("the the the end"));
+        ix.put("d", Some("not to be"));
+        ix.put("d", Some("to see"));
+        ix.put("e", Some("to be"));
+        ix.remove("e");
+        let freq = |phrase: &str| -> Vec<(String, usize)> {
+            let wids: Vec<u32> = phrase.split(' ').map(|w| ix.dictionary[w]).collect();
+            let mut found = Vec::new();
+            ix.phrase_matches(&wids, |doc, f| {
+                if ix.docs[doc as usize].live {
+                    found.push((ix.docs[doc as usize].id.clone(), f));
+                }
+            });
+            // As a scan of every live document's words finds them.
+            let scanned: Vec<(String, usize)> = ix
+                .docs
+                .iter()
+                .filter(|d| d.live)
+                .map(|d| (d.id.clone(), d.words.windows(wids.len()).filter(|w| *w == wids.as_slice()).count()))
+                .filter(|(_, f)| *f > 0)
+                .collect();
+            assert_eq!(found, scanned, "{phrase}");
+            found
+        };
+        let owned = |v: &[(&str, usize)]| v.iter().map(|(d, f)| (d.to_string(), *f)).collect::<Vec<_>>();
+        assert_eq!(freq("to be"), owned(&[("a", 2), ("b", 1)]));
+        assert_eq!(freq("be to"), owned(&[("b", 2)]));
+        assert_eq!(freq("the the"), owned(&[("c", 2)]));
+        assert_eq!(freq("the the the"), owned(&[("c", 1)]));
+        assert_eq!(freq("not to be"), owned(&[("a", 1)]));
+        assert_eq!(freq("to see"), owned(&[("d", 1)]));
+        assert!(freq("be or not to be to").is_empty());
     }
 }
