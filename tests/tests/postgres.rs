@@ -346,3 +346,49 @@ async fn transactions_over_postgres() {
     crate::wire::increments_add_up(ws, "txpg", 16, 200).await;
     drop_pg_schemas(&[h.pg_schema("txpg")]).await;
 }
+
+/// The new SQL-table statements with the rows in a real Postgres:
+/// CREATE TABLE … AS, DEFAULT now(), CREATE/DROP INDEX (the index appears in
+/// and leaves Postgres' own pg_indexes, and a dropped unique index stops
+/// refusing duplicates there), UPDATE … FROM and DELETE … USING.
+#[tokio::test]
+async fn sql_table_statements_over_postgres() {
+    let Some(url) = pg_url() else { return };
+    let h = TestHome::new();
+    let schema = h.pg_schema("sqlt");
+    let backends = json!({"main": h.postgres("sqlt").await});
+    let ws = h.open("sqlt", Construction::Backends(backends)).await;
+    let (client, connection) = tokio_postgres::connect(&url, tokio_postgres::NoTls).await.unwrap();
+    tokio::spawn(connection);
+    let index_count = |name: &'static str| {
+        let (client, schema) = (&client, schema.clone());
+        async move {
+            let row = client
+                .query_one("SELECT count(*) FROM pg_indexes WHERE schemaname = $1 AND indexname = $2", &[&schema, &name])
+                .await
+                .unwrap();
+            row.get::<_, i64>(0)
+        }
+    };
+    ws.sql("CREATE TABLE src (id integer PRIMARY KEY, a integer, at timestamptz DEFAULT now())").await.unwrap();
+    ws.sql("INSERT INTO src (id, a) VALUES (1, 10), (2, 20), (3, 30)").await.unwrap();
+    assert_eq!(cells(&ws.sql("SELECT count(*) FROM src WHERE at IS NOT NULL").await.unwrap()), rows(&[&["3"]]));
+    let made = ws.sql("CREATE TABLE dst AS SELECT id, a * 2 AS b FROM src WHERE a > 10").await.unwrap();
+    assert_eq!(cells(&made), rows(&[&["2"]]));
+    assert_eq!(cells(&ws.sql("SELECT id, b FROM dst ORDER BY id").await.unwrap()), rows(&[&["2", "40"], &["3", "60"]]));
+
+    ws.sql("CREATE UNIQUE INDEX src_a ON src (a)").await.unwrap();
+    assert_eq!(index_count("ix_src_a").await, 1, "Postgres holds the index");
+    assert_eq!(ws.sql("INSERT INTO src (id, a) VALUES (4, 10)").await.unwrap_err().sqlstate(), "23505");
+    ws.sql("DROP INDEX src_a").await.unwrap();
+    assert_eq!(index_count("ix_src_a").await, 0, "the index left Postgres");
+    ws.sql("INSERT INTO src (id, a) VALUES (4, 10)").await.unwrap();
+
+    let n = ws.sql("UPDATE dst SET b = src.a FROM src WHERE dst.id = src.id AND src.a >= 20").await.unwrap();
+    assert_eq!(cells(&n), rows(&[&["2"]]));
+    let n = ws.sql("DELETE FROM src USING dst WHERE src.id = dst.id AND dst.b = 30").await.unwrap();
+    assert_eq!(cells(&n), rows(&[&["1"]]));
+    assert_eq!(cells(&ws.sql("SELECT id FROM src ORDER BY id").await.unwrap()), rows(&[&["1"], &["2"], &["4"]]));
+    assert!(ws.audit().await.unwrap().ok());
+    drop_pg_schemas(&[schema]).await;
+}
