@@ -394,6 +394,10 @@ impl Workspace {
             let mut def = self.runtime(&rt.def.entity_id)?.def.clone();
             def.named_indexes.retain(|n| n.name != ix.name);
             let still_named = def.named_indexes.iter().any(|n| n.fields == ix.fields && n.unique == ix.unique);
+            // A one-field index is its field's flag, which a UNIQUE column
+            // constraint on the same field shares: dropping a unique index
+            // created by name over such a column drops the uniqueness too,
+            // where Postgres would keep the constraint's own index.
             if !still_named {
                 match ix.fields.as_slice() {
                     [one] => {
