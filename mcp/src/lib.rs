@@ -17,7 +17,8 @@ mod profile;
 mod resources;
 mod tools;
 
-use std::sync::Arc;
+use std::collections::VecDeque;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use heavenbase::Workspace;
@@ -49,6 +50,11 @@ struct ServerState {
     ws: Workspace,
     profile: Profile,
     max_rows: usize,
+    /// Schema versions taken when a subscription was accepted, before its
+    /// acknowledgment went out, oldest first; each `listen` starts from one.
+    /// Taken later, in `listen`, a change the client makes right after the
+    /// acknowledgment could already be counted and never announced.
+    listen_baselines: Mutex<VecDeque<u64>>,
 }
 
 impl WorkspaceServer {
@@ -58,7 +64,13 @@ impl WorkspaceServer {
 
     /// `max_rows`: the most rows one `query` or `sql` result carries (at least 1).
     pub fn with_max_rows(ws: Workspace, profile: Profile, max_rows: usize) -> Self {
-        WorkspaceServer { inner: Arc::new(ServerState { ws, profile, max_rows: max_rows.max(1) }) }
+        WorkspaceServer {
+            inner: Arc::new(ServerState { ws, profile, max_rows: max_rows.max(1), listen_baselines: Mutex::new(VecDeque::new()) }),
+        }
+    }
+
+    fn baselines(&self) -> std::sync::MutexGuard<'_, VecDeque<u64>> {
+        self.inner.listen_baselines.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     pub fn workspace(&self) -> &Workspace {
@@ -155,13 +167,18 @@ impl ServerHandler for WorkspaceServer {
     fn accepted_subscription_filter(&self, requested: &SubscriptionFilter) -> Option<SubscriptionFilter> {
         let mut accepted = SubscriptionFilter::new();
         accepted.resources_list_changed = requested.resources_list_changed;
+        self.baselines().push_back(self.inner.ws.schema_version());
         Some(accepted)
     }
 
     /// A subscription hears `resources/list_changed` whenever the workspace's
     /// schema changes, through any door (a psql `CREATE TABLE` included).
     async fn listen(&self, context: SubscriptionContext) -> Result<(), ErrorData> {
-        let mut seen = self.inner.ws.schema_version();
+        // Concurrent subscriptions may take each other's baselines; the oldest
+        // one is never later than this subscription's own, so the worst case
+        // is one notification too many, never one missed.
+        let baseline = self.baselines().pop_front();
+        let mut seen = baseline.unwrap_or_else(|| self.inner.ws.schema_version());
         loop {
             tokio::select! {
                 _ = context.cancelled() => return Ok(()),
