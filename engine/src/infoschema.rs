@@ -15,11 +15,15 @@
 //!   default as the definition has them; other relations (views) keep
 //!   DataFusion's rows, numbered from 1.
 //! - `views`: only views.
+//! - `tables`: with Postgres' further columns (`is_insertable_into`, `is_typed`,
+//!   …; catalog loaders such as sqlsmith's read them): an entity's table is
+//!   insertable, a system table, a view or a catalog table is not.
 
 use std::sync::{Arc, Weak};
 
 use async_trait::async_trait;
 use datafusion::arrow::array::{Array, ArrayRef, AsArray, RecordBatch, StringBuilder, UInt64Builder};
+use datafusion::arrow::datatypes::DataType::Utf8;
 use datafusion::arrow::datatypes::{SchemaRef, UInt64Type};
 use datafusion::catalog::information_schema::InformationSchemaProvider;
 use datafusion::catalog::{CatalogProviderList, SchemaProvider, Session, TableProvider};
@@ -65,29 +69,53 @@ impl SchemaProvider for InformationSchema {
         let listing = match name {
             "columns" => Listing::Columns,
             "views" => Listing::Views,
+            "tables" => Listing::Tables,
             _ => return Ok(Some(table)),
         };
-        Ok(Some(Arc::new(CorrectedTable { inner: table, listing, ws: self.ws.clone() })))
+        let mut fields: Vec<_> = table.schema().fields().iter().cloned().collect();
+        if let Listing::Tables = listing {
+            fields.extend(
+                TABLES_MORE_COLUMNS.iter().map(|name| Arc::new(datafusion::arrow::datatypes::Field::new(*name, Utf8, true))),
+            );
+        }
+        let schema = Arc::new(datafusion::arrow::datatypes::Schema::new(fields));
+        Ok(Some(Arc::new(CorrectedTable { inner: table, listing, schema, ws: self.ws.clone() })))
     }
 }
+
+/// The columns of Postgres' `information_schema.tables` after the four
+/// DataFusion lists.
+const TABLES_MORE_COLUMNS: [&str; 8] = [
+    "self_referencing_column_name",
+    "reference_generation",
+    "user_defined_type_catalog",
+    "user_defined_type_schema",
+    "user_defined_type_name",
+    "is_insertable_into",
+    "is_typed",
+    "commit_action",
+];
 
 #[derive(Debug, Clone, Copy)]
 enum Listing {
     Columns,
     Views,
+    Tables,
 }
 
 #[derive(Debug)]
 struct CorrectedTable {
     inner: Arc<dyn TableProvider>,
     listing: Listing,
+    /// The inner table's columns, and any added.
+    schema: SchemaRef,
     ws: Weak<Inner>,
 }
 
 #[async_trait]
 impl TableProvider for CorrectedTable {
     fn schema(&self) -> SchemaRef {
-        self.inner.schema()
+        self.schema.clone()
     }
     fn table_type(&self) -> TableType {
         self.inner.table_type()
@@ -110,6 +138,10 @@ impl TableProvider for CorrectedTable {
                 let views: Vec<String> =
                     self.ws.upgrade().map(|ws| ws.views.read().keys().cloned().collect()).unwrap_or_default();
                 batches.iter().map(|b| only_views(b, &views)).collect::<Result<Vec<_>>>()?
+            }
+            Listing::Tables => {
+                let defs = self.entity_defs();
+                batches.iter().map(|b| tables(b, &self.schema, &defs)).collect::<Result<Vec<_>>>()?
             }
         };
         Ok(MemorySourceConfig::try_new_exec(&[corrected], self.schema(), projection.cloned())?)
@@ -134,6 +166,28 @@ fn only_views(batch: &RecordBatch, views: &[String]) -> Result<RecordBatch> {
     let keep: datafusion::arrow::array::BooleanArray =
         (0..batch.num_rows()).map(|i| Some(schemas.value(i) == "public" && views.iter().any(|v| v == names.value(i)))).collect();
     Ok(datafusion::arrow::compute::filter_record_batch(batch, &keep)?)
+}
+
+/// The `tables` rows of `batch` with Postgres' further columns (module doc).
+fn tables(batch: &RecordBatch, schema: &SchemaRef, defs: &std::collections::HashMap<String, EntityDef>) -> Result<RecordBatch> {
+    let (schemas, names) = (text(batch, "table_schema")?, text(batch, "table_name")?);
+    let n = batch.num_rows();
+    let mut columns: Vec<ArrayRef> = batch.columns().to_vec();
+    for name in TABLES_MORE_COLUMNS {
+        let values: datafusion::arrow::array::StringArray = match name {
+            "is_insertable_into" => (0..n)
+                .map(|i| {
+                    let def = (schemas.value(i) == "public").then(|| defs.get(names.value(i))).flatten();
+                    let writable = def.is_some_and(|d| !heavenbase_catalog::system::is_system(&d.entity_id));
+                    Some(if writable { "YES" } else { "NO" })
+                })
+                .collect(),
+            "is_typed" => (0..n).map(|_| Some("NO")).collect(),
+            _ => (0..n).map(|_| None::<&str>).collect(),
+        };
+        columns.push(Arc::new(values));
+    }
+    Ok(RecordBatch::try_new(schema.clone(), columns)?)
 }
 
 /// The `columns` rows of `batch`, corrected (module doc).

@@ -75,3 +75,19 @@ mod tests {
         }
     }
 }
+
+/// A name as Postgres prints it (`quote_ident`, pg_indexes, `\d`): bare when it
+/// is a simple lower-case identifier, else in double quotes with quotes doubled.
+/// (Postgres quotes its reserved words too; names here are rarely those.)
+pub fn quote_ident(name: &str) -> String {
+    let simple = name.chars().next().is_some_and(|c| c.is_ascii_lowercase() || c == '_')
+        && name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
+    if simple { name.to_string() } else { format!("\"{}\"", name.replace('"', "\"\"")) }
+}
+
+/// A string literal as Postgres' `quote_literal` gives it: single quotes
+/// doubled, and the `E'…'` form when it holds a backslash.
+pub fn quote_literal(text: &str) -> String {
+    let body = text.replace('\'', "''");
+    if text.contains('\\') { format!("E'{}'", body.replace('\\', "\\\\")) } else { format!("'{body}'") }
+}

@@ -34,6 +34,7 @@ pub(crate) fn register(ctx: &SessionContext) {
     ctx.register_udf(datafusion::logical_expr::ScalarUDF::new_from_impl(JsonBuildObject::default()));
     ctx.register_udf(datafusion::logical_expr::ScalarUDF::new_from_impl(CurrentSetting::default()));
     ctx.register_udf(datafusion::logical_expr::ScalarUDF::new_from_impl(When::default()));
+    ctx.register_udf(datafusion::logical_expr::ScalarUDF::new_from_impl(Format::default()));
     // NULL, whatever its arguments (rewrite.rs keeps parameters alive with it).
     ctx.register_udf(datafusion::logical_expr::ScalarUDF::new_from_impl(
         datafusion::logical_expr::SimpleScalarUDF::new_with_signature(
@@ -74,6 +75,105 @@ pub(crate) fn register(ctx: &SessionContext) {
             Ok(ColumnarValue::Array(Arc::new(oids)))
         }),
     ));
+}
+
+/// Postgres' `format(formatstr, args…)`: `%s` (an argument's text, NULL as
+/// nothing), `%I` (an identifier, quoted when it needs to be; NULL is an
+/// error), `%L` (a literal, NULL as `NULL`), `%%`, and argument positions
+/// (`%2$s`). Width and `-` flags are refused (22023) rather than ignored.
+/// Catalog loaders use it (sqlsmith names types `format('%I.%I', …)`).
+#[derive(Debug, PartialEq, Eq, Hash)]
+struct Format {
+    signature: datafusion::logical_expr::Signature,
+}
+
+impl Default for Format {
+    fn default() -> Self {
+        Format { signature: datafusion::logical_expr::Signature::variadic_any(Volatility::Immutable) }
+    }
+}
+
+impl datafusion::logical_expr::ScalarUDFImpl for Format {
+    fn name(&self) -> &str {
+        "format"
+    }
+    fn signature(&self) -> &datafusion::logical_expr::Signature {
+        &self.signature
+    }
+    fn return_type(&self, _args: &[DataType]) -> datafusion::error::Result<DataType> {
+        Ok(DataType::Utf8)
+    }
+    fn invoke_with_args(&self, args: datafusion::logical_expr::ScalarFunctionArgs) -> datafusion::error::Result<ColumnarValue> {
+        let arrays = ColumnarValue::values_to_arrays(&args.args)?;
+        let Some((template, values)) = arrays.split_first() else {
+            return Err(datafusion::error::DataFusionError::Plan("format() takes a format string".into()));
+        };
+        let texts = |array: &datafusion::arrow::array::ArrayRef| -> datafusion::error::Result<StringArray> {
+            let text = datafusion::arrow::compute::cast(array, &DataType::Utf8)?;
+            Ok(text.as_any().downcast_ref::<StringArray>().expect("cast to Utf8").clone())
+        };
+        let template = texts(template)?;
+        let values = values.iter().map(texts).collect::<datafusion::error::Result<Vec<_>>>()?;
+        let mut out = Vec::with_capacity(args.number_rows);
+        for row in 0..args.number_rows {
+            if template.is_null(row) {
+                out.push(None);
+                continue;
+            }
+            let row_values: Vec<Option<&str>> = values.iter().map(|v| (!v.is_null(row)).then(|| v.value(row))).collect();
+            let formatted = format_text(template.value(row), &row_values)
+                .map_err(|e| datafusion::error::DataFusionError::Execution(format!("format(): {e}")))?;
+            out.push(Some(formatted));
+        }
+        Ok(ColumnarValue::Array(Arc::new(StringArray::from(out))))
+    }
+}
+
+/// One `format()` call: `template` with `%s`, `%I`, `%L`, `%%` and `%n$…`.
+fn format_text(template: &str, values: &[Option<&str>]) -> Result<String, String> {
+    let mut out = String::with_capacity(template.len());
+    let mut chars = template.chars().peekable();
+    let mut next = 0usize;
+    while let Some(c) = chars.next() {
+        if c != '%' {
+            out.push(c);
+            continue;
+        }
+        if chars.peek() == Some(&'%') {
+            chars.next();
+            out.push('%');
+            continue;
+        }
+        // An argument position: digits then `$`.
+        let mut digits = String::new();
+        while let Some(d) = chars.peek().filter(|d| d.is_ascii_digit()) {
+            digits.push(*d);
+            chars.next();
+        }
+        let at = if digits.is_empty() {
+            next
+        } else if chars.peek() == Some(&'$') {
+            chars.next();
+            let position: usize = digits.parse().map_err(|_| "argument position out of range".to_string())?;
+            position.checked_sub(1).ok_or_else(|| "format specifies argument 0, but arguments are numbered from 1".to_string())?
+        } else {
+            return Err("width is not supported".into());
+        };
+        let kind = chars.next().ok_or_else(|| "unterminated format() type specifier".to_string())?;
+        if !matches!(kind, 's' | 'I' | 'L') {
+            return Err(format!("unrecognized format() type specifier \"{kind}\""));
+        }
+        let value = *values.get(at).ok_or_else(|| "too few arguments for format()".to_string())?;
+        next = at + 1;
+        match (kind, value) {
+            ('s', v) => out.push_str(v.unwrap_or_default()),
+            ('I', Some(v)) => out.push_str(&heavenbase::render::quote_ident(v)),
+            ('I', None) => return Err("null values cannot be formatted as an SQL identifier".into()),
+            (_, Some(v)) => out.push_str(&heavenbase::render::quote_literal(v)),
+            (_, None) => out.push_str("NULL"),
+        }
+    }
+    Ok(out)
 }
 
 /// `json_build_object(key, value, …)` as JSON text (SQLAlchemy's column
@@ -342,6 +442,20 @@ mod tests {
         ] {
             assert_eq!(super::size_pretty(bytes), text, "{bytes}");
         }
+    }
+
+    #[test]
+    fn format_follows_postgres() {
+        let f = super::format_text;
+        assert_eq!(f("%I.%I", &[Some("public"), Some("My Table")]).unwrap(), "public.\"My Table\"");
+        assert_eq!(f("%s = %L", &[Some("a"), Some("it's")]).unwrap(), "a = 'it''s'");
+        assert_eq!(f("%L and %s|", &[None, None]).unwrap(), "NULL and |");
+        assert_eq!(f("%2$s %1$s %s", &[Some("a"), Some("b")]).unwrap(), "b a b");
+        assert_eq!(f("100%%", &[]).unwrap(), "100%");
+        assert!(f("%I", &[None]).unwrap_err().contains("identifier"));
+        assert!(f("%s %s", &[Some("a")]).unwrap_err().contains("too few"));
+        assert!(f("%10s", &[Some("a")]).unwrap_err().contains("width"));
+        assert!(f("%x", &[Some("a")]).unwrap_err().contains("specifier"));
     }
 }
 

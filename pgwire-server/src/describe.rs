@@ -10,12 +10,20 @@
 //! (objsubid = its column number) to the fixed rows. pg_database and
 //! `current_database()` name the workspace, as the client's database name does.
 //! pg_indexes lists the workspace's indexes (the fixed catalog has no such view).
+//!
+//! The same indexes are in pg_class (relkind 'i', and `relhasindex` on their
+//! tables), pg_index, and pg_constraint for primary keys and UNIQUE
+//! constraints, with `pg_get_indexdef` and `pg_get_constraintdef` giving their
+//! definitions: psql's `\d` lists a table's indexes from these, as do
+//! SQLAlchemy's inspector and the GUI tools. An index's OID derives from its
+//! table and name (see [`index_oid`]), so every catalog table and function
+//! agrees on it without a shared counter.
 
 use std::collections::HashMap;
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use datafusion::arrow::array::{ArrayRef, AsArray, Int64Array, RecordBatch, StringArray};
+use datafusion::arrow::array::{ArrayRef, AsArray, BooleanArray, Int64Array, RecordBatch, StringArray};
 use datafusion::arrow::compute::cast;
 use datafusion::arrow::datatypes::{DataType, Field, Int64Type, Schema, SchemaRef};
 use datafusion::catalog::{SchemaProvider, Session, TableProvider};
@@ -25,6 +33,7 @@ use datafusion::logical_expr::{ColumnarValue, ScalarFunctionArgs, ScalarUDF, Sca
 use datafusion::physical_plan::{ExecutionPlan, collect};
 use datafusion::prelude::{Expr, SessionContext};
 use heavenbase::Workspace;
+use heavenbase::render::quote_ident;
 use parking_lot::RwLock;
 
 /// The view of indexes tools and people query by name (`SELECT * FROM pg_indexes`).
@@ -32,6 +41,48 @@ const PG_INDEXES: &str = "pg_indexes";
 
 /// pg_class's own OID: the `classoid` of a table or column description.
 const PG_CLASS_OID: i64 = 1259;
+
+/// The btree access method's OID (pg_am), which every index here reports.
+const BTREE_AM_OID: i64 = 403;
+
+/// Index OIDs are 0x4000_0000 + a 29-bit hash, constraint OIDs 0x6000_0000 + the
+/// same hash: far above the OIDs datafusion-pg-catalog counts up from 16384
+/// for schemas and tables, and below 2^31 (the catalog stores OIDs as int4).
+const INDEX_OID_BASE: i64 = 0x4000_0000;
+const CONSTRAINT_OID_BASE: i64 = 0x6000_0000;
+const OID_HASH_MASK: u64 = 0x1FFF_FFFF;
+
+/// The OID an index has in pg_class, pg_index and pg_constraint.conindid:
+/// FNV-1a of its table and name, the same in every session and server.
+fn index_oid(table: &str, name: &str) -> i64 {
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    for byte in table.bytes().chain([0]).chain(name.bytes()) {
+        hash = (hash ^ u64::from(byte)).wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    INDEX_OID_BASE + (hash & OID_HASH_MASK) as i64
+}
+
+/// One of the workspace's indexes as the catalog tables list it.
+struct CatalogIndex {
+    listing: heavenbase::IndexListing,
+    oid: i64,
+    /// The primary key's or UNIQUE constraint's OID, for the indexes that
+    /// carry one (Postgres makes a constraint for those, not for CREATE INDEX).
+    constraint: Option<(i64, &'static str)>,
+    /// The indexed columns' numbers, as pg_attribute numbers them.
+    columns: Vec<i64>,
+}
+
+impl CatalogIndex {
+    /// `PRIMARY KEY (a, b)` / `UNIQUE (a)`, as `pg_get_constraintdef` gives it.
+    fn constraint_definition(&self) -> Option<String> {
+        let (_, kind) = self.constraint?;
+        let keyword = if kind == "p" { "PRIMARY KEY" } else { "UNIQUE" };
+        let columns: Vec<String> = self.listing.fields.iter().map(|f| quote_ident(f)).collect();
+        Some(format!("{keyword} ({})", columns.join(", ")))
+    }
+}
+
 
 /// What is described, by the OIDs pg_catalog currently gives the entities.
 pub(crate) struct Descriptions {
@@ -44,6 +95,8 @@ pub(crate) struct Descriptions {
     catalog: String,
     /// Table OID → entity id, as of the last pg_class listing.
     entities: RwLock<HashMap<i64, String>>,
+    /// The OID of the entities' schema, as of the last pg_class listing.
+    namespace: RwLock<Option<i64>>,
 }
 
 impl std::fmt::Debug for Descriptions {
@@ -67,11 +120,15 @@ pub(crate) fn register(ctx: &SessionContext, ws: &Workspace) -> Result<()> {
         catalog: options.default_catalog.clone(),
         inner: inner.clone(),
         entities: RwLock::new(HashMap::new()),
+        namespace: RwLock::new(None),
     });
     catalog.register_schema("pg_catalog", Arc::new(DescribedPgCatalog { inner, descriptions: descriptions.clone() }))?;
     ctx.register_udf(ScalarUDF::new_from_impl(DescriptionFn::new("obj_description", descriptions.clone())));
     ctx.register_udf(ScalarUDF::new_from_impl(DescriptionFn::new("col_description", descriptions.clone())));
-    ctx.register_udf(ScalarUDF::new_from_impl(DescriptionFn::new("shobj_description", descriptions)));
+    ctx.register_udf(ScalarUDF::new_from_impl(DescriptionFn::new("shobj_description", descriptions.clone())));
+    // The fixed catalog's pg_get_constraintdef answers '' for every OID.
+    ctx.register_udf(ScalarUDF::new_from_impl(DescriptionFn::new("pg_get_constraintdef", descriptions.clone())));
+    ctx.register_udf(ScalarUDF::new_from_impl(DescriptionFn::new("pg_get_indexdef", descriptions)));
     // The database a client connected to is the workspace, whatever the
     // catalog inside DataFusion is called.
     let id = ws.id().to_string();
@@ -165,7 +222,164 @@ impl Descriptions {
             }
         }
         *self.entities.write() = entities;
+        *self.namespace.write() = schema_oids.first().copied();
         Ok(())
+    }
+
+    /// Every index of the workspace's tables, with its OIDs and column numbers.
+    fn catalog_indexes(&self) -> Vec<CatalogIndex> {
+        let mut shapes: HashMap<String, Option<heavenbase::EntityDef>> = HashMap::new();
+        self.ws
+            .index_listing()
+            .into_iter()
+            .map(|listing| {
+                let def = shapes.entry(listing.table.clone()).or_insert_with(|| self.ws.entity(&listing.table).ok());
+                let columns = listing
+                    .fields
+                    .iter()
+                    .map(|field| {
+                        let def = def.as_ref()?;
+                        let at = def.fields.iter().position(|f| &f.name == field)?;
+                        column_numbers(def).get(at).copied()
+                    })
+                    .map(|number| number.unwrap_or(0))
+                    .collect();
+                let oid = index_oid(&listing.table, &listing.name);
+                let constraint = match listing.owner {
+                    heavenbase::IndexOwner::PrimaryKey => Some("p"),
+                    heavenbase::IndexOwner::UniqueConstraint => Some("u"),
+                    _ => None,
+                }
+                .map(|kind| (oid - INDEX_OID_BASE + CONSTRAINT_OID_BASE, kind));
+                CatalogIndex { listing, oid, constraint, columns }
+            })
+            .collect()
+    }
+
+    /// The OID pg_class gives each table, by name, as of the last refresh.
+    fn table_oids(&self) -> HashMap<String, i64> {
+        self.entities.read().iter().map(|(oid, name)| (name.clone(), *oid)).collect()
+    }
+
+    /// pg_class rows for the indexes (relkind 'i'), in `schema`'s columns.
+    fn index_classes(&self, schema: &SchemaRef) -> Result<Option<RecordBatch>> {
+        let tables = self.table_oids();
+        let indexes: Vec<CatalogIndex> =
+            self.catalog_indexes().into_iter().filter(|ix| tables.contains_key(&ix.listing.table)).collect();
+        let Some(namespace) = *self.namespace.read() else { return Ok(None) };
+        if indexes.is_empty() {
+            return Ok(None);
+        }
+        let n = indexes.len();
+        catalog_rows(schema, n, |name| -> Option<ArrayRef> {
+            Some(match name {
+                "oid" | "relfilenode" => Arc::new(Int64Array::from_iter_values(indexes.iter().map(|ix| ix.oid))),
+                "relname" => Arc::new(StringArray::from_iter_values(indexes.iter().map(|ix| ix.listing.name.as_str()))),
+                "relnamespace" => Arc::new(Int64Array::from_value(namespace, n)),
+                "relam" => Arc::new(Int64Array::from_value(BTREE_AM_OID, n)),
+                "relkind" => Arc::new(StringArray::from_iter_values(std::iter::repeat_n("i", n))),
+                "relpersistence" => Arc::new(StringArray::from_iter_values(std::iter::repeat_n("p", n))),
+                "relreplident" => Arc::new(StringArray::from_iter_values(std::iter::repeat_n("n", n))),
+                "relnatts" => Arc::new(Int64Array::from_iter_values(indexes.iter().map(|ix| ix.listing.fields.len() as i64))),
+                "relpages" => Arc::new(Int64Array::from_value(1, n)),
+                "relispopulated" => Arc::new(BooleanArray::from(vec![true; n])),
+                _ => return None,
+            })
+        })
+        .map(Some)
+    }
+
+    /// pg_index rows for the indexes of tables pg_class lists.
+    fn index_rows(&self, schema: &SchemaRef) -> Result<Option<RecordBatch>> {
+        let tables = self.table_oids();
+        let indexes: Vec<(CatalogIndex, i64)> = self
+            .catalog_indexes()
+            .into_iter()
+            .filter_map(|ix| tables.get(&ix.listing.table).map(|&table| (ix, table)))
+            .collect();
+        if indexes.is_empty() {
+            return Ok(None);
+        }
+        let n = indexes.len();
+        let vector = |f: &dyn Fn(&CatalogIndex) -> String| -> ArrayRef {
+            Arc::new(StringArray::from_iter_values(indexes.iter().map(|(ix, _)| f(ix))))
+        };
+        let flag = |f: &dyn Fn(&CatalogIndex) -> bool| -> ArrayRef {
+            Arc::new(BooleanArray::from(indexes.iter().map(|(ix, _)| f(ix)).collect::<Vec<_>>()))
+        };
+        catalog_rows(schema, n, |name| -> Option<ArrayRef> {
+            Some(match name {
+                "indexrelid" => Arc::new(Int64Array::from_iter_values(indexes.iter().map(|(ix, _)| ix.oid))),
+                "indrelid" => Arc::new(Int64Array::from_iter_values(indexes.iter().map(|(_, table)| *table))),
+                "indnatts" | "indnkeyatts" => {
+                    Arc::new(Int64Array::from_iter_values(indexes.iter().map(|(ix, _)| ix.columns.len() as i64)))
+                }
+                "indisunique" => flag(&|ix| ix.listing.unique),
+                "indisprimary" => flag(&|ix| ix.listing.owner == heavenbase::IndexOwner::PrimaryKey),
+                "indimmediate" => flag(&|ix| ix.listing.unique),
+                "indisvalid" | "indisready" | "indislive" => flag(&|_| true),
+                // int2vector and oidvector in their text form: "1 2".
+                "indkey" => vector(&|ix| ix.columns.iter().map(i64::to_string).collect::<Vec<_>>().join(" ")),
+                "indcollation" | "indclass" | "indoption" => vector(&|ix| vec!["0"; ix.columns.len()].join(" ")),
+                _ => return None,
+            })
+        })
+        .map(Some)
+    }
+
+    /// pg_constraint rows for primary keys and UNIQUE constraints.
+    fn constraint_rows(&self, schema: &SchemaRef) -> Result<Option<RecordBatch>> {
+        let tables = self.table_oids();
+        let Some(namespace) = *self.namespace.read() else { return Ok(None) };
+        let constraints: Vec<(CatalogIndex, i64, i64, &str)> = self
+            .catalog_indexes()
+            .into_iter()
+            .filter_map(|ix| {
+                let table = *tables.get(&ix.listing.table)?;
+                let (oid, kind) = ix.constraint?;
+                Some((ix, table, oid, kind))
+            })
+            .collect();
+        if constraints.is_empty() {
+            return Ok(None);
+        }
+        let n = constraints.len();
+        let ints = |f: &dyn Fn(&(CatalogIndex, i64, i64, &str)) -> i64| -> ArrayRef {
+            Arc::new(Int64Array::from_iter_values(constraints.iter().map(f)))
+        };
+        let texts = |f: &dyn Fn(&(CatalogIndex, i64, i64, &str)) -> String| -> ArrayRef {
+            Arc::new(StringArray::from_iter_values(constraints.iter().map(f)))
+        };
+        catalog_rows(schema, n, |name| -> Option<ArrayRef> {
+            Some(match name {
+                "oid" => ints(&|c| c.2),
+                "conname" => texts(&|c| c.0.listing.name.clone()),
+                "connamespace" => Arc::new(Int64Array::from_value(namespace, n)),
+                "contype" => texts(&|c| c.3.to_string()),
+                "convalidated" | "conislocal" | "connoinherit" => Arc::new(BooleanArray::from(vec![true; n])),
+                "conrelid" => ints(&|c| c.1),
+                "conindid" => ints(&|c| c.0.oid),
+                "confupdtype" | "confdeltype" | "confmatchtype" => texts(&|_| " ".to_string()),
+                // int2[] in Postgres' text form.
+                "conkey" => texts(&|c| format!("{{{}}}", c.0.columns.iter().map(i64::to_string).collect::<Vec<_>>().join(","))),
+                _ => return None,
+            })
+        })
+        .map(Some)
+    }
+
+    /// `pg_get_indexdef(oid)` (column 0) or the name of its column `column` (from 1).
+    fn index_definition(&self, oid: i64, column: i64) -> Option<String> {
+        let ix = self.catalog_indexes().into_iter().find(|ix| ix.oid == oid)?;
+        match column {
+            0 => Some(ix.listing.definition(&self.schema)),
+            n => Some(quote_ident(ix.listing.fields.get(usize::try_from(n - 1).ok()?)?)),
+        }
+    }
+
+    /// `pg_get_constraintdef(oid)` for a primary key or UNIQUE constraint of ours.
+    fn constraint_definition(&self, oid: i64) -> Option<String> {
+        self.catalog_indexes().into_iter().find(|ix| ix.constraint.is_some_and(|(c, _)| c == oid))?.constraint_definition()
     }
 
     /// pg_attribute rows with the column numbers of [`column_numbers`] for
@@ -195,6 +409,29 @@ impl Descriptions {
         let mut columns = batch.columns().to_vec();
         columns[index] = cast(&(Arc::new(renumbered) as ArrayRef), batch.schema().field(index).data_type())?;
         Ok(RecordBatch::try_new(batch.schema(), columns)?)
+    }
+
+    /// pg_class rows in `schema` (the added columns null), `relhasindex` set
+    /// for the entities' tables that have indexes.
+    fn classes_with_indexes(
+        &self,
+        batch: &RecordBatch,
+        schema: &SchemaRef,
+        indexed: &std::collections::HashSet<String>,
+    ) -> Result<RecordBatch> {
+        let mut columns = batch.columns().to_vec();
+        for field in &schema.fields()[columns.len()..] {
+            columns.push(datafusion::arrow::array::new_null_array(field.data_type(), batch.num_rows()));
+        }
+        let oids = int_column(batch, "oid")?;
+        let entities = self.entities.read();
+        let at = batch.schema().index_of("relhasindex")?;
+        let old = columns[at].as_boolean().clone();
+        let has_index: BooleanArray = (0..batch.num_rows())
+            .map(|i| Some(old.value(i) || entities.get(&oids.value(i)).is_some_and(|table| indexed.contains(table))))
+            .collect();
+        columns[at] = Arc::new(has_index);
+        Ok(RecordBatch::try_new(schema.clone(), columns)?)
     }
 
     /// pg_database rows with the entities' catalog renamed to the workspace id.
@@ -288,6 +525,8 @@ impl SchemaProvider for DescribedPgCatalog {
             "pg_attribute" => Listing::Oids,
             "pg_description" => Listing::Descriptions,
             "pg_database" => Listing::Databases,
+            "pg_index" => Listing::Indexes,
+            "pg_constraint" => Listing::Constraints,
             _ => return Ok(Some(table)),
         };
         let mut fields: Vec<_> = table.schema().fields().iter().cloned().collect();
@@ -313,6 +552,11 @@ enum Listing {
     Descriptions,
     /// pg_database, with the workspace id as the name of its database.
     Databases,
+    /// pg_index: the fixed rows and the workspace's indexes.
+    Indexes,
+    /// pg_constraint: the fixed rows and the workspace's primary keys and
+    /// UNIQUE constraints.
+    Constraints,
 }
 
 #[derive(Debug)]
@@ -357,17 +601,25 @@ impl TableProvider for DescribingTable {
                 .iter()
                 .map(|b| self.descriptions.named_databases(b))
                 .collect::<Result<Vec<_>>>()?,
-            Listing::Classes => read_all(&self.inner, state)
-                .await?
-                .iter()
-                .map(|b| {
-                    let mut columns = b.columns().to_vec();
-                    for field in &self.schema.fields()[columns.len()..] {
-                        columns.push(datafusion::arrow::array::new_null_array(field.data_type(), b.num_rows()));
-                    }
-                    RecordBatch::try_new(self.schema.clone(), columns)
-                })
-                .collect::<std::result::Result<Vec<_>, _>>()?,
+            Listing::Classes => {
+                let indexed: std::collections::HashSet<String> =
+                    self.descriptions.catalog_indexes().into_iter().map(|ix| ix.listing.table).collect();
+                let mut batches = read_all(&self.inner, state)
+                    .await?
+                    .iter()
+                    .map(|b| self.descriptions.classes_with_indexes(b, &self.schema, &indexed))
+                    .collect::<Result<Vec<_>>>()?;
+                batches.extend(self.descriptions.index_classes(&self.schema)?);
+                batches
+            }
+            Listing::Indexes | Listing::Constraints => {
+                let mut batches = read_all(&self.inner, state).await?;
+                batches.extend(match self.kind {
+                    Listing::Indexes => self.descriptions.index_rows(&self.schema)?,
+                    _ => self.descriptions.constraint_rows(&self.schema)?,
+                });
+                batches
+            }
             Listing::Descriptions => {
                 let mut batches = read_all(&self.inner, state).await?;
                 let rows = self.descriptions.rows();
@@ -395,6 +647,31 @@ fn description_batch(schema: &SchemaRef, rows: &[(i64, i64, String)]) -> Result<
                 _ => datafusion::arrow::array::new_null_array(field.data_type(), rows.len()),
             };
             Ok(cast(&values, field.data_type())?)
+        })
+        .collect::<Result<Vec<_>>>()?;
+    Ok(RecordBatch::try_new(schema.clone(), columns)?)
+}
+
+/// `n` rows in a catalog table's columns: each column `value` gives (in any
+/// type that casts to the column's), the others null where they may be and
+/// zero, false or '' where the catalog declares them not null, as Postgres
+/// fills what does not apply.
+fn catalog_rows(schema: &SchemaRef, n: usize, value: impl Fn(&str) -> Option<ArrayRef>) -> Result<RecordBatch> {
+    let columns = schema
+        .fields()
+        .iter()
+        .map(|field| {
+            let given = match value(field.name()) {
+                Some(array) => array,
+                None if field.is_nullable() => return Ok(datafusion::arrow::array::new_null_array(field.data_type(), n)),
+                None => match field.data_type() {
+                    DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View => {
+                        Arc::new(StringArray::from_iter_values(std::iter::repeat_n("", n))) as ArrayRef
+                    }
+                    other => ScalarValue::new_zero(other)?.to_array_of_size(n)?,
+                },
+            };
+            Ok(cast(&given, field.data_type())?)
         })
         .collect::<Result<Vec<_>>>()?;
     Ok(RecordBatch::try_new(schema.clone(), columns)?)
@@ -457,6 +734,8 @@ impl ScalarUDFImpl for DescriptionFn {
                     }
                     self.descriptions.describe(number(0, row)?, 0)
                 }
+                "pg_get_indexdef" => self.descriptions.index_definition(number(0, row)?, number(1, row).unwrap_or(0)),
+                "pg_get_constraintdef" => self.descriptions.constraint_definition(number(0, row)?),
                 _ => None,
             })
             .collect();

@@ -1781,3 +1781,155 @@ async fn create_as_defaults_indexes_and_joined_writes_over_the_wire() {
         assert_eq!(lines, ["SELECT 2", "CREATE INDEX", "DROP INDEX", "2"], "{stderr}");
     }
 }
+
+/// psql's `\d` lists a table's indexes as Postgres does (primary key, UNIQUE
+/// constraint, created index), from pg_class, pg_index, pg_constraint and
+/// `pg_get_indexdef`; the catalog rows agree with one another and with
+/// pg_indexes; `\di` lists the indexes with their tables. The same DDL in the
+/// real Postgres of `HEAVENBASE_TEST_PG` prints the same Indexes section.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn psql_lists_indexes_as_postgres_does() {
+    let h = TestHome::new();
+    let ws = h.open("wdix", heavenbase::Construction::preset("embedded")).await;
+    let port = start(ws).await;
+    let client = connect(port, "wdix").await;
+    let ddl = "CREATE TABLE acct (id integer PRIMARY KEY, email text UNIQUE, tier text, since date); \
+               CREATE INDEX acct_tier ON acct (tier); \
+               CREATE UNIQUE INDEX acct_tier_since ON acct (tier, since)";
+    client.batch_execute(ddl).await.unwrap();
+
+    // The catalog tables agree: pg_index joins pg_class both ways, and
+    // pg_get_indexdef gives pg_indexes' definition.
+    let rows = client
+        .query(
+            "SELECT c2.relname, c2.relkind, i.indisprimary, i.indisunique, i.indkey, pg_get_indexdef(i.indexrelid) \
+             FROM pg_catalog.pg_class c JOIN pg_catalog.pg_index i ON i.indrelid = c.oid \
+             JOIN pg_catalog.pg_class c2 ON c2.oid = i.indexrelid WHERE c.relname = 'acct' ORDER BY c2.relname",
+            &[],
+        )
+        .await
+        .unwrap();
+    let got: Vec<(String, String, bool, bool, String, String)> =
+        rows.iter().map(|r| (r.get(0), r.get(1), r.get(2), r.get(3), r.get(4), r.get(5))).collect();
+    let listed: Vec<(String, String)> = client
+        .query("SELECT indexname, indexdef FROM pg_indexes WHERE tablename = 'acct' ORDER BY indexname", &[])
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| (r.get(0), r.get(1)))
+        .collect();
+    assert_eq!(got.iter().map(|g| (g.0.clone(), g.5.clone())).collect::<Vec<_>>(), listed);
+    let shape: Vec<(&str, &str, bool, bool, &str)> =
+        got.iter().map(|g| (g.0.as_str(), g.1.as_str(), g.2, g.3, g.4.as_str())).collect();
+    assert_eq!(
+        shape,
+        [
+            ("acct_email_key", "i", false, true, "2"),
+            ("acct_name_idx", "i", false, false, "-2"),
+            ("acct_pkey", "i", true, true, "1"),
+            ("acct_tier", "i", false, false, "3"),
+            ("acct_tier_since", "i", false, true, "3 4"),
+        ]
+    );
+    let has_index: bool = client
+        .query_one("SELECT relhasindex FROM pg_catalog.pg_class WHERE relname = 'acct'", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert!(has_index);
+    // Constraints own the primary key's and UNIQUE column's indexes, not CREATE INDEX's.
+    let constraints: Vec<(String, String, String, String)> = client
+        .query(
+            "SELECT con.conname, con.contype, pg_get_constraintdef(con.oid), c2.relname \
+             FROM pg_catalog.pg_constraint con JOIN pg_catalog.pg_class c ON c.oid = con.conrelid \
+             JOIN pg_catalog.pg_class c2 ON c2.oid = con.conindid WHERE c.relname = 'acct' ORDER BY con.conname",
+            &[],
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| (r.get(0), r.get(1), r.get(2), r.get(3)))
+        .collect();
+    let want = [
+        ("acct_email_key", "u", "UNIQUE (email)", "acct_email_key"),
+        ("acct_pkey", "p", "PRIMARY KEY (id)", "acct_pkey"),
+    ];
+    assert_eq!(constraints, want.map(|(a, b, c, d)| (a.to_string(), b.to_string(), c.to_string(), d.to_string())));
+    let column: Option<String> = client
+        .query_one(
+            "SELECT pg_get_indexdef(i.indexrelid, 2, true) FROM pg_catalog.pg_index i \
+             JOIN pg_catalog.pg_class c2 ON c2.oid = i.indexrelid WHERE c2.relname = 'acct_tier_since'",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(column.as_deref(), Some("since"));
+    // A dropped index leaves every listing.
+    client.batch_execute("DROP INDEX acct_tier").await.unwrap();
+    let n: i64 = client
+        .query_one(
+            "SELECT count(*) FROM pg_catalog.pg_class c2 JOIN pg_catalog.pg_index i ON c2.oid = i.indexrelid \
+             WHERE c2.relname = 'acct_tier'",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(n, 0);
+    client.batch_execute("CREATE INDEX acct_tier ON acct (tier)").await.unwrap();
+
+    if !has_psql() {
+        return;
+    }
+    let indexes_section = |out: &str| -> Vec<String> {
+        out.lines()
+            .skip_while(|l| *l != "Indexes:")
+            .skip(1)
+            .take_while(|l| l.starts_with("    "))
+            .map(|l| l.trim().to_string())
+            .collect()
+    };
+    let conninfo = format!("host=127.0.0.1 port={port} user=postgres dbname=wdix");
+    let (ok, out, stderr) = psql_run(&conninfo, &["-P", "tuples_only=off", "-c", "\\d acct"], None).await;
+    assert!(ok, "{stderr}");
+    let ours = indexes_section(&out);
+    assert_eq!(
+        ours,
+        [
+            "\"acct_pkey\" PRIMARY KEY, btree (id)",
+            "\"acct_email_key\" UNIQUE CONSTRAINT, btree (email)",
+            "\"acct_name_idx\" btree (name)",
+            "\"acct_tier\" btree (tier)",
+            "\"acct_tier_since\" UNIQUE, btree (tier, since)",
+        ],
+        "{out}"
+    );
+    let (ok, out, stderr) = psql_run(&conninfo, &["-c", "\\di"], None).await;
+    assert!(ok, "{stderr}");
+    let mut listed: Vec<(String, String)> = out
+        .lines()
+        .map(|l| l.split('|').collect::<Vec<_>>())
+        .filter(|cols| cols.len() == 5 && cols[4] == "acct")
+        .map(|cols| (cols[1].to_string(), cols[2].to_string()))
+        .collect();
+    listed.sort();
+    assert_eq!(listed.len(), 5, "{out}");
+    assert!(listed.iter().all(|(_, kind)| kind == "index"), "{out}");
+
+    // The same DDL in a real Postgres prints the same section (less the
+    // workspace's own index on `name`, a column Postgres tables lack).
+    let Some(url) = crate::common::pg_url() else { return };
+    let schema = format!("hb_dix_{}", std::process::id());
+    let setup = format!("DROP SCHEMA IF EXISTS {schema} CASCADE; CREATE SCHEMA {schema}; SET search_path TO {schema}; {ddl};");
+    let (ok, _, stderr) = psql_run(&url, &["-c", &setup], None).await;
+    assert!(ok, "{stderr}");
+    let (ok, out, stderr) =
+        psql_run(&url, &["-P", "tuples_only=off", "-c", &format!("SET search_path TO {schema}"), "-c", "\\d acct"], None).await;
+    let _ = psql_run(&url, &["-c", &format!("DROP SCHEMA {schema} CASCADE")], None).await;
+    assert!(ok, "{stderr}");
+    let theirs = indexes_section(&out);
+    let ours: Vec<String> = ours.into_iter().filter(|l| !l.contains("acct_name_idx")).collect();
+    assert_eq!(ours, theirs, "{out}");
+}
+

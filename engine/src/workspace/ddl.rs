@@ -36,12 +36,7 @@ pub struct IndexListing {
 impl IndexListing {
     /// As pg_indexes shows it: `CREATE [UNIQUE] INDEX name ON schema.table USING btree (cols)`.
     pub fn definition(&self, schema: &str) -> String {
-        let quote = |s: &str| datafusion::sql::sqlparser::ast::Ident::with_quote('"', s).to_string();
-        let plain = |s: &str| {
-            let simple = s.chars().next().is_some_and(|c| c.is_ascii_lowercase() || c == '_')
-                && s.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
-            if simple { s.to_string() } else { quote(s) }
-        };
+        let plain = crate::render::quote_ident;
         format!(
             "CREATE {}INDEX {} ON {}.{} USING btree ({})",
             if self.unique { "UNIQUE " } else { "" },

@@ -178,6 +178,7 @@ const OID_FUNCTIONS: &[&str] = &[
     "pg_total_relation_size",
     "pg_table_size",
     "pg_get_constraintdef",
+    "pg_get_indexdef",
     "pg_get_userbyid",
     "obj_description",
     "col_description",
