@@ -429,9 +429,16 @@ mod tests {
         let out = rewrite(&sql.replace("WHERE d.adrelid", "WHERE a.atthasdef AND d.adrelid")).unwrap();
         assert!(out.contains("hb_when((a.atthasdef), (SELECT max(pg_get_expr(d.adbin, d.adrelid)) FROM"), "{out}");
         assert!(out.contains("WHERE d.adrelid = a.attrelid)"), "{out}");
-        // Uncorrelated, or already aggregated: untouched.
-        assert_eq!(rewrite("SELECT (SELECT max(x) FROM t WHERE t.y = s.y) FROM s"), None);
-        assert_eq!(rewrite("SELECT (SELECT x FROM t WHERE t.y = 1) FROM s"), None);
+        // Uncorrelated, or already aggregated: not aggregated again, only kept
+        // from datafusion-pg-catalog's NULL (rules::KeepDataSubqueries).
+        assert_eq!(
+            rewrite("SELECT (SELECT max(x) FROM t WHERE t.y = s.y) FROM s").as_deref(),
+            Some("SELECT ((SELECT max(x) FROM t WHERE t.y = s.y)) FROM s")
+        );
+        assert_eq!(
+            rewrite("SELECT (SELECT x FROM t WHERE t.y = 1) FROM s").as_deref(),
+            Some("SELECT ((SELECT x FROM t WHERE t.y = 1)) FROM s")
+        );
         assert_eq!(rewrite("SELECT 1"), None);
     }
 

@@ -1933,3 +1933,36 @@ async fn psql_lists_indexes_as_postgres_does() {
     assert_eq!(ours, theirs, "{out}");
 }
 
+/// A correlated scalar subquery in the select list answers over the wire what
+/// it answers through `ws.sql`: the count per row, not NULL (the catalog
+/// layer's rewrite for tools' queries used to turn it into NULL); one
+/// DataFusion cannot plan is refused, never answered with NULLs.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn correlated_subqueries_in_the_select_list_answer_over_the_wire() {
+    let h = TestHome::new();
+    let ws = h.open("wsubq", heavenbase::Construction::preset("embedded")).await;
+    ws.sql("CREATE TABLE cust (id integer PRIMARY KEY, tier text)").await.unwrap();
+    ws.sql("CREATE TABLE ord (id integer PRIMARY KEY, cust integer, total float)").await.unwrap();
+    ws.sql("INSERT INTO cust VALUES (1, 'gold'), (2, 'basic'), (3, 'new')").await.unwrap();
+    ws.sql("INSERT INTO ord VALUES (10, 1, 5), (11, 1, 7), (12, 2, 1)").await.unwrap();
+    let port = start(ws.clone()).await;
+    let client = connect(port, "wsubq").await;
+    let sql = "SELECT c.id, (SELECT count(*) FROM ord o WHERE o.cust = c.id) AS n, \
+               (SELECT sum(o.total) FROM ord o WHERE o.cust = c.id), \
+               (SELECT o.id FROM ord o WHERE o.cust = c.id AND o.total < 6) AS small FROM cust c ORDER BY c.id";
+    let want: Vec<(i64, i64, Option<f64>, Option<i64>)> =
+        vec![(1, 2, Some(12.0), Some(10)), (2, 1, Some(1.0), Some(12)), (3, 0, None, None)];
+    for rows in [client.query(sql, &[]).await.unwrap(), connect(port, "wsubq").await.query(sql, &[]).await.unwrap()] {
+        let got: Vec<(i64, i64, Option<f64>, Option<i64>)> =
+            rows.iter().map(|r| (r.get(0), r.get(1), r.get(2), r.get(3))).collect();
+        assert_eq!(got, want);
+    }
+    let simple = simple_rows(client.simple_query("SELECT c.tier, (SELECT count(*) FROM ord o WHERE o.cust = c.id) FROM cust c ORDER BY c.id").await.unwrap());
+    let want = [["gold", "2"], ["basic", "1"], ["new", "0"]];
+    assert_eq!(simple, want.map(|r| r.map(|v| Some(v.to_string())).to_vec()).to_vec());
+    // The same through the Rust API.
+    let api = ws.sql("SELECT c.id, (SELECT count(*) FROM ord o WHERE o.cust = c.id) AS n FROM cust c ORDER BY c.id").await.unwrap();
+    let counts = datafusion::arrow::compute::cast(api[0].column(1), &datafusion::arrow::datatypes::DataType::Int64).unwrap();
+    let counts: Vec<i64> = counts.as_any().downcast_ref::<datafusion::arrow::array::Int64Array>().unwrap().values().to_vec();
+    assert_eq!(counts, [2, 1, 0]);
+}

@@ -2,7 +2,7 @@
 //! sends the SQL and which DataFusion gap the rewrite closes.
 
 use datafusion::sql::sqlparser::ast::{
-    ArrayElemTypeDef, DataType, Expr, FunctionArg, FunctionArgExpr, FunctionArguments, Query, Value,
+    ArrayElemTypeDef, DataType, Expr, FunctionArg, FunctionArgExpr, FunctionArguments, Query, SelectItem, SetExpr, Value,
 };
 
 use super::{
@@ -21,7 +21,54 @@ pub(crate) const RULES: &[&dyn Rule] = &[
     &QuotedOidArguments,
     &CatalogArraySubqueryToNull,
     &QualifyPgIndexes,
+    &KeepDataSubqueries,
 ];
+
+/// datafusion-pg-catalog's `RemoveSubqueryFromProjection` (it runs after
+/// these rules) turns a select-list scalar subquery it takes for correlated
+/// into NULL, and stamps `LIMIT 1` on the others: for the catalog queries of
+/// tools, a NULL where DataFusion could not plan the subquery; for data, a
+/// wrong answer (`SELECT c.name, (SELECT count(*) FROM o WHERE o.c = c.id)
+/// FROM c` answered NULL counts). A select-list subquery that reads a
+/// workspace table is put in parentheses, `((SELECT …))`, which that rule does
+/// not match: DataFusion plans it (an aggregated correlated subquery becomes
+/// a join) or the statement fails with its error, never with NULLs.
+pub(crate) struct KeepDataSubqueries;
+
+impl Rule for KeepDataSubqueries {
+    fn name(&self) -> &'static str {
+        "keep_data_subqueries"
+    }
+    fn query(&self, query: &mut Query, _cx: &Context) -> bool {
+        let SetExpr::Select(select) = query.body.as_mut() else { return false };
+        let mut changed = false;
+        for item in &mut select.projection {
+            let expr = match item {
+                SelectItem::UnnamedExpr(expr) | SelectItem::ExprWithAlias { expr, .. } => expr,
+                _ => continue,
+            };
+            if let Expr::Subquery(subquery) = &*expr
+                && reads_data(subquery)
+            {
+                *expr = Expr::Nested(Box::new(expr.clone()));
+                changed = true;
+            }
+        }
+        changed
+    }
+}
+
+/// Whether `query` reads a relation outside the system catalogs.
+fn reads_data(query: &Query) -> bool {
+    let mut data = false;
+    let _ = datafusion::sql::sqlparser::ast::visit_relations(query, |name| {
+        let schema = (name.0.len() > 1).then(|| name.0[name.0.len() - 2].to_string().trim_matches('"').to_ascii_lowercase());
+        let catalog = matches!(schema.as_deref(), Some("pg_catalog" | "information_schema")) || last_part(name).starts_with("pg_");
+        data |= !catalog;
+        std::ops::ControlFlow::<()>::Continue(())
+    });
+    data
+}
 
 /// Replace `expr` when `new` is Some; whether it did.
 fn replace(expr: &mut Expr, new: Option<Expr>) -> bool {
@@ -270,6 +317,13 @@ mod tests {
             Some("hb_regclass(CAST($1 AS TEXT))"),
         );
         assert_rewrite(&SystemRegclassToOid, "SELECT 'note'::regclass", None);
+        assert_rewrite(
+            &KeepDataSubqueries,
+            "SELECT c.name, (SELECT count(*) FROM o WHERE o.c = c.id) AS n FROM c",
+            Some("((SELECT count(*) FROM o WHERE o.c = c.id)) AS n"),
+        );
+        assert_rewrite(&KeepDataSubqueries, "SELECT (SELECT n.nspname FROM pg_catalog.pg_namespace n) FROM t", None);
+        assert_rewrite(&KeepDataSubqueries, "SELECT (SELECT max(typname) FROM pg_type) FROM t", None);
         assert_rewrite(
             &RegtypeTextToName,
             "SELECT a.atttypid::regtype::text FROM pg_attribute a",
