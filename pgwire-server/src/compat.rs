@@ -35,6 +35,34 @@ pub(crate) fn register(ctx: &SessionContext) {
     ctx.register_udf(datafusion::logical_expr::ScalarUDF::new_from_impl(CurrentSetting::default()));
     ctx.register_udf(datafusion::logical_expr::ScalarUDF::new_from_impl(When::default()));
     ctx.register_udf(datafusion::logical_expr::ScalarUDF::new_from_impl(Format::default()));
+    ctx.register_udf(create_udf(
+        crate::rewrite::helpers::OIDVECTOR,
+        vec![DataType::Utf8],
+        DataType::List(Arc::new(datafusion::arrow::datatypes::Field::new_list_field(DataType::Int64, true))),
+        Volatility::Immutable,
+        Arc::new(|args| {
+            let texts = ColumnarValue::values_to_arrays(args)?;
+            let texts = datafusion::arrow::compute::cast(&texts[0], &DataType::Utf8)?;
+            let texts = texts.as_any().downcast_ref::<StringArray>().expect("cast to Utf8");
+            let mut lists =
+                datafusion::arrow::array::ListBuilder::new(datafusion::arrow::array::Int64Builder::new());
+            for text in texts.iter() {
+                match text {
+                    Some(text) => {
+                        for part in text.split_whitespace() {
+                            let number = part.parse::<i64>().map_err(|_| {
+                                datafusion::error::DataFusionError::Execution(format!("invalid oidvector element \"{part}\""))
+                            })?;
+                            lists.values().append_value(number);
+                        }
+                        lists.append(true);
+                    }
+                    None => lists.append_null(),
+                }
+            }
+            Ok(ColumnarValue::Array(Arc::new(lists.finish())))
+        }),
+    ));
     // NULL, whatever its arguments (rewrite.rs keeps parameters alive with it).
     ctx.register_udf(datafusion::logical_expr::ScalarUDF::new_from_impl(
         datafusion::logical_expr::SimpleScalarUDF::new_with_signature(

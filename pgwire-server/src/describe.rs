@@ -42,6 +42,12 @@ const PG_INDEXES: &str = "pg_indexes";
 /// pg_class's own OID: the `classoid` of a table or column description.
 const PG_CLASS_OID: i64 = 1259;
 
+/// The OID Postgres 15 gives `information_schema`, which the fixed catalog's
+/// pg_proc, pg_type and pg_constraint rows carry; pg_namespace lists the schema
+/// under the OID datafusion-pg-catalog assigns it, so those rows are given that
+/// one (sqlsmith names each function's schema by joining the two).
+const PG15_INFORMATION_SCHEMA_OID: i64 = 13283;
+
 /// The btree access method's OID (pg_am), which every index here reports.
 const BTREE_AM_OID: i64 = 403;
 
@@ -97,6 +103,8 @@ pub(crate) struct Descriptions {
     entities: RwLock<HashMap<i64, String>>,
     /// The OID of the entities' schema, as of the last pg_class listing.
     namespace: RwLock<Option<i64>>,
+    /// The OID pg_namespace gives information_schema, as of the last listing.
+    information_schema: RwLock<Option<i64>>,
 }
 
 impl std::fmt::Debug for Descriptions {
@@ -121,6 +129,7 @@ pub(crate) fn register(ctx: &SessionContext, ws: &Workspace) -> Result<()> {
         inner: inner.clone(),
         entities: RwLock::new(HashMap::new()),
         namespace: RwLock::new(None),
+        information_schema: RwLock::new(None),
     });
     catalog.register_schema("pg_catalog", Arc::new(DescribedPgCatalog { inner, descriptions: descriptions.clone() }))?;
     ctx.register_udf(ScalarUDF::new_from_impl(DescriptionFn::new("obj_description", descriptions.clone())));
@@ -199,6 +208,18 @@ impl Descriptions {
         Ok(Arc::new(MemTable::try_new(schema, vec![vec![batch]])?))
     }
 
+    /// Re-read which OID pg_namespace gives information_schema.
+    async fn refresh_namespaces(&self, state: &dyn Session) -> Result<()> {
+        let Some(namespaces) = self.inner.table("pg_namespace").await? else { return Ok(()) };
+        for batch in read_all(&namespaces, state).await? {
+            let (oid, name) = (int_column(&batch, "oid")?, text_column(&batch, "nspname")?);
+            if let Some(i) = (0..batch.num_rows()).find(|&i| name.value(i) == "information_schema") {
+                *self.information_schema.write() = Some(oid.value(i));
+            }
+        }
+        Ok(())
+    }
+
     /// Re-read which OID each entity has now (tables come and go).
     async fn refresh(&self, state: &dyn Session) -> Result<()> {
         let (Some(namespaces), Some(classes)) = (self.inner.table("pg_namespace").await?, self.inner.table("pg_class").await?)
@@ -209,6 +230,9 @@ impl Descriptions {
         for batch in read_all(&namespaces, state).await? {
             let (oid, name) = (int_column(&batch, "oid")?, text_column(&batch, "nspname")?);
             schema_oids.extend((0..batch.num_rows()).filter(|&i| name.value(i) == self.schema).map(|i| oid.value(i)));
+            if let Some(i) = (0..batch.num_rows()).find(|&i| name.value(i) == "information_schema") {
+                *self.information_schema.write() = Some(oid.value(i));
+            }
         }
         let known = self.ws.entities();
         let mut entities = HashMap::new();
@@ -434,6 +458,18 @@ impl Descriptions {
         Ok(RecordBatch::try_new(schema.clone(), columns)?)
     }
 
+    /// `batch` with Postgres' information_schema OID in `column` replaced by
+    /// the one pg_namespace lists ([`PG15_INFORMATION_SCHEMA_OID`]).
+    fn renumbered_namespaces(&self, batch: RecordBatch, column: &str) -> Result<RecordBatch> {
+        let Some(listed) = *self.information_schema.read() else { return Ok(batch) };
+        let Ok(index) = batch.schema().index_of(column) else { return Ok(batch) };
+        let old = int_column(&batch, column)?;
+        let new: Int64Array = old.iter().map(|v| v.map(|v| if v == PG15_INFORMATION_SCHEMA_OID { listed } else { v })).collect();
+        let mut columns = batch.columns().to_vec();
+        columns[index] = cast(&(Arc::new(new) as ArrayRef), batch.schema().field(index).data_type())?;
+        Ok(RecordBatch::try_new(batch.schema(), columns)?)
+    }
+
     /// pg_database rows with the entities' catalog renamed to the workspace id.
     fn named_databases(&self, batch: &RecordBatch) -> Result<RecordBatch> {
         let index = batch.schema().index_of("datname")?;
@@ -527,6 +563,8 @@ impl SchemaProvider for DescribedPgCatalog {
             "pg_database" => Listing::Databases,
             "pg_index" => Listing::Indexes,
             "pg_constraint" => Listing::Constraints,
+            "pg_proc" => Listing::Namespaced("pronamespace"),
+            "pg_type" => Listing::Namespaced("typnamespace"),
             _ => return Ok(Some(table)),
         };
         let mut fields: Vec<_> = table.schema().fields().iter().cloned().collect();
@@ -557,6 +595,9 @@ enum Listing {
     /// pg_constraint: the fixed rows and the workspace's primary keys and
     /// UNIQUE constraints.
     Constraints,
+    /// pg_proc and pg_type: the fixed rows, with information_schema's OID in
+    /// this column as pg_namespace lists it.
+    Namespaced(&'static str),
 }
 
 #[derive(Debug)]
@@ -583,9 +624,12 @@ impl TableProvider for DescribingTable {
         filters: &[Expr],
         limit: Option<usize>,
     ) -> Result<Arc<dyn ExecutionPlan>> {
-        // Everything but pg_database may be asked for an entity's OID next.
-        if !matches!(self.kind, Listing::Databases) {
-            self.descriptions.refresh(state).await?;
+        // Everything but pg_database, pg_proc and pg_type may be asked for an
+        // entity's OID next; those two need information_schema's OID only.
+        match self.kind {
+            Listing::Databases => {}
+            Listing::Namespaced(_) => self.descriptions.refresh_namespaces(state).await?,
+            _ => self.descriptions.refresh(state).await?,
         }
         let batches = match self.kind {
             Listing::Oids if !self.descriptions.ws.has_system_columns() => {
@@ -612,8 +656,17 @@ impl TableProvider for DescribingTable {
                 batches.extend(self.descriptions.index_classes(&self.schema)?);
                 batches
             }
+            Listing::Namespaced(column) => read_all(&self.inner, state)
+                .await?
+                .into_iter()
+                .map(|b| self.descriptions.renumbered_namespaces(b, column))
+                .collect::<Result<Vec<_>>>()?,
             Listing::Indexes | Listing::Constraints => {
-                let mut batches = read_all(&self.inner, state).await?;
+                let mut batches = read_all(&self.inner, state)
+                    .await?
+                    .into_iter()
+                    .map(|b| self.descriptions.renumbered_namespaces(b, "connamespace"))
+                    .collect::<Result<Vec<_>>>()?;
                 batches.extend(match self.kind {
                     Listing::Indexes => self.descriptions.index_rows(&self.schema)?,
                     _ => self.descriptions.constraint_rows(&self.schema)?,

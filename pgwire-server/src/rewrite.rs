@@ -29,6 +29,9 @@ pub(crate) mod helpers {
     pub(crate) const REGCLASS: &str = "hb_regclass";
     /// `hb_null(…)`: NULL, naming parameters that must stay in the statement.
     pub(crate) const NULL: &str = "hb_null";
+    /// `hb_oidvector(text)`: an oidvector's or int2vector's text (`'23 25'`)
+    /// as a list of numbers, empty for `''`.
+    pub(crate) const OIDVECTOR: &str = "hb_oidvector";
 }
 
 /// System catalogs clients name in `::regclass` casts, with their Postgres OIDs.
@@ -103,7 +106,8 @@ fn rewrite_with(sql: &str, rules: &[&dyn Rule], ws: Option<&heavenbase::Workspac
             || lower.contains("regtype")
             || lower.matches("select").nth(1).is_some()
             || lower.matches("null").nth(1).is_some()
-            || lower.contains("pg_indexes"));
+            || lower.contains("pg_indexes")
+            || lower.contains("unnest"));
     // Long AND/OR chains in any statement are balanced before anything plans
     // them (heavenbase::chains): as written they would overflow the stack.
     let chains = heavenbase::chains::may_hold_chain(sql);
@@ -315,28 +319,81 @@ fn conjuncts(expr: Expr) -> Vec<Expr> {
     }
 }
 
-/// The relations a select reads, by name and alias.
-struct Locals(HashSet<String>);
+/// The system catalogs whose every column but `oid` starts with one prefix
+/// (`pg_proc.pronamespace`, `pg_namespace.nspname`): a catalog query's
+/// unqualified column names the catalog it belongs to.
+const CATALOG_PREFIXES: &[(&str, &str)] = &[
+    ("pg_aggregate", "agg"),
+    ("pg_am", "am"),
+    ("pg_attrdef", "ad"),
+    ("pg_attribute", "att"),
+    ("pg_authid", "rol"),
+    ("pg_class", "rel"),
+    ("pg_collation", "coll"),
+    ("pg_constraint", "con"),
+    ("pg_database", "dat"),
+    ("pg_enum", "enum"),
+    ("pg_extension", "ext"),
+    ("pg_index", "ind"),
+    ("pg_inherits", "inh"),
+    ("pg_language", "lan"),
+    ("pg_namespace", "nsp"),
+    ("pg_opclass", "opc"),
+    ("pg_operator", "opr"),
+    ("pg_proc", "pro"),
+    ("pg_range", "rng"),
+    ("pg_roles", "rol"),
+    ("pg_tablespace", "spc"),
+    ("pg_trigger", "tg"),
+    ("pg_type", "typ"),
+];
+
+/// The relations a select reads, by name and alias, and when it reads only
+/// catalogs of [`CATALOG_PREFIXES`], their column prefixes.
+struct Locals {
+    names: HashSet<String>,
+    prefixes: Option<Vec<&'static str>>,
+}
 
 impl Locals {
     fn of(select: &datafusion::sql::sqlparser::ast::Select) -> Self {
         let mut local = HashSet::new();
+        let mut prefixes = Some(Vec::new());
         for from in &select.from {
             for factor in std::iter::once(&from.relation).chain(from.joins.iter().map(|j| &j.relation)) {
-                if let TableFactor::Table { name, alias, .. } = factor {
-                    local.insert(last_part(name));
-                    if let Some(alias) = alias {
-                        local.insert(alias.name.value.to_ascii_lowercase());
-                    }
+                let TableFactor::Table { name, alias, .. } = factor else {
+                    prefixes = None;
+                    continue;
+                };
+                let table = last_part(name);
+                let prefix = CATALOG_PREFIXES.iter().find(|(catalog, _)| *catalog == table).map(|(_, p)| *p);
+                prefixes = prefixes.zip(prefix).map(|(mut all, p)| {
+                    all.push(p);
+                    all
+                });
+                local.insert(table);
+                if let Some(alias) = alias {
+                    local.insert(alias.name.value.to_ascii_lowercase());
                 }
             }
         }
-        Locals(local)
+        Locals { names: local, prefixes: prefixes.filter(|p| !p.is_empty()) }
+    }
+
+    /// Whether an unqualified column of a catalog-only select belongs to
+    /// another catalog than the ones it reads (`pronamespace` in `SELECT
+    /// nspname FROM pg_namespace WHERE oid = pronamespace`): the enclosing
+    /// query's.
+    fn is_outer_column(&self, column: &datafusion::sql::sqlparser::ast::Ident) -> bool {
+        let Some(local) = &self.prefixes else { return false };
+        let name = column.value.to_ascii_lowercase();
+        let belongs = |prefix: &str| name.starts_with(prefix) && name.len() > prefix.len();
+        name != "oid" && !local.iter().any(|p| belongs(p)) && CATALOG_PREFIXES.iter().any(|(_, p)| belongs(p))
     }
 
     /// Whether `outer_table.column` names a relation this select does not read.
     fn is_outer(&self, parts: &[datafusion::sql::sqlparser::ast::Ident]) -> bool {
-        parts.len() >= 2 && !self.0.contains(&parts[parts.len() - 2].value.to_ascii_lowercase())
+        parts.len() >= 2 && !self.names.contains(&parts[parts.len() - 2].value.to_ascii_lowercase())
     }
 
     /// Whether `node` (a select, an expression) reads a column of the
@@ -344,7 +401,11 @@ impl Locals {
     fn reads_outside(&self, node: &impl datafusion::sql::sqlparser::ast::Visit) -> bool {
         let mut outer = false;
         let _ = datafusion::sql::sqlparser::ast::visit_expressions(node, |e| {
-            outer |= matches!(e, Expr::CompoundIdentifier(parts) if self.is_outer(parts));
+            outer |= match e {
+                Expr::CompoundIdentifier(parts) => self.is_outer(parts),
+                Expr::Identifier(column) => self.is_outer_column(column),
+                _ => false,
+            };
             ControlFlow::<()>::Continue(())
         });
         outer
@@ -356,6 +417,7 @@ impl Locals {
         let _ = datafusion::sql::sqlparser::ast::visit_expressions(expr, |e| {
             match e {
                 Expr::CompoundIdentifier(parts) if self.is_outer(parts) => outer = true,
+                Expr::Identifier(column) if self.is_outer_column(column) => outer = true,
                 Expr::CompoundIdentifier(_)
                 | Expr::Identifier(_)
                 | Expr::Subquery(_)
@@ -440,6 +502,12 @@ mod tests {
             Some("SELECT ((SELECT x FROM t WHERE t.y = 1)) FROM s")
         );
         assert_eq!(rewrite("SELECT 1"), None);
+        // Correlated by an unqualified column of another catalog (sqlsmith's
+        // routine listing): aggregated, and kept from datafusion-pg-catalog's LIMIT 1.
+        let out = rewrite("SELECT (SELECT nspname FROM pg_namespace WHERE oid = pronamespace), oid FROM pg_proc").unwrap();
+        assert_eq!(out, "SELECT ((SELECT max(nspname) FROM pg_namespace WHERE oid = pronamespace)), oid FROM pg_proc");
+        // A column of the catalog the subquery reads is its own.
+        assert_eq!(rewrite("SELECT (SELECT nspname FROM pg_namespace WHERE nspowner = 10) FROM pg_proc"), None);
     }
 
     #[test]

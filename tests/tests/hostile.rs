@@ -334,3 +334,68 @@ async fn random_statements_from_many_clients_leave_a_consistent_workspace() {
     let audit = ws.audit().await.unwrap();
     assert!(audit.ok(), "{:?}", audit.to_json());
 }
+
+/// sqlsmith, the random-query tester for Postgres servers, loads a served
+/// workspace's catalog (types, tables, columns, constraints, operators,
+/// functions and aggregates from pg_catalog and information_schema) and sends
+/// random queries, each in a transaction it rolls back, for up to 60 s. Every
+/// query gets an answer or an error, no connection is broken, the workspace
+/// holds the rows it held, and a new connection is served afterwards. The
+/// share of queries answered is printed: an error is a statement we refuse or
+/// cannot plan, never a crash.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlsmith_cannot_bring_the_server_down() {
+    let available = std::process::Command::new("sqlsmith").arg("--version").output().is_ok_and(|o| o.status.success());
+    if !available {
+        assert!(std::env::var("CI").is_err(), "sqlsmith must be installed under CI (.ci/run installs it)");
+        eprintln!("skipped: sqlsmith is not installed");
+        return;
+    }
+    let h = TestHome::new();
+    let ws = load(&h, "sqlite").await;
+    let before = ws.count("product").await.unwrap();
+    let port = start(ws.clone()).await;
+    let target = format!("--target=host=127.0.0.1 port={port} user=postgres dbname=sqlite");
+    let mut child = tokio::process::Command::new("sqlsmith")
+        .args([target.as_str(), "--seed=20261206", "--verbose", "--max-queries=20000"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("sqlsmith starts");
+    let mut stderr = child.stderr.take().unwrap();
+    let reader = tokio::spawn(async move {
+        let mut out = Vec::new();
+        let _ = stderr.read_to_end(&mut out).await;
+        String::from_utf8_lossy(&out).into_owned()
+    });
+    let finished = tokio::time::timeout(Duration::from_secs(60), child.wait()).await.is_ok();
+    if !finished {
+        let _ = child.kill().await;
+    }
+    let log = reader.await.unwrap();
+    // --verbose prints the catalog it loaded, then one mark per query, in
+    // rows of their own: `.` answered, `e` an error, `S` a syntax error, `t`
+    // a timeout, `C` a broken connection. Every few hundred queries it
+    // reports its most frequent errors (`count<TAB>ERROR: …`).
+    assert!(log.contains("Loading routine parameters...done") && log.contains("Loading aggregates...done"), "the catalog loads:\n{log}");
+    let marks: String = log.lines().filter(|l| !l.is_empty() && l.chars().all(|c| ".eSCt".contains(c))).collect();
+    let count = |mark: char| marks.chars().filter(|&c| c == mark).count();
+    let (ok, errors, syntax, timeouts, broken) = (count('.'), count('e'), count('S'), count('t'), count('C'));
+    let total = marks.len();
+    println!(
+        "sqlsmith: {total} queries in {}: {ok} answered ({:.1}%), {errors} errors, {syntax} syntax errors, {timeouts} timeouts, {broken} broken connections",
+        if finished { "its run" } else { "60 s" },
+        100.0 * ok as f64 / total.max(1) as f64,
+    );
+    let last_report: Vec<&str> = log.lines().rev().skip_while(|l| !l.contains("\tERROR")).take_while(|l| l.contains("\tERROR")).collect();
+    println!("its most frequent errors, last report:\n{}", last_report.iter().rev().take(10).copied().collect::<Vec<_>>().join("\n"));
+    assert!(total >= 100, "sqlsmith sent queries:\n{log}");
+    assert!(ok > 0, "some queries are answered:\n{log}");
+    assert_eq!(broken, 0, "no query breaks its connection:\n{log}");
+    // Its writes were rolled back; the server still serves.
+    assert_eq!(ws.count("product").await.unwrap(), before);
+    let client = connect(port, "sqlite").await;
+    let one: i64 = client.query_one("SELECT 1", &[]).await.unwrap().get(0);
+    assert_eq!(one, 1);
+}

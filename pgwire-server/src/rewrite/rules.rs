@@ -6,8 +6,8 @@ use datafusion::sql::sqlparser::ast::{
 };
 
 use super::{
-    Context, Rule, aggregated, catalog_oid, has_subquery, helpers, is_custom, is_regclass, is_text, last_part, name_duplicates,
-    parse_expr,
+    Context, Locals, Rule, aggregated, catalog_oid, has_subquery, helpers, is_aggregate, is_custom, is_regclass, is_text,
+    last_part, name_duplicates, parse_expr,
 };
 
 /// Every rule, in order: for each expression the first that applies wins.
@@ -21,18 +21,24 @@ pub(crate) const RULES: &[&dyn Rule] = &[
     &QuotedOidArguments,
     &CatalogArraySubqueryToNull,
     &QualifyPgIndexes,
+    &UnnestVectorColumns,
     &KeepDataSubqueries,
 ];
 
 /// datafusion-pg-catalog's `RemoveSubqueryFromProjection` (it runs after
 /// these rules) turns a select-list scalar subquery it takes for correlated
-/// into NULL, and stamps `LIMIT 1` on the others: for the catalog queries of
-/// tools, a NULL where DataFusion could not plan the subquery; for data, a
+/// (an `outer.column` it does not read) into NULL, and stamps `LIMIT 1` on the
+/// others, after which DataFusion cannot decorrelate one that is correlated
+/// after all (by an unqualified column). For the catalog queries of tools the
+/// NULL stands where DataFusion could not plan the subquery; for data it is a
 /// wrong answer (`SELECT c.name, (SELECT count(*) FROM o WHERE o.c = c.id)
-/// FROM c` answered NULL counts). A select-list subquery that reads a
-/// workspace table is put in parentheses, `((SELECT …))`, which that rule does
-/// not match: DataFusion plans it (an aggregated correlated subquery becomes
-/// a join) or the statement fails with its error, never with NULLs.
+/// FROM c` answered NULL counts). Put in parentheses, `((SELECT …))`, which
+/// that rule does not match, are: a select-list subquery that reads a
+/// workspace table, and one that aggregates (as [`AggregateCorrelatedSubquery`]
+/// leaves it) without `LIMIT` and without a qualified outer column (sqlsmith's
+/// `(SELECT max(nspname) FROM pg_namespace WHERE oid = pronamespace)`).
+/// DataFusion plans them (a correlated aggregate becomes a join) or the
+/// statement fails with its error, never with NULLs.
 pub(crate) struct KeepDataSubqueries;
 
 impl Rule for KeepDataSubqueries {
@@ -48,7 +54,7 @@ impl Rule for KeepDataSubqueries {
                 _ => continue,
             };
             if let Expr::Subquery(subquery) = &*expr
-                && reads_data(subquery)
+                && (reads_data(subquery) || plannable_aggregate(subquery))
             {
                 *expr = Expr::Nested(Box::new(expr.clone()));
                 changed = true;
@@ -56,6 +62,25 @@ impl Rule for KeepDataSubqueries {
         }
         changed
     }
+}
+
+/// Whether `query` is one aggregate over its rows, with no `LIMIT`, and reads
+/// no `outer.column` (which datafusion-pg-catalog would make NULL).
+fn plannable_aggregate(query: &Query) -> bool {
+    if query.limit_clause.is_some() || query.fetch.is_some() || query.with.is_some() {
+        return false;
+    }
+    let SetExpr::Select(select) = query.body.as_ref() else { return false };
+    let [SelectItem::UnnamedExpr(item) | SelectItem::ExprWithAlias { expr: item, .. }] = select.projection.as_slice() else {
+        return false;
+    };
+    let locals = Locals::of(select);
+    let mut qualified_outer = false;
+    let _ = datafusion::sql::sqlparser::ast::visit_expressions(select.as_ref(), |e| {
+        qualified_outer |= matches!(e, Expr::CompoundIdentifier(parts) if locals.is_outer(parts));
+        std::ops::ControlFlow::<()>::Continue(())
+    });
+    is_aggregate(item) && !qualified_outer
 }
 
 /// Whether `query` reads a relation outside the system catalogs.
@@ -323,7 +348,29 @@ mod tests {
             Some("((SELECT count(*) FROM o WHERE o.c = c.id)) AS n"),
         );
         assert_rewrite(&KeepDataSubqueries, "SELECT (SELECT n.nspname FROM pg_catalog.pg_namespace n) FROM t", None);
-        assert_rewrite(&KeepDataSubqueries, "SELECT (SELECT max(typname) FROM pg_type) FROM t", None);
+        assert_rewrite(
+            &KeepDataSubqueries,
+            "SELECT (SELECT max(nspname) FROM pg_namespace WHERE oid = pronamespace) FROM pg_proc",
+            Some("((SELECT max(nspname) FROM pg_namespace WHERE oid = pronamespace))"),
+        );
+        assert_rewrite(
+            &KeepDataSubqueries,
+            "SELECT (SELECT max(d.adbin) FROM pg_attrdef d WHERE d.adrelid = a.attrelid) FROM pg_attribute a",
+            None,
+        );
+        assert_rewrite(&KeepDataSubqueries, "SELECT (SELECT typname FROM pg_type LIMIT 1) FROM pg_proc", None);
+        assert_rewrite(
+            &UnnestVectorColumns,
+            "SELECT unnest(proargtypes) FROM pg_proc WHERE oid = '1242'",
+            Some("unnest(hb_oidvector(proargtypes))"),
+        );
+        assert_rewrite(&UnnestVectorColumns, "SELECT unnest(i.indkey) FROM pg_index i", Some("unnest(hb_oidvector(i.indkey))"));
+        assert_rewrite(&UnnestVectorColumns, "SELECT unnest(tags) FROM t", None);
+        assert_rewrite(
+            &KeepDataSubqueries,
+            "SELECT (SELECT max(typname) FROM pg_type) FROM t",
+            Some("((SELECT max(typname) FROM pg_type))"),
+        );
         assert_rewrite(
             &RegtypeTextToName,
             "SELECT a.atttypid::regtype::text FROM pg_attribute a",
@@ -365,6 +412,42 @@ mod tests {
         names.sort();
         names.dedup();
         assert_eq!(names.len(), RULES.len());
+    }
+}
+
+/// The catalogs' oidvector and int2vector columns, which the fixed catalog
+/// (and describe.rs) keep in their text form, `'23 25'`.
+const VECTOR_COLUMNS: &[&str] = &["proargtypes", "indkey", "indclass", "indcollation", "indoption"];
+
+/// `unnest(proargtypes)` (sqlsmith's routine signatures; Postgres unnests an
+/// oidvector into its OIDs): DataFusion cannot unnest text. It becomes
+/// `unnest(hb_oidvector(proargtypes))`, the numbers, none for a function
+/// without arguments (splitting the text gave one '' there, which clients
+/// failed to read as an OID).
+pub(crate) struct UnnestVectorColumns;
+
+impl Rule for UnnestVectorColumns {
+    fn name(&self) -> &'static str {
+        "unnest_vector_columns"
+    }
+    fn expr(&self, expr: &mut Expr, _cx: &Context) -> bool {
+        let Expr::Function(f) = expr else { return false };
+        if last_part(&f.name) != "unnest" {
+            return false;
+        }
+        let FunctionArguments::List(list) = &mut f.args else { return false };
+        let [FunctionArg::Unnamed(FunctionArgExpr::Expr(arg))] = list.args.as_mut_slice() else { return false };
+        let column = match &*arg {
+            Expr::Identifier(id) => id.value.to_ascii_lowercase(),
+            Expr::CompoundIdentifier(parts) => parts.last().map(|p| p.value.to_ascii_lowercase()).unwrap_or_default(),
+            _ => return false,
+        };
+        if !VECTOR_COLUMNS.contains(&column.as_str()) {
+            return false;
+        }
+        let Some(wrapped) = parse_expr(&format!("{}({arg})", helpers::OIDVECTOR)) else { return false };
+        *arg = wrapped;
+        true
     }
 }
 
