@@ -100,6 +100,8 @@ fn rewrite_with(sql: &str, rules: &[&dyn Rule], ws: Option<&heavenbase::Workspac
     let vectors =
         ws.filter(|ws| (lower.contains("insert") || lower.contains("update")) && sql.contains('[') && ws.has_vector_fields());
     let shape = ws.filter(|ws| (sql.contains('*') || lower.contains("insert")) && ws.has_system_columns());
+    // `DEFAULT` in VALUES and `DEFAULT VALUES` (Workspace::insert_defaults).
+    let defaults = ws.filter(|_| lower.trim_start().starts_with("insert") && lower.contains("default"));
     let query = ["select", "with", "("].iter().any(|start| lower.trim_start().starts_with(start));
     let worth_parsing = query
         && (lower.contains("regclass")
@@ -120,7 +122,7 @@ fn rewrite_with(sql: &str, rules: &[&dyn Rule], ws: Option<&heavenbase::Workspac
     let named = ws.is_some() && query && !catalog_query;
     // SQLAlchemy's multi-row INSERT … SELECT … FROM (VALUES …) (heavenbase::insert_values).
     let insert_values = lower.trim_start().starts_with("insert") && lower.contains("values") && lower.contains("select");
-    if !worth_parsing && !chains && shape.is_none() && !named && !insert_values && vectors.is_none() {
+    if !worth_parsing && !chains && shape.is_none() && !named && !insert_values && vectors.is_none() && defaults.is_none() {
         return Ok(None);
     }
     let Ok(mut statements) = Parser::parse_sql(&PostgreSqlDialect {}, sql) else { return Ok(None) };
@@ -135,6 +137,12 @@ fn rewrite_with(sql: &str, rules: &[&dyn Rule], ws: Option<&heavenbase::Workspac
     if let Some(ws) = shape {
         for statement in &mut statements {
             shaped |= ws.shape_statement(statement);
+        }
+    }
+    let mut defaulted = false;
+    if let Some(ws) = defaults {
+        for statement in &mut statements {
+            defaulted |= ws.insert_defaults(statement)?;
         }
     }
     let mut vectored = false;
@@ -167,6 +175,9 @@ fn rewrite_with(sql: &str, rules: &[&dyn Rule], ws: Option<&heavenbase::Workspac
     }
     if vectored {
         rewriter.applied.push("vector_text");
+    }
+    if defaulted {
+        rewriter.applied.push("insert_defaults");
     }
     if rewriter.applied.is_empty() {
         return Ok(None);

@@ -1343,3 +1343,58 @@ async fn options_are_done_or_refused_never_ignored() {
     ws.sql("INSERT INTO s (v) VALUES (7)").await.unwrap();
     assert_eq!(cells(&ws.sql("SELECT id FROM s WHERE v = 7").await.unwrap()), rows(&[&["3"]]));
 }
+
+/// `DEFAULT` in INSERT as Postgres takes it: a column DEFAULT in every row is
+/// filled as if not given (serial included), one DEFAULT in some rows gets its
+/// literal or computed default there, `DEFAULT VALUES` writes a row of
+/// defaults; a serial column DEFAULT in some rows and given in others is
+/// refused (0A000) with nothing written; over the wire too.
+#[tokio::test]
+async fn default_in_insert_values() {
+    let h = TestHome::new();
+    let ws = h.open("defaults", Construction::preset("embedded")).await;
+    ws.sql("CREATE TABLE t (id serial PRIMARY KEY, a text DEFAULT 'x', b integer, at timestamptz DEFAULT now())")
+        .await
+        .unwrap();
+    ws.sql("INSERT INTO t (a, b) VALUES (DEFAULT, 1)").await.unwrap();
+    ws.sql("INSERT INTO t VALUES (DEFAULT, 'y', 2, DEFAULT)").await.unwrap();
+    ws.sql("INSERT INTO t DEFAULT VALUES").await.unwrap();
+    ws.sql("INSERT INTO t (id, a, b) VALUES (DEFAULT, 'z', 4), (DEFAULT, DEFAULT, 5)").await.unwrap();
+    ws.sql("INSERT INTO t (a, b) VALUES ('w', DEFAULT), (DEFAULT, DEFAULT)").await.unwrap();
+    let all = "SELECT id, a, b, at IS NOT NULL FROM t ORDER BY id";
+    let want = rows(&[
+        &["1", "x", "1", "true"],
+        &["2", "y", "2", "true"],
+        &["3", "x", "NULL", "true"],
+        &["4", "z", "4", "true"],
+        &["5", "x", "5", "true"],
+        &["6", "w", "NULL", "true"],
+        &["7", "x", "NULL", "true"],
+    ]);
+    assert_eq!(cells(&ws.sql(all).await.unwrap()), want);
+    let mixed = ws.sql("INSERT INTO t (id, a) VALUES (DEFAULT, 'p'), (100, 'q')").await.unwrap_err();
+    assert_eq!(mixed.sqlstate(), "0A000", "{mixed}");
+    assert!(mixed.to_string().contains("id"), "{mixed}");
+    assert_eq!(ws.count("t").await.unwrap(), 7, "nothing written");
+    // A required column without a default is NULL, refused as Postgres refuses it.
+    ws.sql("CREATE TABLE r (k integer NOT NULL, v text)").await.unwrap();
+    assert_eq!(ws.sql("INSERT INTO r VALUES (DEFAULT, 'v')").await.unwrap_err().sqlstate(), "23502");
+    // A column named default (quoted) is a column, not the keyword.
+    ws.sql("CREATE TABLE q (\"default\" integer, v integer DEFAULT 7)").await.unwrap();
+    ws.sql("INSERT INTO q VALUES (1, DEFAULT)").await.unwrap();
+    assert_eq!(cells(&ws.sql("SELECT \"default\", v FROM q").await.unwrap()), rows(&[&["1", "7"]]));
+
+    let port = crate::wire::start(ws.clone()).await;
+    let client = crate::wire::connect(port, "defaults").await;
+    let n = client.execute("INSERT INTO t (a, b) VALUES (DEFAULT, $1), ($2, DEFAULT)", &[&9i64, &"v"]).await.unwrap();
+    assert_eq!(n, 2);
+    client.batch_execute("INSERT INTO t DEFAULT VALUES").await.unwrap();
+    let got: Vec<(i64, String, Option<i64>)> = client
+        .query("SELECT id, a, b FROM t WHERE id > 7 ORDER BY id", &[])
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| (r.get(0), r.get(1), r.get(2)))
+        .collect();
+    assert_eq!(got, [(8, "x".to_string(), Some(9)), (9, "v".to_string(), None), (10, "x".to_string(), None)]);
+}

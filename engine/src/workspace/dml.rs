@@ -89,6 +89,7 @@ impl Workspace {
             }
             crate::insert_values::flatten_insert_values(stmt.as_mut());
             self.shape_statement(stmt.as_mut());
+            self.insert_defaults(stmt.as_mut())?;
             self.vector_literals(stmt.as_mut())?;
             crate::colnames::name_columns_as_postgres(stmt.as_mut());
         }

@@ -9,6 +9,7 @@
 pub(crate) mod alter;
 pub(crate) mod conflict;
 pub(crate) mod ddl;
+pub(crate) mod defaults;
 pub(crate) mod dml;
 pub(crate) mod journal;
 pub(crate) mod keys;
