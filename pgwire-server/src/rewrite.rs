@@ -109,7 +109,8 @@ fn rewrite_with(sql: &str, rules: &[&dyn Rule], ws: Option<&heavenbase::Workspac
             || lower.matches("select").nth(1).is_some()
             || lower.matches("null").nth(1).is_some()
             || lower.contains("pg_indexes")
-            || lower.contains("unnest"));
+            || lower.contains("unnest")
+            || lower.contains("generate_subscripts"));
     // Long AND/OR chains in any statement are balanced before anything plans
     // them (heavenbase::chains): as written they would overflow the stack.
     let chains = heavenbase::chains::may_hold_chain(sql);

@@ -39,6 +39,15 @@ Base.metadata.create_all(engine)
 inspector = sa.inspect(engine)
 assert {"author", "book"} <= set(inspector.get_table_names()), inspector.get_table_names()
 assert [c["name"] for c in inspector.get_columns("book")] == ["id", "title", "pages", "author_id"], inspector.get_columns("book")
+# Keys and indexes reflect as Postgres reflects them (pg_constraint, pg_index, unnest/generate_subscripts of indkey).
+pk = inspector.get_pk_constraint("book")
+assert pk["constrained_columns"] == ["id"] and pk["name"] == "book_pkey", pk
+indexes = {i["name"]: i for i in inspector.get_indexes("book")}
+assert indexes["ix_book_author_id"]["column_names"] == ["author_id"] and not indexes["ix_book_author_id"]["unique"], indexes
+assert "book_pkey" not in indexes, indexes
+indexes = {i["name"]: i for i in inspector.get_indexes("author")}
+assert indexes["ix_author_name"]["column_names"] == ["name"], indexes
+assert inspector.get_unique_constraints("book") == [], inspector.get_unique_constraints("book")
 # create_all a second time finds the tables and creates nothing.
 Base.metadata.create_all(engine)
 

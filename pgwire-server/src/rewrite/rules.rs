@@ -367,6 +367,11 @@ mod tests {
         assert_rewrite(&UnnestVectorColumns, "SELECT unnest(i.indkey) FROM pg_index i", Some("unnest(hb_oidvector(i.indkey))"));
         assert_rewrite(&UnnestVectorColumns, "SELECT unnest(tags) FROM t", None);
         assert_rewrite(
+            &UnnestVectorColumns,
+            "SELECT generate_subscripts(pg_catalog.pg_index.indkey, $1::INTEGER) FROM pg_catalog.pg_index",
+            Some("unnest(generate_series(1, CASE WHEN ($1::INTEGER) = 1 THEN CAST(cardinality(hb_oidvector(pg_catalog.pg_index.indkey)) AS BIGINT) ELSE 0 END))"),
+        );
+        assert_rewrite(
             &KeepDataSubqueries,
             "SELECT (SELECT max(typname) FROM pg_type) FROM t",
             Some("((SELECT max(typname) FROM pg_type))"),
@@ -420,10 +425,14 @@ mod tests {
 const VECTOR_COLUMNS: &[&str] = &["proargtypes", "indkey", "indclass", "indcollation", "indoption"];
 
 /// `unnest(proargtypes)` (sqlsmith's routine signatures; Postgres unnests an
-/// oidvector into its OIDs): DataFusion cannot unnest text. It becomes
-/// `unnest(hb_oidvector(proargtypes))`, the numbers, none for a function
-/// without arguments (splitting the text gave one '' there, which clients
-/// failed to read as an OID).
+/// oidvector into its OIDs) and `generate_subscripts(indkey, 1)` beside
+/// `unnest(indkey)` (SQLAlchemy's primary key, unique constraint and index
+/// reflection): DataFusion cannot unnest text. They become
+/// `unnest(hb_oidvector(proargtypes))`, the numbers (none for a function
+/// without arguments: splitting the text gave one '' there, which clients
+/// failed to read as an OID), and `unnest(generate_series(1,
+/// cardinality(hb_oidvector(indkey))))`, their positions; two unnests in one
+/// select list pair up row by row, as Postgres pairs set-returning functions.
 pub(crate) struct UnnestVectorColumns;
 
 impl Rule for UnnestVectorColumns {
@@ -432,22 +441,31 @@ impl Rule for UnnestVectorColumns {
     }
     fn expr(&self, expr: &mut Expr, _cx: &Context) -> bool {
         let Expr::Function(f) = expr else { return false };
-        if last_part(&f.name) != "unnest" {
-            return false;
-        }
-        let FunctionArguments::List(list) = &mut f.args else { return false };
-        let [FunctionArg::Unnamed(FunctionArgExpr::Expr(arg))] = list.args.as_mut_slice() else { return false };
-        let column = match &*arg {
+        let function = last_part(&f.name);
+        let FunctionArguments::List(list) = &f.args else { return false };
+        let (column, dimension) = match (function.as_str(), list.args.as_slice()) {
+            ("unnest", [FunctionArg::Unnamed(FunctionArgExpr::Expr(column))]) => (column, None),
+            ("generate_subscripts", [FunctionArg::Unnamed(FunctionArgExpr::Expr(column)), FunctionArg::Unnamed(FunctionArgExpr::Expr(d))]) => {
+                (column, Some(d))
+            }
+            _ => return false,
+        };
+        let name = match column {
             Expr::Identifier(id) => id.value.to_ascii_lowercase(),
             Expr::CompoundIdentifier(parts) => parts.last().map(|p| p.value.to_ascii_lowercase()).unwrap_or_default(),
             _ => return false,
         };
-        if !VECTOR_COLUMNS.contains(&column.as_str()) {
+        if !VECTOR_COLUMNS.contains(&name.as_str()) {
             return false;
         }
-        let Some(wrapped) = parse_expr(&format!("{}({arg})", helpers::OIDVECTOR)) else { return false };
-        *arg = wrapped;
-        true
+        let numbers = format!("{}({column})", helpers::OIDVECTOR);
+        let new = match dimension {
+            None => format!("unnest({numbers})"),
+            // A vector has one dimension: subscripts 1..n there, none in any
+            // other (the dimension may be a bound parameter, so it stays).
+            Some(d) => format!("unnest(generate_series(1, CASE WHEN ({d}) = 1 THEN CAST(cardinality({numbers}) AS BIGINT) ELSE 0 END))"),
+        };
+        replace(expr, parse_expr(&new))
     }
 }
 
