@@ -363,12 +363,31 @@ async fn sqlsmith_cannot_bring_the_server_down() {
         .kill_on_drop(true)
         .spawn()
         .expect("sqlsmith starts");
+    // Its catalog loads first (thousands of catalog queries: slower on a busy
+    // machine), then it generates queries; those get 60 s.
     let mut stderr = child.stderr.take().unwrap();
-    let reader = tokio::spawn(async move {
-        let mut out = Vec::new();
-        let _ = stderr.read_to_end(&mut out).await;
-        String::from_utf8_lossy(&out).into_owned()
-    });
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let reader = {
+        let seen = seen.clone();
+        tokio::spawn(async move {
+            let mut buf = [0u8; 8192];
+            while let Ok(n) = stderr.read(&mut buf).await {
+                if n == 0 {
+                    break;
+                }
+                seen.lock().unwrap().extend_from_slice(&buf[..n]);
+            }
+            String::from_utf8_lossy(&seen.lock().unwrap()).into_owned()
+        })
+    };
+    let loaded = |seen: &std::sync::Mutex<Vec<u8>>| String::from_utf8_lossy(&seen.lock().unwrap()).contains("Generating indexes");
+    let load_started = std::time::Instant::now();
+    while !loaded(&seen) && load_started.elapsed() < Duration::from_secs(300) {
+        if child.try_wait().ok().flatten().is_some() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
     let finished = tokio::time::timeout(Duration::from_secs(60), child.wait()).await.is_ok();
     if !finished {
         let _ = child.kill().await;
