@@ -18,6 +18,7 @@ pub mod bound;
 pub mod chains;
 pub mod colnames;
 mod error;
+pub mod exists;
 mod federation;
 mod infoschema;
 pub mod insert_values;

@@ -313,6 +313,52 @@ impl Descriptions {
         .map(Some)
     }
 
+    /// pg_attribute rows for the indexes' columns (attrelid the index, attnum
+    /// 1…n), copied from their tables' rows: psql's `\d index` lists them.
+    fn index_attributes(&self, batches: &[RecordBatch]) -> Result<Vec<RecordBatch>> {
+        let tables = self.table_oids();
+        let indexes: Vec<(CatalogIndex, i64)> = self
+            .catalog_indexes()
+            .into_iter()
+            .filter_map(|ix| tables.get(&ix.listing.table).map(|&table| (ix, table)))
+            .collect();
+        let mut out = Vec::new();
+        if indexes.is_empty() {
+            return Ok(out);
+        }
+        let wanted: std::collections::HashSet<i64> = indexes.iter().map(|(_, table)| *table).collect();
+        for batch in batches {
+            let (relids, names) = (int_column(batch, "attrelid")?, text_column(batch, "attname")?);
+            let rows: HashMap<(i64, &str), u32> = (0..batch.num_rows())
+                .filter(|&i| wanted.contains(&relids.value(i)))
+                .map(|i| ((relids.value(i), names.value(i)), i as u32))
+                .collect();
+            let (mut take, mut relid, mut number) = (Vec::new(), Vec::new(), Vec::new());
+            for (ix, table) in &indexes {
+                for (k, field) in ix.listing.fields.iter().enumerate() {
+                    if let Some(&row) = rows.get(&(*table, field.as_str())) {
+                        take.push(row);
+                        relid.push(ix.oid);
+                        number.push(k as i64 + 1);
+                    }
+                }
+            }
+            if take.is_empty() {
+                continue;
+            }
+            let taken =
+                datafusion::arrow::compute::take_record_batch(batch, &datafusion::arrow::array::UInt32Array::from(take))?;
+            let mut columns = taken.columns().to_vec();
+            for (name, values) in [("attrelid", relid), ("attnum", number)] {
+                let at = taken.schema().index_of(name)?;
+                let values: ArrayRef = Arc::new(Int64Array::from(values));
+                columns[at] = cast(&values, taken.schema().field(at).data_type())?;
+            }
+            out.push(RecordBatch::try_new(taken.schema(), columns)?);
+        }
+        Ok(out)
+    }
+
     /// pg_index rows for the indexes of tables pg_class lists.
     fn index_rows(&self, schema: &SchemaRef) -> Result<Option<RecordBatch>> {
         let tables = self.table_oids();
@@ -632,14 +678,15 @@ impl TableProvider for DescribingTable {
             _ => self.descriptions.refresh(state).await?,
         }
         let batches = match self.kind {
-            Listing::Oids if !self.descriptions.ws.has_system_columns() => {
-                return self.inner.scan(state, projection, filters, limit).await;
+            Listing::Oids => {
+                let mut batches = read_all(&self.inner, state).await?;
+                if self.descriptions.ws.has_system_columns() {
+                    batches = batches.iter().map(|b| self.descriptions.numbered_columns(b)).collect::<Result<Vec<_>>>()?;
+                }
+                let indexed = self.descriptions.index_attributes(&batches)?;
+                batches.extend(indexed);
+                batches
             }
-            Listing::Oids => read_all(&self.inner, state)
-                .await?
-                .iter()
-                .map(|b| self.descriptions.numbered_columns(b))
-                .collect::<Result<Vec<_>>>()?,
             Listing::Databases => read_all(&self.inner, state)
                 .await?
                 .iter()

@@ -121,9 +121,11 @@ fn rewrite_with(sql: &str, rules: &[&dyn Rule], ws: Option<&heavenbase::Workspac
     // position, and the rules below match their items as written.
     let catalog_query = lower.contains("pg_") || lower.contains("information_schema") || lower.contains("regclass");
     let named = ws.is_some() && query && !catalog_query;
+    // EXISTS in a select list (heavenbase::exists; psql's `\d index`).
+    let exists = query && heavenbase::exists::may_hold_exists(sql);
     // SQLAlchemy's multi-row INSERT … SELECT … FROM (VALUES …) (heavenbase::insert_values).
     let insert_values = lower.trim_start().starts_with("insert") && lower.contains("values") && lower.contains("select");
-    if !worth_parsing && !chains && shape.is_none() && !named && !insert_values && vectors.is_none() && defaults.is_none() {
+    if !worth_parsing && !chains && shape.is_none() && !named && !insert_values && vectors.is_none() && defaults.is_none() && !exists {
         return Ok(None);
     }
     let Ok(mut statements) = Parser::parse_sql(&PostgreSqlDialect {}, sql) else { return Ok(None) };
@@ -158,6 +160,13 @@ fn rewrite_with(sql: &str, rules: &[&dyn Rule], ws: Option<&heavenbase::Workspac
             renamed |= heavenbase::colnames::name_columns_as_postgres(statement);
         }
     }
+    // After naming: an unaliased EXISTS keeps Postgres' name, `exists`.
+    let mut existed = false;
+    if exists {
+        for statement in &mut statements {
+            existed |= heavenbase::exists::exists_in_select_lists(statement);
+        }
+    }
     let mut rewriter = Rewriter { rules, cx: Context { catalog: lower.contains("pg_catalog.") }, applied: Vec::new() };
     if worth_parsing {
         let _ = statements.visit(&mut rewriter);
@@ -179,6 +188,9 @@ fn rewrite_with(sql: &str, rules: &[&dyn Rule], ws: Option<&heavenbase::Workspac
     }
     if defaulted {
         rewriter.applied.push("insert_defaults");
+    }
+    if existed {
+        rewriter.applied.push("select_list_exists");
     }
     if rewriter.applied.is_empty() {
         return Ok(None);

@@ -1905,6 +1905,16 @@ async fn psql_lists_indexes_as_postgres_does() {
         ],
         "{out}"
     );
+    // `\d index`: its columns (pg_attribute rows of the index) and what it is.
+    let (ok, out, stderr) = psql_run(&conninfo, &["-P", "tuples_only=off", "-c", "\\d acct_tier_since"], None).await;
+    assert!(ok, "{stderr}");
+    let index_lines = |out: &str| -> Vec<String> { out.lines().skip(1).map(str::to_string).collect() };
+    let ours_index = index_lines(&out);
+    assert_eq!(
+        ours_index,
+        ["Column|Type|Key?|Definition", "tier|text|yes|tier", "since|date|yes|since", "unique, btree, for table \"public.acct\""],
+        "{out}"
+    );
     let (ok, out, stderr) = psql_run(&conninfo, &["-c", "\\di"], None).await;
     assert!(ok, "{stderr}");
     let mut listed: Vec<(String, String)> = out
@@ -1926,11 +1936,20 @@ async fn psql_lists_indexes_as_postgres_does() {
     assert!(ok, "{stderr}");
     let (ok, out, stderr) =
         psql_run(&url, &["-P", "tuples_only=off", "-c", &format!("SET search_path TO {schema}"), "-c", "\\d acct"], None).await;
-    let _ = psql_run(&url, &["-c", &format!("DROP SCHEMA {schema} CASCADE")], None).await;
     assert!(ok, "{stderr}");
     let theirs = indexes_section(&out);
     let ours: Vec<String> = ours.into_iter().filter(|l| !l.contains("acct_name_idx")).collect();
     assert_eq!(ours, theirs, "{out}");
+    let (ok, out, stderr) = psql_run(
+        &url,
+        &["-P", "tuples_only=off", "-c", &format!("SET search_path TO {schema}"), "-c", "\\d acct_tier_since"],
+        None,
+    )
+    .await;
+    assert!(ok, "{stderr}");
+    let theirs_index: Vec<String> = index_lines(&out.replace(&format!("\"{schema}."), "\"public.")).into_iter().skip(1).collect();
+    let _ = psql_run(&url, &["-c", &format!("DROP SCHEMA {schema} CASCADE")], None).await;
+    assert_eq!(ours_index, theirs_index, "{out}");
 }
 
 /// A correlated scalar subquery in the select list answers over the wire what
@@ -1960,6 +1979,18 @@ async fn correlated_subqueries_in_the_select_list_answer_over_the_wire() {
     let simple = simple_rows(client.simple_query("SELECT c.tier, (SELECT count(*) FROM ord o WHERE o.cust = c.id) FROM cust c ORDER BY c.id").await.unwrap());
     let want = [["gold", "2"], ["basic", "1"], ["new", "0"]];
     assert_eq!(simple, want.map(|r| r.map(|v| Some(v.to_string())).to_vec()).to_vec());
+    // EXISTS in the select list (DataFusion plans it only as a filter), named `exists`.
+    let exists = client
+        .prepare("SELECT c.id, EXISTS (SELECT 1 FROM ord o WHERE o.cust = c.id), NOT EXISTS (SELECT 1 FROM ord o WHERE o.cust = c.id AND o.total > 6) AS small FROM cust c ORDER BY c.id")
+        .await
+        .unwrap();
+    assert_eq!(exists.columns().iter().map(|c| c.name()).collect::<Vec<_>>(), ["id", "exists", "small"]);
+    let got: Vec<(i64, bool, bool)> =
+        client.query(&exists, &[]).await.unwrap().iter().map(|r| (r.get(0), r.get(1), r.get(2))).collect();
+    assert_eq!(got, [(1, true, false), (2, true, true), (3, false, true)]);
+    let api = ws.sql("SELECT c.id, EXISTS (SELECT 1 FROM ord o WHERE o.cust = c.id) FROM cust c ORDER BY c.id").await.unwrap();
+    assert_eq!(api[0].schema().field(1).name(), "exists");
+    assert_eq!(crate::common::cells(&api), crate::common::rows(&[&["1", "true"], &["2", "true"], &["3", "false"]]));
     // The same through the Rust API.
     let api = ws.sql("SELECT c.id, (SELECT count(*) FROM ord o WHERE o.cust = c.id) AS n FROM cust c ORDER BY c.id").await.unwrap();
     let counts = datafusion::arrow::compute::cast(api[0].column(1), &datafusion::arrow::datatypes::DataType::Int64).unwrap();

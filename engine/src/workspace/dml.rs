@@ -92,6 +92,10 @@ impl Workspace {
             self.insert_defaults(stmt.as_mut())?;
             self.vector_literals(stmt.as_mut())?;
             crate::colnames::name_columns_as_postgres(stmt.as_mut());
+            // After naming: an unaliased EXISTS keeps Postgres' name, `exists`.
+            if crate::exists::may_hold_exists(sql) {
+                crate::exists::exists_in_select_lists(stmt.as_mut());
+            }
         }
         Ok(Some(statement))
     }
