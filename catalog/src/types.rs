@@ -149,7 +149,6 @@ impl PhysicalType {
 }
 
 impl LogicalType {
-
     /// The logical type for values of an Arrow type, where a table is made
     /// from data that only Arrow describes (`CREATE TABLE … AS SELECT`,
     /// `hb import` of Parquet or CSV): text is LongText (Postgres' `text`),

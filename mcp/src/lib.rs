@@ -65,7 +65,12 @@ impl WorkspaceServer {
     /// `max_rows`: the most rows one `query` or `sql` result carries (at least 1).
     pub fn with_max_rows(ws: Workspace, profile: Profile, max_rows: usize) -> Self {
         WorkspaceServer {
-            inner: Arc::new(ServerState { ws, profile, max_rows: max_rows.max(1), listen_baselines: Mutex::new(VecDeque::new()) }),
+            inner: Arc::new(ServerState {
+                ws,
+                profile,
+                max_rows: max_rows.max(1),
+                listen_baselines: Mutex::new(VecDeque::new()),
+            }),
         }
     }
 

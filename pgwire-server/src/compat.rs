@@ -44,8 +44,7 @@ pub(crate) fn register(ctx: &SessionContext) {
             let texts = ColumnarValue::values_to_arrays(args)?;
             let texts = datafusion::arrow::compute::cast(&texts[0], &DataType::Utf8)?;
             let texts = texts.as_any().downcast_ref::<StringArray>().expect("cast to Utf8");
-            let mut lists =
-                datafusion::arrow::array::ListBuilder::new(datafusion::arrow::array::Int64Builder::new());
+            let mut lists = datafusion::arrow::array::ListBuilder::new(datafusion::arrow::array::Int64Builder::new());
             for text in texts.iter() {
                 match text {
                     Some(text) => {

@@ -89,7 +89,6 @@ impl CatalogIndex {
     }
 }
 
-
 /// What is described, by the OIDs pg_catalog currently gives the entities.
 pub(crate) struct Descriptions {
     ws: Workspace,
@@ -317,11 +316,8 @@ impl Descriptions {
     /// 1…n), copied from their tables' rows: psql's `\d index` lists them.
     fn index_attributes(&self, batches: &[RecordBatch]) -> Result<Vec<RecordBatch>> {
         let tables = self.table_oids();
-        let indexes: Vec<(CatalogIndex, i64)> = self
-            .catalog_indexes()
-            .into_iter()
-            .filter_map(|ix| tables.get(&ix.listing.table).map(|&table| (ix, table)))
-            .collect();
+        let indexes: Vec<(CatalogIndex, i64)> =
+            self.catalog_indexes().into_iter().filter_map(|ix| tables.get(&ix.listing.table).map(|&table| (ix, table))).collect();
         let mut out = Vec::new();
         if indexes.is_empty() {
             return Ok(out);
@@ -346,8 +342,7 @@ impl Descriptions {
             if take.is_empty() {
                 continue;
             }
-            let taken =
-                datafusion::arrow::compute::take_record_batch(batch, &datafusion::arrow::array::UInt32Array::from(take))?;
+            let taken = datafusion::arrow::compute::take_record_batch(batch, &datafusion::arrow::array::UInt32Array::from(take))?;
             let mut columns = taken.columns().to_vec();
             for (name, values) in [("attrelid", relid), ("attnum", number)] {
                 let at = taken.schema().index_of(name)?;
@@ -362,11 +357,8 @@ impl Descriptions {
     /// pg_index rows for the indexes of tables pg_class lists.
     fn index_rows(&self, schema: &SchemaRef) -> Result<Option<RecordBatch>> {
         let tables = self.table_oids();
-        let indexes: Vec<(CatalogIndex, i64)> = self
-            .catalog_indexes()
-            .into_iter()
-            .filter_map(|ix| tables.get(&ix.listing.table).map(|&table| (ix, table)))
-            .collect();
+        let indexes: Vec<(CatalogIndex, i64)> =
+            self.catalog_indexes().into_iter().filter_map(|ix| tables.get(&ix.listing.table).map(|&table| (ix, table))).collect();
         if indexes.is_empty() {
             return Ok(None);
         }

@@ -125,7 +125,15 @@ fn rewrite_with(sql: &str, rules: &[&dyn Rule], ws: Option<&heavenbase::Workspac
     let exists = query && heavenbase::exists::may_hold_exists(sql);
     // SQLAlchemy's multi-row INSERT … SELECT … FROM (VALUES …) (heavenbase::insert_values).
     let insert_values = lower.trim_start().starts_with("insert") && lower.contains("values") && lower.contains("select");
-    if !worth_parsing && !chains && shape.is_none() && !named && !insert_values && vectors.is_none() && defaults.is_none() && !exists {
+    if !worth_parsing
+        && !chains
+        && shape.is_none()
+        && !named
+        && !insert_values
+        && vectors.is_none()
+        && defaults.is_none()
+        && !exists
+    {
         return Ok(None);
     }
     let Ok(mut statements) = Parser::parse_sql(&PostgreSqlDialect {}, sql) else { return Ok(None) };

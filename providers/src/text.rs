@@ -352,7 +352,8 @@ impl TextIndex {
                     &self.positions[wids[j] as usize][offset..offset + lists[j][i].1 as usize]
                 })
                 .collect();
-            let follows = |start: u32| runs.iter().enumerate().skip(1).all(|(j, run)| run.binary_search(&(start + j as u32)).is_ok());
+            let follows =
+                |start: u32| runs.iter().enumerate().skip(1).all(|(j, run)| run.binary_search(&(start + j as u32)).is_ok());
             let freq = runs[0].iter().filter(|start| follows(**start)).count();
             if freq > 0 {
                 found(doc, freq);

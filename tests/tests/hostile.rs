@@ -397,7 +397,10 @@ async fn sqlsmith_cannot_bring_the_server_down() {
     // rows of their own: `.` answered, `e` an error, `S` a syntax error, `t`
     // a timeout, `C` a broken connection. Every few hundred queries it
     // reports its most frequent errors (`count<TAB>ERROR: …`).
-    assert!(log.contains("Loading routine parameters...done") && log.contains("Loading aggregates...done"), "the catalog loads:\n{log}");
+    assert!(
+        log.contains("Loading routine parameters...done") && log.contains("Loading aggregates...done"),
+        "the catalog loads:\n{log}"
+    );
     let marks: String = log.lines().filter(|l| !l.is_empty() && l.chars().all(|c| ".eSCt".contains(c))).collect();
     let count = |mark: char| marks.chars().filter(|&c| c == mark).count();
     let (ok, errors, syntax, timeouts, broken) = (count('.'), count('e'), count('S'), count('t'), count('C'));
@@ -407,8 +410,12 @@ async fn sqlsmith_cannot_bring_the_server_down() {
         if finished { "its run" } else { "60 s" },
         100.0 * ok as f64 / total.max(1) as f64,
     );
-    let last_report: Vec<&str> = log.lines().rev().skip_while(|l| !l.contains("\tERROR")).take_while(|l| l.contains("\tERROR")).collect();
-    println!("its most frequent errors, last report:\n{}", last_report.iter().rev().take(10).copied().collect::<Vec<_>>().join("\n"));
+    let last_report: Vec<&str> =
+        log.lines().rev().skip_while(|l| !l.contains("\tERROR")).take_while(|l| l.contains("\tERROR")).collect();
+    println!(
+        "its most frequent errors, last report:\n{}",
+        last_report.iter().rev().take(10).copied().collect::<Vec<_>>().join("\n")
+    );
     assert!(total >= 100, "sqlsmith sent queries:\n{log}");
     assert!(ok > 0, "some queries are answered:\n{log}");
     assert_eq!(broken, 0, "no query breaks its connection:\n{log}");

@@ -1092,7 +1092,10 @@ async fn create_table_as_writes_its_rows_or_leaves_nothing() {
         assert!(ws.audit().await.unwrap().ok());
     }
     let ws = Workspace::load_in(&h.home, "ctas").await.unwrap();
-    assert_eq!(cells(&ws.sql("SELECT id, label FROM dst ORDER BY id").await.unwrap()), rows(&[&["1", "a"], &["2", "b"], &["9", "z"]]));
+    assert_eq!(
+        cells(&ws.sql("SELECT id, label FROM dst ORDER BY id").await.unwrap()),
+        rows(&[&["1", "a"], &["2", "b"], &["9", "z"]])
+    );
 }
 
 /// `DEFAULT now()` and its spellings take the statement's time, the same for
@@ -1353,9 +1356,7 @@ async fn options_are_done_or_refused_never_ignored() {
 async fn default_in_insert_values() {
     let h = TestHome::new();
     let ws = h.open("defaults", Construction::preset("embedded")).await;
-    ws.sql("CREATE TABLE t (id serial PRIMARY KEY, a text DEFAULT 'x', b integer, at timestamptz DEFAULT now())")
-        .await
-        .unwrap();
+    ws.sql("CREATE TABLE t (id serial PRIMARY KEY, a text DEFAULT 'x', b integer, at timestamptz DEFAULT now())").await.unwrap();
     ws.sql("INSERT INTO t (a, b) VALUES (DEFAULT, 1)").await.unwrap();
     ws.sql("INSERT INTO t VALUES (DEFAULT, 'y', 2, DEFAULT)").await.unwrap();
     ws.sql("INSERT INTO t DEFAULT VALUES").await.unwrap();

@@ -1831,11 +1831,8 @@ async fn psql_lists_indexes_as_postgres_does() {
             ("acct_tier_since", "i", false, true, "3 4"),
         ]
     );
-    let has_index: bool = client
-        .query_one("SELECT relhasindex FROM pg_catalog.pg_class WHERE relname = 'acct'", &[])
-        .await
-        .unwrap()
-        .get(0);
+    let has_index: bool =
+        client.query_one("SELECT relhasindex FROM pg_catalog.pg_class WHERE relname = 'acct'", &[]).await.unwrap().get(0);
     assert!(has_index);
     // Constraints own the primary key's and UNIQUE column's indexes, not CREATE INDEX's.
     let constraints: Vec<(String, String, String, String)> = client
@@ -1850,10 +1847,7 @@ async fn psql_lists_indexes_as_postgres_does() {
         .iter()
         .map(|r| (r.get(0), r.get(1), r.get(2), r.get(3)))
         .collect();
-    let want = [
-        ("acct_email_key", "u", "UNIQUE (email)", "acct_email_key"),
-        ("acct_pkey", "p", "PRIMARY KEY (id)", "acct_pkey"),
-    ];
+    let want = [("acct_email_key", "u", "UNIQUE (email)", "acct_email_key"), ("acct_pkey", "p", "PRIMARY KEY (id)", "acct_pkey")];
     assert_eq!(constraints, want.map(|(a, b, c, d)| (a.to_string(), b.to_string(), c.to_string(), d.to_string())));
     let column: Option<String> = client
         .query_one(
@@ -1976,7 +1970,12 @@ async fn correlated_subqueries_in_the_select_list_answer_over_the_wire() {
             rows.iter().map(|r| (r.get(0), r.get(1), r.get(2), r.get(3))).collect();
         assert_eq!(got, want);
     }
-    let simple = simple_rows(client.simple_query("SELECT c.tier, (SELECT count(*) FROM ord o WHERE o.cust = c.id) FROM cust c ORDER BY c.id").await.unwrap());
+    let simple = simple_rows(
+        client
+            .simple_query("SELECT c.tier, (SELECT count(*) FROM ord o WHERE o.cust = c.id) FROM cust c ORDER BY c.id")
+            .await
+            .unwrap(),
+    );
     let want = [["gold", "2"], ["basic", "1"], ["new", "0"]];
     assert_eq!(simple, want.map(|r| r.map(|v| Some(v.to_string())).to_vec()).to_vec());
     // EXISTS in the select list (DataFusion plans it only as a filter), named `exists`.
@@ -1992,7 +1991,8 @@ async fn correlated_subqueries_in_the_select_list_answer_over_the_wire() {
     assert_eq!(api[0].schema().field(1).name(), "exists");
     assert_eq!(crate::common::cells(&api), crate::common::rows(&[&["1", "true"], &["2", "true"], &["3", "false"]]));
     // The same through the Rust API.
-    let api = ws.sql("SELECT c.id, (SELECT count(*) FROM ord o WHERE o.cust = c.id) AS n FROM cust c ORDER BY c.id").await.unwrap();
+    let api =
+        ws.sql("SELECT c.id, (SELECT count(*) FROM ord o WHERE o.cust = c.id) AS n FROM cust c ORDER BY c.id").await.unwrap();
     let counts = datafusion::arrow::compute::cast(api[0].column(1), &datafusion::arrow::datatypes::DataType::Int64).unwrap();
     let counts: Vec<i64> = counts.as_any().downcast_ref::<datafusion::arrow::array::Int64Array>().unwrap().values().to_vec();
     assert_eq!(counts, [2, 1, 0]);

@@ -130,9 +130,10 @@ impl Workspace {
                 self.create_table_as(create).await.map(|n| DdlDone { tag: "SELECT", rows: Some(n) })
             }
             Statement::CreateTable(create) => self.create_table(create).await.map(|_| DdlDone::of("CREATE TABLE")),
-            Statement::Drop { object_type: ObjectType::Table, if_exists, names, cascade, .. } => {
-                self.drop_tables(names.iter().map(super::dml::last_ident), *if_exists, *cascade).await.map(|_| DdlDone::of("DROP TABLE"))
-            }
+            Statement::Drop { object_type: ObjectType::Table, if_exists, names, cascade, .. } => self
+                .drop_tables(names.iter().map(super::dml::last_ident), *if_exists, *cascade)
+                .await
+                .map(|_| DdlDone::of("DROP TABLE")),
             Statement::Drop { object_type: ObjectType::View, if_exists, names, cascade, .. } => {
                 self.drop_views(names, *if_exists, *cascade).await.map(|_| DdlDone::of("DROP VIEW"))
             }
@@ -539,7 +540,9 @@ fn refused_ddl(statement: &Statement) -> Option<Error> {
         }
         Statement::CreateTable(c) if c.inherits.is_some() => "CREATE TABLE … INHERITS",
         Statement::Truncate(t) if matches!(t.cascade, Some(ast::CascadeOption::Cascade)) => "TRUNCATE … CASCADE",
-        Statement::CreateIndex(i) if i.using.as_ref().is_some_and(|u| !matches!(u, ast::IndexType::BTree | ast::IndexType::Hash)) => {
+        Statement::CreateIndex(i)
+            if i.using.as_ref().is_some_and(|u| !matches!(u, ast::IndexType::BTree | ast::IndexType::Hash)) =>
+        {
             return Some(Error::not_supported(format!(
                 "CREATE INDEX … USING {} is not supported: the backends build B-tree indexes (USING btree or hash is \
                  accepted); full-text search is WITH (search = 'col') and vectors are indexed by Lance",

@@ -129,9 +129,10 @@ fn values_query(rows: Vec<Parens<Vec<SqlExpr>>>) -> Query {
 /// The first column that is not serial or identity, and its default: what a
 /// row of defaults is written as.
 fn one_default_cell(def: &heavenbase_catalog::EntityDef, table: &str) -> Result<(ObjectName, SqlExpr)> {
-    let field = def.star_fields().find(|f| f.identity.is_none()).ok_or_else(|| {
-        Error::not_supported(format!("INSERT INTO {table} DEFAULT VALUES: every column is serial or identity"))
-    })?;
+    let field = def
+        .star_fields()
+        .find(|f| f.identity.is_none())
+        .ok_or_else(|| Error::not_supported(format!("INSERT INTO {table} DEFAULT VALUES: every column is serial or identity")))?;
     Ok((column_name(&field.name), default_expr(field)?))
 }
 

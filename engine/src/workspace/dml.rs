@@ -335,8 +335,7 @@ impl Workspace {
         for (a, column) in update.assignments.iter().zip(assigned) {
             select.push(format!("{} AS {}", crate::render::sql_text(&a.value), ast::Ident::with_quote('"', column.as_str())));
         }
-        let tables: Vec<String> =
-            std::iter::once(&update.table).chain(from.iter()).map(crate::render::sql_text).collect();
+        let tables: Vec<String> = std::iter::once(&update.table).chain(from.iter()).map(crate::render::sql_text).collect();
         let mut sql = format!("SELECT {} FROM {}", select.join(", "), tables.join(", "));
         if let Some(selection) = &update.selection {
             sql.push_str(&format!(" WHERE {}", crate::render::sql_text(selection)));
@@ -839,7 +838,11 @@ pub(super) fn set_default(field: &mut FieldDef, e: &SqlExpr) -> Option<()> {
         SqlExpr::Cast { expr, .. } | SqlExpr::Nested(expr) => set_default(field, expr),
         SqlExpr::Function(f) => {
             let computed = match last_ident(&f.name).to_lowercase().as_str() {
-                "now" | "current_timestamp" | "localtimestamp" | "transaction_timestamp" | "statement_timestamp"
+                "now"
+                | "current_timestamp"
+                | "localtimestamp"
+                | "transaction_timestamp"
+                | "statement_timestamp"
                 | "clock_timestamp" => DefaultFn::Now,
                 "current_date" => DefaultFn::CurrentDate,
                 _ => return None,

@@ -850,7 +850,8 @@ fn prepare_chunk(def: &EntityDef, rows: &[Row], offset: usize, check_duplicates:
             _ if def.id_source.key().is_some() => row_key_id(def, row, id.as_deref())?,
             Some(id) => id,
             None => {
-                let name = row.get(NAME).or_else(|| def.fields.iter().position(|f| f.name == NAME).and_then(|i| defaults[i].as_ref()));
+                let name =
+                    row.get(NAME).or_else(|| def.fields.iter().position(|f| f.name == NAME).and_then(|i| defaults[i].as_ref()));
                 let name = match name {
                     Some(v) => {
                         check_text(&short_text, v)

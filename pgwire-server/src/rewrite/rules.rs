@@ -88,7 +88,8 @@ fn reads_data(query: &Query) -> bool {
     let mut data = false;
     let _ = datafusion::sql::sqlparser::ast::visit_relations(query, |name| {
         let schema = (name.0.len() > 1).then(|| name.0[name.0.len() - 2].to_string().trim_matches('"').to_ascii_lowercase());
-        let catalog = matches!(schema.as_deref(), Some("pg_catalog" | "information_schema")) || last_part(name).starts_with("pg_");
+        let catalog =
+            matches!(schema.as_deref(), Some("pg_catalog" | "information_schema")) || last_part(name).starts_with("pg_");
         data |= !catalog;
         std::ops::ControlFlow::<()>::Continue(())
     });
@@ -369,7 +370,9 @@ mod tests {
         assert_rewrite(
             &UnnestVectorColumns,
             "SELECT generate_subscripts(pg_catalog.pg_index.indkey, $1::INTEGER) FROM pg_catalog.pg_index",
-            Some("unnest(generate_series(1, CASE WHEN ($1::INTEGER) = 1 THEN CAST(cardinality(hb_oidvector(pg_catalog.pg_index.indkey)) AS BIGINT) ELSE 0 END))"),
+            Some(
+                "unnest(generate_series(1, CASE WHEN ($1::INTEGER) = 1 THEN CAST(cardinality(hb_oidvector(pg_catalog.pg_index.indkey)) AS BIGINT) ELSE 0 END))",
+            ),
         );
         assert_rewrite(
             &KeepDataSubqueries,
@@ -445,9 +448,10 @@ impl Rule for UnnestVectorColumns {
         let FunctionArguments::List(list) = &f.args else { return false };
         let (column, dimension) = match (function.as_str(), list.args.as_slice()) {
             ("unnest", [FunctionArg::Unnamed(FunctionArgExpr::Expr(column))]) => (column, None),
-            ("generate_subscripts", [FunctionArg::Unnamed(FunctionArgExpr::Expr(column)), FunctionArg::Unnamed(FunctionArgExpr::Expr(d))]) => {
-                (column, Some(d))
-            }
+            (
+                "generate_subscripts",
+                [FunctionArg::Unnamed(FunctionArgExpr::Expr(column)), FunctionArg::Unnamed(FunctionArgExpr::Expr(d))],
+            ) => (column, Some(d)),
             _ => return false,
         };
         let name = match column {
@@ -463,7 +467,9 @@ impl Rule for UnnestVectorColumns {
             None => format!("unnest({numbers})"),
             // A vector has one dimension: subscripts 1..n there, none in any
             // other (the dimension may be a bound parameter, so it stays).
-            Some(d) => format!("unnest(generate_series(1, CASE WHEN ({d}) = 1 THEN CAST(cardinality({numbers}) AS BIGINT) ELSE 0 END))"),
+            Some(d) => {
+                format!("unnest(generate_series(1, CASE WHEN ({d}) = 1 THEN CAST(cardinality({numbers}) AS BIGINT) ELSE 0 END))")
+            }
         };
         replace(expr, parse_expr(&new))
     }
