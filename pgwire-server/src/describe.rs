@@ -430,9 +430,10 @@ impl Descriptions {
         .map(Some)
     }
 
-    /// `pg_get_indexdef(oid)` (column 0) or the name of its column `column` (from 1).
-    fn index_definition(&self, oid: i64, column: i64) -> Option<String> {
-        let ix = self.catalog_indexes().into_iter().find(|ix| ix.oid == oid)?;
+    /// `pg_get_indexdef(oid)` (column 0) or the name of its column `column`
+    /// (from 1), for one of `indexes` (one listing serves a whole call).
+    fn index_definition(&self, indexes: &[CatalogIndex], oid: i64, column: i64) -> Option<String> {
+        let ix = indexes.iter().find(|ix| ix.oid == oid)?;
         match column {
             0 => Some(ix.listing.definition(&self.schema)),
             n => Some(quote_ident(ix.listing.fields.get(usize::try_from(n - 1).ok()?)?)),
@@ -440,8 +441,8 @@ impl Descriptions {
     }
 
     /// `pg_get_constraintdef(oid)` for a primary key or UNIQUE constraint of ours.
-    fn constraint_definition(&self, oid: i64) -> Option<String> {
-        self.catalog_indexes().into_iter().find(|ix| ix.constraint.is_some_and(|(c, _)| c == oid))?.constraint_definition()
+    fn constraint_definition(indexes: &[CatalogIndex], oid: i64) -> Option<String> {
+        indexes.iter().find(|ix| ix.constraint.is_some_and(|(c, _)| c == oid))?.constraint_definition()
     }
 
     /// pg_attribute rows with the column numbers of [`column_numbers`] for
@@ -815,6 +816,10 @@ impl ScalarUDFImpl for DescriptionFn {
                 _ => None,
             }
         };
+        let indexes = match self.name {
+            "pg_get_indexdef" | "pg_get_constraintdef" => self.descriptions.catalog_indexes(),
+            _ => Vec::new(),
+        };
         let out: StringArray = (0..args.number_rows)
             .map(|row| match self.name {
                 "col_description" => self.descriptions.describe(number(0, row)?, number(1, row)?),
@@ -826,8 +831,8 @@ impl ScalarUDFImpl for DescriptionFn {
                     }
                     self.descriptions.describe(number(0, row)?, 0)
                 }
-                "pg_get_indexdef" => self.descriptions.index_definition(number(0, row)?, number(1, row).unwrap_or(0)),
-                "pg_get_constraintdef" => self.descriptions.constraint_definition(number(0, row)?),
+                "pg_get_indexdef" => self.descriptions.index_definition(&indexes, number(0, row)?, number(1, row).unwrap_or(0)),
+                "pg_get_constraintdef" => Descriptions::constraint_definition(&indexes, number(0, row)?),
                 _ => None,
             })
             .collect();
