@@ -8,7 +8,7 @@ use heavenbase::{Construction, EntityDef, FieldDef, Home, LogicalType as T, Work
 use serde_json::{Value as Json, json};
 
 use super::Hb;
-use super::mcp::{Served, free_port, wait_for};
+use super::mcp::{Served, free_ports, wait_for};
 
 fn driver_present() -> bool {
     let ok =
@@ -54,7 +54,7 @@ async fn flight_sql_with_the_adbc_driver() {
         r#"{"users": [{"name": "app", "password": "flight-pass"}, {"name": "bi", "password": "bi-pass", "read_only": true}]}"#,
     )
     .unwrap();
-    let (wire, flight) = (free_port(), free_port());
+    let [wire, flight] = free_ports();
     let server = hb
         .cmd()
         .args(["serve", "-w", "docs", "--port", &wire.to_string(), "--flight-port", &flight.to_string()])
@@ -150,7 +150,7 @@ async fn flight_sql_over_tls_only() {
         .output()
         .expect("openssl runs (.ci/run installs it)");
     assert!(made.status.success(), "{}", String::from_utf8_lossy(&made.stderr));
-    let (wire, flight) = (free_port(), free_port());
+    let [wire, flight] = free_ports();
     let server = hb
         .cmd()
         .args(["serve", "-w", "docs", "--port", &wire.to_string(), "--flight-port", &flight.to_string()])
@@ -172,9 +172,10 @@ async fn flight_sql_over_tls_only() {
     assert!(r["plaintext"].as_str().unwrap().starts_with("refused"), "a plaintext client is not served: {r}");
 
     // A key that cannot be read stops the server before it serves anything.
+    let ports: [u16; 2] = free_ports();
     let out = hb
         .cmd()
-        .args(["serve", "-w", "docs", "--port", &free_port().to_string(), "--flight-port", &free_port().to_string()])
+        .args(["serve", "-w", "docs", "--port", &ports[0].to_string(), "--flight-port", &ports[1].to_string()])
         .args(["--tls-cert", cert.to_str().unwrap(), "--tls-key", "/nonexistent/server.key"])
         .output()
         .unwrap();

@@ -183,8 +183,12 @@ impl Drop for Served {
     }
 }
 
-pub(crate) fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+/// `N` distinct free ports: all are held until all are chosen (one at a time,
+/// the system may hand out a port just released, and a server given the same
+/// port twice cannot bind the second).
+pub(crate) fn free_ports<const N: usize>() -> [u16; N] {
+    let held: Vec<std::net::TcpListener> = (0..N).map(|_| std::net::TcpListener::bind("127.0.0.1:0").unwrap()).collect();
+    std::array::from_fn(|i| held[i].local_addr().unwrap().port())
 }
 
 pub(crate) fn wait_for(port: u16) {
@@ -210,7 +214,7 @@ fn mcp_over_http_beside_the_wire() {
     }
     let hb = Hb::new();
     hb.ok(&["ws", "create", "notes"]);
-    let (wire, mcp) = (free_port(), free_port());
+    let [wire, mcp] = free_ports();
     let server = hb
         .cmd()
         .args(["serve", "-w", "notes", "--port", &wire.to_string(), "--mcp-port", &mcp.to_string()])
