@@ -77,6 +77,8 @@ pub(crate) trait Rule: Sync {
 pub(crate) struct Context {
     /// The statement reads the system catalogs (psql's `\d` and the like).
     pub catalog: bool,
+    /// The statement calls `information_schema._pg_expandarray` (pgJDBC's key listings).
+    pub expandarray: bool,
 }
 
 /// The rewritten SQL, or None when nothing in it needs rewriting (writes never
@@ -110,7 +112,8 @@ fn rewrite_with(sql: &str, rules: &[&dyn Rule], ws: Option<&heavenbase::Workspac
             || lower.matches("null").nth(1).is_some()
             || lower.contains("pg_indexes")
             || lower.contains("unnest")
-            || lower.contains("generate_subscripts"));
+            || lower.contains("generate_subscripts")
+            || lower.contains("_pg_expandarray"));
     // Long AND/OR chains in any statement are balanced before anything plans
     // them (heavenbase::chains): as written they would overflow the stack.
     let chains = heavenbase::chains::may_hold_chain(sql);
@@ -175,7 +178,8 @@ fn rewrite_with(sql: &str, rules: &[&dyn Rule], ws: Option<&heavenbase::Workspac
             existed |= heavenbase::exists::exists_in_select_lists(statement);
         }
     }
-    let mut rewriter = Rewriter { rules, cx: Context { catalog: lower.contains("pg_catalog.") }, applied: Vec::new() };
+    let cx = Context { catalog: lower.contains("pg_catalog."), expandarray: lower.contains("_pg_expandarray") };
+    let mut rewriter = Rewriter { rules, cx, applied: Vec::new() };
     if worth_parsing {
         let _ = statements.visit(&mut rewriter);
     }

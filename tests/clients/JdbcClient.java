@@ -69,6 +69,23 @@ public class JdbcClient {
             }
             check(schemas.contains("public"), "getSchemas: " + schemas);
 
+            // Primary keys as Hibernate and schema tools read them (pg_index, _pg_expandarray).
+            List<String> keys = new ArrayList<>();
+            try (ResultSet rs = md.getPrimaryKeys(null, "public", "product")) {
+                while (rs.next()) {
+                    keys.add(rs.getString("COLUMN_NAME") + ":" + rs.getInt("KEY_SEQ") + ":" + rs.getString("PK_NAME"));
+                }
+            }
+            check(keys.equals(List.of("object_id:1:product_pkey")), "getPrimaryKeys: " + keys);
+            List<String> indexes = new ArrayList<>();
+            try (ResultSet rs = md.getIndexInfo(null, "public", "product", false, false)) {
+                while (rs.next()) {
+                    indexes.add(rs.getString("INDEX_NAME") + ":" + rs.getString("COLUMN_NAME") + ":" + rs.getInt("ORDINAL_POSITION")
+                            + ":" + rs.getBoolean("NON_UNIQUE") + ":" + rs.getString("ASC_OR_DESC"));
+                }
+            }
+            check(indexes.contains("product_pkey:object_id:1:false:A"), "getIndexInfo: " + indexes);
+
             // Past prepareThreshold (5) pgJDBC switches to a named server-side statement.
             try (PreparedStatement ps = c.prepareStatement("SELECT name, qty FROM product WHERE price > ? ORDER BY name")) {
                 for (int i = 0; i < 8; i++) {

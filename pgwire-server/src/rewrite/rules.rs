@@ -2,7 +2,8 @@
 //! sends the SQL and which DataFusion gap the rewrite closes.
 
 use datafusion::sql::sqlparser::ast::{
-    ArrayElemTypeDef, DataType, Expr, FunctionArg, FunctionArgExpr, FunctionArguments, Query, SelectItem, SetExpr, Value,
+    AccessExpr, ArrayElemTypeDef, DataType, Expr, FunctionArg, FunctionArgExpr, FunctionArguments, Query, SelectItem, SetExpr,
+    Value,
 };
 
 use super::{
@@ -22,6 +23,7 @@ pub(crate) const RULES: &[&dyn Rule] = &[
     &CatalogArraySubqueryToNull,
     &QualifyPgIndexes,
     &UnnestVectorColumns,
+    &ExpandArray,
     &KeepDataSubqueries,
 ];
 
@@ -368,6 +370,24 @@ mod tests {
         assert_rewrite(&UnnestVectorColumns, "SELECT unnest(i.indkey) FROM pg_index i", Some("unnest(hb_oidvector(i.indkey))"));
         assert_rewrite(&UnnestVectorColumns, "SELECT unnest(tags) FROM t", None);
         assert_rewrite(
+            &ExpandArray,
+            "SELECT (information_schema._pg_expandarray(i.indkey)).n AS key_seq, information_schema._pg_expandarray(i.indkey) AS keys FROM pg_catalog.pg_index i",
+            Some(
+                "unnest(generate_series(1, CAST(cardinality(hb_oidvector(i.indkey)) AS BIGINT))) AS key_seq, unnest(hb_oidvector(i.indkey)) AS keys",
+            ),
+        );
+        assert_rewrite(
+            &ExpandArray,
+            "SELECT r.a FROM (SELECT information_schema._pg_expandarray(i.indkey) AS keys, i.a FROM pg_catalog.pg_index i) r WHERE r.a = (r.keys).x",
+            Some("WHERE r.a = r.keys"),
+        );
+        assert_rewrite(&ExpandArray, "SELECT (t.c).x FROM t", None);
+        assert_rewrite(
+            &ExpandArray,
+            "SELECT (information_schema._pg_expandarray(i.indkey)).n AS p, i.indoption AS o FROM pg_catalog.pg_index i",
+            Some("hb_oidvector(i.indoption) AS o"),
+        );
+        assert_rewrite(
             &UnnestVectorColumns,
             "SELECT generate_subscripts(pg_catalog.pg_index.indkey, $1::INTEGER) FROM pg_catalog.pg_index",
             Some(
@@ -473,6 +493,85 @@ impl Rule for UnnestVectorColumns {
         };
         replace(expr, parse_expr(&new))
     }
+}
+
+/// pgJDBC's `getPrimaryKeys` numbers a key's columns with
+/// `information_schema._pg_expandarray(i.indkey)`, a function of rows `(x, n)`
+/// (each element and its position) that DataFusion does not have, reading
+/// `(…).n` in one column, the rows themselves in another (`AS keys`) and
+/// `(keys).x` outside. The element becomes `unnest(hb_oidvector(v))`, the
+/// position `unnest(generate_series(1, cardinality(hb_oidvector(v))))` (two
+/// unnests in one select list pair up row by row), and `(keys).x` the column.
+/// Its `getIndexInfo` subscripts `i.indoption` (int2vector text here), which
+/// becomes `hb_oidvector(i.indoption)`; every index here is ascending (all
+/// options 0), so whichever element the 0-based subscript reads, or NULL past
+/// the end, the answer is 'A'.
+pub(crate) struct ExpandArray;
+
+impl Rule for ExpandArray {
+    fn name(&self) -> &'static str {
+        "expand_array"
+    }
+    fn expr(&self, expr: &mut Expr, cx: &Context) -> bool {
+        if !cx.expandarray {
+            return false;
+        }
+        let new = match &*expr {
+            Expr::CompoundIdentifier(parts) if parts.last().is_some_and(|p| p.value.eq_ignore_ascii_case("indoption")) => {
+                parse_expr(&format!("{}({expr})", helpers::OIDVECTOR))
+            }
+            Expr::Function(f) if last_part(&f.name) == "_pg_expandarray" => {
+                expandarray_argument(expr).and_then(|v| parse_expr(&format!("unnest({}({v}))", helpers::OIDVECTOR)))
+            }
+            Expr::CompoundFieldAccess { root, access_chain } => {
+                let [AccessExpr::Dot(Expr::Identifier(field))] = access_chain.as_slice() else { return false };
+                let mut inner = root.as_ref();
+                while let Expr::Nested(e) = inner {
+                    inner = e;
+                }
+                // The function may already be the element's unnest (rules run bottom-up).
+                let vector = expandarray_argument(inner).or_else(|| unnested_vector(inner));
+                match (field.value.to_ascii_lowercase().as_str(), vector) {
+                    ("n", Some(v)) => parse_expr(&format!(
+                        "unnest(generate_series(1, CAST(cardinality({}({v})) AS BIGINT)))",
+                        helpers::OIDVECTOR
+                    )),
+                    ("x", Some(v)) => parse_expr(&format!("unnest({}({v}))", helpers::OIDVECTOR)),
+                    ("x", None) if matches!(inner, Expr::Identifier(_) | Expr::CompoundIdentifier(_)) => Some(inner.clone()),
+                    _ => None,
+                }
+            }
+            _ => None,
+        };
+        replace(expr, new)
+    }
+}
+
+/// The vector `_pg_expandarray(v)` expands.
+fn expandarray_argument(expr: &Expr) -> Option<String> {
+    let Expr::Function(f) = expr else { return None };
+    if last_part(&f.name) != "_pg_expandarray" {
+        return None;
+    }
+    let FunctionArguments::List(list) = &f.args else { return None };
+    let [FunctionArg::Unnamed(FunctionArgExpr::Expr(v))] = list.args.as_slice() else { return None };
+    Some(v.to_string())
+}
+
+/// The vector of `unnest(hb_oidvector(v))`.
+fn unnested_vector(expr: &Expr) -> Option<String> {
+    let Expr::Function(f) = expr else { return None };
+    if last_part(&f.name) != "unnest" {
+        return None;
+    }
+    let FunctionArguments::List(list) = &f.args else { return None };
+    let [FunctionArg::Unnamed(FunctionArgExpr::Expr(Expr::Function(inner)))] = list.args.as_slice() else { return None };
+    if last_part(&inner.name) != helpers::OIDVECTOR {
+        return None;
+    }
+    let FunctionArguments::List(list) = &inner.args else { return None };
+    let [FunctionArg::Unnamed(FunctionArgExpr::Expr(v))] = list.args.as_slice() else { return None };
+    Some(v.to_string())
 }
 
 /// `SELECT … FROM pg_indexes` (people, Rails' and Django's index checks):
