@@ -231,7 +231,7 @@ fn columns(batch: &RecordBatch, defs: &std::collections::HashMap<String, EntityD
         keep.push(true);
         position.append_value(at as u64 + 1);
         let computed = f.default_fn.map(|d| d.sql().to_string());
-        default.append_option(computed.or_else(|| f.default.as_ref().filter(|d| !d.is_null()).map(default_literal)));
+        default.append_option(computed.or_else(|| f.default.as_ref().filter(|d| !d.is_null()).map(crate::render::json_literal)));
         nullable.append_value(if f.required || def.id_source.key().is_some_and(|k| k.contains(&f.name)) { "NO" } else { "YES" });
         let (ty, length) = information_schema_type(&f.ty);
         data_type.append_value(&ty);
@@ -249,13 +249,6 @@ fn columns(batch: &RecordBatch, defs: &std::collections::HashMap<String, EntityD
     replace(&mut columns, "character_maximum_length", Arc::new(max_length.finish()))?;
     let corrected = RecordBatch::try_new(schema.clone(), columns)?;
     Ok(datafusion::arrow::compute::filter_record_batch(&corrected, &keep.into())?)
-}
-
-fn default_literal(value: &serde_json::Value) -> String {
-    match value {
-        serde_json::Value::String(s) => format!("'{}'", s.replace('\'', "''")),
-        other => other.to_string(),
-    }
 }
 
 /// The `data_type` Postgres' information_schema gives the type a field's

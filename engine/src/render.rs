@@ -91,3 +91,17 @@ pub fn quote_literal(text: &str) -> String {
     let body = text.replace('\'', "''");
     if text.contains('\\') { format!("E'{}'", body.replace('\\', "\\\\")) } else { format!("'{body}'") }
 }
+
+/// A field's literal default (JSON) as SQL, as `information_schema.columns`
+/// shows it and as a statement may write it out: text in single quotes
+/// (standard_conforming_strings: a backslash is itself), numbers and booleans
+/// bare, NULL, and lists or objects as their JSON text in quotes.
+pub fn json_literal(value: &serde_json::Value) -> String {
+    use serde_json::Value;
+    match value {
+        Value::String(s) => format!("'{}'", s.replace('\'', "''")),
+        Value::Null => "NULL".to_string(),
+        Value::Bool(_) | Value::Number(_) => value.to_string(),
+        other => format!("'{}'", other.to_string().replace('\'', "''")),
+    }
+}

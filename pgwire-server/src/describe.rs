@@ -209,30 +209,28 @@ impl Descriptions {
 
     /// Re-read which OID pg_namespace gives information_schema.
     async fn refresh_namespaces(&self, state: &dyn Session) -> Result<()> {
-        let Some(namespaces) = self.inner.table("pg_namespace").await? else { return Ok(()) };
+        self.namespaces(state).await.map(|_| ())
+    }
+
+    /// pg_namespace's (oid, name) rows, noting information_schema's OID.
+    async fn namespaces(&self, state: &dyn Session) -> Result<Vec<(i64, String)>> {
+        let Some(namespaces) = self.inner.table("pg_namespace").await? else { return Ok(Vec::new()) };
+        let mut listed = Vec::new();
         for batch in read_all(&namespaces, state).await? {
             let (oid, name) = (int_column(&batch, "oid")?, text_column(&batch, "nspname")?);
-            if let Some(i) = (0..batch.num_rows()).find(|&i| name.value(i) == "information_schema") {
-                *self.information_schema.write() = Some(oid.value(i));
-            }
+            listed.extend((0..batch.num_rows()).map(|i| (oid.value(i), name.value(i).to_string())));
         }
-        Ok(())
+        if let Some((oid, _)) = listed.iter().find(|(_, name)| name == "information_schema") {
+            *self.information_schema.write() = Some(*oid);
+        }
+        Ok(listed)
     }
 
     /// Re-read which OID each entity has now (tables come and go).
     async fn refresh(&self, state: &dyn Session) -> Result<()> {
-        let (Some(namespaces), Some(classes)) = (self.inner.table("pg_namespace").await?, self.inner.table("pg_class").await?)
-        else {
-            return Ok(());
-        };
-        let mut schema_oids = Vec::new();
-        for batch in read_all(&namespaces, state).await? {
-            let (oid, name) = (int_column(&batch, "oid")?, text_column(&batch, "nspname")?);
-            schema_oids.extend((0..batch.num_rows()).filter(|&i| name.value(i) == self.schema).map(|i| oid.value(i)));
-            if let Some(i) = (0..batch.num_rows()).find(|&i| name.value(i) == "information_schema") {
-                *self.information_schema.write() = Some(oid.value(i));
-            }
-        }
+        let schema_oids: Vec<i64> =
+            self.namespaces(state).await?.into_iter().filter(|(_, name)| *name == self.schema).map(|(oid, _)| oid).collect();
+        let Some(classes) = self.inner.table("pg_class").await? else { return Ok(()) };
         let known = self.ws.entities();
         let mut entities = HashMap::new();
         for batch in read_all(&classes, state).await? {
@@ -279,16 +277,16 @@ impl Descriptions {
             .collect()
     }
 
-    /// The OID pg_class gives each table, by name, as of the last refresh.
-    fn table_oids(&self) -> HashMap<String, i64> {
-        self.entities.read().iter().map(|(oid, name)| (name.clone(), *oid)).collect()
+    /// The indexes of the tables pg_class lists, with their table's OID (as of
+    /// the last refresh).
+    fn listed_indexes(&self) -> Vec<(CatalogIndex, i64)> {
+        let tables: HashMap<String, i64> = self.entities.read().iter().map(|(oid, name)| (name.clone(), *oid)).collect();
+        self.catalog_indexes().into_iter().filter_map(|ix| tables.get(&ix.listing.table).map(|&table| (ix, table))).collect()
     }
 
     /// pg_class rows for the indexes (relkind 'i'), in `schema`'s columns.
     fn index_classes(&self, schema: &SchemaRef) -> Result<Option<RecordBatch>> {
-        let tables = self.table_oids();
-        let indexes: Vec<CatalogIndex> =
-            self.catalog_indexes().into_iter().filter(|ix| tables.contains_key(&ix.listing.table)).collect();
+        let indexes: Vec<CatalogIndex> = self.listed_indexes().into_iter().map(|(ix, _)| ix).collect();
         let Some(namespace) = *self.namespace.read() else { return Ok(None) };
         if indexes.is_empty() {
             return Ok(None);
@@ -315,9 +313,7 @@ impl Descriptions {
     /// pg_attribute rows for the indexes' columns (attrelid the index, attnum
     /// 1…n), copied from their tables' rows: psql's `\d index` lists them.
     fn index_attributes(&self, batches: &[RecordBatch]) -> Result<Vec<RecordBatch>> {
-        let tables = self.table_oids();
-        let indexes: Vec<(CatalogIndex, i64)> =
-            self.catalog_indexes().into_iter().filter_map(|ix| tables.get(&ix.listing.table).map(|&table| (ix, table))).collect();
+        let indexes = self.listed_indexes();
         let mut out = Vec::new();
         if indexes.is_empty() {
             return Ok(out);
@@ -356,9 +352,7 @@ impl Descriptions {
 
     /// pg_index rows for the indexes of tables pg_class lists.
     fn index_rows(&self, schema: &SchemaRef) -> Result<Option<RecordBatch>> {
-        let tables = self.table_oids();
-        let indexes: Vec<(CatalogIndex, i64)> =
-            self.catalog_indexes().into_iter().filter_map(|ix| tables.get(&ix.listing.table).map(|&table| (ix, table))).collect();
+        let indexes = self.listed_indexes();
         if indexes.is_empty() {
             return Ok(None);
         }
@@ -391,13 +385,11 @@ impl Descriptions {
 
     /// pg_constraint rows for primary keys and UNIQUE constraints.
     fn constraint_rows(&self, schema: &SchemaRef) -> Result<Option<RecordBatch>> {
-        let tables = self.table_oids();
         let Some(namespace) = *self.namespace.read() else { return Ok(None) };
         let constraints: Vec<(CatalogIndex, i64, i64, &str)> = self
-            .catalog_indexes()
+            .listed_indexes()
             .into_iter()
-            .filter_map(|ix| {
-                let table = *tables.get(&ix.listing.table)?;
+            .filter_map(|(ix, table)| {
                 let (oid, kind) = ix.constraint?;
                 Some((ix, table, oid, kind))
             })
@@ -728,21 +720,15 @@ impl TableProvider for DescribingTable {
 
 /// Rows in pg_description's own column types.
 fn description_batch(schema: &SchemaRef, rows: &[(i64, i64, String)]) -> Result<RecordBatch> {
-    let columns = schema
-        .fields()
-        .iter()
-        .map(|field| {
-            let values: ArrayRef = match field.name().as_str() {
-                "objoid" => Arc::new(Int64Array::from_iter_values(rows.iter().map(|r| r.0))),
-                "classoid" => Arc::new(Int64Array::from_iter_values(rows.iter().map(|_| PG_CLASS_OID))),
-                "objsubid" => Arc::new(Int64Array::from_iter_values(rows.iter().map(|r| r.1))),
-                "description" => Arc::new(StringArray::from_iter_values(rows.iter().map(|r| r.2.as_str()))),
-                _ => datafusion::arrow::array::new_null_array(field.data_type(), rows.len()),
-            };
-            Ok(cast(&values, field.data_type())?)
+    catalog_rows(schema, rows.len(), |name| -> Option<ArrayRef> {
+        Some(match name {
+            "objoid" => Arc::new(Int64Array::from_iter_values(rows.iter().map(|r| r.0))),
+            "classoid" => Arc::new(Int64Array::from_value(PG_CLASS_OID, rows.len())),
+            "objsubid" => Arc::new(Int64Array::from_iter_values(rows.iter().map(|r| r.1))),
+            "description" => Arc::new(StringArray::from_iter_values(rows.iter().map(|r| r.2.as_str()))),
+            _ => return None,
         })
-        .collect::<Result<Vec<_>>>()?;
-    Ok(RecordBatch::try_new(schema.clone(), columns)?)
+    })
 }
 
 /// `n` rows in a catalog table's columns: each column `value` gives (in any

@@ -29,7 +29,13 @@ impl Workspace {
     pub fn insert_defaults(&self, statement: &mut Statement) -> Result<bool> {
         let Statement::Insert(insert) = statement else { return Ok(false) };
         let TableObject::TableName(name) = &insert.table else { return Ok(false) };
-        if !insert.assignments.is_empty() {
+        let some_default = match insert.source.as_deref().map(|q| q.body.as_ref()) {
+            None => true,
+            Some(SetExpr::Values(values)) => values.rows.iter().flat_map(|r| r.content.iter()).any(is_default),
+            Some(_) => false,
+        };
+        // Most INSERTs have none: they are left before the entity is looked up.
+        if !insert.assignments.is_empty() || !some_default {
             return Ok(false);
         }
         let Some(rt) = self.named_entity(name) else { return Ok(false) };
@@ -43,9 +49,6 @@ impl Workspace {
             return Ok(true);
         };
         let SetExpr::Values(values) = source.body.as_mut() else { return Ok(false) };
-        if !values.rows.iter().flat_map(|r| r.content.iter()).any(is_default) {
-            return Ok(false);
-        }
         // The columns the rows fill, in order: the list given, or the
         // table's (its `SELECT *` columns for a Postgres-shaped table).
         let names: Vec<String> = if insert.columns.is_empty() {
@@ -140,10 +143,8 @@ fn one_default_cell(def: &heavenbase_catalog::EntityDef, table: &str) -> Result<
 fn default_expr(field: &FieldDef) -> Result<SqlExpr> {
     let text = match (&field.default_fn, &field.default) {
         (Some(computed), _) => computed.sql().to_string(),
-        (None, Some(serde_json::Value::String(s))) => crate::render::quote_literal(s),
-        (None, Some(serde_json::Value::Null) | None) => "NULL".to_string(),
-        (None, Some(value @ (serde_json::Value::Bool(_) | serde_json::Value::Number(_)))) => value.to_string(),
-        (None, Some(other)) => crate::render::quote_literal(&other.to_string()),
+        (None, Some(value)) => crate::render::json_literal(value),
+        (None, None) => "NULL".to_string(),
     };
     Parser::new(&PostgreSqlDialect {})
         .try_with_sql(&text)

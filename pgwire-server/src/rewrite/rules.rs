@@ -550,28 +550,21 @@ impl Rule for ExpandArray {
 /// The vector `_pg_expandarray(v)` expands.
 fn expandarray_argument(expr: &Expr) -> Option<String> {
     let Expr::Function(f) = expr else { return None };
-    if last_part(&f.name) != "_pg_expandarray" {
-        return None;
-    }
-    let FunctionArguments::List(list) = &f.args else { return None };
-    let [FunctionArg::Unnamed(FunctionArgExpr::Expr(v))] = list.args.as_slice() else { return None };
-    Some(v.to_string())
+    (last_part(&f.name) == "_pg_expandarray").then(|| only_argument(f)).flatten().map(ToString::to_string)
 }
 
 /// The vector of `unnest(hb_oidvector(v))`.
 fn unnested_vector(expr: &Expr) -> Option<String> {
     let Expr::Function(f) = expr else { return None };
-    if last_part(&f.name) != "unnest" {
-        return None;
-    }
+    let Expr::Function(inner) = only_argument(f).filter(|_| last_part(&f.name) == "unnest")? else { return None };
+    (last_part(&inner.name) == helpers::OIDVECTOR).then(|| only_argument(inner)).flatten().map(ToString::to_string)
+}
+
+/// The argument of a call with one, `f(x)`.
+fn only_argument(f: &datafusion::sql::sqlparser::ast::Function) -> Option<&Expr> {
     let FunctionArguments::List(list) = &f.args else { return None };
-    let [FunctionArg::Unnamed(FunctionArgExpr::Expr(Expr::Function(inner)))] = list.args.as_slice() else { return None };
-    if last_part(&inner.name) != helpers::OIDVECTOR {
-        return None;
-    }
-    let FunctionArguments::List(list) = &inner.args else { return None };
-    let [FunctionArg::Unnamed(FunctionArgExpr::Expr(v))] = list.args.as_slice() else { return None };
-    Some(v.to_string())
+    let [FunctionArg::Unnamed(FunctionArgExpr::Expr(argument))] = list.args.as_slice() else { return None };
+    Some(argument)
 }
 
 /// `SELECT … FROM pg_indexes` (people, Rails' and Django's index checks):
