@@ -1,7 +1,7 @@
 //! Ratio benchmarks: every figure is measured beside its baseline in the same run,
 //! because absolute times on shared machines are noise.
 //!
-//! `cargo run --release -p heavenbase-benchmarks -- [ingest|stitch|lookup|sqlite-aggregate|pg-ingest|pg-aggregate|ann|near-small|search|wire|wire-stream|wire-key|insert-select|copy|import|txn|mcp|flight|all] [rows]`
+//! `cargo run --release -p heavenbase-benchmarks -- [ingest|ingest-typed|stitch|lookup|sqlite-aggregate|pg-ingest|pg-aggregate|ann|near-small|search|wire|wire-stream|wire-key|insert-select|copy|import|txn|mcp|flight|all] [rows]`
 //! (the pg-*, wire and copy figures need the Postgres of `HEAVENBASE_TEST_PG`;
 //! import runs the `hb` binary beside this one; `rows` sizes insert-select and copy)
 
@@ -13,6 +13,7 @@ mod postgres;
 mod query;
 mod search;
 mod txn;
+mod typed;
 mod vectors;
 mod wire;
 mod writes;
@@ -25,6 +26,9 @@ async fn main() {
     let run = |name: &str| what == "all" || what == name;
     if run("ingest") {
         ingest::run().await;
+    }
+    if run("ingest-typed") {
+        typed::run().await;
     }
     if run("stitch") {
         query::stitched_scan().await;

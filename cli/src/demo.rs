@@ -4,6 +4,7 @@ use heavenbase::{Construction, EntityDef, FieldDef, LogicalType as T, Row, Works
 use serde_json::json;
 
 use crate::Failure;
+use crate::progress::Progress;
 
 const PRODUCTS: usize = 2_000;
 const REVIEWS: usize = 3_000;
@@ -71,7 +72,9 @@ pub async fn ensure_demo(id: &str) -> Result<Workspace, Failure> {
             .clone(),
         );
     }
+    let mut progress = Progress::new("demo", PRODUCTS + REVIEWS);
     ws.upsert_many("product", products).await?;
+    progress.advance(PRODUCTS);
     // Two or three remarks a review, so full-text search has text to rank.
     let remarks = [
         "Solid and well made.",
@@ -101,5 +104,7 @@ pub async fn ensure_demo(id: &str) -> Result<Workspace, Failure> {
         })
         .collect();
     ws.upsert_many("review", reviews).await?;
+    progress.advance(REVIEWS);
+    progress.finish();
     Ok(ws)
 }

@@ -4,9 +4,10 @@
 
 mod demo;
 mod output;
+mod progress;
+mod repl;
 mod transfer;
 
-use std::io::{BufRead, IsTerminal};
 use std::path::PathBuf;
 use std::time::Instant;
 
@@ -14,8 +15,17 @@ use clap::{Parser, Subcommand, ValueEnum};
 use heavenbase::{Construction, Error, Home, PRESETS, Workspace, preset_backends, redact_secrets};
 use heavenbase_pgwire::{DEFAULT_PORT, ServeOptions};
 
+/// `hb --version`: ours and the engines underneath.
+const LONG_VERSION: &str =
+    concat!(env!("CARGO_PKG_VERSION"), " (DataFusion ", env!("HB_DATAFUSION_VERSION"), ", Lance ", env!("HB_LANCE_VERSION"), ")");
+
 #[derive(Parser)]
-#[command(name = "hb", version, about = "HeavenBase: one workspace over many storage engines, every entity one SQL table")]
+#[command(
+    name = "hb",
+    version,
+    long_version = LONG_VERSION,
+    about = "HeavenBase: one workspace over many storage engines, every entity one SQL table"
+)]
 struct Cli {
     /// Workspace id (default: `default`).
     #[arg(short = 'w', long, global = true)]
@@ -151,6 +161,10 @@ enum Command {
     /// Serve a workspace to agents over the Model Context Protocol.
     #[command(subcommand)]
     Mcp(McpCommand),
+    /// Print a completion script for a shell.
+    ///
+    /// Example: hb completions bash > ~/.local/share/bash-completion/completions/hb
+    Completions { shell: clap_complete::Shell },
 }
 
 #[derive(Subcommand)]
@@ -282,6 +296,18 @@ fn main() {
     std::process::exit(code);
 }
 
+/// Ready-to-paste ways in: psql, a JDBC URL, a SQLAlchemy URL. With TLS the
+/// client is told to require it.
+fn connect_lines(host: &str, port: u16, db: &str, tls: bool) -> [String; 3] {
+    let (psql_ssl, jdbc_ssl, sqlalchemy_ssl) =
+        if tls { (" sslmode=require", "?sslmode=require", "?sslmode=require") } else { ("", "", "") };
+    [
+        format!("psql:       psql \"host={host} port={port} dbname={db}{psql_ssl}\""),
+        format!("JDBC:       jdbc:postgresql://{host}:{port}/{db}{jdbc_ssl}"),
+        format!("SQLAlchemy: postgresql+psycopg://{host}:{port}/{db}{sqlalchemy_ssl}"),
+    ]
+}
+
 async fn open(id: Option<&str>) -> Result<Workspace, Failure> {
     let id = id.unwrap_or("default");
     Workspace::load(id).await.map_err(|e| {
@@ -314,7 +340,7 @@ async fn run(cli: Cli) -> Result<(), Failure> {
                         run_statement(&ws, &stmt, format, timing).await?;
                     }
                 }
-                None => repl(&ws, format, timing).await?,
+                None => repl::run(&ws, format, timing).await?,
             }
         }
         Command::Serve {
@@ -374,8 +400,12 @@ async fn run(cli: Cli) -> Result<(), Failure> {
                 },
                 ..Default::default()
             };
+            let tls = opts.tls_cert.is_some();
             for ws in &workspaces {
-                println!("serving workspace '{}' on {host}:{port}: psql -h {host} -p {port} -d {}", ws.id(), ws.id());
+                println!("serving workspace '{}' on {host}:{port}", ws.id());
+                for line in connect_lines(&host, port, ws.id(), tls) {
+                    println!("  {line}");
+                }
             }
             // Side doors on the same workspace: started (ports bound, TLS
             // files read) before the wire, so a failure stops everything.
@@ -458,6 +488,10 @@ async fn run(cli: Cli) -> Result<(), Failure> {
             output::print(&q.execute().await?, format)?;
         }
         Command::Mcp(cmd) => mcp_command(ws_id, cmd).await?,
+        Command::Completions { shell } => {
+            use clap::CommandFactory;
+            clap_complete::generate(shell, &mut Cli::command(), "hb", &mut std::io::stdout());
+        }
         Command::Demo => {
             let ws = demo::ensure_demo(ws_id.unwrap_or("demo")).await?;
             println!("workspace '{}': {}", ws.id(), ws.entities().join(", "));
@@ -626,7 +660,7 @@ async fn ws_command(cmd: WsCommand) -> Result<(), Failure> {
 }
 
 /// Split a script on `;` outside quotes.
-fn split_statements(text: &str) -> Vec<String> {
+pub(crate) fn split_statements(text: &str) -> Vec<String> {
     let mut out = Vec::new();
     let mut cur = String::new();
     let mut quote: Option<char> = None;
@@ -651,7 +685,7 @@ fn split_statements(text: &str) -> Vec<String> {
     out
 }
 
-async fn run_statement(ws: &Workspace, sql: &str, format: output::Format, timing: bool) -> Result<(), Failure> {
+pub(crate) async fn run_statement(ws: &Workspace, sql: &str, format: output::Format, timing: bool) -> Result<(), Failure> {
     let t = Instant::now();
     let batches = ws.sql(sql).await?;
     output::print(&batches, format)?;
@@ -659,114 +693,4 @@ async fn run_statement(ws: &Workspace, sql: &str, format: output::Format, timing
         println!("Time: {:.3} ms", t.elapsed().as_secs_f64() * 1e3);
     }
     Ok(())
-}
-
-/// Lines of REPL input: line editing and history on a terminal (history in
-/// `$HEAVENBASE_HOME/history`), plain lines from a pipe.
-enum Input {
-    Editor(Box<rustyline::DefaultEditor>, PathBuf),
-    Piped(std::io::Lines<std::io::StdinLock<'static>>),
-}
-
-impl Input {
-    fn open() -> Input {
-        if std::io::stdin().is_terminal() {
-            if let Ok(mut editor) = rustyline::DefaultEditor::new() {
-                let history = Home::from_env().map(|h| h.root().join("history")).unwrap_or_else(|_| PathBuf::from(".hb_history"));
-                let _ = editor.load_history(&history);
-                return Input::Editor(Box::new(editor), history);
-            }
-        }
-        Input::Piped(std::io::stdin().lock().lines())
-    }
-
-    fn next(&mut self, prompt: &str) -> Option<String> {
-        match self {
-            Input::Editor(editor, history) => match editor.readline(prompt) {
-                Ok(line) => {
-                    let _ = editor.add_history_entry(line.as_str());
-                    let _ = editor.save_history(history);
-                    Some(line)
-                }
-                Err(rustyline::error::ReadlineError::Interrupted) => Some(String::new()),
-                Err(_) => None,
-            },
-            Input::Piped(lines) => lines.next().and_then(|l| l.ok()),
-        }
-    }
-}
-
-/// The REPL: statements end with `;`; meta commands start with `\`.
-async fn repl(ws: &Workspace, format: output::Format, timing: bool) -> Result<(), Failure> {
-    let mut input = Input::open();
-    let mut buffer = String::new();
-    let prompt = |b: &str| if b.is_empty() { format!("{}=> ", ws.id()) } else { format!("{}-> ", ws.id()) };
-    while let Some(line) = input.next(&prompt(&buffer)) {
-        let trimmed = line.trim();
-        if buffer.is_empty() && trimmed.starts_with('\\') {
-            if let Err(f) = meta_command(ws, trimmed, format).await {
-                if f.code == 0 {
-                    return Ok(());
-                }
-                eprintln!("hb: {}", f.message);
-            }
-        } else if !trimmed.is_empty() {
-            buffer.push_str(&line);
-            buffer.push('\n');
-            if trimmed.ends_with(';') {
-                for stmt in split_statements(&buffer) {
-                    // An error ends the statement, not the session.
-                    if let Err(f) = run_statement(ws, &stmt, format, timing).await {
-                        eprintln!("hb: {}", f.message);
-                    }
-                }
-                buffer.clear();
-            }
-        }
-    }
-    for stmt in split_statements(&buffer) {
-        if let Err(f) = run_statement(ws, &stmt, format, timing).await {
-            eprintln!("hb: {}", f.message);
-        }
-    }
-    Ok(())
-}
-
-async fn meta_command(ws: &Workspace, cmd: &str, format: output::Format) -> Result<(), Failure> {
-    let (name, arg) = cmd.split_once(char::is_whitespace).map(|(a, b)| (a, b.trim())).unwrap_or((cmd, ""));
-    match name {
-        "\\q" => Err(Failure { code: 0, message: String::new() }),
-        "\\dt" => {
-            let batches = ws
-                .sql("SELECT table_name AS entity FROM information_schema.tables WHERE table_schema = 'public' ORDER BY table_name")
-                .await?;
-            output::print(&batches, format)
-        }
-        "\\d" if !arg.is_empty() => {
-            let def = ws.entity(arg)?;
-            let plan = ws.placement(arg)?;
-            println!(
-                "Entity \"{}\"{}",
-                def.entity_id,
-                if def.desc.is_empty() { String::new() } else { format!(": {}", def.desc) }
-            );
-            println!("{:<20} {:<16} {:<9} {:<10} {}", "column", "type", "nullable", "backend", "description");
-            for f in &def.fields {
-                println!(
-                    "{:<20} {:<16} {:<9} {:<10} {}",
-                    f.name,
-                    f.ty.pg_type(),
-                    if f.required { "not null" } else { "" },
-                    plan.home_of(&f.name).unwrap_or("-"),
-                    f.desc
-                );
-            }
-            Ok(())
-        }
-        "\\explain" if !arg.is_empty() => {
-            let batches = ws.sql(&format!("EXPLAIN {}", arg.trim_end_matches(';'))).await?;
-            output::print(&batches, format)
-        }
-        other => Err(user_error(format!("unknown meta command {other}; try \\dt, \\d ENTITY, \\explain SQL, \\q"))),
-    }
 }

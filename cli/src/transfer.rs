@@ -1,9 +1,7 @@
 //! `hb import` and `hb export`: files in and out of entities, in batches.
 
-use std::io::Write;
 use std::path::Path;
 use std::sync::Arc;
-use std::time::Instant;
 
 use datafusion::arrow::compute::concat_batches;
 use datafusion::arrow::datatypes::{Field, Schema};
@@ -12,6 +10,7 @@ use datafusion::prelude::{CsvReadOptions, JsonReadOptions, ParquetReadOptions, S
 use heavenbase::{EntityDef, FieldDef, LogicalType, Row, Workspace, WriteMode};
 use serde_json::Value as Json;
 
+use crate::progress::Progress;
 use crate::{Failure, user_error};
 
 /// Rows per write of JSON rows (each parsed and checked as a JSON object).
@@ -82,7 +81,7 @@ pub async fn import(
         schema.fields().iter().zip(&columns).map(|(f, (name, _))| f.as_ref().clone().with_name(name)).collect();
     let renamed = Arc::new(Schema::new(renamed));
     let total: usize = batches.iter().map(|b| b.num_rows()).sum();
-    let mut progress = Progress::new(total);
+    let mut progress = Progress::new(format!("import {entity}"), total);
     let mut pending: Vec<RecordBatch> = Vec::new();
     let mut pending_rows = 0;
     let mut batches = batches.into_iter().peekable();
@@ -132,7 +131,7 @@ async fn import_json(ws: &Workspace, path: &Path, entity: &str, rename: &dyn Fn(
     }
     ensure_entity(ws, entity, &columns).await?;
     let total = rows.len();
-    let mut progress = Progress::new(total);
+    let mut progress = Progress::new(format!("import {entity}"), total);
     let mut rows = rows.into_iter();
     loop {
         let chunk: Vec<Row> = rows.by_ref().take(BATCH).collect();
@@ -170,54 +169,35 @@ async fn ensure_entity(ws: &Workspace, entity: &str, columns: &[(String, Logical
     Ok(())
 }
 
-/// Rows written so far and their rate, on stderr.
-struct Progress {
-    total: usize,
-    done: usize,
-    start: Instant,
-}
-
-impl Progress {
-    fn new(total: usize) -> Self {
-        Progress { total, done: 0, start: Instant::now() }
-    }
-
-    fn advance(&mut self, rows: usize) {
-        self.done += rows;
-        let rate = self.done as f64 / self.start.elapsed().as_secs_f64().max(1e-9);
-        eprint!("\r{}/{} rows ({rate:.0} rows/s)", self.done, self.total);
-        std::io::stderr().flush().ok();
-    }
-
-    fn finish(&self) {
-        if self.total > 0 {
-            eprintln!();
-        }
-    }
-}
-
 pub async fn export(ws: &Workspace, entity: &str, path: &Path) -> Result<usize, Failure> {
     let def = ws.entity(entity)?;
     let batches = ws.sql(&format!("SELECT * FROM \"{}\" ORDER BY object_id", def.table_name())).await?;
     let rows = batches.iter().map(|b| b.num_rows()).sum();
     let file = std::fs::File::create(path).map_err(|e| user_error(format!("{}: {e}", path.display())))?;
     let err = |e: String| user_error(format!("{}: {e}", path.display()));
-    let refs: Vec<&RecordBatch> = batches.iter().collect();
+    let mut progress = Progress::new(format!("export {entity}"), rows);
     match extension(path).as_str() {
         "csv" => {
             let mut w = datafusion::arrow::csv::Writer::new(file);
             for b in &batches {
                 w.write(b).map_err(|e| err(e.to_string()))?;
+                progress.advance(b.num_rows());
             }
         }
         "json" => {
             let mut w = datafusion::arrow::json::ArrayWriter::new(file);
-            w.write_batches(&refs).map_err(|e| err(e.to_string()))?;
+            for b in &batches {
+                w.write(b).map_err(|e| err(e.to_string()))?;
+                progress.advance(b.num_rows());
+            }
             w.finish().map_err(|e| err(e.to_string()))?;
         }
         "ndjson" | "jsonl" => {
             let mut w = datafusion::arrow::json::LineDelimitedWriter::new(file);
-            w.write_batches(&refs).map_err(|e| err(e.to_string()))?;
+            for b in &batches {
+                w.write(b).map_err(|e| err(e.to_string()))?;
+                progress.advance(b.num_rows());
+            }
             w.finish().map_err(|e| err(e.to_string()))?;
         }
         "parquet" => {
@@ -225,10 +205,12 @@ pub async fn export(ws: &Workspace, entity: &str, path: &Path) -> Result<usize, 
             let mut w = datafusion::parquet::arrow::ArrowWriter::try_new(file, schema, None).map_err(|e| err(e.to_string()))?;
             for b in &batches {
                 w.write(b).map_err(|e| err(e.to_string()))?;
+                progress.advance(b.num_rows());
             }
             w.close().map_err(|e| err(e.to_string()))?;
         }
         other => return Err(err(format!("unsupported format '{other}' (csv, parquet, json, ndjson)"))),
     }
+    progress.finish();
     Ok(rows)
 }

@@ -178,6 +178,89 @@ fn import_and_export_csv_json_ndjson_parquet() {
     assert!(Path::new(&dir.join("workspaces/default/main.sqlite")).exists());
 }
 
+/// The REPL's \\timing, \\x (expanded display) and \\copy, fed on stdin.
+#[test]
+fn repl_timing_expanded_display_and_copy() {
+    let hb = Hb::new();
+    hb.ok(&["setup"]);
+    hb.ok(&["sql", "-c", "CREATE TABLE city (name text, pop bigint)"]);
+    let csv = hb.home.path().join("cities.csv");
+    std::fs::write(&csv, "name,pop\nLyon,522000\nNantes,320000\n").unwrap();
+    let out_csv = hb.home.path().join("out.csv");
+    let input = format!(
+        "\\copy city FROM '{}'\n\\x\nSELECT name, pop FROM city ORDER BY pop DESC;\n\\x off\n\\timing\nSELECT count(*) AS n FROM city;\n\\copy city TO '{}'\n\\timing maybe\n\\copy city\n\\q\n",
+        csv.display(),
+        out_csv.display()
+    );
+    let mut child = hb.cmd().args(["sql"]).stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+    child.stdin.take().unwrap().write_all(input.as_bytes()).unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success());
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stdout.contains("COPY 2\nExpanded display is on.\n"), "{stdout}");
+    assert!(
+        stdout.contains("-[ RECORD 1 ]----\nname | Lyon\npop  | 522000\n-[ RECORD 2 ]----\nname | Nantes\npop  | 320000\n"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("Expanded display is off.\nTiming is on.\n"), "{stdout}");
+    assert!(stdout.contains("| 2 |") && stdout.contains("Time: "), "{stdout}");
+    assert_eq!(std::fs::read_to_string(&out_csv).unwrap().lines().count(), 3, "header and two rows");
+    assert!(stderr.contains("unrecognized value \"maybe\""), "{stderr}");
+    assert!(stderr.contains("usage: \\copy ENTITY FROM"), "{stderr}");
+}
+
+#[test]
+fn version_names_the_engines_and_completions_cover_three_shells() {
+    let hb = Hb::new();
+    let version = hb.ok(&["--version"]);
+    assert!(version.starts_with("hb 0.1.0 (DataFusion 54.") && version.contains(", Lance 14."), "{version}");
+    let bash = hb.ok(&["completions", "bash"]);
+    assert!(bash.contains("_hb()") && bash.contains("import") && bash.contains("--max-query-memory"), "{bash}");
+    let zsh = hb.ok(&["completions", "zsh"]);
+    assert!(zsh.starts_with("#compdef hb") && zsh.contains("completions"), "{zsh}");
+    let fish = hb.ok(&["completions", "fish"]);
+    assert!(fish.contains("complete -c hb") && fish.contains("serve"), "{fish}");
+    let out = hb.run(&["completions", "tcsh"]);
+    assert_eq!(out.status.code(), Some(2), "clap refuses an unknown shell");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("possible values"));
+}
+
+/// `hb import` shows a bar with rows/s and ETA on a terminal, plain lines in a pipe.
+#[test]
+fn import_progress_is_a_bar_on_a_terminal_and_lines_in_a_pipe() {
+    let hb = Hb::new();
+    hb.ok(&["setup"]);
+    let csv = hb.home.path().join("big.csv");
+    let mut text = String::from("name,n\n");
+    for i in 0..30_000 {
+        text.push_str(&format!("row {i},{i}\n"));
+    }
+    std::fs::write(&csv, text).unwrap();
+
+    let out = hb.run(&["import", csv.to_str().unwrap(), "--entity", "piped"]);
+    assert!(out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    let last = err.lines().last().unwrap_or_default();
+    assert!(last.starts_with("import piped: 30000/30000 rows (100%), ") && last.contains(" rows/s, ETA 0s"), "{err}");
+    assert!(!err.contains('\r') && !err.contains('\u{1b}'), "no bar without a terminal: {err:?}");
+
+    // Under a pseudo-terminal (util-linux `script` gives the command one).
+    let command = format!("{} import {} --entity tty", env!("CARGO_BIN_EXE_hb"), csv.display());
+    let out = Command::new("script")
+        .args(["-qec", &command, "/dev/null"])
+        .env("HEAVENBASE_HOME", hb.home.path())
+        .env("TERM", "xterm")
+        .output()
+        .expect("util-linux script");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let screen = String::from_utf8_lossy(&out.stdout);
+    assert!(screen.contains("import tty [") && screen.contains("30,000/30,000 rows"), "{screen:?}");
+    assert!(screen.contains(" rows/s") && screen.contains("ETA "), "{screen:?}");
+    assert!(screen.contains("imported 30000 rows into tty"), "{screen:?}");
+    assert_eq!(hb.ok(&["sql", "--format", "csv", "-c", "SELECT count(*) AS n FROM tty"]).trim(), "n\n30000");
+}
+
 #[test]
 fn serve_answers_psql_and_stops_on_sigterm() {
     if Command::new("psql").arg("--version").output().is_err() {
@@ -197,6 +280,15 @@ fn serve_answers_psql_and_stops_on_sigterm() {
         std::thread::sleep(std::time::Duration::from_millis(50));
     }
     assert!(up, "server did not start");
+    // What it prints is ready to paste: psql, JDBC and SQLAlchemy.
+    let mut printed = std::io::BufReader::new(server.stdout.take().unwrap());
+    let mut said = String::new();
+    for _ in 0..4 {
+        std::io::BufRead::read_line(&mut printed, &mut said).unwrap();
+    }
+    assert!(said.contains(&format!("psql \"host=127.0.0.1 port={port} dbname=demo\"")), "{said}");
+    assert!(said.contains(&format!("jdbc:postgresql://127.0.0.1:{port}/demo")), "{said}");
+    assert!(said.contains(&format!("postgresql+psycopg://127.0.0.1:{port}/demo")), "{said}");
     let out = Command::new("psql")
         .args([
             "-h",

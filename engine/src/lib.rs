@@ -32,6 +32,7 @@ pub mod render;
 mod returning;
 mod search;
 mod table;
+pub mod typed;
 mod workspace;
 
 pub use bound::{BoundParams, type_table_function_parameters};
@@ -46,6 +47,7 @@ pub use query::{Aggregate, AggregateOp, Filter, FilterOp, Query, QuerySpec};
 pub use registry::{Home, WorkspaceRecord};
 pub use search::{Hybrid, HybridHit, Search};
 pub use table::EntityTable;
+pub use typed::{Entity, Field, TypedQuery};
 pub use workspace::Workspace;
 pub use workspace::ddl::{DdlDone, IndexListing, IndexOwner};
 pub use workspace::maintenance::{Audit, PartialObject};

@@ -13,6 +13,7 @@ mod query;
 mod replay;
 mod search;
 mod sql;
+mod typed;
 mod types;
 mod vectors;
 mod wire;

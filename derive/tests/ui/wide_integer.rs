@@ -1,0 +1,7 @@
+#[derive(heavenbase_derive::Entity)]
+struct Counter {
+    name: String,
+    hits: u64,
+}
+
+fn main() {}
