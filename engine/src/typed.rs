@@ -45,8 +45,8 @@ pub trait Entity: Sized {
     fn from_batch(batch: &RecordBatch) -> Result<Vec<Self>>;
 }
 
-/// A field of entity type `E`'s struct whose values are `T`, for building
-/// filters that are checked against the field's type at compile time.
+/// A field of a derived struct whose values are `T`, for building filters
+/// that are checked against the field's type at compile time.
 pub struct Field<T> {
     name: &'static str,
     _value: PhantomData<fn() -> T>,
@@ -239,7 +239,7 @@ impl Workspace {
     }
 
     /// One row by object_id as its struct, or None.
-    pub async fn get_typed<E: Entity + Send + 'static>(&self, object_id: &str) -> Result<Option<E>> {
+    pub async fn get_typed<E: Entity>(&self, object_id: &str) -> Result<Option<E>> {
         let mut rows = self.query_typed::<E>()?.where_(Filter::eq(crate::catalog::OBJECT_ID, object_id)).limit(1).fetch().await?;
         Ok(rows.pop())
     }
