@@ -315,6 +315,17 @@ async fn typed_errors_name_the_entity_field_and_row_and_write_nothing() {
     assert_eq!(e.kind(), ErrorKind::AlreadyExists, "{e}");
 
     let id = ws.upsert_typed(&LooseReading { name: "empty".into(), value: None, at: None }).await.unwrap();
+    // insert_many_typed refuses a row that exists, and writes none of its batch.
+    let again = [
+        LooseReading { name: "fresh".into(), value: Some(3.0), at: None },
+        LooseReading { name: "empty".into(), value: Some(4.0), at: None },
+    ];
+    let e = ws.insert_many_typed(&again).await.unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::UniqueViolation, "{e}");
+    assert_eq!(ws.count("reading").await.unwrap(), 1);
+    let fresh = ws.insert_many_typed(&again[..1]).await.unwrap();
+    assert_eq!(ws.get_typed::<LooseReading>(&fresh[0]).await.unwrap(), Some(again[0].clone()));
+    ws.delete("reading", &fresh[0]).await.unwrap();
     // A NULL where the struct has no Option is an error naming where.
     let e = ws.get_typed::<StrictReading>(&id).await.unwrap_err();
     assert!(e.to_string().contains("reading.value") && e.to_string().contains(&id), "{e}");
