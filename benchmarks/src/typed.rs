@@ -1,12 +1,11 @@
 //! `ingest-typed`: 100k structs written three ways from the same `Vec<Item>`:
 //! `upsert_many_typed` (#[derive(Entity)]: struct fields straight into Arrow
 //! columns), the JSON-row path (`serde_json::to_value` of each struct, then
-//! `upsert_many`), and raw rusqlite (one prepared INSERT per row in one
-//! transaction, ids derived the same way) into an in-memory SQLite table of the
-//! same columns. The workspace is the `debug` preset (SQLite in memory) with
-//! `body` not indexed for full-text search, so that all three write the same
-//! table; the workspace also writes a Catalog card per row, which raw rusqlite
-//! does not.
+//! `upsert_many`), and raw rusqlite (ingest.rs's baseline) into an in-memory
+//! SQLite table of the same columns. The workspace is the `debug` preset
+//! (SQLite in memory) with `body` not indexed for full-text search, so that all
+//! three write the same table; the workspace also writes a Catalog card per
+//! row, which raw rusqlite does not.
 
 use std::time::Instant;
 
@@ -76,29 +75,15 @@ async fn json_rows(items: &[Item]) -> f64 {
 }
 
 fn raw_rusqlite(items: &[Item]) -> f64 {
-    let mut conn = rusqlite::Connection::open_in_memory().unwrap();
-    conn.execute_batch(
-        "CREATE TABLE item (object_id TEXT PRIMARY KEY NOT NULL, name TEXT, title TEXT, body TEXT, price REAL, qty INTEGER, tags TEXT) WITHOUT ROWID",
-    )
-    .unwrap();
-    let t = Instant::now();
-    let tx = conn.transaction().unwrap();
-    {
-        let mut stmt = tx
-            .prepare(
-                "INSERT INTO item (object_id, name, title, body, price, qty, tags) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) \
-                 ON CONFLICT (object_id) DO UPDATE SET name = excluded.name, title = excluded.title, body = excluded.body, \
-                 price = excluded.price, qty = excluded.qty, tags = excluded.tags",
-            )
-            .unwrap();
-        for item in items {
-            let id = heavenbase::catalog::derive_object_id("item", &item.name);
-            let tags = serde_json::to_string(&item.tags).unwrap();
-            stmt.execute(rusqlite::params![id, item.name, item.title, item.body, item.price, item.qty, tags]).unwrap();
-        }
-    }
-    tx.commit().unwrap();
-    ROWS as f64 / t.elapsed().as_secs_f64()
+    let rows = items.iter().map(|item| crate::ingest::RawItem {
+        name: &item.name,
+        title: &item.title,
+        body: &item.body,
+        price: item.price,
+        qty: item.qty,
+        tags: serde_json::to_string(&item.tags).unwrap(),
+    });
+    crate::ingest::raw_rusqlite(rows, false)
 }
 
 pub async fn run() {

@@ -6,10 +6,30 @@ use arrow::array::{
     ListArray, StringArray, TimestampMillisecondArray,
 };
 use arrow::datatypes::DataType;
+use arrow::record_batch::RecordBatch;
 use chrono::{DateTime, NaiveDate, SecondsFormat};
 use serde_json::{Value as Json, json};
 
+use crate::Row;
 use crate::types::LogicalType;
+
+/// The rows of a batch as JSON objects, column `c` read as `types[c]` (the
+/// entity's field types for an entity's rows; `LogicalType::from_arrow` for
+/// any SQL result).
+pub fn batch_rows(batch: &RecordBatch, types: &[LogicalType]) -> Vec<Row> {
+    let schema = batch.schema();
+    (0..batch.num_rows())
+        .map(|row| {
+            schema
+                .fields()
+                .iter()
+                .zip(types)
+                .enumerate()
+                .map(|(c, (f, ty))| (f.name().clone(), array_value(batch.column(c).as_ref(), row, ty)))
+                .collect()
+        })
+        .collect()
+}
 
 /// The JSON form of `array[row]` for a column of logical type `ty`.
 /// Timestamps read as RFC 3339 text in UTC with milliseconds, dates as

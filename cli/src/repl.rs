@@ -5,7 +5,6 @@
 
 use std::io::{BufRead, IsTerminal};
 use std::path::PathBuf;
-use std::time::Instant;
 
 use heavenbase::{Home, Workspace};
 use rustyline::completion::{Completer, Pair};
@@ -84,23 +83,9 @@ pub async fn run(ws: &Workspace, format: output::Format, timing: bool) -> Result
 
 /// Every statement of `text`; an error ends its statement, not the session.
 async fn run_all(ws: &Workspace, text: &str, settings: &Settings) {
+    let format = if settings.expanded { output::Format::Expanded } else { settings.format };
     for stmt in split_statements(text) {
-        let result = if settings.expanded {
-            let t = Instant::now();
-            match ws.sql(&stmt).await {
-                Ok(batches) => {
-                    print_expanded(&batches);
-                    if settings.timing {
-                        println!("Time: {:.3} ms", t.elapsed().as_secs_f64() * 1e3);
-                    }
-                    Ok(())
-                }
-                Err(e) => Err(Failure::from(e)),
-            }
-        } else {
-            run_statement(ws, &stmt, settings.format, settings.timing).await
-        };
-        if let Err(f) = result {
+        if let Err(f) = run_statement(ws, &stmt, format, settings.timing).await {
             eprintln!("hb: {}", f.message);
         }
     }
@@ -188,33 +173,6 @@ async fn copy(ws: &Workspace, arg: &str) -> Result<(), Failure> {
         _ => return Err(usage()),
     }
     Ok(())
-}
-
-/// psql's `\x` layout: one block per row, a line per column.
-fn print_expanded(batches: &[datafusion::arrow::record_batch::RecordBatch]) {
-    use datafusion::arrow::util::display::{ArrayFormatter, FormatOptions};
-    let options = FormatOptions::default().with_null("");
-    let mut record = 0;
-    for batch in batches {
-        let schema = batch.schema();
-        let width = schema.fields().iter().map(|f| f.name().chars().count()).max().unwrap_or(0);
-        let formatters: Vec<_> = batch
-            .columns()
-            .iter()
-            .map(|c| ArrayFormatter::try_new(c.as_ref(), &options))
-            .collect::<Result<_, _>>()
-            .unwrap_or_default();
-        for row in 0..batch.num_rows() {
-            record += 1;
-            println!("-[ RECORD {record} ]{}", "-".repeat(width.saturating_sub(8) + 4));
-            for (field, formatter) in schema.fields().iter().zip(&formatters) {
-                println!("{:<width$} | {}", field.name(), formatter.value(row));
-            }
-        }
-    }
-    if record == 0 {
-        println!("(0 rows)");
-    }
 }
 
 /// Lines of input: an editor with history and completion on a terminal,

@@ -17,7 +17,7 @@ use std::ops::Not;
 use datafusion::logical_expr::{BinaryExpr, Expr, Operator, col, ident, lit};
 use datafusion::scalar::ScalarValue;
 use heavenbase_catalog::types::{coerce_date, coerce_timestamp, describe_value};
-use heavenbase_catalog::value::array_value;
+use heavenbase_catalog::value::batch_rows;
 use heavenbase_catalog::{EntityDef, LogicalType, OBJECT_ID, Row};
 use serde_json::{Map, Value as Json, json};
 
@@ -624,15 +624,13 @@ impl Query {
         let batches = self.execute().await?;
         let mut out = Vec::new();
         for b in &batches {
-            let schema = b.schema();
-            for r in 0..b.num_rows() {
-                let mut row = Row::new();
-                for (c, f) in schema.fields().iter().enumerate() {
-                    let ty = def.get(f.name()).map(|d| d.ty.clone()).unwrap_or(LogicalType::short_text());
-                    row.insert(f.name().clone(), array_value(b.column(c).as_ref(), r, &ty));
-                }
-                out.push(row);
-            }
+            let types: Vec<LogicalType> = b
+                .schema()
+                .fields()
+                .iter()
+                .map(|f| def.get(f.name()).map(|d| d.ty.clone()).unwrap_or(LogicalType::short_text()))
+                .collect();
+            out.extend(batch_rows(b, &types));
         }
         Ok(out)
     }

@@ -283,7 +283,6 @@ pub mod column {
     use datafusion::arrow::datatypes::{DataType, Field as ArrowField, Schema, TimeUnit};
     use datafusion::arrow::record_batch::{RecordBatch, RecordBatchOptions};
     use heavenbase_catalog::types::LogicalType;
-    use heavenbase_catalog::value::array_value;
     use serde::Serialize;
     use serde::de::DeserializeOwned;
     use serde_json::{Map, Value as Json};
@@ -651,17 +650,7 @@ pub mod column {
 
     /// The rows of any batch as JSON objects, each value as `ws.get` gives it.
     pub fn json_rows(batch: &RecordBatch) -> Vec<Map<String, Json>> {
-        let schema = batch.schema();
-        let types: Vec<LogicalType> = schema.fields().iter().map(|f| LogicalType::from_arrow(f.data_type())).collect();
-        (0..batch.num_rows())
-            .map(|row| {
-                schema
-                    .fields()
-                    .iter()
-                    .enumerate()
-                    .map(|(c, f)| (f.name().clone(), array_value(batch.column(c).as_ref(), row, &types[c])))
-                    .collect()
-            })
-            .collect()
+        let types: Vec<LogicalType> = batch.schema().fields().iter().map(|f| LogicalType::from_arrow(f.data_type())).collect();
+        heavenbase_catalog::value::batch_rows(batch, &types)
     }
 }

@@ -8,7 +8,7 @@ use datafusion::arrow::array::RecordBatch;
 use datafusion::sql::parser::{DFParser, Statement as DfStatement};
 use datafusion::sql::sqlparser::dialect::PostgreSqlDialect;
 use futures::FutureExt;
-use heavenbase::catalog::value::array_value;
+use heavenbase::catalog::value::batch_rows;
 use heavenbase::catalog::{EntityDef, FieldDef, IdSource, LogicalType, Row};
 use heavenbase::{Error, FilterOp, Workspace};
 use rmcp::model::{CallToolResult, ContentBlock, JsonObject, Tool, ToolAnnotations};
@@ -539,13 +539,7 @@ fn entity_rows(batches: &[RecordBatch], def: &EntityDef) -> Vec<Json> {
             .iter()
             .map(|f| def.get(f.name()).map(|d| d.ty.clone()).unwrap_or_else(LogicalType::short_text))
             .collect();
-        for r in 0..batch.num_rows() {
-            let mut row = Row::new();
-            for (c, f) in schema.fields().iter().enumerate() {
-                row.insert(f.name().clone(), array_value(batch.column(c).as_ref(), r, &types[c]));
-            }
-            rows.push(Json::Object(row));
-        }
+        rows.extend(batch_rows(batch, &types).into_iter().map(Json::Object));
     }
     rows
 }

@@ -1082,19 +1082,13 @@ fn default_column(def: &EntityDef, f: &heavenbase_catalog::FieldDef, rows: usize
 /// the read side of the JSON API (`get`, `set`'s merge, query results as rows).
 /// No write path goes through it; writes from Arrow stay Arrow.
 pub(crate) fn scanned_rows(rt: &EntityRuntime, batch: &RecordBatch) -> Vec<Row> {
-    let schema = batch.schema();
-    let types: Vec<LogicalType> =
-        schema.fields().iter().map(|f| rt.def.get(f.name()).map(|d| d.ty.clone()).unwrap_or(LogicalType::identifier())).collect();
-    (0..batch.num_rows())
-        .map(|r| {
-            schema
-                .fields()
-                .iter()
-                .enumerate()
-                .map(|(c, f)| (f.name().clone(), array_value(batch.column(c).as_ref(), r, &types[c])))
-                .collect()
-        })
-        .collect()
+    let types: Vec<LogicalType> = batch
+        .schema()
+        .fields()
+        .iter()
+        .map(|f| rt.def.get(f.name()).map(|d| d.ty.clone()).unwrap_or(LogicalType::identifier()))
+        .collect();
+    heavenbase_catalog::value::batch_rows(batch, &types)
 }
 
 pub(crate) fn batches_to_rows(rt: &EntityRuntime, batches: &[RecordBatch]) -> Vec<Row> {
