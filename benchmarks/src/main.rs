@@ -1,9 +1,10 @@
 //! Ratio benchmarks: every figure is measured beside its baseline in the same run,
 //! because absolute times on shared machines are noise.
 //!
-//! `cargo run --release -p heavenbase-benchmarks -- [ingest|ingest-typed|stitch|lookup|sqlite-aggregate|pg-ingest|pg-aggregate|ann|near-small|search|wire|wire-stream|wire-key|insert-select|copy|import|txn|mcp|flight|all] [rows]`
+//! `cargo run --release -p heavenbase-benchmarks -- [ingest|ingest-typed|stitch|lookup|sqlite-aggregate|pg-ingest|pg-aggregate|ann|near-small|search|wire|wire-stream|wire-key|insert-select|copy|import|txn|mcp|flight|soak|all] [rows]`
 //! (the pg-*, wire and copy figures need the Postgres of `HEAVENBASE_TEST_PG`;
-//! import runs the `hb` binary beside this one; `rows` sizes insert-select and copy)
+//! import and soak run the `hb` binary beside this one; `rows` sizes insert-select and copy;
+//! `soak [minutes] [clients]`, 10 and 64 unless told, is not part of `all`)
 
 mod flight;
 mod ingest;
@@ -12,6 +13,7 @@ mod mcp;
 mod postgres;
 mod query;
 mod search;
+mod soak;
 mod txn;
 mod typed;
 mod vectors;
@@ -78,6 +80,11 @@ async fn main() {
     }
     if run("mcp") {
         mcp::run().await;
+    }
+    if what == "soak" {
+        // Not part of `all`: it runs for minutes.
+        let arg = |n: usize, default: u64| std::env::args().nth(n).and_then(|v| v.parse().ok()).unwrap_or(default);
+        soak::run(arg(2, 10), arg(3, 64) as usize).await;
     }
     if run("wire-key") {
         // 10k rows unless told: the table size the name-lookup goal names.

@@ -65,6 +65,8 @@ pub enum ErrorKind {
     ReadOnly,
     /// SQL that does not parse.
     Syntax,
+    /// A `$n` parameter the statement was given no value for.
+    UndefinedParameter,
     /// A statement nested or long beyond what can be planned.
     TooComplex,
     /// Division by zero while evaluating.
@@ -83,6 +85,8 @@ pub enum ErrorKind {
     ResourcesExhausted,
     /// Reading or writing local files failed.
     Io,
+    /// A backend's storage is full: nothing of the write was kept.
+    DiskFull,
     /// Another open transaction is changing the same object: retry the transaction.
     SerializationFailure,
     /// Waited too long for an object another transaction is changing.
@@ -123,6 +127,7 @@ impl ErrorKind {
             ErrorKind::WrongObjectType => "42809",      // wrong_object_type
             ErrorKind::ReadOnly => "42501",             // insufficient_privilege
             ErrorKind::Syntax => "42601",               // syntax_error
+            ErrorKind::UndefinedParameter => "42P02",   // undefined_parameter
             ErrorKind::TooComplex => "54001",           // statement_too_complex
             ErrorKind::DivisionByZero => "22012",       // division_by_zero
             ErrorKind::OutOfRange => "22003",           // numeric_value_out_of_range
@@ -132,6 +137,7 @@ impl ErrorKind {
             ErrorKind::Cancelled => "57014",            // query_canceled
             ErrorKind::ResourcesExhausted => "53200",   // out_of_memory
             ErrorKind::Io => "58030",                   // io_error
+            ErrorKind::DiskFull => "53100",             // disk_full
             ErrorKind::SerializationFailure => "40001", // serialization_failure
             ErrorKind::LockNotAvailable => "55P03",     // lock_not_available
             ErrorKind::FailedTransaction => "25P02",    // in_failed_sql_transaction
@@ -145,7 +151,7 @@ impl ErrorKind {
     /// Whether the environment failed (a backend, the disk) rather than the
     /// request: the CLI exits 2 for these and 1 for bad requests.
     pub fn is_environment(self) -> bool {
-        matches!(self, ErrorKind::BackendUnavailable | ErrorKind::Backend | ErrorKind::Io)
+        matches!(self, ErrorKind::BackendUnavailable | ErrorKind::Backend | ErrorKind::Io | ErrorKind::DiskFull)
     }
 }
 
@@ -357,7 +363,7 @@ fn kind_of_one(e: &(dyn StdError + 'static)) -> Option<ErrorKind> {
         DataFusionError::ResourcesExhausted(_) => Some(ErrorKind::ResourcesExhausted),
         DataFusionError::Plan(message) => Some(kind_of_plan_message(message)),
         DataFusionError::Configuration(_) => Some(ErrorKind::InvalidArgument),
-        DataFusionError::Execution(_) => Some(ErrorKind::Internal),
+        DataFusionError::Execution(message) => Some(kind_of_execution_message(message)),
         DataFusionError::ExecutionJoin(_) => Some(ErrorKind::Internal),
         DataFusionError::Internal(_) => Some(ErrorKind::Internal),
         DataFusionError::IoError(_) => Some(ErrorKind::Io),
@@ -377,8 +383,22 @@ fn kind_of_provider(e: &ProviderError) -> ErrorKind {
         ProviderError::Unique { .. } => ErrorKind::UniqueViolation,
         ProviderError::Backend { .. } => ErrorKind::Backend,
         ProviderError::Unavailable { .. } => ErrorKind::BackendUnavailable,
+        ProviderError::DiskFull { .. } => ErrorKind::DiskFull,
+        ProviderError::Storage { .. } => ErrorKind::Io,
         ProviderError::Config(_) => ErrorKind::InvalidDefinition,
         ProviderError::Unsupported(_) => ErrorKind::NotSupported,
+    }
+}
+
+/// DataFusion's execution errors are its own failures, except a statement
+/// run with a `$n` it was given no value for (the form written in
+/// datafusion-expr's `Expr::Placeholder` substitution), which Postgres
+/// reports as 42P02.
+fn kind_of_execution_message(message: &str) -> ErrorKind {
+    if message.starts_with("Placeholder '") && message.contains("was not provided a value") {
+        ErrorKind::UndefinedParameter
+    } else {
+        ErrorKind::Internal
     }
 }
 

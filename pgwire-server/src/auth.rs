@@ -154,6 +154,7 @@ impl AuthSource for Secrets {
 fn parameters(read_only: bool) -> DefaultServerParameterProvider {
     let mut p = DefaultServerParameterProvider::default();
     p.is_superuser = false;
+    p.server_version = crate::compat::SERVER_VERSION.to_string();
     p.default_transaction_read_only = read_only;
     p
 }
@@ -184,12 +185,34 @@ impl AuthSource for SharedSecrets {
 }
 
 /// Loopback trust: no password exchange.
-struct Trusted(Arc<ConnectionManager>);
+struct Trusted {
+    connections: Arc<ConnectionManager>,
+    read_only: bool,
+}
 
 #[async_trait]
 impl NoopStartupHandler for Trusted {
     fn connection_manager(&self) -> Option<Arc<ConnectionManager>> {
-        Some(self.0.clone())
+        Some(self.connections.clone())
+    }
+
+    /// pgwire's trust handler announces its default parameters (another
+    /// server_version, a superuser); ours follow them before ReadyForQuery,
+    /// and a client keeps the last value it is told, as with the password
+    /// exchanges, which announce ours only.
+    async fn post_startup<C>(&self, client: &mut C, _message: PgWireFrontendMessage) -> PgWireResult<()>
+    where
+        C: ClientInfo + Sink<PgWireBackendMessage> + Unpin + Send,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        use datafusion_postgres::pgwire::api::auth::ServerParameterProvider;
+        use datafusion_postgres::pgwire::messages::startup::ParameterStatus;
+        let parameters = parameters(self.read_only).server_parameters(client).unwrap_or_default();
+        for (name, value) in parameters {
+            futures::SinkExt::feed(client, PgWireBackendMessage::ParameterStatus(ParameterStatus::new(name, value))).await?;
+        }
+        Ok(())
     }
 }
 
@@ -258,10 +281,12 @@ impl StartupHandler for ConnectionStartup {
                 cancel: tokio::sync::watch::Sender::new(0),
                 shared: self.shared.clone(),
                 txn: Default::default(),
+                prepared: Default::default(),
+                modes: Default::default(),
             });
             crate::limits::start_session(client, &self.shared.timeouts);
             if auth.trust_loopback && client.socket_addr().ip().is_loopback() {
-                Trusted(self.shared.connections.clone()).on_startup(client, message).await?;
+                Trusted { connections: self.shared.connections.clone(), read_only }.on_startup(client, message).await?;
                 self.register_when_ready(client);
                 return Ok(());
             }

@@ -21,6 +21,24 @@ use datafusion_postgres::pgwire::error::PgWireResult;
 
 pub(crate) fn register(ctx: &SessionContext) {
     ctx.register_udf(version());
+    ctx.register_udf(crate::settings::set_config_udf());
+    // A workspace is never a standby replaying another server's log.
+    ctx.register_udf(create_udf(
+        "pg_is_in_recovery",
+        vec![],
+        DataType::Boolean,
+        Volatility::Stable,
+        Arc::new(|_| Ok(ColumnarValue::Scalar(ScalarValue::Boolean(Some(false))))),
+    ));
+    ctx.register_udf(acldefault());
+    // pg_trigger is empty: no OID ever names a trigger.
+    ctx.register_udf(create_udf(
+        "pg_get_triggerdef",
+        vec![DataType::Int64, DataType::Boolean],
+        DataType::Utf8,
+        Volatility::Stable,
+        Arc::new(|_| Ok(ColumnarValue::Scalar(ScalarValue::Utf8(None)))),
+    ));
     ctx.register_udf(to_regtype());
     ctx.register_udf(pg_get_serial_sequence());
     ctx.register_udf(create_udf(
@@ -279,11 +297,61 @@ fn pg_get_serial_sequence() -> datafusion::logical_expr::ScalarUDF {
     )
 }
 
+/// The Postgres version the server presents (startup parameters, `version()`,
+/// `SHOW`, `current_setting`). 15: the catalog answers as Postgres 15's does,
+/// and a client refuses a server newer than itself (pg_dump 15 stops with
+/// "server version mismatch" at 16), while newer clients all accept an older
+/// server; the lowest version whose catalog we model serves the most tools.
+pub(crate) const SERVER_VERSION: &str = "15.19";
+const SERVER_VERSION_NUM: &str = "150019";
+
+/// `acldefault(kind, owner)`: the privileges an object of that kind has when
+/// no GRANT changed them, as Postgres 15 writes them (pg_dump compares every
+/// object's ACL with it, and prints GRANTs only for differences). The one
+/// role here is `postgres` (OID 10).
+fn acldefault() -> datafusion::logical_expr::ScalarUDF {
+    create_udf(
+        "acldefault",
+        vec![DataType::Utf8, DataType::Int64],
+        DataType::Utf8,
+        Volatility::Immutable,
+        Arc::new(|args| {
+            let arrays = ColumnarValue::values_to_arrays(args)?;
+            let kinds = datafusion::arrow::compute::cast(&arrays[0], &DataType::Utf8)?;
+            let kinds = kinds.as_any().downcast_ref::<StringArray>().expect("cast to Utf8");
+            let owners = datafusion::arrow::compute::cast(&arrays[1], &DataType::Int64)?;
+            let owners = owners.as_any().downcast_ref::<datafusion::arrow::array::Int64Array>().expect("cast to Int64");
+            let out: StringArray = (0..kinds.len())
+                .map(|i| {
+                    if kinds.is_null(i) || owners.is_null(i) {
+                        return None;
+                    }
+                    let o = if owners.value(i) == 10 { "postgres".to_string() } else { owners.value(i).to_string() };
+                    Some(match kinds.value(i) {
+                        "c" => "{}".to_string(),
+                        "r" => format!("{{{o}=arwdDxt/{o}}}"),
+                        "s" => format!("{{{o}=rwU/{o}}}"),
+                        "d" => format!("{{=Tc/{o},{o}=CTc/{o}}}"),
+                        "f" => format!("{{=X/{o},{o}=X/{o}}}"),
+                        "l" | "T" => format!("{{=U/{o},{o}=U/{o}}}"),
+                        "L" => format!("{{{o}=rw/{o}}}"),
+                        "n" => format!("{{{o}=UC/{o}}}"),
+                        "t" => format!("{{{o}=C/{o}}}"),
+                        "F" | "S" => format!("{{{o}=U/{o}}}"),
+                        _ => return None,
+                    })
+                })
+                .collect();
+            Ok(ColumnarValue::Array(Arc::new(out)))
+        }),
+    )
+}
+
 /// SQLAlchemy, pgJDBC and others read "PostgreSQL X.Y" from `version()`; the
 /// rest of the text names what actually answers.
 fn version() -> datafusion::logical_expr::ScalarUDF {
     let text = format!(
-        "PostgreSQL 16.6 on x86_64-pc-linux-gnu (HeavenBase {}, Apache DataFusion {})",
+        "PostgreSQL {SERVER_VERSION} on x86_64-pc-linux-gnu (HeavenBase {}, Apache DataFusion {})",
         env!("CARGO_PKG_VERSION"),
         datafusion::DATAFUSION_VERSION
     );
@@ -366,8 +434,8 @@ fn to_regtype() -> datafusion::logical_expr::ScalarUDF {
 /// server_version_num this way). SET changes what SHOW reports for the session,
 /// not these.
 const SETTINGS: &[(&str, &str)] = &[
-    ("server_version", "16.6"),
-    ("server_version_num", "160006"),
+    ("server_version", SERVER_VERSION),
+    ("server_version_num", SERVER_VERSION_NUM),
     ("server_encoding", "UTF8"),
     ("client_encoding", "UTF8"),
     ("search_path", "\"$user\", public"),
@@ -524,7 +592,7 @@ impl datafusion::logical_expr::ScalarUDFImpl for When {
 /// `current_setting(name)` answers them, unless the session has its own value
 /// (startup parameters and SET live in the client's metadata; datafusion-postgres'
 /// SetShowHook, next in line, reports those). Without it `SHOW server_version`
-/// named DataFusion where `version()` and the startup parameters say 16.6,
+/// named DataFusion where `version()` and the startup parameters say 15.19,
 /// `SHOW transaction isolation level` said `read_committed`, and
 /// `SHOW server_version_num` answered an empty `unsupported_show_statement`
 /// row, which stops sqlsmith (and libpqxx programs) from starting.

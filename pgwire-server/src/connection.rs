@@ -145,10 +145,10 @@ pub(crate) async fn serve_connection<H: PgWireServerHandlers>(
         let message = if starting {
             tokio::select! {
                 _ = &mut startup_timeout => None,
-                m = socket.next() => m,
+                m = next_message(&mut socket) => m,
             }
         } else if let Some(idle) = idle_limit {
-            match tokio::time::timeout(idle.after, socket.next()).await {
+            match tokio::time::timeout(idle.after, next_message(&mut socket)).await {
                 Ok(m) => m,
                 Err(_) => {
                     // Postgres' words; the block (if any) is rolled back when
@@ -159,9 +159,17 @@ pub(crate) async fn serve_connection<H: PgWireServerHandlers>(
                 }
             }
         } else {
-            socket.next().await
+            next_message(&mut socket).await
         };
-        let Some(Ok(message)) = message else { break };
+        let message = match message {
+            Some(Ok(Ok(message))) => message,
+            Some(Err(Malformed)) => {
+                let error = ErrorInfo::new("FATAL".into(), "08P01".into(), MALFORMED.into());
+                let _ = futures::SinkExt::send(&mut socket, PgWireBackendMessage::ErrorResponse(error.into())).await;
+                break;
+            }
+            _ => break,
+        };
         // Terminate: close at once (some clients wait for the socket to drop).
         if matches!(message, PgWireFrontendMessage::Terminate(_)) {
             break;
@@ -196,6 +204,25 @@ pub(crate) async fn serve_connection<H: PgWireServerHandlers>(
     Ok(())
 }
 
+/// A frontend message whose contents overrun its declared length.
+struct Malformed;
+
+const MALFORMED: &str = "invalid frontend message: its contents do not match its length";
+
+/// The next message from the client. pgwire's decoders read a message's
+/// fields by the counts and lengths it declares and panic when those overrun
+/// the message (a Parse announcing more parameter types than it holds, found
+/// by fuzzing); such a message is answered as Postgres answers a malformed
+/// one (FATAL 08P01) and the connection closed, instead of the connection's
+/// task dying without a word.
+async fn next_message<S: futures::Stream + Unpin>(socket: &mut S) -> Option<Result<S::Item, Malformed>> {
+    use futures::FutureExt;
+    match std::panic::AssertUnwindSafe(socket.next()).catch_unwind().await {
+        Ok(item) => item.map(Ok),
+        Err(_) => Some(Err(Malformed)),
+    }
+}
+
 /// Answer a connection the server cannot take with a FATAL error (`code`,
 /// `message`) after its startup message, as Postgres does, so the client
 /// reports why. A cancel request is still carried out: it always comes on a
@@ -209,11 +236,11 @@ pub(crate) async fn refuse<H: PgWireServerHandlers>(
 ) -> io::Result<()> {
     let Ok(negotiated) = tokio::time::timeout(REFUSAL_TIMEOUT, negotiate_tls::<()>(tcp, tls)).await else { return Ok(()) };
     let Some(mut socket) = negotiated? else { return Ok(()) };
-    match tokio::time::timeout(REFUSAL_TIMEOUT, socket.next()).await {
-        Ok(Some(Ok(PgWireFrontendMessage::CancelRequest(cancel)))) => {
+    match tokio::time::timeout(REFUSAL_TIMEOUT, next_message(&mut socket)).await {
+        Ok(Some(Ok(Ok(PgWireFrontendMessage::CancelRequest(cancel))))) => {
             handlers.cancel_handler().on_cancel_request(cancel).await;
         }
-        Ok(Some(Ok(_))) => {
+        Ok(Some(Ok(Ok(_)))) => {
             let error = ErrorInfo::new("FATAL".into(), code.into(), message.into());
             futures::SinkExt::send(&mut socket, PgWireBackendMessage::ErrorResponse(error.into()))
                 .await

@@ -466,6 +466,37 @@ impl Descriptions {
         Ok(RecordBatch::try_new(batch.schema(), columns)?)
     }
 
+    /// pg_attribute rows of the entities' columns with the nullability
+    /// information_schema gives them (the fixed catalog derives it from the
+    /// Arrow schema, where every column is nullable): a required or key field
+    /// is attnotnull. pg_dump writes its NOT NULLs from these.
+    fn required_attributes(&self, batch: &RecordBatch) -> Result<RecordBatch> {
+        let schema = batch.schema();
+        let Ok(notnull_at) = schema.index_of("attnotnull") else { return Ok(batch.clone()) };
+        let relids = int_column(batch, "attrelid")?;
+        let names = text_column(batch, "attname")?;
+        let old_notnull = batch.column(notnull_at).as_boolean().clone();
+        let entities = self.entities.read().clone();
+        let mut defs: HashMap<i64, Option<heavenbase::EntityDef>> = HashMap::new();
+        let notnull: BooleanArray = (0..batch.num_rows())
+            .map(|i| {
+                let def = defs.entry(relids.value(i)).or_insert_with(|| self.ws.entity(entities.get(&relids.value(i))?).ok());
+                let required = def.as_ref().and_then(|d| {
+                    let f = d.fields.iter().find(|f| f.name == names.value(i))?;
+                    Some(
+                        f.required
+                            || f.name == heavenbase::catalog::OBJECT_ID
+                            || d.id_source.key().is_some_and(|k| k.contains(&f.name)),
+                    )
+                });
+                Some(required.unwrap_or(old_notnull.value(i)))
+            })
+            .collect();
+        let mut columns = batch.columns().to_vec();
+        columns[notnull_at] = Arc::new(notnull);
+        Ok(RecordBatch::try_new(schema, columns)?)
+    }
+
     /// pg_class rows in `schema` (the added columns null), `relhasindex` set
     /// for the entities' tables that have indexes.
     fn classes_with_indexes(
@@ -569,21 +600,50 @@ struct DescribedPgCatalog {
     descriptions: Arc<Descriptions>,
 }
 
+/// Catalogs the fixed catalog lacks, which pg_dump reads: nothing here has
+/// transforms or security labels, so they are empty, with Postgres' columns.
+const EMPTY_CATALOGS: &[(&str, &[&str])] = &[
+    ("pg_transform", &["oid", "trftype", "trflang", "trffromsql", "trftosql"]),
+    ("pg_seclabels", &["objoid", "classoid", "objsubid", "objtype", "objnamespace", "objname", "provider", "label"]),
+];
+
+fn empty_catalog(name: &str) -> Option<Result<Arc<dyn TableProvider>>> {
+    let (_, columns) = EMPTY_CATALOGS.iter().find(|(n, _)| n.eq_ignore_ascii_case(name))?;
+    let text = ["objtype", "objname", "provider", "label"];
+    let fields: Vec<Field> =
+        columns.iter().map(|c| Field::new(*c, if text.contains(c) { DataType::Utf8 } else { DataType::Int64 }, true)).collect();
+    let schema = Arc::new(Schema::new(fields));
+    Some(MemTable::try_new(schema, vec![vec![]]).map(|t| Arc::new(t) as Arc<dyn TableProvider>))
+}
+
 #[async_trait]
 impl SchemaProvider for DescribedPgCatalog {
     fn table_names(&self) -> Vec<String> {
         let mut names = self.inner.table_names();
         names.push(PG_INDEXES.to_string());
+        names.extend(EMPTY_CATALOGS.iter().map(|(n, _)| n.to_string()));
         names
     }
     fn table_exist(&self, name: &str) -> bool {
-        name.eq_ignore_ascii_case(PG_INDEXES) || self.inner.table_exist(name)
+        name.eq_ignore_ascii_case(PG_INDEXES) || empty_catalog(name).is_some() || self.inner.table_exist(name)
     }
     async fn table(&self, name: &str) -> Result<Option<Arc<dyn TableProvider>>> {
         if name.eq_ignore_ascii_case(PG_INDEXES) {
             return Ok(Some(self.descriptions.indexes()?));
         }
+        if let Some(table) = empty_catalog(name) {
+            return table.map(Some);
+        }
         let Some(table) = self.inner.table(name).await? else { return Ok(None) };
+        if name.eq_ignore_ascii_case("pg_rewrite") {
+            // The fixed catalog's rows are Postgres' own system views' rules,
+            // for views pg_class here does not list (pg_dump stops at the
+            // dangling reference). Our views have no rules beyond their query.
+            return Ok(Some(Arc::new(MemTable::try_new(table.schema(), vec![vec![]])?)));
+        }
+        if name.eq_ignore_ascii_case("pg_roles") {
+            return Ok(Some(roles(table.schema())?));
+        }
         if name.eq_ignore_ascii_case("pg_views") {
             return Ok(Some(self.descriptions.views(table.schema())?));
         }
@@ -603,6 +663,8 @@ impl SchemaProvider for DescribedPgCatalog {
             // psql's `\d` reads table options; nothing here has any.
             let options = DataType::List(Arc::new(Field::new("item", DataType::Utf8, true)));
             fields.push(Arc::new(Field::new("reloptions", options, true)));
+            // pg_dump reads each table's ACL: none was ever granted (NULL: the default).
+            fields.push(Arc::new(Field::new("relacl", DataType::Utf8, true)));
         }
         let schema = Arc::new(Schema::new(fields));
         Ok(Some(Arc::new(DescribingTable { inner: table, kind, schema, descriptions: self.descriptions.clone() })))
@@ -668,6 +730,7 @@ impl TableProvider for DescribingTable {
                 if self.descriptions.ws.has_system_columns() {
                     batches = batches.iter().map(|b| self.descriptions.numbered_columns(b)).collect::<Result<Vec<_>>>()?;
                 }
+                batches = batches.iter().map(|b| self.descriptions.required_attributes(b)).collect::<Result<Vec<_>>>()?;
                 let indexed = self.descriptions.index_attributes(&batches)?;
                 batches.extend(indexed);
                 batches
@@ -714,8 +777,46 @@ impl TableProvider for DescribingTable {
                 batches
             }
         };
+        let batches = batches.iter().map(owned_by_postgres).collect::<Result<Vec<_>>>()?;
         MemTable::try_new(self.schema.clone(), vec![batches])?.scan(state, projection, filters, limit).await
     }
+}
+
+/// The role every object here belongs to: `postgres`, OID 10 (Postgres'
+/// bootstrap role), the one row of pg_roles.
+const OWNER_OID: i64 = 10;
+
+/// Owner columns (`relowner`, `typowner`, …) the fixed catalog leaves 0 name
+/// [`OWNER_OID`]: tools look every owner up in pg_roles (pg_dump stops at
+/// "role with OID 0 does not exist").
+fn owned_by_postgres(batch: &RecordBatch) -> Result<RecordBatch> {
+    let schema = batch.schema();
+    let mut columns = batch.columns().to_vec();
+    for (i, field) in schema.fields().iter().enumerate() {
+        if !field.name().ends_with("owner") || !field.data_type().is_integer() {
+            continue;
+        }
+        let owners = datafusion::arrow::compute::cast(&columns[i], &DataType::Int64)?;
+        let owners = owners.as_any().downcast_ref::<Int64Array>().expect("cast to Int64");
+        let fixed: Int64Array = owners.iter().map(|o| o.map(|o| if o == 0 { OWNER_OID } else { o })).collect();
+        columns[i] = datafusion::arrow::compute::cast(&fixed, field.data_type())?;
+    }
+    Ok(RecordBatch::try_new(schema, columns)?)
+}
+
+/// pg_roles: the one role, `postgres` (OID 10), which may log in and is not a
+/// superuser (as `is_superuser` reports).
+fn roles(schema: SchemaRef) -> Result<Arc<dyn TableProvider>> {
+    let batch = catalog_rows(&schema, 1, |name| -> Option<ArrayRef> {
+        Some(match name {
+            "rolname" => Arc::new(StringArray::from(vec!["postgres"])),
+            "oid" => Arc::new(Int64Array::from(vec![OWNER_OID])),
+            "rolinherit" | "rolcanlogin" => Arc::new(BooleanArray::from(vec![true])),
+            "rolconnlimit" => Arc::new(Int64Array::from(vec![-1])),
+            _ => return None,
+        })
+    })?;
+    Ok(Arc::new(MemTable::try_new(schema, vec![vec![batch]])?))
 }
 
 /// Rows in pg_description's own column types.

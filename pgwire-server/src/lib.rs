@@ -29,8 +29,10 @@ mod copy;
 mod describe;
 mod encode;
 mod limits;
+mod prepared;
 mod rewrite;
 mod router;
+mod settings;
 mod transactions;
 mod writes;
 

@@ -27,7 +27,7 @@ use tokio::time::Instant;
 use crate::{Timeouts, user_error};
 
 /// Where datafusion-postgres keeps `statement_timeout` (milliseconds).
-const STATEMENT_TIMEOUT: &str = "statement_timeout_ms";
+pub(crate) const STATEMENT_TIMEOUT: &str = "statement_timeout_ms";
 const IDLE_IN_TRANSACTION: &str = "idle_in_transaction_session_timeout";
 const IDLE_SESSION: &str = "idle_session_timeout";
 
@@ -161,7 +161,7 @@ fn show_duration(ms: u64) -> String {
 pub(crate) struct TimeoutSettings;
 
 impl TimeoutSettings {
-    fn answer(statement: &Statement, client: &mut dyn HookClient) -> Option<PgWireResult<Response>> {
+    pub(crate) fn answer(statement: &Statement, client: &mut dyn HookClient) -> Option<PgWireResult<Response>> {
         match statement {
             Statement::Set(Set::SingleAssignment { scope: None, hivevar: false, variable, values }) => {
                 let name = setting(&variable.to_string())?;

@@ -34,22 +34,74 @@ pub(crate) mod helpers {
     pub(crate) const OIDVECTOR: &str = "hb_oidvector";
 }
 
-/// System catalogs clients name in `::regclass` casts, with their Postgres OIDs.
+/// The system catalogs (every `pg_catalog` table of Postgres 15) with their
+/// fixed OIDs: clients name them in `::regclass` casts, and each row's
+/// `tableoid` is its catalog's OID.
 const CATALOG_OIDS: &[(&str, i64)] = &[
+    ("pg_default_acl", 826),
+    ("pg_tablespace", 1213),
+    ("pg_shdepend", 1214),
     ("pg_type", 1247),
     ("pg_attribute", 1249),
     ("pg_proc", 1255),
     ("pg_class", 1259),
     ("pg_authid", 1260),
+    ("pg_auth_members", 1261),
     ("pg_database", 1262),
-    ("pg_constraint", 2606),
-    ("pg_namespace", 2615),
-    ("pg_trigger", 2620),
-    ("pg_rewrite", 2618),
-    ("pg_index", 2610),
+    ("pg_foreign_server", 1417),
+    ("pg_user_mapping", 1418),
+    ("pg_sequence", 2224),
+    ("pg_foreign_data_wrapper", 2328),
+    ("pg_shdescription", 2396),
+    ("pg_aggregate", 2600),
     ("pg_am", 2601),
+    ("pg_amop", 2602),
+    ("pg_amproc", 2603),
+    ("pg_attrdef", 2604),
+    ("pg_cast", 2605),
+    ("pg_constraint", 2606),
+    ("pg_conversion", 2607),
+    ("pg_depend", 2608),
     ("pg_description", 2609),
+    ("pg_index", 2610),
+    ("pg_inherits", 2611),
+    ("pg_language", 2612),
+    ("pg_largeobject", 2613),
+    ("pg_namespace", 2615),
+    ("pg_opclass", 2616),
+    ("pg_operator", 2617),
+    ("pg_rewrite", 2618),
+    ("pg_statistic", 2619),
+    ("pg_trigger", 2620),
+    ("pg_opfamily", 2753),
+    ("pg_db_role_setting", 2964),
+    ("pg_largeobject_metadata", 2995),
     ("pg_extension", 3079),
+    ("pg_foreign_table", 3118),
+    ("pg_policy", 3256),
+    ("pg_partitioned_table", 3350),
+    ("pg_statistic_ext", 3381),
+    ("pg_init_privs", 3394),
+    ("pg_statistic_ext_data", 3429),
+    ("pg_collation", 3456),
+    ("pg_event_trigger", 3466),
+    ("pg_enum", 3501),
+    ("pg_range", 3541),
+    ("pg_transform", 3576),
+    ("pg_shseclabel", 3592),
+    ("pg_seclabel", 3596),
+    ("pg_ts_dict", 3600),
+    ("pg_ts_parser", 3601),
+    ("pg_ts_config", 3602),
+    ("pg_ts_config_map", 3603),
+    ("pg_ts_template", 3764),
+    ("pg_replication_origin", 6000),
+    ("pg_subscription", 6100),
+    ("pg_subscription_rel", 6102),
+    ("pg_publication", 6104),
+    ("pg_publication_rel", 6106),
+    ("pg_publication_namespace", 6237),
+    ("pg_parameter_acl", 6243),
 ];
 
 /// The OID of a system catalog named as `regclass` text (`pg_class`,
@@ -98,6 +150,10 @@ pub(crate) fn rewrite_for(ws: &heavenbase::Workspace, sql: &str) -> heavenbase::
 }
 
 fn rewrite_with(sql: &str, rules: &[&dyn Rule], ws: Option<&heavenbase::Workspace>) -> heavenbase::Result<Option<String>> {
+    if let Some(plain) = plain_operators(sql) {
+        let again = rewrite_with(&plain, rules, ws)?;
+        return Ok(Some(again.unwrap_or(plain)));
+    }
     let lower = sql.to_ascii_lowercase();
     let vectors =
         ws.filter(|ws| (lower.contains("insert") || lower.contains("update")) && sql.contains('[') && ws.has_vector_fields());
@@ -113,7 +169,13 @@ fn rewrite_with(sql: &str, rules: &[&dyn Rule], ws: Option<&heavenbase::Workspac
             || lower.contains("pg_indexes")
             || lower.contains("unnest")
             || lower.contains("generate_subscripts")
-            || lower.contains("_pg_expandarray"));
+            || lower.contains("_pg_expandarray")
+            || lower.contains("tableoid")
+            || lower.contains("\"char\"")
+            || lower.contains("regproc")
+            || lower.contains("pg_transform")
+            || lower.contains("indstatcols")
+            || lower.contains("name["));
     // Long AND/OR chains in any statement are balanced before anything plans
     // them (heavenbase::chains): as written they would overflow the stack.
     let chains = heavenbase::chains::may_hold_chain(sql);
@@ -178,7 +240,10 @@ fn rewrite_with(sql: &str, rules: &[&dyn Rule], ws: Option<&heavenbase::Workspac
             existed |= heavenbase::exists::exists_in_select_lists(statement);
         }
     }
-    let cx = Context { catalog: lower.contains("pg_catalog."), expandarray: lower.contains("_pg_expandarray") };
+    // Queries of the system catalogs, qualified or not (pg_dump sets an empty
+    // search_path and still names some catalogs bare).
+    let catalog = lower.contains("pg_catalog.") || lower.contains("from pg_") || lower.contains("join pg_");
+    let cx = Context { catalog, expandarray: lower.contains("_pg_expandarray") };
     let mut rewriter = Rewriter { rules, cx, applied: Vec::new() };
     if worth_parsing {
         let _ = statements.visit(&mut rewriter);
@@ -210,6 +275,31 @@ fn rewrite_with(sql: &str, rules: &[&dyn Rule], ws: Option<&heavenbase::Workspac
     let rewritten = statements.iter().map(heavenbase::render::sql_text).collect::<Vec<_>>().join("; ");
     tracing::debug!(rules = ?rewriter.applied, "catalog query rewritten for DataFusion: {rewritten}");
     Ok(Some(rewritten))
+}
+
+/// psql's and pg_dump's pattern lookups (`\d t`, `pg_dump -t t`) write
+/// operators qualified, `c.relname OPERATOR(pg_catalog.~) '^(t)$' COLLATE
+/// pg_catalog.default` and `relkind OPERATOR(pg_catalog.=) ANY (…)`, which
+/// the SQL parser reads only in part (not before ANY). Every operator lives
+/// in pg_catalog here, and every text compares in the one collation: the
+/// text is written with the bare operators and without that COLLATE. None
+/// when there is neither (the text is not touched).
+fn plain_operators(sql: &str) -> Option<String> {
+    if !sql.contains("OPERATOR(pg_catalog.") && !sql.contains("COLLATE pg_catalog.default") {
+        return None;
+    }
+    let mut out = sql.replace(" COLLATE pg_catalog.default", "");
+    while let Some(start) = out.find("OPERATOR(pg_catalog.") {
+        let rest = &out[start + "OPERATOR(pg_catalog.".len()..];
+        let end = rest.find(')')?;
+        let op = rest[..end].to_string();
+        // Only operator symbols; anything else is left for the parser to report.
+        if op.is_empty() || !op.chars().all(|c| "=<>!~*+-/%^&|#@".contains(c)) {
+            return None;
+        }
+        out.replace_range(start..start + "OPERATOR(pg_catalog.".len() + end + 1, &op);
+    }
+    Some(out)
 }
 
 struct Rewriter<'a> {
@@ -407,10 +497,12 @@ impl Locals {
                     all.push(p);
                     all
                 });
-                local.insert(table);
-                if let Some(alias) = alias {
-                    local.insert(alias.name.value.to_ascii_lowercase());
-                }
+                // An aliased table is known by its alias only, as in Postgres:
+                // `pg_type.typelem` inside `FROM pg_type te` is the outer row's.
+                match alias {
+                    Some(alias) => local.insert(alias.name.value.to_ascii_lowercase()),
+                    None => local.insert(table),
+                };
             }
         }
         Locals { names: local, prefixes: prefixes.filter(|p| !p.is_empty()) }
@@ -577,10 +669,21 @@ mod tests {
     }
 
     #[test]
+    fn qualified_operators_are_written_bare() {
+        let sql = "SELECT c.oid FROM pg_catalog.pg_class c WHERE c.relkind OPERATOR(pg_catalog.=) ANY (array['r', 'v']) \
+                   AND c.relname OPERATOR(pg_catalog.~) '^(acct)$' COLLATE pg_catalog.default";
+        assert_eq!(
+            plain_operators(sql).as_deref(),
+            Some("SELECT c.oid FROM pg_catalog.pg_class c WHERE c.relkind = ANY (array['r', 'v']) AND c.relname ~ '^(acct)$'")
+        );
+        assert_eq!(plain_operators("SELECT 1"), None);
+    }
+
+    #[test]
     fn array_subqueries_of_catalog_queries_are_empty() {
         let sql = "SELECT pg_catalog.array_to_string(c.reloptions || array(select 'toast.' || x from pg_catalog.unnest(tc.reloptions) x), ', ') \
                    FROM pg_catalog.pg_class c LEFT JOIN pg_catalog.pg_class tc ON (c.reltoastrelid = tc.oid)";
         let out = rewrite(sql).expect("rewritten");
-        assert!(out.contains("c.reloptions || NULL"), "{out}");
+        assert!(out.contains("c.reloptions || CAST(NULL AS TEXT[])"), "{out}");
     }
 }

@@ -73,6 +73,10 @@ pub(crate) struct Session {
     pub shared: Arc<Shared>,
     /// The open transaction block, if any (see `transactions.rs`).
     pub txn: Mutex<Option<heavenbase::Transaction>>,
+    /// SQL-level prepared statements (see `prepared.rs`).
+    pub prepared: Mutex<crate::prepared::Prepared>,
+    /// The open block's access mode and isolation (see `transactions.rs`).
+    pub modes: Mutex<crate::transactions::BlockModes>,
 }
 
 impl Session {
@@ -172,6 +176,7 @@ impl WorkspaceService {
             Arc::new(crate::transactions::SessionCursors),
             Arc::new(crate::limits::TimeoutSettings),
             Arc::new(crate::compat::ShowSettings),
+            Arc::new(crate::settings::Settings),
             Arc::new(SetShowHook),
             // Last: every query no other hook answered.
             Arc::new(EncodedQueries),
@@ -424,6 +429,28 @@ impl SimpleQueryHandler for Router {
         PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
     {
         let session = session(client)?;
+        // Several statements in one simple query run one after another, each
+        // rewritten when its turn comes: `CREATE TABLE t …; INSERT INTO t
+        // VALUES …` rewrote the INSERT for a table that did not exist yet.
+        if let Some(statements) = several_statements(query) {
+            let mut responses = Vec::new();
+            for statement in statements {
+                responses.extend(<Self as SimpleQueryHandler>::do_query(self, client, &statement).await?);
+            }
+            return Ok(responses);
+        }
+        if crate::prepared::may_be(query) {
+            let step = crate::prepared::handle(&mut session.prepared.lock(), query);
+            match step {
+                Some(Err(e)) => return Err(e),
+                Some(Ok(crate::prepared::Step::Done(response))) => return Ok(vec![response]),
+                // The prepared statement, written out, runs as any query does.
+                Some(Ok(crate::prepared::Step::Run(sql))) => {
+                    return <Self as SimpleQueryHandler>::do_query(self, client, &sql).await;
+                }
+                None => {}
+            }
+        }
         let _running = self.shared.begin_statement()?;
         let deadline = crate::limits::deadline(client, query);
         let responses = crate::limits::within(
@@ -441,6 +468,23 @@ impl SimpleQueryHandler for Router {
         .await?;
         Ok(responses.into_iter().map(|r| guarded_rows(query, r, deadline)).collect())
     }
+}
+
+/// The statements of a simple query holding more than one, each as its own
+/// text; None for one statement, for text that does not parse here (the
+/// normal path reports it), and for a query with COPY (its data follows the
+/// whole query).
+fn several_statements(query: &str) -> Option<Vec<String>> {
+    let body = query.trim().trim_end_matches(';');
+    if !body.contains(';') {
+        return None;
+    }
+    let dialect = datafusion::sql::sqlparser::dialect::PostgreSqlDialect {};
+    let statements = datafusion::sql::sqlparser::parser::Parser::parse_sql(&dialect, query).ok()?;
+    if statements.len() < 2 || statements.iter().any(|s| matches!(s, Statement::Copy { .. })) {
+        return None;
+    }
+    Some(statements.iter().map(heavenbase::render::sql_text).collect())
 }
 
 #[async_trait]

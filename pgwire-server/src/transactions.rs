@@ -14,7 +14,9 @@ use async_trait::async_trait;
 use datafusion::common::ParamValues;
 use datafusion::logical_expr::LogicalPlan;
 use datafusion::prelude::SessionContext;
-use datafusion::sql::sqlparser::ast::Statement;
+use datafusion::sql::sqlparser::ast::{
+    LockTableMode, Set, Statement, TransactionAccessMode, TransactionIsolationLevel, TransactionMode,
+};
 use datafusion_postgres::QueryHook;
 use datafusion_postgres::hooks::HookClient;
 use datafusion_postgres::hooks::cursor::CursorStatementHook;
@@ -29,6 +31,113 @@ use crate::{to_pg_error, user_error};
 
 pub(crate) struct Transactions;
 
+/// What BEGIN and SET TRANSACTION asked of the open block.
+///
+/// - READ ONLY: a statement that writes is refused with 25006.
+/// - REPEATABLE READ and SERIALIZABLE: a block's reads are not isolated from
+///   other sessions' writes (it reads committed rows as each statement runs,
+///   docs/transactions.md), so these levels are given by validation: the
+///   workspace's change version is taken at the block's first statement, and
+///   any statement (or COMMIT) that finds it moved fails with 40001 (retry the
+///   transaction), as Postgres fails a serializable transaction it cannot
+///   order. Every statement of a block that commits thus saw one unchanging
+///   state: a consistent snapshot, which pg_dump relies on. Such a block must
+///   be READ ONLY (a write in it is refused with 0A000): its own writes would
+///   be checked only at COMMIT.
+#[derive(Default)]
+pub(crate) struct BlockModes {
+    read_only: bool,
+    repeatable: bool,
+    /// The change version the block's first query found.
+    version: Option<u64>,
+    /// A query (not SET/SHOW) has run in the block.
+    queried: bool,
+}
+
+impl BlockModes {
+    fn apply(&mut self, modes: &[TransactionMode]) {
+        for mode in modes {
+            match mode {
+                TransactionMode::AccessMode(TransactionAccessMode::ReadOnly) => self.read_only = true,
+                TransactionMode::AccessMode(TransactionAccessMode::ReadWrite) => self.read_only = false,
+                TransactionMode::IsolationLevel(level) => {
+                    self.repeatable = matches!(
+                        level,
+                        TransactionIsolationLevel::RepeatableRead
+                            | TransactionIsolationLevel::Serializable
+                            | TransactionIsolationLevel::Snapshot
+                    );
+                }
+            }
+        }
+    }
+}
+
+fn serialization_failure() -> datafusion_postgres::pgwire::error::PgWireError {
+    user_error(
+        "40001",
+        "could not serialize access due to concurrent update: the workspace changed since this REPEATABLE READ block began; retry the transaction".into(),
+    )
+}
+
+/// A statement of an open block checked against its modes (None: it may run).
+fn check_in_block(s: &crate::router::Session, statement: &Statement) -> Option<datafusion_postgres::pgwire::error::PgWireError> {
+    if matches!(statement, Statement::Set(_) | Statement::ShowVariable { .. }) {
+        return None;
+    }
+    let mut modes = s.modes.lock();
+    modes.queried = true;
+    if heavenbase::Workspace::is_write(statement) {
+        let verb = statement.to_string().split_whitespace().next().unwrap_or_default().to_uppercase();
+        if modes.read_only {
+            return Some(user_error("25006", format!("cannot execute {verb} in a read-only transaction")));
+        }
+        if modes.repeatable {
+            return Some(user_error(
+                "0A000",
+                format!(
+                    "cannot execute {verb} in a REPEATABLE READ or SERIALIZABLE block: such blocks are read only here (their reads are validated, not isolated); write in a READ COMMITTED block"
+                ),
+            ));
+        }
+    }
+    if modes.repeatable {
+        let now = s.service.ws.change_version();
+        match modes.version {
+            None => modes.version = Some(now),
+            Some(v) if v != now => return Some(serialization_failure()),
+            Some(_) => {}
+        }
+    }
+    None
+}
+
+/// `LOCK TABLE … IN ACCESS SHARE MODE` in a REPEATABLE READ block (pg_dump
+/// locks each table it dumps): Postgres' ACCESS SHARE keeps other sessions
+/// from dropping or altering the table until the block ends. Here another
+/// session's DDL is not made to wait; the block's validation (see
+/// [`BlockModes`]) fails its next statement with 40001 instead, so a block
+/// that commits saw the table unchanged throughout. Other modes, and the lock
+/// outside such a block, are refused rather than acknowledged.
+fn lock_tables(s: &crate::router::Session, lock: &datafusion::sql::sqlparser::ast::Lock) -> PgWireResult<Response> {
+    if !s.in_block() {
+        return Err(outside_block("LOCK TABLE"));
+    }
+    if lock.lock_mode != Some(LockTableMode::AccessShare) || !s.modes.lock().repeatable {
+        return Err(user_error(
+            "0A000",
+            "LOCK TABLE is supported only IN ACCESS SHARE MODE inside a REPEATABLE READ or SERIALIZABLE block".into(),
+        ));
+    }
+    for target in &lock.tables {
+        let name = target.name.0.last().map(|p| p.to_string().trim_matches('"').to_string()).unwrap_or_default();
+        if !s.service.ctx.table_exist(name.as_str()).unwrap_or(false) {
+            return Err(user_error("42P01", format!("relation \"{}\" does not exist", target.name)));
+        }
+    }
+    Ok(Response::Execution(Tag::new("LOCK TABLE")))
+}
+
 fn is_transaction_statement(s: &Statement) -> bool {
     matches!(
         s,
@@ -37,6 +146,8 @@ fn is_transaction_statement(s: &Statement) -> bool {
             | Statement::Rollback { .. }
             | Statement::Savepoint { .. }
             | Statement::ReleaseSavepoint { .. }
+            | Statement::Lock(_)
+            | Statement::Set(Set::SetTransaction { session: false, .. })
     )
 }
 
@@ -65,7 +176,7 @@ impl Transactions {
             return Some(Err(in_failed_block()));
         }
         let response = match statement {
-            Statement::StartTransaction { .. } => {
+            Statement::StartTransaction { modes, .. } => {
                 let mut txn = s.txn.lock();
                 if txn.is_some() {
                     // Postgres warns and stays in the block.
@@ -73,6 +184,9 @@ impl Transactions {
                 }
                 match s.service.ws.begin_on(s.service.ctx.state()) {
                     Ok(tx) => {
+                        let mut block = BlockModes::default();
+                        block.apply(modes);
+                        *s.modes.lock() = block;
                         *txn = Some(tx);
                         Ok(Response::TransactionStart(Tag::new("BEGIN")))
                     }
@@ -81,11 +195,18 @@ impl Transactions {
             }
             Statement::Commit { .. } => {
                 let tx = s.txn.lock().take();
+                let modes = std::mem::take(&mut *s.modes.lock());
+                let changed = modes.repeatable && modes.version.is_some_and(|v| v != s.service.ws.change_version());
                 match tx {
                     None => Ok(Response::TransactionEnd(Tag::new("COMMIT"))),
                     Some(tx) if failed => {
                         tx.rollback();
                         Ok(Response::TransactionEnd(Tag::new("ROLLBACK")))
+                    }
+                    Some(tx) if changed => {
+                        tx.rollback();
+                        client.set_transaction_status(TransactionStatus::Idle);
+                        Err(serialization_failure())
                     }
                     Some(tx) => match tx.commit().await {
                         Ok(()) => Ok(Response::TransactionEnd(Tag::new("COMMIT"))),
@@ -101,6 +222,7 @@ impl Transactions {
                 if let Some(tx) = s.txn.lock().take() {
                     tx.rollback();
                 }
+                *s.modes.lock() = BlockModes::default();
                 Ok(Response::TransactionEnd(Tag::new("ROLLBACK")))
             }
             Statement::Rollback { savepoint: Some(name), .. } => match s.txn.lock().as_ref() {
@@ -115,6 +237,23 @@ impl Transactions {
                 None => Err(outside_block("RELEASE SAVEPOINT")),
                 Some(tx) => tx.release(&name.value).map(|_| Response::Execution(Tag::new("RELEASE"))).map_err(to_pg_error),
             },
+            Statement::Set(Set::SetTransaction { modes, session: false, .. }) => {
+                if !s.in_block() {
+                    // Postgres warns that it has no effect outside a block.
+                    return Some(Ok(Response::Execution(Tag::new("SET"))));
+                }
+                let mut block = s.modes.lock();
+                if block.queried {
+                    return Some(Err(user_error(
+                        "25001",
+                        "SET TRANSACTION ISOLATION LEVEL must be called before any query".into(),
+                    )));
+                }
+                block.apply(modes);
+                Ok(Response::Execution(Tag::new("SET")))
+            }
+            Statement::Lock(lock) => lock_tables(&s, lock),
+            other if s.in_block() => return check_in_block(&s, other).map(Err),
             _ => return None,
         };
         Some(response)

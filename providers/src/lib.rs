@@ -35,6 +35,14 @@ pub enum ProviderError {
     /// connection); the same request may succeed once it is back.
     #[error("backend '{backend}' ({kind}): {message}")]
     Unavailable { backend: String, kind: String, message: String },
+    /// The backend's storage is full (SQLite's SQLITE_FULL, a full disk): the
+    /// write was rolled back; it may succeed once space is freed.
+    #[error("backend '{backend}' ({kind}): {message}")]
+    DiskFull { backend: String, kind: String, message: String },
+    /// The backend's files cannot be written or read (a read-only folder, an
+    /// I/O error).
+    #[error("backend '{backend}' ({kind}): {message}")]
+    Storage { backend: String, kind: String, message: String },
     /// A unique index refused a write.
     #[error("backend '{backend}': unique violation on {table}: {message}")]
     Unique { backend: String, table: String, message: String },

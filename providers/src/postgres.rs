@@ -252,6 +252,25 @@ async fn connect(config: &PostgresConfig) -> std::result::Result<Client, tokio_p
     Ok(client)
 }
 
+/// Whether `e` says the connection is gone rather than the statement wrong:
+/// a closed socket or I/O failure, a connection-class SQLSTATE (08…), or the
+/// server shutting down or starting up (57P01 admin shutdown, 57P02 crash
+/// shutdown, 57P03 cannot connect now).
+fn connection_lost(e: &tokio_postgres::Error) -> bool {
+    if let Some(db) = e.as_db_error() {
+        let code = db.code().code();
+        return code.starts_with("08") || matches!(code, "57P01" | "57P02" | "57P03");
+    }
+    let mut source = std::error::Error::source(e);
+    while let Some(s) = source {
+        if s.is::<std::io::Error>() {
+            return true;
+        }
+        source = s.source();
+    }
+    e.is_closed()
+}
+
 /// Postgres' own words: message, detail and SQLSTATE for a server error, the
 /// error chain for anything else (refused connection, closed socket).
 pub fn pg_message(e: &tokio_postgres::Error) -> String {
@@ -521,10 +540,17 @@ impl PostgresBackend {
     }
 
     fn error(&self, statement: &str, e: &tokio_postgres::Error) -> ProviderError {
-        ProviderError::Backend {
-            backend: self.info.name.clone(),
-            kind: "postgres".into(),
-            message: format!("{}; statement: {}", pg_message(e), shorten(statement)),
+        let (backend, kind) = (self.info.name.clone(), "postgres".to_string());
+        let message = format!("{}; statement: {}", pg_message(e), shorten(statement));
+        let code = e.as_db_error().map(|d| d.code().code());
+        if connection_lost(e) {
+            // The server went away mid-statement (restart, crash, network):
+            // the pool reconnects on next use, so a retry can succeed.
+            ProviderError::Unavailable { backend, kind, message }
+        } else if code == Some("53100") {
+            ProviderError::DiskFull { backend, kind, message }
+        } else {
+            ProviderError::Backend { backend, kind, message }
         }
     }
 

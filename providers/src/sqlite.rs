@@ -279,16 +279,20 @@ fn sql_text_literal(text: &str) -> String {
 }
 
 fn map_write_error(backend: &str, table: &str, e: rusqlite::Error) -> ProviderError {
-    if let rusqlite::Error::SqliteFailure(code, msg) = &e {
-        if code.code == ErrorCode::ConstraintViolation {
-            return ProviderError::Unique {
-                backend: backend.into(),
-                table: table.into(),
-                message: msg.clone().unwrap_or_else(|| e.to_string()),
-            };
+    let (backend, kind, message) = (backend.to_string(), "sqlite".to_string(), format!("write to {table}: {e}"));
+    let rusqlite::Error::SqliteFailure(code, msg) = &e else { return ProviderError::Backend { backend, kind, message } };
+    match code.code {
+        ErrorCode::ConstraintViolation => {
+            ProviderError::Unique { backend, table: table.into(), message: msg.clone().unwrap_or_else(|| e.to_string()) }
         }
+        // SQLite rolls the statement's transaction back on these: nothing of the
+        // write is kept, and the same write succeeds once the cause is gone.
+        ErrorCode::DiskFull => ProviderError::DiskFull { backend, kind, message },
+        ErrorCode::ReadOnly | ErrorCode::SystemIoFailure | ErrorCode::CannotOpen | ErrorCode::PermissionDenied => {
+            ProviderError::Storage { backend, kind, message }
+        }
+        _ => ProviderError::Backend { backend, kind, message },
     }
-    ProviderError::Backend { backend: backend.into(), kind: "sqlite".into(), message: format!("write to {table}: {e}") }
 }
 
 /// The SQLite value of `array[row]`, borrowed where the storage allows.

@@ -11,7 +11,7 @@ from pgcli.pgexecute import PGExecute
 port, db = sys.argv[1], sys.argv[2]
 pg = PGExecute(database=db, user="postgres", host="127.0.0.1", port=port)
 
-assert pg.server_version.startswith("16"), pg.server_version
+assert pg.server_version.startswith("15"), pg.server_version
 assert "public" in pg.search_path(), pg.search_path()
 assert "public" in pg.schemata(), pg.schemata()
 assert db in pg.databases(), pg.databases()

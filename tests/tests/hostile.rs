@@ -59,7 +59,12 @@ fn message(tag: u8, declared_len: i32, body: &[u8]) -> Vec<u8> {
 /// Send `bytes` on a fresh connection (after a proper startup when `logged_in`),
 /// then read whatever comes back until the server closes or goes quiet.
 /// Returns what the server sent after the startup exchange.
-async fn send_raw(port: u16, logged_in: bool, bytes: &[u8]) -> Vec<u8> {
+pub(crate) async fn send_raw(port: u16, logged_in: bool, bytes: &[u8]) -> Vec<u8> {
+    send_raw_waiting(port, logged_in, bytes, Duration::from_millis(500)).await
+}
+
+/// [`send_raw`], taking the server's silence for `quiet` as its last word.
+pub(crate) async fn send_raw_waiting(port: u16, logged_in: bool, bytes: &[u8], quiet: Duration) -> Vec<u8> {
     let mut socket = TcpStream::connect(("127.0.0.1", port)).await.unwrap();
     if logged_in {
         socket.write_all(&startup("postgres", "sqlite")).await.unwrap();
@@ -77,7 +82,7 @@ async fn send_raw(port: u16, logged_in: bool, bytes: &[u8]) -> Vec<u8> {
     let _ = socket.flush().await;
     let mut reply = Vec::new();
     let mut buf = [0u8; 4096];
-    while let Ok(Ok(n)) = tokio::time::timeout(Duration::from_millis(500), socket.read(&mut buf)).await {
+    while let Ok(Ok(n)) = tokio::time::timeout(quiet, socket.read(&mut buf)).await {
         if n == 0 {
             break;
         }
@@ -130,6 +135,16 @@ async fn garbage_on_the_socket_never_stops_the_server() {
     after.push(message(b'B', 14, &[0, 0, 0, 0, 0x75, 0x30, 0, 0, 0, 0]));
     after.push(message(b'P', 9, b"stmt\x00"));
     after.push(message(b'Q', 12, b"SELECT 1"));
+    // A Parse announcing five parameter types and holding none: pgwire's
+    // decoder overruns the message (it panicked inside the connection's task);
+    // the answer is Postgres' for a malformed message, FATAL 08P01.
+    let mut body = b"s\0SELECT 1\0".to_vec();
+    body.extend_from_slice(&5i16.to_be_bytes());
+    let reply = send_raw(port, true, &message(b'P', body.len() as i32 + 4, &body)).await;
+    assert_eq!(reply.first(), Some(&b'E'), "{reply:?}");
+    let text = String::from_utf8_lossy(&reply);
+    assert!(text.contains("FATAL") && text.contains("08P01"), "{text}");
+    still_served().await;
     for bytes in &after {
         let reply = send_raw(port, true, bytes).await;
         // Whatever came back is a well-formed ErrorResponse or nothing (a close).

@@ -3,9 +3,12 @@
 
 mod common;
 mod crash;
+mod dump;
 mod elastic;
 mod errors;
+mod faults;
 mod foundation;
+mod fuzz;
 mod hostile;
 mod postgres;
 mod providers;

@@ -65,7 +65,7 @@ async fn grafana_table_and_column_pickers() {
     let (_ws, _port, client) = server(&h).await;
     // The health check of older Grafana versions.
     let rows = replay(&client, "SELECT current_setting('server_version_num')::int/100").await;
-    assert_eq!(rows[0][0].as_deref(), Some("1600"));
+    assert_eq!(rows[0][0].as_deref(), Some("1500"));
     // Table picker: tables on the search path unqualified, others qualified.
     let search_path = "SELECT CASE WHEN trim(s[i]) = '\"$user\"' THEN user ELSE trim(s[i]) END \
         FROM generate_series(array_lower(string_to_array(current_setting('search_path'),','),1), \

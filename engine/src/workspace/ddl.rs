@@ -173,6 +173,9 @@ impl Workspace {
             | Statement::Fetch { .. }
             | Statement::Close { .. }
             | Statement::Discard { .. }
+            | Statement::Reset(_)
+            | Statement::Lock(_)
+            | Statement::Prepare { .. }
             | Statement::Deallocate { .. } => false,
             _ => true,
         }

@@ -82,6 +82,9 @@ pub(crate) struct Inner {
     /// Bumped whenever a table is (re)registered or removed, so cached plans
     /// (the wire server's) know they are stale.
     pub schema_version: std::sync::atomic::AtomicU64,
+    /// Bumped when a write to the backends starts and again when it ends
+    /// (see [`Workspace::change_version`]).
+    pub data_version: std::sync::atomic::AtomicU64,
     /// Write-journal entries replayed when this workspace was opened.
     pub journal_replayed: std::sync::atomic::AtomicUsize,
     /// Backends whose write journal exists (see `journal.rs`).
@@ -91,6 +94,15 @@ pub(crate) struct Inner {
 }
 
 /// A workspace handle. Cheap to clone, `Send + Sync`, shared by any number of tasks.
+/// A write in progress (see [`Workspace::writing`]).
+pub(crate) struct WriteMark(Arc<Inner>);
+
+impl Drop for WriteMark {
+    fn drop(&mut self) {
+        self.0.data_version.fetch_add(1, std::sync::atomic::Ordering::AcqRel);
+    }
+}
+
 #[derive(Clone)]
 pub struct Workspace {
     pub(crate) inner: Arc<Inner>,
@@ -210,6 +222,7 @@ impl Workspace {
                 sequences: tokio::sync::Mutex::new(HashMap::new()),
                 register_lock: tokio::sync::Mutex::new(()),
                 schema_version: std::sync::atomic::AtomicU64::new(0),
+                data_version: std::sync::atomic::AtomicU64::new(0),
                 journal_replayed: std::sync::atomic::AtomicUsize::new(0),
                 journals: parking_lot::Mutex::new(std::collections::HashSet::new()),
                 memory: RwLock::new(crate::memory::MemoryLimits::default()),
@@ -331,6 +344,21 @@ impl Workspace {
     /// Changes whenever an entity's table is registered, replaced or removed.
     pub fn schema_version(&self) -> u64 {
         self.inner.schema_version.load(std::sync::atomic::Ordering::Acquire)
+    }
+
+    /// Changes whenever a write to this workspace's backends starts or ends,
+    /// or its schema changes. A reader that finds the same number before and
+    /// after a span of reads saw no change happen during it: read-only
+    /// REPEATABLE READ blocks over the wire are validated this way.
+    pub fn change_version(&self) -> u64 {
+        use std::sync::atomic::Ordering::Acquire;
+        self.inner.data_version.load(Acquire).wrapping_add(self.inner.schema_version.load(Acquire))
+    }
+
+    /// Marks a write to the backends as begun; dropping the mark ends it.
+    pub(crate) fn writing(&self) -> WriteMark {
+        self.inner.data_version.fetch_add(1, std::sync::atomic::Ordering::AcqRel);
+        WriteMark(self.inner.clone())
     }
 
     /// The workspace's DataFusion session: every entity is a table in it.

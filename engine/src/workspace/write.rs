@@ -501,6 +501,7 @@ impl Workspace {
         } else {
             None
         };
+        let mark = self.writing();
         // Once applying starts it runs to its end in a task of its own, even
         // if the statement is cancelled or times out meanwhile: stopping part-way
         // would leave some backends written and others not until the journal
@@ -536,6 +537,7 @@ impl Workspace {
             if let Some(ids) = &entry {
                 primary.delete(&journal::journal_group(), ids).await?;
             }
+            drop(mark);
             Ok(found)
         });
         match applying.await {
@@ -571,6 +573,7 @@ impl Workspace {
     /// Write each field group, primary first, one after another (system rows,
     /// repair and journal replay).
     pub(super) async fn write_groups(&self, rt: &EntityRuntime, prepared: &PreparedBatch) -> Result<()> {
+        let _mark = self.writing();
         for (backend, write) in self.group_writes(rt, prepared)? {
             let GroupWrite::Upsert(group, batch) = write else { continue };
             backend.upsert(&group, batch).await.map_err(|e| unique_error(&rt.def.entity_id, e))?;

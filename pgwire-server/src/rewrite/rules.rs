@@ -25,6 +25,12 @@ pub(crate) const RULES: &[&dyn Rule] = &[
     &UnnestVectorColumns,
     &ExpandArray,
     &KeepDataSubqueries,
+    &TableoidColumn,
+    &CharTypeToText,
+    &RegprocCasts,
+    &NameSubscript,
+    &DumpSkipsSystemColumnIndexes,
+    &AnyOfVectorColumn,
 ];
 
 /// datafusion-pg-catalog's `RemoveSubqueryFromProjection` (it runs after
@@ -306,11 +312,296 @@ impl Rule for CatalogArraySubqueryToNull {
             Expr::Function(f)
                 if cx.catalog && last_part(&f.name) == "array" && matches!(f.args, FunctionArguments::Subquery(_)) =>
             {
-                parse_expr("NULL")
+                // Typed, so functions over arrays (pg_dump's
+                // `array_to_string(ARRAY(…), ', ')`) plan and answer NULL.
+                parse_expr("CAST(NULL AS TEXT[])")
             }
             _ => None,
         };
         replace(expr, new)
+    }
+}
+
+/// pg_dump asks `x = ANY(partclass)` of an oidvector column: DataFusion
+/// cannot look into text. The column becomes the list of its numbers.
+pub(crate) struct AnyOfVectorColumn;
+
+impl Rule for AnyOfVectorColumn {
+    fn name(&self) -> &'static str {
+        "any_of_vector_column"
+    }
+    fn expr(&self, expr: &mut Expr, _cx: &Context) -> bool {
+        let Expr::AnyOp { right, .. } = expr else { return false };
+        let column = match right.as_ref() {
+            Expr::Identifier(id) => id.value.to_ascii_lowercase(),
+            Expr::CompoundIdentifier(parts) => parts.last().map(|p| p.value.to_ascii_lowercase()).unwrap_or_default(),
+            Expr::Nested(inner) => match inner.as_ref() {
+                Expr::Identifier(id) => id.value.to_ascii_lowercase(),
+                _ => return false,
+            },
+            _ => return false,
+        };
+        if !VECTOR_COLUMNS.contains(&column.as_str()) {
+            return false;
+        }
+        let Some(list) = parse_expr(&format!("{}({})", helpers::OIDVECTOR, right)) else { return false };
+        **right = list;
+        true
+    }
+}
+
+/// pg_dump recreates every index it lists with `CREATE INDEX`. A table with
+/// Postgres' shape (declared columns only, docs/sql.md) also has the
+/// workspace's own indexes on its system columns (`name`; indkey `-2`),
+/// which psql lists as they are, but which no Postgres table can have: in
+/// pg_dump's index listing (the query that reads `indstatcols`) they are left
+/// out, so its output restores.
+pub(crate) struct DumpSkipsSystemColumnIndexes;
+
+impl Rule for DumpSkipsSystemColumnIndexes {
+    fn name(&self) -> &'static str {
+        "dump_skips_system_column_indexes"
+    }
+    fn query(&self, query: &mut Query, _cx: &Context) -> bool {
+        let SetExpr::Select(select) = query.body.as_mut() else { return false };
+        let dumps = select.projection.iter().any(
+            |item| matches!(item, SelectItem::ExprWithAlias { alias, .. } if alias.value.eq_ignore_ascii_case("indstatcols")),
+        );
+        if !dumps {
+            return false;
+        }
+        let Some(condition) = parse_expr("NOT (i.indkey LIKE '-%' OR i.indkey LIKE '% -%')") else { return false };
+        select.selection = Some(match select.selection.take() {
+            Some(existing) => Expr::BinaryOp {
+                left: Box::new(Expr::Nested(Box::new(existing))),
+                op: datafusion::sql::sqlparser::ast::BinaryOperator::And,
+                right: Box::new(condition),
+            },
+            None => condition,
+        });
+        true
+    }
+}
+
+/// pg_dump tells array types by `typname[0] = '_'`: a `name` is an array
+/// of bytes in Postgres, so `[0]` is its first character; DataFusion cannot
+/// subscript text. A subscript of a catalog column ending in `name` becomes
+/// `substr(column, n + 1, 1)`.
+pub(crate) struct NameSubscript;
+
+impl Rule for NameSubscript {
+    fn name(&self) -> &'static str {
+        "name_subscript"
+    }
+    fn expr(&self, expr: &mut Expr, cx: &Context) -> bool {
+        use datafusion::sql::sqlparser::ast::Subscript;
+        let Expr::CompoundFieldAccess { root, access_chain } = &*expr else { return false };
+        let column = match root.as_ref() {
+            Expr::Identifier(id) => id.value.to_ascii_lowercase(),
+            Expr::CompoundIdentifier(parts) => parts.last().map(|p| p.value.to_ascii_lowercase()).unwrap_or_default(),
+            _ => return false,
+        };
+        if !cx.catalog || !column.ends_with("name") {
+            return false;
+        }
+        let [AccessExpr::Subscript(Subscript::Index { index: Expr::Value(v) })] = access_chain.as_slice() else { return false };
+        let Value::Number(n, _) = &v.value else { return false };
+        let Ok(n) = n.parse::<i64>() else { return false };
+        replace(expr, parse_expr(&format!("substr({root}, {}, 1)", n + 1)))
+    }
+}
+
+/// pg_dump writes `'r'::"char"` (Postgres' one-byte internal type, which the
+/// catalogs' kind columns have); DataFusion has no such type, and the fixed
+/// catalog keeps those columns as text. A cast to `"char"` becomes one to
+/// text.
+pub(crate) struct CharTypeToText;
+
+impl Rule for CharTypeToText {
+    fn name(&self) -> &'static str {
+        "char_type_to_text"
+    }
+    fn expr(&self, expr: &mut Expr, _cx: &Context) -> bool {
+        let Expr::Cast { data_type, .. } = expr else { return false };
+        let quoted_char = matches!(&*data_type, DataType::Custom(name, _)
+            if name.0.len() == 1 && name.0[0].as_ident().is_some_and(|i| i.quote_style == Some('"') && i.value == "char"));
+        if quoted_char {
+            *data_type = DataType::Text;
+        }
+        quoted_char
+    }
+}
+
+/// pg_dump reads functions named by the catalogs as `x::regproc` and as
+/// `x::oid` (`amhandler::pg_catalog.regproc`, `oprcode::oid`, the text
+/// search parsers' `prsstart::oid`). The fixed catalog keeps those columns as
+/// the functions' names, which is what `::regproc` shows: it becomes a cast to
+/// text. Their OIDs it does not know: `::oid` of one of those columns is NULL
+/// (pg_dump looks them up only for functions outside pg_catalog, and there
+/// are none).
+pub(crate) struct RegprocCasts;
+
+/// The catalog columns of type regproc (Postgres 15), which the fixed catalog holds as names.
+const REGPROC_COLUMNS: &[&str] = &[
+    "oprcode",
+    "oprrest",
+    "oprjoin",
+    "amhandler",
+    "prsstart",
+    "prstoken",
+    "prsend",
+    "prsheadline",
+    "prslextype",
+    "tmplinit",
+    "tmpllexize",
+    "fdwhandler",
+    "fdwvalidator",
+    "aggfnoid",
+    "aggtransfn",
+    "aggfinalfn",
+    "typinput",
+    "typoutput",
+    "typreceive",
+    "typsend",
+    "typmodin",
+    "typmodout",
+    "typanalyze",
+    "typsubscript",
+    "rngcanonical",
+    "rngsubdiff",
+    "trffromsql",
+    "trftosql",
+    "evtfoid",
+    "tgfoid",
+];
+
+/// The column a cast reads, when it reads one directly.
+fn cast_column(expr: &Expr) -> Option<String> {
+    let Expr::Cast { expr: inner, .. } = expr else { return None };
+    match inner.as_ref() {
+        Expr::Identifier(id) => Some(id.value.to_ascii_lowercase()),
+        Expr::CompoundIdentifier(parts) => parts.last().map(|p| p.value.to_ascii_lowercase()),
+        _ => None,
+    }
+}
+
+impl Rule for RegprocCasts {
+    fn name(&self) -> &'static str {
+        "regproc_casts"
+    }
+    /// Postgres names `prsstart::oid` after its column; DataFusion names a
+    /// cast of a qualified column by the qualified name.
+    fn query(&self, query: &mut Query, _cx: &Context) -> bool {
+        let SetExpr::Select(select) = query.body.as_mut() else { return false };
+        let mut changed = false;
+        for item in &mut select.projection {
+            let SelectItem::UnnamedExpr(e) = item else { continue };
+            if let Some(column) = cast_column(e).filter(|c| REGPROC_COLUMNS.contains(&c.as_str())) {
+                let alias = datafusion::sql::sqlparser::ast::Ident::new(column);
+                *item = SelectItem::ExprWithAlias { expr: e.clone(), alias };
+                changed = true;
+            }
+        }
+        changed
+    }
+    fn expr(&self, expr: &mut Expr, _cx: &Context) -> bool {
+        let Expr::Cast { data_type, expr: inner, .. } = expr else { return false };
+        if is_custom(data_type, "regproc") {
+            *data_type = DataType::Text;
+            return true;
+        }
+        let column = match inner.as_ref() {
+            Expr::Identifier(id) => id.value.to_ascii_lowercase(),
+            Expr::CompoundIdentifier(parts) => parts.last().map(|p| p.value.to_ascii_lowercase()).unwrap_or_default(),
+            _ => return false,
+        };
+        if (is_custom(data_type, "oid") || matches!(data_type, DataType::Custom(..) if data_type.to_string().ends_with("oid")))
+            && REGPROC_COLUMNS.contains(&column.as_str())
+        {
+            // TRY_CAST of a name is NULL, and keeps the column's name as the
+            // output's (`oprcode`), which pg_dump reads its results by.
+            *expr = parse_expr(&format!("TRY_CAST({inner} AS BIGINT)")).expect("parses");
+            return true;
+        }
+        false
+    }
+}
+
+/// pg_dump reads `tableoid` beside `oid` from every catalog (`SELECT
+/// tableoid, oid, … FROM pg_am`, `c.tableoid` in joins): Postgres' system
+/// column holding the OID of the table a row lives in, which the fixed
+/// catalog's tables do not have. A `tableoid` of a system catalog in the
+/// query's FROM (qualified by its name or alias, or unqualified when the
+/// FROM has that one table) becomes that catalog's fixed OID.
+pub(crate) struct TableoidColumn;
+
+impl Rule for TableoidColumn {
+    fn name(&self) -> &'static str {
+        "tableoid_column"
+    }
+    fn query(&self, query: &mut Query, _cx: &Context) -> bool {
+        use datafusion::sql::sqlparser::ast::{TableFactor, VisitMut, VisitorMut};
+        use std::ops::ControlFlow;
+        let SetExpr::Select(select) = query.body.as_mut() else { return false };
+        // Catalog tables of this FROM by the name they are referred to.
+        let mut tables: Vec<(String, i64)> = Vec::new();
+        let mut relations = 0;
+        for from in &select.from {
+            for factor in std::iter::once(&from.relation).chain(from.joins.iter().map(|j| &j.relation)) {
+                relations += 1;
+                if let TableFactor::Table { name, alias, .. } = factor {
+                    if let Some(oid) = catalog_oid(&last_part(name)) {
+                        let referred =
+                            alias.as_ref().map(|a| a.name.value.to_ascii_lowercase()).unwrap_or_else(|| last_part(name));
+                        tables.push((referred, oid));
+                    }
+                }
+            }
+        }
+        if tables.is_empty() {
+            return false;
+        }
+        let only = (relations == 1).then(|| tables[0].1);
+        struct Replace<'a> {
+            tables: &'a [(String, i64)],
+            only: Option<i64>,
+            changed: bool,
+        }
+        impl VisitorMut for Replace<'_> {
+            type Break = ();
+            fn post_visit_expr(&mut self, expr: &mut Expr) -> ControlFlow<()> {
+                let oid = match &*expr {
+                    Expr::Identifier(id) if id.value.eq_ignore_ascii_case("tableoid") => self.only,
+                    Expr::CompoundIdentifier(parts) if parts.len() == 2 && parts[1].value.eq_ignore_ascii_case("tableoid") => {
+                        let table = parts[0].value.to_ascii_lowercase();
+                        self.tables.iter().find(|(t, _)| *t == table).map(|(_, oid)| *oid)
+                    }
+                    _ => None,
+                };
+                if let Some(new) = oid.and_then(|oid| parse_expr(&oid.to_string())) {
+                    *expr = new;
+                    self.changed = true;
+                }
+                ControlFlow::Continue(())
+            }
+        }
+        // An unaliased `x.tableoid` item keeps its name once it is a number.
+        for item in &mut select.projection {
+            if let SelectItem::UnnamedExpr(e) = item {
+                let is_tableoid = match e {
+                    Expr::Identifier(id) => id.value.eq_ignore_ascii_case("tableoid"),
+                    Expr::CompoundIdentifier(parts) => parts.last().is_some_and(|p| p.value.eq_ignore_ascii_case("tableoid")),
+                    _ => false,
+                };
+                if is_tableoid {
+                    let alias = datafusion::sql::sqlparser::ast::Ident::new("tableoid");
+                    *item = SelectItem::ExprWithAlias { expr: e.clone(), alias };
+                }
+            }
+        }
+        let mut replace = Replace { tables: &tables, only, changed: false };
+        let _ = select.visit(&mut replace);
+        replace.changed
     }
 }
 
@@ -429,9 +720,47 @@ mod tests {
         assert_rewrite(
             &CatalogArraySubqueryToNull,
             "SELECT c.x || array(select 1 from pg_catalog.pg_class), NULL FROM pg_catalog.pg_class c",
-            Some("c.x || NULL"),
+            Some("c.x || CAST(NULL AS TEXT[])"),
         );
         assert_rewrite(&CatalogArraySubqueryToNull, "SELECT array(select 1 from t), NULL, NULL FROM t", None);
+    }
+
+    #[test]
+    fn name_subscripts_are_characters() {
+        assert_rewrite(&NameSubscript, "SELECT typname[0] = '_' FROM pg_catalog.pg_type", Some("SUBSTR(typname, 1, 1) = '_'"));
+        assert_rewrite(&NameSubscript, "SELECT tags[1] FROM pg_catalog.pg_type", None);
+    }
+
+    #[test]
+    fn char_and_regproc_casts() {
+        assert_rewrite(&CharTypeToText, "SELECT 'r'::\"char\" FROM pg_class", Some("'r'::TEXT"));
+        assert_rewrite(&CharTypeToText, "SELECT 'r'::char FROM pg_class", None);
+        assert_rewrite(&RegprocCasts, "SELECT amhandler::pg_catalog.regproc FROM pg_am", Some("amhandler::TEXT"));
+        assert_rewrite(
+            &RegprocCasts,
+            "SELECT tableoid, oprcode::oid AS oprcode FROM pg_operator",
+            Some("TRY_CAST(oprcode AS BIGINT) AS oprcode"),
+        );
+        assert_rewrite(&RegprocCasts, "SELECT oid::oid FROM pg_proc", None);
+    }
+
+    #[test]
+    fn tableoid_is_the_catalogs_oid() {
+        assert_rewrite(
+            &TableoidColumn,
+            "SELECT tableoid, oid, amname FROM pg_am",
+            Some("SELECT 2601 AS tableoid, oid, amname FROM pg_am"),
+        );
+        assert_rewrite(
+            &TableoidColumn,
+            "SELECT c.tableoid, t.tableoid AS t FROM pg_class c JOIN pg_catalog.pg_type t ON t.oid = c.reltype WHERE c.tableoid > 0",
+            Some(
+                "SELECT 1259 AS tableoid, 1247 AS t FROM pg_class c JOIN pg_catalog.pg_type t ON t.oid = c.reltype WHERE 1259 > 0",
+            ),
+        );
+        // Unqualified among several tables is ambiguous, and a user table's is left alone.
+        assert_rewrite(&TableoidColumn, "SELECT tableoid FROM pg_class c, pg_type t", None);
+        assert_rewrite(&TableoidColumn, "SELECT tableoid FROM product", None);
     }
 
     #[test]
@@ -445,7 +774,7 @@ mod tests {
 
 /// The catalogs' oidvector and int2vector columns, which the fixed catalog
 /// (and describe.rs) keep in their text form, `'23 25'`.
-const VECTOR_COLUMNS: &[&str] = &["proargtypes", "indkey", "indclass", "indcollation", "indoption"];
+const VECTOR_COLUMNS: &[&str] = &["proargtypes", "indkey", "indclass", "indcollation", "indoption", "partclass", "partattrs"];
 
 /// `unnest(proargtypes)` (sqlsmith's routine signatures; Postgres unnests an
 /// oidvector into its OIDs) and `generate_subscripts(indkey, 1)` beside
@@ -567,10 +896,11 @@ fn only_argument(f: &datafusion::sql::sqlparser::ast::Function) -> Option<&Expr>
     Some(argument)
 }
 
-/// `SELECT … FROM pg_indexes` (people, Rails' and Django's index checks):
-/// Postgres finds pg_catalog's views before the schema's tables; DataFusion
-/// looks in the default schema only, and datafusion-pg-catalog qualifies the
-/// fixed catalog's tables but knows no pg_indexes (ours, describe.rs).
+/// `SELECT … FROM pg_indexes` (people, Rails' and Django's index checks;
+/// pg_dump's `FROM pg_transform`): Postgres finds pg_catalog's views before
+/// the schema's tables; DataFusion looks in the default schema only, and
+/// datafusion-pg-catalog qualifies the fixed catalog's tables but knows none
+/// of the ones describe.rs adds.
 pub(crate) struct QualifyPgIndexes;
 
 impl Rule for QualifyPgIndexes {
@@ -582,7 +912,8 @@ impl Rule for QualifyPgIndexes {
         let mut changed = false;
         let _ = visit_relations_mut(query, |name| {
             if let [ObjectNamePart::Identifier(table)] = name.0.as_slice() {
-                if table.quote_style.is_none() && table.value.eq_ignore_ascii_case("pg_indexes") {
+                let ours = ["pg_indexes", "pg_transform", "pg_seclabels"];
+                if table.quote_style.is_none() && ours.iter().any(|t| table.value.eq_ignore_ascii_case(t)) {
                     name.0.insert(0, ObjectNamePart::Identifier(Ident::new("pg_catalog")));
                     changed = true;
                 }

@@ -1,0 +1,247 @@
+//! `soak`: 64 clients against `hb serve` (a process of its own, embedded
+//! preset) for 10 minutes: point reads, range reads, writes, updates, COPY,
+//! statements cancelled mid-stream and connections dropped mid-result. Each
+//! minute: statements answered per second, unexpected errors (must be 0; a
+//! cancelled statement's 57014 and a dropped connection are what the script
+//! provokes) and the server's resident memory. The baselines are the run's
+//! own: the last minute's rate against the first's, and the RSS after the
+//! first minute (warm-up) against the last.
+//!
+//! `cargo run --release -p heavenbase-benchmarks -- soak [minutes] [clients]`
+//! (needs `hb` beside the benchmark binary: `cargo build --release -p heavenbase-cli`).
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use futures::{SinkExt, StreamExt, pin_mut};
+
+use crate::wire::connect;
+
+const ROWS: usize = 100_000;
+
+#[derive(Default)]
+struct Counters {
+    answered: AtomicU64,
+    cancelled: AtomicU64,
+    dropped: AtomicU64,
+    unexpected: AtomicU64,
+}
+
+/// The server's resident set, from /proc.
+fn rss_mib(pid: u32) -> f64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    let kib: f64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap_or(0.0);
+    kib / 1024.0
+}
+
+struct Rng(u64);
+
+impl Rng {
+    fn below(&mut self, n: u64) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d) % n
+    }
+}
+
+pub async fn run(minutes: u64, clients: usize) {
+    let hb = std::env::current_exe().unwrap().with_file_name("hb");
+    if !hb.exists() {
+        println!("soak: {} is missing; build it first (cargo build --release -p heavenbase-cli)", hb.display());
+        return;
+    }
+    let (dir, _home) = crate::home();
+    let hb_run = |args: &[&str]| {
+        let out = std::process::Command::new(&hb).args(args).env("HEAVENBASE_HOME", dir.path()).output().unwrap();
+        assert!(out.status.success(), "hb {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    };
+    hb_run(&["ws", "create", "soak", "--preset", "embedded"]);
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let mut server = std::process::Command::new(&hb)
+        .args(["serve", "-w", "soak", "--port", &port.to_string(), "--max-connections", "500"])
+        .env("HEAVENBASE_HOME", dir.path())
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let conninfo = format!("host=127.0.0.1 port={port} user=postgres dbname=soak");
+    let setup = loop {
+        if let Ok((c, conn)) = tokio_postgres::connect(&conninfo, tokio_postgres::NoTls).await {
+            tokio::spawn(conn);
+            break c;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    setup
+        .batch_execute("CREATE TABLE item (id bigint PRIMARY KEY, title text, qty integer, price double precision)")
+        .await
+        .unwrap();
+    crate::wire::copy_lines(&setup, "COPY item FROM STDIN", ROWS, |i| {
+        format!("{i}\tTitle {i}\t{}\t{}\n", i % 97, i as f64 * 0.5)
+    })
+    .await;
+    println!("soak: {clients} clients for {minutes} min against hb serve (embedded preset, {ROWS} rows to start)");
+
+    let counters = Arc::new(Counters::default());
+    let next_id = Arc::new(AtomicU64::new(ROWS as u64));
+    let deadline = Instant::now() + Duration::from_secs(minutes * 60);
+    let mut tasks = Vec::new();
+    for c in 0..clients {
+        let (counters, next_id, conninfo) = (counters.clone(), next_id.clone(), conninfo.clone());
+        tasks.push(tokio::spawn(async move {
+            let mut rng = Rng(0x9e37_79b9_7f4a_7c15 ^ (c as u64 + 1));
+            let mut client = connect(&conninfo).await;
+            while Instant::now() < deadline {
+                match client_step(&mut rng, &client, &conninfo, &next_id).await {
+                    Step::Answered => counters.answered.fetch_add(1, Ordering::Relaxed),
+                    Step::Cancelled => counters.cancelled.fetch_add(1, Ordering::Relaxed),
+                    Step::Dropped => counters.dropped.fetch_add(1, Ordering::Relaxed),
+                    Step::Unexpected(e) => {
+                        if counters.unexpected.fetch_add(1, Ordering::Relaxed) < 5 {
+                            println!("  unexpected error (client {c}): {e}");
+                        }
+                        if client.is_closed() {
+                            client = connect(&conninfo).await;
+                        }
+                        0
+                    }
+                };
+            }
+        }));
+    }
+
+    let mut last = 0;
+    let mut rates = Vec::new();
+    let mut rss = Vec::new();
+    println!("  minute | statements/s | cancelled | dropped | unexpected errors | server RSS (MiB)");
+    for minute in 1..=minutes {
+        tokio::time::sleep_until((deadline - Duration::from_secs((minutes - minute) * 60)).into()).await;
+        let answered = counters.answered.load(Ordering::Relaxed);
+        let rate = (answered - last) as f64 / 60.0;
+        last = answered;
+        let mib = rss_mib(server.id());
+        rates.push(rate);
+        rss.push(mib);
+        println!(
+            "  {minute:>6} | {rate:>12.0} | {:>9} | {:>7} | {:>17} | {mib:>8.0}",
+            counters.cancelled.load(Ordering::Relaxed),
+            counters.dropped.load(Ordering::Relaxed),
+            counters.unexpected.load(Ordering::Relaxed)
+        );
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+    let alive = setup.query_one("SELECT count(*) FROM item", &[]).await.map(|r| r.get::<_, i64>(0));
+    let unexpected = counters.unexpected.load(Ordering::Relaxed);
+    println!("  rate, last minute / first        : {:.2}", rates.last().unwrap() / rates[0]);
+    if rss.len() > 1 {
+        println!(
+            "  RSS, last minute / after warm-up : {:.2} ({:.0} → {:.0} MiB)",
+            rss.last().unwrap() / rss[0],
+            rss[0],
+            rss.last().unwrap()
+        );
+    }
+    println!("  unexpected errors                : {unexpected} (goal 0)");
+    println!(
+        "  server answering afterwards      : {}",
+        alive.map(|n| format!("yes, {n} rows")).unwrap_or_else(|e| format!("NO: {e}"))
+    );
+    let _ = server.kill();
+    let _ = server.wait();
+}
+
+enum Step {
+    Answered,
+    Cancelled,
+    Dropped,
+    Unexpected(String),
+}
+
+fn outcome<T>(r: Result<T, tokio_postgres::Error>) -> Step {
+    match r {
+        Ok(_) => Step::Answered,
+        Err(e) => Step::Unexpected(e.to_string()),
+    }
+}
+
+async fn client_step(rng: &mut Rng, client: &tokio_postgres::Client, conninfo: &str, next_id: &AtomicU64) -> Step {
+    let roll = rng.below(100);
+    let id = rng.below(ROWS as u64) as i64;
+    match roll {
+        // Point reads by key.
+        0..=49 => outcome(client.query_opt("SELECT title, qty FROM item WHERE id = $1", &[&id]).await),
+        // Range reads.
+        50..=61 => {
+            outcome(client.query("SELECT id, price FROM item WHERE qty = $1 ORDER BY id LIMIT 50", &[&((id % 97) as i32)]).await)
+        }
+        // New rows.
+        62..=75 => {
+            let new = next_id.fetch_add(1, Ordering::Relaxed) as i64;
+            outcome(
+                client
+                    .execute(
+                        "INSERT INTO item (id, title, qty, price) VALUES ($1, $2, $3, $4)",
+                        &[&new, &format!("New {new}"), &1i32, &1.5f64],
+                    )
+                    .await,
+            )
+        }
+        // Updates of existing rows.
+        76..=85 => outcome(client.execute("UPDATE item SET qty = qty + 1 WHERE id = $1", &[&id]).await),
+        // COPY of 100 rows.
+        86..=89 => {
+            let start = next_id.fetch_add(100, Ordering::Relaxed);
+            let lines: String = (start..start + 100).map(|i| format!("{i}\tCopied {i}\t{}\t2.5\n", i % 97)).collect();
+            let copied = async {
+                let sink = client.copy_in::<_, bytes::Bytes>("COPY item FROM STDIN").await?;
+                pin_mut!(sink);
+                sink.send(bytes::Bytes::from(lines)).await?;
+                sink.finish().await
+            };
+            outcome(copied.await)
+        }
+        // A whole-table read cancelled while its rows stream.
+        90..=94 => {
+            let token = client.cancel_token();
+            let cancel = async {
+                tokio::time::sleep(Duration::from_millis(2 + rng.below(20))).await;
+                let _ = token.cancel_query(tokio_postgres::NoTls).await;
+            };
+            let (read, ()) = tokio::join!(client.query("SELECT * FROM item", &[]), cancel);
+            match read {
+                Ok(_) => Step::Answered,
+                Err(e) if e.code().is_some_and(|c| c.code() == "57014") => Step::Cancelled,
+                Err(e) => Step::Unexpected(e.to_string()),
+            }
+        }
+        // A connection dropped after reading a few rows of a large result.
+        _ => {
+            let (other, conn) = match tokio_postgres::connect(conninfo, tokio_postgres::NoTls).await {
+                Ok(pair) => pair,
+                Err(e) => return Step::Unexpected(e.to_string()),
+            };
+            let driver = tokio::spawn(conn);
+            let stream = other.query_raw("SELECT * FROM item", std::iter::empty::<i64>()).await;
+            match stream {
+                Ok(stream) => {
+                    pin_mut!(stream);
+                    for _ in 0..10 {
+                        if stream.next().await.is_none() {
+                            break;
+                        }
+                    }
+                }
+                Err(e) => return Step::Unexpected(e.to_string()),
+            }
+            driver.abort();
+            Step::Dropped
+        }
+    }
+}

@@ -1,0 +1,1 @@
+DELETE FROM review WHERE stars < (SELECT avg(stars) FROM review) RETURNING name

@@ -1,0 +1,1 @@
+SELECT name, meta->>'color', array_length(tags, 1), day + INTERVAL '1 day', EXISTS (SELECT 1 FROM review WHERE review.product_id = product.object_id) FROM product WHERE created BETWEEN '2024-01-01' AND '2025-01-01'
