@@ -178,9 +178,7 @@ async fn client_step(rng: &mut Rng, client: &tokio_postgres::Client, conninfo: &
         // Point reads by key.
         0..=49 => outcome(client.query_opt("SELECT title, qty FROM item WHERE id = $1", &[&id]).await),
         // Range reads.
-        50..=61 => {
-            outcome(client.query("SELECT id, price FROM item WHERE qty = $1 ORDER BY id LIMIT 50", &[&((id % 97) as i32)]).await)
-        }
+        50..=61 => outcome(client.query("SELECT id, price FROM item WHERE qty = $1 ORDER BY id LIMIT 50", &[&(id % 97)]).await),
         // New rows.
         62..=75 => {
             let new = next_id.fetch_add(1, Ordering::Relaxed) as i64;
@@ -188,7 +186,7 @@ async fn client_step(rng: &mut Rng, client: &tokio_postgres::Client, conninfo: &
                 client
                     .execute(
                         "INSERT INTO item (id, title, qty, price) VALUES ($1, $2, $3, $4)",
-                        &[&new, &format!("New {new}"), &1i32, &1.5f64],
+                        &[&new, &format!("New {new}"), &1i64, &1.5f64],
                     )
                     .await,
             )
