@@ -65,7 +65,7 @@ fn note_rows(from: usize, n: usize) -> Vec<Row> {
         .collect()
 }
 
-/// The main SQLite file of an embedded workspace under `home`.
+/// Every SQLite file under `dir` (an embedded workspace keeps its rows in one).
 fn sqlite_files(dir: &Path) -> Vec<PathBuf> {
     let mut found = Vec::new();
     let mut stack = vec![dir.to_path_buf()];
