@@ -22,26 +22,9 @@ use heavenbase::{Construction, EntityDef, ErrorKind};
 use serde_json::{Value as Json, json};
 
 use crate::common::TestHome;
+use crate::hostile::Rng;
 use crate::sql::load;
 use crate::wire::{connect, start};
-
-/// xorshift64*: deterministic, so a seed replays a run.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n.max(1) as u64) as usize
-    }
-    fn chance(&mut self, one_in: usize) -> bool {
-        self.below(one_in) == 0
-    }
-}
 
 /// A target's run: its corpus, its time budget and its generator.
 struct Fuzz {

@@ -332,15 +332,7 @@ impl Rule for AnyOfVectorColumn {
     }
     fn expr(&self, expr: &mut Expr, _cx: &Context) -> bool {
         let Expr::AnyOp { right, .. } = expr else { return false };
-        let column = match right.as_ref() {
-            Expr::Identifier(id) => id.value.to_ascii_lowercase(),
-            Expr::CompoundIdentifier(parts) => parts.last().map(|p| p.value.to_ascii_lowercase()).unwrap_or_default(),
-            Expr::Nested(inner) => match inner.as_ref() {
-                Expr::Identifier(id) => id.value.to_ascii_lowercase(),
-                _ => return false,
-            },
-            _ => return false,
-        };
+        let Some(column) = column_of(right) else { return false };
         if !VECTOR_COLUMNS.contains(&column.as_str()) {
             return false;
         }
@@ -396,11 +388,7 @@ impl Rule for NameSubscript {
     fn expr(&self, expr: &mut Expr, cx: &Context) -> bool {
         use datafusion::sql::sqlparser::ast::Subscript;
         let Expr::CompoundFieldAccess { root, access_chain } = &*expr else { return false };
-        let column = match root.as_ref() {
-            Expr::Identifier(id) => id.value.to_ascii_lowercase(),
-            Expr::CompoundIdentifier(parts) => parts.last().map(|p| p.value.to_ascii_lowercase()).unwrap_or_default(),
-            _ => return false,
-        };
+        let Some(column) = column_of(root) else { return false };
         if !cx.catalog || !column.ends_with("name") {
             return false;
         }
@@ -475,14 +463,20 @@ const REGPROC_COLUMNS: &[&str] = &[
     "tgfoid",
 ];
 
+/// The column `expr` names (`col`, `t.col`, `(col)`), lowercased.
+fn column_of(expr: &Expr) -> Option<String> {
+    match expr {
+        Expr::Identifier(id) => Some(id.value.to_ascii_lowercase()),
+        Expr::CompoundIdentifier(parts) => parts.last().map(|p| p.value.to_ascii_lowercase()),
+        Expr::Nested(inner) => column_of(inner),
+        _ => None,
+    }
+}
+
 /// The column a cast reads, when it reads one directly.
 fn cast_column(expr: &Expr) -> Option<String> {
     let Expr::Cast { expr: inner, .. } = expr else { return None };
-    match inner.as_ref() {
-        Expr::Identifier(id) => Some(id.value.to_ascii_lowercase()),
-        Expr::CompoundIdentifier(parts) => parts.last().map(|p| p.value.to_ascii_lowercase()),
-        _ => None,
-    }
+    column_of(inner)
 }
 
 impl Rule for RegprocCasts {
@@ -510,11 +504,7 @@ impl Rule for RegprocCasts {
             *data_type = DataType::Text;
             return true;
         }
-        let column = match inner.as_ref() {
-            Expr::Identifier(id) => id.value.to_ascii_lowercase(),
-            Expr::CompoundIdentifier(parts) => parts.last().map(|p| p.value.to_ascii_lowercase()).unwrap_or_default(),
-            _ => return false,
-        };
+        let Some(column) = column_of(inner) else { return false };
         if (is_custom(data_type, "oid") || matches!(data_type, DataType::Custom(..) if data_type.to_string().ends_with("oid")))
             && REGPROC_COLUMNS.contains(&column.as_str())
         {
@@ -588,12 +578,7 @@ impl Rule for TableoidColumn {
         // An unaliased `x.tableoid` item keeps its name once it is a number.
         for item in &mut select.projection {
             if let SelectItem::UnnamedExpr(e) = item {
-                let is_tableoid = match e {
-                    Expr::Identifier(id) => id.value.eq_ignore_ascii_case("tableoid"),
-                    Expr::CompoundIdentifier(parts) => parts.last().is_some_and(|p| p.value.eq_ignore_ascii_case("tableoid")),
-                    _ => false,
-                };
-                if is_tableoid {
+                if column_of(e).as_deref() == Some("tableoid") {
                     let alias = datafusion::sql::sqlparser::ast::Ident::new("tableoid");
                     *item = SelectItem::ExprWithAlias { expr: e.clone(), alias };
                 }
@@ -803,11 +788,7 @@ impl Rule for UnnestVectorColumns {
             ) => (column, Some(d)),
             _ => return false,
         };
-        let name = match column {
-            Expr::Identifier(id) => id.value.to_ascii_lowercase(),
-            Expr::CompoundIdentifier(parts) => parts.last().map(|p| p.value.to_ascii_lowercase()).unwrap_or_default(),
-            _ => return false,
-        };
+        let Some(name) = column_of(column) else { return false };
         if !VECTOR_COLUMNS.contains(&name.as_str()) {
             return false;
         }
