@@ -10,16 +10,53 @@
 //! Postgres would give it, as an alias.
 //!
 //! DataFusion refuses two output columns of one name, which Postgres allows
-//! (`SELECT 1, 2` is `?column?` twice): an item whose Postgres name another
-//! item of its list also has keeps DataFusion's name, and so do the items of a
-//! list with a `*` (whose columns are not known here).
+//! (`SELECT 1, 2` is `?column?` twice; `SELECT (SELECT count(*) …), (SELECT
+//! count(*) …)` is `count` twice, where DataFusion names both `(<subquery>)`
+//! and refuses the pair): items that share a name are aliased apart with a
+//! marker (the name, [`REPEAT`], the item's position), and once planned,
+//! [`restore_repeated_names`] gives the plan's output the shared name again,
+//! each column under a qualifier of its own (a DataFusion schema may hold one
+//! name under several qualifiers). The items of a list with a `*` (whose
+//! columns are not known here) keep DataFusion's names.
 
 use std::collections::HashMap;
 use std::ops::ControlFlow;
 
+use datafusion::common::{Column, Result, TableReference};
+use datafusion::logical_expr::{Expr as PlanExpr, LogicalPlan, LogicalPlanBuilder};
 use datafusion::sql::sqlparser::ast::{
     DataType, Expr, Ident, Query, Select, SelectItem, SetExpr, Statement, VisitMut, VisitorMut,
 };
+
+/// Separates a shared name from the item's position in a marked alias; no
+/// name a client writes holds it.
+pub const REPEAT: char = '\u{1}';
+
+/// The name a client sees for a planned column: a marked alias's shared name.
+pub fn shown_name(name: &str) -> &str {
+    name.split_once(REPEAT).map_or(name, |(shown, _)| shown)
+}
+
+/// `plan` with every marked output column named by its shared name again
+/// (module doc); unchanged when it has none.
+pub fn restore_repeated_names(plan: LogicalPlan) -> Result<LogicalPlan> {
+    if !plan.schema().fields().iter().any(|f| f.name().contains(REPEAT)) {
+        return Ok(plan);
+    }
+    let exprs: Vec<PlanExpr> = plan
+        .schema()
+        .iter()
+        .enumerate()
+        .map(|(i, (qualifier, field))| {
+            let column = PlanExpr::Column(Column::new(qualifier.cloned(), field.name()));
+            match field.name().split_once(REPEAT) {
+                Some((shown, _)) => column.alias_qualified(Some(TableReference::bare(format!("#{i}"))), shown),
+                None => column,
+            }
+        })
+        .collect();
+    LogicalPlanBuilder::from(plan).project(exprs)?.build()
+}
 
 /// Alias every unaliased select item of `statement` with its Postgres name
 /// (module doc). Returns whether anything changed.
@@ -69,14 +106,20 @@ fn name_select(select: &mut Select) -> bool {
         *uses.entry(name.as_str()).or_default() += 1;
     }
     let mut changed = false;
-    for (item, name) in select.projection.iter_mut().zip(&names) {
-        let (SelectItem::UnnamedExpr(expr), Some(name)) = (&*item, name) else { continue };
-        // A column keeps its own name already; a repeated name stays DataFusion's.
-        if matches!(expr, Expr::Identifier(_) | Expr::CompoundIdentifier(_)) || uses[name.as_str()] > 1 {
-            continue;
+    for (position, (item, name)) in select.projection.iter_mut().zip(&names).enumerate() {
+        let Some(name) = name else { continue };
+        let repeated = uses[name.as_str()] > 1;
+        let alias = if repeated { format!("{name}{REPEAT}{position}") } else { name.clone() };
+        match item {
+            // A column keeps its own name already.
+            SelectItem::UnnamedExpr(Expr::Identifier(_) | Expr::CompoundIdentifier(_)) if !repeated => continue,
+            SelectItem::UnnamedExpr(expr) => {
+                let expr = expr.clone();
+                *item = SelectItem::ExprWithAlias { expr, alias: Ident::with_quote('"', alias) };
+            }
+            SelectItem::ExprWithAlias { alias: given, .. } if repeated => *given = Ident::with_quote('"', alias),
+            _ => continue,
         }
-        let expr = expr.clone();
-        *item = SelectItem::ExprWithAlias { expr, alias: Ident::with_quote('"', name.as_str()) };
         changed = true;
     }
     changed
@@ -166,10 +209,14 @@ mod tests {
             "SELECT category, count(*) AS \"count\", round(avg(price), 2) AS \"round\", 1 + 1 AS \"?column?\", \
              price::INT AS \"price\", 1::INT AS \"int4\", CASE WHEN true THEN 1 END AS \"case\" FROM p"
         );
-        // Repeated names and lists with `*` keep DataFusion's names; aliases stay.
-        assert_eq!(named("SELECT 1, 2, max(a) AS m FROM p"), "SELECT 1, 2, max(a) AS m FROM p");
+        // Repeated names are marked apart (restored once planned); lists with
+        // `*` keep DataFusion's names; aliases stay.
+        assert_eq!(
+            named("SELECT 1, 2, max(a) AS m, a, a FROM p"),
+            "SELECT 1 AS \"?column?\u{1}0\", 2 AS \"?column?\u{1}1\", max(a) AS m, a AS \"a\u{1}3\", a AS \"a\u{1}4\" FROM p"
+        );
         assert_eq!(named("SELECT *, count(*) OVER () FROM p"), "SELECT *, count(*) OVER () FROM p");
-        assert_eq!(named("SELECT a, a::text FROM p"), "SELECT a, a::TEXT FROM p");
+        assert_eq!(named("SELECT a, a::text FROM p"), "SELECT a AS \"a\u{1}0\", a::TEXT AS \"a\u{1}1\" FROM p");
         // Subqueries too: an outer query may name their columns.
         assert_eq!(
             named("SELECT s.count FROM (SELECT count(*) FROM p) s"),

@@ -365,6 +365,10 @@ fn kind_of_one(e: &(dyn StdError + 'static)) -> Option<ErrorKind> {
         DataFusionError::Configuration(_) => Some(ErrorKind::InvalidArgument),
         DataFusionError::Execution(message) => Some(kind_of_execution_message(message)),
         DataFusionError::ExecutionJoin(_) => Some(ErrorKind::Internal),
+        // DataFusion refuses `true BETWEEN '2024-01-01' AND …` as an internal
+        // error while typing it; Postgres reads the text as the other side's
+        // type and fails with 22P02.
+        DataFusionError::Internal(m) if m.starts_with("Failed to coerce types") => Some(ErrorKind::InvalidValue),
         DataFusionError::Internal(_) => Some(ErrorKind::Internal),
         DataFusionError::IoError(_) => Some(ErrorKind::Io),
         DataFusionError::Collection(errors) => errors.first().map(|first| kind_of(first)),
@@ -393,10 +397,14 @@ fn kind_of_provider(e: &ProviderError) -> ErrorKind {
 /// DataFusion's execution errors are its own failures, except a statement
 /// run with a `$n` it was given no value for (the form written in
 /// datafusion-expr's `Expr::Placeholder` substitution), which Postgres
-/// reports as 42P02.
+/// reports as 42P02, and field access on a value without fields.
 fn kind_of_execution_message(message: &str) -> ErrorKind {
     if message.starts_with("Placeholder '") && message.contains("was not provided a value") {
         ErrorKind::UndefinedParameter
+    } else if message.starts_with("Cannot access field") {
+        // `text_column.field`, raised while the statement is typed or
+        // simplified: field notation on a type without fields (Postgres: 42809).
+        ErrorKind::WrongObjectType
     } else {
         ErrorKind::Internal
     }

@@ -17,6 +17,7 @@
 pub mod bound;
 pub mod chains;
 pub mod colnames;
+mod correlated;
 mod error;
 pub mod exists;
 mod federation;

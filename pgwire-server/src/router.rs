@@ -201,8 +201,11 @@ impl WorkspaceService {
         let mut parsed = self.df.query_parser().parse_sql(client, rewritten.as_deref().unwrap_or(sql), types).await?;
         // `$n` arguments of table functions get their types where
         // datafusion-postgres numbers and decodes parameters.
+        // Columns that share a name (`SELECT 1, 2`) show it, each (heavenbase::colnames).
         if let Some((Statement::Query(_), plan)) = &mut parsed.1 {
-            *plan = heavenbase::type_table_function_parameters(plan.clone()).map_err(|e| PgWireError::ApiError(Box::new(e)))?;
+            let typed = heavenbase::type_table_function_parameters(plan.clone());
+            *plan =
+                typed.and_then(heavenbase::colnames::restore_repeated_names).map_err(|e| PgWireError::ApiError(Box::new(e)))?;
         }
         // Only queries: SET, SHOW, cursors and writes are cheap to parse or
         // depend on the session, and the read-only guard runs at parse time.
@@ -561,9 +564,23 @@ fn guarded_rows(statement: &str, response: Response, deadline: Option<tokio::tim
         Err(panic) => Err(crate::to_pg_error(heavenbase::panicked(&statement, panic))),
     });
     let rows = crate::limits::until(deadline, rows);
-    let mut guarded = QueryResponse::new(results.row_schema(), rows);
+    let mut guarded = QueryResponse::new(shown_names(results.row_schema()), rows);
     guarded.set_command_tag(results.command_tag());
     Response::Query(guarded)
+}
+
+/// Columns that share a name were planned under marked names (the simple
+/// protocol's statements are planned by datafusion-postgres, past the hook
+/// the extended protocol's plans take): the client sees the shared name.
+fn shown_names(fields: Arc<Vec<FieldInfo>>) -> Arc<Vec<FieldInfo>> {
+    if !fields.iter().any(|f| f.name().contains(heavenbase::colnames::REPEAT)) {
+        return fields;
+    }
+    let shown = fields.iter().map(|f| {
+        let name = heavenbase::colnames::shown_name(f.name()).to_string();
+        FieldInfo::new(name, f.table_id(), f.column_id(), f.datatype().clone(), f.format())
+    });
+    Arc::new(shown.collect())
 }
 
 /// A panic while planning or running a statement (a bug, never the client's

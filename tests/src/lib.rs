@@ -1,3 +1,6 @@
-//! Helpers of the end-to-end tests that run outside the test binary.
+//! Helpers of the end-to-end tests that run outside the test binary (the crash
+//! tests' child processes) or are shared with the benchmarks (the sqllogictest
+//! runner).
 
 pub mod crash;
+pub mod logictest;

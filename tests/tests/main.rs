@@ -10,6 +10,7 @@ mod faults;
 mod foundation;
 mod fuzz;
 mod hostile;
+mod logictest;
 mod postgres;
 mod providers;
 mod query;

@@ -127,7 +127,8 @@ impl Workspace {
         if !reads {
             return Ok(None);
         }
-        Ok(Some(self.session().state().statement_to_plan(statement).await?))
+        let plan = self.session().state().statement_to_plan(statement).await?;
+        Ok(Some(crate::colnames::restore_repeated_names(plan)?))
     }
 
     async fn sql_statement(&self, sql: &str, max_rows: Option<usize>) -> Result<Vec<RecordBatch>> {
@@ -178,6 +179,7 @@ impl Workspace {
         // Only a query's rows are capped: an INSERT … SELECT must write them all.
         let query = matches!(&statement, DfStatement::Statement(s) if matches!(s.as_ref(), Statement::Query(_)));
         let plan = self.session().state().statement_to_plan(statement).await?;
+        let plan = if query { crate::colnames::restore_repeated_names(plan)? } else { plan };
         let frame = self.session().execute_logical_plan(plan).await?;
         let frame = match max_rows {
             Some(n) if query => frame.limit(0, Some(n))?,
@@ -583,6 +585,7 @@ impl Workspace {
         self.shape_statement(&mut statement);
         crate::colnames::name_columns_as_postgres(&mut statement);
         let plan = self.session().state().statement_to_plan(DfStatement::Statement(Box::new(statement))).await?;
+        let plan = crate::colnames::restore_repeated_names(plan)?;
         let schema = Arc::new(plan.schema().as_arrow().clone());
         let names: Vec<String> = if create.columns.is_empty() {
             schema.fields().iter().map(|f| f.name().clone()).collect()

@@ -196,6 +196,8 @@ impl Workspace {
         let state = datafusion::execution::SessionStateBuilder::new()
             .with_config(config)
             .with_default_features()
+            // Correlated subqueries that compare rather than equate (crate::correlated).
+            .with_optimizer_rules(crate::correlated::optimizer_rules())
             .with_optimizer_rule(Arc::new(crate::federation::Federation))
             // INSERT … RETURNING's write node (crate::returning).
             .with_query_planner(Arc::new(crate::returning::WorkspacePlanner))
