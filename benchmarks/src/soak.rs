@@ -1,6 +1,8 @@
 //! `soak`: 64 clients against `hb serve` (a process of its own, embedded
 //! preset) for 10 minutes: point reads, range reads, writes, updates, COPY,
-//! statements cancelled mid-stream and connections dropped mid-result. Each
+//! statements cancelled mid-stream and connections dropped mid-result, all
+//! within a bounded key space (at most 20k inserted and 1,000 copied rows per
+//! client beside the 100k loaded), so the table's size levels off. Each
 //! minute: statements answered per second, unexpected errors (must be 0; a
 //! cancelled statement's 57014 and a dropped connection are what the script
 //! provokes) and the server's resident memory. The baselines are the run's
@@ -19,6 +21,11 @@ use futures::{SinkExt, StreamExt, pin_mut};
 use crate::wire::connect;
 
 const ROWS: usize = 100_000;
+/// Keys the inserts draw from, above the loaded rows.
+const INSERT_BAND: u64 = 20_000;
+/// Each client's COPY slots (of 100 rows each) start here, clear of both.
+const COPY_BASE: u64 = 1_000_000;
+const COPY_SLOTS: u64 = 10;
 
 #[derive(Default)]
 struct Counters {
@@ -88,16 +95,15 @@ pub async fn run(minutes: u64, clients: usize) {
     println!("soak: {clients} clients for {minutes} min against hb serve (embedded preset, {ROWS} rows to start)");
 
     let counters = Arc::new(Counters::default());
-    let next_id = Arc::new(AtomicU64::new(ROWS as u64));
     let deadline = Instant::now() + Duration::from_secs(minutes * 60);
     let mut tasks = Vec::new();
     for c in 0..clients {
-        let (counters, next_id, conninfo) = (counters.clone(), next_id.clone(), conninfo.clone());
+        let (counters, conninfo) = (counters.clone(), conninfo.clone());
         tasks.push(tokio::spawn(async move {
             let mut rng = Rng(0x9e37_79b9_7f4a_7c15 ^ (c as u64 + 1));
             let mut client = connect(&conninfo).await;
             while Instant::now() < deadline {
-                match client_step(&mut rng, &client, &conninfo, &next_id).await {
+                match client_step(&mut rng, &client, &conninfo, c as u64).await {
                     Step::Answered => counters.answered.fetch_add(1, Ordering::Relaxed),
                     Step::Cancelled => counters.cancelled.fetch_add(1, Ordering::Relaxed),
                     Step::Dropped => counters.dropped.fetch_add(1, Ordering::Relaxed),
@@ -118,17 +124,18 @@ pub async fn run(minutes: u64, clients: usize) {
     let mut last = 0;
     let mut rates = Vec::new();
     let mut rss = Vec::new();
-    println!("  minute | statements/s | cancelled | dropped | unexpected errors | server RSS (MiB)");
+    println!("  minute | statements/s | cancelled | dropped | unexpected errors | server RSS (MiB) | rows");
     for minute in 1..=minutes {
         tokio::time::sleep_until((deadline - Duration::from_secs((minutes - minute) * 60)).into()).await;
         let answered = counters.answered.load(Ordering::Relaxed);
         let rate = (answered - last) as f64 / 60.0;
         last = answered;
         let mib = rss_mib(server.id());
+        let rows = setup.query_one("SELECT count(*) FROM item", &[]).await.map_or(-1, |r| r.get::<_, i64>(0));
         rates.push(rate);
         rss.push(mib);
         println!(
-            "  {minute:>6} | {rate:>12.0} | {:>9} | {:>7} | {:>17} | {mib:>8.0}",
+            "  {minute:>6} | {rate:>12.0} | {:>9} | {:>7} | {:>17} | {mib:>16.0} | {rows}",
             counters.cancelled.load(Ordering::Relaxed),
             counters.dropped.load(Ordering::Relaxed),
             counters.unexpected.load(Ordering::Relaxed)
@@ -171,7 +178,7 @@ fn outcome<T>(r: Result<T, tokio_postgres::Error>) -> Step {
     }
 }
 
-async fn client_step(rng: &mut Rng, client: &tokio_postgres::Client, conninfo: &str, next_id: &AtomicU64) -> Step {
+async fn client_step(rng: &mut Rng, client: &tokio_postgres::Client, conninfo: &str, slot: u64) -> Step {
     let roll = rng.below(100);
     let id = rng.below(ROWS as u64) as i64;
     match roll {
@@ -179,25 +186,30 @@ async fn client_step(rng: &mut Rng, client: &tokio_postgres::Client, conninfo: &
         0..=49 => outcome(client.query_opt("SELECT title, qty FROM item WHERE id = $1", &[&id]).await),
         // Range reads.
         50..=61 => outcome(client.query("SELECT id, price FROM item WHERE qty = $1 ORDER BY id LIMIT 50", &[&(id % 97)]).await),
-        // New rows.
+        // New rows, into a bounded band of keys: an upsert once the band is full,
+        // so the table stops growing after the first minutes and memory that
+        // keeps rising is a leak, not data.
         62..=75 => {
-            let new = next_id.fetch_add(1, Ordering::Relaxed) as i64;
+            let key = (ROWS as u64 + rng.below(INSERT_BAND)) as i64;
             outcome(
                 client
                     .execute(
-                        "INSERT INTO item (id, title, qty, price) VALUES ($1, $2, $3, $4)",
-                        &[&new, &format!("New {new}"), &1i64, &1.5f64],
+                        "INSERT INTO item (id, title, qty, price) VALUES ($1, $2, $3, $4) \
+                         ON CONFLICT (id) DO UPDATE SET title = EXCLUDED.title, qty = item.qty + 1",
+                        &[&key, &format!("New {key}"), &1i64, &1.5f64],
                     )
                     .await,
             )
         }
         // Updates of existing rows.
         76..=85 => outcome(client.execute("UPDATE item SET qty = qty + 1 WHERE id = $1", &[&id]).await),
-        // COPY of 100 rows.
+        // COPY of 100 rows into one of the client's own ten slots, after deleting
+        // what an earlier COPY left there: deletes and COPY, the table bounded.
         86..=89 => {
-            let start = next_id.fetch_add(100, Ordering::Relaxed);
+            let start = COPY_BASE + slot * COPY_SLOTS * 100 + rng.below(COPY_SLOTS) * 100;
             let lines: String = (start..start + 100).map(|i| format!("{i}\tCopied {i}\t{}\t2.5\n", i % 97)).collect();
             let copied = async {
+                client.execute("DELETE FROM item WHERE id >= $1 AND id < $2", &[&(start as i64), &(start as i64 + 100)]).await?;
                 let sink = client.copy_in::<_, bytes::Bytes>("COPY item FROM STDIN").await?;
                 pin_mut!(sink);
                 sink.send(bytes::Bytes::from(lines)).await?;
