@@ -32,6 +32,7 @@ mod registry;
 pub mod render;
 mod returning;
 mod search;
+mod subquery_columns;
 mod table;
 pub mod typed;
 mod workspace;
@@ -47,6 +48,7 @@ pub use presets::{BackendConfig, Construction, PRESETS, preset_backends, redact_
 pub use query::{Aggregate, AggregateOp, Filter, FilterOp, Query, QuerySpec};
 pub use registry::{Home, WorkspaceRecord};
 pub use search::{Hybrid, HybridHit, Search};
+pub use subquery_columns::check_subquery_columns;
 pub use table::EntityTable;
 pub use typed::{Entity, Field, TypedQuery};
 pub use workspace::Workspace;

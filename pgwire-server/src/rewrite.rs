@@ -202,6 +202,9 @@ fn rewrite_with(sql: &str, rules: &[&dyn Rule], ws: Option<&heavenbase::Workspac
         return Ok(None);
     }
     let Ok(mut statements) = Parser::parse_sql(&PostgreSqlDialect {}, sql) else { return Ok(None) };
+    for statement in &statements {
+        heavenbase::check_subquery_columns(statement)?;
+    }
     let balanced = chains && heavenbase::chains::balance_chains(&mut statements);
     let mut flattened = false;
     if insert_values {

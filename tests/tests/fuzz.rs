@@ -433,6 +433,11 @@ async fn fuzz_sql_text() {
     while let Some(bytes) = fuzz.next_bytes(SQL_WORDS) {
         let sql = String::from_utf8_lossy(&bytes).into_owned();
         let input = printable(sql.as_bytes());
+        // An input that aborts the process (a stack overflow) cannot be
+        // reported after the fact: HEAVENBASE_FUZZ_TRACE prints each first.
+        if std::env::var_os("HEAVENBASE_FUZZ_TRACE").is_some() {
+            eprintln!("fuzz sql input: {input}");
+        }
         let ws = ws.clone();
         one("sql", &input, Duration::from_secs(30), async move { ws.sql(&sql).await.map(|_| ()) }).await;
     }

@@ -629,6 +629,11 @@ async fn sql_tables_have_the_postgres_shape() {
         assert_eq!(cells(&using), rows(&[&["1", "2", "x", "x"], &["3", "4", "y", "y"]]));
         let comma = ws.sql("SELECT * FROM t1, t2 WHERE t1.a = t2.a AND t1.a = 1").await.unwrap();
         assert_eq!(column_names(&comma), ["a", "b", "c", "a", "d"]);
+        // A parenthesized join shows its tables' columns (the sqllogictest
+        // corpus' `SELECT DISTINCT * FROM (tab0 cor0 CROSS JOIN tab0 cor1)`).
+        let nested = ws.sql("SELECT DISTINCT * FROM (t1 x CROSS JOIN t2 y) WHERE x.a = 1 AND y.a = 1").await.unwrap();
+        assert_eq!(column_names(&nested), ["a", "b", "c", "a", "d"]);
+        assert_eq!(cells(&nested), rows(&[&["1", "2", "x", "1", "x"]]));
         let mixed = ws.sql("SELECT t2.*, s.* FROM t2 JOIN (SELECT 1 AS one) s ON true WHERE t2.a = 1").await.unwrap();
         assert_eq!(column_names(&mixed), ["a", "d", "one"]);
         // Joined on a system column.

@@ -84,6 +84,7 @@ impl Workspace {
             return Ok(None);
         };
         if let DfStatement::Statement(stmt) = &mut statement {
+            crate::check_subquery_columns(stmt)?;
             if crate::chains::may_hold_chain(sql) {
                 crate::chains::balance_chains(stmt.as_mut());
             }

@@ -24,7 +24,7 @@ use std::sync::Arc;
 
 use datafusion::sql::sqlparser::ast::{
     Expr as SqlExpr, Ident, JoinConstraint, JoinOperator, ObjectName, ObjectNamePart, Query, Select, SelectItem,
-    SelectItemQualifiedWildcardKind, SetExpr, Statement, TableFactor, TableObject, VisitMut, VisitorMut,
+    SelectItemQualifiedWildcardKind, SetExpr, Statement, TableFactor, TableObject, TableWithJoins, VisitMut, VisitorMut,
     WildcardAdditionalOptions,
 };
 
@@ -123,9 +123,9 @@ impl Shaper<'_> {
 
     /// The FROM's relations, in order.
     fn relations(&self, select: &Select) -> Vec<Relation> {
-        let factors = select.from.iter().flat_map(|t| std::iter::once(&t.relation).chain(t.joins.iter().map(|j| &j.relation)));
-        factors
-            .map(|factor| match factor {
+        from_factors(&select.from)
+            .into_iter()
+            .map(|(factor, _)| match factor {
                 TableFactor::Table { name, alias, args: None, .. } => {
                     let qualifier = match alias {
                         Some(a) if !a.columns.is_empty() => None,
@@ -197,20 +197,52 @@ fn plain(options: &WildcardAdditionalOptions) -> bool {
 /// The USING columns of each join, by the index of the relation it joins
 /// (None for a NATURAL join, whose columns are not written down).
 fn select_usings(select: &Select) -> Vec<Option<Vec<String>>> {
-    let mut usings = Vec::new();
-    for t in &select.from {
-        usings.push(Some(Vec::new()));
-        for join in &t.joins {
-            usings.push(match join_constraint(&join.join_operator) {
-                Some(JoinConstraint::Using(columns)) => {
-                    Some(columns.iter().filter_map(|c| c.0.last()?.as_ident().map(normalized)).collect())
+    from_factors(&select.from)
+        .into_iter()
+        .map(|(_, join)| match join.and_then(join_constraint) {
+            Some(JoinConstraint::Using(columns)) => {
+                Some(columns.iter().filter_map(|c| c.0.last()?.as_ident().map(normalized)).collect())
+            }
+            Some(JoinConstraint::Natural) => None,
+            _ => Some(Vec::new()),
+        })
+        .collect()
+}
+
+/// Each relation of a FROM with the join that brings it in (None for the
+/// first of each list). A parenthesized join without an alias, `(a CROSS
+/// JOIN b)`, shows its tables' own columns, so it is opened up, unless a USING
+/// or NATURAL join is in or around it (then the columns it shows are not
+/// spelled out here, and the whole is one relation DataFusion expands).
+fn from_factors(from: &[TableWithJoins]) -> Vec<(&TableFactor, Option<&JoinOperator>)> {
+    fn merges(op: Option<&JoinOperator>) -> bool {
+        matches!(op.and_then(join_constraint), Some(JoinConstraint::Using(_) | JoinConstraint::Natural))
+    }
+    fn push<'a>(
+        factor: &'a TableFactor,
+        op: Option<&'a JoinOperator>,
+        out: &mut Vec<(&'a TableFactor, Option<&'a JoinOperator>)>,
+    ) {
+        match factor {
+            TableFactor::NestedJoin { table_with_joins: nested, alias: None }
+                if !merges(op) && !nested.joins.iter().any(|j| merges(Some(&j.join_operator))) =>
+            {
+                push(&nested.relation, op, out);
+                for join in &nested.joins {
+                    push(&join.relation, Some(&join.join_operator), out);
                 }
-                Some(JoinConstraint::Natural) => None,
-                _ => Some(Vec::new()),
-            });
+            }
+            other => out.push((other, op)),
         }
     }
-    usings
+    let mut out = Vec::new();
+    for t in from {
+        push(&t.relation, None, &mut out);
+        for join in &t.joins {
+            push(&join.relation, Some(&join.join_operator), &mut out);
+        }
+    }
+    out
 }
 
 /// An unqualified `*` over every relation, as DataFusion orders it (relation

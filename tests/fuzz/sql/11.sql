@@ -1,0 +1,1 @@
+DELETE FROM review WHERE stars < (SELECT FROM review) RETURNING name
