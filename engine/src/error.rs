@@ -397,10 +397,14 @@ fn kind_of_provider(e: &ProviderError) -> ErrorKind {
 /// DataFusion's execution errors are its own failures, except a statement
 /// run with a `$n` it was given no value for (the form written in
 /// datafusion-expr's `Expr::Placeholder` substitution), which Postgres
-/// reports as 42P02, and field access on a value without fields.
+/// reports as 42P02, a scalar subquery of more than one row, and field
+/// access on a value without fields.
 fn kind_of_execution_message(message: &str) -> ErrorKind {
     if message.starts_with("Placeholder '") && message.contains("was not provided a value") {
         ErrorKind::UndefinedParameter
+    } else if message.starts_with("Scalar subquery returned more than one row") {
+        // An uncorrelated scalar subquery run as its own plan (Postgres: 21000).
+        ErrorKind::CardinalityViolation
     } else if message.starts_with("Cannot access field") {
         // `text_column.field`, raised while the statement is typed or
         // simplified: field notation on a type without fields (Postgres: 42809).

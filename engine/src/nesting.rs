@@ -3,13 +3,14 @@
 //!
 //! Two limits, both answered with 54001 (`statement_too_complex`) naming the
 //! depth found:
-//! - Function calls and subqueries nested more than [`MAX_CALL_DEPTH`] deep.
+//! - Function calls, subqueries and `ARRAY[…]` nested more than [`MAX_CALL_DEPTH`] deep.
 //!   sqlparser's PostgreSQL dialect parses each function argument twice (first
 //!   as the name of a named argument, `name => value`, then as a value), and a
 //!   parenthesised subquery likewise, so their parse time doubles with every
 //!   level: `abs(abs(…))` 30 deep never finishes, and runs on a server worker
 //!   where no timeout can stop it (it never yields).
-//! - Any nesting (parentheses, CASE … END, runs of NOT and unary signs)
+//! - Any nesting (parentheses, CASE … END, runs of NOT, INTERVAL and unary
+//!   signs, runs of postfix `IS NULL` / `NOT NULL` tests)
 //!   deeper than [`MAX_DEPTH`]. The parsers stop at 50 levels of their own
 //!   recursion, and past it some constructs fail with a misleading error
 //!   (`SELECT CASE … END` 49 deep as "No field named case").
@@ -39,7 +40,7 @@ pub const MAX_OPERATOR_CHAIN: usize = 1_000;
 /// Refuse `sql` with 54001 when it nests beyond the limits above. Statements
 /// too short to reach either limit are passed without tokenizing.
 pub fn check_nesting(sql: &str) -> Result<()> {
-    let parens = sql.bytes().filter(|b| *b == b'(').count();
+    let parens = sql.bytes().filter(|b| matches!(b, b'(' | b'[')).count();
     if parens <= MAX_CALL_DEPTH && sql.len() < 2 * MAX_DEPTH {
         return Ok(());
     }
@@ -83,19 +84,23 @@ fn depths(tokens: &[Token]) -> (usize, usize, usize) {
     let (mut max_calls, mut max_depth) = (0, 0);
     // Unary operators in a row, on top of the current depth.
     let mut unary_run = 0usize;
+    // Postfix IS [NOT] NULL / NOT NULL tests in a row (below).
+    let mut postfix_run = 0usize;
     let mut previous: Option<&Token> = None;
     let significant = tokens.iter().filter(|t| !matches!(t, Token::Whitespace(_)));
     let mut tokens = significant.peekable();
     while let Some(token) = tokens.next() {
         match token {
-            Token::LParen => {
+            // `ARRAY[…]` parses as a call does (its time doubles per level
+            // too: `ARRAY[ARRAY[…` 70 deep never finished); `a[1]` groups.
+            Token::LParen | Token::LBracket => {
                 let call = matches!(previous, Some(Token::Word(_)))
                     || matches!(tokens.peek(), Some(Token::Word(w)) if matches!(w.keyword, Keyword::SELECT | Keyword::WITH | Keyword::VALUES));
                 open.push(if call { Open::Call } else { Open::Group });
                 calls += usize::from(call);
                 max_calls = max_calls.max(calls);
             }
-            Token::RParen => {
+            Token::RParen | Token::RBracket => {
                 // Up to the matching parenthesis (a CASE left open inside is the parser's to refuse).
                 while let Some(o) = open.pop() {
                     match o {
@@ -118,7 +123,9 @@ fn depths(tokens: &[Token]) -> (usize, usize, usize) {
             _ => {}
         }
         let unary = match token {
-            Token::Word(w) => w.quote_style.is_none() && w.keyword == Keyword::NOT,
+            // `INTERVAL INTERVAL …` nests as NOT does (each parses the next
+            // as its operand); a run of thousands overflowed the stack.
+            Token::Word(w) => w.quote_style.is_none() && matches!(w.keyword, Keyword::NOT | Keyword::INTERVAL),
             // A sign after an operand (a name, a number, a string, a closing
             // parenthesis) is binary; after a keyword, an operator, a comma or
             // an opening it is unary.
@@ -131,7 +138,21 @@ fn depths(tokens: &[Token]) -> (usize, usize, usize) {
             _ => false,
         };
         unary_run = if unary { unary_run + 1 } else { 0 };
-        max_depth = max_depth.max(open.len() + unary_run);
+        // Postfix tests nest too: `a IS NOT NULL NOT NULL …` (Postgres'
+        // `x NOT NULL`) is a test of a test of …; in a run of only such
+        // words, each NULL, TRUE, FALSE or UNKNOWN right after IS or NOT, and
+        // each NOTNULL, is a level. Thousands of them overflowed the stack.
+        let after_is_or_not = matches!(previous, Some(Token::Word(p)) if p.quote_style.is_none() && matches!(p.keyword, Keyword::IS | Keyword::NOT));
+        postfix_run = match token {
+            Token::Word(w) if w.quote_style.is_none() => match w.keyword {
+                Keyword::NULL | Keyword::TRUE | Keyword::FALSE | Keyword::UNKNOWN if after_is_or_not => postfix_run + 1,
+                Keyword::NOTNULL => postfix_run + 1,
+                Keyword::IS | Keyword::NOT => postfix_run,
+                _ => 0,
+            },
+            _ => 0,
+        };
+        max_depth = max_depth.max(open.len() + unary_run.max(postfix_run));
         // Operator chains: counted per level; a comma, a keyword or a new
         // level starts a new chain.
         chains.resize(open.len() + 1, 0);
@@ -179,6 +200,9 @@ mod tests {
             "SELECT 1",
             "SELECT count(*) FROM t WHERE a IN (1, 2, 3) AND (b = 1 OR c = 2)",
             "SELECT coalesce(nullif(trim(lower(name)), ''), 'x') FROM t",
+            "CREATE TABLE t (a int NOT NULL DEFAULT NULL, b text NOT NULL, c bool NOT NULL DEFAULT TRUE)",
+            "SELECT a FROM t WHERE a IS NOT NULL AND b IS NULL AND (c IS TRUE OR d IS NOT FALSE)",
+            "SELECT ARRAY[ARRAY[1, 2], ARRAY[3, 4]], tags[1], m[1][2] FROM t",
             "SELECT * FROM (SELECT a FROM (SELECT a FROM t) s) u WHERE a > -1 AND NOT b",
             "BEGIN; SELECT CASE WHEN a THEN 1 ELSE 2 END FROM t; END",
         ] {
@@ -205,6 +229,11 @@ mod tests {
             format!("SELECT {}", nested("CASE WHEN true THEN ", "1", " END", MAX_DEPTH + 1)),
             format!("SELECT {}true", "NOT ".repeat(MAX_DEPTH + 1)),
             format!("SELECT {}1", "- ".repeat(MAX_DEPTH + 1)),
+            format!("SELECT day + {}'1 day' FROM t", "INTERVAL ".repeat(MAX_DEPTH + 1)),
+            format!("SELECT day + {}'1 day' FROM t", "INTERVAL ".repeat(20_000)),
+            format!("UPDATE t SET a = 1 WHERE b IS NOT NULL{}", " NOT NULL".repeat(5_000)),
+            format!("SELECT a{} FROM t", " IS NULL".repeat(MAX_DEPTH + 1)),
+            format!("SELECT {}1", "ARRAY[ ".repeat(MAX_CALL_DEPTH + 1)),
             format!("SELECT {}", nested("abs(", "1", ")", 20_000)),
             format!("SELECT {}", (0..=MAX_OPERATOR_CHAIN + 1).map(|i| i.to_string()).collect::<Vec<_>>().join(" + ")),
             format!("SELECT 'a'{}", " || 'b'".repeat(MAX_OPERATOR_CHAIN + 1)),

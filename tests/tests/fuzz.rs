@@ -434,9 +434,10 @@ async fn fuzz_sql_text() {
         let sql = String::from_utf8_lossy(&bytes).into_owned();
         let input = printable(sql.as_bytes());
         // An input that aborts the process (a stack overflow) cannot be
-        // reported after the fact: HEAVENBASE_FUZZ_TRACE prints each first.
+        // reported after the fact: HEAVENBASE_FUZZ_TRACE prints each first,
+        // as a JSON string (one line, exact), for replaying a run.
         if std::env::var_os("HEAVENBASE_FUZZ_TRACE").is_some() {
-            eprintln!("fuzz sql input: {input}");
+            eprintln!("fuzz sql input: {}", serde_json::Value::String(sql.clone()));
         }
         let ws = ws.clone();
         one("sql", &input, Duration::from_secs(30), async move { ws.sql(&sql).await.map(|_| ()) }).await;

@@ -1,0 +1,1 @@
+DELETE FROM review WHERE stars < (SELECT 1 FROM review) RETURNING name
