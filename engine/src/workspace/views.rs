@@ -169,20 +169,8 @@ impl Workspace {
     /// Plan `statement` (a CREATE OR REPLACE VIEW) into the session.
     async fn plan_view(&self, statement: &str) -> Result<()> {
         let plan = self.inner.ctx.state().create_logical_plan(statement).await?;
-        let LogicalPlan::Ddl(DdlStatement::CreateView(view)) = &plan else {
+        if !matches!(plan, LogicalPlan::Ddl(DdlStatement::CreateView(_))) {
             return Err(Error::internal(format!("a view's statement planned as {}", plan.display())));
-        };
-        // Items sharing a name were told apart to plan them (crate::colnames);
-        // a view's columns, as a table's, must differ (Postgres: 42701).
-        if let Some(repeated) = view.input.schema().fields().iter().find(|f| f.name().contains(crate::colnames::REPEAT)) {
-            return Err(Error::new(
-                crate::ErrorKind::DuplicateColumn,
-                format!(
-                    "view \"{}\": column \"{}\" specified more than once",
-                    view.name,
-                    crate::colnames::shown_name(repeated.name())
-                ),
-            ));
         }
         self.inner.ctx.execute_logical_plan(plan).await?;
         Ok(())
