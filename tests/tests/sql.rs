@@ -1411,41 +1411,35 @@ async fn correlated_subqueries_that_compare_give_per_row_answers() {
     let ws = h.open("corr", Construction::preset("embedded")).await;
     ws.sql("CREATE TABLE t (a integer, b integer)").await.unwrap();
     ws.sql("INSERT INTO t VALUES (1, 10), (2, 20), (3, 20), (4, NULL), (5, 40)").await.unwrap();
-    let check = |sql: &'static str, want: Vec<Vec<String>>| {
-        let ws = ws.clone();
-        async move {
-            let got = ws.sql(sql).await.unwrap_or_else(|e| panic!("{sql}: {e}"));
-            assert_eq!(cells(&got), want, "{sql}");
-        }
-    };
-    // The rank-by-count shape: how many rows have a smaller b (0 for the
-    // smallest, and for a NULL b, whose comparison keeps no row).
-    check(
-        "SELECT a, (SELECT count(*) FROM t AS x WHERE x.b < t.b) FROM t ORDER BY a",
-        rows(&[&["1", "0"], &["2", "1"], &["3", "1"], &["4", "0"], &["5", "3"]]),
-    )
-    .await;
-    // sum over no rows is NULL; an uncorrelated conjunct stays a filter.
-    check(
-        "SELECT a, (SELECT sum(x.a) FROM t AS x WHERE x.b > t.b AND x.a <> 5) FROM t ORDER BY a",
-        rows(&[&["1", "5"], &["2", "NULL"], &["3", "NULL"], &["4", "NULL"], &["5", "NULL"]]),
-    )
-    .await;
-    // In WHERE, with two outer columns, and inside an expression.
-    check(
-        "SELECT a FROM t WHERE (SELECT count(*) FROM t AS x WHERE x.b >= t.b AND x.a <> t.a) >= 2 ORDER BY a",
-        rows(&[&["1"], &["2"], &["3"]]),
-    )
-    .await;
-    check(
-        "SELECT a, CASE WHEN b > (SELECT avg(x.b) FROM t AS x WHERE x.a <= t.a) THEN 'up' ELSE 'not' END FROM t ORDER BY a",
-        rows(&[&["1", "not"], &["2", "up"], &["3", "up"], &["4", "not"], &["5", "up"]]),
-    )
-    .await;
-    // EXISTS in a select list becomes such a subquery (engine/src/exists.rs).
-    check(
-        "SELECT a, EXISTS (SELECT 1 FROM t AS x WHERE x.b > t.b) FROM t ORDER BY a",
-        rows(&[&["1", "true"], &["2", "true"], &["3", "true"], &["4", "false"], &["5", "false"]]),
-    )
-    .await;
+    let cases: [(&str, &[&[&str]]); 5] = [
+        // The rank-by-count shape: how many rows have a smaller b (0 for the
+        // smallest, and for a NULL b, whose comparison keeps no row).
+        (
+            "SELECT a, (SELECT count(*) FROM t AS x WHERE x.b < t.b) FROM t ORDER BY a",
+            &[&["1", "0"], &["2", "1"], &["3", "1"], &["4", "0"], &["5", "3"]],
+        ),
+        // sum over no rows is NULL; an uncorrelated conjunct stays a filter.
+        (
+            "SELECT a, (SELECT sum(x.a) FROM t AS x WHERE x.b > t.b AND x.a <> 5) FROM t ORDER BY a",
+            &[&["1", "5"], &["2", "NULL"], &["3", "NULL"], &["4", "NULL"], &["5", "NULL"]],
+        ),
+        // In WHERE, with two outer columns, and inside an expression.
+        (
+            "SELECT a FROM t WHERE (SELECT count(*) FROM t AS x WHERE x.b >= t.b AND x.a <> t.a) >= 2 ORDER BY a",
+            &[&["1"], &["2"], &["3"]],
+        ),
+        (
+            "SELECT a, CASE WHEN b > (SELECT avg(x.b) FROM t AS x WHERE x.a <= t.a) THEN 'up' ELSE 'not' END FROM t ORDER BY a",
+            &[&["1", "not"], &["2", "up"], &["3", "up"], &["4", "not"], &["5", "up"]],
+        ),
+        // EXISTS in a select list becomes such a subquery (engine/src/exists.rs).
+        (
+            "SELECT a, EXISTS (SELECT 1 FROM t AS x WHERE x.b > t.b) FROM t ORDER BY a",
+            &[&["1", "true"], &["2", "true"], &["3", "true"], &["4", "false"], &["5", "false"]],
+        ),
+    ];
+    for (sql, want) in cases {
+        let got = ws.sql(sql).await.unwrap_or_else(|e| panic!("{sql}: {e}"));
+        assert_eq!(cells(&got), rows(want), "{sql}");
+    }
 }

@@ -1326,18 +1326,7 @@ async fn result_columns_are_named_as_postgres_names_them() {
     assert_eq!(prepared.columns().iter().map(|c| c.name()).collect::<Vec<_>>(), want);
     let row = client.query_one(&prepared, &[]).await.unwrap();
     assert_eq!(row.get::<_, i64>("count"), 4);
-    let msgs = client.simple_query(sql).await.unwrap();
-    let names: Vec<String> = msgs
-        .iter()
-        .find_map(|m| match m {
-            SimpleQueryMessage::RowDescription(cols) => Some(cols.iter().map(|c| c.name().to_string()).collect()),
-            _ => None,
-        })
-        .unwrap();
-    assert_eq!(names, want);
-    let batches = ws.sql(sql).await.unwrap();
-    let names: Vec<String> = batches[0].schema().fields().iter().map(|f| f.name().clone()).collect();
-    assert_eq!(names, want);
+    assert_eq!(simple_and_api_names(&client, &ws, sql).await, [want, want]);
     // Grouped and ordered by the expression, named by Postgres' rule; aliases kept.
     let rows = client
         .query("SELECT upper(title), count(*) AS n FROM product GROUP BY upper(title) ORDER BY count(*) DESC, upper(title)", &[])
@@ -1355,18 +1344,23 @@ async fn result_columns_are_named_as_postgres_names_them() {
     assert_eq!(rows[0].columns().iter().map(|c| c.name()).collect::<Vec<_>>(), ["count", "count", "?column?", "x", "x"]);
     assert_eq!(rows[0].get::<_, i64>(2), 1);
     assert_eq!(rows[0].get::<_, i64>(4), 3);
+    let shared = ["count", "count", "?column?", "x", "x"];
+    assert_eq!(simple_and_api_names(&client, &ws, sql).await, [shared, shared]);
+}
+
+/// The result column names of `sql` as the simple protocol's RowDescription
+/// gives them, and as `ws.sql`'s batches do.
+async fn simple_and_api_names(client: &tokio_postgres::Client, ws: &Workspace, sql: &str) -> [Vec<String>; 2] {
     let msgs = client.simple_query(sql).await.unwrap();
-    let names: Vec<String> = msgs
+    let described = msgs
         .iter()
         .find_map(|m| match m {
             SimpleQueryMessage::RowDescription(cols) => Some(cols.iter().map(|c| c.name().to_string()).collect()),
             _ => None,
         })
         .unwrap();
-    assert_eq!(names, ["count", "count", "?column?", "x", "x"]);
     let batches = ws.sql(sql).await.unwrap();
-    let names: Vec<String> = batches[0].schema().fields().iter().map(|f| f.name().clone()).collect();
-    assert_eq!(names, ["count", "count", "?column?", "x", "x"]);
+    [described, batches[0].schema().fields().iter().map(|f| f.name().clone()).collect()]
 }
 
 /// Transaction blocks over the wire: ROLLBACK undoes, COMMIT keeps, other
