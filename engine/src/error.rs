@@ -356,8 +356,10 @@ fn kind_of_one(e: &(dyn StdError + 'static)) -> Option<ErrorKind> {
         DataFusionError::SchemaError(schema, _) => Some(match schema.as_ref() {
             datafusion::common::SchemaError::FieldNotFound { .. } => ErrorKind::UnknownField,
             datafusion::common::SchemaError::AmbiguousReference { .. } => ErrorKind::UnknownField,
+            // Postgres: `column "x" specified more than once` (a view's or a
+            // table's column list, an INSERT's).
             datafusion::common::SchemaError::DuplicateQualifiedField { .. }
-            | datafusion::common::SchemaError::DuplicateUnqualifiedField { .. } => ErrorKind::InvalidArgument,
+            | datafusion::common::SchemaError::DuplicateUnqualifiedField { .. } => ErrorKind::DuplicateColumn,
         }),
         DataFusionError::NotImplemented(_) => Some(ErrorKind::NotSupported),
         DataFusionError::ResourcesExhausted(_) => Some(ErrorKind::ResourcesExhausted),
@@ -424,6 +426,9 @@ fn kind_of_plan_message(message: &str) -> ErrorKind {
         ErrorKind::UnknownEntity
     } else if message.starts_with("Invalid function '") || message.starts_with("table function '") {
         ErrorKind::UnknownFunction
+    } else if message.starts_with("Projections require unique expression names") {
+        // A view's column list naming one column twice (Postgres: 42701).
+        ErrorKind::DuplicateColumn
     } else {
         ErrorKind::InvalidArgument
     }

@@ -185,11 +185,14 @@ fn rewrite_with(sql: &str, rules: &[&dyn Rule], ws: Option<&heavenbase::Workspac
     // drivers send: they alias what they read by name, read the rest by
     // position, and the rules below match their items as written.
     let catalog_query = lower.contains("pg_") || lower.contains("information_schema") || lower.contains("regclass");
-    let named = ws.is_some() && query && !catalog_query;
+    // An INSERT's SELECT too: DataFusion refuses its items sharing a name
+    // (`SELECT CAST(v AS text), CAST(v AS text)`), which Postgres takes.
+    let insert_select = lower.trim_start().starts_with("insert") && lower.contains("select");
+    let named = ws.is_some() && (query || insert_select) && !catalog_query;
     // EXISTS in a select list (heavenbase::exists; psql's `\d index`).
     let exists = query && heavenbase::exists::may_hold_exists(sql);
     // SQLAlchemy's multi-row INSERT … SELECT … FROM (VALUES …) (heavenbase::insert_values).
-    let insert_values = lower.trim_start().starts_with("insert") && lower.contains("values") && lower.contains("select");
+    let insert_values = insert_select && lower.contains("values");
     if !worth_parsing
         && !chains
         && shape.is_none()

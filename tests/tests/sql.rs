@@ -845,6 +845,13 @@ async fn views_last_and_follow_their_tables() {
         assert_eq!(code("CREATE VIEW broken AS SELECT nosuch FROM item").await, "42703");
         assert_eq!(code("SELECT * FROM broken").await, "42P01", "a view that does not plan is not kept");
         assert_eq!(code("CREATE MATERIALIZED VIEW m AS SELECT 1 AS one").await, "0A000");
+        // A view names each column once (Postgres: 42701), whatever the source of the names.
+        assert_eq!(code("CREATE VIEW twice AS SELECT a.id, b.id FROM item a JOIN item b ON a.id = b.id").await, "42701");
+        assert_eq!(code("CREATE VIEW twice AS SELECT 1, 2").await, "42701");
+        assert_eq!(code("CREATE VIEW twice (x, x) AS SELECT 1, 2").await, "42701");
+        assert_eq!(code("SELECT * FROM twice").await, "42P01", "no view was kept");
+        sql("CREATE VIEW twice AS SELECT a.id, b.id AS other FROM item a JOIN item b ON a.id = b.id").await;
+        sql("DROP VIEW twice").await;
         // OR REPLACE: the views that read it follow.
         sql("CREATE OR REPLACE VIEW cheap AS SELECT id, title FROM item WHERE price < 1.5").await;
         assert_eq!(sql("SELECT ident FROM cheap_ids ORDER BY ident").await, rows(&[&["1"], &["4"], &["5"]]));

@@ -1735,6 +1735,14 @@ async fn create_as_defaults_indexes_and_joined_writes_over_the_wire() {
     assert_eq!(n, 3);
     let n = client.execute("CREATE TABLE gold AS SELECT id, tier FROM cust WHERE tier = 'gold'", &[]).await.unwrap();
     assert_eq!(n, 2, "CREATE TABLE … AS is counted from its SELECT n tag");
+    // An INSERT's SELECT whose items share a name, as Postgres takes it (both protocols).
+    client.batch_execute("CREATE TABLE pairs (a text, b text)").await.unwrap();
+    client.batch_execute("INSERT INTO pairs SELECT CAST(id AS text), CAST(id AS text) FROM cust WHERE id < 3").await.unwrap();
+    let n = client.execute("INSERT INTO pairs SELECT CAST(id AS text), CAST(id AS text) FROM cust WHERE id = $1", &[&3i64]);
+    assert_eq!(n.await.unwrap(), 1);
+    let pairs: Vec<(String, String)> =
+        client.query("SELECT a, b FROM pairs ORDER BY a", &[]).await.unwrap().iter().map(|r| (r.get(0), r.get(1))).collect();
+    assert_eq!(pairs, [("1".into(), "1".into()), ("2".into(), "2".into()), ("3".into(), "3".into())]);
     let n = client
         .execute("UPDATE orders SET total = total / 2 FROM gold WHERE orders.cust = gold.id AND gold.id > $1", &[&1i64])
         .await

@@ -93,6 +93,7 @@ impl Workspace {
         canonical.if_not_exists = false;
         canonical.name = ObjectName(vec![ObjectNamePart::Identifier(Ident::with_quote('"', &name))]);
         let statement = crate::render::sql_text(&Statement::CreateView(canonical));
+        self.check_view_columns(&name, &statement).await?;
         self.plan_view(&statement).await?;
         let reads = relations_read(&create.query);
         if reads.contains(&name) {
@@ -167,6 +168,24 @@ impl Workspace {
     }
 
     /// Plan `statement` (a CREATE OR REPLACE VIEW) into the session.
+    /// A view's columns are named once each, as in Postgres (42701): a join's
+    /// `a.x, b.x` must be aliased, or `SELECT *` over it would be ambiguous.
+    async fn check_view_columns(&self, name: &str, statement: &str) -> Result<()> {
+        let plan = self.inner.ctx.state().create_logical_plan(statement).await?;
+        let LogicalPlan::Ddl(DdlStatement::CreateView(view)) = &plan else { return Ok(()) };
+        let mut seen = std::collections::HashSet::new();
+        for field in view.input.schema().fields() {
+            let shown = crate::colnames::shown_name(field.name()).to_string();
+            if !seen.insert(shown.clone()) {
+                return Err(Error::new(
+                    ErrorKind::DuplicateColumn,
+                    format!("CREATE VIEW {name}: column \"{shown}\" specified more than once (alias one of them)"),
+                ));
+            }
+        }
+        Ok(())
+    }
+
     async fn plan_view(&self, statement: &str) -> Result<()> {
         let plan = self.inner.ctx.state().create_logical_plan(statement).await?;
         if !matches!(plan, LogicalPlan::Ddl(DdlStatement::CreateView(_))) {
