@@ -423,8 +423,7 @@ impl EntityTable {
         if needed == [0] {
             let (backend, group) = &self.rt.groups[0];
             let request = ScanRequest { columns: group_columns[0].clone(), filters: group_filters[0].clone(), ids, limit };
-            let exec = scan_exec(backend.clone(), group.clone(), request);
-            return project_to(Arc::new(exec), &out_schema);
+            return Ok(Arc::new(scan_exec(backend.clone(), group.clone(), request, &out_schema)?));
         }
 
         let plan = Arc::new(StitchPlan {
@@ -444,11 +443,11 @@ impl EntityTable {
             limit,
             schema: out_schema.clone(),
         });
-        let detail = plan.describe();
+        let described = plan.clone();
         let run_plan = plan.clone();
         Ok(Arc::new(LazyBatchesExec::new(
             "StitchExec",
-            detail,
+            Arc::new(move || described.describe()),
             out_schema,
             Arc::new(move || {
                 let p = run_plan.clone();

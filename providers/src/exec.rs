@@ -1,6 +1,8 @@
 //! An execution plan whose batches come from one async computation run when the
 //! plan executes (never while planning), and that shows what it will do in EXPLAIN.
 //! The computation yields either all its batches at once or a stream of them.
+//! What EXPLAIN shows may be rendered only when shown: a key lookup over the
+//! wire builds one of these plans per statement and is never explained.
 
 use std::fmt;
 use std::sync::Arc;
@@ -20,17 +22,19 @@ use futures::{StreamExt, stream};
 pub type BatchesFuture = BoxFuture<'static, DfResult<Vec<RecordBatch>>>;
 pub type BatchesFn = Arc<dyn Fn() -> BatchesFuture + Send + Sync>;
 pub type BatchStreamFn = Arc<dyn Fn() -> BoxStream<'static, DfResult<RecordBatch>> + Send + Sync>;
+/// What EXPLAIN shows of the plan, rendered when shown.
+pub type DetailFn = Arc<dyn Fn() -> String + Send + Sync>;
 
 pub struct LazyBatchesExec {
     name: &'static str,
-    detail: String,
+    detail: DetailFn,
     schema: SchemaRef,
     run: BatchStreamFn,
     properties: Arc<PlanProperties>,
 }
 
 impl LazyBatchesExec {
-    pub fn new(name: &'static str, detail: String, schema: SchemaRef, run: BatchesFn) -> Self {
+    pub fn new(name: &'static str, detail: DetailFn, schema: SchemaRef, run: BatchesFn) -> Self {
         let run: BatchStreamFn = Arc::new(move || {
             stream::once(run())
                 .map(|r| match r {
@@ -43,12 +47,13 @@ impl LazyBatchesExec {
         Self::with_stream(name, detail, schema, run, EmissionType::Final)
     }
 
-    /// A plan whose execution is the stream `run` returns.
-    pub fn streaming(name: &'static str, detail: String, schema: SchemaRef, run: BatchStreamFn) -> Self {
+    /// A plan whose execution is the stream `run` returns; `detail` renders
+    /// what EXPLAIN shows of it.
+    pub fn streaming(name: &'static str, detail: DetailFn, schema: SchemaRef, run: BatchStreamFn) -> Self {
         Self::with_stream(name, detail, schema, run, EmissionType::Incremental)
     }
 
-    fn with_stream(name: &'static str, detail: String, schema: SchemaRef, run: BatchStreamFn, emission: EmissionType) -> Self {
+    fn with_stream(name: &'static str, detail: DetailFn, schema: SchemaRef, run: BatchStreamFn, emission: EmissionType) -> Self {
         let properties = Arc::new(PlanProperties::new(
             EquivalenceProperties::new(schema.clone()),
             Partitioning::UnknownPartitioning(1),
@@ -86,19 +91,19 @@ impl LazyBatchesExec {
                 }])
             })
         });
-        Ok(Self::new(name, detail, schema, run))
+        Ok(Self::new(name, Arc::new(move || detail.clone()), schema, run))
     }
 }
 
 impl fmt::Debug for LazyBatchesExec {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}: {}", self.name, self.detail)
+        write!(f, "{}: {}", self.name, (self.detail)())
     }
 }
 
 impl DisplayAs for LazyBatchesExec {
     fn fmt_as(&self, _t: DisplayFormatType, f: &mut fmt::Formatter) -> fmt::Result {
-        write!(f, "{}: {}", self.name, self.detail)
+        write!(f, "{}: {}", self.name, (self.detail)())
     }
 }
 

@@ -4,6 +4,7 @@
 use std::sync::Arc;
 
 use async_trait::async_trait;
+use datafusion::arrow::array::{RecordBatch, RecordBatchOptions};
 use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::catalog::Session;
 use datafusion::datasource::{TableProvider, TableType};
@@ -27,12 +28,29 @@ impl GroupTable {
     }
 }
 
-/// A plan that runs `request` against `backend` when executed.
-pub fn scan_exec(backend: Arc<dyn Backend>, group: GroupSpec, request: ScanRequest) -> LazyBatchesExec {
-    let schema = scan_schema(&group, &request.columns);
-    let detail = format!("backend={} ({}) {}", backend.info().name, backend.info().kind, backend.explain_scan(&group, &request));
+/// A plan that runs `request` against `backend` when executed, its batches
+/// given `out`'s columns (picked by name from the backend's object_id-first
+/// columns): no projection plan above it, which a key lookup would build and
+/// throw away per statement.
+pub fn scan_exec(
+    backend: Arc<dyn Backend>,
+    group: GroupSpec,
+    request: ScanRequest,
+    out: &SchemaRef,
+) -> DfResult<LazyBatchesExec> {
+    let scanned = scan_schema(&group, &request.columns);
+    let picked: Vec<usize> = out.fields().iter().map(|f| scanned.index_of(f.name())).collect::<Result<_, _>>()?;
+    let identity = picked.len() == scanned.fields().len() && picked.iter().enumerate().all(|(i, p)| i == *p);
+    let out = out.clone();
     let request = Arc::new(request);
-    LazyBatchesExec::streaming(
+    let detail = {
+        let (backend, group, request) = (backend.clone(), group.clone(), request.clone());
+        Arc::new(move || {
+            format!("backend={} ({}) {}", backend.info().name, backend.info().kind, backend.explain_scan(&group, &request))
+        })
+    };
+    let schema = out.clone();
+    Ok(LazyBatchesExec::streaming(
         "BackendScanExec",
         detail,
         schema,
@@ -40,6 +58,7 @@ pub fn scan_exec(backend: Arc<dyn Backend>, group: GroupSpec, request: ScanReque
             let backend = backend.clone();
             let group = group.clone();
             let request = request.clone();
+            let (out, picked) = (out.clone(), picked.clone());
             let batches =
                 async move { backend.scan_stream(&group, &request).await.map_err(|e| DataFusionError::External(Box::new(e))) };
             futures::stream::once(batches)
@@ -48,9 +67,17 @@ pub fn scan_exec(backend: Arc<dyn Backend>, group: GroupSpec, request: ScanReque
                     Err(e) => futures::stream::iter([Err(e)]).right_stream(),
                 })
                 .flatten()
+                .map(move |batch| if identity { batch } else { pick_columns(batch?, &out, &picked) })
                 .boxed()
         }),
-    )
+    ))
+}
+
+/// `batch`'s columns at `picked`, as a batch of `out`.
+fn pick_columns(batch: RecordBatch, out: &SchemaRef, picked: &[usize]) -> DfResult<RecordBatch> {
+    let columns = picked.iter().map(|i| batch.column(*i).clone()).collect();
+    let options = RecordBatchOptions::new().with_row_count(Some(batch.num_rows()));
+    Ok(RecordBatch::try_new_with_options(out.clone(), columns, &options)?)
 }
 
 /// `exec`'s columns, picked by name, in the order and selection of `out`.
@@ -101,8 +128,6 @@ impl TableProvider for GroupTable {
         let wanted: Vec<usize> = projection.cloned().unwrap_or_else(|| (0..schema.fields().len()).collect());
         let columns: Vec<String> = wanted.iter().filter(|i| **i != 0).map(|i| schema.field(*i).name().clone()).collect();
         let request = ScanRequest { columns, filters: filters.to_vec(), ids: None, limit };
-        let exec = scan_exec(self.backend.clone(), self.group.clone(), request);
-        // The backend returns object_id first; reorder (or drop it) to the projection.
-        project_to(Arc::new(exec), &Arc::new(schema.project(&wanted)?))
+        Ok(Arc::new(scan_exec(self.backend.clone(), self.group.clone(), request, &Arc::new(schema.project(&wanted)?))?))
     }
 }

@@ -144,11 +144,19 @@ impl SqliteBackend {
             for (i, p) in params.iter().enumerate() {
                 stmt.raw_bind_parameter(i + 1, bind_param(p)).map_err(|e| err(e.to_string()))?;
             }
-            if with_ids {
-                let list: Vec<SqlValue> = ids.iter().flat_map(|v| v.iter()).map(|s| SqlValue::Text(s.clone())).collect();
-                stmt.raw_bind_parameter(params.len() + 1, Rc::new(list)).map_err(|e| err(e.to_string()))?;
+            let id_count = ids.as_ref().map(|i| i.len());
+            match ids.as_deref().map(Vec::as_slice) {
+                Some([one]) if with_ids => stmt.raw_bind_parameter(params.len() + 1, one.as_str()),
+                Some(list) if with_ids => {
+                    let list: Vec<SqlValue> = list.iter().map(|s| SqlValue::Text(s.clone())).collect();
+                    stmt.raw_bind_parameter(params.len() + 1, Rc::new(list))
+                }
+                _ => Ok(()),
             }
-            let new_readers = || types.iter().map(|t| ColumnBuilder::new(t, rows_per_batch.min(1024))).collect::<Vec<_>>();
+            .map_err(|e| err(e.to_string()))?;
+            // A key lookup reads at most one row per id.
+            let capacity = rows_per_batch.min(1024).min(id_count.unwrap_or(usize::MAX));
+            let new_readers = || types.iter().map(|t| ColumnBuilder::new(t, capacity)).collect::<Vec<_>>();
             let finish = |readers: Vec<ColumnBuilder>| {
                 let arrays: Vec<ArrayRef> = readers.into_iter().map(ColumnBuilder::finish).collect();
                 RecordBatch::try_new(schema.clone(), arrays).map_err(|e| err(e.to_string()))
@@ -175,13 +183,47 @@ impl SqliteBackend {
         })
     }
 
+    /// A read by equality on the leading column of an index (`name = $1`, a
+    /// UNIQUE column), run right here as keyed reads are (see
+    /// [`Self::with_free_conn`]; only file databases stream): it touches a few index entries, which takes microseconds,
+    /// less than handing it to a blocking thread and back. Past
+    /// [`POINT_READ_ROWS`] rows it is given up (None) and the caller streams
+    /// the read from a pooled connection instead: a value that many rows share
+    /// does not hold up the calling thread.
+    fn point_read(&self, group: &GroupSpec, request: &ScanRequest) -> Result<Option<Vec<RecordBatch>>> {
+        let indexed = |column: &str| group.indexes.iter().any(|ix| ix.fields.first().is_some_and(|f| f == column));
+        if !request.filters.iter().any(|f| equality_column(f).is_some_and(indexed)) {
+            return Ok(None);
+        }
+        let read = self.read(group, request);
+        let read = |conn: &mut Connection| {
+            let (mut batches, mut overflow) = (Vec::with_capacity(1), false);
+            read(conn, POINT_READ_ROWS + 1, &mut |batch| {
+                overflow = batch.num_rows() > POINT_READ_ROWS;
+                if !overflow {
+                    batches.push(batch);
+                }
+                !overflow
+            })?;
+            Ok((!overflow).then_some(batches))
+        };
+        match self.conn.try_lock() {
+            Ok(mut conn) => read(&mut conn),
+            // A second connection to `:memory:` would see another database.
+            Err(_) if self.location == ":memory:" => Ok(None),
+            Err(_) => self.on_reader(read),
+        }
+    }
+
     fn error(&self, context: &str, e: impl std::fmt::Display) -> ProviderError {
         ProviderError::Backend { backend: self.info.name.clone(), kind: "sqlite".into(), message: format!("{context}: {e}") }
     }
 
-    /// Run `f` right here when the connection is free: for keyed reads of a few
-    /// rows, which take microseconds, less than handing them to a blocking
-    /// thread and back. When the connection is busy, as [`Self::with_conn`].
+    /// Run `f` right here: for keyed reads of a few rows, which take
+    /// microseconds, less than handing them to a blocking thread and back. On
+    /// the connection when it is free, else (a file database) on a pooled
+    /// read-only one; a `:memory:` database's busy connection, as
+    /// [`Self::with_conn`].
     async fn with_free_conn<T: Send + 'static>(
         &self,
         f: impl FnOnce(&mut Connection) -> Result<T> + Send + 'static,
@@ -189,7 +231,19 @@ impl SqliteBackend {
         if let Ok(mut guard) = self.conn.try_lock() {
             return f(&mut guard);
         }
+        if self.location != ":memory:" {
+            return self.on_reader(f);
+        }
         self.with_conn(f).await
+    }
+
+    /// Run `f` on a pooled read-only connection (opened if none is idle) on
+    /// the calling thread, and pool it again.
+    fn on_reader<T>(&self, f: impl FnOnce(&mut Connection) -> Result<T>) -> Result<T> {
+        let mut conn = self.reader()?;
+        let out = f(&mut conn);
+        self.readers.lock().unwrap_or_else(|p| p.into_inner()).push(conn);
+        out
     }
 
     /// Run `f` on the connection on a blocking thread.
@@ -209,9 +263,11 @@ impl SqliteBackend {
     }
 
     fn build_select(group: &GroupSpec, request: &ScanRequest) -> (String, Vec<SqlParam>, bool) {
-        // The id list is bound as one array parameter (rusqlite's rarray).
+        // The id list is bound as one array parameter (rusqlite's rarray); one
+        // id as a plain one, which spares SQLite a virtual table per lookup.
+        let one = request.ids.as_ref().is_some_and(|ids| ids.len() == 1);
         build_select(&quote_ident(&group.table), group, request, &Sqlite, |n| {
-            format!("{} IN rarray(?{n})", quote_ident(OBJECT_ID))
+            if one { format!("{} = ?{n}", quote_ident(OBJECT_ID)) } else { format!("{} IN rarray(?{n})", quote_ident(OBJECT_ID)) }
         })
     }
 }
@@ -245,6 +301,20 @@ fn strict_identifiers(conn: &Connection) -> rusqlite::Result<()> {
 
 /// A read on a connection; see [`SqliteBackend::read`].
 type ReadFn = Box<dyn FnOnce(&mut Connection, usize, &mut dyn FnMut(RecordBatch) -> bool) -> Result<()> + Send>;
+
+/// A read by equality on an indexed column runs on the calling thread while it
+/// yields at most this many rows (see `SqliteBackend::point_read`).
+const POINT_READ_ROWS: usize = 64;
+
+/// The column of `column = literal` (either side), if `filter` is one.
+fn equality_column(filter: &Expr) -> Option<&str> {
+    use datafusion::logical_expr::{BinaryExpr, Operator};
+    let Expr::BinaryExpr(BinaryExpr { left, op: Operator::Eq, right }) = filter else { return None };
+    match (left.as_ref(), right.as_ref()) {
+        (Expr::Column(c), Expr::Literal(..)) | (Expr::Literal(..), Expr::Column(c)) => Some(c.name.as_str()),
+        _ => None,
+    }
+}
 
 /// A read of at most this many ids by primary key runs on the calling thread
 /// when the connection is free (see `with_free_conn`).
@@ -468,6 +538,9 @@ impl Backend for SqliteBackend {
     async fn scan_stream(&self, group: &GroupSpec, request: &ScanRequest) -> Result<BatchStream> {
         if request.ids.is_some() || self.location == ":memory:" {
             let batches = self.scan(group, request).await?;
+            return Ok(Box::pin(futures::stream::iter(batches.into_iter().map(Ok))));
+        }
+        if let Some(batches) = self.point_read(group, request)? {
             return Ok(Box::pin(futures::stream::iter(batches.into_iter().map(Ok))));
         }
         let read = self.read(group, request);

@@ -420,6 +420,37 @@ async fn key_lookups_over_the_wire_match_the_general_path() {
     assert_eq!(by_name.len(), 1);
     assert_eq!(by_name[0].get::<_, Option<i64>>(1), Some(2));
     assert!(client.query(&fast, &[&"no such id"]).await.unwrap().is_empty());
+    // A name many rows share: past the rows an indexed equality reads in place
+    // (64) the read streams instead, and every row comes back either way;
+    // from several connections at once, some reads find the backend's
+    // connection busy and take a pooled one.
+    let shared: Vec<serde_json::Map<String, serde_json::Value>> = (0..103)
+        .map(|i| {
+            let name = if i < 100 { "many" } else { "few" };
+            serde_json::json!({"object_id": format!("shared-{i}"), "name": name, "qty": i}).as_object().cloned().unwrap()
+        })
+        .collect();
+    ws.upsert_many("product", shared).await.unwrap();
+    let mut readers = Vec::new();
+    for _ in 0..6 {
+        let client = connect(port, "sqlite-inmem").await;
+        readers.push(tokio::spawn(async move {
+            for _ in 0..20 {
+                for (name, expected) in [("many", 100), ("few", 3), ("beta", 1), ("nobody", 0)] {
+                    let rows = client.query("SELECT object_id, qty FROM product WHERE name = $1", &[&name]).await.unwrap();
+                    assert_eq!(rows.len(), expected, "{name}");
+                    let general =
+                        client.query("SELECT object_id FROM product WHERE name = $1 AND 1 = 1", &[&name]).await.unwrap();
+                    assert_eq!(general.len(), expected, "{name}");
+                }
+            }
+        }));
+    }
+    for reader in readers {
+        reader.await.unwrap();
+    }
+    let total: i64 = client.query_one("SELECT sum(qty) FROM product WHERE name = 'many'", &[]).await.unwrap().get(0);
+    assert_eq!(total, (0..100).sum::<i64>());
     // A literal key, simple and extended.
     let rows = simple_rows(client.simple_query(&format!("SELECT name FROM product WHERE object_id = '{alpha}'")).await.unwrap());
     assert_eq!(rows, vec![vec![Some("alpha".into())]]);
