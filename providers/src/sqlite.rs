@@ -185,8 +185,8 @@ impl SqliteBackend {
 
     /// A read by equality on the leading column of an index (`name = $1`, a
     /// UNIQUE column), run right here as keyed reads are (see
-    /// [`Self::with_free_conn`]; only file databases stream): it touches a few index entries, which takes microseconds,
-    /// less than handing it to a blocking thread and back. Past
+    /// [`Self::with_free_conn`]): it touches a few index entries, which takes
+    /// microseconds, less than handing it to a blocking thread and back. Past
     /// [`POINT_READ_ROWS`] rows it is given up (None) and the caller streams
     /// the read from a pooled connection instead: a value that many rows share
     /// does not hold up the calling thread.
@@ -317,7 +317,7 @@ fn equality_column(filter: &Expr) -> Option<&str> {
 }
 
 /// A read of at most this many ids by primary key runs on the calling thread
-/// when the connection is free (see `with_free_conn`).
+/// (see `with_free_conn`).
 const KEYED_READ_MAX_IDS: usize = 16;
 
 /// SQLite's spelling of a layout: integers, booleans and timestamps (epoch ms)
