@@ -167,7 +167,6 @@ impl Workspace {
         Ok(())
     }
 
-    /// Plan `statement` (a CREATE OR REPLACE VIEW) into the session.
     /// A view's columns are named once each, as in Postgres (42701): a join's
     /// `a.x, b.x` must be aliased, or `SELECT *` over it would be ambiguous.
     async fn check_view_columns(&self, name: &str, statement: &str) -> Result<()> {
@@ -186,6 +185,7 @@ impl Workspace {
         Ok(())
     }
 
+    /// Plan `statement` (a CREATE OR REPLACE VIEW) into the session.
     async fn plan_view(&self, statement: &str) -> Result<()> {
         let plan = self.inner.ctx.state().create_logical_plan(statement).await?;
         if !matches!(plan, LogicalPlan::Ddl(DdlStatement::CreateView(_))) {
