@@ -185,7 +185,7 @@ impl SqliteBackend {
 
     /// A read by equality on the leading column of an index (`name = $1`, a
     /// UNIQUE column), run right here as keyed reads are (see
-    /// [`Self::with_free_conn`]): it touches a few index entries, which takes
+    /// [`Self::inline_conn`]): it touches a few index entries, which takes
     /// microseconds, less than handing it to a blocking thread and back. Past
     /// [`POINT_READ_ROWS`] rows it is given up (None) and the caller streams
     /// the read from a pooled connection instead: a value that many rows share
@@ -207,11 +207,9 @@ impl SqliteBackend {
             })?;
             Ok((!overflow).then_some(batches))
         };
-        match self.conn.try_lock() {
-            Ok(mut conn) => read(&mut conn),
-            // A second connection to `:memory:` would see another database.
-            Err(_) if self.location == ":memory:" => Ok(None),
-            Err(_) => self.on_reader(read),
+        match self.inline_conn()? {
+            Some(mut conn) => read(&mut conn),
+            None => Ok(None),
         }
     }
 
@@ -219,31 +217,31 @@ impl SqliteBackend {
         ProviderError::Backend { backend: self.info.name.clone(), kind: "sqlite".into(), message: format!("{context}: {e}") }
     }
 
-    /// Run `f` right here: for keyed reads of a few rows, which take
-    /// microseconds, less than handing them to a blocking thread and back. On
-    /// the connection when it is free, else (a file database) on a pooled
-    /// read-only one; a `:memory:` database's busy connection, as
-    /// [`Self::with_conn`].
+    /// Run `f` right here (see [`Self::inline_conn`]): for keyed reads of a
+    /// few rows, which take microseconds, less than handing them to a blocking
+    /// thread and back. Where no connection is free here, as [`Self::with_conn`].
     async fn with_free_conn<T: Send + 'static>(
         &self,
         f: impl FnOnce(&mut Connection) -> Result<T> + Send + 'static,
     ) -> Result<T> {
-        if let Ok(mut guard) = self.conn.try_lock() {
-            return f(&mut guard);
-        }
-        if self.location != ":memory:" {
-            return self.on_reader(f);
+        if let Some(mut conn) = self.inline_conn()? {
+            return f(&mut conn);
         }
         self.with_conn(f).await
     }
 
-    /// Run `f` on a pooled read-only connection (opened if none is idle) on
-    /// the calling thread, and pool it again.
-    fn on_reader<T>(&self, f: impl FnOnce(&mut Connection) -> Result<T>) -> Result<T> {
-        let mut conn = self.reader()?;
-        let out = f(&mut conn);
-        self.readers.lock().unwrap_or_else(|p| p.into_inner()).push(conn);
-        out
+    /// A connection a short read can use right here: the backend's own when
+    /// it is free, else (a file database) a pooled read-only one, opened if
+    /// none is idle. None for a busy `:memory:` database, which a second
+    /// connection would not see.
+    fn inline_conn(&self) -> Result<Option<InlineConn<'_>>> {
+        if let Ok(guard) = self.conn.try_lock() {
+            return Ok(Some(InlineConn::Own(guard)));
+        }
+        if self.location == ":memory:" {
+            return Ok(None);
+        }
+        Ok(Some(InlineConn::Pooled(Some(self.reader()?), &self.readers)))
     }
 
     /// Run `f` on the connection on a blocking thread.
@@ -297,6 +295,42 @@ fn strict_identifiers(conn: &Connection) -> rusqlite::Result<()> {
     conn.set_db_config(DbConfig::SQLITE_DBCONFIG_DQS_DML, false)?;
     conn.set_db_config(DbConfig::SQLITE_DBCONFIG_DQS_DDL, false)?;
     Ok(())
+}
+
+/// A connection held for a read on the calling thread (see
+/// `SqliteBackend::inline_conn`); a pooled one goes back to the pool when dropped.
+enum InlineConn<'a> {
+    Own(std::sync::MutexGuard<'a, Connection>),
+    Pooled(Option<Connection>, &'a Mutex<Vec<Connection>>),
+}
+
+impl std::ops::Deref for InlineConn<'_> {
+    type Target = Connection;
+    fn deref(&self) -> &Connection {
+        match self {
+            InlineConn::Own(guard) => guard,
+            InlineConn::Pooled(conn, _) => conn.as_ref().expect("held until dropped"),
+        }
+    }
+}
+
+impl std::ops::DerefMut for InlineConn<'_> {
+    fn deref_mut(&mut self) -> &mut Connection {
+        match self {
+            InlineConn::Own(guard) => guard,
+            InlineConn::Pooled(conn, _) => conn.as_mut().expect("held until dropped"),
+        }
+    }
+}
+
+impl Drop for InlineConn<'_> {
+    fn drop(&mut self) {
+        if let InlineConn::Pooled(conn, pool) = self {
+            if let Some(conn) = conn.take() {
+                pool.lock().unwrap_or_else(|p| p.into_inner()).push(conn);
+            }
+        }
+    }
 }
 
 /// A read on a connection; see [`SqliteBackend::read`].

@@ -93,8 +93,9 @@ impl Workspace {
         canonical.if_not_exists = false;
         canonical.name = ObjectName(vec![ObjectNamePart::Identifier(Ident::with_quote('"', &name))]);
         let statement = crate::render::sql_text(&Statement::CreateView(canonical));
-        self.check_view_columns(&name, &statement).await?;
-        self.plan_view(&statement).await?;
+        let plan = self.view_plan(&statement).await?;
+        check_view_columns(&name, &plan)?;
+        self.inner.ctx.execute_logical_plan(plan).await?;
         let reads = relations_read(&create.query);
         if reads.contains(&name) {
             return Err(Error::definition(format!("view \"{name}\" cannot read itself")));
@@ -167,32 +168,20 @@ impl Workspace {
         Ok(())
     }
 
-    /// A view's columns are named once each, as in Postgres (42701): a join's
-    /// `a.x, b.x` must be aliased, or `SELECT *` over it would be ambiguous.
-    async fn check_view_columns(&self, name: &str, statement: &str) -> Result<()> {
-        let plan = self.inner.ctx.state().create_logical_plan(statement).await?;
-        let LogicalPlan::Ddl(DdlStatement::CreateView(view)) = &plan else { return Ok(()) };
-        let mut seen = std::collections::HashSet::new();
-        for field in view.input.schema().fields() {
-            let shown = crate::colnames::shown_name(field.name()).to_string();
-            if !seen.insert(shown.clone()) {
-                return Err(Error::new(
-                    ErrorKind::DuplicateColumn,
-                    format!("CREATE VIEW {name}: column \"{shown}\" specified more than once (alias one of them)"),
-                ));
-            }
-        }
+    /// Plan `statement` (a CREATE OR REPLACE VIEW) into the session.
+    async fn plan_view(&self, statement: &str) -> Result<()> {
+        let plan = self.view_plan(statement).await?;
+        self.inner.ctx.execute_logical_plan(plan).await?;
         Ok(())
     }
 
-    /// Plan `statement` (a CREATE OR REPLACE VIEW) into the session.
-    async fn plan_view(&self, statement: &str) -> Result<()> {
+    /// The logical plan of `statement` (a CREATE OR REPLACE VIEW).
+    async fn view_plan(&self, statement: &str) -> Result<LogicalPlan> {
         let plan = self.inner.ctx.state().create_logical_plan(statement).await?;
         if !matches!(plan, LogicalPlan::Ddl(DdlStatement::CreateView(_))) {
             return Err(Error::internal(format!("a view's statement planned as {}", plan.display())));
         }
-        self.inner.ctx.execute_logical_plan(plan).await?;
-        Ok(())
+        Ok(plan)
     }
 
     async fn keep_view(&self, view: &StoredView) -> Result<()> {
@@ -267,6 +256,25 @@ fn relations_read(query: &datafusion::sql::sqlparser::ast::Query) -> BTreeSet<St
         std::ops::ControlFlow::<()>::Continue(())
     });
     reads
+}
+
+/// A new view's columns are named once each, as in Postgres (42701): a join's
+/// `a.x, b.x` must be aliased, or `SELECT *` over it would be ambiguous. Checked
+/// when a view is created only: a view kept by an earlier version is served as
+/// it was.
+fn check_view_columns(name: &str, plan: &LogicalPlan) -> Result<()> {
+    let LogicalPlan::Ddl(DdlStatement::CreateView(view)) = plan else { return Ok(()) };
+    let mut seen = std::collections::HashSet::new();
+    for field in view.input.schema().fields() {
+        let shown = crate::colnames::shown_name(field.name());
+        if !seen.insert(shown) {
+            return Err(Error::new(
+                ErrorKind::DuplicateColumn,
+                format!("CREATE VIEW {name}: column \"{shown}\" specified more than once (alias one of them)"),
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// A view's name as the session keys it (`v`, `public.v`).
