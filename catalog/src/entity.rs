@@ -330,6 +330,13 @@ pub struct EntityDef {
     /// The names indexes were created under (SQL `CREATE INDEX`).
     pub named_indexes: Vec<NamedIndex>,
     pub id_source: IdSource,
+    /// The name the entity's rows are stored under when it is not the entity
+    /// id: set by `ALTER TABLE … RENAME TO` (the rows keep the name they were
+    /// written under), or when an entity is created under a name another
+    /// entity's rows are still stored under. It names the backend tables, keys
+    /// the Catalog cards and counters, and scopes derived object_ids, so a
+    /// rename moves no row and changes no id. See [`EntityDef::storage_name`].
+    pub stored_as: Option<String>,
 }
 
 impl EntityDef {
@@ -345,6 +352,7 @@ impl EntityDef {
             foreign_keys: Vec::new(),
             named_indexes: Vec::new(),
             id_source: IdSource::Name,
+            stored_as: None,
         }
     }
     pub fn desc(mut self, desc: impl Into<String>) -> Self {
@@ -383,11 +391,25 @@ impl EntityDef {
         table_name(&self.entity_id)
     }
 
+    /// The name the rows are stored under: the entity id, unless the entity
+    /// was renamed or created under a name that was taken ([`EntityDef::stored_as`]).
+    /// Backend tables, Catalog card ids, identity counters and the object_ids
+    /// derived from names and keys all use it, never the entity id itself.
+    pub fn storage_name(&self) -> &str {
+        self.stored_as.as_deref().unwrap_or(&self.entity_id)
+    }
+
     /// Check names and options, and put the built-in fields in place: `object_id`
     /// (Identifier, primary key) first, `name` (optional ShortText) second, unless
     /// the entity declares its own `name`.
     pub fn validated(mut self) -> Result<EntityDef, CatalogError> {
         check_entity_id(&self.entity_id)?;
+        if let Some(stored) = &self.stored_as {
+            check_entity_id(stored)?;
+            if *stored == self.entity_id {
+                self.stored_as = None;
+            }
+        }
         let mut seen = std::collections::HashSet::new();
         for f in &self.fields {
             check_field_name(&self.entity_id, &f.name)?;
@@ -593,6 +615,7 @@ impl EntityDef {
                 });
             }
         }
+        def.stored_as = obj.get("stored_as").and_then(|v| v.as_str()).map(String::from);
         if let Some(Json::Array(items)) = obj.get("foreign_keys") {
             for item in items {
                 def.foreign_keys.push(ForeignKey {
@@ -632,6 +655,9 @@ impl EntityDef {
             def["named_indexes"] = Json::Array(
                 self.named_indexes.iter().map(|ix| json!({"name": ix.name, "fields": ix.fields, "unique": ix.unique})).collect(),
             );
+        }
+        if let Some(stored) = &self.stored_as {
+            def["stored_as"] = json!(stored);
         }
         // Only the non-default source is written: the reference's form stays as it was.
         match &self.id_source {

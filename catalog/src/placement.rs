@@ -225,7 +225,7 @@ impl PlacementPlan {
                 Some(g) => g.fields.push(b.field.clone()),
                 None => groups.push(FieldGroup {
                     backend: b.backend.clone(),
-                    table: def.table_name(),
+                    table: crate::entity::table_name(def.storage_name()),
                     fields: vec![b.field.clone()],
                     primary: b.backend == primary_backend,
                 }),

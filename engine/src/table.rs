@@ -172,7 +172,7 @@ impl EntityTable {
             }
         }
         let values: Vec<Vec<serde_json::Value>> = values.into_iter().collect::<Option<_>>()?;
-        let e = &self.rt.def.entity_id;
+        let e = self.rt.def.storage_name();
         match values.as_slice() {
             [one] => one.iter().map(|v| derive_key_object_id(e, std::slice::from_ref(v))).collect(),
             // Several fields: one value each (a product of IN lists stays a filter).

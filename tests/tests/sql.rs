@@ -418,7 +418,7 @@ async fn ddl_takes_effect_durably_or_is_refused() {
         for sql in [
             "CREATE MATERIALIZED VIEW v AS SELECT a FROM kept",
             "DROP INDEX kept_a CASCADE",
-            "ALTER TABLE kept RENAME TO kept2",
+            "ALTER TABLE kept ADD CONSTRAINT positive CHECK (a > 0)",
             "CREATE SCHEMA s",
             "DROP SEQUENCE v",
             "CREATE TEMPORARY TABLE tmp (a INTEGER)",
@@ -732,11 +732,11 @@ pub async fn alter_table_scenario(ws: &Workspace, side: Option<&str>) {
     ws.sql(&format!("UPDATE item SET title = '{long}' WHERE id = 1")).await.unwrap();
     assert_eq!(code("ALTER TABLE item ALTER COLUMN quantity TYPE text").await, "0A000");
     assert_eq!(code("ALTER TABLE item ALTER COLUMN title TYPE varchar(10)").await, "0A000");
-    // The key, the built-in columns and RENAME TO stay as they are.
+    // The key, the built-in columns and CHECK constraints stay as they are.
     assert_eq!(code("ALTER TABLE item DROP COLUMN id").await, "0A000");
     assert_eq!(code("ALTER TABLE item DROP COLUMN object_id").await, "0A000");
     assert_eq!(code("ALTER TABLE item ALTER COLUMN id DROP NOT NULL").await, "42P16");
-    assert_eq!(code("ALTER TABLE item RENAME TO thing").await, "0A000");
+    assert_eq!(code("ALTER TABLE item ADD CONSTRAINT positive CHECK (quantity > 0)").await, "0A000");
     assert_eq!(code("ALTER TABLE nosuch ADD COLUMN a integer").await, "42P01");
     sql("ALTER TABLE IF EXISTS nosuch ADD COLUMN a integer").await;
     // UNIQUE is enforced from then on.
@@ -903,6 +903,103 @@ async fn alter_table_changes_lance_columns_in_place() {
     assert_eq!(err.sqlstate(), "42P16", "{err}");
     assert!(ws.entity("doc").unwrap().get("other").is_none(), "nothing was added");
     assert!(ws.audit().await.unwrap().ok());
+}
+
+/// `ALTER TABLE … RENAME TO` moves no row and changes no id: the rows (in
+/// SQLite and Lance), their object_ids, the serial counter, the Catalog cards
+/// and the foreign keys that reference the table follow the new name, in this
+/// process and the next; the old name is free for a new table of its own.
+#[tokio::test]
+async fn rename_table_keeps_rows_ids_counters_and_references() {
+    use heavenbase::catalog::derive_object_id;
+    let h = TestHome::new();
+    let ids = |ws: Workspace, table: &'static str| async move {
+        cells(&ws.sql(&format!("SELECT id, object_id, title FROM {table} ORDER BY id")).await.unwrap())
+    };
+    let before;
+    {
+        let ws = h.open("rename", Construction::preset("embedded")).await;
+        let code = |q: &'static str| {
+            let ws = ws.clone();
+            async move { ws.sql(q).await.map(|_| ()).expect_err(q).sqlstate() }
+        };
+        ws.sql("CREATE TABLE doc (id serial PRIMARY KEY, title text UNIQUE, emb VECTOR(3))").await.unwrap();
+        ws.sql("CREATE TABLE note (id integer PRIMARY KEY, doc_id integer REFERENCES doc, body text)").await.unwrap();
+        ws.sql("INSERT INTO doc (title, emb) VALUES ('x', '[1,0,0]'), ('y', '[0,1,0]')").await.unwrap();
+        ws.sql("INSERT INTO note VALUES (1, 2, 'on y')").await.unwrap();
+        ws.register(EntityDef::new("person").field(FieldDef::new("age", T::Integer)), false).await.unwrap();
+        ws.upsert("person", json!({"name": "Ada", "age": 36})).await.unwrap();
+        before = ids(ws.clone(), "doc").await;
+
+        ws.sql("ALTER TABLE doc RENAME TO paper").await.unwrap();
+        ws.sql("ALTER TABLE person RENAME TO human").await.unwrap();
+        assert_eq!(ids(ws.clone(), "paper").await, before, "the same rows under the same object_ids");
+        assert_eq!(code("SELECT * FROM doc").await, "42P01");
+        assert!(!ws.entities().contains(&"doc".to_string()) && ws.entities().contains(&"paper".to_string()));
+        // The counter goes on; a key written again finds its row (ids derive as before).
+        ws.sql("INSERT INTO paper (title) VALUES ('z')").await.unwrap();
+        ws.sql("INSERT INTO paper (id, title) VALUES (1, 'x2') ON CONFLICT (id) DO UPDATE SET title = EXCLUDED.title")
+            .await
+            .unwrap();
+        assert_eq!(
+            cells(&ws.sql("SELECT id, title FROM paper ORDER BY id").await.unwrap()),
+            rows(&[&["1", "x2"], &["2", "y"], &["3", "z"]])
+        );
+        // A name-derived entity: the same name is the same row.
+        ws.upsert("human", json!({"name": "Ada", "age": 37})).await.unwrap();
+        assert_eq!(ws.count("human").await.unwrap(), 1);
+        let ada = derive_object_id("person", "Ada");
+        assert_eq!(ws.get("human", &ada).await.unwrap().unwrap()["age"], json!(37));
+        // Vectors in Lance, by the new name.
+        let near = "SELECT p.title FROM near('paper', 'emb', '[0.0, 0.9, 0.1]', 1) AS n JOIN paper p USING (object_id)";
+        assert_eq!(cells(&ws.sql(near).await.unwrap()), rows(&[&["y"]]));
+        // Cards, MetaSchema and the foreign key name the new table.
+        let count = |q: &'static str| {
+            let ws = ws.clone();
+            async move { cells(&ws.sql(q).await.unwrap())[0][0].clone() }
+        };
+        assert_eq!(count("SELECT count(*) FROM sys_catalog WHERE target_entity = 'paper'").await, "3");
+        assert_eq!(count("SELECT count(*) FROM sys_catalog WHERE target_entity = 'doc'").await, "0");
+        assert_eq!(count("SELECT count(*) FROM sys_metaschema WHERE subject_id = 'doc' AND kind <> 'sequence'").await, "0");
+        assert_eq!(count("SELECT count(*) FROM sys_metaschema WHERE subject_id = 'paper' AND kind = 'entity'").await, "1");
+        assert_eq!(ws.entity("note").unwrap().foreign_keys[0].references, "paper");
+        assert_eq!(code("INSERT INTO note VALUES (2, 9, 'nowhere')").await, "23503");
+        ws.sql("INSERT INTO note VALUES (2, 3, 'on z')").await.unwrap();
+        assert_eq!(code("DELETE FROM paper WHERE id = 2").await, "23503");
+        // Refused, changing nothing: a taken name, a view on the table, a
+        // rename beside other actions, a system table.
+        assert_eq!(code("ALTER TABLE paper RENAME TO note").await, "42P07");
+        ws.sql("CREATE VIEW titles AS SELECT title FROM paper").await.unwrap();
+        assert_eq!(code("ALTER TABLE paper RENAME TO doc").await, "2BP01");
+        ws.sql("DROP VIEW titles").await.unwrap();
+        assert_eq!(code("ALTER TABLE paper RENAME TO doc, ADD COLUMN x integer").await, "42601");
+        assert_eq!(code("ALTER TABLE sys_catalog RENAME TO cards").await, "42501");
+        assert_eq!(code("ALTER TABLE nosuch RENAME TO other").await, "42P01");
+        assert!(ws.entity("paper").unwrap().get("x").is_none());
+        // The old name is free: a new table of its own, empty, with its own counter.
+        ws.sql("CREATE TABLE doc (id serial PRIMARY KEY, title text)").await.unwrap();
+        ws.sql("INSERT INTO doc (title) VALUES ('fresh')").await.unwrap();
+        assert_eq!(cells(&ws.sql("SELECT id, title FROM doc").await.unwrap()), rows(&[&["1", "fresh"]]));
+        assert_eq!(ws.count("paper").await.unwrap(), 3);
+        assert!(ws.audit().await.unwrap().ok(), "audit after the renames");
+    }
+    // A new process sees the new names, the same rows and counters.
+    let ws = Workspace::load_in(&h.home, "rename").await.unwrap();
+    assert_eq!(
+        cells(&ws.sql("SELECT id, title FROM paper ORDER BY id").await.unwrap()),
+        rows(&[&["1", "x2"], &["2", "y"], &["3", "z"]])
+    );
+    assert_eq!(cells(&ws.sql("SELECT id, title FROM doc").await.unwrap()), rows(&[&["1", "fresh"]]));
+    ws.sql("INSERT INTO paper (title) VALUES ('w')").await.unwrap();
+    assert_eq!(cells(&ws.sql("SELECT max(id) FROM paper").await.unwrap()), rows(&[&["4"]]));
+    assert_eq!(ws.sql("INSERT INTO note VALUES (3, 9, 'nowhere')").await.unwrap_err().sqlstate(), "23503");
+    // Renamed back, then dropped: the other table of the old name keeps its rows.
+    ws.sql("ALTER TABLE human RENAME TO person").await.unwrap();
+    assert_eq!(ws.get("person", &derive_object_id("person", "Ada")).await.unwrap().unwrap()["age"], json!(37));
+    ws.sql("DROP TABLE note").await.unwrap();
+    ws.sql("DROP TABLE paper").await.unwrap();
+    assert_eq!(cells(&ws.sql("SELECT id, title FROM doc").await.unwrap()), rows(&[&["1", "fresh"]]));
+    assert!(ws.audit().await.unwrap().ok(), "audit after the drop");
 }
 
 /// Foreign keys name the referenced table's primary key: a row must name an

@@ -980,7 +980,10 @@ async fn ddl_over_the_wire_lasts_or_is_refused() {
             })
             .collect();
         assert_eq!(tags.len(), 2);
-        for (sql, extended) in [("CREATE MATERIALIZED VIEW v AS SELECT 1 AS one", false), ("ALTER TABLE t2 RENAME TO t3", true)] {
+        for (sql, extended) in [
+            ("CREATE MATERIALIZED VIEW v AS SELECT 1 AS one", false),
+            ("ALTER TABLE t2 ADD CONSTRAINT positive CHECK (a > 0)", true),
+        ] {
             let err =
                 if extended { client.execute(sql, &[]).await.unwrap_err() } else { client.batch_execute(sql).await.unwrap_err() };
             assert_eq!(db_code(&err), "0A000", "{sql}: {err}");
@@ -992,9 +995,15 @@ async fn ddl_over_the_wire_lasts_or_is_refused() {
         assert!(other.simple_query("SELECT * FROM v").await.is_err(), "no view was made");
         let n: i64 = other.query_one("SELECT count(*) FROM t2", &[]).await.unwrap().get(0);
         assert_eq!(n, 0);
+        // RENAME TO over the extended protocol, seen by the other connection.
+        client.execute("INSERT INTO t2 (a) VALUES (7)", &[]).await.unwrap();
+        client.execute("ALTER TABLE t2 RENAME TO t3", &[]).await.unwrap();
+        let a: i64 = other.query_one("SELECT CAST(a AS bigint) FROM t3", &[]).await.unwrap().get(0);
+        assert_eq!(a, 7);
+        assert_eq!(db_code(&other.simple_query("SELECT * FROM t2").await.unwrap_err()), "42P01");
         if has_psql() {
             let (ok, _, stderr) =
-                psql_run(&format!("host=127.0.0.1 port={port} user=postgres dbname=wddl"), &["-c", "DROP TABLE t2"], None).await;
+                psql_run(&format!("host=127.0.0.1 port={port} user=postgres dbname=wddl"), &["-c", "DROP TABLE t3"], None).await;
             assert!(ok, "{stderr}");
         }
         stop.send(()).unwrap();

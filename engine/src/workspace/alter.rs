@@ -14,16 +14,31 @@
 //! Supported: `ADD [COLUMN] [IF NOT EXISTS]`, `DROP [COLUMN] [IF EXISTS]`,
 //! `RENAME [COLUMN] a TO b`, `ALTER [COLUMN] … SET/DROP DEFAULT`,
 //! `SET/DROP NOT NULL`, `TYPE` where the stored layout stays the same and no
-//! value can stop fitting (a longer varchar), and `ADD UNIQUE (…)`. The rest
-//! (`RENAME TO`, constraints other than UNIQUE, `USING`, identity changes) is
-//! refused with 0A000, naming the operation.
+//! value can stop fitting (a longer varchar), `ADD UNIQUE (…)`, and `RENAME
+//! TO` on its own. The rest (constraints other than UNIQUE, `USING`, identity
+//! changes) is refused with 0A000, naming the operation.
+//!
+//! `RENAME TO` moves no row: the entity keeps storing under the name its rows
+//! were written under ([`EntityDef::storage_name`]: backend tables, Catalog
+//! card ids, identity counters and derived object_ids), so every object_id
+//! stays what it was and a key or name written again finds its row. What
+//! changes is the name: the table in SQL, the entity's MetaSchema rows
+//! (replaced in one write of the MetaSchema backend), its rows' Catalog cards
+//! (`target_entity`), and the foreign keys that reference it.
 
-use datafusion::sql::sqlparser::ast::{AlterColumnOperation, AlterTable, AlterTableOperation, ColumnDef, Ident, TableConstraint};
-use heavenbase_catalog::{EntityDef, FieldSet, IdSource, NAME, OBJECT_ID, PlacementPlan};
+use std::collections::BTreeSet;
+use std::sync::Arc;
+
+use datafusion::arrow::array::{ArrayRef, StringArray};
+use datafusion::sql::sqlparser::ast::{
+    AlterColumnOperation, AlterTable, AlterTableOperation, ColumnDef, Ident, RenameTableNameKind, TableConstraint,
+};
+use heavenbase_catalog::system::{SYS_CATALOG, SYS_METASCHEMA};
+use heavenbase_catalog::{EntityDef, FieldSet, IdSource, NAME, OBJECT_ID, PlacementPlan, catalog_row_id};
 use heavenbase_providers::ColumnChange;
 
-use super::Workspace;
 use super::dml::{column_field, last_ident, logical_type_of, set_default};
+use super::{EntityRuntime, Workspace, write};
 use crate::error::{ErrorKind, suggest};
 use crate::{Error, Result};
 
@@ -89,11 +104,14 @@ impl Workspace {
                         }
                     }
                 }
-                AlterTableOperation::RenameTable { .. } => {
-                    return Err(Error::not_supported(format!(
-                        "ALTER TABLE {e} RENAME TO is not supported yet: an entity's name keys its Catalog cards and \
-                         backend tables (create the new table and INSERT … SELECT into it)"
-                    )));
+                AlterTableOperation::RenameTable { table_name: RenameTableNameKind::As(to) | RenameTableNameKind::To(to) } => {
+                    if alter.operations.len() > 1 {
+                        return Err(Error::new(
+                            ErrorKind::Syntax,
+                            format!("ALTER TABLE {e}: RENAME TO cannot be combined with other actions (run it on its own)"),
+                        ));
+                    }
+                    return self.rename_table(&rt, &last_ident(to)).await;
                 }
                 other => {
                     return Err(Error::not_supported(format!("ALTER TABLE {e} {other} is not supported")));
@@ -141,6 +159,80 @@ impl Workspace {
             }
         }
         self.register(def, true).await
+    }
+
+    /// `ALTER TABLE old RENAME TO new` (module doc). Refused, with nothing
+    /// changed, when `new` names a table, view or index (42P07), is not a valid
+    /// entity id, or a view reads the table (2BP01: a stored view names the
+    /// table in its SQL).
+    async fn rename_table(&self, rt: &EntityRuntime, new: &str) -> Result<()> {
+        let old = rt.def.entity_id.clone();
+        if self.relation_named(new) {
+            return Err(Error::new(ErrorKind::AlreadyExists, format!("relation \"{new}\" already exists")));
+        }
+        let dependents = self.views_on(&[rt.def.table_name()]);
+        if !dependents.is_empty() {
+            return Err(Error::new(
+                ErrorKind::DependentObjects,
+                format!(
+                    "cannot rename table {old} because other objects depend on it: view {} (drop the view first)",
+                    dependents.join(", view ")
+                ),
+            ));
+        }
+        let mut def = rt.def.clone();
+        def.stored_as = Some(rt.def.storage_name().to_string());
+        def.entity_id = new.to_string();
+        for fk in def.foreign_keys.iter_mut().filter(|fk| fk.references == old) {
+            fk.references = new.to_string();
+        }
+        let def = def.validated()?;
+        {
+            let _guard = self.inner.register_lock.lock().await;
+            // The new name in the session and the workspace, the old one out.
+            self.install(def.clone()).await?;
+            self.inner.ctx.deregister_table(rt.def.table_name())?;
+            self.inner.entities.write().remove(&old);
+            // Plans cached under the version install gave may name the old table.
+            self.inner.schema_version.fetch_add(1, std::sync::atomic::Ordering::Release);
+            // MetaSchema: the new name's rows in, the old name's out, in one write.
+            let rows = self.entity_rows(&def)?;
+            let old_rows: Vec<String> = self
+                .scan_rows(SYS_METASCHEMA)
+                .await?
+                .into_iter()
+                .filter(|r| r.get("subject_id").and_then(|s| s.as_str()) == Some(old.as_str()))
+                .filter(|r| r.get("kind").and_then(|k| k.as_str()) != Some(super::keys::SEQUENCE_KIND))
+                .filter_map(|r| r.get(OBJECT_ID).and_then(|i| i.as_str()).map(String::from))
+                .collect();
+            self.replace_system_rows(SYS_METASCHEMA, rows, old_rows).await?;
+        }
+        // The rows' Catalog cards name the table they describe. A crash before
+        // this is done leaves cards naming the old name: audit reports them
+        // and repair rewrites them.
+        let ids: BTreeSet<String> = write::group_ids(rt).await?.into_iter().flatten().collect();
+        let cards: Vec<String> = ids.iter().map(|id| catalog_row_id(self.id(), def.storage_name(), id)).collect();
+        let catalog = self.runtime(SYS_CATALOG)?;
+        for chunk in cards.chunks(super::ddl::DELETE_CHUNK) {
+            // Only cards that exist: a missing one is repair's to write whole.
+            let found = self.existing_ids(&catalog, chunk).await?;
+            let ids: Vec<String> = chunk.iter().filter(|c| found.contains(*c)).cloned().collect();
+            let named: ArrayRef = Arc::new(StringArray::from(vec![new; ids.len()]));
+            let update = write::PreparedBatch { ids, columns: [("target_entity".to_string(), named)].into_iter().collect() };
+            self.write_groups(&catalog, &update).await?;
+        }
+        // Other tables' foreign keys follow the table.
+        for (child, _) in self.referencing(&old) {
+            let mut child = self.runtime(&child)?.def.clone();
+            for fk in child.foreign_keys.iter_mut().filter(|fk| fk.references == old) {
+                fk.references = new.to_string();
+            }
+            self.register(child, true).await?;
+        }
+        if !self.inner.views.read().is_empty() {
+            self.replan_views().await;
+        }
+        Ok(())
     }
 
     /// The kind of the backend named `name` (`sqlite`, `lance`, …).

@@ -21,7 +21,7 @@ use crate::{Error, Result};
 const ENTITY_ROW_KINDS: [&str; 6] = ["entity", "field", "storage", "index", "constraint", keys::SEQUENCE_KIND];
 
 /// Card deletes are sent in chunks of this many ids.
-const DELETE_CHUNK: usize = 10_000;
+pub(super) const DELETE_CHUNK: usize = 10_000;
 
 /// One index of a table, as [`Workspace::index_listing`] lists it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -281,7 +281,7 @@ impl Workspace {
         }
         let _guard = self.inner.register_lock.lock().await;
         let ids: BTreeSet<String> = write::group_ids(&rt).await?.into_iter().flatten().collect();
-        let cards: Vec<String> = ids.iter().map(|id| catalog_row_id(self.id(), &e, id)).collect();
+        let cards: Vec<String> = ids.iter().map(|id| catalog_row_id(self.id(), rt.def.storage_name(), id)).collect();
         let catalog = self.runtime(SYS_CATALOG)?;
         for chunk in cards.chunks(DELETE_CHUNK) {
             for (backend, group) in &catalog.groups {
@@ -295,12 +295,19 @@ impl Workspace {
             .scan_rows(SYS_METASCHEMA)
             .await?
             .into_iter()
-            .filter(|r| r.get("subject_id").and_then(|s| s.as_str()) == Some(e.as_str()))
-            .filter(|r| r.get("kind").and_then(|k| k.as_str()).is_some_and(|k| ENTITY_ROW_KINDS.contains(&k)))
+            .filter(|r| {
+                // Counters are kept under the storage name, the rest under the entity id.
+                let subject = r.get("subject_id").and_then(|s| s.as_str());
+                match r.get("kind").and_then(|k| k.as_str()) {
+                    Some(keys::SEQUENCE_KIND) => subject == Some(rt.def.storage_name()),
+                    Some(k) => ENTITY_ROW_KINDS.contains(&k) && subject == Some(e.as_str()),
+                    None => false,
+                }
+            })
             .filter_map(|r| r.get(OBJECT_ID).and_then(|id| id.as_str()).map(String::from))
             .collect();
         self.delete_many(SYS_METASCHEMA, &rows).await?;
-        self.forget_sequences(&e).await;
+        self.forget_sequences(rt.def.storage_name()).await;
         self.inner.ctx.deregister_table(rt.def.table_name())?;
         self.inner.entities.write().remove(&e);
         self.inner.schema_version.fetch_add(1, std::sync::atomic::Ordering::Release);
@@ -492,7 +499,7 @@ impl Workspace {
 
     /// Whether a table, view or index is called `name` (one namespace, as
     /// Postgres' relations share one).
-    fn relation_named(&self, name: &str) -> bool {
+    pub(super) fn relation_named(&self, name: &str) -> bool {
         self.runtime(name).is_ok()
             || self.inner.views.read().contains_key(name)
             || self.inner.entities.read().values().any(|rt| rt.def.named_indexes.iter().any(|ix| ix.name == name))

@@ -8,7 +8,8 @@
 //!
 //! An identity column (`serial`, `GENERATED … AS IDENTITY`) takes the values
 //! rows leave out (or give as NULL) from a counter. The counter's high-water
-//! mark is a MetaSchema row (`sequence:<entity>.<field>`, `meta.last`) in the
+//! mark is a MetaSchema row (`sequence:<storage name>.<field>`, `meta.last`; the
+//! entity's [`EntityDef::storage_name`], so a renamed table keeps counting) in the
 //! primary backend, written before any value it covers is handed out: no
 //! value is handed out twice, even after a crash; values reserved by a
 //! statement that then fails are skipped, as a Postgres sequence skips them.
@@ -35,7 +36,7 @@ pub(super) fn key_object_id(def: &EntityDef, key: &[String], values: &[Json], gi
     if let Some(i) = values.iter().position(|v| v.is_null()) {
         return Err(Error::new(ErrorKind::MissingValue, format!("Missing required field {e}.{} (the primary key)", key[i])));
     }
-    let id = derive_key_object_id(e, values)
+    let id = derive_key_object_id(def.storage_name(), values)
         .ok_or_else(|| Error::internal(format!("{e}: primary key values {values:?} are not integers or texts")))?;
     match given {
         Some(given) if given != id => Err(Error::invalid(format!(
@@ -83,7 +84,7 @@ impl Workspace {
             if missing.is_empty() {
                 continue;
             }
-            let first = self.reserve_identity(&rt.def.entity_id, &f.name, missing.len()).await?;
+            let first = self.reserve_identity(rt.def.storage_name(), &f.name, missing.len()).await?;
             for (k, r) in missing.into_iter().enumerate() {
                 rows[r].insert(f.name.clone(), json!(first + k as i64));
             }
@@ -111,7 +112,7 @@ impl Workspace {
             if missing == 0 {
                 continue;
             }
-            let mut next = self.reserve_identity(&rt.def.entity_id, &f.name, missing).await?;
+            let mut next = self.reserve_identity(rt.def.storage_name(), &f.name, missing).await?;
             let given = given.as_ref().map(|a| a.as_primitive::<Int64Type>());
             let values: Int64Array = (0..n)
                 .map(|r| match given.filter(|g| g.is_valid(r)) {
@@ -129,6 +130,7 @@ impl Workspace {
 
     /// Reserve `n` values of an identity column's counter and return the
     /// first; the new high-water mark is stored before this returns.
+    /// `entity` is the entity's storage name.
     async fn reserve_identity(&self, entity: &str, field: &str, n: usize) -> Result<i64> {
         let key = format!("{entity}.{field}");
         let mut counters = self.inner.sequences.lock().await;
@@ -158,7 +160,7 @@ impl Workspace {
     /// Start the identity counters of `rt` over (`TRUNCATE … RESTART IDENTITY`):
     /// the next value drawn is 1 again, stored before this returns.
     pub(super) async fn restart_identities(&self, rt: &EntityRuntime) -> Result<()> {
-        let entity = &rt.def.entity_id;
+        let entity = rt.def.storage_name();
         let mut counters = self.inner.sequences.lock().await;
         for (f, _) in identity_fields(&rt.def) {
             let key = format!("{entity}.{}", f.name);
@@ -172,7 +174,8 @@ impl Workspace {
         Ok(())
     }
 
-    /// Forget the counters of a dropped entity (their rows go with its MetaSchema rows).
+    /// Forget the counters of a dropped entity, by its storage name (their
+    /// rows go with its MetaSchema rows).
     pub(super) async fn forget_sequences(&self, entity: &str) {
         let prefix = format!("{entity}.");
         self.inner.sequences.lock().await.retain(|k, _| !k.starts_with(&prefix));

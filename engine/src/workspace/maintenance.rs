@@ -71,7 +71,7 @@ impl Workspace {
             let rt = self.runtime(e)?;
             for row in self.scan_rows(e).await? {
                 let id = row[OBJECT_ID].as_str().unwrap_or_default().to_string();
-                let card_id = catalog_row_id(self.id(), e, &id);
+                let card_id = catalog_row_id(self.id(), rt.def.storage_name(), &id);
                 let name = if projects_name(&rt.def) { row.get(NAME).cloned().unwrap_or(Json::Null) } else { Json::Null };
                 let mut card = expected_card(self.id(), e, &id, &card_id, name, now);
                 if let Some(have) = actual.get(&card_id) {

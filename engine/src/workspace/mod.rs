@@ -29,7 +29,7 @@ use datafusion::arrow::array::RecordBatch;
 use datafusion::dataframe::DataFrame;
 use datafusion::prelude::{SessionConfig, SessionContext};
 use heavenbase_catalog::system::{SYS_METASCHEMA, catalog_entity, is_system, metaschema_entity};
-use heavenbase_catalog::{BackendInfo, EntityDef, PlacementPlan, system_row_id};
+use heavenbase_catalog::{BackendInfo, EntityDef, PlacementPlan, Row, system_row_id};
 use heavenbase_providers::{Backend, ColumnSpec, GroupSpec};
 use parking_lot::RwLock;
 use serde_json::{Value as Json, json};
@@ -387,7 +387,7 @@ impl Workspace {
     /// Register an entity. The same structure again is a no-op; a different one is
     /// an error unless `replace` (which keeps stored rows of surviving columns).
     pub async fn register(&self, def: EntityDef, replace: bool) -> Result<()> {
-        let def = def.validated()?;
+        let mut def = def.validated()?;
         if is_system(&def.entity_id) {
             return Err(Error::new(
                 ErrorKind::ReadOnly,
@@ -396,6 +396,13 @@ impl Workspace {
         }
         let _guard = self.inner.register_lock.lock().await;
         let replacing = self.runtime(&def.entity_id).is_ok();
+        // Where the rows are stored never changes by registering: a new
+        // definition of a renamed entity keeps its storage name, and a new
+        // entity whose name another's rows are stored under gets a free one.
+        def.stored_as = match self.runtime(&def.entity_id) {
+            Ok(existing) => existing.def.stored_as.clone(),
+            Err(_) => self.free_storage_name(&def.entity_id),
+        };
         if let Ok(existing) = self.runtime(&def.entity_id) {
             if existing.def.same_structure(&def) {
                 return Ok(());
@@ -420,6 +427,21 @@ impl Workspace {
             self.replan_views().await;
         }
         Ok(())
+    }
+
+    /// `None` when no entity's rows are stored under `entity_id`'s table name;
+    /// else the first of `entity_id_2`, `entity_id_3`, … that neither names an
+    /// entity's table nor its storage ([`EntityDef::stored_as`]).
+    fn free_storage_name(&self, entity_id: &str) -> Option<String> {
+        use heavenbase_catalog::entity::table_name;
+        let entities = self.inner.entities.read();
+        let stored = |name: &str| entities.values().any(|rt| table_name(rt.def.storage_name()) == table_name(name));
+        if !stored(entity_id) {
+            return None;
+        }
+        (2..)
+            .map(|n| format!("{entity_id}_{n}"))
+            .find(|candidate| !stored(candidate) && !entities.values().any(|rt| rt.def.table_name() == table_name(candidate)))
     }
 
     /// Plan, create tables, and expose an entity as a table; writes no rows.
@@ -499,6 +521,15 @@ impl Workspace {
     /// MetaSchema rows of one entity: entity, field, storage, index,
     /// constraint; the ids of the rows written.
     async fn publish_entity_rows(&self, def: &EntityDef) -> Result<HashSet<String>> {
+        let rows = self.entity_rows(def)?;
+        let written = rows.iter().filter_map(|r| r.get("object_id").and_then(|i| i.as_str()).map(String::from)).collect();
+        self.write_system_rows(SYS_METASCHEMA, rows).await?;
+        Ok(written)
+    }
+
+    /// The MetaSchema rows [`Self::publish_entity_rows`] writes for `def`
+    /// (installed).
+    fn entity_rows(&self, def: &EntityDef) -> Result<Vec<Row>> {
         let rt = self.runtime(&def.entity_id)?;
         let ws = &self.inner.id;
         let e = &def.entity_id;
@@ -533,10 +564,7 @@ impl Workspace {
                 "type": if ix.unique { "unique" } else { "value" }, "ws": ws, "meta": {"fields": ix.fields},
             }));
         }
-        let rows: Vec<_> = rows.into_iter().map(|r| r.as_object().cloned().expect("object")).collect();
-        let written = rows.iter().filter_map(|r| r.get("object_id").and_then(|i| i.as_str()).map(String::from)).collect();
-        self.write_system_rows(SYS_METASCHEMA, rows).await?;
-        Ok(written)
+        Ok(rows.into_iter().map(|r| r.as_object().cloned().expect("object")).collect())
     }
 
     /// After a definition replaced another (ALTER TABLE … DROP, RENAME): the

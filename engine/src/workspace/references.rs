@@ -100,7 +100,7 @@ impl Workspace {
                 if values.iter().any(Json::is_null) {
                     continue; // MATCH SIMPLE: a key with a NULL names nothing.
                 }
-                let Some(id) = derive_key_object_id(&fk.references, &values) else { continue };
+                let Some(id) = derive_key_object_id(parent.def.storage_name(), &values) else { continue };
                 if seen.insert(id.clone()) {
                     named.push((id, values));
                 }

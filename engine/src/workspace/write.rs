@@ -166,7 +166,7 @@ impl Workspace {
                 Some(Json::Number(n)) => n.to_string(),
                 _ if rt.def.id_source.key().is_some() => row_key_id(&rt.def, p, None)?,
                 _ => match p.get(NAME).and_then(|n| name_source(n)) {
-                    Some(name) => derive_object_id(&rt.def.entity_id, &name),
+                    Some(name) => derive_object_id(rt.def.storage_name(), &name),
                     None => return Err(Error::argument(format!("set needs object_id in the patch (entity '{entity}')"))),
                 },
             };
@@ -276,7 +276,7 @@ impl Workspace {
         let mut writes: Vec<(Arc<dyn Backend>, GroupWrite)> =
             rt.groups.iter().map(|(b, g)| (b.clone(), GroupWrite::Delete(g.clone(), ids.to_vec()))).collect();
         if !is_system(&rt.def.entity_id) {
-            let cards: Vec<String> = ids.iter().map(|id| catalog_row_id(self.id(), &rt.def.entity_id, id)).collect();
+            let cards: Vec<String> = ids.iter().map(|id| catalog_row_id(self.id(), rt.def.storage_name(), id)).collect();
             let crt = self.runtime(SYS_CATALOG)?;
             writes.extend(crt.groups.iter().map(|(b, g)| (b.clone(), GroupWrite::Delete(g.clone(), cards.clone()))));
         }
@@ -285,6 +285,30 @@ impl Workspace {
         // The primary group's rows say which objects existed.
         let existed: HashSet<&String> = found.first().into_iter().flatten().collect();
         Ok(ids.iter().map(|id| existed.contains(id)).collect())
+    }
+
+    /// Write `rows` of a system entity and delete the rows `gone`, in one
+    /// [`Backend::apply`] per backend: where the backend is transactional
+    /// (SQLite, Postgres) a crash leaves either both or neither.
+    pub(super) async fn replace_system_rows(&self, entity: &str, rows: Vec<Row>, gone: Vec<String>) -> Result<()> {
+        let rt = self.runtime(entity)?;
+        let prepared = prepare(&rt.def, &rows)?;
+        // Each group's upsert and delete side by side (group_writes: one per group, in order).
+        let mut writes = Vec::new();
+        for (upsert, (backend, group)) in self.group_writes(&rt, &prepared)?.into_iter().zip(&rt.groups) {
+            writes.push(upsert);
+            if !gone.is_empty() {
+                writes.push((backend.clone(), GroupWrite::Delete(group.clone(), gone.clone())));
+            }
+        }
+        let _mark = self.writing();
+        let mut writes = writes.into_iter().peekable();
+        while let Some((backend, first)) = writes.next() {
+            let mut batch = vec![first];
+            batch.extend(std::iter::from_fn(|| writes.next_if(|(b, _)| Arc::ptr_eq(b, &backend)).map(|(_, w)| w)));
+            backend.apply(batch).await.map_err(|e| unique_error(entity, e))?;
+        }
+        Ok(())
     }
 
     /// Write rows of a system entity (no Catalog cards for them).
@@ -598,7 +622,7 @@ impl Workspace {
         use heavenbase_catalog::types::TIMESTAMP_MAX_MS;
         let crt = self.runtime(SYS_CATALOG)?;
         let entity_id = &rt.def.entity_id;
-        let card_ids: Vec<String> = ids.iter().map(|id| catalog_row_id(self.id(), entity_id, id)).collect();
+        let card_ids: Vec<String> = ids.iter().map(|id| catalog_row_id(self.id(), rt.def.storage_name(), id)).collect();
         let existing = self.card_policies(&crt, &card_ids).await?;
         let now = chrono::Utc::now().timestamp_millis();
         let n = card_ids.len();
@@ -864,7 +888,7 @@ fn prepare_chunk(def: &EntityDef, rows: &[Row], offset: usize, check_duplicates:
                     None => None,
                 };
                 match name {
-                    Some(name) => derive_object_id(e, &name),
+                    Some(name) => derive_object_id(def.storage_name(), &name),
                     None if def.id_source == IdSource::NameOrGenerated => generate_object_id(),
                     None => return Err(missing_object_id(e, n)),
                 }
@@ -1011,7 +1035,7 @@ fn batch_ids(
             None => {
                 let name = names.filter(|a| a.is_valid(row)).map(|a| a.value(row)).filter(|s| !s.trim().is_empty());
                 match name {
-                    Some(name) => ids.push(derive_object_id(e, name)),
+                    Some(name) => ids.push(derive_object_id(def.storage_name(), name)),
                     None if def.id_source == IdSource::NameOrGenerated => ids.push(generate_object_id()),
                     None => return Err(missing_object_id(e, row)),
                 }
