@@ -36,7 +36,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     println!("typed:  {:?}", nearest.iter().map(|d| d.name.as_str()).collect::<Vec<_>>());
     assert_eq!(nearest[0].name, "doc 42");
 
-    let sql = "SELECT d.name, round(n.score, 6) AS similarity \
+    let sql = "SELECT d.name, round(n.score, 6) AS score \
                FROM near('doc', 'emb', '[1, 0.42, 0.5]', 3, 'cosine', 'category = ''a''') AS n \
                JOIN doc d USING (object_id) ORDER BY n.score DESC";
     println!("{}", datafusion::arrow::util::pretty::pretty_format_batches(&ws.sql(sql).await?)?);

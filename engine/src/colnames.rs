@@ -18,14 +18,21 @@
 //! each column under a qualifier of its own (a DataFusion schema may hold one
 //! name under several qualifiers). The items of a list with a `*` (whose
 //! columns are not known here) keep DataFusion's names.
+//!
+//! The same marker serves `SELECT round(n.score, 2) AS score … ORDER BY
+//! n.score`, which Postgres runs: DataFusion adds the sorted input column
+//! `n.score` to the projection beside the alias `score` and refuses the pair
+//! as ambiguous. An item whose name a qualified ORDER BY column shares is
+//! marked apart, and an ORDER BY by that bare name (which means the output
+//! column) is pointed at the marked alias.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::ops::ControlFlow;
 
 use datafusion::common::{Column, Result, TableReference};
 use datafusion::logical_expr::{Expr as PlanExpr, LogicalPlan, LogicalPlanBuilder};
 use datafusion::sql::sqlparser::ast::{
-    DataType, Expr, Ident, Query, Select, SelectItem, SetExpr, Statement, VisitMut, VisitorMut,
+    DataType, Expr, Ident, OrderByKind, Query, Select, SelectItem, SetExpr, Statement, VisitMut, VisitorMut, visit_expressions,
 };
 
 /// Separates a shared name from the item's position in a marked alias; no
@@ -74,23 +81,54 @@ impl VisitorMut for Namer {
     type Break = ();
 
     fn pre_visit_query(&mut self, query: &mut Query) -> ControlFlow<()> {
-        self.changed |= name_body(&mut query.body);
+        let order_by = match query.order_by.as_mut().map(|o| &mut o.kind) {
+            Some(OrderByKind::Expressions(items)) => items.as_mut_slice(),
+            _ => &mut [],
+        };
+        // The names of qualified columns the ORDER BY reads (`n.score` → score).
+        let mut sorted_columns = HashSet::new();
+        for item in order_by.iter() {
+            let _ = visit_expressions(&item.expr, |e| {
+                if let Expr::CompoundIdentifier(parts) = e {
+                    sorted_columns.extend(parts.last().map(normalized));
+                }
+                ControlFlow::<()>::Continue(())
+            });
+        }
+        let (changed, marked) = match query.body.as_mut() {
+            SetExpr::Select(select) => name_select(select, &sorted_columns),
+            body => (name_body(body), HashMap::new()),
+        };
+        // An ORDER BY by an output column's bare name follows its marked alias.
+        for item in order_by.iter_mut() {
+            if let Expr::Identifier(id) = &item.expr {
+                if let Some(alias) = marked.get(&normalized(id)) {
+                    item.expr = Expr::Identifier(Ident::with_quote('"', alias.clone()));
+                }
+            }
+        }
+        self.changed |= changed;
         ControlFlow::Continue(())
     }
 }
 
 fn name_body(body: &mut SetExpr) -> bool {
     match body {
-        SetExpr::Select(select) => name_select(select),
+        SetExpr::Select(select) => name_select(select, &HashSet::new()).0,
         // Only the left side names a set operation's columns; the right may keep its own.
         SetExpr::SetOperation { left, .. } => name_body(left),
         _ => false,
     }
 }
 
-fn name_select(select: &mut Select) -> bool {
+/// Name the items of `select` (module doc). `sorted_columns` are the names of
+/// qualified columns its query's ORDER BY reads: an item that is not such a
+/// column but has its name is marked apart. Returns whether anything
+/// changed, and the marked alias of each such name.
+fn name_select(select: &mut Select, sorted_columns: &HashSet<String>) -> (bool, HashMap<String, String>) {
+    let mut marked = HashMap::new();
     if select.projection.iter().any(|i| matches!(i, SelectItem::Wildcard(_) | SelectItem::QualifiedWildcard(..))) {
-        return false;
+        return (false, marked);
     }
     let names: Vec<Option<String>> = select
         .projection
@@ -108,8 +146,13 @@ fn name_select(select: &mut Select) -> bool {
     let mut changed = false;
     for (position, (item, name)) in select.projection.iter_mut().zip(&names).enumerate() {
         let Some(name) = name else { continue };
-        let repeated = uses[name.as_str()] > 1;
+        let is_column = matches!(item, SelectItem::UnnamedExpr(Expr::Identifier(_) | Expr::CompoundIdentifier(_)));
+        let shadows_sorted = !is_column && sorted_columns.contains(name);
+        let repeated = uses[name.as_str()] > 1 || shadows_sorted;
         let alias = if repeated { format!("{name}{REPEAT}{position}") } else { name.clone() };
+        if shadows_sorted && uses[name.as_str()] == 1 {
+            marked.insert(name.clone(), alias.clone());
+        }
         match item {
             // A column keeps its own name already.
             SelectItem::UnnamedExpr(Expr::Identifier(_) | Expr::CompoundIdentifier(_)) if !repeated => continue,
@@ -122,7 +165,7 @@ fn name_select(select: &mut Select) -> bool {
         }
         changed = true;
     }
-    changed
+    (changed, marked)
 }
 
 /// An identifier as Postgres (and DataFusion) folds it: unquoted ones in lower case.
@@ -221,6 +264,21 @@ mod tests {
         assert_eq!(
             named("SELECT s.count FROM (SELECT count(*) FROM p) s"),
             "SELECT s.count FROM (SELECT count(*) AS \"count\" FROM p) s"
+        );
+    }
+
+    #[test]
+    fn an_alias_that_shares_a_sorted_columns_name_is_marked_apart() {
+        // ORDER BY n.score sorts by the input column; ORDER BY score by the output one.
+        assert_eq!(
+            named("SELECT round(n.score, 2) AS score, n.id FROM n ORDER BY n.score DESC, score"),
+            "SELECT round(n.score, 2) AS \"score\u{1}0\", n.id FROM n ORDER BY n.score DESC, \"score\u{1}0\""
+        );
+        // The column itself, or an alias no qualified ORDER BY column shares, stays.
+        assert_eq!(named("SELECT n.score FROM n ORDER BY n.score"), "SELECT n.score FROM n ORDER BY n.score");
+        assert_eq!(
+            named("SELECT round(score) AS score FROM n ORDER BY score"),
+            "SELECT round(score) AS score FROM n ORDER BY score"
         );
     }
 }

@@ -1386,6 +1386,19 @@ async fn result_columns_are_named_as_postgres_names_them() {
     assert_eq!(rows[0].get::<_, i64>(4), 3);
     let shared = ["count", "count", "?column?", "x", "x"];
     assert_eq!(simple_and_api_names(&client, &ws, sql).await, [shared, shared]);
+    // An alias may share the name of the qualified column ORDER BY sorts by
+    // (DataFusion found the pair ambiguous): `p.price` is the input column,
+    // a bare `price` the output one, as in Postgres.
+    let sql = "SELECT p.name, round(p.price / 10) AS price FROM product p WHERE p.price IS NOT NULL ORDER BY p.price DESC";
+    let rows = client.query(sql, &[]).await.unwrap();
+    assert_eq!(rows[0].columns().iter().map(|c| c.name()).collect::<Vec<_>>(), ["name", "price"]);
+    let got: Vec<(String, f64)> = rows.iter().map(|r| (r.get(0), r.get(1))).collect();
+    assert_eq!(got, [("delta".to_string(), 4.0), ("beta".into(), 2.0), ("alpha".into(), 1.0)]);
+    let named = [vec!["name".to_string(), "price".into()], vec!["name".into(), "price".into()]];
+    assert_eq!(simple_and_api_names(&client, &ws, sql).await, named);
+    let sql = "SELECT p.name, -p.price AS price FROM product p WHERE p.price IS NOT NULL ORDER BY price";
+    let names: Vec<String> = client.query(sql, &[]).await.unwrap().iter().map(|r| r.get(0)).collect();
+    assert_eq!(names, ["delta", "beta", "alpha"], "a bare price is the output column");
 }
 
 /// The result column names of `sql` as the simple protocol's RowDescription
