@@ -1,10 +1,11 @@
 //! Ratio benchmarks: every figure is measured beside its baseline in the same run,
 //! because absolute times on shared machines are noise.
 //!
-//! `cargo run --release -p heavenbase-benchmarks -- [ingest|ingest-typed|stitch|lookup|sqlite-aggregate|pg-ingest|pg-aggregate|ann|near-small|search|wire|wire-stream|wire-key|insert-select|copy|import|txn|mcp|flight|soak|logictest|all] [rows]`
+//! `cargo run --release -p heavenbase-benchmarks -- [ingest|ingest-typed|stitch|lookup|sqlite-aggregate|pg-ingest|pg-aggregate|ann|near-small|search|wire|wire-stream|wire-key|insert-select|copy|import|txn|mcp|flight|soak|memory|logictest|all] [rows]`
 //! (the pg-*, wire and copy figures need the Postgres of `HEAVENBASE_TEST_PG`;
 //! import and soak run the `hb` binary beside this one; `rows` sizes insert-select and copy;
 //! `soak [minutes] [clients]`, 10 and 64 unless told, is not part of `all`;
+//! nor is `memory [GiB]` (a 4 GiB sort under a 512 MB limit, and a stalled reader);
 //! nor is `logictest [corpus-dir [files-per-folder]]`, the sqllogictest report)
 
 mod flight;
@@ -12,6 +13,7 @@ mod ingest;
 mod keys;
 mod logictest;
 mod mcp;
+mod memory;
 mod postgres;
 mod query;
 mod search;
@@ -87,6 +89,10 @@ async fn main() {
         // Not part of `all`: it runs for minutes.
         let arg = |n: usize, default: u64| std::env::args().nth(n).and_then(|v| v.parse().ok()).unwrap_or(default);
         soak::run(arg(2, 10), arg(3, 64) as usize).await;
+    }
+    if what == "memory" {
+        // Not part of `all`: it sorts gigabytes.
+        memory::run(std::env::args().nth(2).and_then(|n| n.parse::<f64>().ok()).unwrap_or(4.0)).await;
     }
     if what == "logictest" {
         let corpus = std::env::args().nth(2).map(std::path::PathBuf::from);

@@ -319,6 +319,56 @@ fn serve_answers_psql_and_stops_on_sigterm() {
     assert!(status.success(), "graceful exit on SIGTERM: {status:?}");
 }
 
+/// `hb serve` with a memory limit starts itself again with glibc's allocator
+/// held to one arena per core and large blocks mapped on their own (the
+/// caller's own tunables kept), under the same process id, and serves: a sort
+/// past the limit spills and answers over psql. (What the settings do to the
+/// server's memory is measured by `benchmarks memory`.)
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+#[test]
+fn serve_with_a_memory_limit_bounds_the_allocator() {
+    if Command::new("psql").arg("--version").output().is_err() {
+        assert!(std::env::var("CI").is_err(), "psql is required under CI");
+        eprintln!("skipped: psql is not installed");
+        return;
+    }
+    let hb = Hb::new();
+    hb.ok(&["setup"]);
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port().to_string();
+    let mut server = hb
+        .cmd()
+        .args(["serve", "-w", "default", "--port", &port, "--max-query-memory", "16MB"])
+        .env("GLIBC_TUNABLES", "glibc.malloc.tcache_count=7")
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    let up = (0..400).any(|_| {
+        std::thread::sleep(std::time::Duration::from_millis(50));
+        std::net::TcpStream::connect(("127.0.0.1", port.parse::<u16>().unwrap())).is_ok()
+    });
+    assert!(up, "server did not start");
+    // The same process, started again with the allocator's settings (glibc
+    // applies GLIBC_TUNABLES at start and keeps them out of the environment
+    // it shows, so the marker is what can be read here).
+    let environ = std::fs::read(format!("/proc/{}/environ", server.id())).unwrap();
+    let environ = String::from_utf8_lossy(&environ).split('\0').map(String::from).collect::<Vec<_>>();
+    assert!(environ.contains(&"HEAVENBASE_ALLOCATOR=bounded".to_string()), "{environ:?}");
+    assert!(
+        environ.iter().any(|v| v.starts_with("GLIBC_TUNABLES=glibc.malloc.tcache_count=7")),
+        "the caller's kept: {environ:?}"
+    );
+    let sort = "SELECT max(r), min(k) FROM (SELECT row_number() OVER (ORDER BY (value * 7919) % 2000003) AS r, \
+                (value * 7919) % 2000003 AS k FROM generate_series(1, 2000000)) t";
+    let out = Command::new("psql")
+        .args(["-h", "127.0.0.1", "-p", &port, "-U", "postgres", "-d", "default", "-X", "-A", "-t", "-c", sort])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "2000000|1");
+    server.kill().unwrap();
+    server.wait().unwrap();
+}
+
 /// A Parquet file with the Arrow types other tools write (int32, decimal,
 /// timestamps in nanoseconds without a zone) imports every value: the Arrow
 /// write path casts them, where the JSON round trip read them as NULL.
