@@ -196,16 +196,25 @@ impl Workspace {
             // Plans cached under the version install gave may name the old table.
             self.inner.schema_version.fetch_add(1, std::sync::atomic::Ordering::Release);
             // MetaSchema: the new name's rows in, the old name's out, in one write.
-            let rows = self.entity_rows(&def)?;
-            let old_rows: Vec<String> = self
-                .scan_rows(SYS_METASCHEMA)
-                .await?
-                .into_iter()
-                .filter(|r| r.get("subject_id").and_then(|s| s.as_str()) == Some(old.as_str()))
-                .filter(|r| r.get("kind").and_then(|k| k.as_str()) != Some(super::keys::SEQUENCE_KIND))
-                .filter_map(|r| r.get(OBJECT_ID).and_then(|i| i.as_str()).map(String::from))
-                .collect();
-            self.replace_system_rows(SYS_METASCHEMA, rows, old_rows).await?;
+            let stored = async {
+                let rows = self.entity_rows(&def)?;
+                let old_rows: Vec<String> = self
+                    .scan_rows(SYS_METASCHEMA)
+                    .await?
+                    .into_iter()
+                    .filter(|r| r.get("subject_id").and_then(|s| s.as_str()) == Some(old.as_str()))
+                    .filter(|r| r.get("kind").and_then(|k| k.as_str()) != Some(super::keys::SEQUENCE_KIND))
+                    .filter_map(|r| r.get(OBJECT_ID).and_then(|i| i.as_str()).map(String::from))
+                    .collect();
+                self.replace_system_rows(SYS_METASCHEMA, rows, old_rows).await
+            };
+            if let Err(e) = stored.await {
+                // Nothing was stored: the session goes back to the old name.
+                self.inner.ctx.deregister_table(def.table_name())?;
+                self.inner.entities.write().remove(new);
+                self.install(rt.def.clone()).await?;
+                return Err(e);
+            }
         }
         // The rows' Catalog cards name the table they describe. A crash before
         // this is done leaves cards naming the old name: audit reports them

@@ -395,15 +395,16 @@ impl Workspace {
             ));
         }
         let _guard = self.inner.register_lock.lock().await;
-        let replacing = self.runtime(&def.entity_id).is_ok();
+        let existing = self.runtime(&def.entity_id).ok();
+        let replacing = existing.is_some();
         // Where the rows are stored never changes by registering: a new
         // definition of a renamed entity keeps its storage name, and a new
         // entity whose name another's rows are stored under gets a free one.
-        def.stored_as = match self.runtime(&def.entity_id) {
-            Ok(existing) => existing.def.stored_as.clone(),
-            Err(_) => self.free_storage_name(&def.entity_id),
+        def.stored_as = match &existing {
+            Some(existing) => existing.def.stored_as.clone(),
+            None => self.free_storage_name(&def.entity_id),
         };
-        if let Ok(existing) = self.runtime(&def.entity_id) {
+        if let Some(existing) = existing {
             if existing.def.same_structure(&def) {
                 return Ok(());
             }
