@@ -509,7 +509,7 @@ async fn run(cli: Cli) -> Result<(), Failure> {
 /// threshold that rises to 32 MiB as large blocks are freed, after which Arrow
 /// buffers come from the arenas and stay there. Measured with `benchmarks
 /// memory` (a 4 GiB sort under `--max-query-memory 512MB`, which DataFusion
-/// accounts within the limit): the server's RSS peaked at idle + 2.6–2.7× the
+/// accounts within the limit): the server's RSS peaked at idle + 2.5–2.7× the
 /// limit with the defaults; with one arena per core and blocks of 128 KiB or
 /// more mapped on their own, at idle + 0.85–1.00× over twelve runs (a spilling
 /// grouping of the same rows 0.92–1.07×), for about a third more time on that
