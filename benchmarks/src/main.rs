@@ -135,6 +135,17 @@ pub async fn load_rows(ws: &heavenbase::Workspace, entity: &str, n: usize, row: 
     t.elapsed().as_secs_f64()
 }
 
+/// A process's resident set in MiB, from /proc (0 when it cannot be read).
+pub fn rss_mib(pid: u32) -> f64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    let kib: f64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap_or(0.0);
+    kib / 1024.0
+}
+
 pub fn home() -> (tempfile::TempDir, heavenbase::Home) {
     let dir = tempfile::tempdir().expect("tempdir");
     let home = heavenbase::Home::new(dir.path());

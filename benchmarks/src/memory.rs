@@ -27,8 +27,10 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
+use heavenbase_tests::frontend;
 use tokio::io::AsyncWriteExt;
 
+use crate::rss_mib;
 use crate::wire::{connect, pg_conninfo};
 
 const LIMIT_MIB: u64 = 512;
@@ -37,17 +39,6 @@ const MARGIN_MIB: f64 = 128.0;
 const WIDTH: usize = 100;
 /// What a sorted row holds in Arrow: an Int64 key, the text and its offset.
 const ROW_BYTES: usize = 8 + WIDTH + 8 + 4;
-
-/// The server's resident set in MiB, from /proc.
-fn rss_mib(pid: u32) -> f64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    let kib: f64 = status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .unwrap_or(0.0);
-    kib / 1024.0
-}
 
 /// Bytes of the files under `dir`.
 fn folder_bytes(dir: &std::path::Path) -> u64 {
@@ -113,34 +104,32 @@ fn spill_folder(home: &std::path::Path) -> Option<std::path::PathBuf> {
     find(home)
 }
 
-/// The sort, as each side spells its row generator.
-fn sort_sql(rows: u64, postgres: bool) -> String {
+/// The rows both statements read, as each side spells the generator:
+/// `rows` rows of a key `k` (`value * 7919 % modulus`) and a `WIDTH`-byte text `p`.
+fn generated(rows: u64, modulus: u64, postgres: bool) -> String {
+    let (from, value) = if postgres {
+        (format!("generate_series(1, {rows}) AS g(value)"), "value::bigint")
+    } else {
+        (format!("generate_series(1, {rows})"), "value")
+    };
     let pad = WIDTH - 12;
-    let (from, value) =
-        if postgres { ("generate_series(1, $N) AS g(value)", "value::bigint") } else { ("generate_series(1, $N)", "value") };
-    format!(
-        "SELECT count(*), max(r), sum(length(p)) FROM \
-         (SELECT row_number() OVER (ORDER BY k) AS r, p FROM \
-          (SELECT ({value} * 7919) % $N AS k, repeat('x', {pad}) || lpad(CAST(value AS text), 12, '0') AS p \
-           FROM {from}) s) t"
-    )
-    .replace("$N", &rows.to_string())
+    format!("SELECT ({value} * 7919) % {modulus} AS k, repeat('x', {pad}) || lpad(CAST(value AS text), 12, '0') AS p FROM {from}")
+}
+
+/// The sort: every row numbered in key order; the outer aggregate reads the
+/// text back, so the sort carries it.
+fn sort_sql(rows: u64, postgres: bool) -> String {
+    let rows_sql = generated(rows, rows, postgres);
+    format!("SELECT count(*), max(r), sum(length(p)) FROM (SELECT row_number() OVER (ORDER BY k) AS r, p FROM ({rows_sql}) s) t")
 }
 
 /// The grouping: `rows` rows into `rows / 2` groups of two, each group's
 /// longest text kept, so the aggregate's state carries the text.
 fn group_sql(rows: u64, postgres: bool) -> String {
-    let pad = WIDTH - 12;
-    let (from, value) =
-        if postgres { ("generate_series(1, $N) AS g(value)", "value::bigint") } else { ("generate_series(1, $N)", "value") };
+    let rows_sql = generated(rows, rows / 2, postgres);
     format!(
-        "SELECT count(*), sum(c), max(length(m)) FROM \
-         (SELECT k, count(*) AS c, max(p) AS m FROM \
-          (SELECT ({value} * 7919) % $G AS k, repeat('x', {pad}) || lpad(CAST(value AS text), 12, '0') AS p \
-           FROM {from}) s GROUP BY k) t"
+        "SELECT count(*), sum(c), max(length(m)) FROM (SELECT k, count(*) AS c, max(p) AS m FROM ({rows_sql}) s GROUP BY k) t"
     )
-    .replace("$N", &rows.to_string())
-    .replace("$G", &(rows / 2).to_string())
 }
 
 /// The first row of a simple query's answer, its cells joined by `, `.
@@ -202,9 +191,9 @@ pub async fn run(gib: f64) {
     let before = rss_mib(pid);
     let watch = Peaks::start(pid, dir.path().to_path_buf());
     let mut stalled = tokio::net::TcpStream::connect(("127.0.0.1", port)).await.unwrap();
-    stalled.write_all(&startup_message("postgres", "mem")).await.unwrap();
+    stalled.write_all(&frontend::startup("postgres", "mem")).await.unwrap();
     let select = format!("SELECT value, repeat('x', {}) FROM generate_series(1, {big})", WIDTH);
-    stalled.write_all(&query_message(&select)).await.unwrap();
+    stalled.write_all(&frontend::query(&select)).await.unwrap();
     let other = connect(&conninfo).await;
     let t = Instant::now();
     let mut answered = 0;
@@ -298,28 +287,4 @@ impl Drop for Server {
         let _ = self.0.kill();
         let _ = self.0.wait();
     }
-}
-
-/// A protocol 3.0 startup packet.
-fn startup_message(user: &str, database: &str) -> Vec<u8> {
-    let mut body = 196_608i32.to_be_bytes().to_vec();
-    for (k, v) in [("user", user), ("database", database)] {
-        body.extend_from_slice(k.as_bytes());
-        body.push(0);
-        body.extend_from_slice(v.as_bytes());
-        body.push(0);
-    }
-    body.push(0);
-    let mut msg = ((body.len() + 4) as i32).to_be_bytes().to_vec();
-    msg.extend(body);
-    msg
-}
-
-/// A simple-protocol Query message.
-fn query_message(sql: &str) -> Vec<u8> {
-    let mut msg = vec![b'Q'];
-    msg.extend_from_slice(&((sql.len() + 5) as i32).to_be_bytes());
-    msg.extend_from_slice(sql.as_bytes());
-    msg.push(0);
-    msg
 }

@@ -18,6 +18,7 @@ use std::time::{Duration, Instant};
 
 use futures::{SinkExt, StreamExt, pin_mut};
 
+use crate::rss_mib;
 use crate::wire::connect;
 
 const ROWS: usize = 100_000;
@@ -33,17 +34,6 @@ struct Counters {
     cancelled: AtomicU64,
     dropped: AtomicU64,
     unexpected: AtomicU64,
-}
-
-/// The server's resident set, from /proc.
-fn rss_mib(pid: u32) -> f64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    let kib: f64 = status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .unwrap_or(0.0);
-    kib / 1024.0
 }
 
 struct Rng(u64);

@@ -511,8 +511,8 @@ async fn run(cli: Cli) -> Result<(), Failure> {
 /// memory` (a 4 GiB sort under `--max-query-memory 512MB`, which DataFusion
 /// accounts within the limit): the server's RSS peaked at idle + 2.5–2.7× the
 /// limit with the defaults; with one arena per core and blocks of 128 KiB or
-/// more mapped on their own, at idle + 0.85–1.00× over twelve runs (a spilling
-/// grouping of the same rows 0.92–1.07×), for about a third more time on that
+/// more mapped on their own, at idle + 0.85–1.00× over thirteen runs (a spilling
+/// grouping of the same rows 0.92–1.23×), for about a third more time on that
 /// sort. glibc reads those settings (`GLIBC_TUNABLES`) only when a process
 /// starts, and removes them from the environment it hands on, so `hb serve`
 /// with a limit starts itself again once with them added to the caller's, and

@@ -261,25 +261,38 @@ fn import_progress_is_a_bar_on_a_terminal_and_lines_in_a_pipe() {
     assert_eq!(hb.ok(&["sql", "--format", "csv", "-c", "SELECT count(*) AS n FROM tty"]).trim(), "n\n30000");
 }
 
+/// Whether psql can be run; under CI it must be (the test fails), elsewhere
+/// the caller skips, saying why.
+fn has_psql() -> bool {
+    if Command::new("psql").arg("--version").output().is_ok() {
+        return true;
+    }
+    assert!(std::env::var("CI").is_err(), "psql is required under CI");
+    eprintln!("skipped: psql is not installed");
+    false
+}
+
+/// Wait (up to 20 s) until a server listens on 127.0.0.1:`port`.
+fn wait_listening(port: &str) {
+    let port: u16 = port.parse().unwrap();
+    let up = (0..400).any(|_| {
+        std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() || {
+            std::thread::sleep(std::time::Duration::from_millis(50));
+            false
+        }
+    });
+    assert!(up, "server did not start");
+}
+
 #[test]
 fn serve_answers_psql_and_stops_on_sigterm() {
-    if Command::new("psql").arg("--version").output().is_err() {
-        assert!(std::env::var("CI").is_err(), "psql is required under CI");
-        eprintln!("skipped: psql is not installed");
+    if !has_psql() {
         return;
     }
     let hb = Hb::new();
     let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port().to_string();
     let mut server = hb.cmd().args(["serve", "--demo", "--port", &port]).stdout(Stdio::piped()).spawn().unwrap();
-    let mut up = false;
-    for _ in 0..400 {
-        if std::net::TcpStream::connect(("127.0.0.1", port.parse::<u16>().unwrap())).is_ok() {
-            up = true;
-            break;
-        }
-        std::thread::sleep(std::time::Duration::from_millis(50));
-    }
-    assert!(up, "server did not start");
+    wait_listening(&port);
     // What it prints is ready to paste: psql, JDBC and SQLAlchemy.
     let mut printed = std::io::BufReader::new(server.stdout.take().unwrap());
     let mut said = String::new();
@@ -327,9 +340,7 @@ fn serve_answers_psql_and_stops_on_sigterm() {
 #[cfg(all(target_os = "linux", target_env = "gnu"))]
 #[test]
 fn serve_with_a_memory_limit_bounds_the_allocator() {
-    if Command::new("psql").arg("--version").output().is_err() {
-        assert!(std::env::var("CI").is_err(), "psql is required under CI");
-        eprintln!("skipped: psql is not installed");
+    if !has_psql() {
         return;
     }
     let hb = Hb::new();
@@ -342,11 +353,7 @@ fn serve_with_a_memory_limit_bounds_the_allocator() {
         .stdout(Stdio::null())
         .spawn()
         .unwrap();
-    let up = (0..400).any(|_| {
-        std::thread::sleep(std::time::Duration::from_millis(50));
-        std::net::TcpStream::connect(("127.0.0.1", port.parse::<u16>().unwrap())).is_ok()
-    });
-    assert!(up, "server did not start");
+    wait_listening(&port);
     // The same process, started again with the allocator's settings (glibc
     // applies GLIBC_TUNABLES at start and keeps them out of the environment
     // it shows, so the marker is what can be read here).

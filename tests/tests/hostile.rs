@@ -5,6 +5,7 @@
 
 use std::time::Duration;
 
+use heavenbase_tests::frontend::{message, startup};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
@@ -34,29 +35,6 @@ impl Rng {
     fn bytes(&mut self, n: usize) -> Vec<u8> {
         (0..n).map(|_| self.next() as u8).collect()
     }
-}
-
-/// A StartupMessage for protocol 3.0 as `user` into `database`.
-fn startup(user: &str, database: &str) -> Vec<u8> {
-    let mut body = 196_608i32.to_be_bytes().to_vec();
-    for (k, v) in [("user", user), ("database", database)] {
-        body.extend_from_slice(k.as_bytes());
-        body.push(0);
-        body.extend_from_slice(v.as_bytes());
-        body.push(0);
-    }
-    body.push(0);
-    let mut message = ((body.len() + 4) as i32).to_be_bytes().to_vec();
-    message.extend(body);
-    message
-}
-
-/// A typed frontend message with a declared length (not necessarily the true one).
-fn message(tag: u8, declared_len: i32, body: &[u8]) -> Vec<u8> {
-    let mut m = vec![tag];
-    m.extend_from_slice(&declared_len.to_be_bytes());
-    m.extend_from_slice(body);
-    m
 }
 
 /// Send `bytes` on a fresh connection (after a proper startup when `logged_in`),
