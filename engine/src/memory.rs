@@ -12,7 +12,6 @@
 //! 53200 (`out_of_memory`).
 
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
 
 use datafusion::error::{DataFusionError, Result as DfResult};
@@ -90,22 +89,30 @@ impl MemoryLimits {
 
 /// One statement's budget inside a shared pool: a reservation must fit both
 /// the statement's `limit` and the shared pool.
+///
+/// Inside the statement the limit is shared as DataFusion's `FairSpillPool`
+/// shares it: each operator that can spill may hold its fraction of what the
+/// others cannot give back, the rest take what is left. First come, first
+/// served, the operator that fills the limit first (an aggregate's hash table)
+/// leaves nothing for the one that must spill next, or for its own spill
+/// (a hash aggregate sorts what it spills, in memory it must reserve), and the
+/// statement fails with 53200 where it could have spilled.
 #[derive(Debug)]
 pub struct QueryPool {
     shared: Arc<dyn MemoryPool>,
+    own: FairSpillPool,
     limit: usize,
-    used: AtomicUsize,
 }
 
 impl QueryPool {
     pub fn new(shared: Arc<dyn MemoryPool>, limit: usize) -> Self {
-        QueryPool { shared, limit, used: AtomicUsize::new(0) }
+        QueryPool { shared, own: FairSpillPool::new(limit), limit }
     }
 }
 
 impl std::fmt::Display for QueryPool {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "QueryPool(limit={}, used={}) in {}", self.limit, self.used.load(Ordering::Relaxed), self.shared)
+        write!(f, "QueryPool(limit={}, used={}) in {}", self.limit, self.own.reserved(), self.shared)
     }
 }
 
@@ -115,52 +122,48 @@ impl MemoryPool for QueryPool {
     }
 
     fn register(&self, consumer: &MemoryConsumer) {
+        self.own.register(consumer);
         self.shared.register(consumer)
     }
 
     fn unregister(&self, consumer: &MemoryConsumer) {
+        self.own.unregister(consumer);
         self.shared.unregister(consumer)
     }
 
     /// Growth that may not fail (DataFusion uses it for memory already held):
     /// counted, never refused.
     fn grow(&self, reservation: &MemoryReservation, additional: usize) {
-        self.used.fetch_add(additional, Ordering::AcqRel);
+        self.own.grow(reservation, additional);
         self.shared.grow(reservation, additional)
     }
 
     fn shrink(&self, reservation: &MemoryReservation, shrink: usize) {
-        self.used.fetch_sub(shrink, Ordering::AcqRel);
+        self.own.shrink(reservation, shrink);
         self.shared.shrink(reservation, shrink)
     }
 
     fn try_grow(&self, reservation: &MemoryReservation, additional: usize) -> DfResult<()> {
-        let mut used = self.used.load(Ordering::Acquire);
-        loop {
-            let wanted = used.saturating_add(additional);
-            if wanted > self.limit {
-                return Err(DataFusionError::ResourcesExhausted(format!(
-                    "out of memory: the statement needs more than its limit of {} ({} held, {} more asked by {})",
-                    format_bytes(self.limit),
-                    format_bytes(used),
-                    format_bytes(additional),
-                    reservation.consumer().name(),
-                )));
-            }
-            match self.used.compare_exchange_weak(used, wanted, Ordering::AcqRel, Ordering::Acquire) {
-                Ok(_) => break,
-                Err(seen) => used = seen,
-            }
+        if self.own.try_grow(reservation, additional).is_err() {
+            let consumer = reservation.consumer();
+            let whose = if consumer.can_spill() { "its share of " } else { "" };
+            return Err(DataFusionError::ResourcesExhausted(format!(
+                "out of memory: {} asked {} more than {whose}the statement's limit of {} gives it ({} held by the statement)",
+                consumer.name(),
+                format_bytes(additional),
+                format_bytes(self.limit),
+                format_bytes(self.own.reserved()),
+            )));
         }
         if let Err(e) = self.shared.try_grow(reservation, additional) {
-            self.used.fetch_sub(additional, Ordering::AcqRel);
+            self.own.shrink(reservation, additional);
             return Err(e);
         }
         Ok(())
     }
 
     fn reserved(&self) -> usize {
-        self.used.load(Ordering::Acquire)
+        self.own.reserved()
     }
 
     fn memory_limit(&self) -> MemoryLimit {
@@ -244,5 +247,28 @@ mod tests {
         assert_eq!((a.reserved(), shared.reserved()), (0, 400));
         drop(rb);
         assert_eq!(shared.reserved(), 0);
+    }
+
+    #[test]
+    fn operators_that_can_spill_share_the_statements_limit_fairly() {
+        let shared: Arc<dyn MemoryPool> = Arc::new(UnboundedMemoryPool::default());
+        let pool: Arc<dyn MemoryPool> = Arc::new(QueryPool::new(shared.clone(), 1000));
+        let aggregate = MemoryConsumer::new("aggregate").with_can_spill(true).register(&pool);
+        let sort = MemoryConsumer::new("sort").with_can_spill(true).register(&pool);
+        aggregate.try_grow(500).unwrap();
+        // Past its half: refused (so it spills), though the statement has room.
+        let e = aggregate.try_grow(1).unwrap_err();
+        assert!(e.to_string().contains("its share of the statement's limit of 1000 B"), "{e}");
+        // The other one still has its half.
+        sort.try_grow(500).unwrap();
+        assert_eq!((pool.reserved(), shared.reserved()), (1000, 1000));
+        // What one gives back (after spilling), it can take again.
+        aggregate.shrink(500);
+        aggregate.try_grow(400).unwrap();
+        assert_eq!(pool.reserved(), 900);
+        // One that cannot spill takes what is left, no more.
+        let gather = MemoryConsumer::new("gather").register(&pool);
+        gather.try_grow(100).unwrap();
+        assert!(gather.try_grow(1).is_err());
     }
 }

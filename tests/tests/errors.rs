@@ -161,3 +161,61 @@ async fn the_rust_api_keeps_to_its_memory_limits() {
     let (kind, message) = kind_of(ws.sql(&deep).await);
     assert_eq!(kind, ErrorKind::TooComplex, "{message}");
 }
+
+/// A grouping over its memory limit ends: its answer or 53200, never a wait
+/// without end. The shape is one that waited forever under DataFusion 54.1's
+/// RepartitionExec spill pool (apache/datafusion#24883): two input tasks
+/// spilling into one output partition at once left the reader on the older
+/// file while the batch it waited for was in the newer one. With 128 MiB
+/// spill files (DataFusion's default) this test's first statement waited
+/// past its 60 s in two of three runs, and an EXPLAIN ANALYZE in the third.
+/// The workspace's session keeps each spill file to one batch
+/// (`max_spill_file_size_bytes`), so the file the reader waits on is always
+/// finished by the write that made it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_grouping_whose_repartition_spills_always_ends() {
+    let (rows, groups, limit_mib) = (4_000_000u64, 2_000_000u64, 16usize);
+    let h = TestHome::new();
+    let ws = load(&h, "sqlite").await;
+    ws.limit_memory(&heavenbase::memory::MemoryLimits::new(Some((4 * limit_mib) << 20), Some(limit_mib << 20))).unwrap();
+    // Two rows per group; each group keeps its greatest text, so the final
+    // aggregate spills, and the repartition feeding it spills too.
+    let grouping = format!(
+        "SELECT count(*) AS n, sum(c) AS s, min(length(m)) AS w FROM (SELECT k, count(*) AS c, max(p) AS m FROM \
+         (SELECT (value * 7919) % {groups} AS k, repeat('x', 40) || CAST(value AS text) AS p FROM generate_series(1, {rows})) g \
+         GROUP BY k) t"
+    );
+    let within = |what: String| {
+        let ws = ws.clone();
+        tokio::time::timeout(std::time::Duration::from_secs(60), async move { ws.sql(&what).await })
+    };
+    for attempt in 0..4 {
+        match within(grouping.clone()).await {
+            Err(_) => panic!("attempt {attempt}: the grouping was still waiting after 60 s"),
+            // The shortest greatest text is a one-digit value's: 41 characters.
+            Ok(Ok(batches)) => assert_eq!(
+                crate::common::cells(&batches),
+                vec![vec![groups.to_string(), rows.to_string(), "41".to_string()]],
+                "attempt {attempt}"
+            ),
+            Ok(Err(e)) => assert_eq!(e.sqlstate(), "53200", "attempt {attempt}: {e}"),
+        }
+    }
+    // The shape does go through the spill pool: a repartition spilled.
+    let mut repartition_spills = 0;
+    for _ in 0..3 {
+        let analyzed = within(format!("EXPLAIN ANALYZE {grouping}")).await.expect("EXPLAIN ANALYZE ends within 60 s");
+        let Ok(batches) = analyzed else { continue };
+        let text = datafusion::arrow::util::pretty::pretty_format_batches(&batches).unwrap().to_string();
+        repartition_spills = text
+            .lines()
+            .filter(|l| l.contains("RepartitionExec"))
+            .filter_map(|l| l.split("spill_count=").nth(1)?.split(|c: char| !c.is_ascii_digit()).next()?.parse::<u64>().ok())
+            .sum();
+        if repartition_spills > 0 {
+            break;
+        }
+    }
+    assert!(repartition_spills > 0, "no repartition spilled in three runs");
+    assert_eq!(ws.count("product").await.unwrap(), 4);
+}

@@ -192,6 +192,15 @@ impl Workspace {
             // information_schema is the workspace's own (crate::infoschema), registered below.
             SessionConfig::new().with_information_schema(false).with_default_catalog_and_schema("heavenbase", "public");
         config.options_mut().sql_parser.dialect = datafusion::config::Dialect::PostgreSQL;
+        // A repartition that spills (only under a memory limit) writes each
+        // batch to a file of its own, finished before the batch's marker is
+        // sent. With files shared by several batches, two input tasks spilling
+        // at once leave two unfinished files, and the reader, which waits on
+        // the older one, can wait forever for a batch that is in the newer
+        // (apache/datafusion#24883, fixed upstream after 54.1; Lance 14 holds
+        // us to 54). One file per batch costs a file creation per
+        // spilled batch, and frees each batch's disk as soon as it is read.
+        config.options_mut().execution.max_spill_file_size_bytes = 1;
         // Subplans over one Postgres backend's tables run there as one statement.
         let state = datafusion::execution::SessionStateBuilder::new()
             .with_config(config)
