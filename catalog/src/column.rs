@@ -16,7 +16,9 @@ use arrow::array::{Array, ArrayRef, AsArray, Float64Builder, Int64Builder};
 use arrow::compute::{CastOptions, can_cast_types, cast_with_options};
 use arrow::datatypes::{DataType, Float32Type, Float64Type, Int64Type, TimeUnit};
 
-use crate::types::{ColumnBuilder, LogicalType, check_text_limits, describe_value, parse_float_text, parse_int_text};
+use crate::types::{
+    ColumnBuilder, LogicalType, check_text_limits, describe_value, is_canonical_uuid, parse_float_text, parse_int_text,
+};
 use crate::value::array_value;
 
 /// The first value of a column that cannot be stored: its row (None when the
@@ -126,6 +128,12 @@ fn check_in_place(ty: &LogicalType, array: &ArrayRef) -> Result<Option<ArrayRef>
                 check_text_limits(ty, text).map_err(|m| BadValue::at(row, m, describe_value(&serde_json::json!(text))))?;
             }
             Ok(Some(array.clone()))
+        }
+        // Canonical UUIDs stay as they are; a column with any other form is
+        // rewritten value by value (or refused there).
+        LogicalType::Uuid => {
+            let canonical = array.as_string::<i32>().iter().all(|v| v.is_none_or(is_canonical_uuid));
+            Ok(canonical.then(|| array.clone()))
         }
         LogicalType::Integer | LogicalType::Boolean | LogicalType::Date | LogicalType::Timestamp | LogicalType::Artifact => {
             Ok(Some(array.clone()))

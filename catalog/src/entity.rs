@@ -51,15 +51,17 @@ pub struct FieldDef {
 }
 
 /// A default computed when a row is written (SQL `DEFAULT now()`,
-/// `CURRENT_TIMESTAMP`, `CURRENT_DATE`). Every row one statement writes gets
-/// the same value, the statement's time, as every row of a Postgres
-/// transaction gets the same `now()`.
+/// `CURRENT_TIMESTAMP`, `CURRENT_DATE`, `gen_random_uuid()`). Every row one
+/// statement writes gets the same time, the statement's, as every row of a
+/// Postgres transaction gets the same `now()`; each row gets a UUID of its own.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum DefaultFn {
     /// The write's time (Timestamp fields).
     Now,
     /// The write's date in UTC (Date fields).
     CurrentDate,
+    /// A new random (version 4) UUID for each row (Uuid fields).
+    RandomUuid,
 }
 
 impl DefaultFn {
@@ -68,6 +70,7 @@ impl DefaultFn {
         match self {
             DefaultFn::Now => "now",
             DefaultFn::CurrentDate => "current_date",
+            DefaultFn::RandomUuid => "gen_random_uuid",
         }
     }
 
@@ -75,6 +78,7 @@ impl DefaultFn {
         match s {
             "now" => Some(DefaultFn::Now),
             "current_date" => Some(DefaultFn::CurrentDate),
+            "gen_random_uuid" => Some(DefaultFn::RandomUuid),
             _ => None,
         }
     }
@@ -84,18 +88,37 @@ impl DefaultFn {
         match self {
             DefaultFn::Now => "now()",
             DefaultFn::CurrentDate => "CURRENT_DATE",
+            DefaultFn::RandomUuid => "gen_random_uuid()",
+        }
+    }
+
+    /// Whether each row gets a value of its own (not one per statement).
+    pub fn per_row(self) -> bool {
+        matches!(self, DefaultFn::RandomUuid)
+    }
+
+    /// The types the default fits (as Postgres would cast its value).
+    pub fn fits(self, ty: &LogicalType) -> bool {
+        match self {
+            DefaultFn::Now | DefaultFn::CurrentDate => matches!(ty, LogicalType::Timestamp | LogicalType::Date),
+            DefaultFn::RandomUuid => matches!(ty, LogicalType::Uuid),
         }
     }
 
     /// The value for a field of type `ty` written at `now_ms` (milliseconds
     /// since the Unix epoch), in the form that type coerces: a Date field
-    /// takes the day, a Timestamp the instant (`CURRENT_DATE`: its midnight, UTC).
+    /// takes the day, a Timestamp the instant (`CURRENT_DATE`: its midnight,
+    /// UTC). A [`DefaultFn::per_row`] default gives a new value at each call.
     pub fn value_at(self, ty: &LogicalType, now_ms: i64) -> Json {
+        if self == DefaultFn::RandomUuid {
+            return json!(crate::types::random_uuid());
+        }
         let day = chrono::DateTime::from_timestamp_millis(now_ms).unwrap_or_default().date_naive();
         match (ty, self) {
             (LogicalType::Date, _) => json!(day.format("%Y-%m-%d").to_string()),
             (_, DefaultFn::Now) => json!(now_ms),
             (_, DefaultFn::CurrentDate) => json!(now_ms - now_ms.rem_euclid(86_400_000)),
+            (_, DefaultFn::RandomUuid) => unreachable!("answered above"),
         }
     }
 }
@@ -496,11 +519,11 @@ impl EntityDef {
         }
         for f in &self.fields {
             if let Some(computed) = f.default_fn {
-                // Either one casts to either type, as in Postgres.
-                let fits = matches!(f.ty, LogicalType::Timestamp | LogicalType::Date);
-                if !fits || f.default.is_some() || f.identity.is_some() {
+                // now() and CURRENT_DATE cast to either time type, as in Postgres.
+                if !computed.fits(&f.ty) || f.default.is_some() || f.identity.is_some() {
+                    let needs = if computed == DefaultFn::RandomUuid { "a Uuid field" } else { "a Timestamp or Date field" };
                     return Err(CatalogError::Definition(format!(
-                        "{}.{}: a {} default needs a Timestamp or Date field without another default",
+                        "{}.{}: a {} default needs {needs} without another default",
                         self.entity_id,
                         f.name,
                         computed.sql()
@@ -734,7 +757,9 @@ fn field_from_json(entity_id: &str, name: &str, spec: &Json) -> Result<FieldDef,
     f.default_fn = match obj.get("default_fn") {
         None | Some(Json::Null) => None,
         Some(v) => Some(v.as_str().and_then(DefaultFn::parse).ok_or_else(|| {
-            CatalogError::Definition(format!("{entity_id}.{name}: default_fn is 'now' or 'current_date', got {v}"))
+            CatalogError::Definition(format!(
+                "{entity_id}.{name}: default_fn is 'now', 'current_date' or 'gen_random_uuid', got {v}"
+            ))
         })?),
     };
     f.desc = str_of(obj, &["desc", "description"]).unwrap_or_default();

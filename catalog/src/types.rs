@@ -69,6 +69,11 @@ pub enum LogicalType {
         dim: usize,
     },
     Artifact,
+    /// A UUID (SQL `uuid`), kept as its canonical text: 36 characters,
+    /// lower-case hex in groups of 8-4-4-4-12. Every form Postgres reads
+    /// (upper case, braces, hyphens after any group of four digits, none)
+    /// is written in that form; anything else is refused.
+    Uuid,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -231,6 +236,7 @@ impl LogicalType {
             LogicalType::Json => "json",
             LogicalType::Vector { .. } => "vector",
             LogicalType::Artifact => "artifact",
+            LogicalType::Uuid => "uuid",
         }
     }
 
@@ -252,6 +258,7 @@ impl LogicalType {
             LogicalType::Json => "Json",
             LogicalType::Vector { .. } => "Vector",
             LogicalType::Artifact => "Artifact",
+            LogicalType::Uuid => "Uuid",
         }
     }
 
@@ -276,6 +283,7 @@ impl LogicalType {
             | LogicalType::ShortText { .. }
             | LogicalType::MediumText { .. }
             | LogicalType::LongText { .. }
+            | LogicalType::Uuid
             | LogicalType::Categorical { base: CategoricalBase::String, .. } => PhysicalType::Text,
             LogicalType::Integer | LogicalType::Duration | LogicalType::Categorical { base: CategoricalBase::Integer, .. } => {
                 PhysicalType::Int
@@ -311,6 +319,7 @@ impl LogicalType {
             }
             // Postgres spells array types without a length modifier on the item.
             LogicalType::Array { item: Some(item) } if item.physical() == PhysicalType::Text => "varchar[]".into(),
+            LogicalType::Uuid => "uuid".into(),
             other => other.physical().pg_type().into(),
         }
     }
@@ -394,6 +403,7 @@ impl LogicalType {
             "date" => LogicalType::Date,
             "json" => LogicalType::Json,
             "artifact" => LogicalType::Artifact,
+            "uuid" => LogicalType::Uuid,
             "vector" => {
                 let dim = opts.get("dim").and_then(|v| v.as_u64()).filter(|d| *d > 0).ok_or_else(|| {
                     CatalogError::Type("Vector needs a positive 'dim' (write 'vector[3]' or {type: vector, dim: 3})".into())
@@ -491,6 +501,7 @@ fn canonical_type_name(name: &str) -> Result<&'static str, CatalogError> {
         "json" => "json",
         "vector" => "vector",
         "artifact" => "artifact",
+        "uuid" => "uuid",
         _ => return Err(CatalogError::Type(format!("Unknown logical type '{}'", name.trim()))),
     })
 }
@@ -881,6 +892,13 @@ fn check_scalar(ty: &LogicalType, value: &Json) -> Result<(), String> {
 pub fn check_text<'a>(ty: &LogicalType, value: &'a Json) -> Result<Cow<'a, str>, String> {
     match ty {
         LogicalType::Json => return Ok(Cow::Owned(coerce_json_text(value))),
+        LogicalType::Uuid => {
+            return match value {
+                Json::String(s) if is_canonical_uuid(s) => Ok(Cow::Borrowed(s.as_str())),
+                Json::String(s) => canonical_uuid(s).map(Cow::Owned).ok_or_else(|| invalid_uuid(value)),
+                _ => Err(invalid_uuid(value)),
+            };
+        }
         LogicalType::Categorical { values, .. } => {
             if values.iter().any(|v| v == value) {
                 return Ok(Cow::Owned(json_text(value)));
@@ -904,6 +922,61 @@ pub fn check_text<'a>(ty: &LogicalType, value: &'a Json) -> Result<Cow<'a, str>,
     };
     check_text_limits(ty, &text)?;
     Ok(text)
+}
+
+/// Postgres' message for text that is no UUID.
+fn invalid_uuid(value: &Json) -> String {
+    format!("invalid input syntax for type uuid: {}", describe_value(value))
+}
+
+/// Whether `text` is a UUID in its canonical form (as [`LogicalType::Uuid`]
+/// stores it), so a column of them can be kept as it is.
+pub fn is_canonical_uuid(text: &str) -> bool {
+    text.len() == 36
+        && text.bytes().enumerate().all(|(i, b)| match i {
+            8 | 13 | 18 | 23 => b == b'-',
+            _ => b.is_ascii_digit() || (b'a'..=b'f').contains(&b),
+        })
+}
+
+/// A UUID in any form Postgres reads, in the canonical one: 32 hex digits
+/// (either case), optionally in braces, with a hyphen allowed after any
+/// group of four digits but the last.
+pub fn canonical_uuid(text: &str) -> Option<String> {
+    let t = text.trim();
+    let t = match (t.strip_prefix('{'), t.ends_with('}')) {
+        (Some(inner), true) => &inner[..inner.len() - 1],
+        (None, false) => t,
+        _ => return None,
+    };
+    let mut digits = String::with_capacity(36);
+    let mut count = 0;
+    let mut after_hyphen = false;
+    for (i, c) in t.chars().enumerate() {
+        if c == '-' {
+            // Only between groups of four digits, never first, last or twice.
+            if count == 0 || count % 4 != 0 || after_hyphen || i + 1 == t.len() {
+                return None;
+            }
+            after_hyphen = true;
+            continue;
+        }
+        if !c.is_ascii_hexdigit() || count == 32 {
+            return None;
+        }
+        if matches!(count, 8 | 12 | 16 | 20) {
+            digits.push('-');
+        }
+        digits.push(c.to_ascii_lowercase());
+        count += 1;
+        after_hyphen = false;
+    }
+    (count == 32).then_some(digits)
+}
+
+/// A new random (version 4) UUID in the canonical form.
+pub fn random_uuid() -> String {
+    uuid::Uuid::new_v4().hyphenated().to_string()
 }
 
 /// The rules a text of a text type obeys: its character limit, and an

@@ -35,6 +35,7 @@ mod search;
 mod subquery_columns;
 mod table;
 pub mod typed;
+pub mod uuids;
 mod workspace;
 
 pub use bound::{BoundParams, type_table_function_parameters};

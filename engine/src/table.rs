@@ -81,6 +81,8 @@ impl EntityTable {
                     Some(heavenbase_catalog::DefaultFn::CurrentDate) => {
                         datafusion::functions::datetime::current_date().call(vec![])
                     }
+                    // Volatile: a UUID for each row.
+                    Some(heavenbase_catalog::DefaultFn::RandomUuid) => crate::uuids::gen_random_uuid().call(vec![]),
                     None => default_literal(&f.ty, f.default.as_ref()?)?,
                 };
                 Some((f.name.clone(), expr))

@@ -191,6 +191,8 @@ fn rewrite_with(sql: &str, rules: &[&dyn Rule], ws: Option<&heavenbase::Workspac
     let named = ws.is_some() && (query || insert_select) && !catalog_query;
     // EXISTS in a select list (heavenbase::exists; psql's `\d index`).
     let exists = query && heavenbase::exists::may_hold_exists(sql);
+    // `x::uuid`, which DataFusion has no type for (heavenbase::uuids).
+    let uuid_casts = ws.is_some() && heavenbase::uuids::may_cast_to_uuid(sql);
     // SQLAlchemy's multi-row INSERT … SELECT … FROM (VALUES …) (heavenbase::insert_values).
     let insert_values = insert_select && lower.contains("values");
     if !worth_parsing
@@ -201,6 +203,7 @@ fn rewrite_with(sql: &str, rules: &[&dyn Rule], ws: Option<&heavenbase::Workspac
         && vectors.is_none()
         && defaults.is_none()
         && !exists
+        && !uuid_casts
     {
         return Ok(None);
     }
@@ -246,6 +249,13 @@ fn rewrite_with(sql: &str, rules: &[&dyn Rule], ws: Option<&heavenbase::Workspac
             existed |= heavenbase::exists::exists_in_select_lists(statement);
         }
     }
+    // After naming: `x::uuid` keeps the name Postgres gives it.
+    let mut uuids = false;
+    if uuid_casts {
+        for statement in &mut statements {
+            uuids |= heavenbase::uuids::casts_to_functions(statement);
+        }
+    }
     // Queries of the system catalogs, qualified or not (pg_dump sets an empty
     // search_path and still names some catalogs bare).
     let catalog = lower.contains("pg_catalog.") || lower.contains("from pg_") || lower.contains("join pg_");
@@ -271,6 +281,9 @@ fn rewrite_with(sql: &str, rules: &[&dyn Rule], ws: Option<&heavenbase::Workspac
     }
     if defaulted {
         rewriter.applied.push("insert_defaults");
+    }
+    if uuids {
+        rewriter.applied.push("uuid_casts");
     }
     if existed {
         rewriter.applied.push("select_list_exists");

@@ -1551,3 +1551,111 @@ async fn correlated_subqueries_that_compare_give_per_row_answers() {
         assert_eq!(cells(&got), rows(want), "{sql}");
     }
 }
+
+/// `uuid` columns: every form Postgres reads is stored canonical, anything
+/// else is refused with 22P02 and writes nothing; `DEFAULT gen_random_uuid()`
+/// gives each row its own, from SQL, JSON rows and the Rust API alike, and a
+/// uuid key derives the object_id from the value the row is stored with;
+/// casts canonicalize, so an upper-case literal finds its row; it all lasts.
+#[tokio::test]
+async fn uuid_columns_keep_canonical_values_and_generate_their_defaults() {
+    use heavenbase::catalog::types::is_canonical_uuid;
+    let h = TestHome::new();
+    let canon = "a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11";
+    let column = |batches: &[datafusion::arrow::array::RecordBatch]| -> Vec<String> {
+        cells(batches).into_iter().map(|r| r[0].clone()).collect()
+    };
+    {
+        let ws = h.open("uuids", Construction::preset("embedded")).await;
+        ws.sql("CREATE TABLE acct (id uuid PRIMARY KEY DEFAULT gen_random_uuid(), owner text, ref uuid)").await.unwrap();
+        ws.sql(
+            "INSERT INTO acct (id, owner, ref) VALUES \
+             ('A0EEBC99-9C0B-4EF8-BB6D-6BB9BD380A11', 'upper', '{a0eebc99-9c0b4ef8-bb6d6bb9-bd380a11}')",
+        )
+        .await
+        .unwrap();
+        let got = ws.sql("SELECT id, ref FROM acct WHERE owner = 'upper'").await.unwrap();
+        assert_eq!(cells(&got), rows(&[&[canon, canon]]));
+        // The same key written another way is the same row.
+        let dup = ws.sql("INSERT INTO acct (id, owner) VALUES ('a0eebc999c0b4ef8bb6d6bb9bd380a11', 'again')").await.unwrap_err();
+        assert_eq!(dup.sqlstate(), "23505", "{dup}");
+        for bad in [
+            "a0eebc99",
+            "a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a1g",
+            "-a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11",
+            "a0eebc99--9c0b-4ef8-bb6d-6bb9bd380a11",
+        ] {
+            let e = ws.sql(&format!("INSERT INTO acct (id, owner) VALUES ('{bad}', 'bad')")).await.unwrap_err();
+            assert_eq!(e.sqlstate(), "22P02", "{bad}: {e}");
+            assert!(e.to_string().contains(&format!("invalid input syntax for type uuid: '{bad}'")), "{e}");
+        }
+        assert_eq!(ws.count("acct").await.unwrap(), 1, "refused rows write nothing");
+
+        // Generated: one of its own for each row, at every door.
+        ws.sql("INSERT INTO acct (owner) VALUES ('g1'), ('g2'), ('g3')").await.unwrap();
+        let json_rows = ["j1", "j2"].map(|o| json!({"owner": o}).as_object().unwrap().clone()).to_vec();
+        ws.upsert_many("acct", json_rows).await.unwrap();
+        let ids = column(&ws.sql("SELECT id FROM acct WHERE owner <> 'upper' ORDER BY owner").await.unwrap());
+        assert_eq!(ids.len(), 5, "{ids:?}");
+        assert!(ids.iter().all(|id| is_canonical_uuid(id)), "{ids:?}");
+        let distinct: std::collections::HashSet<&String> = ids.iter().collect();
+        assert_eq!(distinct.len(), 5, "{ids:?}");
+        // The object_id derives from the key stored: writing the row again by
+        // its key (either form) updates it.
+        let j1 = ids[3].clone();
+        ws.upsert("acct", json!({"id": j1.to_uppercase(), "owner": "j1b"})).await.unwrap();
+        assert_eq!(ws.count("acct").await.unwrap(), 6);
+        let by_key = ws.sql(&format!("SELECT owner FROM acct WHERE id = '{j1}'")).await.unwrap();
+        assert_eq!(cells(&by_key), rows(&[&["j1b"]]));
+
+        // Casts read every form and canonicalize; text that is no UUID is 22P02.
+        let found = ws.sql("SELECT owner FROM acct WHERE id = 'A0EEBC99-9C0B-4EF8-BB6D-6BB9BD380A11'::uuid").await.unwrap();
+        assert_eq!(cells(&found), rows(&[&["upper"]]));
+        let named = ws.sql("SELECT '{A0EEBC99-9C0B-4EF8-BB6D-6BB9BD380A11}'::uuid").await.unwrap();
+        assert_eq!(cells(&named), rows(&[&[canon]]));
+        assert_eq!(column_names(&named), ["uuid"]);
+        let e = ws.sql("SELECT 'nope'::uuid").await.unwrap_err();
+        assert_eq!(e.sqlstate(), "22P02", "{e}");
+        let many = ws.sql("SELECT count(DISTINCT u) FROM (SELECT gen_random_uuid() AS u FROM generate_series(1, 100)) t").await;
+        assert_eq!(cells(&many.unwrap()), rows(&[&["100"]]));
+        let described = ws
+            .sql("SELECT column_name, data_type, column_default FROM information_schema.columns WHERE table_name = 'acct' ORDER BY ordinal_position")
+            .await
+            .unwrap();
+        assert_eq!(
+            cells(&described),
+            rows(&[&["id", "uuid", "gen_random_uuid()"], &["owner", "character varying", "NULL"], &["ref", "uuid", "NULL"]])
+        );
+
+        // A new column cannot be filled with a UUID per row in one step: refused, with the way.
+        let e = ws.sql("ALTER TABLE acct ADD COLUMN tok uuid DEFAULT gen_random_uuid()").await.unwrap_err();
+        assert_eq!(e.sqlstate(), "0A000", "{e}");
+        assert!(e.to_string().contains("UPDATE acct SET tok = gen_random_uuid()"), "{e}");
+        ws.sql("ALTER TABLE acct ADD COLUMN tok uuid").await.unwrap();
+        ws.sql("UPDATE acct SET tok = gen_random_uuid()").await.unwrap();
+        let toks = ws.sql("SELECT count(DISTINCT tok), count(*) FROM acct").await.unwrap();
+        assert_eq!(cells(&toks), rows(&[&["6", "6"]]));
+
+        // The Rust API: a Uuid field with a generated default.
+        ws.register(
+            EntityDef::new("token")
+                .field(FieldDef::new("tid", T::Uuid).default_fn(heavenbase::catalog::DefaultFn::RandomUuid))
+                .field(FieldDef::new("label", T::short_text())),
+            false,
+        )
+        .await
+        .unwrap();
+        ws.upsert("token", json!({"name": "t1", "label": "first"})).await.unwrap();
+        let tid = column(&ws.sql("SELECT tid FROM token").await.unwrap());
+        assert!(is_canonical_uuid(&tid[0]), "{tid:?}");
+        let e = ws.upsert("token", json!({"name": "t2", "tid": "not-a-uuid"})).await.unwrap_err();
+        assert_eq!(e.sqlstate(), "22P02", "{e}");
+    }
+    // Types and defaults last.
+    let ws = Workspace::load_in(&h.home, "uuids").await.unwrap();
+    ws.sql("INSERT INTO acct (owner) VALUES ('after')").await.unwrap();
+    let after = column(&ws.sql("SELECT id FROM acct WHERE owner = 'after'").await.unwrap());
+    assert!(is_canonical_uuid(&after[0]), "{after:?}");
+    let e = ws.sql("INSERT INTO acct (owner, ref) VALUES ('x', 'zz')").await.unwrap_err();
+    assert_eq!(e.sqlstate(), "22P02", "{e}");
+}

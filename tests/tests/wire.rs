@@ -2071,3 +2071,32 @@ async fn correlated_subqueries_in_the_select_list_answer_over_the_wire() {
     let counts: Vec<i64> = counts.as_any().downcast_ref::<datafusion::arrow::array::Int64Array>().unwrap().values().to_vec();
     assert_eq!(counts, [2, 1, 0]);
 }
+
+/// A `uuid` key with `DEFAULT gen_random_uuid()`, as modern schemas declare
+/// it: `INSERT … RETURNING id` gives the generated UUID (both protocols),
+/// a bound `$1` or an upper-case `'…'::uuid` finds the row, and text that
+/// is no UUID is 22P02 with the session going on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn uuid_keys_over_the_wire() {
+    let h = TestHome::new();
+    let ws = h.open("wuuid", heavenbase::Construction::preset("embedded")).await;
+    let port = start(ws.clone()).await;
+    let client = connect(port, "wuuid").await;
+    client
+        .batch_execute("CREATE TABLE session (id uuid PRIMARY KEY DEFAULT gen_random_uuid(), who text NOT NULL)")
+        .await
+        .unwrap();
+    let made: String = client.query_one("INSERT INTO session (who) VALUES ($1) RETURNING id", &[&"ada"]).await.unwrap().get(0);
+    assert!(heavenbase::catalog::types::is_canonical_uuid(&made), "{made}");
+    let simple = simple_rows(client.simple_query("INSERT INTO session (who) VALUES ('bob') RETURNING id").await.unwrap());
+    let bob = simple[0][0].clone().unwrap();
+    assert!(heavenbase::catalog::types::is_canonical_uuid(&bob) && bob != made, "{bob} {made}");
+    let who: String = client.query_one("SELECT who FROM session WHERE id = $1", &[&made]).await.unwrap().get(0);
+    assert_eq!(who, "ada");
+    let upper = format!("SELECT who FROM session WHERE id = '{}'::uuid", bob.to_uppercase());
+    assert_eq!(simple_rows(client.simple_query(&upper).await.unwrap()), vec![vec![Some("bob".into())]]);
+    let err = client.execute("INSERT INTO session (id, who) VALUES ($1, 'eve')", &[&"12345"]).await.unwrap_err();
+    assert_eq!(db_code(&err), "22P02", "{err:?}");
+    let n: i64 = client.query_one("SELECT count(*) FROM session", &[]).await.unwrap().get(0);
+    assert_eq!(n, 2);
+}

@@ -323,6 +323,15 @@ fn add_column(
             field.name
         )));
     }
+    if field.default_fn.is_some_and(|d| d.per_row()) {
+        // The backends fill a new column with one value; Postgres gives each
+        // existing row a UUID of its own.
+        return Err(Error::not_supported(format!(
+            "ALTER TABLE {e} ADD COLUMN {} DEFAULT gen_random_uuid(): add the column, then \
+             UPDATE {e} SET {} = gen_random_uuid() and ALTER COLUMN {} SET DEFAULT gen_random_uuid()",
+            field.name, field.name, field.name
+        )));
+    }
     if field.required && field.default_fn.is_none() && field.default.as_ref().is_none_or(|d| d.is_null()) {
         checks.push(RowCheck::Empty(field.name.clone()));
     }

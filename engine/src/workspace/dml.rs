@@ -93,6 +93,10 @@ impl Workspace {
             self.insert_defaults(stmt.as_mut())?;
             self.vector_literals(stmt.as_mut())?;
             crate::colnames::name_columns_as_postgres(stmt.as_mut());
+            // After naming: `x::uuid` keeps the name Postgres gives it.
+            if crate::uuids::may_cast_to_uuid(sql) {
+                crate::uuids::casts_to_functions(stmt.as_mut());
+            }
             // After naming: an unaliased EXISTS keeps Postgres' name, `exists`.
             if crate::exists::may_hold_exists(sql) {
                 crate::exists::exists_in_select_lists(stmt.as_mut());
@@ -585,6 +589,7 @@ impl Workspace {
         let mut statement = Statement::Query(query.clone());
         self.shape_statement(&mut statement);
         crate::colnames::name_columns_as_postgres(&mut statement);
+        crate::uuids::casts_to_functions(&mut statement);
         let plan = self.session().state().statement_to_plan(DfStatement::Statement(Box::new(statement))).await?;
         let plan = crate::colnames::restore_repeated_names(plan)?;
         let schema = Arc::new(plan.schema().as_arrow().clone());
@@ -836,7 +841,7 @@ fn serial_type(t: &SqlType) -> Option<LogicalType> {
 /// pg_dump writes `''::character varying`), or a computed default: `now()`,
 /// `CURRENT_TIMESTAMP`, `LOCALTIMESTAMP`, `transaction_timestamp()`,
 /// `statement_timestamp()`, `clock_timestamp()` (all the statement's time
-/// here) and `CURRENT_DATE`. None for any other expression.
+/// here), `CURRENT_DATE` and `gen_random_uuid()`. None for any other expression.
 pub(super) fn set_default(field: &mut FieldDef, e: &SqlExpr) -> Option<()> {
     match e {
         SqlExpr::Cast { expr, .. } | SqlExpr::Nested(expr) => set_default(field, expr),
@@ -849,6 +854,7 @@ pub(super) fn set_default(field: &mut FieldDef, e: &SqlExpr) -> Option<()> {
                 | "statement_timestamp"
                 | "clock_timestamp" => DefaultFn::Now,
                 "current_date" => DefaultFn::CurrentDate,
+                "gen_random_uuid" | "uuid_generate_v4" => DefaultFn::RandomUuid,
                 _ => return None,
             };
             field.default = None;
@@ -920,6 +926,7 @@ pub(super) fn logical_type_of(t: &SqlType) -> std::result::Result<LogicalType, S
         SqlType::Date => LogicalType::Date,
         SqlType::Interval { .. } => LogicalType::Duration,
         SqlType::JSON | SqlType::JSONB => LogicalType::Json,
+        SqlType::Uuid => LogicalType::Uuid,
         SqlType::Bytea | SqlType::Blob(_) | SqlType::Binary(_) | SqlType::Varbinary(_) => LogicalType::Artifact,
         SqlType::Array(ast::ArrayElemTypeDef::SquareBracket(inner, _) | ast::ArrayElemTypeDef::AngleBracket(inner)) => {
             LogicalType::array_of(logical_type_of(inner)?)

@@ -214,6 +214,9 @@ impl Workspace {
         let mut ctx = SessionContext::new_with_state(state);
         // JSON paths in SQL: json_get_str(meta, 'k'), meta->>'k', ...
         datafusion_functions_json::register_all(&mut ctx)?;
+        // gen_random_uuid(), and what casts to uuid become (crate::uuids).
+        ctx.register_udf(crate::uuids::gen_random_uuid());
+        ctx.register_udf(crate::uuids::uuid_cast());
         let ws = Workspace {
             txn: None,
             inner: Arc::new(Inner {

@@ -856,8 +856,26 @@ fn prepare_chunk(def: &EntityDef, rows: &[Row], offset: usize, check_duplicates:
     let mut ids = Vec::with_capacity(rows.len());
     let mut seen = HashSet::with_capacity(rows.len());
     let (identifier, short_text) = (LogicalType::identifier(), LogicalType::short_text());
+    // Fields whose default differs from row to row (gen_random_uuid()): a row
+    // without one gets its value first, so a key it is part of derives the
+    // object_id from the value stored.
+    let per_row: Vec<&heavenbase_catalog::FieldDef> =
+        def.fields.iter().filter(|f| f.default.is_none() && f.default_fn.is_some_and(|d| d.per_row())).collect();
     for (n, row) in rows.iter().enumerate() {
         let n = n + offset;
+        let filled;
+        let row = if per_row.iter().any(|f| !row.contains_key(&f.name)) {
+            let mut with_defaults = row.clone();
+            for f in &per_row {
+                if !with_defaults.contains_key(&f.name) {
+                    with_defaults.insert(f.name.clone(), f.default_at(now_ms).expect("a computed default"));
+                }
+            }
+            filled = with_defaults;
+            &filled
+        } else {
+            row
+        };
         if let Some(unknown) = row.keys().find(|k| def.get(k).is_none()) {
             return Err(Error::unknown_field(format!(
                 "Unknown field '{unknown}' on entity '{e}' (row {n}).{}",
@@ -1094,12 +1112,16 @@ fn missing_object_id(entity: &str, row: usize) -> Error {
 /// A field's column for rows that leave it out: its default (a computed one
 /// taken at `now_ms`), or NULL.
 fn default_column(def: &EntityDef, f: &heavenbase_catalog::FieldDef, rows: usize, now_ms: i64) -> Result<ArrayRef> {
-    let Some(default) = &f.default_at(now_ms) else {
+    let Some(mut default) = f.default_at(now_ms) else {
         return Ok(datafusion::arrow::array::new_null_array(&f.ty.arrow_type(), rows));
     };
+    let per_row = f.default.is_none() && f.default_fn.is_some_and(|d| d.per_row());
     let mut b = ColumnBuilder::new(&f.ty, rows);
-    for _ in 0..rows {
-        b.push(default)
+    for row in 0..rows {
+        if per_row && row > 0 {
+            default = f.default_at(now_ms).expect("a computed default");
+        }
+        b.push(&default)
             .map_err(|m| Error::definition(format!("{}.{}: default {default} is invalid: {m}", def.entity_id, f.name)))?;
     }
     Ok(b.finish())

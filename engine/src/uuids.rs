@@ -1,0 +1,169 @@
+//! The SQL side of the `uuid` type (catalog's `LogicalType::Uuid`, kept as
+//! canonical text): `gen_random_uuid()`, and `CAST(x AS uuid)` / `x::uuid`,
+//! which DataFusion does not plan (it has no uuid type). A cast becomes
+//! `hb_uuid(x)`, which reads every form Postgres reads and gives the
+//! canonical one, so `WHERE id = 'A0EEBC99-…'::uuid` finds the row stored as
+//! `a0eebc99-…`; text that is no UUID fails the statement with 22P02, as in
+//! Postgres.
+
+use std::ops::ControlFlow;
+use std::sync::Arc;
+
+use datafusion::arrow::array::{Array, ArrayRef, AsArray, StringBuilder};
+use datafusion::arrow::datatypes::DataType;
+use datafusion::arrow::error::ArrowError;
+use datafusion::common::{DataFusionError, Result as DfResult, ScalarValue};
+use datafusion::logical_expr::{ColumnarValue, ScalarUDF, Volatility, create_udf};
+use datafusion::sql::sqlparser::ast::{
+    self, DataType as SqlType, Expr, Function, FunctionArg, FunctionArgExpr, FunctionArgumentList, FunctionArguments, Ident,
+    ObjectName, Statement, VisitMut, VisitorMut,
+};
+
+/// The function a cast to uuid becomes.
+pub const CAST_FUNCTION: &str = "hb_uuid";
+
+/// `gen_random_uuid()` (Postgres 13+) and `uuid_generate_v4()` (uuid-ossp):
+/// DataFusion's `uuid()`, a random version 4 UUID per row, lower case.
+pub fn gen_random_uuid() -> ScalarUDF {
+    datafusion::functions::string::uuid().as_ref().clone().with_aliases(["gen_random_uuid", "uuid_generate_v4"])
+}
+
+/// `hb_uuid(text)`: the canonical form of a UUID given in any form Postgres
+/// reads; NULL stays NULL; anything else is an error naming the text.
+pub fn uuid_cast() -> ScalarUDF {
+    create_udf(CAST_FUNCTION, vec![DataType::Utf8], DataType::Utf8, Volatility::Immutable, Arc::new(canonical_uuids))
+}
+
+fn canonical_uuids(args: &[ColumnarValue]) -> DfResult<ColumnarValue> {
+    let one = |text: &str| -> DfResult<String> {
+        heavenbase_catalog::types::canonical_uuid(text).ok_or_else(|| {
+            // A cast error: 22P02, as Postgres answers.
+            let message = format!(
+                "invalid input syntax for type uuid: {}",
+                heavenbase_catalog::types::describe_value(&serde_json::Value::String(text.to_string()))
+            );
+            DataFusionError::ArrowError(Box::new(ArrowError::CastError(message)), None)
+        })
+    };
+    match &args[0] {
+        ColumnarValue::Scalar(s) => {
+            let text = match s {
+                ScalarValue::Utf8(v) | ScalarValue::LargeUtf8(v) | ScalarValue::Utf8View(v) => v.clone(),
+                other => Some(other.to_string()),
+            };
+            Ok(ColumnarValue::Scalar(ScalarValue::Utf8(text.as_deref().map(one).transpose()?)))
+        }
+        ColumnarValue::Array(a) => {
+            let text = datafusion::arrow::compute::cast(a, &DataType::Utf8)?;
+            let text = text.as_string::<i32>();
+            let mut out = StringBuilder::with_capacity(text.len(), text.len() * 36);
+            for value in text.iter() {
+                match value {
+                    Some(v) => out.append_value(one(v)?),
+                    None => out.append_null(),
+                }
+            }
+            Ok(ColumnarValue::Array(Arc::new(out.finish()) as ArrayRef))
+        }
+    }
+}
+
+/// Every `CAST(x AS uuid)` / `x::uuid` in a statement that reads or writes
+/// rows, as `hb_uuid(x)`; whether anything changed. Definitions are left
+/// alone: a column's `DEFAULT '…'::uuid` is a literal the definition reads
+/// itself.
+pub fn casts_to_functions(statement: &mut Statement) -> bool {
+    if matches!(statement, Statement::CreateTable(_) | Statement::AlterTable { .. }) {
+        return false;
+    }
+    let mut casts = UuidCasts { changed: false };
+    let _ = statement.visit(&mut casts);
+    casts.changed
+}
+
+/// Whether `sql` may cast to uuid (a cheap check before walking the tree).
+pub fn may_cast_to_uuid(sql: &str) -> bool {
+    sql.as_bytes().windows(4).any(|w| w.eq_ignore_ascii_case(b"uuid"))
+}
+
+struct UuidCasts {
+    changed: bool,
+}
+
+impl VisitorMut for UuidCasts {
+    type Break = ();
+
+    fn post_visit_expr(&mut self, expr: &mut Expr) -> ControlFlow<()> {
+        if let Expr::Cast { data_type, expr: inner, .. } = expr
+            && is_uuid(data_type)
+        {
+            let argument = std::mem::replace(inner.as_mut(), Expr::value(ast::Value::Null));
+            *expr = Expr::Function(Function {
+                name: ObjectName::from(vec![Ident::new(CAST_FUNCTION)]),
+                uses_odbc_syntax: false,
+                parameters: FunctionArguments::None,
+                args: FunctionArguments::List(FunctionArgumentList {
+                    duplicate_treatment: None,
+                    args: vec![FunctionArg::Unnamed(FunctionArgExpr::Expr(argument))],
+                    clauses: vec![],
+                }),
+                filter: None,
+                null_treatment: None,
+                over: None,
+                within_group: vec![],
+            });
+            self.changed = true;
+        }
+        ControlFlow::Continue(())
+    }
+}
+
+fn is_uuid(ty: &SqlType) -> bool {
+    match ty {
+        SqlType::Uuid => true,
+        SqlType::Custom(name, _) => name.to_string().to_ascii_lowercase().trim_start_matches("pg_catalog.") == "uuid",
+        _ => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use datafusion::sql::sqlparser::dialect::PostgreSqlDialect;
+    use datafusion::sql::sqlparser::parser::Parser;
+
+    fn rewritten(sql: &str) -> String {
+        let mut statement = Parser::parse_sql(&PostgreSqlDialect {}, sql).unwrap().remove(0);
+        casts_to_functions(&mut statement);
+        statement.to_string()
+    }
+
+    #[test]
+    fn casts_to_uuid_become_the_canonicalizing_function() {
+        assert_eq!(
+            rewritten("SELECT 'A0EEBC99-9C0B-4EF8-BB6D-6BB9BD380A11'::uuid"),
+            "SELECT hb_uuid('A0EEBC99-9C0B-4EF8-BB6D-6BB9BD380A11')"
+        );
+        assert_eq!(rewritten("SELECT * FROM t WHERE id = CAST($1 AS uuid)"), "SELECT * FROM t WHERE id = hb_uuid($1)");
+        assert_eq!(rewritten("SELECT x::text FROM t"), "SELECT x::TEXT FROM t");
+        // A definition keeps its cast literal.
+        assert!(rewritten("CREATE TABLE t (id uuid DEFAULT 'a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11'::uuid)").contains("::UUID"));
+    }
+
+    #[test]
+    fn the_cast_reads_postgres_forms_and_refuses_others() {
+        let out = canonical_uuids(&[ColumnarValue::Array(Arc::new(datafusion::arrow::array::StringArray::from(vec![
+            Some("{A0EEBC99-9C0B4EF8-BB6D6BB9-BD380A11}"),
+            Some("a0eebc999c0b4ef8bb6d6bb9bd380a11"),
+            None,
+        ])))])
+        .unwrap();
+        let ColumnarValue::Array(a) = out else { panic!("an array") };
+        let a = a.as_string::<i32>();
+        assert_eq!(a.value(0), "a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11");
+        assert_eq!(a.value(1), "a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11");
+        assert!(a.is_null(2));
+        let bad = canonical_uuids(&[ColumnarValue::Scalar(ScalarValue::Utf8(Some("a0ee-bc99".into())))]).unwrap_err();
+        assert!(bad.to_string().contains("invalid input syntax for type uuid: 'a0ee-bc99'"), "{bad}");
+    }
+}
