@@ -173,9 +173,24 @@ fn by_value(ty: &LogicalType, array: &ArrayRef) -> Result<ArrayRef, BadValue> {
 
 /// The column in an Arrow type that [`array_value`] reads (it knows the types
 /// the workspace stores); other types are cast to their nearest such type
-/// rather than read as NULL.
+/// rather than read as NULL, list items too (a driver's `int2[]` parameter
+/// written to a vector or an integer array).
 fn readable(ty: &LogicalType, array: &ArrayRef) -> Result<ArrayRef, BadValue> {
-    let to = match array.data_type() {
+    let to = readable_type(array.data_type());
+    if &to == array.data_type() {
+        return Ok(array.clone());
+    }
+    cast_with_options(array, &to, &CastOptions { safe: false, ..Default::default() }).map_err(|e| BadValue {
+        row: None,
+        message: format!("cannot store {} as {}: {e}", array.data_type(), ty.class_name()),
+        value: None,
+    })
+}
+
+/// The type [`readable`] casts a column of type `t` to.
+fn readable_type(t: &DataType) -> DataType {
+    let item = |f: &arrow::datatypes::FieldRef| Arc::new(f.as_ref().clone().with_data_type(readable_type(f.data_type())));
+    match t {
         DataType::Utf8
         | DataType::Utf8View
         | DataType::Int64
@@ -184,10 +199,11 @@ fn readable(ty: &LogicalType, array: &ArrayRef) -> Result<ArrayRef, BadValue> {
         | DataType::Boolean
         | DataType::Date32
         | DataType::Binary
-        | DataType::List(_)
-        | DataType::FixedSizeList(..)
-        | DataType::Null => return Ok(array.clone()),
-        DataType::Timestamp(TimeUnit::Millisecond, _) => return Ok(array.clone()),
+        | DataType::Null
+        | DataType::Timestamp(TimeUnit::Millisecond, _) => t.clone(),
+        DataType::List(f) => DataType::List(item(f)),
+        DataType::LargeList(f) => DataType::List(item(f)),
+        DataType::FixedSizeList(f, n) => DataType::FixedSizeList(item(f), *n),
         DataType::LargeUtf8 => DataType::Utf8,
         DataType::LargeBinary | DataType::BinaryView | DataType::FixedSizeBinary(_) => DataType::Binary,
         DataType::Timestamp(_, tz) => DataType::Timestamp(TimeUnit::Millisecond, tz.clone()),
@@ -196,12 +212,7 @@ fn readable(ty: &LogicalType, array: &ArrayRef) -> Result<ArrayRef, BadValue> {
         t if t.is_floating() || matches!(t, DataType::Decimal128(..) | DataType::Decimal256(..)) => DataType::Float64,
         // Structs, maps, dictionaries …: their text form, which a Json or text field can hold.
         _ => DataType::Utf8,
-    };
-    cast_with_options(array, &to, &CastOptions { safe: false, ..Default::default() }).map_err(|e| BadValue {
-        row: None,
-        message: format!("cannot store {} as {}: {e}", array.data_type(), ty.class_name()),
-        value: None,
-    })
+    }
 }
 
 #[cfg(test)]
@@ -209,6 +220,30 @@ mod tests {
     use arrow::array::{Date64Array, Float64Array, Int32Array, Int64Array, StringArray};
 
     use super::*;
+
+    #[test]
+    fn lists_of_narrow_numbers_fill_vectors_and_integer_arrays() {
+        // What a driver's int2[] parameter becomes.
+        let values = arrow::array::Int16Array::from(vec![1, 2, 3]);
+        let field = Arc::new(arrow::datatypes::Field::new("item", DataType::Int16, true));
+        let list: ArrayRef =
+            Arc::new(arrow::array::ListArray::new(field, arrow::buffer::OffsetBuffer::from_lengths([3]), Arc::new(values), None));
+        let vector = coerce_column(&LogicalType::vector(3), &list).unwrap();
+        assert_eq!(array_value(vector.as_ref(), 0, &LogicalType::vector(3)), serde_json::json!([1.0, 2.0, 3.0]));
+        let ints = LogicalType::array_of(LogicalType::Integer);
+        let array = coerce_column(&ints, &list).unwrap();
+        assert_eq!(array_value(array.as_ref(), 0, &ints), serde_json::json!([1, 2, 3]));
+    }
+
+    #[test]
+    fn vectors_are_read_from_their_text_forms() {
+        let v = LogicalType::vector(3);
+        assert_eq!(v.coerce(&serde_json::json!("[1, 2.5, -3]")).unwrap(), serde_json::json!([1.0, 2.5, -3.0]));
+        assert_eq!(v.coerce(&serde_json::json!("{1,2,3}")).unwrap(), serde_json::json!([1.0, 2.0, 3.0]));
+        assert_eq!(v.coerce(&serde_json::json!("[1,2]")).unwrap_err(), "Vector[3] received dimension 2");
+        assert!(v.coerce(&serde_json::json!("[1,x,3]")).unwrap_err().contains("expects a list of numbers, got '[1,x,3]'"));
+        assert!(v.coerce(&serde_json::json!("1,2,3")).is_err());
+    }
 
     fn ints(a: &ArrayRef) -> Vec<Option<i64>> {
         a.as_primitive::<Int64Type>().iter().collect()

@@ -681,9 +681,17 @@ impl ColumnBuilder {
             Inner::Bin(b) => b.append_value(coerce_bytes(value)?),
             Inner::Vector(b) => {
                 let LogicalType::Vector { dim } = ty else { unreachable!("vector builder has vector type") };
-                let items = value
-                    .as_array()
-                    .ok_or_else(|| format!("Vector[{dim}] expects a list of numbers, got {}", describe_value(value)))?;
+                let expects = || format!("Vector[{dim}] expects a list of numbers, got {}", describe_value(value));
+                // pgvector's text form '[1,2,3]' (or an array's '{1,2,3}'), as
+                // a driver's text parameter or a JSON string carries it.
+                let parsed;
+                let items = match value {
+                    Json::String(text) => {
+                        parsed = vector_text(text).ok_or_else(expects)?;
+                        &parsed
+                    }
+                    other => other.as_array().ok_or_else(expects)?,
+                };
                 if items.len() != *dim {
                     return Err(format!("Vector[{dim}] received dimension {}", items.len()));
                 }
@@ -922,6 +930,17 @@ pub fn check_text<'a>(ty: &LogicalType, value: &'a Json) -> Result<Cow<'a, str>,
     };
     check_text_limits(ty, &text)?;
     Ok(text)
+}
+
+/// The numbers of a vector written as text, `[1, 2.5, -3]` (pgvector) or
+/// `{1,2.5,-3}` (a Postgres array); None if it is neither.
+fn vector_text(text: &str) -> Option<Vec<Json>> {
+    let t = text.trim();
+    let inner = t.strip_prefix('[').and_then(|t| t.strip_suffix(']')).or_else(|| t.strip_prefix('{')?.strip_suffix('}'))?;
+    if inner.trim().is_empty() {
+        return Some(Vec::new());
+    }
+    inner.split(',').map(|n| n.trim().parse::<f64>().ok().filter(|f| f.is_finite()).map(|f| json!(f))).collect()
 }
 
 /// Postgres' message for text that is no UUID.

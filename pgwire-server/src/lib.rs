@@ -34,6 +34,7 @@ mod rewrite;
 mod router;
 mod settings;
 mod transactions;
+mod vector_params;
 mod writes;
 
 use std::collections::HashMap;

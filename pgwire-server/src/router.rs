@@ -535,6 +535,8 @@ impl ExtendedQueryHandler for Router {
                     Some(response) => response,
                     None => {
                         *session.result_formats.lock() = Some(portal.result_column_format.clone());
+                        let vectors = crate::vector_params::pgvector_text_parameters(portal);
+                        let portal = vectors.as_ref().unwrap_or(portal);
                         <DfSessionService as ExtendedQueryHandler>::do_query(&session.service.df, client, portal, max_rows)
                             .await?
                     }

@@ -32,6 +32,26 @@ with psycopg.connect(f"host=127.0.0.1 port={port} user=postgres dbname={db}") as
     conn.commit()
     n = conn.execute("SELECT count(*) FROM product").fetchone()[0]
     assert n == 5, n
+    # Vectors as bound parameters, in the forms clients send them: pgvector's
+    # text '[…]' (its SQLAlchemy type, LangChain), a list of floats, a list of ints.
+    conn.execute("CREATE TABLE vdoc (id integer PRIMARY KEY, emb vector(3))")
+    conn.execute("INSERT INTO vdoc (id, emb) VALUES (%s, %s)", (1, "[1, 0, 0]"))
+    conn.execute("INSERT INTO vdoc (id, emb) VALUES (%s, %s)", (2, [0.0, 1.0, 0.0]))
+    conn.execute("INSERT INTO vdoc (id, emb) VALUES (%s, %s)", (3, [0, 0, 1]))
+    conn.execute("UPDATE vdoc SET emb = %s WHERE id = %s", ("[0.5,0.5,0]", 2))
+    conn.commit()
+    rows = conn.execute("SELECT id, emb FROM vdoc ORDER BY id").fetchall()
+    assert rows == [(1, [1.0, 0.0, 0.0]), (2, [0.5, 0.5, 0.0]), (3, [0.0, 0.0, 1.0])], rows
+    try:
+        conn.execute("INSERT INTO vdoc (id, emb) VALUES (%s, %s)", (4, "[1, 0]"))
+        raise AssertionError("a vector of the wrong dimension is refused")
+    except psycopg.errors.InvalidTextRepresentation as e:
+        assert "dimension" in str(e), e
+        conn.rollback()
+    rows = conn.execute(
+        "SELECT v.id FROM near('vdoc', 'emb', %s, 2) n JOIN vdoc v USING (object_id) ORDER BY n.score DESC",
+        ("[0.9, 0.1, 0]",)).fetchall()
+    assert [r[0] for r in rows] == [1, 2], rows
     # An error carries its SQLSTATE, and the connection goes on after a rollback.
     try:
         conn.execute("SELECT nope FROM product")

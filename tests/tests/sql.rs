@@ -899,8 +899,13 @@ async fn alter_table_changes_lance_columns_in_place() {
     ws.sql("ALTER TABLE doc DROP COLUMN vec").await.unwrap();
     ws.sql("ALTER TABLE doc ADD COLUMN vec VECTOR(3)").await.unwrap();
     assert_eq!(cells(&ws.sql("SELECT count(*) FROM doc WHERE vec IS NULL").await.unwrap()), rows(&[&["2"]]));
-    let err = ws.sql("ALTER TABLE doc ADD COLUMN other VECTOR(3) DEFAULT '[1,0,0]'").await.unwrap_err();
+    // A default that is no vector of the column's dimension is an invalid definition.
+    let err = ws.sql("ALTER TABLE doc ADD COLUMN other VECTOR(3) DEFAULT '[1,0]'").await.unwrap_err();
     assert_eq!(err.sqlstate(), "42P16", "{err}");
+    // A valid one Lance cannot fill the stored rows with: refused, naming why.
+    let err = ws.sql("ALTER TABLE doc ADD COLUMN other VECTOR(3) DEFAULT '[1,0,0]'").await.unwrap_err();
+    assert_eq!(err.sqlstate(), "0A000", "{err}");
+    assert!(err.to_string().contains("stored in Lance cannot be added with a DEFAULT"), "{err}");
     assert!(ws.entity("doc").unwrap().get("other").is_none(), "nothing was added");
     assert!(ws.audit().await.unwrap().ok());
 }
