@@ -178,6 +178,11 @@ impl FieldDef {
         self.default_fn = Some(f);
         self
     }
+    /// Whether rows that leave this field out each take a value of their own
+    /// (`gen_random_uuid()`): [`FieldDef::default_at`] is called per row.
+    pub fn default_per_row(&self) -> bool {
+        self.default.is_none() && self.default_fn.is_some_and(DefaultFn::per_row)
+    }
     /// The value a row that leaves this field out takes, for a write at
     /// `now_ms`: the literal default, the computed one, or none (NULL).
     pub fn default_at(&self, now_ms: i64) -> Option<Json> {

@@ -684,10 +684,10 @@ impl ColumnBuilder {
                 let expects = || format!("Vector[{dim}] expects a list of numbers, got {}", describe_value(value));
                 // pgvector's text form '[1,2,3]' (or an array's '{1,2,3}'), as
                 // a driver's text parameter or a JSON string carries it.
-                let parsed;
+                let parsed: Vec<Json>;
                 let items = match value {
                     Json::String(text) => {
-                        parsed = vector_text(text).ok_or_else(expects)?;
+                        parsed = vector_numbers(text).ok_or_else(expects)?.into_iter().map(|f| json!(f)).collect();
                         &parsed
                     }
                     other => other.as_array().ok_or_else(expects)?,
@@ -932,15 +932,16 @@ pub fn check_text<'a>(ty: &LogicalType, value: &'a Json) -> Result<Cow<'a, str>,
     Ok(text)
 }
 
-/// The numbers of a vector written as text, `[1, 2.5, -3]` (pgvector) or
-/// `{1,2.5,-3}` (a Postgres array); None if it is neither.
-fn vector_text(text: &str) -> Option<Vec<Json>> {
+/// The numbers of a vector written as text, `[1, -2.5, 3e-2]` (pgvector) or
+/// `{1,-2.5,3e-2}` (a Postgres array); None if it is neither, or holds a
+/// number that is not finite.
+pub fn vector_numbers(text: &str) -> Option<Vec<f64>> {
     let t = text.trim();
     let inner = t.strip_prefix('[').and_then(|t| t.strip_suffix(']')).or_else(|| t.strip_prefix('{')?.strip_suffix('}'))?;
     if inner.trim().is_empty() {
         return Some(Vec::new());
     }
-    inner.split(',').map(|n| n.trim().parse::<f64>().ok().filter(|f| f.is_finite()).map(|f| json!(f))).collect()
+    inner.split(',').map(|n| n.trim().parse::<f64>().ok().filter(|f| f.is_finite())).collect()
 }
 
 /// Postgres' message for text that is no UUID.

@@ -323,7 +323,7 @@ fn add_column(
             field.name
         )));
     }
-    if field.default_fn.is_some_and(|d| d.per_row()) {
+    if field.default_per_row() {
         // The backends fill a new column with one value; Postgres gives each
         // existing row a UUID of its own.
         return Err(Error::not_supported(format!(

@@ -104,20 +104,10 @@ fn rewrite(rt: &EntityRuntime, column: &str, value: &mut SqlExpr) -> Result<bool
     Ok(true)
 }
 
-/// The numbers of `[1, -2.5, 3e-2]` (finite numbers only).
+/// The numbers of `[1, -2.5, 3e-2]` as SQL number literals: as Rust writes
+/// them, plain digits, never an exponent SQL would misread.
 fn parse(text: &str) -> Option<Vec<String>> {
-    let inner = text.trim().strip_prefix('[')?.strip_suffix(']')?;
-    if inner.trim().is_empty() {
-        return Some(Vec::new());
-    }
-    inner
-        .split(',')
-        .map(|n| {
-            let n = n.trim();
-            // As Rust writes it: plain digits, never an exponent SQL would misread.
-            n.parse::<f64>().ok().filter(|f| f.is_finite()).map(|f| f.to_string())
-        })
-        .collect()
+    Some(heavenbase_catalog::types::vector_numbers(text)?.iter().map(f64::to_string).collect())
 }
 
 #[cfg(test)]

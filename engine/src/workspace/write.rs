@@ -859,8 +859,7 @@ fn prepare_chunk(def: &EntityDef, rows: &[Row], offset: usize, check_duplicates:
     // Fields whose default differs from row to row (gen_random_uuid()): a row
     // without one gets its value first, so a key it is part of derives the
     // object_id from the value stored.
-    let per_row: Vec<&heavenbase_catalog::FieldDef> =
-        def.fields.iter().filter(|f| f.default.is_none() && f.default_fn.is_some_and(|d| d.per_row())).collect();
+    let per_row: Vec<&heavenbase_catalog::FieldDef> = def.fields.iter().filter(|f| f.default_per_row()).collect();
     for (n, row) in rows.iter().enumerate() {
         let n = n + offset;
         let filled;
@@ -1110,15 +1109,14 @@ fn missing_object_id(entity: &str, row: usize) -> Error {
 }
 
 /// A field's column for rows that leave it out: its default (a computed one
-/// taken at `now_ms`), or NULL.
+/// taken at `now_ms`, one for each row where it differs by row), or NULL.
 fn default_column(def: &EntityDef, f: &heavenbase_catalog::FieldDef, rows: usize, now_ms: i64) -> Result<ArrayRef> {
     let Some(mut default) = f.default_at(now_ms) else {
         return Ok(datafusion::arrow::array::new_null_array(&f.ty.arrow_type(), rows));
     };
-    let per_row = f.default.is_none() && f.default_fn.is_some_and(|d| d.per_row());
     let mut b = ColumnBuilder::new(&f.ty, rows);
     for row in 0..rows {
-        if per_row && row > 0 {
+        if row > 0 && f.default_per_row() {
             default = f.default_at(now_ms).expect("a computed default");
         }
         b.push(&default)
