@@ -9,6 +9,7 @@
 //! nor is `logictest [corpus-dir [files-per-folder]]`, the sqllogictest report)
 
 mod flight;
+mod hb;
 mod ingest;
 mod keys;
 mod logictest;

@@ -30,6 +30,7 @@ use std::time::{Duration, Instant};
 use heavenbase_tests::frontend;
 use tokio::io::AsyncWriteExt;
 
+use crate::hb::Hb;
 use crate::rss_mib;
 use crate::wire::{connect, pg_conninfo};
 
@@ -146,37 +147,11 @@ fn first_row(messages: &[tokio_postgres::SimpleQueryMessage]) -> Vec<String> {
 }
 
 pub async fn run(gib: f64) {
-    let hb = std::env::current_exe().unwrap().with_file_name("hb");
-    if !hb.exists() {
-        println!("memory: {} is missing; build it first (cargo build --release -p heavenbase-cli)", hb.display());
-        return;
-    }
-    let (dir, _home) = crate::home();
-    let out = std::process::Command::new(&hb)
-        .args(["ws", "create", "mem", "--preset", "embedded"])
-        .env("HEAVENBASE_HOME", dir.path())
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "hb ws create: {}", String::from_utf8_lossy(&out.stderr));
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-    let server = Server(
-        std::process::Command::new(&hb)
-            .args(["serve", "-w", "mem", "--port", &port.to_string(), "--max-query-memory", &format!("{LIMIT_MIB}MB")])
-            .env("HEAVENBASE_HOME", dir.path())
-            .stdout(std::process::Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
-    let conninfo = format!("host=127.0.0.1 port={port} user=postgres dbname=mem");
-    let client = loop {
-        if let Ok((c, conn)) = tokio_postgres::connect(&conninfo, tokio_postgres::NoTls).await {
-            tokio::spawn(conn);
-            break c;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    };
+    let Some(hb) = Hb::find("memory") else { return };
+    hb.run(&["ws", "create", "mem", "--preset", "embedded"]);
+    let (server, client) = hb.serve("mem", &["--max-query-memory", &format!("{LIMIT_MIB}MB")]).await;
     let rows = (gib * (1u64 << 30) as f64 / ROW_BYTES as f64) as u64;
-    let pid = server.0.id();
+    let pid = server.pid();
     // A statement that neither answers nor fails says so (57014) instead of holding the run.
     client.batch_execute("SET statement_timeout = '10min'").await.unwrap();
     let idle = rss_mib(pid);
@@ -189,12 +164,12 @@ pub async fn run(gib: f64) {
     // 1. A client that stops reading a ~2 GiB result.
     let big = (2.0 * (1u64 << 30) as f64 / ROW_BYTES as f64) as u64;
     let before = rss_mib(pid);
-    let watch = Peaks::start(pid, dir.path().to_path_buf());
-    let mut stalled = tokio::net::TcpStream::connect(("127.0.0.1", port)).await.unwrap();
+    let watch = Peaks::start(pid, hb.home().to_path_buf());
+    let mut stalled = tokio::net::TcpStream::connect(("127.0.0.1", server.port)).await.unwrap();
     stalled.write_all(&frontend::startup("postgres", "mem")).await.unwrap();
     let select = format!("SELECT value, repeat('x', {}) FROM generate_series(1, {big})", WIDTH);
     stalled.write_all(&frontend::query(&select)).await.unwrap();
-    let other = connect(&conninfo).await;
+    let other = connect(&server.conninfo).await;
     let t = Instant::now();
     let mut answered = 0;
     while t.elapsed() < Duration::from_secs(10) {
@@ -239,7 +214,7 @@ pub async fn run(gib: f64) {
     ];
     for (shape, ours, theirs, expected) in shapes {
         let before = rss_mib(pid);
-        let watch = Peaks::start(pid, dir.path().to_path_buf());
+        let watch = Peaks::start(pid, hb.home().to_path_buf());
         let t = Instant::now();
         let answer = client.simple_query(&ours).await;
         let took = t.elapsed().as_secs_f64();
@@ -277,14 +252,4 @@ pub async fn run(gib: f64) {
     }
 
     drop(server);
-}
-
-/// The server process, stopped when the run ends, however it ends.
-struct Server(std::process::Child);
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
 }

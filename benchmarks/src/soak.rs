@@ -18,6 +18,7 @@ use std::time::{Duration, Instant};
 
 use futures::{SinkExt, StreamExt, pin_mut};
 
+use crate::hb::Hb;
 use crate::rss_mib;
 use crate::wire::connect;
 
@@ -48,32 +49,10 @@ impl Rng {
 }
 
 pub async fn run(minutes: u64, clients: usize) {
-    let hb = std::env::current_exe().unwrap().with_file_name("hb");
-    if !hb.exists() {
-        println!("soak: {} is missing; build it first (cargo build --release -p heavenbase-cli)", hb.display());
-        return;
-    }
-    let (dir, _home) = crate::home();
-    let hb_run = |args: &[&str]| {
-        let out = std::process::Command::new(&hb).args(args).env("HEAVENBASE_HOME", dir.path()).output().unwrap();
-        assert!(out.status.success(), "hb {args:?}: {}", String::from_utf8_lossy(&out.stderr));
-    };
-    hb_run(&["ws", "create", "soak", "--preset", "embedded"]);
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-    let mut server = std::process::Command::new(&hb)
-        .args(["serve", "-w", "soak", "--port", &port.to_string(), "--max-connections", "500"])
-        .env("HEAVENBASE_HOME", dir.path())
-        .stdout(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
-    let conninfo = format!("host=127.0.0.1 port={port} user=postgres dbname=soak");
-    let setup = loop {
-        if let Ok((c, conn)) = tokio_postgres::connect(&conninfo, tokio_postgres::NoTls).await {
-            tokio::spawn(conn);
-            break c;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    };
+    let Some(hb) = Hb::find("soak") else { return };
+    hb.run(&["ws", "create", "soak", "--preset", "embedded"]);
+    let (server, setup) = hb.serve("soak", &["--max-connections", "500"]).await;
+    let conninfo = server.conninfo.clone();
     setup
         .batch_execute("CREATE TABLE item (id bigint PRIMARY KEY, title text, qty integer, price double precision)")
         .await
@@ -120,7 +99,7 @@ pub async fn run(minutes: u64, clients: usize) {
         let answered = counters.answered.load(Ordering::Relaxed);
         let rate = (answered - last) as f64 / 60.0;
         last = answered;
-        let mib = rss_mib(server.id());
+        let mib = rss_mib(server.pid());
         let rows = setup.query_one("SELECT count(*) FROM item", &[]).await.map_or(-1, |r| r.get::<_, i64>(0));
         rates.push(rate);
         rss.push(mib);
@@ -150,8 +129,6 @@ pub async fn run(minutes: u64, clients: usize) {
         "  server answering afterwards      : {}",
         alive.map(|n| format!("yes, {n} rows")).unwrap_or_else(|e| format!("NO: {e}"))
     );
-    let _ = server.kill();
-    let _ = server.wait();
 }
 
 enum Step {

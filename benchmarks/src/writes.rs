@@ -190,23 +190,13 @@ fn raw_rusqlite_file(dir: &std::path::Path) -> f64 {
 }
 
 pub async fn import() {
-    let hb = std::env::current_exe().unwrap().with_file_name("hb");
-    if !hb.exists() {
-        println!("import: {} is missing; build it first (cargo build --release -p heavenbase-cli)", hb.display());
-        return;
-    }
-    let (dir, _home) = home();
-    let csv = dir.path().join("rows.csv");
+    let Some(hb) = crate::hb::Hb::find("import") else { return };
+    let csv = hb.home().join("rows.csv");
     import_csv(&csv);
-    let raw = IMPORT_ROWS as f64 / raw_rusqlite_file(dir.path());
-    let run = |args: &[&str]| {
-        let out = std::process::Command::new(&hb).args(args).env("HEAVENBASE_HOME", dir.path()).output().unwrap();
-        assert!(out.status.success(), "hb {args:?}: {}", String::from_utf8_lossy(&out.stderr));
-        String::from_utf8_lossy(&out.stdout).to_string()
-    };
-    run(&["setup"]);
+    let raw = IMPORT_ROWS as f64 / raw_rusqlite_file(hb.home());
+    hb.run(&["setup"]);
     let t = Instant::now();
-    let out = run(&["import", csv.to_str().unwrap(), "--entity", "row", "--name-column", "name"]);
+    let out = hb.run(&["import", csv.to_str().unwrap(), "--entity", "row", "--name-column", "name"]);
     let ours = IMPORT_ROWS as f64 / t.elapsed().as_secs_f64();
     assert!(out.contains(&format!("imported {IMPORT_ROWS} rows")), "{out}");
     println!("import {IMPORT_ROWS} rows x 5 columns from CSV (hb import, embedded preset: a SQLite file, end to end)");
