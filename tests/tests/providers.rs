@@ -107,3 +107,55 @@ async fn group_table_pushes_filters_and_limit_into_sqlite() {
     let text = cells(&plan).into_iter().map(|r| r.join(" ")).collect::<Vec<_>>().join("\n");
     assert!(text.contains("WHERE \"price\" >= ?1 LIMIT 1"), "{text}");
 }
+
+/// Writes are statements of many rows that run `INSERT OR ROLLBACK` (no
+/// statement journal): a clash in any row of any statement still undoes the
+/// whole write, and the backend goes on taking writes. Bulk writes leave their
+/// WAL checkpoint to a thread of their own: it still happens.
+#[tokio::test]
+async fn sqlite_bulk_writes_are_all_or_nothing_and_checkpointed() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("bulk.sqlite");
+    let file = SqliteBackend::open("b", path.to_str().unwrap()).unwrap();
+    let memory = SqliteBackend::open("b", ":memory:").unwrap();
+    for (b, file) in [(Arc::new(file) as Arc<dyn Backend>, Some(&path)), (Arc::new(memory), None)] {
+        let g = group();
+        b.ensure_group(&g).await.unwrap();
+        b.upsert(&g, batch(&["a"], &[Some("A")], Some(&[Some(1.0)]))).await.unwrap();
+        // 20,000 rows (a bulk write, several statements of 64 rows); the one
+        // clashing with the stored "A" sits in the middle of a statement.
+        let n = 20_000;
+        let ids: Vec<String> = (0..n).map(|i| format!("id{i:05}")).collect();
+        let mut skus: Vec<String> = (0..n).map(|i| format!("S{i}")).collect();
+        skus[10_030] = "A".into();
+        let id_refs: Vec<&str> = ids.iter().map(String::as_str).collect();
+        let sku_refs: Vec<Option<&str>> = skus.iter().map(|s| Some(s.as_str())).collect();
+        let clash = b.upsert(&g, batch(&id_refs, &sku_refs, None)).await.unwrap_err().to_string();
+        assert!(clash.contains("unique"), "{clash}");
+        assert_eq!(b.count(&g).await.unwrap(), 1, "{}: nothing of the failed write is kept", b.describe());
+        skus[10_030] = "S10030".into();
+        let sku_refs: Vec<Option<&str>> = skus.iter().map(|s| Some(s.as_str())).collect();
+        b.upsert(&g, batch(&id_refs, &sku_refs, None)).await.unwrap();
+        assert_eq!(b.count(&g).await.unwrap(), n + 1);
+        let req = ScanRequest {
+            columns: vec!["sku".into(), "price".into()],
+            ids: Some(Arc::new(vec!["id10030".into(), "id19999".into()])),
+            ..Default::default()
+        };
+        let mut got = cells(&b.scan(&g, &req).await.unwrap());
+        got.sort();
+        assert_eq!(got, rows(&[&["id10030", "S10030", "1.5"], &["id19999", "S19999", "1.5"]]));
+        // The bulk write's pages reach the database file itself, not only its
+        // WAL, while the backend is open (closing it would checkpoint anyway).
+        if let Some(path) = file {
+            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+            while std::fs::metadata(path).unwrap().len() < 512 * 1024 {
+                assert!(std::time::Instant::now() < deadline, "the WAL was not checkpointed after a bulk write");
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+            }
+        }
+        // A small write after the bulk one takes SQLite's own checkpointing again.
+        b.upsert(&g, batch(&["z"], &[Some("Z")], Some(&[Some(2.0)]))).await.unwrap();
+        assert_eq!(b.count(&g).await.unwrap(), n + 2);
+    }
+}
