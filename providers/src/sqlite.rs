@@ -65,7 +65,7 @@ const BULK_WRITE_ROWS: usize = 10_000;
 /// checkpoint is PASSIVE: it never waits for, or blocks, readers and writers.
 #[derive(Debug)]
 struct Checkpointer {
-    wake: Mutex<std::sync::mpsc::Sender<()>>,
+    wake: std::sync::mpsc::Sender<()>,
 }
 
 impl Checkpointer {
@@ -86,11 +86,11 @@ impl Checkpointer {
                 }
             })
             .ok()?;
-        Some(Checkpointer { wake: Mutex::new(wake) })
+        Some(Checkpointer { wake })
     }
 
     fn request(&self) {
-        let _ = self.wake.lock().unwrap_or_else(|p| p.into_inner()).send(());
+        let _ = self.wake.send(());
     }
 }
 
@@ -420,7 +420,7 @@ fn sql_type(physical: &PhysicalType) -> &'static str {
 /// column's own type, so it reads back exactly as a written default would.
 fn column_ddl(c: &crate::backend::ColumnSpec) -> String {
     c.ddl(sql_type(&c.ty.physical()), |array| {
-        let value = cell(array, 0, &c.ty);
+        let value = Cells::of(array, &c.ty).get(0);
         let value = match &value {
             ToSqlOutput::Borrowed(v) => *v,
             ToSqlOutput::Owned(v) => ValueRef::from(v),
@@ -456,12 +456,8 @@ fn map_write_error(backend: &str, table: &str, e: rusqlite::Error) -> ProviderEr
     }
 }
 
-/// The SQLite value of `array[row]`, borrowed where the storage allows.
-fn cell<'a>(array: &'a ArrayRef, row: usize, ty: &'a LogicalType) -> ToSqlOutput<'a> {
-    Cells::of(array, ty).get(row)
-}
-
-/// One column of a batch being written, its Arrow downcast done once: a write
+/// One column of a batch being written, read as SQLite values (borrowed where
+/// the storage allows), its Arrow downcast done once: a write
 /// binds every cell of every row, and resolving the array's type per cell was a
 /// tenth of a bulk load's time.
 struct Cells<'a> {
@@ -893,13 +889,20 @@ fn upsert_in(tx: &rusqlite::Transaction<'_>, name: &str, group: &GroupSpec, batc
     // The rows are first copied into key order a chunk at a time: binding
     // straight from their places in the batch read every cell from a random
     // address, one cache miss at a time between SQLite calls.
-    for chunk in order.chunks(per_stmt * 64) {
-        let indices = datafusion::arrow::array::UInt32Array::from_iter_values(chunk.iter().map(|&i| i as u32));
-        let sorted: Vec<ArrayRef> = columns
-            .iter()
-            .map(|c| datafusion::arrow::compute::take(c.as_ref(), &indices, None))
-            .collect::<std::result::Result<_, _>>()
-            .map_err(|e| ProviderError::Backend { backend: name.into(), kind: "sqlite".into(), message: e.to_string() })?;
+    // A chunk already in key order (a single row, rows sorted upstream) is
+    // bound where it lies.
+    for (n, chunk) in order.chunks(per_stmt * 64).enumerate() {
+        let first = n * per_stmt * 64;
+        let sorted: Vec<ArrayRef> = if chunk.iter().enumerate().all(|(k, &i)| i == first + k) {
+            columns.iter().map(|c| c.slice(first, chunk.len())).collect()
+        } else {
+            let indices = datafusion::arrow::array::UInt32Array::from_iter_values(chunk.iter().map(|&i| i as u32));
+            columns
+                .iter()
+                .map(|c| datafusion::arrow::compute::take(c.as_ref(), &indices, None))
+                .collect::<std::result::Result<_, _>>()
+                .map_err(|e| ProviderError::Backend { backend: name.into(), kind: "sqlite".into(), message: e.to_string() })?
+        };
         let cells: Vec<Cells<'_>> = sorted.iter().zip(&types).map(|(c, ty)| Cells::of(c, ty)).collect();
         let mut start = 0;
         while start < chunk.len() {
