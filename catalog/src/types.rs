@@ -994,6 +994,19 @@ pub fn canonical_uuid(text: &str) -> Option<String> {
     (count == 32).then_some(digits)
 }
 
+/// A UUID's 16 bytes (its binary form on the wire), from any text form
+/// [`canonical_uuid`] reads.
+pub fn uuid_bytes(text: &str) -> Option<[u8; 16]> {
+    let parsed =
+        if is_canonical_uuid(text) { uuid::Uuid::parse_str(text) } else { uuid::Uuid::parse_str(&canonical_uuid(text)?) };
+    parsed.ok().map(|u| *u.as_bytes())
+}
+
+/// The canonical text of a UUID given as its 16 bytes.
+pub fn uuid_from_bytes(bytes: [u8; 16]) -> String {
+    uuid::Uuid::from_bytes(bytes).hyphenated().to_string()
+}
+
 /// A new random (version 4) UUID in the canonical form.
 pub fn random_uuid() -> String {
     uuid::Uuid::new_v4().hyphenated().to_string()

@@ -42,7 +42,7 @@ use futures::StreamExt;
 use heavenbase_catalog::OBJECT_ID;
 
 use crate::workspace::conflict::{Conflict, ConflictUpdate};
-use crate::workspace::{Inner, Workspace};
+use crate::workspace::{EntityRuntime, Inner, Workspace};
 use crate::{Error, Result};
 
 /// What a [`WrittenRows`] node does with its input.
@@ -64,6 +64,14 @@ impl Action {
             Action::Delete => "delete".into(),
         }
     }
+}
+
+/// The entity a [`WrittenRows`] node writes, under the name its columns are
+/// qualified with (crate::lineage).
+pub(crate) fn written_entity(node: &dyn UserDefinedLogicalNode) -> Option<(String, Arc<EntityRuntime>)> {
+    let written = node.as_any().downcast_ref::<WrittenRows>()?;
+    let rt = written.ws.upgrade()?.entities.read().get(&written.entity)?.clone();
+    Some((written.table.table().to_string(), rt))
 }
 
 /// Writes its input's rows into an entity and yields them as written, in the

@@ -96,6 +96,10 @@ impl EntityTable {
         &self.rt.def
     }
 
+    pub(crate) fn runtime(&self) -> &Arc<EntityRuntime> {
+        &self.rt
+    }
+
     /// Where an entity stored whole in one table of a backend with a SQL engine
     /// can be read by a federated statement (engine/src/federation.rs).
     pub(crate) fn federated_table(&self) -> Option<FederatedTable> {

@@ -35,16 +35,7 @@ pub fn uuid_cast() -> ScalarUDF {
 }
 
 fn canonical_uuids(args: &[ColumnarValue]) -> DfResult<ColumnarValue> {
-    let one = |text: &str| -> DfResult<String> {
-        heavenbase_catalog::types::canonical_uuid(text).ok_or_else(|| {
-            // A cast error: 22P02, as Postgres answers.
-            let message = format!(
-                "invalid input syntax for type uuid: {}",
-                heavenbase_catalog::types::describe_value(&serde_json::Value::String(text.to_string()))
-            );
-            DataFusionError::ArrowError(Box::new(ArrowError::CastError(message)), None)
-        })
-    };
+    let one = canonical_or_error;
     match &args[0] {
         ColumnarValue::Scalar(s) => {
             let text = match s {
@@ -166,4 +157,112 @@ mod tests {
         let bad = canonical_uuids(&[ColumnarValue::Scalar(ScalarValue::Utf8(Some("a0ee-bc99".into())))]).unwrap_err();
         assert!(bad.to_string().contains("invalid input syntax for type uuid: 'a0ee-bc99'"), "{bad}");
     }
+}
+
+/// Text compared with a uuid column is read as a uuid, as Postgres reads an
+/// untyped literal as the type of the column it meets: `WHERE id =
+/// 'A0EEBC99-…'` (or `IN ('{a0eebc99…}', …)`) finds the row stored as
+/// `a0eebc99-…`, and text that is no UUID fails with 22P02 instead of
+/// matching nothing. An analyzer rule, after type coercion: a comparison of
+/// a column with a text literal in a filter whose column is a Uuid field of
+/// an entity table scanned below it (directly or under the table's alias).
+/// A parameter (`$1`) is left to the wire, which reads one typed uuid the
+/// same way; text from elsewhere (another column, a function) compares as
+/// text.
+#[derive(Debug, Default)]
+pub struct UuidLiterals;
+
+pub const UUID_LITERALS_RULE: &str = "uuid_literals";
+
+impl datafusion::optimizer::AnalyzerRule for UuidLiterals {
+    fn name(&self) -> &str {
+        UUID_LITERALS_RULE
+    }
+
+    fn analyze(
+        &self,
+        plan: datafusion::logical_expr::LogicalPlan,
+        _: &datafusion::config::ConfigOptions,
+    ) -> DfResult<datafusion::logical_expr::LogicalPlan> {
+        use datafusion::common::tree_node::{Transformed, TreeNode};
+        use datafusion::logical_expr::LogicalPlan;
+        plan.transform_up_with_subqueries(|node| {
+            let LogicalPlan::Filter(filter) = &node else { return Ok(Transformed::no(node)) };
+            let columns = uuid_columns(&filter.input);
+            if columns.is_empty() {
+                return Ok(Transformed::no(node));
+            }
+            node.map_expressions(|e| e.transform_up(|e| canonical_literals(e, &columns)))
+        })
+        .map(|t| t.data)
+    }
+}
+
+/// The (table or alias, field) pairs of the Uuid fields of the entities
+/// `plan` reads (crate::lineage).
+fn uuid_columns(plan: &datafusion::logical_expr::LogicalPlan) -> Vec<(String, String)> {
+    let mut found = Vec::new();
+    for (name, rt) in crate::lineage::entities_by_qualifier(plan) {
+        for field in rt.def.fields.iter().filter(|f| f.ty == heavenbase_catalog::LogicalType::Uuid) {
+            found.push((name.clone(), field.name.clone()));
+        }
+    }
+    found
+}
+
+/// `e` with the text literals it compares with a uuid column canonical.
+fn canonical_literals(
+    e: datafusion::logical_expr::Expr,
+    columns: &[(String, String)],
+) -> DfResult<datafusion::common::tree_node::Transformed<datafusion::logical_expr::Expr>> {
+    use datafusion::common::tree_node::Transformed;
+    use datafusion::logical_expr::expr::{BinaryExpr, InList};
+    use datafusion::logical_expr::{Expr as DfExpr, Operator};
+    let is_uuid = |e: &DfExpr| match e {
+        DfExpr::Column(c) => {
+            columns.iter().any(|(table, field)| *field == c.name && c.relation.as_ref().is_none_or(|r| r.table() == table))
+        }
+        _ => false,
+    };
+    let canonical = |e: DfExpr| -> DfResult<DfExpr> {
+        match e {
+            DfExpr::Literal(ScalarValue::Utf8(Some(text)), meta) => {
+                Ok(DfExpr::Literal(ScalarValue::Utf8(Some(canonical_or_error(&text)?)), meta))
+            }
+            DfExpr::Literal(ScalarValue::Utf8View(Some(text)), meta) => {
+                Ok(DfExpr::Literal(ScalarValue::Utf8View(Some(canonical_or_error(&text)?)), meta))
+            }
+            other => Ok(other),
+        }
+    };
+    let text_literal = |e: &DfExpr| matches!(e, DfExpr::Literal(ScalarValue::Utf8(Some(t)) | ScalarValue::Utf8View(Some(t)), _) if !heavenbase_catalog::types::is_canonical_uuid(t));
+    Ok(match e {
+        DfExpr::BinaryExpr(BinaryExpr { left, op, right })
+            if matches!(op, Operator::Eq | Operator::NotEq | Operator::Lt | Operator::LtEq | Operator::Gt | Operator::GtEq)
+                && ((is_uuid(&left) && text_literal(&right)) || (is_uuid(&right) && text_literal(&left))) =>
+        {
+            let (left, right) = (canonical(*left)?, canonical(*right)?);
+            Transformed::yes(DfExpr::BinaryExpr(BinaryExpr::new(Box::new(left), op, Box::new(right))))
+        }
+        DfExpr::InList(InList { expr, list, negated }) if is_uuid(&expr) && list.iter().any(text_literal) => {
+            let list = list.into_iter().map(canonical).collect::<DfResult<Vec<_>>>()?;
+            Transformed::yes(DfExpr::InList(InList { expr, list, negated }))
+        }
+        other => Transformed::no(other),
+    })
+}
+
+/// The canonical form of a UUID given as text; a cast error (22P02, as
+/// Postgres answers) naming the text when it is none.
+fn canonical_or_error(text: &str) -> DfResult<String> {
+    if heavenbase_catalog::types::is_canonical_uuid(text) {
+        return Ok(text.to_string());
+    }
+    heavenbase_catalog::types::canonical_uuid(text).ok_or_else(|| {
+        let message = format!(
+            "invalid input syntax for type uuid: {}",
+            heavenbase_catalog::types::describe_value(&serde_json::Value::String(text.to_string()))
+        );
+        DataFusionError::ArrowError(Box::new(ArrowError::CastError(message)), None)
+    })
 }

@@ -89,6 +89,9 @@ pub(crate) fn register(ctx: &SessionContext) {
             Arc::new(|_| Ok(ColumnarValue::Scalar(ScalarValue::Utf8(None)))),
         ),
     ));
+    if let Ok(format_type) = datafusion::execution::FunctionRegistry::udf(ctx, "format_type") {
+        ctx.register_udf(crate::vector_type::FormatType::wrapping(format_type));
+    }
     // psql's `\dt+` asks pg_table_size; the catalog answers pg_relation_size.
     if let Ok(size) = datafusion::execution::FunctionRegistry::udf(ctx, "pg_relation_size") {
         ctx.register_udf(size.as_ref().clone().with_aliases(["pg_table_size"]));
@@ -397,6 +400,11 @@ const TYPE_OIDS: &[(&str, i32)] = &[
     ("numeric", 1700),
     ("uuid", 2950),
     ("jsonb", 3802),
+    ("bit", 1560),
+    ("varbit", 1562),
+    ("bit varying", 1562),
+    // pgvector's, for the clients that register it (vector_type.rs).
+    ("vector", crate::vector_type::VECTOR_OID),
 ];
 
 /// `to_regtype(name)`: the type's oid, or NULL for a type this server does not

@@ -216,9 +216,9 @@ fn export_batch(batch: &RecordBatch, format: &Format, lines: &mut Vec<CopyData>)
             .columns()
             .iter()
             .zip(&formatters)
-            .map(|(column, formatter)| {
+            .map(|(column, formatter)| -> PgWireResult<String> {
                 if column.is_null(row) {
-                    return format.null.clone();
+                    return Ok(format.null.clone());
                 }
                 // Postgres spells booleans t/f.
                 let text = match column.data_type() {
@@ -226,14 +226,75 @@ fn export_batch(batch: &RecordBatch, format: &Format, lines: &mut Vec<CopyData>)
                         let b = column.as_any().downcast_ref::<BooleanArray>().expect("boolean").value(row);
                         (if b { "t" } else { "f" }).to_string()
                     }
+                    // Arrays and vectors in Postgres' array text, `{1,0.5,-2}`.
+                    DataType::List(_) | DataType::LargeList(_) | DataType::FixedSizeList(..) => {
+                        array_text(column.as_ref(), row, &options)?
+                    }
                     _ => formatter.value(row).to_string(),
                 };
-                if format.csv { csv_field(&text, format) } else { text_escape(&text) }
+                Ok(if format.csv { csv_field(&text, format) } else { text_escape(&text) })
             })
-            .collect();
+            .collect::<PgWireResult<_>>()?;
         lines.push(line(fields.join(&delimiter)));
     }
     Ok(())
+}
+
+/// A list cell as Postgres' array text: `{1,0.5,-2}`, `{a,"b c",NULL}`.
+/// Floats as Postgres prints them; an element is quoted when it is empty,
+/// `NULL`, or holds a brace, comma, quote, backslash or blank.
+fn array_text(column: &dyn Array, row: usize, options: &FormatOptions) -> PgWireResult<String> {
+    use datafusion::arrow::array::AsArray;
+    let items: ArrayRef = match column.data_type() {
+        DataType::List(_) => column.as_list::<i32>().value(row),
+        DataType::LargeList(_) => column.as_list::<i64>().value(row),
+        _ => column.as_fixed_size_list().value(row),
+    };
+    let formatter = ArrayFormatter::try_new(items.as_ref(), options).map_err(|e| PgWireError::ApiError(Box::new(e)))?;
+    let mut out = String::from("{");
+    for i in 0..items.len() {
+        if i > 0 {
+            out.push(',');
+        }
+        if items.is_null(i) {
+            out.push_str("NULL");
+            continue;
+        }
+        let mut element = String::new();
+        match items.data_type() {
+            DataType::Float32 => crate::encode::float4_text(
+                items.as_primitive::<datafusion::arrow::datatypes::Float32Type>().value(i),
+                &mut element,
+            ),
+            DataType::Float64 => crate::encode::float8_text(
+                items.as_primitive::<datafusion::arrow::datatypes::Float64Type>().value(i),
+                &mut element,
+            ),
+            DataType::Boolean => element.push(if items.as_boolean().value(i) { 't' } else { 'f' }),
+            DataType::List(_) | DataType::LargeList(_) | DataType::FixedSizeList(..) => {
+                out.push_str(&array_text(items.as_ref(), i, options)?);
+                continue;
+            }
+            _ => element = formatter.value(i).to_string(),
+        }
+        let quote = element.is_empty()
+            || element.eq_ignore_ascii_case("NULL")
+            || element.chars().any(|c| matches!(c, '{' | '}' | ',' | '"' | '\\') || c.is_whitespace());
+        if quote {
+            out.push('"');
+            for c in element.chars() {
+                if c == '"' || c == '\\' {
+                    out.push('\\');
+                }
+                out.push(c);
+            }
+            out.push('"');
+        } else {
+            out.push_str(&element);
+        }
+    }
+    out.push('}');
+    Ok(out)
 }
 
 fn csv_field(text: &str, format: &Format) -> String {

@@ -42,11 +42,23 @@ const PG_INDEXES: &str = "pg_indexes";
 /// pg_class's own OID: the `classoid` of a table or column description.
 const PG_CLASS_OID: i64 = 1259;
 
+/// pg_namespace's OID: the `classoid` of a schema's description.
+const PG_NAMESPACE_OID: i64 = 2615;
+
+/// The comment initdb gives the `public` schema.
+const PUBLIC_SCHEMA_COMMENT: &str = "standard public schema";
+
 /// The OID Postgres 15 gives `information_schema`, which the fixed catalog's
 /// pg_proc, pg_type and pg_constraint rows carry; pg_namespace lists the schema
 /// under the OID datafusion-pg-catalog assigns it, so those rows are given that
 /// one (sqlsmith names each function's schema by joining the two).
 const PG15_INFORMATION_SCHEMA_OID: i64 = 13283;
+
+/// The type OIDs of text, json, uuid and float4[] (pg_type).
+const TEXT_OID: i64 = 25;
+const JSON_OID: i64 = 114;
+const UUID_OID: i64 = 2950;
+const FLOAT4_ARRAY_OID: i64 = 1021;
 
 /// The btree access method's OID (pg_am), which every index here reports.
 const BTREE_AM_OID: i64 = 403;
@@ -100,7 +112,7 @@ pub(crate) struct Descriptions {
     catalog: String,
     /// Table OID → entity id, as of the last pg_class listing.
     entities: RwLock<HashMap<i64, String>>,
-    /// The OID of the entities' schema, as of the last pg_class listing.
+    /// The OID of the entities' schema, as of the last pg_namespace listing.
     namespace: RwLock<Option<i64>>,
     /// The OID pg_namespace gives information_schema, as of the last listing.
     information_schema: RwLock<Option<i64>>,
@@ -222,6 +234,9 @@ impl Descriptions {
         }
         if let Some((oid, _)) = listed.iter().find(|(_, name)| name == "information_schema") {
             *self.information_schema.write() = Some(*oid);
+        }
+        if let Some((oid, _)) = listed.iter().find(|(_, name)| *name == self.schema) {
+            *self.namespace.write() = Some(*oid);
         }
         Ok(listed)
     }
@@ -466,34 +481,60 @@ impl Descriptions {
         Ok(RecordBatch::try_new(batch.schema(), columns)?)
     }
 
-    /// pg_attribute rows of the entities' columns with the nullability
-    /// information_schema gives them (the fixed catalog derives it from the
-    /// Arrow schema, where every column is nullable): a required or key field
-    /// is attnotnull. pg_dump writes its NOT NULLs from these.
-    fn required_attributes(&self, batch: &RecordBatch) -> Result<RecordBatch> {
+    /// pg_attribute rows of the entities' columns as their fields declare
+    /// them (the fixed catalog derives both from the Arrow schema): a
+    /// required or key field is attnotnull, with the nullability
+    /// information_schema gives it, and a Json, Uuid or Vector field has the
+    /// type its values are sent with, `json`, `uuid` or `float4[]` (the fixed
+    /// catalog says text for all three). pg_dump writes its column types and
+    /// NOT NULLs from these.
+    fn declared_attributes(&self, batch: &RecordBatch) -> Result<RecordBatch> {
         let schema = batch.schema();
         let Ok(notnull_at) = schema.index_of("attnotnull") else { return Ok(batch.clone()) };
         let relids = int_column(batch, "attrelid")?;
         let names = text_column(batch, "attname")?;
         let old_notnull = batch.column(notnull_at).as_boolean().clone();
+        let type_at = schema.index_of("atttypid").ok();
+        let old_types = type_at.map(|_| int_column(batch, "atttypid")).transpose()?;
+        let storage_at = schema.index_of("attstorage").ok().filter(|_| type_at.is_some());
+        let old_storage = storage_at.map(|_| text_column(batch, "attstorage")).transpose()?;
+        let mut storage = Vec::with_capacity(batch.num_rows());
         let entities = self.entities.read().clone();
         let mut defs: HashMap<i64, Option<heavenbase::EntityDef>> = HashMap::new();
-        let notnull: BooleanArray = (0..batch.num_rows())
-            .map(|i| {
-                let def = defs.entry(relids.value(i)).or_insert_with(|| self.ws.entity(entities.get(&relids.value(i))?).ok());
-                let required = def.as_ref().and_then(|d| {
-                    let f = d.fields.iter().find(|f| f.name == names.value(i))?;
-                    Some(
-                        f.required
-                            || f.name == heavenbase::catalog::OBJECT_ID
-                            || d.id_source.key().is_some_and(|k| k.contains(&f.name)),
-                    )
+        let mut notnull = Vec::with_capacity(batch.num_rows());
+        let mut types = Vec::with_capacity(batch.num_rows());
+        for i in 0..batch.num_rows() {
+            let def = defs.entry(relids.value(i)).or_insert_with(|| self.ws.entity(entities.get(&relids.value(i))?).ok());
+            let field = def.as_ref().and_then(|d| Some((d, d.fields.iter().find(|f| f.name == names.value(i))?)));
+            let required = field.map(|(d, f)| {
+                f.required || f.name == heavenbase::catalog::OBJECT_ID || d.id_source.key().is_some_and(|k| k.contains(&f.name))
+            });
+            notnull.push(Some(required.unwrap_or(old_notnull.value(i))));
+            if let Some(old) = &old_types {
+                let declared = field.and_then(|(_, f)| match f.ty {
+                    heavenbase::LogicalType::Json => Some(JSON_OID),
+                    heavenbase::LogicalType::Uuid => Some(UUID_OID),
+                    heavenbase::LogicalType::Vector { .. } => Some(FLOAT4_ARRAY_OID),
+                    _ => None,
                 });
-                Some(required.unwrap_or(old_notnull.value(i)))
-            })
-            .collect();
+                types.push(Some(declared.filter(|_| old.value(i) == TEXT_OID).unwrap_or(old.value(i))));
+                // A uuid is stored inline (typstorage 'p'); pg_dump writes
+                // SET STORAGE for a column whose storage is not its type's.
+                storage.push(Some(if declared == Some(UUID_OID) {
+                    "p".to_string()
+                } else {
+                    old_storage.as_ref().map_or(String::new(), |s| s.value(i).to_string())
+                }));
+            }
+        }
         let mut columns = batch.columns().to_vec();
-        columns[notnull_at] = Arc::new(notnull);
+        columns[notnull_at] = Arc::new(BooleanArray::from(notnull));
+        if let Some(at) = type_at {
+            columns[at] = cast(&(Arc::new(Int64Array::from(types)) as ArrayRef), schema.field(at).data_type())?;
+        }
+        if let Some(at) = storage_at {
+            columns[at] = cast(&(Arc::new(StringArray::from(storage)) as ArrayRef), schema.field(at).data_type())?;
+        }
         Ok(RecordBatch::try_new(schema, columns)?)
     }
 
@@ -554,17 +595,24 @@ impl Descriptions {
     }
 
     /// (objoid, objsubid, description) for every described entity and field.
-    fn rows(&self) -> Vec<(i64, i64, String)> {
+    /// (classoid, objoid, objsubid, description) for every described entity
+    /// and field, and the `public` schema's comment as initdb gives it
+    /// (pg_dump writes `COMMENT ON SCHEMA public IS ''` when that is missing,
+    /// taking it for removed).
+    fn rows(&self) -> Vec<(i64, i64, i64, String)> {
         let entities = self.entities.read().clone();
         let mut rows = Vec::new();
+        if let (true, Some(namespace)) = (self.schema == "public", *self.namespace.read()) {
+            rows.push((PG_NAMESPACE_OID, namespace, 0, PUBLIC_SCHEMA_COMMENT.to_string()));
+        }
         for (oid, entity) in entities {
             let Ok(def) = self.ws.entity(&entity) else { continue };
             if !def.desc.is_empty() {
-                rows.push((oid, 0, def.desc.clone()));
+                rows.push((PG_CLASS_OID, oid, 0, def.desc.clone()));
             }
             for (field, number) in def.fields.iter().zip(column_numbers(&def)) {
                 if !field.desc.is_empty() {
-                    rows.push((oid, number, field.desc.clone()));
+                    rows.push((PG_CLASS_OID, oid, number, field.desc.clone()));
                 }
             }
         }
@@ -730,7 +778,7 @@ impl TableProvider for DescribingTable {
                 if self.descriptions.ws.has_system_columns() {
                     batches = batches.iter().map(|b| self.descriptions.numbered_columns(b)).collect::<Result<Vec<_>>>()?;
                 }
-                batches = batches.iter().map(|b| self.descriptions.required_attributes(b)).collect::<Result<Vec<_>>>()?;
+                batches = batches.iter().map(|b| self.descriptions.declared_attributes(b)).collect::<Result<Vec<_>>>()?;
                 let indexed = self.descriptions.index_attributes(&batches)?;
                 batches.extend(indexed);
                 batches
@@ -751,11 +799,19 @@ impl TableProvider for DescribingTable {
                 batches.extend(self.descriptions.index_classes(&self.schema)?);
                 batches
             }
-            Listing::Namespaced(column) => read_all(&self.inner, state)
-                .await?
-                .into_iter()
-                .map(|b| self.descriptions.renumbered_namespaces(b, column))
-                .collect::<Result<Vec<_>>>()?,
+            Listing::Namespaced(column) => {
+                let mut batches = read_all(&self.inner, state)
+                    .await?
+                    .into_iter()
+                    .map(|b| self.descriptions.renumbered_namespaces(b, column))
+                    .collect::<Result<Vec<_>>>()?;
+                if column == "typnamespace" {
+                    // pgvector's `vector`, for the clients that look it up.
+                    let vector = batches.iter().map(crate::vector_type::pg_type_rows).find_map(Result::transpose);
+                    batches.extend(vector.transpose()?);
+                }
+                batches
+            }
             Listing::Indexes | Listing::Constraints => {
                 let mut batches = read_all(&self.inner, state)
                     .await?
@@ -820,13 +876,13 @@ fn roles(schema: SchemaRef) -> Result<Arc<dyn TableProvider>> {
 }
 
 /// Rows in pg_description's own column types.
-fn description_batch(schema: &SchemaRef, rows: &[(i64, i64, String)]) -> Result<RecordBatch> {
+fn description_batch(schema: &SchemaRef, rows: &[(i64, i64, i64, String)]) -> Result<RecordBatch> {
     catalog_rows(schema, rows.len(), |name| -> Option<ArrayRef> {
         Some(match name {
-            "objoid" => Arc::new(Int64Array::from_iter_values(rows.iter().map(|r| r.0))),
-            "classoid" => Arc::new(Int64Array::from_value(PG_CLASS_OID, rows.len())),
-            "objsubid" => Arc::new(Int64Array::from_iter_values(rows.iter().map(|r| r.1))),
-            "description" => Arc::new(StringArray::from_iter_values(rows.iter().map(|r| r.2.as_str()))),
+            "classoid" => Arc::new(Int64Array::from_iter_values(rows.iter().map(|r| r.0))),
+            "objoid" => Arc::new(Int64Array::from_iter_values(rows.iter().map(|r| r.1))),
+            "objsubid" => Arc::new(Int64Array::from_iter_values(rows.iter().map(|r| r.2))),
+            "description" => Arc::new(StringArray::from_iter_values(rows.iter().map(|r| r.3.as_str()))),
             _ => return None,
         })
     })
@@ -913,10 +969,15 @@ impl ScalarUDFImpl for DescriptionFn {
                 // A table's own description; other catalogs hold nothing of ours.
                 "obj_description" => {
                     let catalog = arrays.get(1).and_then(|a| ScalarValue::try_from_array(a, row).ok()).map(|v| v.to_string());
-                    if catalog.as_deref().is_some_and(|c| c != "pg_class") {
-                        return None;
+                    match catalog.as_deref() {
+                        None | Some("pg_class") => self.descriptions.describe(number(0, row)?, 0),
+                        Some("pg_namespace") => {
+                            let (oid, public) = (number(0, row)?, self.descriptions.schema == "public");
+                            (public && *self.descriptions.namespace.read() == Some(oid))
+                                .then(|| PUBLIC_SCHEMA_COMMENT.to_string())
+                        }
+                        Some(_) => None,
                     }
-                    self.descriptions.describe(number(0, row)?, 0)
                 }
                 "pg_get_indexdef" => self.descriptions.index_definition(&indexes, number(0, row)?, number(1, row).unwrap_or(0)),
                 "pg_get_constraintdef" => Descriptions::constraint_definition(&indexes, number(0, row)?),

@@ -2,8 +2,8 @@
 //!
 //! arrow-pg encodes value by value: for every cell it matches the Arrow type,
 //! downcasts the array and goes through `ToSql`. For the types most results
-//! consist of (text, json, integers, float8, boolean, timestamptz, vectors as
-//! float4[]) this module resolves each column once per batch and writes every
+//! consist of (text, json, uuid, integers, float8, boolean, timestamptz,
+//! vectors as float4[]) this module resolves each column once per batch and writes every
 //! row's cells straight into one buffer, in the text or binary format the
 //! client asked for. Columns of any other type go through arrow-pg, a value at
 //! a time, into the same buffer.
@@ -13,7 +13,6 @@
 //! `Infinity`, `NaN`), booleans as `t`/`f`, timestamptz as
 //! `2024-01-02 03:04:05.678+00`.
 
-use std::collections::HashMap;
 use std::fmt::Write as _;
 use std::sync::Arc;
 
@@ -26,10 +25,7 @@ use datafusion::arrow::array::{
 };
 use datafusion::arrow::compute::cast;
 use datafusion::arrow::datatypes::{DataType, Field, Schema, TimeUnit};
-use datafusion::catalog::TableProvider;
 use datafusion::common::ParamValues;
-use datafusion::common::tree_node::{TreeNode, TreeNodeRecursion};
-use datafusion::datasource::source_as_provider;
 use datafusion::execution::TaskContext;
 use datafusion::logical_expr::LogicalPlan;
 use datafusion::physical_plan::execute_stream;
@@ -45,7 +41,7 @@ use datafusion_postgres::pgwire::error::{PgWireError, PgWireResult};
 use datafusion_postgres::pgwire::messages::data::DataRow;
 use datafusion_postgres::pgwire::types::format::FormatOptions;
 use futures::StreamExt;
-use heavenbase::{EntityTable, LogicalType};
+use heavenbase::LogicalType;
 
 use crate::cancel::until_cancelled;
 use crate::router::session;
@@ -63,6 +59,9 @@ enum Cells<'a> {
     TimestampMs(&'a TimestampMillisecondArray, FieldFormat),
     /// Vector fields as float4[].
     Vector(&'a FixedSizeListArray, &'a Float32Array, FieldFormat),
+    /// Uuid fields (canonical text) in binary format: their 16 bytes. (In
+    /// text format they are the text cells they are stored as.)
+    UuidBinary(Box<Cells<'a>>),
     /// Any other type, through arrow-pg, one value at a time.
     Other {
         array: &'a ArrayRef,
@@ -86,8 +85,13 @@ impl<'a> Cells<'a> {
 
     fn native(array: &'a dyn Array, field: &FieldInfo) -> Option<Cells<'a>> {
         let (ty, format) = (field.datatype(), field.format());
-        // json's binary form is its text, as is text's.
-        let text = *ty == Type::TEXT || *ty == Type::VARCHAR || *ty == Type::JSON;
+        // json's binary form is its text, as is text's; uuid's text form is
+        // the canonical text its field stores.
+        if *ty == Type::UUID && format == FieldFormat::Binary {
+            let text = FieldInfo::new(String::new(), None, None, Type::TEXT, FieldFormat::Text);
+            return Some(Cells::UuidBinary(Box::new(Self::native(array, &text)?)));
+        }
+        let text = *ty == Type::TEXT || *ty == Type::VARCHAR || *ty == Type::JSON || *ty == Type::UUID;
         Some(match array.data_type() {
             DataType::Utf8 if text => Cells::Text(array.as_string::<i32>()),
             DataType::LargeUtf8 if text => Cells::LargeText(array.as_string::<i64>()),
@@ -119,6 +123,7 @@ impl<'a> Cells<'a> {
             Cells::Bool(..) => rows,
             Cells::TimestampMs(..) => rows * 32,
             Cells::Vector(a, ..) => rows * (24 + a.value_length() as usize * 12),
+            Cells::UuidBinary(_) => rows * 16,
             Cells::Other { .. } => rows * 16,
         }
     }
@@ -135,7 +140,18 @@ impl<'a> Cells<'a> {
             Cells::Bool(a, _) => a.is_null(row),
             Cells::TimestampMs(a, _) => a.is_null(row),
             Cells::Vector(a, ..) => a.is_null(row),
+            Cells::UuidBinary(text) => text.is_null(row),
             Cells::Other { .. } => false,
+        }
+    }
+
+    /// The text of `row` in a text column.
+    fn text(&self, row: usize) -> Option<&str> {
+        match self {
+            Cells::Text(a) => Some(a.value(row)),
+            Cells::LargeText(a) => Some(a.value(row)),
+            Cells::TextView(a) => Some(a.value(row)),
+            _ => None,
         }
     }
 
@@ -183,7 +199,7 @@ impl<'a> Cells<'a> {
                         if values.is_null(i) {
                             scratch.push_str("NULL");
                         } else {
-                            float_text(values.value(i) as f64, &format!("{:e}", values.value(i)), FLOAT4_FIXED_DIGITS, scratch);
+                            float4_text(values.value(i), scratch);
                         }
                     }
                     scratch.push('}');
@@ -199,6 +215,15 @@ impl<'a> Cells<'a> {
                 put_bytes(buf, scratch.as_bytes());
             }
             Cells::Bool(a, _) => put_bytes(buf, if a.value(row) { b"t" } else { b"f" }),
+            Cells::UuidBinary(text) => {
+                let text = text.text(row).unwrap_or_default();
+                // Every value of a Uuid field is stored canonical; one that is
+                // not fails the statement rather than sending wrong bytes.
+                let bytes = heavenbase::catalog::types::uuid_bytes(text).ok_or_else(|| {
+                    PgWireError::ApiError(format!("invalid input syntax for type uuid: \"{text}\" (as stored)").into())
+                })?;
+                put_bytes(buf, &bytes);
+            }
             Cells::Other { .. } => unreachable!("encoded above"),
         }
         Ok(())
@@ -271,6 +296,11 @@ fn put_display(buf: &mut BytesMut, scratch: &mut String, value: impl std::fmt::D
 const FLOAT8_FIXED_DIGITS: i32 = 15;
 const FLOAT4_FIXED_DIGITS: i32 = 6;
 
+/// Postgres' float4 text (as float8's, with float4's switch to exponents).
+pub(crate) fn float4_text(v: f32, out: &mut String) {
+    float_text(v as f64, &format!("{v:e}"), FLOAT4_FIXED_DIGITS, out)
+}
+
 /// Postgres' float8 text: the shortest digits that read back exactly, in fixed
 /// notation for decimal exponents -4 to 14 and exponent notation outside.
 pub(crate) fn float8_text(v: f64, out: &mut String) {
@@ -301,51 +331,36 @@ fn float_text(v: f64, sci: &str, fixed_digits: i32, out: &mut String) {
     }
 }
 
-/// Which output columns of `plan` are an entity's Json field, read as stored
-/// (a column reference to an entity table, directly or through its alias).
-/// Arrow carries JSON as text; Postgres clients expect such a column as `json`.
-pub(crate) fn json_columns(plan: &LogicalPlan) -> Vec<bool> {
-    let mut tables: HashMap<String, Arc<dyn TableProvider>> = HashMap::new();
-    let _ = plan.apply(|node| {
-        let (name, scan) = match node {
-            LogicalPlan::TableScan(scan) => (scan.table_name.table(), scan),
-            LogicalPlan::SubqueryAlias(alias) => match alias.input.as_ref() {
-                LogicalPlan::TableScan(scan) => (alias.alias.table(), scan),
-                _ => return Ok(TreeNodeRecursion::Continue),
-            },
-            _ => return Ok(TreeNodeRecursion::Continue),
-        };
-        if let Ok(table) = source_as_provider(&scan.source) {
-            tables.insert(name.to_string(), table);
-        }
-        Ok(TreeNodeRecursion::Continue)
-    });
-    plan.schema()
-        .iter()
-        .map(|(qualifier, field)| {
-            qualifier
-                .and_then(|q| tables.get(q.table()))
-                .and_then(|t| (t.as_ref() as &dyn std::any::Any).downcast_ref::<EntityTable>())
-                .and_then(|t| t.def().get(field.name()))
-                .is_some_and(|f| f.ty == LogicalType::Json)
+/// The Postgres type each output column of `plan` is announced with where the
+/// entity field it reads says more than its Arrow type: Arrow carries JSON and
+/// UUIDs as text, Postgres clients expect such a column as `json` / `uuid`
+/// (psycopg and JDBC then give a dict or a `UUID`, as from Postgres). Which
+/// columns read a field: `heavenbase::output_field_types`.
+pub(crate) fn declared_types(plan: &LogicalPlan) -> Vec<Option<Type>> {
+    heavenbase::output_field_types(plan)
+        .into_iter()
+        .map(|ty| match ty? {
+            LogicalType::Json => Some(Type::JSON),
+            LogicalType::Uuid => Some(Type::UUID),
+            _ => None,
         })
         .collect()
 }
 
-/// `fields`, with the columns `json` marks announced as `json`.
-pub(crate) fn with_json(fields: Vec<FieldInfo>, json: &[bool]) -> Vec<FieldInfo> {
-    if !json.contains(&true) {
+/// `fields`, with the text columns `declared` gives a type announced as that type.
+pub(crate) fn with_declared_types(fields: Vec<FieldInfo>, declared: &[Option<Type>]) -> Vec<FieldInfo> {
+    if declared.iter().all(Option::is_none) {
         return fields;
     }
     fields
         .into_iter()
-        .zip(json.iter().chain(std::iter::repeat(&false)))
-        .map(|(f, &is_json)| {
-            if !is_json || *f.datatype() != Type::TEXT {
-                return f;
+        .zip(declared.iter().chain(std::iter::repeat(&None)))
+        .map(|(f, declared)| match declared {
+            Some(ty) if *f.datatype() == Type::TEXT => {
+                FieldInfo::new(f.name().to_string(), f.table_id(), f.column_id(), ty.clone(), f.format())
+                    .with_format_options(f.format_options().clone())
             }
-            FieldInfo::new(f.name().to_string(), f.table_id(), f.column_id(), Type::JSON, f.format())
-                .with_format_options(f.format_options().clone())
+            _ => f,
         })
         .collect()
 }
@@ -463,14 +478,17 @@ impl EncodedQueries {
         client: &dyn HookClient,
         dataframe: impl Future<Output = datafusion::error::Result<DataFrame>> + Send,
         format: &Format,
-        json: Option<Vec<bool>>,
+        declared: Option<Vec<Option<Type>>>,
         tag: Option<&'static str>,
     ) -> PgWireResult<Response> {
         // The router holds the statement to its statement_timeout.
         let dataframe = dataframe.await.map_err(|e| PgWireError::ApiError(Box::new(e)))?;
         let options = Arc::new(FormatOptions::from_client_metadata(client.metadata()));
-        let json = json.unwrap_or_else(|| json_columns(dataframe.logical_plan()));
-        let fields = Arc::new(with_json(arrow_schema_to_pg_fields(dataframe.schema().as_arrow(), format, Some(options))?, &json));
+        let declared = declared.unwrap_or_else(|| declared_types(dataframe.logical_plan()));
+        let fields = Arc::new(with_declared_types(
+            arrow_schema_to_pg_fields(dataframe.schema().as_arrow(), format, Some(options))?,
+            &declared,
+        ));
         let session = session(client)?;
         // Run with the statement's own memory budget inside the server's pool.
         let (state, plan) = dataframe.into_parts();
@@ -533,7 +551,7 @@ impl QueryHook for EncodedQueries {
         }
         let format = session(client).ok()?.result_formats.lock().take()?;
         // As Describe announced them, from the statement's unoptimised plan.
-        let json = json_columns(plan);
+        let declared = declared_types(plan);
         let plan = match plan.clone().replace_params_with_values(params) {
             Ok(plan) => plan,
             Err(e) => return Some(Err(PgWireError::ApiError(Box::new(e)))),
@@ -546,7 +564,7 @@ impl QueryHook for EncodedQueries {
             heavenbase::BoundParams::attach(state.config_mut(), params);
             Ok(DataFrame::new(state, optimised))
         };
-        Some(Self::respond(client, dataframe, &format, Some(json), returning_tag(statement)).await)
+        Some(Self::respond(client, dataframe, &format, Some(declared), returning_tag(statement)).await)
     }
 }
 

@@ -34,7 +34,9 @@ mod rewrite;
 mod router;
 mod settings;
 mod transactions;
+mod uuid_params;
 mod vector_params;
+mod vector_type;
 mod writes;
 
 use std::collections::HashMap;
@@ -353,6 +355,16 @@ impl datafusion_postgres::pgwire::api::ErrorHandler for SqlStateErrors {
             }
             other => other,
         };
+        // A message may quote what the client sent (a value, a parameter's
+        // bytes); the protocol ends each field at a NUL byte, so one inside
+        // would make the client misread the rest of the message.
+        if let PgWireError::UserError(info) = error {
+            for text in std::iter::once(&mut info.message).chain(info.detail.as_mut()).chain(info.hint.as_mut()) {
+                if text.contains('\0') {
+                    *text = text.replace('\0', "\\0");
+                }
+            }
+        }
     }
 }
 

@@ -44,12 +44,13 @@ use datafusion_postgres::pgwire::messages::PgWireBackendMessage;
 use datafusion_postgres::pgwire::types::format::FormatOptions;
 use futures::{Sink, SinkExt, StreamExt};
 use heavenbase::Workspace;
+use heavenbase::catalog::types::{canonical_uuid, uuid_from_bytes};
 use parking_lot::Mutex;
 
 use crate::auth::ConnectionStartup;
 use crate::cancel::Cancel;
 use crate::copy::{CopyHook, CopyIn};
-use crate::encode::{EncodedQueries, encode_batch, json_columns, with_json};
+use crate::encode::{EncodedQueries, declared_types, encode_batch, with_declared_types};
 use crate::writes::{ReadOnlyGuard, WorkspaceWrites};
 use crate::{Shared, SqlStateErrors, fatal_error};
 
@@ -153,9 +154,11 @@ pub(crate) struct Lookup {
     column: String,
     /// The key column is an int8 (a declared integer primary key), not a text.
     integer: bool,
+    /// The key column is a Uuid field: its key is read as a uuid (canonical).
+    uuid: bool,
     key: Key,
-    /// Projected columns that are Json fields (announced as `json`).
-    json: Vec<bool>,
+    /// The types projected Json and Uuid fields are announced with.
+    declared: Vec<Option<Type>>,
 }
 
 enum Key {
@@ -245,12 +248,22 @@ impl WorkspaceService {
                 Ok(n) => Some(ScalarValue::Int64(Some(n))),
                 Err(_) => return Ok(None),
             },
+            Key::Literal(s) if lookup.uuid => match canonical_uuid(s) {
+                Some(key) => Some(ScalarValue::Utf8(Some(key))),
+                // Refused (22P02) by the general path.
+                None => return Ok(None),
+            },
             Key::Literal(s) => Some(ScalarValue::Utf8(Some(s.clone()))),
             Key::Parameter(i) => {
                 let declared = portal.statement.parameter_types.get(*i).cloned().flatten();
                 match portal.parameters.get(*i) {
                     Some(Some(bytes)) => {
                         match key_parameter(lookup.integer, declared, portal.parameter_format.is_binary(*i), bytes) {
+                            // Text given for a uuid key is read as a uuid.
+                            Some(ScalarValue::Utf8(Some(text))) if lookup.uuid => match canonical_uuid(&text) {
+                                Some(key) => Some(ScalarValue::Utf8(Some(key))),
+                                None => return Ok(None),
+                            },
                             Some(v) => Some(v),
                             // Anything else is converted (or refused) by the general path.
                             None => return Ok(None),
@@ -264,7 +277,7 @@ impl WorkspaceService {
         };
         let format = Arc::new(FormatOptions::from_client_metadata(client.metadata()));
         let fields = arrow_schema_to_pg_fields(&lookup.schema, &portal.result_column_format, Some(format))?;
-        let fields: Arc<Vec<FieldInfo>> = Arc::new(with_json(fields, &lookup.json));
+        let fields: Arc<Vec<FieldInfo>> = Arc::new(with_declared_types(fields, &lookup.declared));
         let mut rows = Vec::new();
         if let Some(value) = value {
             let filter = Expr::Column(Column::from_name(&lookup.column)).eq(Expr::Literal(value, None));
@@ -318,8 +331,12 @@ fn lookup_of(plan: &LogicalPlan) -> Option<Lookup> {
         })
         .collect::<Option<_>>()?;
     let schema = Arc::new(schema.project(&projection).ok()?);
-    let json = json_columns(plan);
-    Some(Lookup { table, projection, schema, column: column.name.clone(), integer, key, json })
+    let declared = declared_types(plan);
+    let uuid = (table.as_ref() as &dyn std::any::Any)
+        .downcast_ref::<heavenbase::EntityTable>()
+        .and_then(|t| t.def().get(&column.name))
+        .is_some_and(|f| f.ty == heavenbase::LogicalType::Uuid);
+    Some(Lookup { table, projection, schema, column: column.name.clone(), integer, uuid, key, declared })
 }
 
 /// A bound key parameter as the lookup's literal, or None where the general
@@ -329,6 +346,12 @@ fn lookup_of(plan: &LogicalPlan) -> Option<Lookup> {
 fn key_parameter(integer: bool, declared: Option<Type>, binary: bool, bytes: &[u8]) -> Option<ScalarValue> {
     let declared = declared.unwrap_or(Type::UNKNOWN);
     if !integer {
+        if declared == Type::UUID {
+            // A Uuid key is stored canonical (uuid_params reads the others).
+            let text =
+                if binary { uuid_from_bytes(bytes.try_into().ok()?) } else { canonical_uuid(std::str::from_utf8(bytes).ok()?)? };
+            return Some(ScalarValue::Utf8(Some(text)));
+        }
         if !matches!(declared, Type::TEXT | Type::VARCHAR | Type::BPCHAR | Type::NAME | Type::UNKNOWN) {
             return None;
         }
@@ -535,8 +558,10 @@ impl ExtendedQueryHandler for Router {
                     Some(response) => response,
                     None => {
                         *session.result_formats.lock() = Some(portal.result_column_format.clone());
-                        let vectors = crate::vector_params::pgvector_text_parameters(portal);
+                        let vectors = crate::vector_params::pgvector_parameters(portal)?;
                         let portal = vectors.as_ref().unwrap_or(portal);
+                        let uuids = crate::uuid_params::uuid_parameters(portal)?;
+                        let portal = uuids.as_ref().unwrap_or(portal);
                         <DfSessionService as ExtendedQueryHandler>::do_query(&session.service.df, client, portal, max_rows)
                             .await?
                     }
@@ -648,7 +673,7 @@ impl QueryParser for RouterParser {
     ) -> PgWireResult<Vec<FieldInfo>> {
         let fields = self.fallback.get_result_schema(stmt, column_format)?;
         Ok(match &stmt.1 {
-            Some((_, plan)) => with_json(fields, &json_columns(plan)),
+            Some((_, plan)) => with_declared_types(fields, &declared_types(plan)),
             None => fields,
         })
     }

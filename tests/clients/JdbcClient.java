@@ -7,6 +7,7 @@ import java.util.ArrayList;
 import java.util.HashMap;
 import java.util.List;
 import java.util.Map;
+import java.util.UUID;
 
 /**
  * pgJDBC against `hb serve`: DatabaseMetaData.getTables/getColumns/getSchemas
@@ -140,6 +141,42 @@ public class JdbcClient {
                 }
                 c.commit();
                 c.setAutoCommit(true);
+            }
+            // uuid columns: setObject(UUID) binds a uuid (pgJDBC sends it in
+            // binary), getObject gives a java.util.UUID, a prepared lookup by
+            // key finds the row each time (past the server-side switch).
+            try (var st = c.createStatement()) {
+                st.execute("CREATE TABLE gadget (id uuid PRIMARY KEY DEFAULT gen_random_uuid(), label text)");
+            }
+            UUID given = UUID.fromString("a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11");
+            try (PreparedStatement ps = c.prepareStatement("INSERT INTO gadget (id, label) VALUES (?, ?)")) {
+                ps.setObject(1, given);
+                ps.setString(2, "given");
+                check(ps.executeUpdate() == 1, "uuid insert count");
+            }
+            UUID made;
+            try (PreparedStatement ps = c.prepareStatement("INSERT INTO gadget (label) VALUES (?) RETURNING id")) {
+                ps.setString(1, "made");
+                try (ResultSet rs = ps.executeQuery()) {
+                    check(rs.next(), "RETURNING id gives a row");
+                    Object id = rs.getObject(1);
+                    check(id instanceof UUID && !id.equals(given), "RETURNING id is a UUID: " + id);
+                    made = (UUID) id;
+                }
+            }
+            try (PreparedStatement ps = c.prepareStatement("SELECT id, label FROM gadget WHERE id = ?")) {
+                for (int i = 0; i < 7; i++) {
+                    ps.setObject(1, i % 2 == 0 ? given : made);
+                    try (ResultSet rs = ps.executeQuery()) {
+                        check(rs.next(), "lookup " + i + " finds its row");
+                        check(rs.getObject(1).equals(i % 2 == 0 ? given : made), "lookup " + i + " id: " + rs.getObject(1));
+                        check(rs.getString(2).equals(i % 2 == 0 ? "given" : "made"), "lookup " + i + " label: " + rs.getString(2));
+                        check(!rs.next(), "lookup " + i + " finds one row");
+                    }
+                }
+            }
+            try (ResultSet rs = md.getColumns(null, null, "gadget", "id")) {
+                check(rs.next() && "uuid".equals(rs.getString("TYPE_NAME")), "getColumns says uuid");
             }
         }
         System.out.println("ok");

@@ -1,13 +1,18 @@
-"""psycopg 3, SQLAlchemy's inspector and pandas.read_sql against `hb serve`.
+"""psycopg 3 (with pgvector-python's types), SQLAlchemy's inspector and
+pandas.read_sql against `hb serve`.
 
 Usage: python3 python_client.py PORT DATABASE ALPHA_OBJECT_ID
 Exits non-zero with the failing check on stderr; prints "ok" on success.
 """
 import sys
+import uuid
 
+import numpy as np
 import pandas as pd
 import psycopg
 import sqlalchemy as sa
+from pgvector import Vector
+from pgvector.psycopg import register_vector
 
 port, db, alpha = sys.argv[1], sys.argv[2], sys.argv[3]
 
@@ -52,6 +57,44 @@ with psycopg.connect(f"host=127.0.0.1 port={port} user=postgres dbname={db}") as
         "SELECT v.id FROM near('vdoc', 'emb', %s, 2) n JOIN vdoc v USING (object_id) ORDER BY n.score DESC",
         ("[0.9, 0.1, 0]",)).fetchall()
     assert [r[0] for r in rows] == [1, 2], rows
+    # pgvector-python's register_vector finds the vector type; numpy arrays
+    # and Vector objects are then sent in pgvector's binary form (and with
+    # %t in its text form). Vector columns still read back as float lists.
+    register_vector(conn)
+    conn.execute("INSERT INTO vdoc (id, emb) VALUES (%s, %s)", (5, np.array([0.25, 0.5, 1.0])))
+    conn.execute("INSERT INTO vdoc (id, emb) VALUES (%s, %s)", (6, Vector([0.0, 0.0, 2.0])))
+    conn.execute("INSERT INTO vdoc (id, emb) VALUES (%s, %t)", (7, np.array([1.5, 0.25, 0.0])))
+    conn.execute("UPDATE vdoc SET emb = %s WHERE id = %s", (np.array([0.0, 0.5, 0.5], dtype=np.float32), 6))
+    conn.commit()
+    rows = conn.execute("SELECT id, emb FROM vdoc WHERE id >= 5 ORDER BY id").fetchall()
+    assert rows == [(5, [0.25, 0.5, 1.0]), (6, [0.0, 0.5, 0.5]), (7, [1.5, 0.25, 0.0])], rows
+    try:
+        conn.execute("INSERT INTO vdoc (id, emb) VALUES (%s, %s)", (8, np.array([1.0, 2.0])))
+        raise AssertionError("a binary vector of the wrong dimension is refused")
+    except psycopg.errors.InvalidTextRepresentation as e:
+        assert "dimension" in str(e), e
+        conn.rollback()
+    rows = conn.execute(
+        "SELECT v.id FROM near('vdoc', 'emb', %s, 2) n JOIN vdoc v USING (object_id) ORDER BY n.score DESC",
+        (np.array([1.5, 0.25, 0.0]),)).fetchall()
+    assert [r[0] for r in rows] == [7, 1], rows
+    info = psycopg.types.TypeInfo.fetch(conn, "vector")
+    assert info.name == "vector" and info.regtype == "vector", info
+    # uuid columns: a uuid.UUID bound in text (%t) and binary (%b) format is
+    # stored, a uuid column is read back as uuid.UUID in both result formats.
+    conn.execute("CREATE TABLE token (id uuid PRIMARY KEY DEFAULT gen_random_uuid(), label text)")
+    given = uuid.UUID("A0EEBC99-9C0B-4EF8-BB6D-6BB9BD380A11")
+    conn.execute("INSERT INTO token (id, label) VALUES (%t, %s)", (given, "text"))
+    conn.execute("INSERT INTO token (id, label) VALUES (%b, %s)", (uuid.UUID(int=7), "binary"))
+    made = conn.execute("INSERT INTO token (label) VALUES (%s) RETURNING id", ("made",)).fetchone()[0]
+    assert isinstance(made, uuid.UUID) and made not in (given, uuid.UUID(int=7)), made
+    conn.commit()
+    assert conn.execute("SELECT label FROM token WHERE id = %t", (given,)).fetchone() == ("text",)
+    with conn.cursor(binary=True) as cur:
+        cur.execute("SELECT id, label FROM token WHERE id = %b", (uuid.UUID(int=7),))
+        assert cur.fetchall() == [(uuid.UUID(int=7), "binary")]
+        cur.execute("SELECT id FROM token ORDER BY label")
+        assert cur.fetchall() == [(uuid.UUID(int=7),), (made,), (given,)]
     # An error carries its SQLSTATE, and the connection goes on after a rollback.
     try:
         conn.execute("SELECT nope FROM product")

@@ -6,6 +6,7 @@ Usage: python3 sqlalchemy_orm.py PORT DATABASE
 Exits non-zero with the failing check on stderr; prints "ok" on success.
 """
 import sys
+import uuid
 
 import sqlalchemy as sa
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, relationship
@@ -33,6 +34,15 @@ class Book(Base):
     pages: Mapped[int | None]
     author_id: Mapped[int] = mapped_column(sa.ForeignKey("author.id"), index=True)
     author: Mapped[Author] = relationship(back_populates="books")
+
+
+class Device(Base):
+    """A uuid primary key generated client-side (SQLAlchemy's `Uuid`, bound
+    and read as `uuid.UUID`), beside one the server generates."""
+    __tablename__ = "device"
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
+    token: Mapped[uuid.UUID] = mapped_column(server_default=sa.text("gen_random_uuid()"))
+    label: Mapped[str] = mapped_column(sa.String(40))
 
 
 Base.metadata.create_all(engine)
@@ -82,6 +92,23 @@ with Session(engine) as session:
     session.commit()
     assert session.scalar(sa.select(sa.func.count()).select_from(Book)) == 0
     assert [a.name for a in session.scalars(sa.select(Author).order_by(Author.id))] == ["Bob"]
+
+# uuid keys round-trip as uuid.UUID, through the unit of work and lookups by key.
+with Session(engine) as session:
+    phone = Device(label="phone")
+    session.add_all([phone, Device(label="laptop")])
+    session.commit()
+    assert isinstance(phone.id, uuid.UUID) and isinstance(phone.token, uuid.UUID), (phone.id, phone.token)
+    key = phone.id
+with Session(engine) as session:
+    found = session.get(Device, key)
+    assert found is not None and found.label == "phone" and found.id == key, found
+    found.label = "old phone"
+    session.commit()
+    assert session.scalars(sa.select(Device.label).where(Device.id == key)).one() == "old phone"
+    session.delete(found)
+    session.commit()
+    assert [d.label for d in session.scalars(sa.select(Device))] == ["laptop"]
 
 # A delete that would leave a book without its author is refused.
 with engine.connect() as conn:

@@ -95,9 +95,12 @@ async fn pg_dump_of_a_workspace_restores_into_postgres() {
     let client = connect(port, "dumpsrc").await;
     client
         .batch_execute(
-            "CREATE TABLE acct (id integer PRIMARY KEY, email text UNIQUE, tier text NOT NULL, since date, score double precision);
+            "CREATE TABLE acct (id integer PRIMARY KEY, email text UNIQUE, tier text NOT NULL, since date, score double precision,
+                                token uuid NOT NULL DEFAULT gen_random_uuid(), meta json, emb vector(3));
              CREATE INDEX acct_tier ON acct (tier);
-             INSERT INTO acct VALUES (1, 'a@x.org', 'free', '2024-01-02', 1.5), (2, 'b@x.org', 'pro', NULL, NULL)",
+             INSERT INTO acct (id, email, tier, since, score, meta, emb) VALUES
+               (1, 'a@x.org', 'free', '2024-01-02', 1.5, '{\"k\": [1, \"two\"]}', '[1, 0.5, -2]'),
+               (2, 'b@x.org', 'pro', NULL, NULL, NULL, NULL)",
         )
         .await
         .unwrap();
@@ -105,6 +108,14 @@ async fn pg_dump_of_a_workspace_restores_into_postgres() {
     let schema = pg_dump(port, "dumpsrc", &["--schema-only"]);
     assert!(schema.contains("CREATE TABLE public.acct"), "{schema}");
     assert!(schema.contains("CREATE TABLE public.product"), "{schema}");
+    // uuid and json columns keep their types; vectors are dumped as the
+    // float4[] they are sent as (any Postgres restores them, pgvector or not).
+    assert!(schema.contains("token uuid NOT NULL,"), "{schema}");
+    assert!(schema.contains("meta json,") && schema.contains("emb real[]"), "{schema}");
+    // Their storage is their type's: nothing for pg_dump to set.
+    assert!(!schema.contains("SET STORAGE"), "{schema}");
+    // The public schema keeps initdb's comment: nothing to restore about it.
+    assert!(!schema.contains("COMMENT ON SCHEMA public"), "{schema}");
 
     let db = format!("hb_dump_{}", h.pg_schema("d").trim_start_matches("hbt_d_"));
     let (pg, connection) = tokio_postgres::connect(&url, tokio_postgres::NoTls).await.unwrap();
@@ -124,7 +135,7 @@ async fn pg_dump_of_a_workspace_restores_into_postgres() {
         restore(&url, &db, &data);
     }
     for sql in [
-        "SELECT id, email, tier, since, score FROM acct ORDER BY id",
+        "SELECT id, email, tier, since, score, token, meta::text, emb FROM acct ORDER BY id",
         "SELECT object_id, name, title, price, qty, active, day FROM product ORDER BY name",
     ] {
         let ours = rows(&client, sql).await;

@@ -1621,6 +1621,26 @@ async fn uuid_columns_keep_canonical_values_and_generate_their_defaults() {
         assert_eq!(column_names(&named), ["uuid"]);
         let e = ws.sql("SELECT 'nope'::uuid").await.unwrap_err();
         assert_eq!(e.sqlstate(), "22P02", "{e}");
+        // Uncast text compared with a uuid column is read as a uuid, as
+        // Postgres types the literal by the column: in WHERE, IN, an alias's
+        // column, UPDATE and DELETE; text that is no UUID is 22P02.
+        let found = ws.sql("SELECT owner FROM acct WHERE id = 'A0EEBC99-9C0B-4EF8-BB6D-6BB9BD380A11'").await.unwrap();
+        assert_eq!(cells(&found), rows(&[&["upper"]]));
+        let found = ws
+            .sql("SELECT a.owner FROM acct a WHERE a.ref IN ('{A0EEBC99-9C0B4EF8-BB6D6BB9-BD380A11}', 'a0eebc99-0000-4ef8-bb6d-6bb9bd380a11')")
+            .await
+            .unwrap();
+        assert_eq!(cells(&found), rows(&[&["upper"]]));
+        let e = ws.sql("SELECT owner FROM acct WHERE id = 'nope'").await.unwrap_err();
+        assert_eq!(e.sqlstate(), "22P02", "{e}");
+        ws.sql("UPDATE acct SET owner = 'UPPER' WHERE id = 'A0EEBC99-9C0B-4EF8-BB6D-6BB9BD380A11'").await.unwrap();
+        let found = ws.sql(&format!("SELECT owner FROM acct WHERE id = '{canon}'")).await.unwrap();
+        assert_eq!(cells(&found), rows(&[&["UPPER"]]));
+        ws.sql("UPDATE acct SET owner = 'upper' WHERE id <> 'A0EEBC99-9C0B-4EF8-BB6D-6BB9BD380A12' AND owner = 'UPPER'")
+            .await
+            .unwrap();
+        let found = ws.sql(&format!("SELECT owner FROM acct WHERE id = '{canon}'")).await.unwrap();
+        assert_eq!(cells(&found), rows(&[&["upper"]]));
         let many = ws.sql("SELECT count(DISTINCT u) FROM (SELECT gen_random_uuid() AS u FROM generate_series(1, 100)) t").await;
         assert_eq!(cells(&many.unwrap()), rows(&[&["100"]]));
         let described = ws

@@ -2075,7 +2075,11 @@ async fn correlated_subqueries_in_the_select_list_answer_over_the_wire() {
 /// A `uuid` key with `DEFAULT gen_random_uuid()`, as modern schemas declare
 /// it: `INSERT … RETURNING id` gives the generated UUID (both protocols),
 /// a bound `$1` or an upper-case `'…'::uuid` finds the row, and text that
-/// is no UUID is 22P02 with the session going on.
+/// is no UUID is 22P02 with the session going on. The column is announced as
+/// `uuid` (OID 2950) in results and in pg_attribute, so a driver gives its
+/// UUID type (here tokio-postgres' `uuid::Uuid`, read in binary); a UUID
+/// bound as a `uuid` parameter (binary, 16 bytes) writes and finds rows,
+/// including on the key-lookup path.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn uuid_keys_over_the_wire() {
     let h = TestHome::new();
@@ -2086,7 +2090,10 @@ async fn uuid_keys_over_the_wire() {
         .batch_execute("CREATE TABLE session (id uuid PRIMARY KEY DEFAULT gen_random_uuid(), who text NOT NULL)")
         .await
         .unwrap();
-    let made: String = client.query_one("INSERT INTO session (who) VALUES ($1) RETURNING id", &[&"ada"]).await.unwrap().get(0);
+    let row = client.query_one("INSERT INTO session (who) VALUES ($1) RETURNING id", &[&"ada"]).await.unwrap();
+    assert_eq!(row.columns()[0].type_(), &tokio_postgres::types::Type::UUID);
+    let made: uuid::Uuid = row.get(0);
+    let made = made.hyphenated().to_string();
     assert!(heavenbase::catalog::types::is_canonical_uuid(&made), "{made}");
     let simple = simple_rows(client.simple_query("INSERT INTO session (who) VALUES ('bob') RETURNING id").await.unwrap());
     let bob = simple[0][0].clone().unwrap();
@@ -2099,4 +2106,78 @@ async fn uuid_keys_over_the_wire() {
     assert_eq!(db_code(&err), "22P02", "{err:?}");
     let n: i64 = client.query_one("SELECT count(*) FROM session", &[]).await.unwrap().get(0);
     assert_eq!(n, 2);
+
+    // Typed both ways: a Uuid bound as uuid (binary) and read back as one.
+    let typed = [tokio_postgres::types::Type::UUID, tokio_postgres::types::Type::TEXT];
+    let insert = client.prepare_typed("INSERT INTO session (id, who) VALUES ($1, $2)", &typed).await.unwrap();
+    let carol = uuid::Uuid::parse_str("A0EEBC99-9C0B-4EF8-BB6D-6BB9BD380A11").unwrap();
+    assert_eq!(client.execute(&insert, &[&carol, &"carol"]).await.unwrap(), 1);
+    let lookup = client.prepare_typed("SELECT id, who FROM session WHERE id = $1", &typed[..1]).await.unwrap();
+    let found = client.query(&lookup, &[&carol]).await.unwrap();
+    assert_eq!(found.len(), 1);
+    assert_eq!(found[0].get::<_, uuid::Uuid>(0), carol);
+    assert_eq!(found[0].get::<_, String>(1), "carol");
+    // Uncast text compared with the uuid column is read as a uuid (as Postgres
+    // types the literal by the column): upper case, in a list, bound as text.
+    let upper = carol.hyphenated().to_string().to_uppercase();
+    let uncast = format!("SELECT who FROM session WHERE id = '{upper}'");
+    assert_eq!(simple_rows(client.simple_query(&uncast).await.unwrap()), vec![vec![Some("carol".into())]]);
+    let listed = format!("SELECT who FROM session WHERE id IN ('{{{}}}', '{}') ORDER BY who", carol.simple(), bob.to_uppercase());
+    assert_eq!(
+        simple_rows(client.simple_query(&listed).await.unwrap()),
+        vec![vec![Some("bob".into())], vec![Some("carol".into())]]
+    );
+    let who: String = client.query_one("SELECT who FROM session WHERE id = $1", &[&upper]).await.unwrap().get(0);
+    assert_eq!(who, "carol");
+    let who: String = client.query_one(uncast.as_str(), &[]).await.unwrap().get(0);
+    assert_eq!(who, "carol");
+    let err = client.simple_query("SELECT who FROM session WHERE id = 'not-a-uuid'").await.unwrap_err();
+    assert_eq!(db_code(&err), "22P02", "{err:?}");
+    // Any form Postgres reads, cast: a hyphen after any group of four.
+    let stored: String = client
+        .query_one("SELECT who FROM session WHERE id = $1::uuid", &[&"A0EEBC99-9C0B4EF8-BB6D6BB9-BD380A11"])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(stored, "carol");
+    // A uuid's binary form is 16 bytes; 15 is refused, and the session goes on.
+    let short = client.query_raw(&lookup, [Raw16(vec![0u8; 15])]).await;
+    let err = match short {
+        Ok(stream) => futures::StreamExt::collect::<Vec<_>>(stream).await.into_iter().find_map(Result::err).expect("an error"),
+        Err(e) => e,
+    };
+    assert_eq!(db_code(&err), "22P02", "{err:?}");
+    // The catalog says uuid, as information_schema does.
+    let attribute: String = client
+        .query_one(
+            "SELECT format_type(a.atttypid, a.atttypmod) FROM pg_attribute a JOIN pg_class c ON a.attrelid = c.oid \
+             WHERE c.relname = 'session' AND a.attname = 'id'",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(attribute, "uuid");
+    let n: i64 = client.query_one("SELECT count(*) FROM session", &[]).await.unwrap().get(0);
+    assert_eq!(n, 3);
+}
+
+/// Bytes bound as they are, whatever the parameter's type (to send a
+/// malformed binary value).
+#[derive(Debug)]
+struct Raw16(Vec<u8>);
+
+impl tokio_postgres::types::ToSql for Raw16 {
+    fn to_sql(
+        &self,
+        _: &tokio_postgres::types::Type,
+        out: &mut tokio_postgres::types::private::BytesMut,
+    ) -> Result<tokio_postgres::types::IsNull, Box<dyn std::error::Error + Sync + Send>> {
+        out.extend_from_slice(&self.0);
+        Ok(tokio_postgres::types::IsNull::No)
+    }
+    fn accepts(_: &tokio_postgres::types::Type) -> bool {
+        true
+    }
+    tokio_postgres::types::to_sql_checked!();
 }

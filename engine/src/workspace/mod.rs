@@ -208,6 +208,8 @@ impl Workspace {
             // Correlated subqueries that compare rather than equate (crate::correlated).
             .with_optimizer_rules(crate::correlated::optimizer_rules())
             .with_optimizer_rule(Arc::new(crate::federation::Federation))
+            // Text compared with a uuid column is read as a uuid (crate::uuids).
+            .with_analyzer_rule(Arc::new(crate::uuids::UuidLiterals))
             // INSERT … RETURNING's write node (crate::returning).
             .with_query_planner(Arc::new(crate::returning::WorkspacePlanner))
             .build();
