@@ -41,9 +41,11 @@ pub(crate) struct Transactions;
 ///   any statement (or COMMIT) that finds it moved fails with 40001 (retry the
 ///   transaction), as Postgres fails a serializable transaction it cannot
 ///   order. Every statement of a block that commits thus saw one unchanging
-///   state: a consistent snapshot, which pg_dump relies on. Such a block must
-///   be READ ONLY (a write in it is refused with 0A000): its own writes would
-///   be checked only at COMMIT.
+///   state: a consistent snapshot, which pg_dump relies on. The block's writes
+///   are held until COMMIT like any block's and applied by
+///   `Transaction::commit_if_unchanged`, which checks the version once more
+///   under a lock that validated commits share: of two such blocks that ran
+///   at the same time, at most one commits.
 #[derive(Default)]
 pub(crate) struct BlockModes {
     read_only: bool,
@@ -91,14 +93,6 @@ fn check_in_block(s: &crate::router::Session, statement: &Statement) -> Option<d
         let verb = statement.to_string().split_whitespace().next().unwrap_or_default().to_uppercase();
         if modes.read_only {
             return Some(user_error("25006", format!("cannot execute {verb} in a read-only transaction")));
-        }
-        if modes.repeatable {
-            return Some(user_error(
-                "0A000",
-                format!(
-                    "cannot execute {verb} in a REPEATABLE READ or SERIALIZABLE block: such blocks are read only here (their reads are validated, not isolated); write in a READ COMMITTED block"
-                ),
-            ));
         }
     }
     if modes.repeatable {
@@ -196,26 +190,27 @@ impl Transactions {
             Statement::Commit { .. } => {
                 let tx = s.txn.lock().take();
                 let modes = std::mem::take(&mut *s.modes.lock());
-                let changed = modes.repeatable && modes.version.is_some_and(|v| v != s.service.ws.change_version());
+                let validated = modes.version.filter(|_| modes.repeatable);
                 match tx {
                     None => Ok(Response::TransactionEnd(Tag::new("COMMIT"))),
                     Some(tx) if failed => {
                         tx.rollback();
                         Ok(Response::TransactionEnd(Tag::new("ROLLBACK")))
                     }
-                    Some(tx) if changed => {
-                        tx.rollback();
-                        client.set_transaction_status(TransactionStatus::Idle);
-                        Err(serialization_failure())
-                    }
-                    Some(tx) => match tx.commit().await {
-                        Ok(()) => Ok(Response::TransactionEnd(Tag::new("COMMIT"))),
-                        Err(e) => {
-                            // The block is over either way: the error leaves the session idle.
-                            client.set_transaction_status(TransactionStatus::Idle);
-                            Err(to_pg_error(e))
+                    Some(tx) => {
+                        let committed = match validated {
+                            Some(version) => tx.commit_if_unchanged(version).await,
+                            None => tx.commit().await,
+                        };
+                        match committed {
+                            Ok(()) => Ok(Response::TransactionEnd(Tag::new("COMMIT"))),
+                            Err(e) => {
+                                // The block is over either way: the error leaves the session idle.
+                                client.set_transaction_status(TransactionStatus::Idle);
+                                Err(to_pg_error(e))
+                            }
                         }
-                    },
+                    }
                 }
             }
             Statement::Rollback { savepoint: None, .. } => {

@@ -2181,3 +2181,80 @@ impl tokio_postgres::types::ToSql for Raw16 {
     }
     tokio_postgres::types::to_sql_checked!();
 }
+
+/// REPEATABLE READ and SERIALIZABLE blocks write: their writes are held to
+/// COMMIT like any block's and applied only if nothing in the workspace
+/// changed since the block's first statement. A change seen by a later
+/// statement fails it with 40001; of two such blocks that read what the
+/// other writes (write skew), the second COMMIT gets 40001 and writes
+/// nothing; identity values a block draws do not fail it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn repeatable_read_blocks_write_and_fail_on_conflict() {
+    let h = TestHome::new();
+    let ws = h.open("wrr", heavenbase::Construction::preset("embedded")).await;
+    let port = start(ws.clone()).await;
+    let a = connect(port, "wrr").await;
+    let b = connect(port, "wrr").await;
+    a.batch_execute(
+        "CREATE TABLE acct (id integer PRIMARY KEY, bal integer NOT NULL); \
+         INSERT INTO acct VALUES (1, 100), (2, 100); \
+         CREATE TABLE entry (id serial PRIMARY KEY, note text)",
+    )
+    .await
+    .unwrap();
+    async fn balances(c: &tokio_postgres::Client) -> Vec<(i64, i64)> {
+        let rows = c.query("SELECT id, bal FROM acct ORDER BY id", &[]).await.unwrap();
+        rows.iter().map(|r| (r.get(0), r.get(1))).collect()
+    }
+    // A block that writes and commits: it reads its own write; others see it after COMMIT.
+    a.batch_execute("BEGIN ISOLATION LEVEL REPEATABLE READ").await.unwrap();
+    let bal: i64 = a.query_one("SELECT bal FROM acct WHERE id = 1", &[]).await.unwrap().get(0);
+    assert_eq!(bal, 100);
+    assert_eq!(a.execute("UPDATE acct SET bal = bal - 10 WHERE id = 1", &[]).await.unwrap(), 1);
+    let bal: i64 = a.query_one("SELECT bal FROM acct WHERE id = 1", &[]).await.unwrap().get(0);
+    assert_eq!(bal, 90);
+    assert_eq!(balances(&b).await, [(1, 100), (2, 100)]);
+    a.batch_execute("COMMIT").await.unwrap();
+    assert_eq!(balances(&b).await, [(1, 90), (2, 100)]);
+
+    // Another session's write while the block runs fails its next statement.
+    a.batch_execute("BEGIN ISOLATION LEVEL REPEATABLE READ").await.unwrap();
+    let sum: i64 = a.query_one("SELECT sum(bal) FROM acct", &[]).await.unwrap().get(0);
+    assert_eq!(sum, 190);
+    b.execute("UPDATE acct SET bal = bal + 1 WHERE id = 2", &[]).await.unwrap();
+    let err = a.execute("UPDATE acct SET bal = bal - 5 WHERE id = 1", &[]).await.unwrap_err();
+    assert_eq!(db_code(&err), "40001", "{err:?}");
+    a.batch_execute("ROLLBACK").await.unwrap();
+    assert_eq!(balances(&a).await, [(1, 90), (2, 101)]);
+
+    // Write skew: each block reads both rows and writes the one the other
+    // read. The first COMMIT wins; the second gets 40001 and writes nothing.
+    a.batch_execute("BEGIN ISOLATION LEVEL SERIALIZABLE").await.unwrap();
+    b.batch_execute("BEGIN ISOLATION LEVEL SERIALIZABLE").await.unwrap();
+    let sa: i64 = a.query_one("SELECT sum(bal) FROM acct", &[]).await.unwrap().get(0);
+    let sb: i64 = b.query_one("SELECT sum(bal) FROM acct", &[]).await.unwrap().get(0);
+    assert_eq!((sa, sb), (191, 191));
+    a.execute("UPDATE acct SET bal = bal - 100 WHERE id = 1", &[]).await.unwrap();
+    b.execute("UPDATE acct SET bal = bal - 100 WHERE id = 2", &[]).await.unwrap();
+    a.batch_execute("COMMIT").await.unwrap();
+    let err = b.batch_execute("COMMIT").await.unwrap_err();
+    assert_eq!(db_code(&err), "40001", "{err:?}");
+    assert_eq!(balances(&b).await, [(1, -10), (2, 101)], "only the first block's write");
+    // The session that got 40001 at COMMIT is idle and goes on.
+    let one: i64 = b.query_one("SELECT 1", &[]).await.unwrap().get(0);
+    assert_eq!(one, 1);
+
+    // Identity values drawn inside the block do not fail it.
+    a.batch_execute("BEGIN ISOLATION LEVEL REPEATABLE READ").await.unwrap();
+    let first: i64 = a.query_one("INSERT INTO entry (note) VALUES ('one') RETURNING id", &[]).await.unwrap().get(0);
+    let second: i64 = a.query_one("INSERT INTO entry (note) VALUES ('two') RETURNING id", &[]).await.unwrap().get(0);
+    assert_eq!((first, second), (1, 2));
+    a.batch_execute("COMMIT").await.unwrap();
+    let n: i64 = b.query_one("SELECT count(*) FROM entry", &[]).await.unwrap().get(0);
+    assert_eq!(n, 2);
+    // READ ONLY still refuses writes.
+    a.batch_execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY").await.unwrap();
+    let err = a.execute("UPDATE acct SET bal = 0", &[]).await.unwrap_err();
+    assert_eq!(db_code(&err), "25006", "{err:?}");
+    a.batch_execute("ROLLBACK").await.unwrap();
+}

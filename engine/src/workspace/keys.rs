@@ -145,7 +145,7 @@ impl Workspace {
             "object_id": system_row_id(SEQUENCE_KIND, &key), "kind": SEQUENCE_KIND, "subject_id": entity,
             "name": field, "field": field, "ws": self.id(), "meta": {"last": new_last},
         });
-        self.write_system_rows(SYS_METASCHEMA, vec![row.as_object().cloned().expect("object")]).await?;
+        self.store_counters(vec![row.as_object().cloned().expect("object")]).await?;
         counters.insert(key, new_last);
         Ok(last + 1)
     }
@@ -168,7 +168,7 @@ impl Workspace {
                 "object_id": system_row_id(SEQUENCE_KIND, &key), "kind": SEQUENCE_KIND, "subject_id": entity,
                 "name": f.name, "field": f.name, "ws": self.id(), "meta": {"last": 0},
             });
-            self.write_system_rows(SYS_METASCHEMA, vec![row.as_object().cloned().expect("object")]).await?;
+            self.store_counters(vec![row.as_object().cloned().expect("object")]).await?;
             counters.insert(key, 0);
         }
         Ok(())

@@ -79,6 +79,8 @@ pub(crate) struct Inner {
     pub sequences: tokio::sync::Mutex<HashMap<String, i64>>,
     /// Serialises registration.
     pub register_lock: tokio::sync::Mutex<()>,
+    /// Serialises the commits of validated blocks (Transaction::commit_if_unchanged).
+    pub validated_commits: tokio::sync::Mutex<()>,
     /// Bumped whenever a table is (re)registered or removed, so cached plans
     /// (the wire server's) know they are stale.
     pub schema_version: std::sync::atomic::AtomicU64,
@@ -237,6 +239,7 @@ impl Workspace {
                 claim_released: tokio::sync::Notify::new(),
                 sequences: tokio::sync::Mutex::new(HashMap::new()),
                 register_lock: tokio::sync::Mutex::new(()),
+                validated_commits: tokio::sync::Mutex::new(()),
                 schema_version: std::sync::atomic::AtomicU64::new(0),
                 data_version: std::sync::atomic::AtomicU64::new(0),
                 journal_replayed: std::sync::atomic::AtomicUsize::new(0),
@@ -364,8 +367,9 @@ impl Workspace {
 
     /// Changes whenever a write to this workspace's backends starts or ends,
     /// or its schema changes. A reader that finds the same number before and
-    /// after a span of reads saw no change happen during it: read-only
-    /// REPEATABLE READ blocks over the wire are validated this way.
+    /// after a span of reads saw no change happen during it: REPEATABLE READ
+    /// and SERIALIZABLE blocks over the wire are validated this way
+    /// (Transaction::commit_if_unchanged).
     pub fn change_version(&self) -> u64 {
         use std::sync::atomic::Ordering::Acquire;
         self.inner.data_version.load(Acquire).wrapping_add(self.inner.schema_version.load(Acquire))

@@ -472,6 +472,31 @@ impl Transaction {
     }
 }
 
+impl Transaction {
+    /// [`commit`](Self::commit), only if the workspace has not changed since
+    /// `version` (the [`Workspace::change_version`] the block found at its
+    /// first statement); otherwise the block is rolled back and this fails
+    /// with 40001. The commit of a REPEATABLE READ or SERIALIZABLE block: its
+    /// reads, each checked against `version` as it ran, then saw one
+    /// unchanging state, and its writes apply to that state. Such commits run
+    /// one at a time, each checking under the same lock, so of two validated
+    /// blocks that overlapped at most one commits (as Postgres lets one of two
+    /// conflicting serializable transactions commit); an object a block wrote
+    /// was its own from that write on (other writers wait or get 40001).
+    pub async fn commit_if_unchanged(self, version: u64) -> Result<()> {
+        let inner = self.ws.inner.clone();
+        let _one_at_a_time = inner.validated_commits.lock().await;
+        if self.ws.change_version() != version {
+            self.rollback();
+            return Err(Error::new(
+                ErrorKind::SerializationFailure,
+                "could not serialize access due to concurrent update: the workspace changed since this block began; retry the transaction",
+            ));
+        }
+        self.commit().await
+    }
+}
+
 fn no_savepoint(name: &str) -> Error {
     Error::new(ErrorKind::UnknownSavepoint, format!("savepoint \"{name}\" does not exist"))
 }

@@ -598,6 +598,22 @@ impl Workspace {
     /// repair and journal replay).
     pub(super) async fn write_groups(&self, rt: &EntityRuntime, prepared: &PreparedBatch) -> Result<()> {
         let _mark = self.writing();
+        self.write_groups_unmarked(rt, prepared).await
+    }
+
+    /// Identity counters' high-water marks (MetaSchema rows): stored like
+    /// system rows but not marked as a change of the workspace's data (see
+    /// [`Workspace::change_version`]). Like a Postgres sequence, a counter is
+    /// outside every transaction: a value drawn by one session is nothing
+    /// another session's validated block read, nor one the drawing block's
+    /// own next statement must be failed for.
+    pub(super) async fn store_counters(&self, rows: Vec<Row>) -> Result<()> {
+        let rt = self.runtime(SYS_METASCHEMA)?;
+        let prepared = prepare(&rt.def, &rows)?;
+        self.write_groups_unmarked(&rt, &prepared).await
+    }
+
+    async fn write_groups_unmarked(&self, rt: &EntityRuntime, prepared: &PreparedBatch) -> Result<()> {
         for (backend, write) in self.group_writes(rt, prepared)? {
             let GroupWrite::Upsert(group, batch) = write else { continue };
             backend.upsert(&group, batch).await.map_err(|e| unique_error(&rt.def.entity_id, e))?;
