@@ -44,7 +44,8 @@ pub async fn ensure_demo(id: &str) -> Result<Workspace, Failure> {
             .field(FieldDef::new("product_id", T::identifier()).index().desc("object_id of the product"))
             .field(FieldDef::new("stars", T::Integer))
             .field(FieldDef::new("body", T::long_text()))
-            .field(FieldDef::new("posted", T::Timestamp)),
+            .field(FieldDef::new("posted", T::Timestamp))
+            .field(FieldDef::new("emb", T::vector(4)).desc("What the review is about: quality, delivery, looks, problems")),
         false,
     )
     .await?;
@@ -75,28 +76,37 @@ pub async fn ensure_demo(id: &str) -> Result<Workspace, Failure> {
     let mut progress = Progress::new("demo", PRODUCTS + REVIEWS);
     ws.upsert_many("product", products).await?;
     progress.advance(PRODUCTS);
-    // Two or three remarks a review, so full-text search has text to rank.
-    let remarks = [
-        "Solid and well made.",
-        "Arrived late but works.",
-        "Looks great in the study.",
-        "Wobbles a little on a tiled floor.",
-        "Worth every euro.",
-        "The drawers stick in humid weather.",
-        "Easy to assemble, the instructions were clear.",
-        "The finish scratches easily.",
-        "Sturdy enough for a heavy printer.",
-        "Smaller than the photos suggest.",
-        "The wood grain is beautiful.",
-        "Delivery was quick and the packaging careful.",
+    // Two or three remarks a review, so full-text search has text to rank,
+    // each with what it is about (quality, delivery, looks, problems): a
+    // review's `emb` is its remarks' sum, normalized, for `near` and `hybrid`.
+    let remarks: [(&str, [f32; 4]); 12] = [
+        ("Solid and well made.", [1.0, 0.0, 0.0, 0.0]),
+        ("Arrived late but works.", [0.2, 1.0, 0.0, 0.7]),
+        ("Looks great in the study.", [0.0, 0.0, 1.0, 0.0]),
+        ("Wobbles a little on a tiled floor.", [0.0, 0.0, 0.0, 1.0]),
+        ("Worth every euro.", [0.8, 0.0, 0.2, 0.0]),
+        ("The drawers stick in humid weather.", [0.0, 0.0, 0.0, 1.0]),
+        ("Easy to assemble, the instructions were clear.", [0.7, 0.0, 0.0, 0.0]),
+        ("The finish scratches easily.", [0.0, 0.0, 0.3, 1.0]),
+        ("Sturdy enough for a heavy printer.", [1.0, 0.0, 0.0, 0.0]),
+        ("Smaller than the photos suggest.", [0.0, 0.0, 0.6, 0.6]),
+        ("The wood grain is beautiful.", [0.0, 0.0, 1.0, 0.0]),
+        ("Delivery was quick and the packaging careful.", [0.0, 1.0, 0.0, 0.0]),
     ];
     let reviews: Vec<Row> = (0..REVIEWS)
         .map(|i| {
+            let (product, stars) = (ids[(rng.next() as usize) % ids.len()].clone(), rng.next() % 5 + 1);
+            let said: Vec<usize> = (0..2 + rng.next() % 2).map(|_| (rng.next() as usize) % remarks.len()).collect();
+            let mut emb = [0f32; 4];
+            for &r in &said {
+                emb.iter_mut().zip(remarks[r].1).for_each(|(e, v)| *e += v);
+            }
+            let norm = emb.iter().map(|v| v * v).sum::<f32>().sqrt().max(f32::EPSILON);
             json!({
-                "name": format!("review {i}"), "product_id": ids[(rng.next() as usize) % ids.len()],
-                "stars": rng.next() % 5 + 1,
-                "body": (0..2 + rng.next() % 2).map(|_| rng.pick(&remarks)).collect::<Vec<_>>().join(" "),
+                "name": format!("review {i}"), "product_id": product, "stars": stars,
+                "body": said.iter().map(|&r| remarks[r].0).collect::<Vec<_>>().join(" "),
                 "posted": 1_735_689_600_000i64 + (rng.next() % 31_536_000) as i64 * 1000,
+                "emb": emb.map(|v| v / norm),
             })
             .as_object()
             .expect("object")

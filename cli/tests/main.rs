@@ -133,6 +133,28 @@ fn demo_sql_repl_audit_and_errors() {
     ]);
     let names: Vec<&str> = lines[1..].iter().map(|l| l.split(',').nth(1).unwrap()).collect();
     assert_eq!(sql.lines().skip(1).collect::<Vec<_>>(), names, "{sql}");
+    // The reviews' `emb` says what each is about (quality, delivery, looks,
+    // problems): the nearest to "delivery" talk about delivery, and the hybrid
+    // of a text query and "problems" ranks the humid drawers first.
+    let near = hb.ok(&[
+        "sql",
+        "-w",
+        "demo",
+        "--format",
+        "csv",
+        "-c",
+        "SELECT r.body FROM near('review', 'emb', '[0, 1, 0, 0]', 5) n JOIN review r USING (object_id) ORDER BY n.score DESC",
+    ]);
+    let bodies: Vec<&str> = near.lines().skip(1).collect();
+    assert_eq!(bodies.len(), 5, "{near}");
+    assert!(bodies.iter().all(|b| b.contains("Delivery was quick") || b.contains("Arrived late")), "{near}");
+    let hybrid = hb.ok(&[
+        "sql", "-w", "demo", "--format", "csv", "-c",
+        "SELECT r.body FROM hybrid('review', 'body', 'drawers humid', 'emb', '[0, 0, 0, 1]', 3) h JOIN review r USING (object_id) ORDER BY h.score DESC",
+    ]);
+    let bodies: Vec<&str> = hybrid.lines().skip(1).collect();
+    assert_eq!(bodies.len(), 3, "{hybrid}");
+    assert!(bodies.iter().all(|b| b.contains("drawers stick in humid")), "{hybrid}");
     // User errors exit 1 with a message and no backtrace.
     let out = hb.run(&["sql", "-w", "demo", "-c", "SELECT * FROM nothing_here"]);
     assert_eq!(out.status.code(), Some(1));
