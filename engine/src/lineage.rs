@@ -45,15 +45,13 @@ pub(crate) fn entities_by_qualifier(plan: &LogicalPlan) -> HashMap<String, Arc<E
     found
 }
 
-/// The logical type of the entity field each output column of `plan` reads,
-/// where it reads one.
-pub fn output_field_types(plan: &LogicalPlan) -> Vec<Option<LogicalType>> {
+/// For each output column of `plan`, `of` of the entity field's logical type
+/// it reads, where it reads one (`of` picks what the caller needs, so no
+/// type is copied).
+pub fn output_field_types<T>(plan: &LogicalPlan, of: impl Fn(&LogicalType) -> Option<T>) -> Vec<Option<T>> {
     let entities = entities_by_qualifier(plan);
     if entities.is_empty() {
-        return vec![None; plan.schema().fields().len()];
+        return (0..plan.schema().fields().len()).map(|_| None).collect();
     }
-    plan.schema()
-        .iter()
-        .map(|(qualifier, field)| Some(entities.get(qualifier?.table())?.def.get(field.name())?.ty.clone()))
-        .collect()
+    plan.schema().iter().map(|(qualifier, field)| of(&entities.get(qualifier?.table())?.def.get(field.name())?.ty)).collect()
 }

@@ -117,48 +117,6 @@ fn is_uuid(ty: &SqlType) -> bool {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use datafusion::sql::sqlparser::dialect::PostgreSqlDialect;
-    use datafusion::sql::sqlparser::parser::Parser;
-
-    fn rewritten(sql: &str) -> String {
-        let mut statement = Parser::parse_sql(&PostgreSqlDialect {}, sql).unwrap().remove(0);
-        casts_to_functions(&mut statement);
-        statement.to_string()
-    }
-
-    #[test]
-    fn casts_to_uuid_become_the_canonicalizing_function() {
-        assert_eq!(
-            rewritten("SELECT 'A0EEBC99-9C0B-4EF8-BB6D-6BB9BD380A11'::uuid"),
-            "SELECT hb_uuid('A0EEBC99-9C0B-4EF8-BB6D-6BB9BD380A11')"
-        );
-        assert_eq!(rewritten("SELECT * FROM t WHERE id = CAST($1 AS uuid)"), "SELECT * FROM t WHERE id = hb_uuid($1)");
-        assert_eq!(rewritten("SELECT x::text FROM t"), "SELECT x::TEXT FROM t");
-        // A definition keeps its cast literal.
-        assert!(rewritten("CREATE TABLE t (id uuid DEFAULT 'a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11'::uuid)").contains("::UUID"));
-    }
-
-    #[test]
-    fn the_cast_reads_postgres_forms_and_refuses_others() {
-        let out = canonical_uuids(&[ColumnarValue::Array(Arc::new(datafusion::arrow::array::StringArray::from(vec![
-            Some("{A0EEBC99-9C0B4EF8-BB6D6BB9-BD380A11}"),
-            Some("a0eebc999c0b4ef8bb6d6bb9bd380a11"),
-            None,
-        ])))])
-        .unwrap();
-        let ColumnarValue::Array(a) = out else { panic!("an array") };
-        let a = a.as_string::<i32>();
-        assert_eq!(a.value(0), "a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11");
-        assert_eq!(a.value(1), "a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11");
-        assert!(a.is_null(2));
-        let bad = canonical_uuids(&[ColumnarValue::Scalar(ScalarValue::Utf8(Some("a0ee-bc99".into())))]).unwrap_err();
-        assert!(bad.to_string().contains("invalid input syntax for type uuid: 'a0ee-bc99'"), "{bad}");
-    }
-}
-
 /// Text compared with a uuid column is read as a uuid, as Postgres reads an
 /// untyped literal as the type of the column it meets: `WHERE id =
 /// 'A0EEBC99-…'` (or `IN ('{a0eebc99…}', …)`) finds the row stored as
@@ -265,4 +223,46 @@ fn canonical_or_error(text: &str) -> DfResult<String> {
         );
         DataFusionError::ArrowError(Box::new(ArrowError::CastError(message)), None)
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use datafusion::sql::sqlparser::dialect::PostgreSqlDialect;
+    use datafusion::sql::sqlparser::parser::Parser;
+
+    fn rewritten(sql: &str) -> String {
+        let mut statement = Parser::parse_sql(&PostgreSqlDialect {}, sql).unwrap().remove(0);
+        casts_to_functions(&mut statement);
+        statement.to_string()
+    }
+
+    #[test]
+    fn casts_to_uuid_become_the_canonicalizing_function() {
+        assert_eq!(
+            rewritten("SELECT 'A0EEBC99-9C0B-4EF8-BB6D-6BB9BD380A11'::uuid"),
+            "SELECT hb_uuid('A0EEBC99-9C0B-4EF8-BB6D-6BB9BD380A11')"
+        );
+        assert_eq!(rewritten("SELECT * FROM t WHERE id = CAST($1 AS uuid)"), "SELECT * FROM t WHERE id = hb_uuid($1)");
+        assert_eq!(rewritten("SELECT x::text FROM t"), "SELECT x::TEXT FROM t");
+        // A definition keeps its cast literal.
+        assert!(rewritten("CREATE TABLE t (id uuid DEFAULT 'a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11'::uuid)").contains("::UUID"));
+    }
+
+    #[test]
+    fn the_cast_reads_postgres_forms_and_refuses_others() {
+        let out = canonical_uuids(&[ColumnarValue::Array(Arc::new(datafusion::arrow::array::StringArray::from(vec![
+            Some("{A0EEBC99-9C0B4EF8-BB6D6BB9-BD380A11}"),
+            Some("a0eebc999c0b4ef8bb6d6bb9bd380a11"),
+            None,
+        ])))])
+        .unwrap();
+        let ColumnarValue::Array(a) = out else { panic!("an array") };
+        let a = a.as_string::<i32>();
+        assert_eq!(a.value(0), "a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11");
+        assert_eq!(a.value(1), "a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11");
+        assert!(a.is_null(2));
+        let bad = canonical_uuids(&[ColumnarValue::Scalar(ScalarValue::Utf8(Some("a0ee-bc99".into())))]).unwrap_err();
+        assert!(bad.to_string().contains("invalid input syntax for type uuid: 'a0ee-bc99'"), "{bad}");
+    }
 }

@@ -337,14 +337,11 @@ fn float_text(v: f64, sci: &str, fixed_digits: i32, out: &mut String) {
 /// (psycopg and JDBC then give a dict or a `UUID`, as from Postgres). Which
 /// columns read a field: `heavenbase::output_field_types`.
 pub(crate) fn declared_types(plan: &LogicalPlan) -> Vec<Option<Type>> {
-    heavenbase::output_field_types(plan)
-        .into_iter()
-        .map(|ty| match ty? {
-            LogicalType::Json => Some(Type::JSON),
-            LogicalType::Uuid => Some(Type::UUID),
-            _ => None,
-        })
-        .collect()
+    heavenbase::output_field_types(plan, |ty| match ty {
+        LogicalType::Json => Some(Type::JSON),
+        LogicalType::Uuid => Some(Type::UUID),
+        _ => None,
+    })
 }
 
 /// `fields`, with the text columns `declared` gives a type announced as that type.

@@ -470,9 +470,7 @@ impl Transaction {
         state.release_claims();
         result
     }
-}
 
-impl Transaction {
     /// [`commit`](Self::commit), only if the workspace has not changed since
     /// `version` (the [`Workspace::change_version`] the block found at its
     /// first statement); otherwise the block is rolled back and this fails
