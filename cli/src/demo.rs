@@ -26,29 +26,29 @@ impl Lcg {
 /// when it is empty.
 pub async fn ensure_demo(id: &str) -> Result<Workspace, Failure> {
     let ws = Workspace::open(id, Construction::preset("embedded")).await?;
-    ws.register(
-        EntityDef::new("product")
-            .desc("Things the shop sells")
-            .field(FieldDef::new("title", T::short_text()).desc("Display title"))
-            .field(FieldDef::new("category", T::categorical(["desk", "chair", "lamp", "shelf", "rug"])))
-            .field(FieldDef::new("price", T::Float).desc("Price in EUR"))
-            .field(FieldDef::new("qty", T::Integer).default(0).desc("Units in stock"))
-            .field(FieldDef::new("tags", T::array_of(T::short_text())))
-            .field(FieldDef::new("added", T::Date)),
-        false,
-    )
-    .await?;
-    ws.register(
-        EntityDef::new("review")
-            .desc("What customers said")
-            .field(FieldDef::new("product_id", T::identifier()).index().desc("object_id of the product"))
-            .field(FieldDef::new("stars", T::Integer))
-            .field(FieldDef::new("body", T::long_text()))
-            .field(FieldDef::new("posted", T::Timestamp))
-            .field(FieldDef::new("emb", T::vector(4)).desc("What the review is about: quality, delivery, looks, problems")),
-        false,
-    )
-    .await?;
+    let product = EntityDef::new("product")
+        .desc("Things the shop sells")
+        .field(FieldDef::new("title", T::short_text()).desc("Display title"))
+        .field(FieldDef::new("category", T::categorical(["desk", "chair", "lamp", "shelf", "rug"])))
+        .field(FieldDef::new("price", T::Float).desc("Price in EUR"))
+        .field(FieldDef::new("qty", T::Integer).default(0).desc("Units in stock"))
+        .field(FieldDef::new("tags", T::array_of(T::short_text())))
+        .field(FieldDef::new("added", T::Date));
+    let review = EntityDef::new("review")
+        .desc("What customers said")
+        .field(FieldDef::new("product_id", T::identifier()).index().desc("object_id of the product"))
+        .field(FieldDef::new("stars", T::Integer))
+        .field(FieldDef::new("body", T::long_text()))
+        .field(FieldDef::new("posted", T::Timestamp))
+        .field(FieldDef::new("emb", T::vector(4)).desc("What the review is about: quality, delivery, looks, problems"));
+    // A demo made by an earlier version keeps its entities as they are (its
+    // reviews then have no `emb`; `hb ws drop demo` makes a new demo).
+    let registered = ws.entities();
+    for def in [product, review] {
+        if !registered.contains(&def.entity_id) {
+            ws.register(def, false).await?;
+        }
+    }
     if ws.count("product").await? > 0 {
         return Ok(ws);
     }
