@@ -32,6 +32,7 @@ use datafusion::datasource::{MemTable, TableType};
 use datafusion::logical_expr::{ColumnarValue, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl, Signature, Volatility};
 use datafusion::physical_plan::{ExecutionPlan, collect};
 use datafusion::prelude::{Expr, SessionContext};
+use datafusion_postgres::pgwire::api::Type;
 use heavenbase::Workspace;
 use heavenbase::render::quote_ident;
 use parking_lot::RwLock;
@@ -54,11 +55,9 @@ const PUBLIC_SCHEMA_COMMENT: &str = "standard public schema";
 /// one (sqlsmith names each function's schema by joining the two).
 const PG15_INFORMATION_SCHEMA_OID: i64 = 13283;
 
-/// The type OIDs of text, json, uuid and float4[] (pg_type).
+/// text's type OID (pg_type): what the fixed catalog gives every column
+/// whose Arrow type is text.
 const TEXT_OID: i64 = 25;
-const JSON_OID: i64 = 114;
-const UUID_OID: i64 = 2950;
-const FLOAT4_ARRAY_OID: i64 = 1021;
 
 /// The btree access method's OID (pg_am), which every index here reports.
 const BTREE_AM_OID: i64 = 403;
@@ -511,16 +510,13 @@ impl Descriptions {
             });
             notnull.push(Some(required.unwrap_or(old_notnull.value(i))));
             if let Some(old) = &old_types {
-                let declared = field.and_then(|(_, f)| match f.ty {
-                    heavenbase::LogicalType::Json => Some(JSON_OID),
-                    heavenbase::LogicalType::Uuid => Some(UUID_OID),
-                    heavenbase::LogicalType::Vector { .. } => Some(FLOAT4_ARRAY_OID),
-                    _ => None,
-                });
+                let declared = field.and_then(|(_, f)| crate::encode::declared_type(&f.ty));
+                let uuid = declared == Some(Type::UUID);
+                let declared = declared.map(|t| i64::from(t.oid()));
                 types.push(Some(declared.filter(|_| old.value(i) == TEXT_OID).unwrap_or(old.value(i))));
                 // A uuid is stored inline (typstorage 'p'); pg_dump writes
                 // SET STORAGE for a column whose storage is not its type's.
-                storage.push(Some(if declared == Some(UUID_OID) {
+                storage.push(Some(if uuid {
                     "p".to_string()
                 } else {
                     old_storage.as_ref().map_or(String::new(), |s| s.value(i).to_string())

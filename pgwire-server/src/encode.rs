@@ -337,11 +337,21 @@ fn float_text(v: f64, sci: &str, fixed_digits: i32, out: &mut String) {
 /// (psycopg and JDBC then give a dict or a `UUID`, as from Postgres). Which
 /// columns read a field: `heavenbase::output_field_types`.
 pub(crate) fn declared_types(plan: &LogicalPlan) -> Vec<Option<Type>> {
-    heavenbase::output_field_types(plan, |ty| match ty {
+    heavenbase::output_field_types(plan, declared_type)
+}
+
+/// The Postgres type a field's values are sent as, where its Arrow type
+/// alone would name another: Json and Uuid fields are text in Arrow, and a
+/// vector's fixed-size list is `float4[]` on the wire (the fixed catalog
+/// says text for all three). Results (above) and pg_attribute (describe.rs)
+/// both take it from here.
+pub(crate) fn declared_type(ty: &LogicalType) -> Option<Type> {
+    match ty {
         LogicalType::Json => Some(Type::JSON),
         LogicalType::Uuid => Some(Type::UUID),
+        LogicalType::Vector { .. } => Some(Type::FLOAT4_ARRAY),
         _ => None,
-    })
+    }
 }
 
 /// `fields`, with the text columns `declared` gives a type announced as that type.

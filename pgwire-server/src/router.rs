@@ -44,7 +44,7 @@ use datafusion_postgres::pgwire::messages::PgWireBackendMessage;
 use datafusion_postgres::pgwire::types::format::FormatOptions;
 use futures::{Sink, SinkExt, StreamExt};
 use heavenbase::Workspace;
-use heavenbase::catalog::types::{canonical_uuid, uuid_from_bytes};
+use heavenbase::catalog::types::canonical_uuid;
 use parking_lot::Mutex;
 
 use crate::auth::ConnectionStartup;
@@ -348,9 +348,7 @@ fn key_parameter(integer: bool, declared: Option<Type>, binary: bool, bytes: &[u
     if !integer {
         if declared == Type::UUID {
             // A Uuid key is stored canonical (uuid_params reads the others).
-            let text =
-                if binary { uuid_from_bytes(bytes.try_into().ok()?) } else { canonical_uuid(std::str::from_utf8(bytes).ok()?)? };
-            return Some(ScalarValue::Utf8(Some(text)));
+            return Some(ScalarValue::Utf8(Some(crate::uuid_params::canonical_text(bytes, binary)?)));
         }
         if !matches!(declared, Type::TEXT | Type::VARCHAR | Type::BPCHAR | Type::NAME | Type::UNKNOWN) {
             return None;

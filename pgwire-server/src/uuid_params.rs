@@ -47,8 +47,9 @@ pub(crate) fn uuid_parameters(portal: &Portal<DfStatement>) -> PgWireResult<Opti
     Ok(Some(rewritten))
 }
 
-/// The canonical text of a uuid parameter's bytes.
-fn canonical_text(bytes: &[u8], binary: bool) -> Option<String> {
+/// The canonical text of a uuid parameter's bytes (here and on the
+/// key-lookup path).
+pub(crate) fn canonical_text(bytes: &[u8], binary: bool) -> Option<String> {
     if binary {
         return Some(uuid_from_bytes(bytes.try_into().ok()?));
     }
