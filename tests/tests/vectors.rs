@@ -357,3 +357,74 @@ async fn nprobes_trades_speed_for_recall_the_same_from_every_door() {
         .to_string();
     assert!(err.contains("nprobes") && err.contains("many"), "{err}");
 }
+
+/// A search that names no `nprobes` reaches the recall goal whatever the
+/// data's shape: the default is measured on each index (clustered data needs
+/// few probes; on uniform data, where an index must probe most partitions,
+/// the search ranks every row exactly). Before it was measured, the default
+/// probed 2 of 13 partitions on either shape.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn default_searches_reach_the_recall_goal_on_clustered_and_uniform_data() {
+    const D: usize = 32;
+    const ROWS: usize = 3000;
+    let mut seed = 0x9E37_79B9_7F4A_7C15u64;
+    let mut uniform = move || {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        (seed >> 40) as f32 / (1u64 << 24) as f32 * 2.0 - 1.0
+    };
+    let uniform_rows: Vec<Vec<f32>> = (0..ROWS).map(|_| (0..D).map(|_| uniform()).collect()).collect();
+    // 30 clusters: a centre each, rows within a small radius of theirs.
+    let centres: Vec<Vec<f32>> = (0..30).map(|_| (0..D).map(|_| uniform()).collect()).collect();
+    let clustered_rows: Vec<Vec<f32>> =
+        (0..ROWS).map(|i| centres[i % 30].iter().map(|c| c + 0.05 * uniform()).collect()).collect();
+    let h = TestHome::new();
+    for (shape, rows) in [("uniform", &uniform_rows), ("clustered", &clustered_rows)] {
+        // Indexed from 500 rows: 13 partitions (sqrt(3000) / 4).
+        let backends = json!({
+            "main": {"type": "sqlite", "database": "file://{ws_folder}/main.sqlite"},
+            "vec": {"type": "lance", "uri": "file://{ws_folder}/lance", "index_threshold": 500},
+        });
+        let ws = h.open(&format!("recall-{shape}"), Construction::Backends(backends)).await;
+        let exact = h.open(&format!("recall-{shape}-exact"), Construction::preset("debug")).await;
+        let def = EntityDef::new("pt").field(FieldDef::new("emb", T::Vector { dim: D }));
+        for w in [&ws, &exact] {
+            w.register(def.clone(), false).await.unwrap();
+            let batch: Vec<_> = rows
+                .iter()
+                .enumerate()
+                .map(|(i, v)| json!({"name": format!("p{i}"), "emb": v}).as_object().unwrap().clone())
+                .collect();
+            w.upsert_many("pt", batch).await.unwrap();
+        }
+        assert!(ws.health().to_string().contains("IVF_HNSW_SQ"), "{shape}: indexed");
+        let (mut found, mut asked) = (0, 0);
+        for i in (0..ROWS).step_by(150) {
+            // Between two stored rows, so the nearest are not the query itself.
+            let q: Vec<f32> = rows[i].iter().zip(&rows[i + 7]).map(|(a, b)| (a + b) / 2.0).collect();
+            let near = heavenbase::Near::new("emb", q, Some(10), None).unwrap();
+            let truth: Vec<String> = exact.near("pt", &near, None).await.unwrap().into_iter().map(|h| h.0).collect();
+            let hits = ws.near("pt", &near, None).await.unwrap();
+            assert_eq!(hits.len(), 10, "{shape}");
+            found += hits.iter().filter(|h| truth.contains(&h.0)).count();
+            asked += 10;
+        }
+        let recall = found as f64 / asked as f64;
+        assert!(recall >= 0.9, "{shape}: recall@10 of the default search {recall:.3}");
+        // A query that names its probes still gets them: one partition of 13
+        // finds less on uniform data than the default does.
+        if shape == "uniform" {
+            let (mut one, mut default) = (0, 0);
+            for i in (0..ROWS).step_by(150) {
+                let q: Vec<f32> = rows[i].iter().zip(&rows[i + 7]).map(|(a, b)| (a + b) / 2.0).collect();
+                let near = heavenbase::Near::new("emb", q, Some(10), None).unwrap();
+                let truth: Vec<String> = exact.near("pt", &near, None).await.unwrap().into_iter().map(|h| h.0).collect();
+                let probed = ws.near("pt", &near.clone().nprobes(1).unwrap(), None).await.unwrap();
+                one += probed.iter().filter(|h| truth.contains(&h.0)).count();
+                default += ws.near("pt", &near, None).await.unwrap().iter().filter(|h| truth.contains(&h.0)).count();
+            }
+            assert!(one < default, "uniform: one probe finds {one}, the default {default}");
+        }
+    }
+}
