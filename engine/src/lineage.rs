@@ -46,12 +46,18 @@ pub(crate) fn entities_by_qualifier(plan: &LogicalPlan) -> HashMap<String, Arc<E
 }
 
 /// For each output column of `plan`, `of` of the entity field's logical type
-/// it reads, where it reads one (`of` picks what the caller needs, so no
-/// type is copied).
+/// it reads, where it reads one, or of Uuid where a uuid function computed
+/// it (`x::uuid`, `gen_random_uuid()`: crate::uuids marks their fields); `of`
+/// picks what the caller needs, so no type is copied.
 pub fn output_field_types<T>(plan: &LogicalPlan, of: impl Fn(&LogicalType) -> Option<T>) -> Vec<Option<T>> {
     let entities = entities_by_qualifier(plan);
-    if entities.is_empty() {
-        return (0..plan.schema().fields().len()).map(|_| None).collect();
-    }
-    plan.schema().iter().map(|(qualifier, field)| of(&entities.get(qualifier?.table())?.def.get(field.name())?.ty)).collect()
+    plan.schema()
+        .iter()
+        .map(|(qualifier, field)| {
+            if crate::uuids::is_uuid_valued(field) {
+                return of(&LogicalType::Uuid);
+            }
+            of(&entities.get(qualifier?.table())?.def.get(field.name())?.ty)
+        })
+        .collect()
 }

@@ -10,10 +10,12 @@ use std::ops::ControlFlow;
 use std::sync::Arc;
 
 use datafusion::arrow::array::{Array, ArrayRef, AsArray, StringBuilder};
-use datafusion::arrow::datatypes::DataType;
+use datafusion::arrow::datatypes::{DataType, Field, FieldRef};
 use datafusion::arrow::error::ArrowError;
 use datafusion::common::{DataFusionError, Result as DfResult, ScalarValue};
-use datafusion::logical_expr::{ColumnarValue, ScalarUDF, Volatility, create_udf};
+use datafusion::logical_expr::{
+    ColumnarValue, ReturnFieldArgs, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl, Signature, Volatility, create_udf,
+};
 use datafusion::sql::sqlparser::ast::{
     self, DataType as SqlType, Expr, Function, FunctionArg, FunctionArgExpr, FunctionArgumentList, FunctionArguments, Ident,
     ObjectName, Statement, VisitMut, VisitorMut,
@@ -22,16 +24,72 @@ use datafusion::sql::sqlparser::ast::{
 /// The function a cast to uuid becomes.
 pub const CAST_FUNCTION: &str = "hb_uuid";
 
+/// The Arrow field metadata key that says which logical type a computed
+/// text column holds, and its value for a uuid: Arrow has no uuid type of
+/// ours (values are canonical text), so the functions that make uuids mark
+/// their result, and the mark follows the column through projections,
+/// aliases and subqueries, and survives constant folding. Clients are then
+/// told the column is a `uuid` (crate::lineage).
+pub const LOGICAL_TYPE_METADATA: &str = "heavenbase.logical_type";
+pub const UUID_METADATA_VALUE: &str = "uuid";
+
 /// `gen_random_uuid()` (Postgres 13+) and `uuid_generate_v4()` (uuid-ossp):
 /// DataFusion's `uuid()`, a random version 4 UUID per row, lower case.
 pub fn gen_random_uuid() -> ScalarUDF {
-    datafusion::functions::string::uuid().as_ref().clone().with_aliases(["gen_random_uuid", "uuid_generate_v4"])
+    UuidValued::wrap(datafusion::functions::string::uuid().as_ref().clone().with_aliases(["gen_random_uuid", "uuid_generate_v4"]))
 }
 
 /// `hb_uuid(text)`: the canonical form of a UUID given in any form Postgres
 /// reads; NULL stays NULL; anything else is an error naming the text.
 pub fn uuid_cast() -> ScalarUDF {
-    create_udf(CAST_FUNCTION, vec![DataType::Utf8], DataType::Utf8, Volatility::Immutable, Arc::new(canonical_uuids))
+    UuidValued::wrap(create_udf(
+        CAST_FUNCTION,
+        vec![DataType::Utf8],
+        DataType::Utf8,
+        Volatility::Immutable,
+        Arc::new(canonical_uuids),
+    ))
+}
+
+/// A text function whose values are uuids: `inner`, with its result field
+/// marked [`LOGICAL_TYPE_METADATA`] = uuid.
+#[derive(Debug, PartialEq, Eq, Hash)]
+struct UuidValued {
+    inner: ScalarUDF,
+}
+
+impl UuidValued {
+    fn wrap(inner: ScalarUDF) -> ScalarUDF {
+        ScalarUDF::new_from_impl(UuidValued { inner })
+    }
+}
+
+impl ScalarUDFImpl for UuidValued {
+    fn name(&self) -> &str {
+        self.inner.name()
+    }
+    fn aliases(&self) -> &[String] {
+        self.inner.aliases()
+    }
+    fn signature(&self) -> &Signature {
+        self.inner.signature()
+    }
+    fn return_type(&self, _: &[DataType]) -> DfResult<DataType> {
+        Ok(DataType::Utf8)
+    }
+    fn return_field_from_args(&self, args: ReturnFieldArgs) -> DfResult<FieldRef> {
+        let nullable = args.arg_fields.iter().any(|f| f.is_nullable());
+        let metadata = [(LOGICAL_TYPE_METADATA.to_string(), UUID_METADATA_VALUE.to_string())].into();
+        Ok(Arc::new(Field::new(self.name(), DataType::Utf8, nullable).with_metadata(metadata)))
+    }
+    fn invoke_with_args(&self, args: ScalarFunctionArgs) -> DfResult<ColumnarValue> {
+        self.inner.invoke_with_args(args)
+    }
+}
+
+/// Whether a plan's output field holds uuids computed by a function above.
+pub fn is_uuid_valued(field: &Field) -> bool {
+    field.metadata().get(LOGICAL_TYPE_METADATA).is_some_and(|v| v == UUID_METADATA_VALUE)
 }
 
 fn canonical_uuids(args: &[ColumnarValue]) -> DfResult<ColumnarValue> {
@@ -88,7 +146,18 @@ impl VisitorMut for UuidCasts {
         if let Expr::Cast { data_type, expr: inner, .. } = expr
             && is_uuid(data_type)
         {
-            let argument = std::mem::replace(inner.as_mut(), Expr::value(ast::Value::Null));
+            let mut argument = std::mem::replace(inner.as_mut(), Expr::value(ast::Value::Null));
+            if matches!(&argument, Expr::Value(v) if matches!(v.value, ast::Value::Placeholder(_))) {
+                // `$1::uuid`: the parameter is text (typed so, the decoder
+                // reads an untyped `'{a0ee…}'` as text, not as an array).
+                argument = Expr::Cast {
+                    kind: ast::CastKind::DoubleColon,
+                    expr: Box::new(argument),
+                    data_type: SqlType::Text,
+                    array: false,
+                    format: None,
+                };
+            }
             *expr = Expr::Function(Function {
                 name: ObjectName::from(vec![Ident::new(CAST_FUNCTION)]),
                 uses_odbc_syntax: false,
@@ -243,7 +312,7 @@ mod tests {
             rewritten("SELECT 'A0EEBC99-9C0B-4EF8-BB6D-6BB9BD380A11'::uuid"),
             "SELECT hb_uuid('A0EEBC99-9C0B-4EF8-BB6D-6BB9BD380A11')"
         );
-        assert_eq!(rewritten("SELECT * FROM t WHERE id = CAST($1 AS uuid)"), "SELECT * FROM t WHERE id = hb_uuid($1)");
+        assert_eq!(rewritten("SELECT * FROM t WHERE id = CAST($1 AS uuid)"), "SELECT * FROM t WHERE id = hb_uuid($1::TEXT)");
         assert_eq!(rewritten("SELECT x::text FROM t"), "SELECT x::TEXT FROM t");
         // A definition keeps its cast literal.
         assert!(rewritten("CREATE TABLE t (id uuid DEFAULT 'a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11'::uuid)").contains("::UUID"));

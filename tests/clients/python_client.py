@@ -95,6 +95,12 @@ with psycopg.connect(f"host=127.0.0.1 port={port} user=postgres dbname={db}") as
         assert cur.fetchall() == [(uuid.UUID(int=7), "binary")]
         cur.execute("SELECT id FROM token ORDER BY label")
         assert cur.fetchall() == [(uuid.UUID(int=7),), (made,), (given,)]
+    # A str parameter (sent untyped) cast to uuid, in Postgres' braced form:
+    # read as text, not as an array; a computed uuid comes back as uuid.UUID.
+    braced = "{" + str(given).upper() + "}"
+    assert conn.execute("SELECT label FROM token WHERE id = %s::uuid", (braced,)).fetchone() == ("text",)
+    assert conn.execute("SELECT %s::uuid", (braced,)).fetchone() == (given,)
+    assert isinstance(conn.execute("SELECT gen_random_uuid()").fetchone()[0], uuid.UUID)
     # An error carries its SQLSTATE, and the connection goes on after a rollback.
     try:
         conn.execute("SELECT nope FROM product")

@@ -2160,6 +2160,39 @@ async fn uuid_keys_over_the_wire() {
     assert_eq!(attribute, "uuid");
     let n: i64 = client.query_one("SELECT count(*) FROM session", &[]).await.unwrap().get(0);
     assert_eq!(n, 3);
+
+    // Computed uuids are uuids too: a cast (folded to a constant or not), a
+    // new one per row, through an alias and a derived table, and a cast of
+    // the text column of a join.
+    let computed = client
+        .query_one(
+            "SELECT 'A0EEBC99-9C0B4EF8-BB6D6BB9-BD380A11'::uuid AS c, gen_random_uuid() AS g, \
+             CAST(lower(who) AS text) AS w, s.u FROM session, (SELECT CAST(max(id) AS uuid) AS u FROM session) s \
+             WHERE who = 'carol'",
+            &[],
+        )
+        .await
+        .unwrap();
+    let types: Vec<_> = computed.columns().iter().map(|c| c.type_().clone()).collect();
+    use tokio_postgres::types::Type;
+    assert_eq!(types, vec![Type::UUID, Type::UUID, Type::TEXT, Type::UUID]);
+    assert_eq!(computed.get::<_, uuid::Uuid>(0), carol);
+    assert_eq!(computed.get::<_, uuid::Uuid>(1).get_version_num(), 4);
+    assert_eq!(computed.get::<_, String>(2), "carol");
+    let greatest = [carol.hyphenated().to_string(), made.clone(), bob.clone()].into_iter().max().unwrap();
+    assert_eq!(computed.get::<_, uuid::Uuid>(3).hyphenated().to_string(), greatest);
+    // In the simple protocol, the canonical text; a column of a view too.
+    client.batch_execute("CREATE VIEW session_keys AS SELECT who, id::uuid AS key FROM session").await.unwrap();
+    let viewed = client.query_one("SELECT key FROM session_keys WHERE who = 'carol'", &[]).await.unwrap();
+    assert_eq!(viewed.columns()[0].type_(), &Type::UUID);
+    assert_eq!(viewed.get::<_, uuid::Uuid>(0), carol);
+    let text = simple_rows(client.simple_query("SELECT 'A0EEBC999C0B4EF8BB6D6BB9BD380A11'::uuid").await.unwrap());
+    assert_eq!(text, vec![vec![Some(carol.hyphenated().to_string())]]);
+    // A uuid computed into a write is stored as its canonical text.
+    client.batch_execute("INSERT INTO session (id, who) SELECT gen_random_uuid(), 'dan'").await.unwrap();
+    let dan: uuid::Uuid = client.query_one("SELECT id FROM session WHERE who = 'dan'", &[]).await.unwrap().get(0);
+    assert_eq!(dan.get_version_num(), 4);
+    client.batch_execute("DROP VIEW session_keys").await.unwrap();
 }
 
 /// Bytes bound as they are, whatever the parameter's type (to send a
