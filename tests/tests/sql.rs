@@ -971,12 +971,31 @@ async fn rename_table_keeps_rows_ids_counters_and_references() {
         assert_eq!(code("INSERT INTO note VALUES (2, 9, 'nowhere')").await, "23503");
         ws.sql("INSERT INTO note VALUES (2, 3, 'on z')").await.unwrap();
         assert_eq!(code("DELETE FROM paper WHERE id = 2").await, "23503");
-        // Refused, changing nothing: a taken name, a view on the table, a
-        // rename beside other actions, a system table.
+        // The views that read the table follow it, as Postgres' do: columns
+        // qualified by the table's name, a self-join, a view over the view.
+        ws.sql(
+            "CREATE VIEW titles AS SELECT paper.title, p2.id FROM paper JOIN public.paper AS p2 USING (id) \
+             WHERE paper.id > 1",
+        )
+        .await
+        .unwrap();
+        ws.sql("CREATE VIEW title_count AS SELECT count(*) AS n FROM titles").await.unwrap();
+        ws.sql("ALTER TABLE paper RENAME TO sheet").await.unwrap();
+        assert_eq!(cells(&ws.sql("SELECT title, id FROM titles ORDER BY id").await.unwrap()), rows(&[&["y", "2"], &["z", "3"]]));
+        assert_eq!(cells(&ws.sql("SELECT n FROM title_count").await.unwrap()), rows(&[&["2"]]));
+        let definition = ws.views().into_iter().find(|(v, _)| v == "titles").unwrap().1;
+        assert!(definition.contains("\"sheet\" AS \"paper\"") && !definition.contains("FROM paper"), "{definition}");
+        ws.sql("ALTER TABLE sheet RENAME TO paper").await.unwrap();
+        assert_eq!(cells(&ws.sql("SELECT title, id FROM titles ORDER BY id").await.unwrap()), rows(&[&["y", "2"], &["z", "3"]]));
+        // Refused, changing nothing: a taken name, a view whose WITH query
+        // has the table's name (its FROM could be either), a rename beside
+        // other actions, a system table.
         assert_eq!(code("ALTER TABLE paper RENAME TO note").await, "42P07");
-        ws.sql("CREATE VIEW titles AS SELECT title FROM paper").await.unwrap();
+        ws.sql("CREATE VIEW shadow AS WITH paper AS (SELECT 'cte' AS title) SELECT title FROM paper").await.unwrap();
         assert_eq!(code("ALTER TABLE paper RENAME TO doc").await, "2BP01");
-        ws.sql("DROP VIEW titles").await.unwrap();
+        assert_eq!(cells(&ws.sql("SELECT title FROM shadow").await.unwrap()), rows(&[&["cte"]]));
+        assert_eq!(cells(&ws.sql("SELECT count(*) FROM titles").await.unwrap()), rows(&[&["2"]]));
+        ws.sql("DROP VIEW shadow").await.unwrap();
         assert_eq!(code("ALTER TABLE paper RENAME TO doc, ADD COLUMN x integer").await, "42601");
         assert_eq!(code("ALTER TABLE sys_catalog RENAME TO cards").await, "42501");
         assert_eq!(code("ALTER TABLE nosuch RENAME TO other").await, "42P01");
@@ -997,6 +1016,9 @@ async fn rename_table_keeps_rows_ids_counters_and_references() {
     assert_eq!(cells(&ws.sql("SELECT id, title FROM doc").await.unwrap()), rows(&[&["1", "fresh"]]));
     ws.sql("INSERT INTO paper (title) VALUES ('w')").await.unwrap();
     assert_eq!(cells(&ws.sql("SELECT max(id) FROM paper").await.unwrap()), rows(&[&["4"]]));
+    // The views were kept as they follow the table.
+    assert_eq!(cells(&ws.sql("SELECT n FROM title_count").await.unwrap()), rows(&[&["3"]]));
+    ws.sql("DROP VIEW titles CASCADE").await.unwrap();
     assert_eq!(ws.sql("INSERT INTO note VALUES (3, 9, 'nowhere')").await.unwrap_err().sqlstate(), "23503");
     // Renamed back, then dropped: the other table of the old name keeps its rows.
     ws.sql("ALTER TABLE human RENAME TO person").await.unwrap();

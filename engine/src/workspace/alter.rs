@@ -162,23 +162,14 @@ impl Workspace {
     }
 
     /// `ALTER TABLE old RENAME TO new` (module doc). Refused, with nothing
-    /// changed, when `new` names a table, view or index (42P07), is not a valid
-    /// entity id, or a view reads the table (2BP01: a stored view names the
-    /// table in its SQL).
+    /// changed, when `new` names a table, view or index (42P07) or is not a
+    /// valid entity id. The views that read the table follow it (their SQL
+    /// rewritten, views.rs), stored in the same write as the new name; a view
+    /// that cannot follow refuses the rename (2BP01).
     async fn rename_table(&self, rt: &EntityRuntime, new: &str) -> Result<()> {
         let old = rt.def.entity_id.clone();
         if self.relation_named(new) {
             return Err(Error::new(ErrorKind::AlreadyExists, format!("relation \"{new}\" already exists")));
-        }
-        let dependents = self.views_on(&[rt.def.table_name()]);
-        if !dependents.is_empty() {
-            return Err(Error::new(
-                ErrorKind::DependentObjects,
-                format!(
-                    "cannot rename table {old} because other objects depend on it: view {} (drop the view first)",
-                    dependents.join(", view ")
-                ),
-            ));
         }
         let mut def = rt.def.clone();
         def.stored_as = Some(rt.def.storage_name().to_string());
@@ -187,6 +178,7 @@ impl Workspace {
             fk.references = new.to_string();
         }
         let def = def.validated()?;
+        let followers = self.views_following_rename(&rt.def.table_name(), &def.table_name())?;
         {
             let _guard = self.inner.register_lock.lock().await;
             // The new name in the session and the workspace, the old one out.
@@ -195,9 +187,12 @@ impl Workspace {
             self.inner.entities.write().remove(&old);
             // Plans cached under the version install gave may name the old table.
             self.inner.schema_version.fetch_add(1, std::sync::atomic::Ordering::Release);
-            // MetaSchema: the new name's rows in, the old name's out, in one write.
+            // MetaSchema: the new name's rows and the views that follow it
+            // in, the old name's rows out, in one write.
             let stored = async {
-                let rows = self.entity_rows(&def)?;
+                self.check_views_plan(&followers).await?;
+                let mut rows = self.entity_rows(&def)?;
+                rows.extend(self.view_rows(&followers));
                 let old_rows: Vec<String> = self
                     .scan_rows(SYS_METASCHEMA)
                     .await?
@@ -208,7 +203,11 @@ impl Workspace {
                     .collect();
                 self.replace_system_rows(SYS_METASCHEMA, rows, old_rows).await
             };
-            if let Err(e) = stored.await {
+            let stored = stored.await;
+            if stored.is_ok() {
+                self.hold_views(followers);
+            }
+            if let Err(e) = stored {
                 // Nothing was stored: the session goes back to the old name.
                 self.inner.ctx.deregister_table(def.table_name())?;
                 self.inner.entities.write().remove(new);

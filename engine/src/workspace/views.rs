@@ -12,7 +12,9 @@
 //! without CASCADE (which drops the dependent views too, 2BP01 otherwise),
 //! and a column of such a table cannot be dropped or renamed (this workspace
 //! refuses any drop or rename there, where Postgres looks at which columns
-//! the view reads).
+//! the view reads). A table that views read can be renamed: the views
+//! follow it, as Postgres' do (which keep the table's OID, where these
+//! keep its name in their SQL, rewritten: see [`renamed_view`]).
 
 use std::collections::BTreeSet;
 
@@ -68,6 +70,41 @@ impl Workspace {
             }
         }
         out
+    }
+
+    /// The views that read table `old` by name, as they read once it is
+    /// called `new` ([`renamed_view`]).
+    pub(super) fn views_following_rename(&self, old: &str, new: &str) -> Result<Vec<StoredView>> {
+        let mut views: Vec<StoredView> = self.inner.views.read().values().filter(|v| v.reads.contains(old)).cloned().collect();
+        views.sort_by_key(|v| v.seq);
+        views.into_iter().map(|v| renamed_view(v, old, new)).collect()
+    }
+
+    /// Plan `views` (rewritten to follow a rename) against the session as it
+    /// is: an error names the first that does not plan.
+    pub(super) async fn check_views_plan(&self, views: &[StoredView]) -> Result<()> {
+        for v in views {
+            self.view_plan(&v.statement).await.map_err(|e| {
+                Error::new(
+                    ErrorKind::DependentObjects,
+                    format!("view {} reads the table and does not plan under its new name ({e}); drop the view first", v.name),
+                )
+            })?;
+        }
+        Ok(())
+    }
+
+    /// The MetaSchema rows of `views`, and the views as the workspace holds
+    /// them, once those rows are stored.
+    pub(super) fn view_rows(&self, views: &[StoredView]) -> Vec<heavenbase_catalog::Row> {
+        views.iter().map(|v| self.view_row(v)).collect()
+    }
+
+    pub(super) fn hold_views(&self, views: Vec<StoredView>) {
+        let mut held = self.inner.views.write();
+        for v in views {
+            held.insert(v.name.clone(), v);
+        }
     }
 
     /// `CREATE [OR REPLACE] VIEW name [(columns)] AS query`.
@@ -185,12 +222,16 @@ impl Workspace {
     }
 
     async fn keep_view(&self, view: &StoredView) -> Result<()> {
+        self.write_system_rows(SYS_METASCHEMA, vec![self.view_row(view)]).await
+    }
+
+    fn view_row(&self, view: &StoredView) -> heavenbase_catalog::Row {
         let row = json!({
             OBJECT_ID: system_row_id(VIEW_KIND, &view.name), "kind": VIEW_KIND, "subject_id": view.name,
             "name": view.name, "ws": self.id(), "active": true,
             "meta": {"statement": view.statement, "query": view.query, "seq": view.seq, "reads": view.reads},
         });
-        self.write_system_rows(SYS_METASCHEMA, vec![row.as_object().cloned().expect("object")]).await
+        row.as_object().cloned().expect("object")
     }
 
     /// Plan every view again, in creation order, against the tables as they
@@ -256,6 +297,71 @@ fn relations_read(query: &datafusion::sql::sqlparser::ast::Query) -> BTreeSet<St
         std::ops::ControlFlow::<()>::Continue(())
     });
     reads
+}
+
+/// `view`, reading table `new` where it read `old`: each `FROM old [AS a]`
+/// becomes `FROM new AS old` (or `AS a`), so the query's columns qualified
+/// `old.x` still resolve and its output is the same. A view whose query
+/// also has a CTE called `old` is refused (2BP01, as before renames
+/// followed): its `FROM old` could be either.
+fn renamed_view(view: StoredView, old: &str, new: &str) -> Result<StoredView> {
+    use datafusion::sql::sqlparser::ast::{TableAlias, TableFactor, VisitMut, VisitorMut};
+    use datafusion::sql::sqlparser::dialect::PostgreSqlDialect;
+    use datafusion::sql::sqlparser::parser::Parser;
+    use std::ops::ControlFlow;
+
+    struct Follow<'a> {
+        old: &'a str,
+        new: &'a str,
+        shadowed: bool,
+    }
+    impl VisitorMut for Follow<'_> {
+        type Break = ();
+        fn pre_visit_query(&mut self, query: &mut datafusion::sql::sqlparser::ast::Query) -> ControlFlow<()> {
+            let ctes = query.with.iter().flat_map(|w| w.cte_tables.iter());
+            if ctes.into_iter().any(|cte| normalized(&cte.alias.name) == self.old) {
+                self.shadowed = true;
+                return ControlFlow::Break(());
+            }
+            ControlFlow::Continue(())
+        }
+        fn pre_visit_table_factor(&mut self, factor: &mut TableFactor) -> ControlFlow<()> {
+            if let TableFactor::Table { name, alias, args: None, .. } = factor
+                && view_name(name).is_ok_and(|n| n == self.old)
+            {
+                *name = ObjectName(vec![ObjectNamePart::Identifier(Ident::with_quote('"', self.new))]);
+                if alias.is_none() {
+                    *alias =
+                        Some(TableAlias { explicit: true, name: Ident::with_quote('"', self.old), columns: vec![], at: None });
+                }
+            }
+            ControlFlow::Continue(())
+        }
+    }
+
+    let refused = || {
+        Error::new(
+            ErrorKind::DependentObjects,
+            format!(
+                "cannot rename table {old} because view {} reads it and also names a WITH query \"{old}\" (drop the view first)",
+                view.name
+            ),
+        )
+    };
+    let mut statements = Parser::parse_sql(&PostgreSqlDialect {}, &view.statement)
+        .map_err(|e| Error::internal(format!("view {}'s statement does not parse: {e}", view.name)))?;
+    let Some(Statement::CreateView(mut create)) = statements.pop() else {
+        return Err(Error::internal(format!("view {}'s statement is no CREATE VIEW", view.name)));
+    };
+    let mut follow = Follow { old, new, shadowed: false };
+    let _ = create.query.visit(&mut follow);
+    if follow.shadowed {
+        return Err(refused());
+    }
+    let query = crate::render::sql_text(&create.query);
+    let reads = relations_read(&create.query);
+    let statement = crate::render::sql_text(&Statement::CreateView(create));
+    Ok(StoredView { statement, query, reads, ..view })
 }
 
 /// A new view's columns are named once each, as in Postgres (42701): a join's
