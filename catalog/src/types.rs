@@ -895,6 +895,67 @@ fn check_scalar(ty: &LogicalType, value: &Json) -> Result<(), String> {
     }
 }
 
+/// A one-dimensional Postgres array literal (`{a,"b c",NULL}`, `{1,2.5}`)
+/// as the JSON list the write path takes for a field of type `ty` (an Array
+/// or a Vector): elements of a text array stay text (`{1,2}` into `text[]`
+/// is `["1", "2"]`), those of other arrays are numbers where they read as
+/// numbers (the write path coerces the rest by the item type); an unquoted
+/// NULL is null. None when `text` is not in braces.
+pub fn pg_array_json(text: &str, ty: &LogicalType) -> Option<Json> {
+    let inner = text.trim().strip_prefix('{')?.strip_suffix('}')?;
+    let text_items = matches!(ty, LogicalType::Array { item: Some(item) } if item.physical() == PhysicalType::Text);
+    Some(Json::Array(pg_array_elements(inner, text_items)))
+}
+
+/// Elements of a one-dimensional Postgres array literal (without braces).
+fn pg_array_elements(inner: &str, text_items: bool) -> Vec<Json> {
+    let mut out = Vec::new();
+    if inner.trim().is_empty() {
+        return out;
+    }
+    let mut chars = inner.chars().peekable();
+    loop {
+        while chars.peek() == Some(&' ') {
+            chars.next();
+        }
+        let mut value = String::new();
+        let quoted = chars.peek() == Some(&'"');
+        if quoted {
+            chars.next();
+            while let Some(c) = chars.next() {
+                match c {
+                    '\\' => value.extend(chars.next()),
+                    '"' => break,
+                    c => value.push(c),
+                }
+            }
+            while chars.peek().is_some_and(|c| *c != ',') {
+                chars.next();
+            }
+        } else {
+            while let Some(c) = chars.peek().copied() {
+                if c == ',' {
+                    break;
+                }
+                value.push(c);
+                chars.next();
+            }
+        }
+        let value = if quoted { value } else { value.trim().to_string() };
+        out.push(if !quoted && value.eq_ignore_ascii_case("null") {
+            Json::Null
+        } else if !quoted && !text_items {
+            value.parse::<i64>().map(Json::from).or_else(|_| value.parse::<f64>().map(Json::from)).unwrap_or(Json::String(value))
+        } else {
+            Json::String(value)
+        });
+        if chars.next().is_none() {
+            break;
+        }
+    }
+    out
+}
+
 /// Validate text (ShortText, Identifier, Categorical, Json ...) and return it
 /// without copying where the input is already text.
 pub fn check_text<'a>(ty: &LogicalType, value: &'a Json) -> Result<Cow<'a, str>, String> {

@@ -230,8 +230,7 @@ fn columns(batch: &RecordBatch, defs: &std::collections::HashMap<String, EntityD
         let f = def.get(names.value(i)).expect("a star field is a field");
         keep.push(true);
         position.append_value(at as u64 + 1);
-        let computed = f.default_fn.map(|d| d.sql().to_string());
-        default.append_option(computed.or_else(|| f.default.as_ref().filter(|d| !d.is_null()).map(crate::render::json_literal)));
+        default.append_option(crate::render::default_expression(f));
         nullable.append_value(if f.required || def.id_source.key().is_some_and(|k| k.contains(&f.name)) { "NO" } else { "YES" });
         let (ty, length) = information_schema_type(&f.ty);
         data_type.append_value(&ty);

@@ -60,6 +60,30 @@ mod tests {
     use super::*;
 
     #[test]
+    fn defaults_print_as_a_postgres_column_of_their_type_reads_them() {
+        use heavenbase_catalog::{DefaultFn, FieldDef, LogicalType as T};
+        use serde_json::json;
+        let with = |ty: T, value: serde_json::Value| FieldDef::new("f", ty).default(value);
+        assert_eq!(default_expression(&with(T::short_text(), json!("it's"))).as_deref(), Some("'it''s'"));
+        assert_eq!(default_expression(&with(T::Integer, json!(0))).as_deref(), Some("0"));
+        assert_eq!(default_expression(&with(T::Boolean, json!(true))).as_deref(), Some("true"));
+        let tags = T::array_of(T::short_text());
+        assert_eq!(default_expression(&with(tags, json!(["a", "b c", "", null]))).as_deref(), Some(r#"'{a,"b c","",NULL}'"#));
+        assert_eq!(default_expression(&with(T::array_of(T::Integer), json!([1, 2]))).as_deref(), Some("'{1,2}'"));
+        assert_eq!(default_expression(&with(T::Duration, json!(1500))).as_deref(), Some("'1500 milliseconds'::interval"));
+        assert_eq!(
+            default_expression(&with(T::Timestamp, json!(1_704_067_200_000i64))).as_deref(),
+            Some("'2024-01-01T00:00:00Z'")
+        );
+        assert_eq!(default_expression(&with(T::Json, json!({"k": 1}))).as_deref(), Some(r#"'{"k":1}'"#));
+        assert_eq!(default_expression(&with(T::Integer, serde_json::Value::Null)), None);
+        assert_eq!(default_expression(&FieldDef::new("f", T::Integer)), None);
+        let mut at = FieldDef::new("at", T::Timestamp);
+        at.default_fn = Some(DefaultFn::Now);
+        assert_eq!(default_expression(&at).as_deref(), Some("now()"));
+    }
+
+    #[test]
     fn nested_signs_print_as_text_that_parses_back() {
         for (sql, want) in [
             ("SELECT - - 1", "SELECT -(-1)"),
@@ -90,6 +114,55 @@ pub fn quote_ident(name: &str) -> String {
 pub fn quote_literal(text: &str) -> String {
     let body = text.replace('\'', "''");
     if text.contains('\\') { format!("E'{}'", body.replace('\\', "\\\\")) } else { format!("'{body}'") }
+}
+
+/// A field's default as Postgres prints a column's default
+/// (`information_schema.columns.column_default`, and `pg_get_expr` of its
+/// pg_attrdef row, from which pg_dump writes `DEFAULT …`), in a form a
+/// Postgres column of the type pg_attribute gives reads: the computed ones
+/// as they are called (`now()`, `CURRENT_DATE`, `gen_random_uuid()`), a list
+/// as array text (`'{1,2}'`), a duration (milliseconds) as an interval, an
+/// instant given as milliseconds as its text, any other literal as
+/// [`json_literal`] writes it. None when the field has no default (or NULL).
+pub fn default_expression(field: &heavenbase_catalog::FieldDef) -> Option<String> {
+    use heavenbase_catalog::LogicalType;
+    use serde_json::Value;
+    if let Some(computed) = field.default_fn {
+        return Some(computed.sql().to_string());
+    }
+    let value = field.default.as_ref().filter(|d| !d.is_null())?;
+    Some(match (value, &field.ty) {
+        (Value::Array(items), LogicalType::Array { .. } | LogicalType::Vector { .. }) => quote_literal(&json_array_text(items)),
+        (Value::Number(ms), LogicalType::Duration) => format!("'{ms} milliseconds'::interval"),
+        (Value::Number(ms), LogicalType::Timestamp) => {
+            let at = ms.as_i64().and_then(chrono::DateTime::from_timestamp_millis)?;
+            quote_literal(&at.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true))
+        }
+        _ => json_literal(value),
+    })
+}
+
+/// A JSON list as Postgres' array text (`{1,"b c",NULL}`): an element is
+/// quoted when it is empty, `NULL`, or holds a brace, comma, quote,
+/// backslash or blank.
+fn json_array_text(items: &[serde_json::Value]) -> String {
+    use serde_json::Value;
+    let elements: Vec<String> = items
+        .iter()
+        .map(|item| {
+            let text = match item {
+                Value::Null => return "NULL".to_string(),
+                Value::Array(inner) => return json_array_text(inner),
+                Value::String(s) => s.clone(),
+                other => other.to_string(),
+            };
+            let quote = text.is_empty()
+                || text.eq_ignore_ascii_case("NULL")
+                || text.chars().any(|c| matches!(c, '{' | '}' | ',' | '"' | '\\') || c.is_whitespace());
+            if quote { format!("\"{}\"", text.replace('\\', "\\\\").replace('"', "\\\"")) } else { text }
+        })
+        .collect();
+    format!("{{{}}}", elements.join(","))
 }
 
 /// A field's literal default (JSON) as SQL, as `information_schema.columns`

@@ -228,7 +228,14 @@ fn default_literal(ty: &LogicalType, default: &serde_json::Value) -> Option<Expr
         (LogicalType::Timestamp, v) => {
             ScalarValue::TimestampMillisecond(Some(heavenbase_catalog::types::coerce_timestamp(v).ok()?), Some("UTC".into()))
         }
-        (LogicalType::Array { .. } | LogicalType::Vector { .. } | LogicalType::Artifact, _) => return None,
+        // A list default (`n int[] DEFAULT '{7,8}'`) as the one-row list the
+        // column holds, built as the write path builds it.
+        (LogicalType::Array { .. } | LogicalType::Vector { .. }, v) => {
+            let mut list = heavenbase_catalog::ColumnBuilder::new(ty, 1);
+            list.push(&ty.coerce(v).ok()?).ok()?;
+            ScalarValue::try_from_array(&list.finish(), 0).ok()?
+        }
+        (LogicalType::Artifact, _) => return None,
         (LogicalType::Float, Json::Number(n)) => ScalarValue::Float64(n.as_f64()),
         (_, Json::Number(n)) if n.is_i64() => ScalarValue::Int64(n.as_i64()),
         (_, Json::Number(n)) => ScalarValue::Float64(n.as_f64()),

@@ -595,8 +595,8 @@ fn typed_value(ty: &LogicalType, text: String) -> Json {
             let t = text.trim();
             if t.starts_with('[') {
                 serde_json::from_str(t).unwrap_or(Json::String(text))
-            } else if let Some(inner) = t.strip_prefix('{').and_then(|s| s.strip_suffix('}')) {
-                Json::Array(pg_array_elements(inner))
+            } else if let Some(list) = heavenbase::catalog::types::pg_array_json(t, ty) {
+                list
             } else {
                 Json::String(text)
             }
@@ -604,53 +604,4 @@ fn typed_value(ty: &LogicalType, text: String) -> Json {
         LogicalType::Json => serde_json::from_str(&text).unwrap_or(Json::String(text)),
         _ => Json::String(text),
     }
-}
-
-/// Elements of a one-dimensional Postgres array literal (without braces).
-fn pg_array_elements(inner: &str) -> Vec<Json> {
-    let mut out = Vec::new();
-    if inner.trim().is_empty() {
-        return out;
-    }
-    let mut chars = inner.chars().peekable();
-    loop {
-        while chars.peek() == Some(&' ') {
-            chars.next();
-        }
-        let mut value = String::new();
-        let quoted = chars.peek() == Some(&'"');
-        if quoted {
-            chars.next();
-            while let Some(c) = chars.next() {
-                match c {
-                    '\\' => value.extend(chars.next()),
-                    '"' => break,
-                    c => value.push(c),
-                }
-            }
-            while chars.peek().is_some_and(|c| *c != ',') {
-                chars.next();
-            }
-        } else {
-            while let Some(c) = chars.peek().copied() {
-                if c == ',' {
-                    break;
-                }
-                value.push(c);
-                chars.next();
-            }
-        }
-        let value = if quoted { value } else { value.trim().to_string() };
-        out.push(if !quoted && value.eq_ignore_ascii_case("null") {
-            Json::Null
-        } else if !quoted {
-            value.parse::<i64>().map(Json::from).or_else(|_| value.parse::<f64>().map(Json::from)).unwrap_or(Json::String(value))
-        } else {
-            Json::String(value)
-        });
-        if chars.next().is_none() {
-            break;
-        }
-    }
-    out
 }

@@ -67,6 +67,8 @@ const BTREE_AM_OID: i64 = 403;
 /// for schemas and tables, and below 2^31 (the catalog stores OIDs as int4).
 const INDEX_OID_BASE: i64 = 0x4000_0000;
 const CONSTRAINT_OID_BASE: i64 = 0x6000_0000;
+/// pg_attrdef rows' OIDs: 0x5000_0000 + a 29-bit hash of table and column.
+const ATTRDEF_OID_BASE: i64 = 0x5000_0000;
 const OID_HASH_MASK: u64 = 0x1FFF_FFFF;
 
 /// The OID an index has in pg_class, pg_index and pg_constraint.conindid:
@@ -148,6 +150,11 @@ pub(crate) fn register(ctx: &SessionContext, ws: &Workspace) -> Result<()> {
     // The fixed catalog's pg_get_constraintdef answers '' for every OID.
     ctx.register_udf(ScalarUDF::new_from_impl(DescriptionFn::new("pg_get_constraintdef", descriptions.clone())));
     ctx.register_udf(ScalarUDF::new_from_impl(DescriptionFn::new("pg_get_indexdef", descriptions)));
+    // pg_attrdef's adbin holds a default's SQL (Postgres keeps a parse tree
+    // there and prints it back): pg_get_expr(adbin, relid [, pretty]) gives
+    // it, where the fixed catalog's answers '' for every expression. Other
+    // catalogs' expression columns (pg_index.indexprs, …) are NULL here.
+    ctx.register_udf(ScalarUDF::new_from_impl(PgGetExpr::default()));
     // The database a client connected to is the workspace, whatever the
     // catalog inside DataFusion is called.
     let id = ws.id().to_string();
@@ -483,10 +490,13 @@ impl Descriptions {
     /// pg_attribute rows of the entities' columns as their fields declare
     /// them (the fixed catalog derives both from the Arrow schema): a
     /// required or key field is attnotnull, with the nullability
-    /// information_schema gives it, and a Json, Uuid or Vector field has the
-    /// type its values are sent with, `json`, `uuid` or `float4[]` (the fixed
-    /// catalog says text for all three). pg_dump writes its column types and
-    /// NOT NULLs from these.
+    /// information_schema gives it; a Json, Uuid or Vector field has the
+    /// type its values are sent with, `json`, `uuid` or `float4[]`, and a
+    /// text field with a length limit is `varchar(n)` (atttypmod n + 4), as
+    /// information_schema says (the fixed catalog says text for all of
+    /// these); a field with a default is atthasdef, its default in
+    /// pg_attrdef. pg_dump writes its column types, NOT NULLs and DEFAULTs
+    /// from these.
     fn declared_attributes(&self, batch: &RecordBatch) -> Result<RecordBatch> {
         let schema = batch.schema();
         let Ok(notnull_at) = schema.index_of("attnotnull") else { return Ok(batch.clone()) };
@@ -495,13 +505,20 @@ impl Descriptions {
         let old_notnull = batch.column(notnull_at).as_boolean().clone();
         let type_at = schema.index_of("atttypid").ok();
         let old_types = type_at.map(|_| int_column(batch, "atttypid")).transpose()?;
+        let typmod_at = schema.index_of("atttypmod").ok().filter(|_| type_at.is_some());
+        let old_typmods = typmod_at.map(|_| int_column(batch, "atttypmod")).transpose()?;
         let storage_at = schema.index_of("attstorage").ok().filter(|_| type_at.is_some());
         let old_storage = storage_at.map(|_| text_column(batch, "attstorage")).transpose()?;
+        let hasdef_at = schema.index_of("atthasdef").ok();
+        let old_hasdef = hasdef_at.and_then(|at| batch.column(at).as_boolean_opt().cloned());
+        let hasdef_at = hasdef_at.filter(|_| old_hasdef.is_some());
         let mut storage = Vec::with_capacity(batch.num_rows());
         let entities = self.entities.read().clone();
         let mut defs: HashMap<i64, Option<heavenbase::EntityDef>> = HashMap::new();
         let mut notnull = Vec::with_capacity(batch.num_rows());
         let mut types = Vec::with_capacity(batch.num_rows());
+        let mut typmods = Vec::with_capacity(batch.num_rows());
+        let mut hasdef = Vec::with_capacity(batch.num_rows());
         for i in 0..batch.num_rows() {
             let def = defs.entry(relids.value(i)).or_insert_with(|| self.ws.entity(entities.get(&relids.value(i))?).ok());
             let field = def.as_ref().and_then(|d| Some((d, d.fields.iter().find(|f| f.name == names.value(i))?)));
@@ -509,29 +526,67 @@ impl Descriptions {
                 f.required || f.name == heavenbase::catalog::OBJECT_ID || d.id_source.key().is_some_and(|k| k.contains(&f.name))
             });
             notnull.push(Some(required.unwrap_or(old_notnull.value(i))));
-            if let Some(old) = &old_types {
-                let declared = field.and_then(|(_, f)| crate::encode::declared_type(&f.ty));
-                let uuid = declared == Some(Type::UUID);
-                let declared = declared.map(|t| i64::from(t.oid()));
-                types.push(Some(declared.filter(|_| old.value(i) == TEXT_OID).unwrap_or(old.value(i))));
-                // A uuid is stored inline (typstorage 'p'); pg_dump writes
-                // SET STORAGE for a column whose storage is not its type's.
-                storage.push(Some(if uuid {
-                    "p".to_string()
-                } else {
-                    old_storage.as_ref().map_or(String::new(), |s| s.value(i).to_string())
+            let default = field.and_then(|(_, f)| heavenbase::render::default_expression(f));
+            hasdef.push(Some(default.is_some() || old_hasdef.as_ref().is_some_and(|h| h.value(i))));
+            if let (Some(old), Some(old_typmod)) = (&old_types, &old_typmods) {
+                let declared = field.and_then(|(_, f)| catalog_type(&f.ty)).filter(|_| old.value(i) == TEXT_OID);
+                types.push(Some(declared.map_or(old.value(i), |(oid, _)| oid)));
+                typmods.push(Some(declared.map_or(old_typmod.value(i), |(_, typmod)| typmod)));
+                // The column's storage is its type's (pg_dump writes SET
+                // STORAGE for one whose storage is not).
+                storage.push(Some(match declared {
+                    Some((oid, _)) => type_storage(oid).to_string(),
+                    None => old_storage.as_ref().map_or(String::new(), |s| s.value(i).to_string()),
                 }));
             }
         }
         let mut columns = batch.columns().to_vec();
         columns[notnull_at] = Arc::new(BooleanArray::from(notnull));
-        if let Some(at) = type_at {
+        if let Some(at) = hasdef_at {
+            columns[at] = Arc::new(BooleanArray::from(hasdef));
+        }
+        if let (Some(at), Some(typmod_at)) = (type_at, typmod_at) {
             columns[at] = cast(&(Arc::new(Int64Array::from(types)) as ArrayRef), schema.field(at).data_type())?;
+            let typmods = Arc::new(Int64Array::from(typmods)) as ArrayRef;
+            columns[typmod_at] = cast(&typmods, schema.field(typmod_at).data_type())?;
         }
         if let Some(at) = storage_at {
             columns[at] = cast(&(Arc::new(StringArray::from(storage)) as ArrayRef), schema.field(at).data_type())?;
         }
         Ok(RecordBatch::try_new(schema, columns)?)
+    }
+
+    /// pg_attrdef: a row per entity column with a default (literal or
+    /// computed), `adbin` its expression as SQL, which `pg_get_expr` gives
+    /// back (Postgres keeps a parse tree there and prints it). Serial and
+    /// identity columns have none: their counter is no sequence a dump could
+    /// recreate (docs/sql.md).
+    fn default_rows(&self, schema: &SchemaRef) -> Result<Option<RecordBatch>> {
+        let entities = self.entities.read().clone();
+        let mut rows: Vec<(i64, i64, String)> = Vec::new();
+        for (oid, name) in &entities {
+            let Ok(def) = self.ws.entity(name) else { continue };
+            for (f, number) in def.fields.iter().zip(column_numbers(&def)) {
+                if let Some(default) = heavenbase::render::default_expression(f) {
+                    rows.push((*oid, number, default));
+                }
+            }
+        }
+        if rows.is_empty() {
+            return Ok(None);
+        }
+        rows.sort();
+        let n = rows.len();
+        catalog_rows(schema, n, |name| -> Option<ArrayRef> {
+            Some(match name {
+                "oid" => Arc::new(Int64Array::from_iter_values(rows.iter().map(|(oid, number, _)| attrdef_oid(*oid, *number)))),
+                "adrelid" => Arc::new(Int64Array::from_iter_values(rows.iter().map(|(oid, _, _)| *oid))),
+                "adnum" => Arc::new(Int64Array::from_iter_values(rows.iter().map(|(_, number, _)| *number))),
+                "adbin" => Arc::new(StringArray::from_iter_values(rows.iter().map(|(_, _, text)| text.as_str()))),
+                _ => return None,
+            })
+        })
+        .map(Some)
     }
 
     /// pg_class rows in `schema` (the added columns null), `relhasindex` set
@@ -637,6 +692,69 @@ fn column_numbers(def: &heavenbase::EntityDef) -> Vec<i64> {
         .collect()
 }
 
+/// The type (OID, typmod) pg_attribute gives a field where the fixed
+/// catalog's `text` says less: the type its values are sent with
+/// (crate::encode::declared_type), `varchar(n)` for ShortText, MediumText,
+/// Identifier and Categorical text, as information_schema gives it
+/// (`character varying`, n; values are still sent as text, which drivers
+/// read alike), and the Postgres type of the
+/// field's layout for the rest (timestamptz, arrays: the fixed catalog knows
+/// neither an Arrow timestamp with a zone nor a list).
+fn catalog_type(ty: &heavenbase::LogicalType) -> Option<(i64, i64)> {
+    if let Some(declared) = crate::encode::declared_type(ty) {
+        return Some((i64::from(declared.oid()), -1));
+    }
+    // LongText (SQL `text`) stays `text`, as psql's `\d` and pg_dump show
+    // the column its creator declared; its 65535-character limit is in
+    // information_schema only.
+    use heavenbase::LogicalType;
+    match ty {
+        LogicalType::LongText { .. } => return None,
+        LogicalType::Array { item: Some(item) } if matches!(item.as_ref(), LogicalType::LongText { .. }) => {
+            return Some((i64::from(Type::TEXT_ARRAY.oid()), -1));
+        }
+        _ => {}
+    }
+    let pg = ty.pg_type();
+    if let Some(length) = pg.strip_prefix("varchar(").and_then(|l| l.strip_suffix(')')) {
+        // Postgres keeps a varchar's length plus the 4-byte header size.
+        return Some((i64::from(Type::VARCHAR.oid()), length.parse::<i64>().ok()? + 4));
+    }
+    let named = match pg.as_str() {
+        "text" => Type::TEXT,
+        "int8" => Type::INT8,
+        "float8" => Type::FLOAT8,
+        "bool" => Type::BOOL,
+        "timestamptz" => Type::TIMESTAMPTZ,
+        "date" => Type::DATE,
+        "bytea" => Type::BYTEA,
+        "jsonb" => Type::JSONB,
+        "text[]" => Type::TEXT_ARRAY,
+        "varchar[]" => Type::VARCHAR_ARRAY,
+        "int8[]" => Type::INT8_ARRAY,
+        "float8[]" => Type::FLOAT8_ARRAY,
+        "bool[]" => Type::BOOL_ARRAY,
+        "timestamptz[]" => Type::TIMESTAMPTZ_ARRAY,
+        "date[]" => Type::DATE_ARRAY,
+        "bytea[]" => Type::BYTEA_ARRAY,
+        _ => return None,
+    };
+    Some((i64::from(named.oid()), -1))
+}
+
+/// A type's typstorage: fixed-size types are stored plain ('p'), variable
+/// ones extended ('x'), as Postgres 15's pg_type has them.
+fn type_storage(oid: i64) -> &'static str {
+    let plain = [Type::UUID, Type::INT8, Type::FLOAT8, Type::BOOL, Type::TIMESTAMPTZ, Type::DATE];
+    if plain.iter().any(|t| i64::from(t.oid()) == oid) { "p" } else { "x" }
+}
+
+/// A default's OID in pg_attrdef: its table's OID and column number, in a
+/// range of its own (as indexes and constraints have theirs).
+fn attrdef_oid(table: i64, column: i64) -> i64 {
+    ATTRDEF_OID_BASE + ((table as u64).wrapping_mul(0x9E37_79B9).wrapping_add(column as u64) & OID_HASH_MASK) as i64
+}
+
 /// pg_catalog, with pg_description describing the entities.
 #[derive(Debug)]
 struct DescribedPgCatalog {
@@ -698,6 +816,7 @@ impl SchemaProvider for DescribedPgCatalog {
             "pg_database" => Listing::Databases,
             "pg_index" => Listing::Indexes,
             "pg_constraint" => Listing::Constraints,
+            "pg_attrdef" => Listing::Defaults,
             "pg_proc" => Listing::Namespaced("pronamespace"),
             "pg_type" => Listing::Namespaced("typnamespace"),
             _ => return Ok(Some(table)),
@@ -732,6 +851,8 @@ enum Listing {
     /// pg_constraint: the fixed rows and the workspace's primary keys and
     /// UNIQUE constraints.
     Constraints,
+    /// pg_attrdef: the fixed rows and the defaults of the entities' columns.
+    Defaults,
     /// pg_proc and pg_type: the fixed rows, with information_schema's OID in
     /// this column as pg_namespace lists it.
     Namespaced(&'static str),
@@ -818,6 +939,11 @@ impl TableProvider for DescribingTable {
                     Listing::Indexes => self.descriptions.index_rows(&self.schema)?,
                     _ => self.descriptions.constraint_rows(&self.schema)?,
                 });
+                batches
+            }
+            Listing::Defaults => {
+                let mut batches = read_all(&self.inner, state).await?;
+                batches.extend(self.descriptions.default_rows(&self.schema)?);
                 batches
             }
             Listing::Descriptions => {
@@ -907,6 +1033,35 @@ fn catalog_rows(schema: &SchemaRef, n: usize, value: impl Fn(&str) -> Option<Arr
         })
         .collect::<Result<Vec<_>>>()?;
     Ok(RecordBatch::try_new(schema.clone(), columns)?)
+}
+
+/// `pg_get_expr(expression, relation [, pretty])`: the expression's text as
+/// it is stored (see `register`).
+#[derive(Debug, PartialEq, Eq, Hash)]
+struct PgGetExpr {
+    signature: Signature,
+}
+
+impl Default for PgGetExpr {
+    fn default() -> Self {
+        use datafusion::logical_expr::TypeSignature::Any;
+        PgGetExpr { signature: Signature::one_of(vec![Any(2), Any(3)], Volatility::Stable) }
+    }
+}
+
+impl ScalarUDFImpl for PgGetExpr {
+    fn name(&self) -> &str {
+        "pg_get_expr"
+    }
+    fn signature(&self) -> &Signature {
+        &self.signature
+    }
+    fn return_type(&self, _: &[DataType]) -> Result<DataType> {
+        Ok(DataType::Utf8)
+    }
+    fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
+        args.args[0].cast_to(&DataType::Utf8, None)
+    }
 }
 
 /// `obj_description(oid[, catalog])`, `col_description(oid, column)` and

@@ -143,8 +143,9 @@ pub(crate) fn rewrite(sql: &str) -> Option<String> {
 /// [`rewrite`] for a statement sent to `ws`, which also gives tables with
 /// system columns their Postgres shape (`Workspace::shape_statement`: `*`
 /// and positional INSERTs cover the declared columns) and writes vectors in
-/// pgvector's text form as arrays (`Workspace::vector_literals`: a malformed
-/// one, or one of the wrong dimension, is the statement's error).
+/// pgvector's text form and arrays in Postgres' array text as ARRAY literals
+/// (`Workspace::list_literals`: a malformed vector, or one of the wrong
+/// dimension, is the statement's error).
 pub(crate) fn rewrite_for(ws: &heavenbase::Workspace, sql: &str) -> heavenbase::Result<Option<String>> {
     rewrite_with(sql, RULES, Some(ws))
 }
@@ -155,8 +156,9 @@ fn rewrite_with(sql: &str, rules: &[&dyn Rule], ws: Option<&heavenbase::Workspac
         return Ok(Some(again.unwrap_or(plain)));
     }
     let lower = sql.to_ascii_lowercase();
-    let vectors =
-        ws.filter(|ws| (lower.contains("insert") || lower.contains("update")) && sql.contains('[') && ws.has_vector_fields());
+    let lists = ws.filter(|ws| {
+        (lower.contains("insert") || lower.contains("update")) && (sql.contains('[') || sql.contains('{')) && ws.has_list_fields()
+    });
     let shape = ws.filter(|ws| (sql.contains('*') || lower.contains("insert")) && ws.has_system_columns());
     // `DEFAULT` in VALUES and `DEFAULT VALUES` (Workspace::insert_defaults).
     let defaults = ws.filter(|_| lower.trim_start().starts_with("insert") && lower.contains("default"));
@@ -200,7 +202,7 @@ fn rewrite_with(sql: &str, rules: &[&dyn Rule], ws: Option<&heavenbase::Workspac
         && shape.is_none()
         && !named
         && !insert_values
-        && vectors.is_none()
+        && lists.is_none()
         && defaults.is_none()
         && !exists
         && !uuid_casts
@@ -230,10 +232,10 @@ fn rewrite_with(sql: &str, rules: &[&dyn Rule], ws: Option<&heavenbase::Workspac
             defaulted |= ws.insert_defaults(statement)?;
         }
     }
-    let mut vectored = false;
-    if let Some(ws) = vectors {
+    let mut listed = false;
+    if let Some(ws) = lists {
         for statement in &mut statements {
-            vectored |= ws.vector_literals(statement)?;
+            listed |= ws.list_literals(statement)?;
         }
     }
     let mut renamed = false;
@@ -276,8 +278,8 @@ fn rewrite_with(sql: &str, rules: &[&dyn Rule], ws: Option<&heavenbase::Workspac
     if renamed {
         rewriter.applied.push("postgres_column_names");
     }
-    if vectored {
-        rewriter.applied.push("vector_text");
+    if listed {
+        rewriter.applied.push("list_text");
     }
     if defaulted {
         rewriter.applied.push("insert_defaults");

@@ -95,8 +95,10 @@ async fn pg_dump_of_a_workspace_restores_into_postgres() {
     let client = connect(port, "dumpsrc").await;
     client
         .batch_execute(
-            "CREATE TABLE acct (id integer PRIMARY KEY, email text UNIQUE, tier text NOT NULL, since date, score double precision,
-                                token uuid NOT NULL DEFAULT gen_random_uuid(), meta json, emb vector(3));
+            "CREATE TABLE acct (id integer PRIMARY KEY, email text UNIQUE, tier varchar(20) NOT NULL DEFAULT 'free',
+                                since date, score double precision DEFAULT 0.5,
+                                token uuid NOT NULL DEFAULT gen_random_uuid(), meta json, emb vector(3),
+                                created timestamptz DEFAULT now(), labels text[] DEFAULT '{a,\"b c\"}');
              CREATE INDEX acct_tier ON acct (tier);
              INSERT INTO acct (id, email, tier, since, score, meta, emb) VALUES
                (1, 'a@x.org', 'free', '2024-01-02', 1.5, '{\"k\": [1, \"two\"]}', '[1, 0.5, -2]'),
@@ -110,7 +112,14 @@ async fn pg_dump_of_a_workspace_restores_into_postgres() {
     assert!(schema.contains("CREATE TABLE public.product"), "{schema}");
     // uuid and json columns keep their types; vectors are dumped as the
     // float4[] they are sent as (any Postgres restores them, pgvector or not).
-    assert!(schema.contains("token uuid NOT NULL,"), "{schema}");
+    // Defaults, literal and computed, as Postgres prints them; varchar with
+    // its length, text as text.
+    assert!(schema.contains("token uuid DEFAULT gen_random_uuid() NOT NULL,"), "{schema}");
+    assert!(schema.contains("tier character varying(20) DEFAULT 'free' NOT NULL,"), "{schema}");
+    assert!(schema.contains("email text,"), "{schema}");
+    assert!(schema.contains("score double precision DEFAULT 0.5,"), "{schema}");
+    assert!(schema.contains("created timestamp with time zone DEFAULT now(),"), "{schema}");
+    assert!(schema.contains(r#"labels text[] DEFAULT '{a,"b c"}'"#), "{schema}");
     assert!(schema.contains("meta json,") && schema.contains("emb real[]"), "{schema}");
     // Their storage is their type's: nothing for pg_dump to set.
     assert!(!schema.contains("SET STORAGE"), "{schema}");
@@ -129,6 +138,12 @@ async fn pg_dump_of_a_workspace_restores_into_postgres() {
     tokio::spawn(connection);
     let tables = ["acct", "product"];
     assert_eq!(columns(&restored, &tables).await, columns(&client, &tables).await);
+    // The restored table has the defaults: a row given only its key gets them.
+    restored.batch_execute("INSERT INTO acct (id) VALUES (99)").await.unwrap();
+    let defaulted = rows(&restored, "SELECT tier, score, token IS NOT NULL, created IS NOT NULL, labels FROM acct").await;
+    let want = ["free", "0.5", "t", "t", r#"{a,"b c"}"#].map(|v| Some(v.to_string())).to_vec();
+    assert_eq!(defaulted, vec![want]);
+    restored.batch_execute("DELETE FROM acct").await.unwrap();
 
     for table in tables {
         let data = pg_dump(port, "dumpsrc", &["--data-only", "-t", table]);

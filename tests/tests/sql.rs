@@ -1706,3 +1706,40 @@ async fn uuid_columns_keep_canonical_values_and_generate_their_defaults() {
     let e = ws.sql("INSERT INTO acct (owner, ref) VALUES ('x', 'zz')").await.unwrap_err();
     assert_eq!(e.sqlstate(), "22P02", "{e}");
 }
+
+/// Arrays in Postgres' array text, as Rails, Django and psql users write
+/// them: `'{a,"b c",NULL}'` (alone or cast) in INSERT and UPDATE, and as a
+/// column's DEFAULT, which information_schema shows back in that form.
+#[tokio::test]
+async fn arrays_in_postgres_array_text_are_written_by_insert_update_and_default() {
+    let h = TestHome::new();
+    let ws = h.open("arraytext", Construction::preset("embedded")).await;
+    ws.sql("CREATE TABLE arr (id int PRIMARY KEY, t text[], n int[] DEFAULT '{7,8}', f float8[])").await.unwrap();
+    ws.sql(r#"INSERT INTO arr VALUES (1, '{a,"b c",NULL,"{x}"}', '{1,2}', '{0.5,-2}')"#).await.unwrap();
+    ws.sql("INSERT INTO arr (id, t) VALUES (2, '{}'::text[])").await.unwrap();
+    ws.sql("INSERT INTO arr (id, t) VALUES (3, '{1, 2}')").await.unwrap();
+    ws.sql("UPDATE arr SET n = '{3}'::int[] WHERE id = 1").await.unwrap();
+    let got = ws
+        .sql("SELECT id, t[2], t[3] IS NULL, t[4], cardinality(t), n[1], cardinality(n), f[2] FROM arr ORDER BY id")
+        .await
+        .unwrap();
+    assert_eq!(
+        cells(&got),
+        rows(&[
+            &["1", "b c", "true", "{x}", "4", "3", "1", "-2.0"],
+            &["2", "NULL", "true", "NULL", "0", "7", "2", "NULL"],
+            &["3", "2", "true", "NULL", "2", "7", "2", "NULL"],
+        ])
+    );
+    // Unquoted numbers in a text array stay text.
+    assert_eq!(cells(&ws.sql("SELECT t[1] || 'x' FROM arr WHERE id = 3").await.unwrap()), rows(&[&["1x"]]));
+    let default = ws
+        .sql("SELECT column_default FROM information_schema.columns WHERE table_name = 'arr' AND column_name = 'n'")
+        .await
+        .unwrap();
+    assert_eq!(cells(&default), rows(&[&["'{7,8}'"]]));
+    // Text that is no array is refused, naming the column; nothing is written.
+    let err = ws.sql("INSERT INTO arr (id, n) VALUES (4, '{1,x}')").await.unwrap_err().to_string();
+    assert!(err.contains('n') && err.contains('x'), "{err}");
+    assert_eq!(cells(&ws.sql("SELECT count(*) FROM arr").await.unwrap()), rows(&[&["3"]]));
+}

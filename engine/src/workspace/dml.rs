@@ -91,7 +91,7 @@ impl Workspace {
             crate::insert_values::flatten_insert_values(stmt.as_mut());
             self.shape_statement(stmt.as_mut());
             self.insert_defaults(stmt.as_mut())?;
-            self.vector_literals(stmt.as_mut())?;
+            self.list_literals(stmt.as_mut())?;
             crate::colnames::name_columns_as_postgres(stmt.as_mut());
             // After naming: `x::uuid` keeps the name Postgres gives it.
             if crate::uuids::may_cast_to_uuid(sql) {
@@ -862,7 +862,14 @@ pub(super) fn set_default(field: &mut FieldDef, e: &SqlExpr) -> Option<()> {
             Some(())
         }
         other => {
-            field.default = Some(literal_json(other)?);
+            let literal = literal_json(other)?;
+            // An array's default in Postgres' array text (`DEFAULT '{a,b}'`,
+            // as pg_dump writes one) is the list it stands for.
+            let list = match (&literal, &field.ty) {
+                (Json::String(text), LogicalType::Array { .. }) => heavenbase_catalog::types::pg_array_json(text, &field.ty),
+                _ => None,
+            };
+            field.default = Some(list.unwrap_or(literal));
             field.default_fn = None;
             Some(())
         }

@@ -13,11 +13,11 @@ pub(crate) mod defaults;
 pub(crate) mod dml;
 pub(crate) mod journal;
 pub(crate) mod keys;
+pub(crate) mod list_text;
 pub(crate) mod maintenance;
 pub(crate) mod references;
 pub(crate) mod shape;
 pub(crate) mod transaction;
-pub(crate) mod vector_text;
 pub(crate) mod views;
 pub(crate) mod write;
 

@@ -1,9 +1,11 @@
-//! Vectors in the form clients send them: pgvector's text form `'[1,0,0]'`
-//! (what psycopg, LangChain and LlamaIndex send), alone or cast
-//! (`'[1,0,0]'::vector`), in `INSERT … VALUES` and `UPDATE … SET` of a vector
-//! column. DataFusion cannot cast text to a fixed-size list, so before
-//! planning each such literal becomes the `ARRAY[1, 0, 0]` it stands for,
-//! after its dimensions are checked against the field's.
+//! Lists in the text forms clients send them, in `INSERT … VALUES` and
+//! `UPDATE … SET` of a list column: vectors in pgvector's text form
+//! `'[1,0,0]'` (what psycopg, LangChain and LlamaIndex send), alone or cast
+//! (`'[1,0,0]'::vector`), and arrays in Postgres' array text `'{a,"b c"}'`
+//! (alone or cast, `'{1,2}'::int[]`: what Rails, Django and psql users
+//! write). DataFusion cannot cast text to a list, so before planning each
+//! such literal becomes the `ARRAY[…]` it stands for; a vector's dimensions
+//! are checked against the field's.
 
 use datafusion::sql::sqlparser::ast::{
     self, AssignmentTarget, Expr as SqlExpr, ObjectNamePart, SetExpr, Statement, TableFactor, TableObject, Value,
@@ -15,17 +17,22 @@ use crate::colnames::normalized;
 use crate::{Error, Result};
 
 impl Workspace {
-    /// Whether some entity has a vector field (a cheap check for the hot path).
-    pub fn has_vector_fields(&self) -> bool {
-        self.inner.entities.read().values().any(|rt| rt.def.fields.iter().any(|f| matches!(f.ty, LogicalType::Vector { .. })))
+    /// Whether some entity has a vector or array field (a cheap check for
+    /// the hot path).
+    pub fn has_list_fields(&self) -> bool {
+        self.inner
+            .entities
+            .read()
+            .values()
+            .any(|rt| rt.def.fields.iter().any(|f| matches!(f.ty, LogicalType::Vector { .. } | LogicalType::Array { .. })))
     }
 
-    /// Rewrite the text-form vectors an INSERT or UPDATE writes into vector
-    /// fields as ARRAY literals (module doc). Returns whether anything
-    /// changed; a malformed vector or one of the wrong dimension is an error
-    /// naming the field.
-    pub fn vector_literals(&self, statement: &mut Statement) -> Result<bool> {
-        if !self.has_vector_fields() {
+    /// Rewrite the text-form vectors and arrays an INSERT or UPDATE writes
+    /// into list fields as ARRAY literals (module doc). Returns whether
+    /// anything changed; a malformed vector or one of the wrong dimension is
+    /// an error naming the field.
+    pub fn list_literals(&self, statement: &mut Statement) -> Result<bool> {
+        if !self.has_list_fields() {
             return Ok(false);
         }
         match statement {
@@ -69,27 +76,40 @@ fn last_name(name: &ast::ObjectName) -> String {
     name.0.last().and_then(ObjectNamePart::as_ident).map(normalized).unwrap_or_default()
 }
 
-/// `'[…]'` or `'[…]'::vector` written to `column`: ARRAY[…] when the column
-/// is a vector field.
+/// `'[…]'` or `'[…]'::vector` written to a vector column, `'{…}'` or
+/// `'{…}'::type[]` to an array column: the ARRAY[…] they stand for.
 fn rewrite(rt: &EntityRuntime, column: &str, value: &mut SqlExpr) -> Result<bool> {
-    let Some(LogicalType::Vector { dim }) = rt.def.get(column).map(|f| &f.ty) else { return Ok(false) };
-    let text = match value {
-        SqlExpr::Value(v) => match &v.value {
+    let Some(ty) = rt.def.get(column).map(|f| &f.ty) else { return Ok(false) };
+    let text = match (ty, &*value) {
+        (LogicalType::Vector { .. } | LogicalType::Array { .. }, SqlExpr::Value(v)) => match &v.value {
             Value::SingleQuotedString(s) => s.clone(),
             _ => return Ok(false),
         },
-        SqlExpr::Cast { expr, data_type: ast::DataType::Custom(name, _), .. } if last_name(name) == "vector" => {
-            match expr.as_ref() {
-                SqlExpr::Value(v) => match &v.value {
-                    Value::SingleQuotedString(s) => s.clone(),
-                    _ => return Ok(false),
-                },
-                _ => return Ok(false),
+        (LogicalType::Vector { .. }, SqlExpr::Cast { expr, data_type: ast::DataType::Custom(name, _), .. })
+            if last_name(name) == "vector" =>
+        {
+            match quoted_text(expr) {
+                Some(s) => s,
+                None => return Ok(false),
             }
         }
+        (LogicalType::Array { .. }, SqlExpr::Cast { expr, data_type: ast::DataType::Array(_), .. }) => match quoted_text(expr) {
+            Some(s) => s,
+            None => return Ok(false),
+        },
         _ => return Ok(false),
     };
     let entity = &rt.def.entity_id;
+    if let LogicalType::Array { .. } = ty {
+        // Text that is no array literal is left to the write path's error.
+        let Some(serde_json::Value::Array(items)) = heavenbase_catalog::types::pg_array_json(&text, ty) else {
+            return Ok(false);
+        };
+        let elem = items.into_iter().map(array_item).collect();
+        *value = SqlExpr::Array(ast::Array { elem, named: true });
+        return Ok(true);
+    }
+    let LogicalType::Vector { dim } = ty else { return Ok(false) };
     let numbers = parse(&text).ok_or_else(|| {
         Error::argument(format!("{entity}.{column}: '{text}' is not a vector; pgvector's text form is '[1, 2, 3]'"))
     })?;
@@ -102,6 +122,30 @@ fn rewrite(rt: &EntityRuntime, column: &str, value: &mut SqlExpr) -> Result<bool
     let elem = numbers.into_iter().map(|n| SqlExpr::value(Value::Number(n, false))).collect();
     *value = SqlExpr::Array(ast::Array { elem, named: true });
     Ok(true)
+}
+
+/// The text of a quoted literal.
+fn quoted_text(expr: &SqlExpr) -> Option<String> {
+    match expr {
+        SqlExpr::Value(v) => match &v.value {
+            Value::SingleQuotedString(s) => Some(s.clone()),
+            _ => None,
+        },
+        _ => None,
+    }
+}
+
+/// An element of an array literal as SQL: text quoted, numbers and
+/// booleans bare, NULL.
+fn array_item(item: serde_json::Value) -> SqlExpr {
+    use serde_json::Value as J;
+    SqlExpr::value(match item {
+        J::Null => Value::Null,
+        J::Bool(b) => Value::Boolean(b),
+        J::Number(n) => Value::Number(n.to_string(), false),
+        J::String(s) => Value::SingleQuotedString(s),
+        other => Value::SingleQuotedString(other.to_string()),
+    })
 }
 
 /// The numbers of `[1, -2.5, 3e-2]` as SQL number literals: as Rust writes
