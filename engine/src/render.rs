@@ -70,7 +70,7 @@ mod tests {
         let tags = T::array_of(T::short_text());
         assert_eq!(default_expression(&with(tags, json!(["a", "b c", "", null]))).as_deref(), Some(r#"'{a,"b c","",NULL}'"#));
         assert_eq!(default_expression(&with(T::array_of(T::Integer), json!([1, 2]))).as_deref(), Some("'{1,2}'"));
-        assert_eq!(default_expression(&with(T::Duration, json!(1500))).as_deref(), Some("'1500 milliseconds'::interval"));
+        assert_eq!(default_expression(&with(T::Duration, json!(1500))).as_deref(), Some("1500"));
         assert_eq!(
             default_expression(&with(T::Timestamp, json!(1_704_067_200_000i64))).as_deref(),
             Some("'2024-01-01T00:00:00Z'")
@@ -121,9 +121,10 @@ pub fn quote_literal(text: &str) -> String {
 /// pg_attrdef row, from which pg_dump writes `DEFAULT …`), in a form a
 /// Postgres column of the type pg_attribute gives reads: the computed ones
 /// as they are called (`now()`, `CURRENT_DATE`, `gen_random_uuid()`), a list
-/// as array text (`'{1,2}'`), a duration (milliseconds) as an interval, an
-/// instant given as milliseconds as its text, any other literal as
-/// [`json_literal`] writes it. None when the field has no default (or NULL).
+/// as array text (`'{1,2}'`), an instant given as milliseconds as its text,
+/// any other literal as [`json_literal`] writes it (a duration is its
+/// milliseconds, as its `bigint` column holds it). None when the field has
+/// no default (or NULL).
 pub fn default_expression(field: &heavenbase_catalog::FieldDef) -> Option<String> {
     use heavenbase_catalog::LogicalType;
     use serde_json::Value;
@@ -133,7 +134,6 @@ pub fn default_expression(field: &heavenbase_catalog::FieldDef) -> Option<String
     let value = field.default.as_ref().filter(|d| !d.is_null())?;
     Some(match (value, &field.ty) {
         (Value::Array(items), LogicalType::Array { .. } | LogicalType::Vector { .. }) => quote_literal(&json_array_text(items)),
-        (Value::Number(ms), LogicalType::Duration) => format!("'{ms} milliseconds'::interval"),
         (Value::Number(ms), LogicalType::Timestamp) => {
             let at = ms.as_i64().and_then(chrono::DateTime::from_timestamp_millis)?;
             quote_literal(&at.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true))

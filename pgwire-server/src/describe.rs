@@ -490,13 +490,11 @@ impl Descriptions {
     /// pg_attribute rows of the entities' columns as their fields declare
     /// them (the fixed catalog derives both from the Arrow schema): a
     /// required or key field is attnotnull, with the nullability
-    /// information_schema gives it; a Json, Uuid or Vector field has the
-    /// type its values are sent with, `json`, `uuid` or `float4[]`, and a
-    /// text field with a length limit is `varchar(n)` (atttypmod n + 4), as
-    /// information_schema says (the fixed catalog says text for all of
-    /// these); a field with a default is atthasdef, its default in
-    /// pg_attrdef. pg_dump writes its column types, NOT NULLs and DEFAULTs
-    /// from these.
+    /// information_schema gives it; where the fixed catalog says text, the
+    /// field's own type ([`catalog_type`]: json, uuid, float4[], varchar(n)
+    /// with atttypmod n + 4, timestamptz, arrays) and that type's storage;
+    /// a field with a default is atthasdef, its default in pg_attrdef.
+    /// pg_dump writes its column types, NOT NULLs and DEFAULTs from these.
     fn declared_attributes(&self, batch: &RecordBatch) -> Result<RecordBatch> {
         let schema = batch.schema();
         let Ok(notnull_at) = schema.index_of("attnotnull") else { return Ok(batch.clone()) };
@@ -694,12 +692,12 @@ fn column_numbers(def: &heavenbase::EntityDef) -> Vec<i64> {
 
 /// The type (OID, typmod) pg_attribute gives a field where the fixed
 /// catalog's `text` says less: the type its values are sent with
-/// (crate::encode::declared_type), `varchar(n)` for ShortText, MediumText,
+/// (crate::encode::declared_type); `varchar(n)` for ShortText, MediumText,
 /// Identifier and Categorical text, as information_schema gives it
 /// (`character varying`, n; values are still sent as text, which drivers
-/// read alike), and the Postgres type of the
-/// field's layout for the rest (timestamptz, arrays: the fixed catalog knows
-/// neither an Arrow timestamp with a zone nor a list).
+/// read alike); the Postgres type of the field's layout for the rest
+/// (timestamptz, arrays: the fixed catalog knows neither an Arrow timestamp
+/// with a zone nor a list).
 fn catalog_type(ty: &heavenbase::LogicalType) -> Option<(i64, i64)> {
     if let Some(declared) = crate::encode::declared_type(ty) {
         return Some((i64::from(declared.oid()), -1));

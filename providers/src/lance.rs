@@ -78,7 +78,8 @@ struct GroupState {
     resident: HashMap<String, Arc<Resident>>,
     /// Per vector column: the default search measured on its index, and the
     /// index segments it was measured on (writes make new dataset versions,
-    /// not new segments: a calibration holds until the index is rebuilt).
+    /// not new segments: a calibration holds until the segments change, at a
+    /// rebuild or an optimisation).
     calibrations: HashMap<String, (Vec<String>, DefaultSearch)>,
 }
 

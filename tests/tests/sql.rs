@@ -1739,7 +1739,8 @@ async fn arrays_in_postgres_array_text_are_written_by_insert_update_and_default(
         .unwrap();
     assert_eq!(cells(&default), rows(&[&["'{7,8}'"]]));
     // Text that is no array is refused, naming the column; nothing is written.
-    let err = ws.sql("INSERT INTO arr (id, n) VALUES (4, '{1,x}')").await.unwrap_err().to_string();
-    assert!(err.contains('n') && err.contains('x'), "{err}");
+    let err = ws.sql("INSERT INTO arr (id, n) VALUES (4, '{1,x}')").await.unwrap_err();
+    assert_eq!(err.sqlstate(), "22P02", "{err}");
+    assert!(err.to_string().contains("arr.n: '{1,x}'"), "{err}");
     assert_eq!(cells(&ws.sql("SELECT count(*) FROM arr").await.unwrap()), rows(&[&["3"]]));
 }

@@ -14,7 +14,7 @@ use heavenbase_catalog::LogicalType;
 
 use super::{EntityRuntime, Workspace};
 use crate::colnames::normalized;
-use crate::{Error, Result};
+use crate::{Error, ErrorKind, Result};
 
 impl Workspace {
     /// Whether some entity has a vector or array field (a cheap check for
@@ -81,30 +81,27 @@ fn last_name(name: &ast::ObjectName) -> String {
 fn rewrite(rt: &EntityRuntime, column: &str, value: &mut SqlExpr) -> Result<bool> {
     let Some(ty) = rt.def.get(column).map(|f| &f.ty) else { return Ok(false) };
     let text = match (ty, &*value) {
-        (LogicalType::Vector { .. } | LogicalType::Array { .. }, SqlExpr::Value(v)) => match &v.value {
-            Value::SingleQuotedString(s) => s.clone(),
-            _ => return Ok(false),
-        },
+        (LogicalType::Vector { .. } | LogicalType::Array { .. }, SqlExpr::Value(_)) => quoted_text(value),
         (LogicalType::Vector { .. }, SqlExpr::Cast { expr, data_type: ast::DataType::Custom(name, _), .. })
             if last_name(name) == "vector" =>
         {
-            match quoted_text(expr) {
-                Some(s) => s,
-                None => return Ok(false),
-            }
+            quoted_text(expr)
         }
-        (LogicalType::Array { .. }, SqlExpr::Cast { expr, data_type: ast::DataType::Array(_), .. }) => match quoted_text(expr) {
-            Some(s) => s,
-            None => return Ok(false),
-        },
-        _ => return Ok(false),
+        (LogicalType::Array { .. }, SqlExpr::Cast { expr, data_type: ast::DataType::Array(_), .. }) => quoted_text(expr),
+        _ => None,
     };
+    let Some(text) = text else { return Ok(false) };
     let entity = &rt.def.entity_id;
     if let LogicalType::Array { .. } = ty {
         // Text that is no array literal is left to the write path's error.
-        let Some(serde_json::Value::Array(items)) = heavenbase_catalog::types::pg_array_json(&text, ty) else {
-            return Ok(false);
-        };
+        let Some(list) = heavenbase_catalog::types::pg_array_json(&text, ty) else { return Ok(false) };
+        // Every element must read as the item type (22P02 naming the column,
+        // as Postgres refuses `'{1,x}'` for an int[]); DataFusion then casts
+        // the elements as it casts any ARRAY literal.
+        ty.coerce(&list).map_err(|e| {
+            Error::new(ErrorKind::InvalidValue, format!("{entity}.{column}: '{text}' is not a valid {}: {e}", ty.pg_type()))
+        })?;
+        let serde_json::Value::Array(items) = list else { return Ok(false) };
         let elem = items.into_iter().map(array_item).collect();
         *value = SqlExpr::Array(ast::Array { elem, named: true });
         return Ok(true);

@@ -94,12 +94,12 @@ impl Workspace {
         Ok(())
     }
 
-    /// The MetaSchema rows of `views`, and the views as the workspace holds
-    /// them, once those rows are stored.
+    /// The MetaSchema rows of `views`.
     pub(super) fn view_rows(&self, views: &[StoredView]) -> Vec<heavenbase_catalog::Row> {
         views.iter().map(|v| self.view_row(v)).collect()
     }
 
+    /// Hold `views` as the workspace's views, once their rows are stored.
     pub(super) fn hold_views(&self, views: Vec<StoredView>) {
         let mut held = self.inner.views.write();
         for v in views {
