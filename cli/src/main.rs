@@ -456,7 +456,15 @@ async fn run(cli: Cli) -> Result<(), Failure> {
         }
         Command::Repair { dry_run, json } => {
             let ws = open(ws_id).await?;
-            let r = ws.repair(dry_run).await?;
+            // Progress over the rows the audit reads: the Catalog's cards and
+            // every entity's rows.
+            let mut total = ws.count(heavenbase::catalog::system::SYS_CATALOG).await?;
+            for e in ws.entities() {
+                total += ws.count(&e).await?;
+            }
+            let mut progress = progress::Progress::new("repair", total);
+            let r = ws.repair_with_progress(dry_run, &mut |_, rows| progress.advance(rows)).await?;
+            progress.finish();
             if json {
                 println!("{}", serde_json::to_string_pretty(&r).expect("json"));
             } else {

@@ -1,4 +1,4 @@
-//! Progress of long commands (import, export, demo) on stderr: a bar with
+//! Progress of long commands (import, export, demo, repair) on stderr: a bar with
 //! rows/s and ETA when stderr is a terminal, plain lines otherwise (a log or a
 //! pipe gets one line at most every second, and one at the end).
 

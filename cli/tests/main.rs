@@ -116,8 +116,14 @@ fn demo_sql_repl_audit_and_errors() {
     let out = hb.run(&["audit", "-w", "demo"]);
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stdout).contains("missing 3"), "{}", String::from_utf8_lossy(&out.stdout));
-    let fixed: serde_json::Value = serde_json::from_str(&hb.ok(&["repair", "-w", "demo", "--json"])).unwrap();
+    let repaired = hb.run(&["repair", "-w", "demo", "--json"]);
+    assert!(repaired.status.success());
+    let fixed: serde_json::Value = serde_json::from_slice(&repaired.stdout).unwrap();
     assert_eq!((fixed["catalog"]["missing_written"].as_i64(), fixed["ok"].as_bool()), (Some(3), Some(true)));
+    // Its progress, on stderr in a pipe: the 4,997 cards left and the 5,000 rows read.
+    let progress = String::from_utf8_lossy(&repaired.stderr);
+    let last = progress.lines().last().unwrap_or_default();
+    assert!(last.starts_with("repair: 9997/9997 rows (100%), ") && last.contains(" rows/s"), "{progress}");
     let explain = hb.ok(&["sql", "-w", "demo", "-c", "EXPLAIN SELECT title FROM product WHERE price < 20"]);
     assert!(explain.contains("BackendScanExec") && explain.contains("\"price\" < ?1"), "{explain}");
     // Full-text search of the reviews' bodies: ranked, best first, as SQL ranks them.

@@ -57,19 +57,29 @@ impl Workspace {
     /// Compare every stored row with its Catalog card, and every field group of an
     /// entity with its others.
     pub async fn audit(&self) -> Result<Audit> {
+        self.audit_with_progress(&mut |_, _| {}).await
+    }
+
+    /// [`Workspace::audit`], calling `read(table, rows)` after each table it
+    /// has read whole (the Catalog first, then every entity): a command line
+    /// shows progress from it.
+    pub async fn audit_with_progress(&self, read: &mut (dyn FnMut(&str, usize) + Send)) -> Result<Audit> {
         let actual: BTreeMap<String, Row> = self
             .scan_rows(SYS_CATALOG)
             .await?
             .into_iter()
             .map(|r| (r[OBJECT_ID].as_str().unwrap_or_default().to_string(), r))
             .collect();
+        read(SYS_CATALOG, actual.len());
         let mut expected = BTreeMap::new();
         let mut partial = Vec::new();
         let entities = self.entities();
         let now = chrono::Utc::now().timestamp_millis();
         for e in &entities {
             let rt = self.runtime(e)?;
-            for row in self.scan_rows(e).await? {
+            let rows = self.scan_rows(e).await?;
+            let read_rows = rows.len();
+            for row in rows {
                 let id = row[OBJECT_ID].as_str().unwrap_or_default().to_string();
                 let card_id = catalog_row_id(self.id(), rt.def.storage_name(), &id);
                 let name = if projects_name(&rt.def) { row.get(NAME).cloned().unwrap_or(Json::Null) } else { Json::Null };
@@ -99,6 +109,7 @@ impl Workspace {
                     }
                 }
             }
+            read(e, read_rows);
         }
         Ok(Audit {
             catalog: diff_catalog(&expected, &actual, entities.len()),
@@ -110,7 +121,14 @@ impl Workspace {
     /// Write missing cards, rewrite mismatched ones, delete dangling ones; make
     /// every field group agree with the primary group. `dry_run` writes nothing.
     pub async fn repair(&self, dry_run: bool) -> Result<Json> {
-        let before = self.audit().await?;
+        self.repair_with_progress(dry_run, &mut |_, _| {}).await
+    }
+
+    /// [`Workspace::repair`], reporting its audit's reading as
+    /// [`Workspace::audit_with_progress`] does (the reading is most of a
+    /// repair's time; the writes that follow touch only what it found).
+    pub async fn repair_with_progress(&self, dry_run: bool, read: &mut (dyn FnMut(&str, usize) + Send)) -> Result<Json> {
+        let before = self.audit_with_progress(read).await?;
         let catalog = self.runtime(SYS_CATALOG)?;
         if !dry_run {
             // Missing and mismatched cards are rewritten the way a write writes them.
