@@ -142,27 +142,44 @@ pub fn default_expression(field: &heavenbase_catalog::FieldDef) -> Option<String
     })
 }
 
-/// A JSON list as Postgres' array text (`{1,"b c",NULL}`): an element is
-/// quoted when it is empty, `NULL`, or holds a brace, comma, quote,
-/// backslash or blank.
+/// A JSON list as Postgres' array text (`{1,"b c",NULL}`).
 fn json_array_text(items: &[serde_json::Value]) -> String {
     use serde_json::Value;
-    let elements: Vec<String> = items
-        .iter()
-        .map(|item| {
-            let text = match item {
-                Value::Null => return "NULL".to_string(),
-                Value::Array(inner) => return json_array_text(inner),
-                Value::String(s) => s.clone(),
-                other => other.to_string(),
-            };
-            let quote = text.is_empty()
-                || text.eq_ignore_ascii_case("NULL")
-                || text.chars().any(|c| matches!(c, '{' | '}' | ',' | '"' | '\\') || c.is_whitespace());
-            if quote { format!("\"{}\"", text.replace('\\', "\\\\").replace('"', "\\\"")) } else { text }
-        })
-        .collect();
-    format!("{{{}}}", elements.join(","))
+    let mut out = String::from("{");
+    for (i, item) in items.iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        match item {
+            Value::Null => out.push_str("NULL"),
+            Value::Array(inner) => out.push_str(&json_array_text(inner)),
+            Value::String(s) => push_array_element(&mut out, s),
+            other => push_array_element(&mut out, &other.to_string()),
+        }
+    }
+    out.push('}');
+    out
+}
+
+/// One element of Postgres' array text, as Postgres writes it: quoted (with
+/// `"` and `\` escaped) when it is empty, `NULL`, or holds a brace, comma,
+/// quote, backslash or blank; bare otherwise.
+pub fn push_array_element(out: &mut String, element: &str) {
+    let quote = element.is_empty()
+        || element.eq_ignore_ascii_case("NULL")
+        || element.chars().any(|c| matches!(c, '{' | '}' | ',' | '"' | '\\') || c.is_whitespace());
+    if !quote {
+        out.push_str(element);
+        return;
+    }
+    out.push('"');
+    for c in element.chars() {
+        if c == '"' || c == '\\' {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out.push('"');
 }
 
 /// A field's literal default (JSON) as SQL, as `information_schema.columns`

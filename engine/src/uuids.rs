@@ -77,6 +77,9 @@ impl ScalarUDFImpl for UuidValued {
     fn return_type(&self, _: &[DataType]) -> DfResult<DataType> {
         Ok(DataType::Utf8)
     }
+    fn coerce_types(&self, args: &[DataType]) -> DfResult<Vec<DataType>> {
+        self.inner.coerce_types(args)
+    }
     fn return_field_from_args(&self, args: ReturnFieldArgs) -> DfResult<FieldRef> {
         let nullable = args.arg_fields.iter().any(|f| f.is_nullable());
         let metadata = [(LOGICAL_TYPE_METADATA.to_string(), UUID_METADATA_VALUE.to_string())].into();

@@ -403,17 +403,36 @@ const TYPE_OIDS: &[(&str, i32)] = &[
     ("bit", 1560),
     ("varbit", 1562),
     ("bit varying", 1562),
+    // Arrays, by the element names above.
+    ("bool[]", 1000),
+    ("boolean[]", 1000),
+    ("bytea[]", 1001),
+    ("text[]", 1009),
+    ("int8[]", 1016),
+    ("bigint[]", 1016),
+    ("float4[]", 1021),
+    ("real[]", 1021),
+    ("float8[]", 1022),
+    ("double precision[]", 1022),
+    ("varchar[]", 1015),
+    ("character varying[]", 1015),
+    ("date[]", 1182),
+    ("timestamptz[]", 1185),
+    ("timestamp with time zone[]", 1185),
     // pgvector's, for the clients that register it (vector_type.rs).
     ("vector", crate::vector_type::VECTOR_OID),
 ];
 
+/// The pg_type oid of a built-in type by name (`int8`, `bigint`,
+/// `pg_catalog.text[]`), as `to_regtype` and pg_attribute (describe.rs) find it.
+pub(crate) fn type_oid(name: &str) -> Option<i32> {
+    let name = name.trim().trim_start_matches("pg_catalog.").to_lowercase();
+    TYPE_OIDS.iter().find(|(n, _)| *n == name).map(|(_, o)| *o)
+}
+
 /// `to_regtype(name)`: the type's oid, or NULL for a type this server does not
 /// have (psycopg and SQLAlchemy probe for hstore this way on connect).
 fn to_regtype() -> datafusion::logical_expr::ScalarUDF {
-    fn oid(name: &str) -> Option<i32> {
-        let name = name.trim().trim_start_matches("pg_catalog.").to_lowercase();
-        TYPE_OIDS.iter().find(|(n, _)| *n == name).map(|(_, o)| *o)
-    }
     create_udf(
         "to_regtype",
         vec![DataType::Utf8],
@@ -422,14 +441,14 @@ fn to_regtype() -> datafusion::logical_expr::ScalarUDF {
         Arc::new(|args: &[ColumnarValue]| {
             Ok(match &args[0] {
                 ColumnarValue::Scalar(s) => ColumnarValue::Scalar(ScalarValue::Int32(match s {
-                    ScalarValue::Utf8(Some(n)) | ScalarValue::LargeUtf8(Some(n)) | ScalarValue::Utf8View(Some(n)) => oid(n),
+                    ScalarValue::Utf8(Some(n)) | ScalarValue::LargeUtf8(Some(n)) | ScalarValue::Utf8View(Some(n)) => type_oid(n),
                     _ => None,
                 })),
                 ColumnarValue::Array(a) => {
                     let cast = datafusion::arrow::compute::cast(a, &DataType::Utf8)?;
                     let names = cast.as_any().downcast_ref::<StringArray>().expect("cast to Utf8");
                     let oids: Int32Array =
-                        (0..names.len()).map(|i| if names.is_null(i) { None } else { oid(names.value(i)) }).collect();
+                        (0..names.len()).map(|i| if names.is_null(i) { None } else { type_oid(names.value(i)) }).collect();
                     ColumnarValue::Array(Arc::new(oids))
                 }
             })

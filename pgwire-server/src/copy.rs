@@ -241,8 +241,8 @@ fn export_batch(batch: &RecordBatch, format: &Format, lines: &mut Vec<CopyData>)
 }
 
 /// A list cell as Postgres' array text: `{1,0.5,-2}`, `{a,"b c",NULL}`.
-/// Floats as Postgres prints them; an element is quoted when it is empty,
-/// `NULL`, or holds a brace, comma, quote, backslash or blank.
+/// Floats as Postgres prints them; elements quoted as Postgres quotes them
+/// (`heavenbase::render::push_array_element`).
 fn array_text(column: &dyn Array, row: usize, options: &FormatOptions) -> PgWireResult<String> {
     use datafusion::arrow::array::AsArray;
     let items: ArrayRef = match column.data_type() {
@@ -277,21 +277,7 @@ fn array_text(column: &dyn Array, row: usize, options: &FormatOptions) -> PgWire
             }
             _ => element = formatter.value(i).to_string(),
         }
-        let quote = element.is_empty()
-            || element.eq_ignore_ascii_case("NULL")
-            || element.chars().any(|c| matches!(c, '{' | '}' | ',' | '"' | '\\') || c.is_whitespace());
-        if quote {
-            out.push('"');
-            for c in element.chars() {
-                if c == '"' || c == '\\' {
-                    out.push('\\');
-                }
-                out.push(c);
-            }
-            out.push('"');
-        } else {
-            out.push_str(&element);
-        }
+        heavenbase::render::push_array_element(&mut out, &element);
     }
     out.push('}');
     Ok(out)

@@ -718,26 +718,8 @@ fn catalog_type(ty: &heavenbase::LogicalType) -> Option<(i64, i64)> {
         // Postgres keeps a varchar's length plus the 4-byte header size.
         return Some((i64::from(Type::VARCHAR.oid()), length.parse::<i64>().ok()? + 4));
     }
-    let named = match pg.as_str() {
-        "text" => Type::TEXT,
-        "int8" => Type::INT8,
-        "float8" => Type::FLOAT8,
-        "bool" => Type::BOOL,
-        "timestamptz" => Type::TIMESTAMPTZ,
-        "date" => Type::DATE,
-        "bytea" => Type::BYTEA,
-        "jsonb" => Type::JSONB,
-        "text[]" => Type::TEXT_ARRAY,
-        "varchar[]" => Type::VARCHAR_ARRAY,
-        "int8[]" => Type::INT8_ARRAY,
-        "float8[]" => Type::FLOAT8_ARRAY,
-        "bool[]" => Type::BOOL_ARRAY,
-        "timestamptz[]" => Type::TIMESTAMPTZ_ARRAY,
-        "date[]" => Type::DATE_ARRAY,
-        "bytea[]" => Type::BYTEA_ARRAY,
-        _ => return None,
-    };
-    Some((i64::from(named.oid()), -1))
+    // The rest by its Postgres name (timestamptz, int8[], …).
+    Some((i64::from(crate::compat::type_oid(&pg)?), -1))
 }
 
 /// A type's typstorage: fixed-size types are stored plain ('p'), variable
